@@ -1,0 +1,83 @@
+/**
+ * Duplex turns a WebSocket into a full-duplex request / response / notify
+ * channel: `await peer.request("hello")` resolves with the reply that belongs
+ * to that request, with thousands in flight in both directions, while either
+ * side pushes notifications at any time.
+ *
+ * This module holds what both sides share and runs anywhere (browsers, Deno,
+ * Deno Deploy): the wire protocol and its codec, the typed errors, the
+ * {@linkcode RequestTracker} and the {@linkcode Peer}. The reconnecting
+ * client is in `@duplex/ws/client`, the server in `@duplex/ws/server`.
+ *
+ * @example Track a request by hand
+ * ```ts
+ * import { jsonCodec, RequestTracker } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * using tracker = new RequestTracker({ timeout: 5_000 });
+ * const { sequence, promise } = tracker.track<string>();
+ * const wire = jsonCodec.encode({ sequence, type: 1, message: "hello" });
+ * assert.equal(wire, `{"sequence":${sequence},"type":1,"message":"hello"}`);
+ * // The response arrives:
+ * const frame = jsonCodec.decode(`{"sequence":${sequence},"type":2,"message":"ok"}`);
+ * if (frame.type === 2) tracker.resolve(frame.sequence, frame.message);
+ * assert.equal(await promise, "ok");
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type CancelFrame,
+  ErrorCode,
+  type ErrorPayload,
+  type Frame,
+  FrameType,
+  MAX_SEQUENCE,
+  type NotifyFrame,
+  type PingFrame,
+  type PongFrame,
+  type RequestFrame,
+  type ResponseFrame,
+  SUBPROTOCOL,
+} from "./src/protocol.ts";
+export { type Codec, jsonCodec, validateFrame } from "./src/codec.ts";
+export {
+  ConnectError,
+  ConnectionClosedError,
+  DuplexError,
+  ProtocolError,
+  QueueFullError,
+  QueueTimeoutError,
+  RemoteError,
+  RequestTimeoutError,
+  TooManyPendingError,
+} from "./src/errors.ts";
+export {
+  type PendingRequest,
+  RequestTracker,
+  type RequestTrackerOptions,
+  type TrackerStats,
+  type TrackOptions,
+  type UnexpectedResponse,
+} from "./src/request_tracker.ts";
+export { RateLimiter, type RateLimitOptions } from "./src/rate_limiter.ts";
+export {
+  type AnyEndpoint,
+  type BackpressurePolicy,
+  type Endpoint,
+  type NotificationListener,
+  type NotificationMethod,
+  type ParamsOf,
+  type PayloadOf,
+  Peer,
+  type PeerOptions,
+  type PeerStats,
+  Registry,
+  type RequestContext,
+  type RequestHandler,
+  type RequestMethod,
+  type RequestOptions,
+  type ResultOf,
+  type SocketLike,
+} from "./src/peer.ts";

@@ -1,0 +1,316 @@
+/**
+ * Typed errors. Each has a stable `code` so callers can branch on it without
+ * parsing messages.
+ *
+ * @module
+ */
+
+import type { ErrorPayload } from "./protocol.ts";
+
+/**
+ * The base class of every Duplex error.
+ *
+ * @example Usage
+ * ```ts
+ * import { DuplexError, RequestTimeoutError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(new RequestTimeoutError(1, 10) instanceof DuplexError);
+ * ```
+ */
+export class DuplexError extends Error {
+  /** A stable machine-readable code, e.g. `"REQUEST_TIMEOUT"`. */
+  readonly code: string;
+
+  /**
+   * Creates an error with a code.
+   *
+   * @param code The stable code.
+   * @param message The human-readable message.
+   * @param options The standard error options (`cause`).
+   */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "DuplexError";
+    this.code = code;
+  }
+}
+
+/**
+ * A request got no response in time.
+ *
+ * @example Usage
+ * ```ts
+ * import { RequestTimeoutError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RequestTimeoutError(7, 50);
+ * assert.equal(error.code, "REQUEST_TIMEOUT");
+ * assert.equal(error.sequence, 7);
+ * ```
+ */
+export class RequestTimeoutError extends DuplexError {
+  /** Sequence of the request that timed out. */
+  readonly sequence: number;
+  /** The timeout that elapsed, in milliseconds. */
+  readonly timeout: number;
+
+  /**
+   * Creates the error for request `sequence` after `timeout` milliseconds.
+   *
+   * @param sequence The request's sequence.
+   * @param timeout The timeout in milliseconds.
+   */
+  constructor(sequence: number, timeout: number) {
+    super(
+      "REQUEST_TIMEOUT",
+      `Cannot complete request ${sequence}: no response after ${timeout} ms`,
+    );
+    this.name = "RequestTimeoutError";
+    this.sequence = sequence;
+    this.timeout = timeout;
+  }
+}
+
+/**
+ * The connection closed (or was never open) while a request needed it.
+ *
+ * @example Usage
+ * ```ts
+ * import { ConnectionClosedError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ConnectionClosedError(1006, "");
+ * assert.equal(error.code, "CONNECTION_CLOSED");
+ * assert.equal(error.closeCode, 1006);
+ * ```
+ */
+export class ConnectionClosedError extends DuplexError {
+  /** The WebSocket close code (1006 when the connection dropped). */
+  readonly closeCode: number;
+  /** The close reason sent by the peer, if any. */
+  readonly reason: string;
+
+  /**
+   * Creates the error for a connection closed with `closeCode` and `reason`.
+   *
+   * @param closeCode The WebSocket close code.
+   * @param reason The close reason.
+   * @param options The standard error options (`cause`).
+   */
+  constructor(closeCode: number, reason: string, options?: ErrorOptions) {
+    super(
+      "CONNECTION_CLOSED",
+      `Cannot complete request: connection closed (${closeCode}${
+        reason ? ` ${reason}` : ""
+      })`,
+      options,
+    );
+    this.name = "ConnectionClosedError";
+    this.closeCode = closeCode;
+    this.reason = reason;
+  }
+}
+
+/**
+ * The peer answered a request with an error. `code`, `message` and `data` are
+ * the peer's.
+ *
+ * @example Usage
+ * ```ts
+ * import { RemoteError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new RemoteError({ code: "RATE_LIMITED", message: "Slow down" });
+ * assert.equal(error.code, "RATE_LIMITED");
+ * assert.equal(error.message, "Slow down");
+ * ```
+ */
+export class RemoteError extends DuplexError {
+  /** The peer's structured details, if any. */
+  readonly data: unknown;
+
+  /**
+   * Creates the error from the peer's error payload. Thrown by a handler, it
+   * is sent to the caller as is.
+   *
+   * @param payload The peer's code, message and data.
+   */
+  constructor(payload: ErrorPayload) {
+    super(payload.code, payload.message);
+    this.name = "RemoteError";
+    this.data = payload.data;
+  }
+}
+
+/**
+ * A frame broke the protocol: not JSON, a wrong field type, an unknown type.
+ * `sequence` is set when the frame's sequence could still be read.
+ *
+ * @example Usage
+ * ```ts
+ * import { ProtocolError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ProtocolError("Cannot decode frame: unknown type 9", 4);
+ * assert.equal(error.code, "PROTOCOL_ERROR");
+ * assert.equal(error.sequence, 4);
+ * ```
+ */
+export class ProtocolError extends DuplexError {
+  /** The frame's sequence, when it was readable. */
+  readonly sequence: number | undefined;
+  /** The frame's `type` field as received, when it was readable. */
+  readonly frameType: unknown;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong, in the form "Cannot X: reason".
+   * @param sequence The frame's sequence, when readable.
+   * @param frameType The frame's `type` field, when readable.
+   * @param options The standard error options (`cause`).
+   */
+  constructor(
+    message: string,
+    sequence?: number,
+    frameType?: unknown,
+    options?: ErrorOptions,
+  ) {
+    super("PROTOCOL_ERROR", message, options);
+    this.name = "ProtocolError";
+    this.sequence = sequence;
+    this.frameType = frameType;
+  }
+}
+
+/**
+ * Too many requests are pending; the new one was refused at once.
+ *
+ * @example Usage
+ * ```ts
+ * import { TooManyPendingError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new TooManyPendingError(100).limit, 100);
+ * ```
+ */
+export class TooManyPendingError extends DuplexError {
+  /** The configured bound. */
+  readonly limit: number;
+
+  /**
+   * Creates the error for a full bound of `limit` pending requests.
+   *
+   * @param limit The bound.
+   */
+  constructor(limit: number) {
+    super(
+      "TOO_MANY_PENDING",
+      `Cannot send request: ${limit} requests already pending`,
+    );
+    this.name = "TooManyPendingError";
+    this.limit = limit;
+  }
+}
+
+/**
+ * A connection attempt failed or timed out.
+ *
+ * @example Usage
+ * ```ts
+ * import { ConnectError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ConnectError("ws://127.0.0.1:1/", "connection refused");
+ * assert.equal(error.code, "CONNECT_FAILED");
+ * ```
+ */
+export class ConnectError extends DuplexError {
+  /** The URL that could not be reached. */
+  readonly url: string;
+  /** The close code, when the server closed during the handshake. */
+  readonly closeCode: number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param url The URL.
+   * @param reason Why it failed.
+   * @param closeCode The close code, if any.
+   * @param options The standard error options (`cause`).
+   */
+  constructor(
+    url: string,
+    reason: string,
+    closeCode?: number,
+    options?: ErrorOptions,
+  ) {
+    super("CONNECT_FAILED", `Cannot connect to ${url}: ${reason}`, options);
+    this.name = "ConnectError";
+    this.url = url;
+    this.closeCode = closeCode;
+  }
+}
+
+/**
+ * The offline queue is full: a request or notification issued while
+ * disconnected was refused at once.
+ *
+ * @example Usage
+ * ```ts
+ * import { QueueFullError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new QueueFullError(100).code, "QUEUE_FULL");
+ * ```
+ */
+export class QueueFullError extends DuplexError {
+  /** The queue's size limit. */
+  readonly limit: number;
+
+  /**
+   * Creates the error for a full queue of `limit` items.
+   *
+   * @param limit The bound.
+   */
+  constructor(limit: number) {
+    super(
+      "QUEUE_FULL",
+      `Cannot queue message: ${limit} messages already wait for a connection`,
+    );
+    this.name = "QueueFullError";
+    this.limit = limit;
+  }
+}
+
+/**
+ * A queued request or notification waited longer than the queue's maximum
+ * wait for a connection.
+ *
+ * @example Usage
+ * ```ts
+ * import { QueueTimeoutError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(new QueueTimeoutError(5_000).code, "QUEUE_TIMEOUT");
+ * ```
+ */
+export class QueueTimeoutError extends DuplexError {
+  /** The maximum wait in milliseconds. */
+  readonly wait: number;
+
+  /**
+   * Creates the error after `wait` milliseconds without a connection.
+   *
+   * @param wait The maximum wait.
+   */
+  constructor(wait: number) {
+    super(
+      "QUEUE_TIMEOUT",
+      `Cannot send message: no connection within ${wait} ms`,
+    );
+    this.name = "QueueTimeoutError";
+    this.wait = wait;
+  }
+}
