@@ -71,6 +71,7 @@ export {
   type ParamsOf,
   type PayloadOf,
   Peer,
+  type PeerEventMap,
   type PeerOptions,
   type PeerStats,
   Registry,

@@ -413,7 +413,33 @@ export class Registry {
   }
 }
 
-/** Per-peer counters, for metrics. */
+/**
+ * The events of a {@linkcode Peer}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { PeerEventMap } from "@duplex/ws";
+ *
+ * const onClose = (event: PeerEventMap["close"]) => console.log(event.code);
+ * ```
+ */
+export interface PeerEventMap {
+  /** The connection closed; `code` and `reason` say why. */
+  close: CloseEvent;
+  /** A handler or listener threw, or a frame broke the protocol. */
+  error: ErrorEvent;
+}
+
+/**
+ * Per-peer counters, for metrics.
+ *
+ * @example Usage
+ * ```ts
+ * import type { PeerStats } from "@duplex/ws";
+ *
+ * const received = (stats: PeerStats) => stats.framesIn.reduce((a, b) => a + b, 0);
+ * ```
+ */
 export interface PeerStats {
   /** Frames received, by type (index = type). */
   readonly framesIn: number[];
@@ -556,6 +582,38 @@ export class Peer<
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
+  }
+
+  /**
+   * Listens for `close` (a `CloseEvent`) or `error` (an `ErrorEvent`).
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  override addEventListener<K extends keyof PeerEventMap>(
+    type: K,
+    listener: (event: PeerEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for an event by name.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
   }
 
   /** The socket this peer runs over. */

@@ -54,6 +54,13 @@ export interface RequestTrackerOptions {
    */
   maxPending?: number;
   /**
+   * The largest sequence allocated; after it, sequences wrap around to 1.
+   * Lower it for a peer with a smaller sequence space.
+   *
+   * @default {MAX_SEQUENCE}
+   */
+  maxSequence?: number;
+  /**
    * Called when a pending request is given up locally (timeout or abort), so
    * that the caller can tell the peer (the Peer sends a cancel frame).
    *
@@ -345,6 +352,7 @@ export class RequestTracker implements Disposable {
   #state: State;
   #timeout: number;
   #maxPending: number;
+  #maxSequence: number;
   #last = 0;
 
   /**
@@ -354,19 +362,31 @@ export class RequestTracker implements Disposable {
    * @throws {RangeError} When `timeout` or `maxPending` is out of range.
    */
   constructor(options: RequestTrackerOptions = {}) {
-    const { timeout = 30_000, maxPending = 100_000 } = options;
+    const {
+      timeout = 30_000,
+      maxPending = 100_000,
+      maxSequence = MAX_SEQUENCE,
+    } = options;
     if (!(timeout >= 0)) {
       throw new RangeError(`Cannot create tracker: invalid timeout ${timeout}`);
     }
-    if (!(maxPending >= 1 && maxPending < MAX_SEQUENCE)) {
+    if (
+      !(Number.isInteger(maxSequence) && maxSequence >= 1 &&
+        maxSequence <= MAX_SEQUENCE)
+    ) {
       throw new RangeError(
-        `Cannot create tracker: maxPending must be from 1 to ${
-          MAX_SEQUENCE - 1
-        }, got ${maxPending}`,
+        `Cannot create tracker: maxSequence must be an integer from 1 to ${MAX_SEQUENCE}, got ${maxSequence}`,
+      );
+    }
+    if (!(maxPending >= 1)) {
+      throw new RangeError(
+        `Cannot create tracker: maxPending must be at least 1, got ${maxPending}`,
       );
     }
     this.#timeout = timeout;
-    this.#maxPending = maxPending;
+    // Never more pending than there are sequences: allocation always ends.
+    this.#maxPending = Math.min(maxPending, maxSequence);
+    this.#maxSequence = maxSequence;
     this.#state = new State(options.onAbandon, options.onUnexpected);
   }
 
@@ -394,8 +414,8 @@ export class RequestTracker implements Disposable {
 
   /**
    * Allocates the next free sequence and registers a pending request.
-   * Sequences run from 1 to {@linkcode MAX_SEQUENCE}, wrap around, and skip
-   * numbers still pending.
+   * Sequences run from 1 to `maxSequence` ({@linkcode MAX_SEQUENCE} by
+   * default), wrap around, and skip numbers still pending.
    *
    * @typeParam T The type of the response payload.
    * @param options Timeout and abort signal of this request.
@@ -411,9 +431,10 @@ export class RequestTracker implements Disposable {
     if (pending.size >= this.#maxPending) {
       throw new TooManyPendingError(this.#maxPending);
     }
+    const maxSequence = this.#maxSequence;
     let sequence = this.#last;
     do {
-      sequence = sequence >= MAX_SEQUENCE ? 1 : sequence + 1;
+      sequence = sequence >= maxSequence ? 1 : sequence + 1;
     } while (pending.has(sequence));
     this.#last = sequence;
 
