@@ -150,8 +150,12 @@ export interface TrackerStats {
   late: number;
 }
 
-/** How many recently settled sequences are remembered to classify strays. */
-const RECENT = 1024;
+/**
+ * How many recently settled sequences are remembered to classify strays.
+ * Small and allocated on first use: a server holds one tracker per idle
+ * connection.
+ */
+const RECENT = 128;
 const SETTLED_OK = 1;
 const SETTLED_FAILED = 2;
 
@@ -217,8 +221,8 @@ class AbortListener {
 class State {
   readonly pending = new Map<number, Entry>();
   readonly lists = new Map<number, TimeoutList>();
-  readonly recentSequence = new Int32Array(RECENT).fill(-1);
-  readonly recentKind = new Uint8Array(RECENT);
+  recentSequence: Int32Array | undefined = undefined;
+  recentKind: Uint8Array | undefined = undefined;
   recentIndex = 0;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   timerAt = Infinity;
@@ -257,9 +261,13 @@ class State {
       abort.signal.removeEventListener("abort", abort);
       entry.abort = undefined;
     }
+    if (this.recentSequence === undefined) {
+      this.recentSequence = new Int32Array(RECENT).fill(-1);
+      this.recentKind = new Uint8Array(RECENT);
+    }
     const i = this.recentIndex;
     this.recentSequence[i] = entry.sequence;
-    this.recentKind[i] = kind;
+    this.recentKind![i] = kind;
     this.recentIndex = (i + 1) & (RECENT - 1);
     return resolve;
   }
@@ -321,9 +329,10 @@ class State {
 
   classify(sequence: number): UnexpectedResponse {
     const sequences = this.recentSequence;
+    if (sequences === undefined) return "unknown";
     for (let i = 0; i < RECENT; i++) {
       if (sequences[i] === sequence) {
-        return this.recentKind[i] === SETTLED_OK ? "duplicate" : "late";
+        return this.recentKind![i] === SETTLED_OK ? "duplicate" : "late";
       }
     }
     return "unknown";
