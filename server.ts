@@ -1,16 +1,147 @@
 /**
- * The Duplex server for Deno (work in progress: see issue 3).
+ * The Duplex server for Deno: {@linkcode DuplexServer} turns `Deno.serve`
+ * into a full-duplex request / response / notify server with origin and
+ * authentication checks before the upgrade, per-connection limits,
+ * backpressure, pushes to users, rooms and everyone, Prometheus metrics and
+ * graceful shutdown. {@linkcode createChatServer} is the chat application
+ * built on it.
  *
- * @example Usage
+ * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
+ * serves the chat on `PORT` (default 8000), logs connects and disconnects to
+ * the console, and shuts down gracefully on SIGINT and SIGTERM. It runs
+ * unchanged on Deno Deploy.
+ *
+ * @example Mount a server with a typed handler
  * ```ts
- * import { SERVER_PLACEHOLDER } from "@duplex/ws/server";
+ * import { DuplexServer } from "@duplex/ws/server";
+ * import { type Endpoint, Peer } from "@duplex/ws";
  * import assert from "node:assert/strict";
  *
- * assert.equal(SERVER_PLACEHOLDER, true);
+ * interface Api extends Endpoint {
+ *   requests: { greet: (name: string) => string };
+ *   notifications: Record<never, never>;
+ * }
+ *
+ * const duplex = new DuplexServer<Api>();
+ * duplex.handle("greet", (name, { from }) => `Hello ${name}, from ${from}`);
+ * await using http = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   duplex.fetch,
+ * );
+ *
+ * const socket = new WebSocket(`ws://127.0.0.1:${http.addr.port}/ws?user=ada`, "duplex.v1");
+ * const client = new Peer<Endpoint, Api>(socket);
+ * await new Promise((resolve) => socket.onopen = resolve);
+ * assert.equal(await client.call("greet", "Bob"), "Hello Bob, from ada");
+ *
+ * const closed = new Promise((resolve) => socket.onclose = resolve);
+ * await duplex.shutdown();
+ * await closed;
  * ```
  *
  * @module
  */
 
-/** Placeholder until the server lands. */
-export const SERVER_PLACEHOLDER: boolean = true;
+import { createChatServer } from "./src/chat.ts";
+import type { ServerLogger } from "./src/duplex_server.ts";
+
+export {
+  AUTH_PROTOCOL_PREFIX,
+  bearerToken,
+  getCookie,
+  offeredProtocols,
+} from "./src/auth.ts";
+export {
+  chat,
+  type ChatClientEndpoint,
+  type ChatServerEndpoint,
+  createChatServer,
+} from "./src/chat.ts";
+export { demoPage } from "./src/demo_page.ts";
+export {
+  type AuthContext,
+  type Authenticate,
+  type AuthResult,
+  CLOSE_REPLACED,
+  type Connection,
+  type DisconnectDetail,
+  DuplexServer,
+  type DuplexServerEventMap,
+  type DuplexServerOptions,
+  type DuplicateUserPolicy,
+  type NotifyOptions,
+  type PushOptions,
+  type ServerLogger,
+  type ServerRateLimit,
+  type ServerRequestOptions,
+} from "./src/duplex_server.ts";
+export {
+  LATENCY_BUCKETS,
+  type MetricsSnapshot,
+  ServerMetrics,
+} from "./src/metrics.ts";
+export { isOriginAllowed, type OriginPolicy } from "./src/origin.ts";
+export { NotConnectedError } from "./src/server_errors.ts";
+// The shared types that the server API's signatures use, so that this entry
+// point is complete on its own.
+export { DuplexError } from "./src/errors.ts";
+export type { RateLimitOptions } from "./src/rate_limiter.ts";
+export {
+  type AnyEndpoint,
+  type BackpressurePolicy,
+  type Endpoint,
+  type NotificationListener,
+  type NotificationMethod,
+  type ParamsOf,
+  type PayloadOf,
+  Peer,
+  type PeerEventMap,
+  type PeerStats,
+  Registry,
+  type RequestContext,
+  type RequestHandler,
+  type RequestMethod,
+  type RequestOptions,
+  type ResultOf,
+  type SocketLike,
+} from "./src/peer.ts";
+export type { NotifyFrame } from "./src/protocol.ts";
+
+function consoleLogger(): ServerLogger {
+  const stamp = () => new Date().toISOString();
+  return {
+    info: (message) => console.log(`${stamp()} ${message}`),
+    warn: (message) => console.warn(`${stamp()} ${message}`),
+    error: (message, error) => console.error(`${stamp()} ${message}`, error),
+  };
+}
+
+if (import.meta.main) {
+  const port = Number(Deno.env.get("PORT") ?? 8000);
+  const chatServer = createChatServer({ logger: consoleLogger() });
+  const http = Deno.serve({ port }, chatServer.fetch);
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${new Date().toISOString()} ${signal}: shutting down`);
+    await chatServer.shutdown();
+    await http.shutdown();
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, () => {
+        stop(signal).then(
+          () => Deno.exit(0),
+          (error) => {
+            console.error("Cannot shut down cleanly:", error);
+            Deno.exit(1);
+          },
+        );
+      });
+    } catch {
+      // No signals here (Deno Deploy, SIGTERM on Windows): the platform
+      // stops the process itself.
+    }
+  }
+}
