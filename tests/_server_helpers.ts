@@ -98,13 +98,15 @@ export interface LegacyClient extends AsyncDisposable {
 }
 
 /**
- * Opens an original-protocol client and waits until the server has
+ * Opens a raw WebSocket client (by default offering no subprotocol: a
+ * client of the original protocol) and waits until the server has
  * registered it.
  */
 export async function legacyClient<L extends Endpoint, R extends Endpoint>(
   duplex: DuplexServer<L, R>,
   http: Deno.HttpServer<Deno.NetAddr>,
   user: string,
+  protocols?: string | string[],
 ): Promise<LegacyClient> {
   const before = duplex.connectionsOf(user).length;
   const registered = until(
@@ -112,7 +114,7 @@ export async function legacyClient<L extends Endpoint, R extends Endpoint>(
     () => duplex.connectionsOf(user).length > before,
     `${user} to connect`,
   );
-  const socket = await open(wsUrl(http, user));
+  const socket = await open(wsUrl(http, user), protocols);
   const queue = new MessageQueue(socket);
   await registered;
   return {
@@ -142,6 +144,7 @@ export async function duplexClient<
   duplex: DuplexServer<SL, SR>,
   http: Deno.HttpServer<Deno.NetAddr>,
   user: string,
+  path = "/",
 ): Promise<DuplexClient<Local, Remote>> {
   const before = duplex.connectionsOf(user).length;
   const registered = until(
@@ -149,7 +152,7 @@ export async function duplexClient<
     () => duplex.connectionsOf(user).length > before,
     `${user} to connect`,
   );
-  const socket = await open(wsUrl(http, user), "duplex.v1");
+  const socket = await open(wsUrl(http, user, path), "duplex.v1");
   const peer = new Peer<Local, Remote>(socket);
   await registered;
   return {
