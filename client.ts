@@ -1,16 +1,81 @@
 /**
- * The Duplex client for browsers and Deno (work in progress: see issue 4).
+ * The Duplex client for browsers and Deno: one reconnecting, full-duplex
+ * connection. It sends requests and notifications, answers the server's
+ * requests, receives notifications (listeners or `for await`), queues what
+ * is sent while disconnected, reconnects with exponential backoff and full
+ * jitter, and detects a dead server with application-level pings. It uses
+ * no `Deno.*` API.
  *
- * @example Usage
+ * @example In a browser
+ * ```ts ignore
+ * import { Client } from "@duplex/ws/client";
+ *
+ * const client = new Client("wss://chat.example.com/ws", {
+ *   // Browsers cannot set headers: the token travels as a subprotocol.
+ *   protocols: async () => [`duplex.auth.${await getToken()}`],
+ * });
+ * client.onNotify((text, frame) => show(`${frame.from}: ${text}`));
+ * client.addEventListener("reconnecting", (e) => status(`retry in ${e.delay} ms`));
+ * await client.login();
+ * console.log(await client.request("hello")); // "ok"
+ * ```
+ *
+ * @example In Deno
  * ```ts
- * import { CLIENT_PLACEHOLDER } from "@duplex/ws/client";
+ * import { Peer } from "@duplex/ws";
+ * import { Client } from "@duplex/ws/client";
  * import assert from "node:assert/strict";
  *
- * assert.equal(CLIENT_PLACEHOLDER, true);
+ * await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+ *   const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "duplex.v1" });
+ *   const peer = new Peer(socket);
+ *   peer.onRequest(() => "ok");
+ *   peer.handle("shout", (text: string) => peer.call("echo", text.toUpperCase()));
+ *   return response;
+ * });
+ *
+ * await using client = new Client(`ws://127.0.0.1:${server.addr.port}`);
+ * client.handle("echo", (text: string) => text); // the server calls the client
+ * await client.connect();
+ * assert.equal(await client.request("hello"), "ok");
+ * assert.equal(await client.call("shout", "hi"), "HI");
  * ```
  *
  * @module
  */
 
-/** Placeholder until the client lands. */
-export const CLIENT_PLACEHOLDER: boolean = true;
+export {
+  Client,
+  type ClientEventMap,
+  type ClientOptions,
+  type ClientState,
+  type NotificationsOptions,
+  type NotifyOptions,
+  ReconnectingEvent,
+  type UrlSource,
+} from "./src/client.ts";
+export { backoffDelay, type BackoffOptions } from "./src/backoff.ts";
+export { OfflineQueue, type OfflineQueueOptions } from "./src/offline_queue.ts";
+export {
+  Heartbeat,
+  type HeartbeatOptions,
+  type Pingable,
+} from "./src/heartbeat.ts";
+export {
+  ConnectError,
+  ConnectionClosedError,
+  DuplexError,
+  QueueFullError,
+  QueueTimeoutError,
+  RemoteError,
+  RequestTimeoutError,
+} from "./src/errors.ts";
+export {
+  type AnyEndpoint,
+  type Endpoint,
+  type NotificationListener,
+  type RequestContext,
+  type RequestHandler,
+  type RequestOptions,
+} from "./src/peer.ts";
+export { type NotifyFrame, SUBPROTOCOL } from "./src/protocol.ts";

@@ -1,0 +1,177 @@
+/**
+ * Liveness of a connection through application-level pings, robust to the
+ * timer throttling of background browser tabs.
+ *
+ * @module
+ */
+
+import type { SocketLike } from "./peer.ts";
+
+/**
+ * What a {@linkcode Heartbeat} watches: a {@linkcode Peer} fits.
+ *
+ * @example Usage
+ * ```ts
+ * import type { Pingable } from "@duplex/ws/client";
+ * import type { Peer } from "@duplex/ws";
+ *
+ * const watch = (peer: Peer): Pingable => peer;
+ * ```
+ */
+export interface Pingable {
+  /** Sends a ping that the other side answers. */
+  ping(): void;
+  /** The socket whose incoming messages prove that the other side lives. */
+  readonly socket: SocketLike;
+}
+
+/**
+ * Options of a {@linkcode Heartbeat}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { HeartbeatOptions } from "@duplex/ws/client";
+ *
+ * const options: HeartbeatOptions = { interval: 25_000, timeout: 10_000 };
+ * ```
+ */
+export interface HeartbeatOptions {
+  /**
+   * Quiet time in milliseconds after which a ping is sent; 0 disables the
+   * heartbeat.
+   *
+   * @default {25000}
+   */
+  interval?: number;
+  /**
+   * How long to wait for any message after a ping, in milliseconds, before
+   * the connection is declared dead.
+   *
+   * @default {10000}
+   */
+  timeout?: number;
+}
+
+/**
+ * Declares a connection dead when nothing at all arrived within `timeout`
+ * after a ping. Any incoming message is a sign of life, so a busy connection
+ * is never pinged; a quiet one is pinged `interval` after its last message
+ * (the next ping is scheduled from the reply, never from a fixed interval).
+ * A dead connection is detected at most `interval + timeout` after its last
+ * message.
+ *
+ * Decisions use timestamps, never counts of timer ticks. A check that runs
+ * later than planned by more than `timeout` (a throttled or frozen
+ * background tab) sends a fresh ping instead of declaring the connection
+ * dead; {@linkcode Heartbeat.wake} does the same when the page becomes
+ * visible again or the network comes back.
+ *
+ * @example Detect a silent peer
+ * ```ts
+ * import { Heartbeat } from "@duplex/ws/client";
+ * import assert from "node:assert/strict";
+ *
+ * const silent = { ping() {}, socket: new EventTarget() as never };
+ * const dead = Promise.withResolvers<void>();
+ * using _heartbeat = new Heartbeat(silent, dead.resolve, { interval: 5, timeout: 5 });
+ * await dead.promise;
+ * assert.ok(true);
+ * ```
+ */
+export class Heartbeat implements Disposable {
+  #peer: Pingable;
+  #onDead: () => void;
+  #interval: number;
+  #timeout: number;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** When the running timer was meant to fire. */
+  #due = 0;
+  /** When the last message arrived. */
+  #seenAt: number = Date.now();
+  /** When the last ping was sent. */
+  #pingAt = 0;
+  #listener: EventListenerObject = {
+    handleEvent: () => {
+      this.#seenAt = Date.now();
+    },
+  };
+
+  /**
+   * Starts watching `peer`.
+   *
+   * @param peer The connection: a ping method and its socket.
+   * @param onDead Called once when the connection is declared dead.
+   * @param options The interval and the timeout.
+   */
+  constructor(
+    peer: Pingable,
+    onDead: () => void,
+    options: HeartbeatOptions = {},
+  ) {
+    this.#peer = peer;
+    this.#onDead = onDead;
+    this.#interval = options.interval ?? 25_000;
+    this.#timeout = options.timeout ?? 10_000;
+    if (this.#interval > 0) {
+      peer.socket.addEventListener("message", this.#listener);
+      this.#schedule(this.#interval);
+    }
+  }
+
+  /**
+   * Sends a ping now and gives the other side a full `timeout` to answer.
+   * Call it when timers may have been throttled: the page became visible,
+   * the device came back online.
+   */
+  wake(): void {
+    if (this.#interval > 0) this.#ping(Date.now());
+  }
+
+  /** Stops the timer and the message listener. Idempotent. */
+  stop(): void {
+    clearTimeout(this.#timer);
+    if (this.#interval > 0) {
+      this.#interval = 0;
+      this.#peer.socket.removeEventListener("message", this.#listener);
+    }
+  }
+
+  /** Same as {@linkcode Heartbeat.stop}. */
+  [Symbol.dispose](): void {
+    this.stop();
+  }
+
+  #schedule(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#due = Date.now() + ms;
+    this.#timer = setTimeout(() => this.#check(), ms);
+  }
+
+  #ping(now: number): void {
+    this.#pingAt = now;
+    this.#peer.ping();
+    this.#schedule(this.#timeout);
+  }
+
+  #check(): void {
+    const now = Date.now();
+    if (this.#pingAt > this.#seenAt) {
+      // A ping is outstanding and nothing arrived since.
+      if (now - this.#due > this.#timeout) {
+        this.#ping(now);
+      } else if (now - this.#pingAt >= this.#timeout) {
+        this.stop();
+        this.#onDead();
+      } else {
+        this.#schedule(this.#pingAt + this.#timeout - now);
+      }
+      return;
+    }
+    const quiet = now - this.#seenAt;
+    if (quiet >= this.#interval) {
+      this.#ping(now);
+    } else {
+      this.#schedule(this.#interval - quiet);
+    }
+  }
+}
