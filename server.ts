@@ -119,7 +119,12 @@ function consoleLogger(): ServerLogger {
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
   const chatServer = createChatServer({ logger: consoleLogger() });
-  const http = Deno.serve({ port }, chatServer.fetch);
+  const http = Deno.serve({
+    port,
+    onListen({ hostname, port }) {
+      console.log(`Listening on http://${hostname}:${port}/`);
+    },
+  }, chatServer.fetch);
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
