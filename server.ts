@@ -84,7 +84,7 @@ export { isOriginAllowed, type OriginPolicy } from "./src/origin.ts";
 export { NotConnectedError } from "./src/server_errors.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
-export { DuplexError } from "./src/errors.ts";
+export { DuplexError, RemoteError } from "./src/errors.ts";
 export type { RateLimitOptions } from "./src/rate_limiter.ts";
 export {
   type AnyEndpoint,

@@ -4,13 +4,15 @@
  * @module
  */
 
-import { DuplexError } from "./errors.ts";
+import { RemoteError } from "./errors.ts";
 
 /**
  * A request was addressed to a user who has no suitable connection: not
  * connected at all, or connected only with clients of the original protocol,
  * which cannot answer server requests. Its `code` is `"NOT_CONNECTED"`, the
- * same as the wire error code.
+ * same as the wire error code. It is a {@linkcode RemoteError}, so a handler
+ * that relays a request to another user and lets this error escape answers
+ * its own caller with `NOT_CONNECTED` rather than a generic internal error.
  *
  * @example Usage
  * ```ts
@@ -22,7 +24,7 @@ import { DuplexError } from "./errors.ts";
  * assert.equal(error.user, "alice");
  * ```
  */
-export class NotConnectedError extends DuplexError {
+export class NotConnectedError extends RemoteError {
   /** The user the request was for. */
   readonly user: string;
 
@@ -33,10 +35,10 @@ export class NotConnectedError extends DuplexError {
    * @param reason Why no connection fits.
    */
   constructor(user: string, reason = "not connected") {
-    super(
-      "NOT_CONNECTED",
-      `Cannot reach user ${JSON.stringify(user)}: ${reason}`,
-    );
+    super({
+      code: "NOT_CONNECTED",
+      message: `Cannot reach user ${JSON.stringify(user)}: ${reason}`,
+    });
     this.name = "NotConnectedError";
     this.user = user;
   }

@@ -551,9 +551,13 @@ interface ClientApi extends Endpoint {
   requests: { confirm: (question: string) => boolean };
   notifications: Record<never, never>;
 }
+interface ServerApi extends Endpoint {
+  requests: { ask: (user: string) => boolean };
+  notifications: Record<never, never>;
+}
 
 Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connection", async () => {
-  const server = new DuplexServer<Endpoint, ClientApi>({ timeout: 20 });
+  const server = new DuplexServer<ServerApi, ClientApi>({ timeout: 20 });
   await using http = listen(server);
   await using _legacy = await legacyClient(server, http, "alice");
   await assert.rejects(
@@ -564,8 +568,8 @@ Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connecti
   );
   await using old = await duplexClient<
     ClientApi,
-    Endpoint,
-    Endpoint,
+    ServerApi,
+    ServerApi,
     ClientApi
   >(
     server,
@@ -574,8 +578,8 @@ Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connecti
   );
   await using recent = await duplexClient<
     ClientApi,
-    Endpoint,
-    Endpoint,
+    ServerApi,
+    ServerApi,
     ClientApi
   >(
     server,
@@ -588,6 +592,15 @@ Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connecti
   await assert.rejects(
     server.call("confirm", "x", { to: "nobody" }),
     NotConnectedError,
+  );
+  // A handler that relays to a user who is gone answers NOT_CONNECTED.
+  server.handle(
+    "ask",
+    (user: string) => server.call("confirm", "?", { to: user }),
+  );
+  await assert.rejects(
+    old.peer.call("ask", "ghost"),
+    (error: RemoteError) => error.code === "NOT_CONNECTED",
   );
   // The usual typed errors: a client that never answers times out.
   const stuck = gate<boolean>();
