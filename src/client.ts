@@ -704,11 +704,8 @@ export class Client<
   ): Promise<T> {
     const peer = this.#peer;
     if (peer?.socket.readyState === 1 && this.#state === "open") {
-      try {
-        return Promise.resolve(run(peer));
-      } catch (error) {
-        return Promise.reject(error);
-      }
+      // The executor turns a synchronous throw into a rejection.
+      return new Promise((resolve) => resolve(run(peer)));
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (
@@ -890,11 +887,7 @@ export class Client<
     const peer = this.#peer;
     const socket = this.#socket;
     this.#socket = undefined;
-    this.#shutdown(
-      code,
-      reason,
-      new ConnectError(this.#href, "the client was closed", code),
-    );
+    this.#shutdown(code, reason);
     if (peer) {
       peer.close(code, reason);
     } else {
@@ -917,7 +910,7 @@ export class Client<
     const closed = new ConnectionClosedError(code, reason, { cause: error });
     for (const job of this.#queue.drain()) job.fail(closed);
     this.#ready?.reject(
-      error ?? new ConnectError(this.#href, "connection closed", code),
+      error ?? new ConnectError(this.#href, "the client was closed", code),
     );
     this.#ready = undefined;
     for (const end of this.#ends) end();

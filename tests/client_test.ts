@@ -510,19 +510,32 @@ Deno.test("Client does not reconnect when the handshake is refused with HTTP 401
   }
 });
 
-Deno.test("Client answers server-to-client requests through handle() and onRequest()", async () => {
+Deno.test("Client answers server-to-client requests through handle() and onRequest(), typed by the endpoints", async () => {
   interface ClientApi {
     requests: { confirm: (question: string) => boolean };
     notifications: { tick: number };
   }
-  await using server = new TestServer();
-  const client = new Client<ClientApi>(server.url, FAST);
+  interface ServerApi {
+    requests: { sum: (numbers: number[]) => number };
+    notifications: { typing: { room: string } };
+  }
+  let typing: unknown;
+  await using server = new TestServer((peer) => {
+    peer.handle("sum", (numbers: number[]) => numbers.reduce((a, b) => a + b));
+    peer.on("typing", (payload) => typing = payload);
+  });
+  const client = new Client<ClientApi, ServerApi>(server.url, FAST);
   client.handle("confirm", (question) => question.endsWith("?"));
   client.onRequest((message) => `default got ${message}`);
   await client.connect();
   const peer = await server.nextPeer();
   assert.equal(await peer.call("confirm", "ready?"), true);
   assert.equal(await peer.request("x"), "default got x");
+  const sum: number = await client.call("sum", [1, 2, 3]);
+  assert.equal(sum, 6);
+  assert.equal(await client.emit("typing", { room: "a" }), true);
+  assert.equal(await client.call("sum", [0]), 0); // round trip after the notify
+  assert.deepEqual(typing, { room: "a" });
   await client.close();
 });
 
@@ -608,4 +621,25 @@ Deno.test("Client notification iterator ends with BUFFER_FULL when the consumer 
     break;
   }
   await client.close();
+});
+
+Deno.test("Client pings at once on online and visibilitychange, and closes on pagehide", async () => {
+  await using server = new TestServer();
+  const client = new Client(server.url, { ...FAST, pingInterval: 60_000 });
+  await client.connect();
+  const peer = await server.nextPeer();
+  const pings = client.peer!.stats.framesOut;
+  const serverClosed = once<CloseEvent>(peer, "close");
+  globalThis.dispatchEvent(new Event("online"));
+  globalThis.dispatchEvent(new Event("visibilitychange"));
+  assert.equal(pings[5], 2);
+  const closed = once<CloseEvent>(client, "close");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  assert.equal((await closed).code, 1000);
+  assert.equal(client.state, "closed");
+  await client.close();
+  assert.equal((await serverClosed).code, 1000);
+  // The listeners are gone once closed.
+  globalThis.dispatchEvent(new Event("online"));
+  assert.equal(pings[5], 2);
 });
