@@ -527,6 +527,43 @@ Deno.test("DuplexServer pushes to a user, a room, everyone and everyone but one;
   ]);
 });
 
+Deno.test("DuplexServer.on() and onNotify() hear client notifications with the server's idea of from", async () => {
+  const server = new DuplexServer();
+  const typing = gate<[unknown, string | undefined]>();
+  const plain = gate<[unknown, string | undefined]>();
+  server.on(
+    "typing",
+    (payload, frame) => typing.resolve([payload, frame.from]),
+  );
+  server.onNotify((payload, frame) => plain.resolve([payload, frame.from]));
+  await using http = listen(server);
+  await using alice = await duplexClient(server, http, "alice");
+  alice.peer.notify({ room: "lobby" }, { method: "typing" });
+  alice.socket.send('{"sequence":0,"type":3,"message":"psst","from":"bob"}');
+  assert.deepEqual(await deadline(typing.promise), [
+    { room: "lobby" },
+    "alice",
+  ]);
+  assert.deepEqual(await deadline(plain.promise), ["psst", "alice"]);
+});
+
+Deno.test("DuplexServer skips a receiver whose socket is already closing", async () => {
+  const server = new DuplexServer();
+  const errors: unknown[] = [];
+  server.addEventListener("error", (event) => errors.push(event.error));
+  await using http = listen(server);
+  await using alice = await legacyClient(server, http, "alice");
+  await using bob = await legacyClient(server, http, "bob");
+  const closed = once<CloseEvent>(alice.socket, "close");
+  // Close alice's socket under the peer's feet: it is still listed.
+  server.connectionsOf("alice")[0].peer.socket.close(1000, "bye");
+  assert.ok(server.isOnline("alice"));
+  server.notify("to everyone");
+  assert.equal((await bob.queue.next()).message, "to everyone");
+  await closed;
+  assert.deepEqual(errors, []);
+});
+
 Deno.test("DuplexServer rooms: join, leave, members, and membership ends with the last connection", async () => {
   const server = new DuplexServer();
   await using http = listen(server);
