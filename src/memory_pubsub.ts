@@ -35,35 +35,37 @@ import {
  * ```
  */
 export class MemoryHub {
-  #channels = new Map<string, Set<Subscription>>();
+  /** Creates an empty hub. */
+  constructor() {
+    HUBS.set(this, new Map());
+  }
 
   /** The number of channels with at least one subscriber. */
   get channels(): number {
-    return this.#channels.size;
+    return channelsOf(this).size;
   }
+}
 
-  /** Adds a subscription. Internal to {@linkcode MemoryPubSub}. */
-  _add(subscription: Subscription): void {
-    let set = this.#channels.get(subscription.channel);
-    if (set === undefined) {
-      this.#channels.set(subscription.channel, set = new Set());
-    }
-    set.add(subscription);
-  }
+/** The subscriptions of each hub, kept out of its public surface. */
+const HUBS = new WeakMap<MemoryHub, Map<string, Set<Subscription>>>();
 
-  /** Removes a subscription. Internal to {@linkcode MemoryPubSub}. */
-  _remove(subscription: Subscription): void {
-    const set = this.#channels.get(subscription.channel);
-    if (set === undefined) return;
-    set.delete(subscription);
-    if (set.size === 0) this.#channels.delete(subscription.channel);
-  }
+function channelsOf(hub: MemoryHub): Map<string, Set<Subscription>> {
+  return HUBS.get(hub)!;
+}
 
-  /** The subscriptions of a channel now. Internal to {@linkcode MemoryPubSub}. */
-  _snapshot(channel: string): Subscription[] {
-    const set = this.#channels.get(channel);
-    return set === undefined ? [] : [...set];
-  }
+function addSubscription(hub: MemoryHub, subscription: Subscription): void {
+  const channels = channelsOf(hub);
+  let set = channels.get(subscription.channel);
+  if (set === undefined) channels.set(subscription.channel, set = new Set());
+  set.add(subscription);
+}
+
+function removeSubscription(hub: MemoryHub, subscription: Subscription): void {
+  const channels = channelsOf(hub);
+  const set = channels.get(subscription.channel);
+  if (set === undefined) return;
+  set.delete(subscription);
+  if (set.size === 0) channels.delete(subscription.channel);
 }
 
 /** One listener of one channel of one instance. */
@@ -147,7 +149,8 @@ export class MemoryPubSub extends PubSubTarget implements PubSub {
     if (this.#closed) {
       return Promise.reject(new BrokerUnavailableError(this.name, "closed"));
     }
-    const subscriptions = this.#hub._snapshot(channel);
+    const set = channelsOf(this.#hub).get(channel);
+    const subscriptions = set === undefined ? [] : [...set];
     if (subscriptions.length > 0) {
       queueMicrotask(() => {
         for (const subscription of subscriptions) {
@@ -175,10 +178,10 @@ export class MemoryPubSub extends PubSubTarget implements PubSub {
     }
     const subscription = new Subscription(this, channel, listener);
     this.#subscriptions.add(subscription);
-    this.#hub._add(subscription);
+    addSubscription(this.#hub, subscription);
     return Promise.resolve(() => {
       this.#subscriptions.delete(subscription);
-      this.#hub._remove(subscription);
+      removeSubscription(this.#hub, subscription);
       return Promise.resolve();
     });
   }
@@ -192,7 +195,7 @@ export class MemoryPubSub extends PubSubTarget implements PubSub {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     for (const subscription of this.#subscriptions) {
-      this.#hub._remove(subscription);
+      removeSubscription(this.#hub, subscription);
     }
     this.#subscriptions.clear();
     this.dispatchEvent(new Event("down"));
