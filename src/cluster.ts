@@ -428,7 +428,10 @@ export class Cluster extends EventTarget implements AsyncDisposable {
   #timeout: number;
   #logger: BrokerLogger | undefined;
   #tracker: RequestTracker;
-  #outgoing = new Map<number, { instance: string; user: string }>();
+  #outgoing = new Map<
+    number,
+    { instance: string; user: string; timeout: number }
+  >();
   #serving = new Map<string, AbortController>();
   #local = new Map<string, number>();
   #remote = new Map<string, Instance>();
@@ -687,7 +690,7 @@ export class Cluster extends EventTarget implements AsyncDisposable {
       return Promise.reject(error);
     }
     const { sequence, promise } = pending;
-    this.#outgoing.set(sequence, { instance, user });
+    this.#outgoing.set(sequence, { instance, user, timeout });
     const envelope: Envelope = {
       kind: "req",
       id: sequence,
@@ -1233,7 +1236,7 @@ export class Cluster extends EventTarget implements AsyncDisposable {
     } else if (error.code === "NOT_CONNECTED") {
       this.#tracker.reject(id, new NotConnectedError(target.user));
     } else if (error.code === "REQUEST_TIMEOUT") {
-      this.#tracker.reject(id, new RequestTimeoutError(id, this.#timeout));
+      this.#tracker.reject(id, new RequestTimeoutError(id, target.timeout));
     } else {
       this.#tracker.reject(id, new RemoteError(error));
     }

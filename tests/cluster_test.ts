@@ -560,6 +560,26 @@ Deno.test("Cluster counts and drops invalid envelopes", async () => {
   await logged.close();
 });
 
+Deno.test("Cluster.request() to an instance that dies rejects with NotConnectedError", async () => {
+  const hub = new MemoryHub();
+  await using instances = await startInstances(
+    () => new MemoryPubSub({ hub }),
+    2,
+  );
+  const [a, b] = instances;
+  b.node.handlers.set("bob", () => new Promise(() => {}));
+  const joined = presence(a.cluster, "join", "bob");
+  b.cluster.addLocalUser("bob");
+  await joined;
+  const pending = a.cluster.request("bob", 1, { timeout: 0 });
+  await b.bus.close();
+  await assert.rejects(pending, (error: unknown) => {
+    assert.ok(error instanceof NotConnectedError);
+    assert.match(error.message, /instance node-b left/);
+    return true;
+  });
+});
+
 Deno.test("Cluster() rejects invalid options", () => {
   const bus = new MemoryPubSub();
   assert.throws(() => new Cluster(bus, { heartbeatInterval: 0 }), RangeError);
