@@ -30,7 +30,23 @@ function kilobytes(bytes: number): string {
   return `${(bytes / 1024).toFixed(2)} KB`;
 }
 
-async function main(): Promise<number> {
+/** Sizes of the browser bundle of `client.ts`. */
+export interface BundleSize {
+  /** Path of the bundle that was built. */
+  path: string;
+  /** Minified size in bytes. */
+  minified: number;
+  /** Gzip size in bytes. */
+  gzip: number;
+}
+
+/**
+ * Builds the browser bundle of `client.ts` and measures it.
+ *
+ * @returns The sizes.
+ * @throws {Error} When `deno bundle` fails.
+ */
+export async function bundleSize(): Promise<BundleSize> {
   const root = new URL("../", import.meta.url);
   const out = new URL("dist/client.min.js", root);
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
@@ -47,13 +63,24 @@ async function main(): Promise<number> {
     stderr: "piped",
   }).output();
   if (code !== 0) {
-    console.error(new TextDecoder().decode(stderr));
-    console.error("Cannot measure the bundle: deno bundle failed");
-    return 1;
+    throw new Error(
+      `Cannot measure the bundle: deno bundle failed\n${
+        new TextDecoder().decode(stderr)
+      }`,
+    );
   }
   const bundle = await Deno.readFile(out);
-  const size = (await gzip(bundle)).byteLength;
-  console.log(`client.ts browser bundle (${out.pathname})`);
+  return {
+    path: out.pathname,
+    minified: bundle.byteLength,
+    gzip: (await gzip(bundle)).byteLength,
+  };
+}
+
+async function main(): Promise<number> {
+  const { path, minified, gzip: size } = await bundleSize();
+  const bundle = { byteLength: minified };
+  console.log(`client.ts browser bundle (${path})`);
   console.log(
     `  minified: ${bundle.byteLength} bytes (${kilobytes(bundle.byteLength)})`,
   );

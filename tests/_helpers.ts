@@ -124,15 +124,21 @@ export async function openSocket(
   protocols?: string | string[],
 ): Promise<WebSocket> {
   const socket = new WebSocket(url, protocols);
-  const opened = once(socket, "open");
-  const failed = once(socket, "error").then(() => {
-    throw new Error(`Cannot open ${url}`);
-  });
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  const timer = setTimeout(
+    () => reject(new Error(`Timed out opening ${url}`)),
+    DEADLINE_MS,
+  );
+  const onOpen = () => resolve();
+  const onError = () => reject(new Error(`Cannot open ${url}`));
+  socket.addEventListener("open", onOpen);
+  socket.addEventListener("error", onError);
   try {
-    await Promise.race([opened, failed]);
+    await promise;
   } finally {
-    failed.catch(() => {});
-    opened.catch(() => {});
+    clearTimeout(timer);
+    socket.removeEventListener("open", onOpen);
+    socket.removeEventListener("error", onError);
   }
   return socket;
 }
