@@ -6,10 +6,18 @@
  * graceful shutdown. {@linkcode createChatServer} is the chat application
  * built on it.
  *
+ * Several instances scale out through a {@linkcode Cluster} on a broker:
+ * {@linkcode RedisPubSub} (Redis pub/sub), {@linkcode BroadcastChannelPubSub}
+ * (Deno Deploy) or {@linkcode MemoryPubSub} (one process); pass the cluster
+ * as the server's `cluster` option.
+ *
  * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
  * serves the chat on `PORT` (default 8000), logs connects and disconnects to
- * the console, and shuts down gracefully on SIGINT and SIGTERM. It runs
- * unchanged on Deno Deploy.
+ * the console, and shuts down gracefully on SIGINT and SIGTERM. With
+ * `REDIS_URL` set it joins the cluster of every instance on that Redis; on
+ * Deno Deploy (`DENO_DEPLOYMENT_ID` set) it joins the other isolates through
+ * `BroadcastChannel`; otherwise it runs alone. It runs unchanged on Deno
+ * Deploy.
  *
  * @example Mount a server with a typed handler
  * ```ts
@@ -43,7 +51,11 @@
  */
 
 import { createChatServer } from "./src/chat.ts";
+import { BroadcastChannelPubSub } from "./src/broadcast_channel_pubsub.ts";
+import { Cluster } from "./src/cluster.ts";
 import type { ServerLogger } from "./src/duplex_server.ts";
+import type { PubSub } from "./src/pubsub.ts";
+import { RedisPubSub } from "./src/redis_pubsub.ts";
 
 export {
   AUTH_PROTOCOL_PREFIX,
@@ -58,6 +70,41 @@ export {
   createChatServer,
 } from "./src/chat.ts";
 export { demoPage } from "./src/demo_page.ts";
+export {
+  Cluster,
+  CLUSTER_PROTOCOL_VERSION,
+  type ClusterEventMap,
+  type ClusterOptions,
+  type ClusterStats,
+  type LocalNode,
+  type PresenceDetail,
+  type PresenceReason,
+  type Push,
+  type UserRequestOptions,
+} from "./src/cluster.ts";
+export {
+  type BrokerLogger,
+  BrokerUnavailableError,
+  type PubSub,
+  type PubSubEventMap,
+  type PubSubListener,
+  PubSubTarget,
+  type Unsubscribe,
+} from "./src/pubsub.ts";
+export {
+  MemoryHub,
+  MemoryPubSub,
+  type MemoryPubSubOptions,
+} from "./src/memory_pubsub.ts";
+export {
+  RedisPubSub,
+  type RedisPubSubOptions,
+  type RedisPubSubStats,
+} from "./src/redis_pubsub.ts";
+export {
+  BroadcastChannelPubSub,
+  type BroadcastChannelPubSubOptions,
+} from "./src/broadcast_channel_pubsub.ts";
 export {
   type AuthContext,
   type Authenticate,
@@ -116,9 +163,26 @@ function consoleLogger(): ServerLogger {
   };
 }
 
+/** The broker chosen by the environment, or none (a single instance). */
+function brokerFromEnv(logger: ServerLogger): PubSub | undefined {
+  const url = Deno.env.get("REDIS_URL");
+  if (url) return new RedisPubSub({ url, logger });
+  if (Deno.env.get("DENO_DEPLOYMENT_ID")) return new BroadcastChannelPubSub();
+  return undefined;
+}
+
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  const chatServer = createChatServer({ logger: consoleLogger() });
+  const logger = consoleLogger();
+  const pubsub = brokerFromEnv(logger);
+  const cluster = pubsub && new Cluster(pubsub, { logger });
+  const chatServer = createChatServer({ logger, cluster });
+  // Redis down at start is survivable: start() subscribes in the background
+  // and the cluster syncs once Redis is up.
+  await cluster?.start();
+  if (pubsub !== undefined) {
+    logger.info(`cluster ${cluster!.id} on ${pubsub.name}`);
+  }
   const http = Deno.serve({
     port,
     onListen({ hostname, port }) {
@@ -131,6 +195,10 @@ if (import.meta.main) {
     stopping = true;
     console.log(`${new Date().toISOString()} ${signal}: shutting down`);
     await chatServer.shutdown();
+    // The cluster says goodbye (the others drop its users at once), then the
+    // transport closes its connections.
+    await cluster?.close();
+    await pubsub?.close();
     await http.shutdown();
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -23,7 +23,7 @@ import {
  *
  * @example Usage
  * ```ts
- * import type { BroadcastChannelPubSubOptions } from "./broadcast_channel_pubsub.ts";
+ * import type { BroadcastChannelPubSubOptions } from "@duplex/ws/server";
  *
  * const options: BroadcastChannelPubSubOptions = { prefix: "my-app:" };
  * ```
@@ -69,7 +69,7 @@ class Channel {
  *
  * @example Two instances in one thread
  * ```ts
- * import { BroadcastChannelPubSub } from "./broadcast_channel_pubsub.ts";
+ * import { BroadcastChannelPubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * await using a = new BroadcastChannelPubSub({ prefix: "doc-example:" });

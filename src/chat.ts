@@ -68,6 +68,13 @@ export interface ChatClientEndpoint extends Endpoint {
  *   other `duplex.v1` client, and its last closing `presence.left`;
  * - `users.list` answers the users online, sorted.
  *
+ * With a cluster (the server's `cluster` option) all of it spans the
+ * instances: the relay reaches the other users on every instance before the
+ * "ok"; `users.list` answers `cluster.online()`; presence follows the
+ * cluster's `join` and `leave` events (a user's first connection anywhere,
+ * its last one closing everywhere, or its instance dying: reason
+ * `"expired"`), which every instance sees and delivers to its own clients.
+ *
  * @param server The server.
  * @returns A function that uninstalls the chat.
  *
@@ -93,25 +100,37 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     });
     return "ok";
   });
+  const cluster = server.cluster;
   const removeList = untyped.handle(
     "users.list",
-    () => untyped.users().sort(),
+    () => (cluster?.online() ?? untyped.users()).sort(),
   );
+  // Every instance sees the cluster's presence events, so each one tells
+  // only its own clients.
+  const local = cluster !== undefined;
   const onOnline = (event: CustomEvent<{ user: string }>) => {
     const { user } = event.detail;
-    untyped.notify({ user }, { method: "presence.joined", except: user });
+    untyped.notify({ user }, {
+      method: "presence.joined",
+      except: user,
+      local,
+    });
   };
   const onOffline = (event: CustomEvent<{ user: string }>) => {
     const { user } = event.detail;
-    untyped.notify({ user }, { method: "presence.left", except: user });
+    untyped.notify({ user }, { method: "presence.left", except: user, local });
   };
-  server.addEventListener("online", onOnline);
-  server.addEventListener("offline", onOffline);
+  const source: EventTarget = cluster ?? server;
+  const [joined, left] = cluster === undefined
+    ? ["online", "offline"]
+    : ["join", "leave"];
+  source.addEventListener(joined, onOnline as EventListener);
+  source.addEventListener(left, onOffline as EventListener);
   return () => {
     removeRelay();
     removeList();
-    server.removeEventListener("online", onOnline as EventListener);
-    server.removeEventListener("offline", onOffline as EventListener);
+    source.removeEventListener(joined, onOnline as EventListener);
+    source.removeEventListener(left, onOffline as EventListener);
   };
 }
 

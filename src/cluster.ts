@@ -65,7 +65,7 @@ import type { BrokerLogger, PubSub, Unsubscribe } from "./pubsub.ts";
  *
  * @example Usage
  * ```ts
- * import { CLUSTER_PROTOCOL_VERSION } from "./cluster.ts";
+ * import { CLUSTER_PROTOCOL_VERSION } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * assert.equal(CLUSTER_PROTOCOL_VERSION, 1);
@@ -82,7 +82,7 @@ export const CLUSTER_PROTOCOL_VERSION: number = 1;
  *
  * @example Usage
  * ```ts
- * import type { Push } from "./cluster.ts";
+ * import type { Push } from "@duplex/ws/server";
  *
  * const push: Push = {
  *   data: '{"sequence":0,"type":3,"message":"hi","from":"alice"}',
@@ -110,7 +110,7 @@ export interface Push {
  *
  * @example Usage
  * ```ts
- * import type { UserRequestOptions } from "./cluster.ts";
+ * import type { UserRequestOptions } from "@duplex/ws/server";
  *
  * const options: UserRequestOptions = { method: "confirm", timeout: 2_000 };
  * ```
@@ -150,7 +150,7 @@ export interface UserRequestOptions {
  *
  * @example A node that records deliveries
  * ```ts
- * import type { LocalNode, Push } from "./cluster.ts";
+ * import type { LocalNode, Push } from "@duplex/ws/server";
  *
  * const delivered: Push[] = [];
  * const node: LocalNode = {
@@ -195,7 +195,7 @@ export interface LocalNode {
  *
  * @example Usage
  * ```ts
- * import type { PresenceReason } from "./cluster.ts";
+ * import type { PresenceReason } from "@duplex/ws/server";
  *
  * const reason: PresenceReason = "expired";
  * ```
@@ -212,7 +212,7 @@ export type PresenceReason =
  *
  * @example Usage
  * ```ts
- * import type { PresenceDetail } from "./cluster.ts";
+ * import type { PresenceDetail } from "@duplex/ws/server";
  *
  * const detail: PresenceDetail = { user: "alice", instance: "a1", reason: "join" };
  * ```
@@ -231,7 +231,7 @@ export interface PresenceDetail {
  *
  * @example Usage
  * ```ts
- * import type { ClusterEventMap } from "./cluster.ts";
+ * import type { ClusterEventMap } from "@duplex/ws/server";
  *
  * const onJoin = (event: ClusterEventMap["join"]) => console.log(event.detail.user);
  * ```
@@ -250,7 +250,7 @@ export interface ClusterEventMap {
  *
  * @example Usage
  * ```ts
- * import type { ClusterOptions } from "./cluster.ts";
+ * import type { ClusterOptions } from "@duplex/ws/server";
  *
  * const options: ClusterOptions = { heartbeatInterval: 2_000, presenceTtl: 6_000 };
  * ```
@@ -313,7 +313,7 @@ export interface ClusterOptions {
  *
  * @example Usage
  * ```ts
- * import type { ClusterStats } from "./cluster.ts";
+ * import type { ClusterStats } from "@duplex/ws/server";
  *
  * const failureRate = (stats: ClusterStats) => stats.publishFailed / Math.max(1, stats.published);
  * ```
@@ -377,8 +377,8 @@ function describe(error: unknown): string {
  *
  * @example Two instances on one in-memory hub
  * ```ts
- * import { Cluster, type Push } from "./cluster.ts";
- * import { MemoryHub, MemoryPubSub } from "./memory_pubsub.ts";
+ * import { Cluster, type Push } from "@duplex/ws/server";
+ * import { MemoryHub, MemoryPubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * const hub = new MemoryHub();

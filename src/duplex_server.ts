@@ -8,6 +8,7 @@
 
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import { type Broker, type Envelope, LocalBroker } from "./broker.ts";
+import type { Cluster, UserRequestOptions } from "./cluster.ts";
 import { jsonCodec } from "./codec.ts";
 import { ConnectionClosedError, ProtocolError, RemoteError } from "./errors.ts";
 import { type MetricsSnapshot, ServerMetrics } from "./metrics.ts";
@@ -316,6 +317,17 @@ export interface DuplexServerOptions {
    * @default {silent}
    */
   logger?: ServerLogger;
+  /**
+   * The cluster this server is an instance of (see `Cluster`): pushes to
+   * everyone, a room or a user, requests to users and presence then span
+   * every instance on the cluster's broker. The server attaches itself to
+   * it and announces its users; the caller starts it (`await
+   * cluster.start()`) and closes it after `shutdown()`. Without one, the
+   * server is on its own and pushes never leave the process.
+   *
+   * @default {undefined}
+   */
+  cluster?: Cluster;
 }
 
 /**
@@ -434,6 +446,13 @@ export interface PushOptions {
    * @default {0}
    */
   sequence?: number;
+  /**
+   * Deliver only to this instance's connections, never through the
+   * cluster's broker (e.g. for events that every instance sees anyway).
+   *
+   * @default {false}
+   */
+  local?: boolean;
 }
 
 /**
@@ -613,6 +632,7 @@ export class DuplexServer<
   #shutdownTimeout: number;
   #logger: ServerLogger | undefined;
   #broker: Broker;
+  #cluster: Cluster | undefined;
 
   #nextId = 1;
   /** Every upgraded socket whose closing handshake has not completed. */
@@ -684,6 +704,12 @@ export class DuplexServer<
     this.#logger = options.logger;
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#deliver(envelope));
+    this.#cluster = options.cluster;
+    this.#cluster?.attach({
+      deliver: (envelope) => this.#deliver(envelope),
+      request: (user, message, options) =>
+        this.#requestLocal(user, message, options),
+    });
     this.fetch = (request, info) => this.#route(request, info);
   }
 
@@ -729,8 +755,14 @@ export class DuplexServer<
     return this.#closing;
   }
 
+  /** The cluster given in the options, if any. */
+  get cluster(): Cluster | undefined {
+    return this.#cluster;
+  }
+
   /**
    * The users connected to this server, in order of their first connection.
+   * With a cluster, `cluster.online()` lists the users of every instance.
    *
    * @returns The user ids.
    */
@@ -829,15 +861,17 @@ export class DuplexServer<
    * minus `except`. It is encoded once for all receivers. A notification with
    * a `method` reaches only `duplex.v1` clients. Receivers whose send buffer
    * is over the high-water mark get the backpressure policy; closed ones are
-   * skipped.
+   * skipped. With a cluster, local receivers get it at once and the other
+   * instances through the broker (at most once; broker trouble is logged by
+   * the cluster, never thrown here), unless `local` is set.
    *
    * @param message The payload: any JSON value.
-   * @param options The audience, method, `from` and `sequence`.
+   * @param options The audience, method, `from`, `sequence` and `local`.
    * @throws {TypeError} When both `to` and `room` are given, or the message
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, method, from, sequence = 0 } = options;
+    const { to, room, except, method, from, sequence = 0, local } = options;
     if (to !== undefined && room !== undefined) {
       throw new TypeError(
         "Cannot push notification: give either to or room, not both",
@@ -853,7 +887,9 @@ export class DuplexServer<
     if (to !== undefined) envelope.user = to;
     if (room !== undefined) envelope.room = room;
     if (except !== undefined) envelope.except = except;
-    this.#broker.publish(envelope);
+    if (local) this.#deliver(envelope);
+    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+    else this.#broker.publish(envelope);
   }
 
   /**
@@ -875,21 +911,46 @@ export class DuplexServer<
 
   /**
    * Sends a request to a user's most recent `duplex.v1` connection and
-   * resolves with the response.
+   * resolves with the response. With a cluster, a user connected to another
+   * instance is asked there and the response routed back here.
    *
    * @param message The payload.
    * @param options The user (`to`), `method`, `timeout` and `signal`.
    * @returns The response payload.
-   * @throws {NotConnectedError} When the user has no `duplex.v1` connection.
+   * @throws {NotConnectedError} When the user has no `duplex.v1` connection
+   * (anywhere in the cluster).
    * @throws {RequestTimeoutError} When no response came in time.
    * @throws {ConnectionClosedError} When the connection closed first.
    * @throws {RemoteError} When the client answered with an error.
+   * @throws {BrokerUnavailableError} When the cluster's broker refused the
+   * request to another instance.
    */
   request<R = unknown>(
     message: unknown,
     options: ServerRequestOptions & { method?: string },
   ): Promise<R> {
-    const { to, ...rest } = options;
+    const { to, method, timeout, signal } = options;
+    if (this.#cluster === undefined) {
+      return this.#requestLocal(to, message, options) as Promise<R>;
+    }
+    return this.#cluster.request<R>(to, message, {
+      method,
+      timeout: timeout ?? this.#peerOptions.timeout,
+      signal,
+    });
+  }
+
+  /** A request to a user connected here: its latest `duplex.v1` connection. */
+  #requestLocal(
+    to: string,
+    message: unknown,
+    options: UserRequestOptions,
+  ): Promise<unknown> {
+    const { method, timeout, signal } = options;
+    const rest: RequestOptions & { method?: string } = {};
+    if (method !== undefined) rest.method = method;
+    if (timeout !== undefined) rest.timeout = timeout;
+    if (signal !== undefined) rest.signal = signal;
     const connections = this.#users.get(to);
     let latest: ServerConnection<Local, Remote> | undefined;
     for (const connection of connections ?? []) {
@@ -905,7 +966,7 @@ export class DuplexServer<
         ),
       );
     }
-    return latest.peer.request<R>(message, rest);
+    return latest.peer.request(message, rest);
   }
 
   /**
@@ -1227,6 +1288,7 @@ export class DuplexServer<
     );
     this.dispatchEvent(new CustomEvent("connect", { detail: connection }));
     if (first) {
+      this.#cluster?.addLocalUser(user);
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
@@ -1273,6 +1335,7 @@ export class DuplexServer<
       new CustomEvent("disconnect", { detail: { connection, code, reason } }),
     );
     if (last) {
+      this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));
     }
   }

@@ -22,7 +22,7 @@ import {
  *
  * @example Two instances on one hub
  * ```ts
- * import { MemoryHub, MemoryPubSub } from "./memory_pubsub.ts";
+ * import { MemoryHub, MemoryPubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * const hub = new MemoryHub();
@@ -82,7 +82,7 @@ class Subscription {
  *
  * @example Usage
  * ```ts
- * import { MemoryHub, type MemoryPubSubOptions } from "./memory_pubsub.ts";
+ * import { MemoryHub, type MemoryPubSubOptions } from "@duplex/ws/server";
  *
  * const options: MemoryPubSubOptions = { hub: new MemoryHub() };
  * ```
@@ -104,7 +104,7 @@ export interface MemoryPubSubOptions {
  *
  * @example Publish and subscribe
  * ```ts
- * import { MemoryPubSub } from "./memory_pubsub.ts";
+ * import { MemoryPubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * await using pubsub = new MemoryPubSub();

@@ -20,7 +20,7 @@ import { DuplexError } from "./errors.ts";
  *
  * @example Usage
  * ```ts
- * import type { PubSubListener } from "./pubsub.ts";
+ * import type { PubSubListener } from "@duplex/ws/server";
  *
  * const received: string[] = [];
  * const listener: PubSubListener = (data) => received.push(data);
@@ -33,7 +33,7 @@ export type PubSubListener = (data: string) => void;
  *
  * @example Usage
  * ```ts
- * import type { Unsubscribe } from "./pubsub.ts";
+ * import type { Unsubscribe } from "@duplex/ws/server";
  *
  * const unsubscribe: Unsubscribe = () => Promise.resolve();
  * await unsubscribe();
@@ -47,7 +47,7 @@ export type Unsubscribe = () => Promise<void>;
  *
  * @example Usage
  * ```ts
- * import type { BrokerLogger } from "./pubsub.ts";
+ * import type { BrokerLogger } from "@duplex/ws/server";
  *
  * const lines: string[] = [];
  * const logger: BrokerLogger = {
@@ -75,7 +75,7 @@ export interface BrokerLogger {
  *
  * @example Usage
  * ```ts
- * import type { PubSubEventMap } from "./pubsub.ts";
+ * import type { PubSubEventMap } from "@duplex/ws/server";
  *
  * const onError = (event: PubSubEventMap["error"]) => console.log(event.error);
  * ```
@@ -96,8 +96,8 @@ export interface PubSubEventMap {
  *
  * @example Publish and subscribe in memory
  * ```ts
- * import { MemoryPubSub } from "./memory_pubsub.ts";
- * import type { PubSub } from "./pubsub.ts";
+ * import { MemoryPubSub } from "@duplex/ws/server";
+ * import type { PubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * await using pubsub: PubSub = new MemoryPubSub();
@@ -148,7 +148,7 @@ export interface PubSub extends EventTarget, AsyncDisposable {
  *
  * @example Usage
  * ```ts
- * import { BrokerUnavailableError } from "./pubsub.ts";
+ * import { BrokerUnavailableError } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * const error = new BrokerUnavailableError("redis", "not connected");
@@ -184,7 +184,7 @@ export class BrokerUnavailableError extends DuplexError {
  *
  * @example Usage
  * ```ts
- * import { PubSubTarget } from "./pubsub.ts";
+ * import { PubSubTarget } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * const target = new PubSubTarget();

@@ -43,7 +43,7 @@ function loadRedis(): Promise<RedisModule> {
  *
  * @example Usage
  * ```ts
- * import type { RedisPubSubOptions } from "./redis_pubsub.ts";
+ * import type { RedisPubSubOptions } from "@duplex/ws/server";
  *
  * const options: RedisPubSubOptions = {
  *   url: "redis://127.0.0.1:6379",
@@ -107,7 +107,7 @@ export interface RedisPubSubOptions {
  *
  * @example Usage
  * ```ts
- * import type { RedisPubSubStats } from "./redis_pubsub.ts";
+ * import type { RedisPubSubStats } from "@duplex/ws/server";
  *
  * const stats: RedisPubSubStats = { published: 0, publishFailed: 0, received: 0, reconnects: 0 };
  * ```
@@ -159,7 +159,7 @@ function redact(url: string): string {
  *
  * @example Connect, publish, subscribe (needs a running Redis)
  * ```ts ignore
- * import { RedisPubSub } from "./redis_pubsub.ts";
+ * import { RedisPubSub } from "@duplex/ws/server";
  *
  * await using pubsub = new RedisPubSub({
  *   url: Deno.env.get("REDIS_URL"),
@@ -172,7 +172,7 @@ function redact(url: string): string {
  *
  * @example Options only (runs anywhere)
  * ```ts
- * import { RedisPubSub } from "./redis_pubsub.ts";
+ * import { RedisPubSub } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
  * const make = () => new RedisPubSub({ url: "redis://127.0.0.1:6379" });
