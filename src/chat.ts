@@ -5,7 +5,7 @@
  * @module
  */
 
-import { demoPage } from "./demo_page.ts";
+import { demoClientScript, demoPage } from "./demo_page.ts";
 import { DuplexServer, type DuplexServerOptions } from "./duplex_server.ts";
 import type { AnyEndpoint, Endpoint } from "./peer.ts";
 
@@ -194,6 +194,12 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
+  }
+  if (
+    url.pathname === "/client.js" &&
+    (request.method === "GET" || request.method === "HEAD")
+  ) {
+    return demoClientScript();
   }
   return new Response("Not found\n", {
     status: 404,
