@@ -180,9 +180,6 @@ if (import.meta.main) {
   // Redis down at start is survivable: start() subscribes in the background
   // and the cluster syncs once Redis is up.
   await cluster?.start();
-  if (pubsub !== undefined) {
-    logger.info(`cluster ${cluster!.id} on ${pubsub.name}`);
-  }
   const http = Deno.serve({
     port,
     onListen({ hostname, port }) {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { deadline, MessageQueue, once } from "./_helpers.ts";
-import { open } from "./_server_helpers.ts";
+import { closeAndWait, open } from "./_server_helpers.ts";
+import { redisTest } from "./_redis.ts";
 
 const root = new URL("..", import.meta.url);
 
@@ -113,3 +114,89 @@ Deno.test({
     }
   },
 });
+
+/** Spawns `server.ts` with `env`; stdout and stderr are collected. */
+function spawnProgram(env: Record<string, string>) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "server.ts"],
+    cwd: root,
+    env: { PORT: "0", NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = collectLines(child.stdout);
+  const stderr = collectLines(child.stderr);
+  return {
+    child,
+    stdout,
+    stderr,
+    async port(): Promise<number> {
+      const listening = await stdout.next(/^Listening on /);
+      return Number(listening.match(/:(\d+)\//)?.[1]);
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await child.status;
+      await Promise.allSettled([stdout.done, stderr.done]);
+    },
+  };
+}
+
+redisTest(
+  "server.ts with REDIS_URL starts without Redis, chats locally, joins the other instance once Redis is up, and says goodbye on SIGTERM",
+  async (redis) => {
+    await redis.stop();
+    await using a = spawnProgram({ REDIS_URL: redis.url });
+    await using b = spawnProgram({ REDIS_URL: redis.url });
+    const [portA, portB] = [await a.port(), await b.port()];
+    // Redis is down: each instance serves and says so.
+    await a.stderr.next(/redis (publisher|subscriber) cannot connect/);
+    const alice = await open(`ws://127.0.0.1:${portA}/?user=alice`);
+    const bob = await open(`ws://127.0.0.1:${portA}/?user=bob`);
+    await a.stdout.next(/connect user="bob"/);
+    const aliceQueue = new MessageQueue(alice);
+    const bobQueue = new MessageQueue(bob);
+    alice.send('{"sequence":1,"type":1,"message":"alone"}');
+    assert.equal((await bobQueue.next()).from, "alice");
+    assert.equal((await aliceQueue.next()).message, "ok");
+
+    await redis.restart();
+    await a.stdout.next(/redis up/);
+    await b.stdout.next(/redis up/);
+    const carol = await open(`ws://127.0.0.1:${portB}/?user=carol`);
+    const carolQueue = new MessageQueue(carol);
+    await b.stdout.next(/connect user="carol"/);
+    // A knows carol once B's join (or heartbeat) arrived.
+    const idB =
+      (await b.stdout.next(/^\S+ cluster \S+ started on redis/)).split(" ")[2];
+    await a.stdout.next(new RegExp(`instance ${idB} joined`));
+    alice.send('{"sequence":2,"type":1,"message":"across"}');
+    assert.deepEqual(await carolQueue.next(), {
+      sequence: 2,
+      type: 3,
+      message: "across",
+      from: "alice",
+    });
+    assert.equal((await aliceQueue.next()).message, "ok");
+    assert.equal((await bobQueue.next()).message, "across");
+
+    // B stops cleanly: carol gets 1001, A drops B at once (goodbye).
+    const carolClosed = once<CloseEvent>(carol, "close");
+    b.child.kill("SIGTERM");
+    assert.equal((await carolClosed).code, 1001);
+    assert.equal((await deadline(b.child.status, 10_000, "B's exit")).code, 0);
+    await a.stdout.next(new RegExp(`instance ${idB} left \\(goodbye\\)`));
+    for (const lines of [a.stderr.lines, b.stderr.lines]) {
+      assert.ok(
+        !lines.some((l) => /uncaught|unhandled/i.test(l)),
+        lines.join("\n"),
+      );
+    }
+    await Promise.all([closeAndWait(alice), closeAndWait(bob)]);
+  },
+);
