@@ -8,9 +8,12 @@ import {
 import {
   type Authenticate,
   CLOSE_REPLACED,
+  Cluster,
   createChatServer,
   DuplexServer,
   getCookie,
+  MemoryHub,
+  MemoryPubSub,
   NotConnectedError,
 } from "../server.ts";
 import { deadline, once } from "./_helpers.ts";
@@ -849,4 +852,52 @@ Deno.test("DuplexServer users on /ws get the same chat as on /", async () => {
   );
   await closeAndWait(a);
   await closeAndWait(b);
+});
+
+Deno.test("DuplexServer with a cluster: pushes and requests reach another instance; local pushes stay here", async () => {
+  const hub = new MemoryHub();
+  await using busA = new MemoryPubSub({ hub });
+  await using busB = new MemoryPubSub({ hub });
+  await using clusterA = new Cluster(busA, { id: "a" });
+  await using clusterB = new Cluster(busB, { id: "b" });
+  const a = new DuplexServer({ cluster: clusterA });
+  const b = new DuplexServer({ cluster: clusterB });
+  assert.equal(a.cluster, clusterA);
+  await clusterA.start();
+  await clusterB.start();
+  await using httpA = listen(a);
+  await using httpB = listen(b);
+  const bobJoined = once(clusterA, "join");
+  await using bob = await duplexClient(b, httpB, "bob");
+  await bobJoined;
+  await using alice = await legacyClient(a, httpA, "alice");
+  assert.deepEqual(clusterB.online(), ["bob", "alice"]);
+  assert.deepEqual(a.users(), ["alice"]);
+
+  const pushed: unknown[] = [];
+  const twoPushes = Promise.withResolvers<void>();
+  bob.peer.onNotify((message) => {
+    pushed.push(message);
+    if (pushed.length === 2) twoPushes.resolve();
+  });
+  a.notify("here only", { local: true });
+  a.notify("everyone");
+  a.notify("to bob", { to: "bob" });
+  await deadline(twoPushes.promise);
+  // The local push reached alice, not bob; the others reached bob in order.
+  assert.deepEqual(pushed, ["everyone", "to bob"]);
+  assert.equal((await alice.queue.next()).message, "here only");
+  assert.equal((await alice.queue.next()).message, "everyone");
+
+  bob.peer.handle("twice", (n: number) => n * 2);
+  assert.equal(await a.request(21, { to: "bob", method: "twice" }), 42);
+  await assert.rejects(a.request(1, { to: "carol" }), NotConnectedError);
+
+  const bobLeft = once(clusterA, "leave");
+  await closeAndWait(bob.socket);
+  await bobLeft;
+  assert.deepEqual(clusterA.online(), ["alice"]);
+  await closeAndWait(alice.socket);
+  await a.shutdown();
+  await b.shutdown();
 });
