@@ -11,13 +11,20 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  type Browser,
-  type BrowserContext,
-  chromium,
-  type Page,
-} from "npm:playwright-core@1";
+import type { Browser, BrowserContext, Page } from "npm:playwright-core@1";
+import fs from "node:fs";
 import { createChatServer } from "../src/chat.ts";
+
+// playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when it loads;
+// Deno asks for --allow-all to touch that path, which `deno task test` does
+// not grant. Answer the probe (not WSL) while the module loads.
+const WSL_PROBE = "/proc/sys/fs/binfmt_misc/WSLInterop";
+const existsSync = fs.existsSync;
+fs.existsSync = (path: fs.PathLike): boolean =>
+  path === WSL_PROBE ? false : existsSync(path);
+const { chromium } = await import("npm:playwright-core@1").finally(() => {
+  fs.existsSync = existsSync;
+});
 
 const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
 const IN_CI = Deno.env.get("CI") === "true";
