@@ -325,25 +325,31 @@ export class RedisPubSub extends PubSubTarget implements PubSub {
       );
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
+    let timedOut = false;
     const timer = this.#publishTimeout > 0
       ? setTimeout(() => {
+        timedOut = true;
         this.stats.publishFailed++;
-        reject(
-          new BrokerUnavailableError(
-            this.name,
-            `no answer within ${this.#publishTimeout} ms`,
-          ),
+        const error = new BrokerUnavailableError(
+          this.name,
+          `no answer within ${this.#publishTimeout} ms`,
         );
+        reject(error);
+        // A connection that does not answer is half-open or wedged (e.g.
+        // writes stuck): replace it rather than queue behind it forever.
+        this.#lost(this.#publisher, client, error);
       }, this.#publishTimeout)
       : undefined;
     client.publish(channel, data).then(
       () => {
         clearTimeout(timer);
+        if (timedOut) return;
         this.stats.published++;
         resolve();
       },
       (error: unknown) => {
         clearTimeout(timer);
+        if (timedOut) return;
         this.stats.publishFailed++;
         reject(
           new BrokerUnavailableError(this.name, describe(error), {

@@ -138,12 +138,21 @@ export class RedisServer implements AsyncDisposable {
     }
   }
 
+  /**
+   * Freezes the process (SIGSTOP) or lets it go on (SIGCONT): its sockets
+   * stay open but nothing is answered, like a wedged or half-open server.
+   */
+  pause(paused: boolean): void {
+    this.#child?.kill(paused ? "SIGSTOP" : "SIGCONT");
+  }
+
   /** Stops the process (SIGTERM) and waits for it to exit. Idempotent. */
   async stop(): Promise<void> {
     const child = this.#child;
     if (child === undefined) return;
     this.#child = undefined;
     try {
+      child.kill("SIGCONT");
       child.kill("SIGTERM");
     } catch {
       // Already exited.

@@ -160,3 +160,35 @@ Deno.test("RedisPubSub() rejects invalid delays", () => {
     RangeError,
   );
 });
+
+redisTest(
+  "RedisPubSub.publish() rejects after publishTimeout when Redis does not answer, and replaces the wedged connection",
+  async (redis) => {
+    const logger = recorder();
+    await using a = new RedisPubSub({
+      ...fast(redis.url, logger),
+      publishTimeout: 100,
+      connectTimeout: 200,
+    });
+    await deadline(a.ready(), 5_000, "ready");
+    const down = once(a, "down");
+    redis.pause(true);
+    await assert.rejects(
+      a.publish("chat", "lost"),
+      (error: Error) =>
+        error instanceof BrokerUnavailableError &&
+        /no answer within 100 ms/.test(error.message),
+    );
+    await down;
+    assert.equal(a.connected, false);
+    assert.ok(
+      logger.lines.some((l) => /publisher connection lost/.test(l)),
+      logger.lines.join("\n"),
+    );
+    const up = once(a, "up", 10_000);
+    redis.pause(false);
+    await up;
+    await a.publish("chat", "back");
+    assert.equal(a.stats.publishFailed, 1);
+  },
+);
