@@ -191,8 +191,27 @@ for (const workload of WORKLOADS) {
 }
 
 const tracker: TrackerFigures = await measureTrackerInChild();
+const cluster = await measureClusterFanout();
 const bundle = await bundleSize();
 const seconds = (performance.now() - started) / 1000;
+
+interface ClusterFigures {
+  clusterDeliveriesPerSecond: number;
+  singleDeliveriesPerSecond: number;
+}
+
+/** Cross-instance fan-out on a real redis-server (bench/cluster_fanout.ts). */
+async function measureClusterFanout(): Promise<ClusterFigures | undefined> {
+  if (QUICK) return undefined;
+  const child = spawn(["run", "-A", "bench/cluster_fanout.ts"]);
+  const output = new TextDecoder().decode((await child.output()).stdout);
+  if (!(await child.status).success) {
+    console.error("cluster fan-out failed (is redis-server installed?)");
+    return undefined;
+  }
+  const lines = output.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
 
 async function measureTrackerInChild(): Promise<TrackerFigures> {
   // A child process with --expose-gc, so heap figures are exact.
@@ -250,6 +269,13 @@ const table = [
   } track+resolve pairs/s (target ≥ 3,000,000); ${tracker.bytesPerPending} heap bytes per pending request at ${
     tracker.pending.toLocaleString("en-US")
   } pending (target ≤ 300)`,
+  cluster === undefined
+    ? "Cross-instance fan-out: not measured (quick run or no redis-server)"
+    : `Fan-out across 2 instances on Redis (500 receivers each, 1,000 notifications): ${
+      Math.round(cluster.clusterDeliveriesPerSecond).toLocaleString("en-US")
+    } deliveries/s; 1 instance with all 1,000 receivers in the same run: ${
+      Math.round(cluster.singleDeliveriesPerSecond).toLocaleString("en-US")
+    } deliveries/s`,
   `Client bundle: ${bundle.minified.toLocaleString("en-US")} bytes minified, ${
     bundle.gzip.toLocaleString("en-US")
   } bytes gzip (target ≤ 5,120)`,
@@ -268,6 +294,7 @@ const json = JSON.stringify(
     repeats: REPEATS,
     rows,
     tracker,
+    cluster,
     bundle,
   },
   null,
