@@ -25,6 +25,7 @@ function report(value: Record<string, unknown>): void {
 
 const clients: Client[] = [];
 let disconnects = 0;
+const codes: Record<string, number> = {};
 let failedOpen = 0;
 const started = performance.now();
 let next = 0;
@@ -42,7 +43,11 @@ async function opener(): Promise<void> {
         minDelay: 100,
       },
     );
-    client.addEventListener("close", () => disconnects++);
+    client.addEventListener("close", (event) => {
+      disconnects++;
+      const key = `${event.code} ${event.reason}`;
+      codes[key] = (codes[key] ?? 0) + 1;
+    });
     clients.push(client);
     try {
       await client.connect();
@@ -93,6 +98,7 @@ for await (const chunk of lines) {
         failed,
         errors,
         disconnects,
+        codes,
         open: clients.filter((c) => c.state === "open").length,
         ms: Math.round(performance.now() - start),
       });

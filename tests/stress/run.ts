@@ -31,6 +31,7 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       sampleMs: n(10_000),
       warmupMs: n(60_000),
       pingInterval: 5_000,
+      pingTimeout: 15_000,
       idleTimeout: 10,
       verbose: true,
     })],

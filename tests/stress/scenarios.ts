@@ -128,7 +128,13 @@ export async function connections(
     const replies = await Promise.all(workers.map(async (w) => {
       await w.send("request");
       return await w.json<
-        { ok: number; failed: number; disconnects: number; errors: string[] }
+        {
+          ok: number;
+          failed: number;
+          disconnects: number;
+          errors: string[];
+          codes: Record<string, number>;
+        }
       >("requested", 300_000);
     }));
     const ok = replies.reduce((s, r) => s + r.ok, 0);
@@ -164,6 +170,15 @@ export async function connections(
         failures.push(`heap grew ${mb(heapGrowth)} MB after the warm-up`);
       }
     }
+    figures.serverCloseCodes = JSON.stringify(last.closeCodes);
+    figures.clientCloseCodes = JSON.stringify(
+      replies.reduce((all: Record<string, number>, r) => {
+        for (const [code, n] of Object.entries(r.codes)) {
+          all[code] = (all[code] ?? 0) + n;
+        }
+        return all;
+      }, {}),
+    );
     figures.serverUnhandled = last.unhandled;
     if (last.unhandled) {
       failures.push(`${last.unhandled} unhandled errors in the server`);
@@ -586,7 +601,7 @@ export async function restart(
     await delay(options.beforeMs);
     const answeredBefore = answered;
     await server.stop("SIGKILL");
-    execLines.push(...server.lines);
+    for (const line of server.lines) execLines.push(line);
     log(options.verbose, `killed the server after ${answeredBefore} answers`);
     await delay(options.downMs);
     server = await ServerProcess.start({ port, logExec: true });
@@ -614,7 +629,7 @@ export async function restart(
     await loops?.catch(() => {});
     await closeClients(clients);
     await server.stop();
-    execLines.push(...server.lines);
+    for (const line of server.lines) execLines.push(line);
   }
   const executions = new Map<string, number>();
   for (const line of execLines) {
