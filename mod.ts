@@ -63,8 +63,12 @@ export {
 } from "./src/request_tracker.ts";
 export { RateLimiter, type RateLimitOptions } from "./src/rate_limiter.ts";
 export {
-  type AnyEndpoint,
   type BackpressurePolicy,
+  PeerLimits,
+  type PeerLimitsOptions,
+} from "./src/limits.ts";
+export {
+  type AnyEndpoint,
   type Endpoint,
   type NotificationListener,
   type NotificationMethod,
@@ -72,6 +76,7 @@ export {
   type PayloadOf,
   Peer,
   type PeerEventMap,
+  type PeerGuard,
   type PeerOptions,
   type PeerStats,
   Registry,

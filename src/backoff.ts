@@ -72,7 +72,7 @@ export function backoffDelay(
 ): number {
   if (!(attempt >= 0)) {
     throw new RangeError(
-      `Cannot compute backoff: attempt must be 0 or more, got ${attempt}`,
+      `Cannot compute backoff: invalid attempt ${attempt}`,
     );
   }
   const { minDelay = 1_000, maxDelay = 30_000, factor = 2 } = options;

@@ -6,7 +6,12 @@
  */
 
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
-import { ConnectError, ConnectionClosedError, DuplexError } from "./errors.ts";
+import {
+  ConnectError,
+  ConnectionClosedError,
+  DuplexError,
+  errorEvent,
+} from "./errors.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { OfflineQueue } from "./offline_queue.ts";
 import {
@@ -232,9 +237,9 @@ export interface NotificationsOptions {
  */
 export class ReconnectingEvent extends Event {
   /** The number of the coming attempt since the counter was reset, from 1. */
-  readonly attempt: number;
+  declare readonly attempt: number;
   /** The delay before it, in milliseconds. */
-  readonly delay: number;
+  declare readonly delay: number;
 
   /**
    * Creates the event.
@@ -277,14 +282,22 @@ export interface ClientEventMap {
   error: ErrorEvent;
 }
 
-/** A request or notification waiting for a connection. */
-interface Job {
-  run(peer: Peer<Endpoint, Endpoint>): void;
-  fail(error: unknown): void;
-}
+/**
+ * A request or notification waiting for a connection: called with the
+ * connection once open, or with the error that ends its wait.
+ */
+type Job = (
+  peer: Peer<Endpoint, Endpoint> | undefined,
+  error?: unknown,
+) => void;
 
 /** Close codes by which a server refuses the client: no reconnection. */
 const REFUSED = [1008, 4001, 4003];
+
+/** The value, or what the function returns (awaited). */
+async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
+  return typeof source === "function" ? await (source as () => T)() : source;
+}
 
 /**
  * A reconnecting, full-duplex client for browsers and Deno. It sends
@@ -322,28 +335,29 @@ export class Client<
   Remote extends Endpoint = AnyEndpoint,
 > extends EventTarget implements AsyncDisposable, Disposable {
   /** Handlers and listeners, shared by every connection of this client. */
-  readonly registry: Registry;
+  declare readonly registry: Registry;
 
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
   #href: string;
   #options: ClientOptions;
   #state: ClientState = "closed";
-  #peer: Peer<Local, Remote> | undefined = undefined;
+  #peer: Peer<Local, Remote> | undefined;
   /** The socket of the attempt in progress, until it opens. */
-  #socket: WebSocket | undefined = undefined;
+  #socket: WebSocket | undefined;
   /** Every socket not closed yet, including abandoned dead ones. */
   #sockets = new Set<WebSocket>();
+  /** Resolves the `close()` calls waiting for the sockets. */
   #drained: Array<() => void> = [];
   #queue: OfflineQueue<Job>;
-  #heartbeat: Heartbeat | undefined = undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #heartbeat: Heartbeat | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #generation = 0;
   #attempts = 0;
-  #openedAt = 0;
   #closeCode = 1006;
   #closeReason = "";
-  #ready: PromiseWithResolvers<void> | undefined = undefined;
+  #ready: PromiseWithResolvers<void> | undefined;
+  /** Ends the open iterators. */
   #ends = new Set<() => void>();
   #onGlobal = (event: Event): void => {
     if (event.type === "pagehide") this.#stop(1000, "Page hidden");
@@ -363,42 +377,10 @@ export class Client<
     this.#href = typeof url === "function" ? "(URL function)" : String(url);
     this.registry = options.registry ?? new Registry();
     this.#options = { ...options, registry: this.registry };
-    this.#queue = new OfflineQueue<Job>((job, error) => job.fail(error), {
+    this.#queue = new OfflineQueue<Job>((job, error) => job(undefined, error), {
       maxSize: options.maxQueue,
       maxWait: options.maxQueueWait,
     });
-  }
-
-  /**
-   * Listens for `open`, `close`, `reconnecting` or `error`.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener<K extends keyof ClientEventMap>(
-    type: K,
-    listener: (event: ClientEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
   }
 
   /** Where the client is in its life. */
@@ -496,8 +478,8 @@ export class Client<
    *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
-   * @returns `true` once handed to the socket, `false` when dropped by
-   * backpressure (see `highWaterMark`).
+   * @returns `true` once handed to the socket, `false` when dropped by the
+   * peer's guard (see `PeerOptions.guard`).
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
@@ -597,46 +579,41 @@ export class Client<
   ): AsyncIterableIterator<NotifyFrame> {
     const { method, bufferSize = 1_000 } = options;
     const frames: NotifyFrame[] = [];
-    const any = this.registry.anyListeners;
-    let failure: DuplexError | undefined;
-    let done = false;
-    let wake: (() => void) | undefined;
-    const push = (_: unknown, frame: NotifyFrame): void => {
-      if (frames.length < bufferSize) {
-        frames.push(frame);
-      } else {
-        failure = new DuplexError(
+    /** Set when the iteration ends: `true`, or the error that ends it. */
+    let finish: DuplexError | true | undefined;
+    let wake = (): void => {};
+    const off = this.registry.on(method, (_, frame: NotifyFrame) => {
+      if (frames.push(frame) > bufferSize) {
+        frames.pop();
+        finish = new DuplexError(
           "BUFFER_FULL",
-          `Cannot buffer notification: ${bufferSize} already wait for the iterator`,
+          `Cannot buffer notification: ${bufferSize} already buffered`,
         );
         off();
       }
-      wake?.();
-    };
-    const off = method === undefined
-      ? () => any.delete(push)
-      : this.registry.on(method, push);
-    if (method === undefined) any.add(push);
+      wake();
+    });
     const end = (): void => {
-      done = true;
+      finish ??= true;
       off();
       this.#ends.delete(end);
-      wake?.();
+      wake();
     };
     this.#ends.add(end);
     return {
       async next(): Promise<IteratorResult<NotifyFrame>> {
-        while (!frames.length && !failure && !done) {
+        while (!frames.length && !finish) {
           await new Promise<void>((resolve) => wake = resolve);
         }
         if (frames.length) return { value: frames.shift()!, done: false };
         end();
-        if (failure) throw failure;
+        if (finish !== true) throw finish;
         return { value: undefined, done: true };
       },
-      return(): Promise<IteratorResult<NotifyFrame>> {
+      // deno-lint-ignore require-await
+      async return(): Promise<IteratorResult<NotifyFrame>> {
         end();
-        return Promise.resolve({ value: undefined, done: true });
+        return { value: undefined, done: true };
       },
       [Symbol.asyncIterator](): AsyncIterableIterator<NotifyFrame> {
         return this;
@@ -667,8 +644,8 @@ export class Client<
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
-    if (!this.#sockets.size) return Promise.resolve();
     return new Promise((resolve) => {
+      if (!this.#sockets.size) return resolve();
       const timer = setTimeout(resolve, this.#options.closeTimeout ?? 5_000);
       this.#drained.push(() => {
         clearTimeout(timer);
@@ -702,51 +679,39 @@ export class Client<
     run: (peer: Peer<Local, Remote>) => T | Promise<T>,
     { signal }: { signal?: AbortSignal },
   ): Promise<T> {
-    const peer = this.#peer;
-    if (peer?.socket.readyState === 1 && this.#state === "open") {
-      // The executor turns a synchronous throw into a rejection.
-      return new Promise((resolve) => resolve(run(peer)));
-    }
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    if (
-      this.#state === "closed" || this.#options.queueWhileDisconnected === false
-    ) {
-      return Promise.reject(
-        new ConnectionClosedError(this.#closeCode, this.#closeReason),
-      );
-    }
+    // A throw in the executor rejects the promise.
     return new Promise<T>((resolve, reject) => {
+      const peer = this.#peer;
+      if (peer?.socket.readyState === 1 && this.#state === "open") {
+        return resolve(run(peer));
+      }
+      if (signal?.aborted) throw signal.reason;
+      if (
+        this.#state === "closed" ||
+        this.#options.queueWhileDisconnected === false
+      ) {
+        throw new ConnectionClosedError(this.#closeCode, this.#closeReason);
+      }
       const abort = (): void => {
         this.#queue.delete(job);
         reject(signal!.reason);
       };
-      const job: Job = {
-        run(peer) {
-          signal?.removeEventListener("abort", abort);
-          try {
-            resolve(run(peer as Peer<Local, Remote>));
-          } catch (error) {
-            reject(error);
-          }
-        },
-        fail(error) {
-          signal?.removeEventListener("abort", abort);
+      const job: Job = (peer, error) => {
+        signal?.removeEventListener("abort", abort);
+        try {
+          if (!peer) throw error;
+          resolve(run(peer as Peer<Local, Remote>));
+        } catch (error) {
           reject(error);
-        },
+        }
       };
-      try {
-        this.#queue.push(job);
-      } catch (error) {
-        reject(error);
-        return;
-      }
+      this.#queue.push(job);
       signal?.addEventListener("abort", abort, { once: true });
     });
   }
 
   #attempt(): void {
-    const generation = ++this.#generation;
-    const source = this.#url;
+    let generation = ++this.#generation;
     const options = this.#options;
     const timeout = options.connectTimeout ?? 10_000;
     let ws: WebSocket | undefined;
@@ -757,24 +722,21 @@ export class Client<
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
-      this.#failed(new ConnectError(this.#href, why, code, { cause }), refused);
-    };
-    const forget = (): void => {
-      this.#sockets.delete(ws!);
-      if (!this.#sockets.size) {
-        for (const resolve of this.#drained.splice(0)) resolve();
-      }
+      this.#socket = undefined;
+      const error = new ConnectError(this.#href, why, code, { cause });
+      this.#ended(
+        new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
+        error,
+        refused,
+      );
     };
     this.#timer = setTimeout(
       () => fail(`no connection after ${timeout} ms`),
       timeout,
     );
     (async () => {
-      const target = typeof source === "function" ? await source() : source;
-      const protocols = options.protocols ?? [];
-      const extra = typeof protocols === "function"
-        ? await protocols()
-        : protocols;
+      const target = await evaluate(this.#url);
+      const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
       const socket = ws = this.#socket = new WebSocket(target, [
@@ -790,85 +752,73 @@ export class Client<
         refused ||= /\b40[13]\b/.test(reason);
       };
       socket.onclose = (event) => {
-        forget();
+        this.#sockets.delete(socket);
+        if (!this.#sockets.size) {
+          for (const resolve of this.#drained.splice(0)) resolve();
+        }
+        // A no-op once open: the peer reports that close.
         fail(reason, event.code || 1006);
       };
       socket.onopen = () => {
-        socket.onclose = forget;
-        socket.onerror = null;
         if (generation !== this.#generation) return;
+        generation = -1;
+        const peer = new Peer<Local, Remote>(socket, options);
         clearTimeout(this.#timer);
-        this.#opened(socket);
+        this.#socket = undefined;
+        this.#peer = peer;
+        this.#state = "open";
+        const openedAt = Date.now();
+        peer.addEventListener("close", (event) => {
+          if (peer !== this.#peer) return;
+          this.#peer = undefined;
+          this.#heartbeat?.stop();
+          this.#closeCode = event.code;
+          this.#closeReason = event.reason;
+          if (Date.now() - openedAt >= (options.resetAfter ?? 5_000)) {
+            this.#attempts = 0;
+          }
+          this.#ended(event);
+        });
+        peer.addEventListener("error", (event) => this.#error(event.error));
+        this.#heartbeat = new Heartbeat(
+          peer,
+          () => peer.close(4000, "Ping timeout"),
+          { interval: options.pingInterval, timeout: options.pingTimeout },
+        );
+        for (const job of this.#queue.drain()) {
+          job(peer as Peer<Endpoint, Endpoint>);
+        }
+        this.#ready?.resolve();
+        this.#ready = undefined;
+        this.dispatchEvent(new Event("open"));
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
   }
 
-  #opened(socket: WebSocket): void {
-    const options = this.#options;
-    const peer = new Peer<Local, Remote>(socket, options);
-    this.#socket = undefined;
-    this.#peer = peer;
-    this.#state = "open";
-    this.#openedAt = Date.now();
-    peer.addEventListener("close", (event) => this.#dropped(peer, event));
-    peer.addEventListener("error", (event) => this.#error(event.error));
-    this.#heartbeat = new Heartbeat(
-      peer,
-      () => peer.close(4000, "Ping timeout"),
-      { interval: options.pingInterval, timeout: options.pingTimeout },
-    );
-    for (const job of this.#queue.drain()) {
-      job.run(peer as Peer<Endpoint, Endpoint>);
+  /**
+   * An open connection closed (no `error`), or an attempt failed: decides
+   * between reconnecting and closing, and tells the listeners.
+   */
+  #ended(event: CloseEvent, error?: ConnectError, refused = false): void {
+    const retry = this.#state === (error ? "reconnecting" : "open") &&
+      this.#mayRetry(event, refused);
+    if (retry) {
+      this.#state = "reconnecting";
+    } else if (this.#state !== "closed") {
+      this.#shutdown(event.code, error ? "" : event.reason, error);
     }
-    this.#ready?.resolve();
-    this.#ready = undefined;
-    this.dispatchEvent(new Event("open"));
-  }
-
-  #dropped(peer: Peer<Local, Remote>, event: CloseEvent): void {
-    if (peer !== this.#peer) return;
-    this.#peer = undefined;
-    this.#heartbeat?.stop();
-    this.#closeCode = event.code;
-    this.#closeReason = event.reason;
-    if (this.#state === "open") {
-      if (Date.now() - this.#openedAt >= (this.#options.resetAfter ?? 5_000)) {
-        this.#attempts = 0;
-      }
-      if (this.#mayRetry(event, false)) {
-        this.#state = "reconnecting";
-      } else {
-        this.#shutdown(event.code, event.reason);
-      }
-    }
-    this.dispatchEvent(new CloseEvent("close", event));
+    if (error) this.#error(error);
+    // A failed attempt that will be retried is no news.
+    if (!(retry && error)) this.dispatchEvent(new CloseEvent("close", event));
     if (this.#state === "reconnecting") this.#schedule();
-  }
-
-  #failed(error: ConnectError, refused: boolean): void {
-    this.#socket = undefined;
-    const event = new CloseEvent("close", {
-      code: error.closeCode ?? 1006,
-      reason: error.message,
-    });
-    const final = this.#state !== "reconnecting" ||
-      !this.#mayRetry(event, refused);
-    if (final) this.#shutdown(event.code, "", error);
-    this.#error(error);
-    if (final) this.dispatchEvent(event);
-    else if (this.#state === "reconnecting") this.#schedule();
   }
 
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
-    if (
-      refused || REFUSED.includes(event.code) ||
-      this.#attempts >= (options.maxAttempts ?? Infinity)
-    ) {
-      return false;
-    }
     try {
-      return options.shouldReconnect?.(event) ?? true;
+      return !refused && !REFUSED.includes(event.code) &&
+        this.#attempts < (options.maxAttempts ?? Infinity) &&
+        (options.shouldReconnect?.(event) ?? true);
     } catch (error) {
       this.#error(error);
       return false;
@@ -908,7 +858,7 @@ export class Client<
     this.#heartbeat?.stop();
     this.#listen("removeEventListener");
     const closed = new ConnectionClosedError(code, reason, { cause: error });
-    for (const job of this.#queue.drain()) job.fail(closed);
+    for (const job of this.#queue.drain()) job(undefined, closed);
     this.#ready?.reject(
       error ?? new ConnectError(this.#href, "the client was closed", code),
     );
@@ -917,18 +867,47 @@ export class Client<
   }
 
   #listen(method: "addEventListener" | "removeEventListener"): void {
-    if (typeof globalThis[method] !== "function") return;
     for (const type of ["pagehide", "online", "visibilitychange"]) {
-      globalThis[method](type, this.#onGlobal);
+      // Not every runtime is an EventTarget.
+      globalThis[method]?.(type, this.#onGlobal);
     }
   }
 
   #error(error: unknown): void {
-    this.dispatchEvent(
-      new ErrorEvent("error", {
-        error,
-        message: error instanceof Error ? error.message : String(error),
-      }),
-    );
+    this.dispatchEvent(errorEvent(error));
   }
+}
+
+/**
+ * The typed listeners of a {@linkcode Client} (declaration merging: no
+ * runtime override).
+ */
+export interface Client<
+  Local extends Endpoint = AnyEndpoint,
+  Remote extends Endpoint = AnyEndpoint,
+> {
+  /**
+   * Listens for `open`, `close`, `reconnecting` or `error`.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  addEventListener<K extends keyof ClientEventMap>(
+    type: K,
+    listener: (event: ClientEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for an event by name.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
 }

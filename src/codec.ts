@@ -46,48 +46,25 @@ export interface Codec {
 
 /** The longest method name a frame may carry. */
 const MAX_METHOD_LENGTH = 256;
+/** The string fields of requests and notifications. */
+const TEXT_FIELDS = ["method", "from"];
 
-function isSequence(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 &&
-    value <= MAX_SEQUENCE;
+function fail(
+  reason: string,
+  sequence?: number,
+  type?: unknown,
+  options?: ErrorOptions,
+): never {
+  throw new ProtocolError(
+    `Cannot decode frame: ${reason}`,
+    sequence,
+    type,
+    options,
+  );
 }
 
-function fail(reason: string, sequence?: number, type?: unknown): never {
-  throw new ProtocolError(`Cannot decode frame: ${reason}`, sequence, type);
-}
-
-function checkString(
-  record: Record<string, unknown>,
-  field: string,
-  sequence: number,
-  maxLength: number,
-): void {
-  const value = record[field];
-  if (value === undefined) return;
-  if (typeof value !== "string") {
-    fail(`"${field}" must be a string`, sequence, record.type);
-  }
-  if (value.length > maxLength) {
-    fail(
-      `"${field}" is longer than ${maxLength} characters`,
-      sequence,
-      record.type,
-    );
-  }
-}
-
-function checkError(value: unknown, sequence: number): void {
-  if (
-    typeof value !== "object" || value === null || Array.isArray(value) ||
-    typeof (value as Record<string, unknown>).code !== "string" ||
-    typeof (value as Record<string, unknown>).message !== "string"
-  ) {
-    fail(
-      `"error" must be an object with string "code" and "message"`,
-      sequence,
-      2,
-    );
-  }
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**
@@ -107,16 +84,15 @@ function checkError(value: unknown, sequence: number): void {
  * ```
  */
 export function validateFrame(value: unknown): Frame {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    fail("a frame must be a JSON object");
-  }
-  const record = value as Record<string, unknown>;
-  const type = record.type;
-  let sequence = record.sequence;
+  if (!isRecord(value)) fail("a frame must be a JSON object");
+  const type = value.type;
+  let sequence = value.sequence as number;
   if (sequence === undefined && type === 3) {
     // A notification's sequence carries no meaning; tolerate its absence.
-    sequence = record.sequence = 0;
-  } else if (!isSequence(sequence)) {
+    sequence = value.sequence = 0;
+  } else if (
+    !(Number.isInteger(sequence) && sequence >= 0 && sequence <= MAX_SEQUENCE)
+  ) {
     fail(
       sequence === undefined
         ? `"sequence" is missing`
@@ -125,30 +101,45 @@ export function validateFrame(value: unknown): Frame {
       type,
     );
   }
-  const seq = sequence as number;
-  switch (type) {
-    case 1:
-    case 3:
-      checkString(record, "method", seq, MAX_METHOD_LENGTH);
-      checkString(record, "from", seq, MAX_METHOD_LENGTH);
-      break;
-    case 2:
-      if (record.error !== undefined) checkError(record.error, seq);
-      break;
-    case 4:
-    case 5:
-    case 6:
-      break;
-    default:
+  if (type === 1 || type === 3) {
+    for (const field of TEXT_FIELDS) {
+      const text = value[field];
+      if (text !== undefined) {
+        if (typeof text !== "string") {
+          fail(`"${field}" must be a string`, sequence, type);
+        }
+        if (text.length > MAX_METHOD_LENGTH) {
+          fail(
+            `"${field}" is longer than ${MAX_METHOD_LENGTH} characters`,
+            sequence,
+            type,
+          );
+        }
+      }
+    }
+  } else if (type === 2) {
+    const error = value.error;
+    if (
+      error !== undefined &&
+      !(isRecord(error) && typeof error.code === "string" &&
+        typeof error.message === "string")
+    ) {
       fail(
-        type === undefined
-          ? `"type" is missing`
-          : `unknown type ${JSON.stringify(type)}`,
-        seq,
+        `"error" must be an object with string "code" and "message"`,
+        sequence,
         type,
       );
+    }
+  } else if (type !== 4 && type !== 5 && type !== 6) {
+    fail(
+      type === undefined
+        ? `"type" is missing`
+        : `unknown type ${JSON.stringify(type)}`,
+      sequence,
+      type,
+    );
   }
-  return record as unknown as Frame;
+  return value as unknown as Frame;
 }
 
 /**
@@ -180,12 +171,7 @@ export const jsonCodec: Codec = {
     try {
       value = JSON.parse(data);
     } catch (error) {
-      throw new ProtocolError(
-        "Cannot decode frame: not valid JSON",
-        undefined,
-        undefined,
-        { cause: error },
-      );
+      fail("not valid JSON", undefined, undefined, { cause: error });
     }
     return validateFrame(value);
   },

@@ -11,6 +11,7 @@ import { type Broker, type Envelope, LocalBroker } from "./broker.ts";
 import type { Cluster, UserRequestOptions } from "./cluster.ts";
 import { jsonCodec } from "./codec.ts";
 import { ConnectionClosedError, ProtocolError, RemoteError } from "./errors.ts";
+import { PeerLimits } from "./limits.ts";
 import { type MetricsSnapshot, ServerMetrics } from "./metrics.ts";
 import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import {
@@ -1228,13 +1229,10 @@ export class DuplexServer<
     const peer = new Peer<Local, Remote>(socket, {
       identity: user,
       registry: this.registry,
-      maxMessageSize: options.maxMessageSize,
-      maxInFlight: options.maxInFlight,
-      rateLimit: options.rateLimit,
       maxMalformed: options.maxMalformed,
-      highWaterMark: options.highWaterMark,
-      backpressure: options.backpressure,
       timeout: options.timeout,
+      // Size, rate, in-flight and backpressure limits, per connection.
+      guard: new PeerLimits(options),
     });
     const connection = new ServerConnection<Local, Remote>(
       this.#nextId++,

@@ -8,6 +8,19 @@
 import type { ErrorPayload } from "./protocol.ts";
 
 /**
+ * The `error` event that reports `error` (internal: peers and the client).
+ *
+ * @param error What was thrown.
+ * @returns The event.
+ */
+export function errorEvent(error: unknown): ErrorEvent {
+  return new ErrorEvent("error", {
+    error,
+    message: error instanceof Error ? error.message : String(error),
+  });
+}
+
+/**
  * The base class of every Duplex error.
  *
  * @example Usage
@@ -20,7 +33,7 @@ import type { ErrorPayload } from "./protocol.ts";
  */
 export class DuplexError extends Error {
   /** A stable machine-readable code, e.g. `"REQUEST_TIMEOUT"`. */
-  readonly code: string;
+  declare readonly code: string;
 
   /**
    * Creates an error with a code.
@@ -51,9 +64,9 @@ export class DuplexError extends Error {
  */
 export class RequestTimeoutError extends DuplexError {
   /** Sequence of the request that timed out. */
-  readonly sequence: number;
+  declare readonly sequence: number;
   /** The timeout that elapsed, in milliseconds. */
-  readonly timeout: number;
+  declare readonly timeout: number;
 
   /**
    * Creates the error for request `sequence` after `timeout` milliseconds.
@@ -87,9 +100,9 @@ export class RequestTimeoutError extends DuplexError {
  */
 export class ConnectionClosedError extends DuplexError {
   /** The WebSocket close code (1006 when the connection dropped). */
-  readonly closeCode: number;
+  declare readonly closeCode: number;
   /** The close reason sent by the peer, if any. */
-  readonly reason: string;
+  declare readonly reason: string;
 
   /**
    * Creates the error for a connection closed with `closeCode` and `reason`.
@@ -128,7 +141,7 @@ export class ConnectionClosedError extends DuplexError {
  */
 export class RemoteError extends DuplexError {
   /** The peer's structured details, if any. */
-  readonly data: unknown;
+  declare readonly data: unknown;
 
   /**
    * Creates the error from the peer's error payload. Thrown by a handler, it
@@ -159,9 +172,9 @@ export class RemoteError extends DuplexError {
  */
 export class ProtocolError extends DuplexError {
   /** The frame's sequence, when it was readable. */
-  readonly sequence: number | undefined;
+  declare readonly sequence: number | undefined;
   /** The frame's `type` field as received, when it was readable. */
-  readonly frameType: unknown;
+  declare readonly frameType: unknown;
 
   /**
    * Creates the error.
@@ -197,7 +210,7 @@ export class ProtocolError extends DuplexError {
  */
 export class TooManyPendingError extends DuplexError {
   /** The configured bound. */
-  readonly limit: number;
+  declare readonly limit: number;
 
   /**
    * Creates the error for a full bound of `limit` pending requests.
@@ -207,7 +220,7 @@ export class TooManyPendingError extends DuplexError {
   constructor(limit: number) {
     super(
       "TOO_MANY_PENDING",
-      `Cannot send request: ${limit} requests already pending`,
+      `Cannot send request: ${limit} already pending`,
     );
     this.name = "TooManyPendingError";
     this.limit = limit;
@@ -228,9 +241,9 @@ export class TooManyPendingError extends DuplexError {
  */
 export class ConnectError extends DuplexError {
   /** The URL that could not be reached. */
-  readonly url: string;
+  declare readonly url: string;
   /** The close code, when the server closed during the handshake. */
-  readonly closeCode: number | undefined;
+  declare readonly closeCode: number | undefined;
 
   /**
    * Creates the error.
@@ -267,7 +280,7 @@ export class ConnectError extends DuplexError {
  */
 export class QueueFullError extends DuplexError {
   /** The queue's size limit. */
-  readonly limit: number;
+  declare readonly limit: number;
 
   /**
    * Creates the error for a full queue of `limit` items.
@@ -277,7 +290,7 @@ export class QueueFullError extends DuplexError {
   constructor(limit: number) {
     super(
       "QUEUE_FULL",
-      `Cannot queue message: ${limit} messages already wait for a connection`,
+      `Cannot queue message: ${limit} already queued`,
     );
     this.name = "QueueFullError";
     this.limit = limit;
@@ -298,7 +311,7 @@ export class QueueFullError extends DuplexError {
  */
 export class QueueTimeoutError extends DuplexError {
   /** The maximum wait in milliseconds. */
-  readonly wait: number;
+  declare readonly wait: number;
 
   /**
    * Creates the error after `wait` milliseconds without a connection.

@@ -83,18 +83,13 @@ export class Heartbeat implements Disposable {
   #onDead: () => void;
   #interval: number;
   #timeout: number;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the running timer was meant to fire. */
   #due = 0;
   /** When the last message arrived. */
   #seenAt: number = Date.now();
   /** When the last ping was sent. */
   #pingAt = 0;
-  #listener: EventListenerObject = {
-    handleEvent: () => {
-      this.#seenAt = Date.now();
-    },
-  };
 
   /**
    * Starts watching `peer`.
@@ -113,9 +108,17 @@ export class Heartbeat implements Disposable {
     this.#interval = options.interval ?? 25_000;
     this.#timeout = options.timeout ?? 10_000;
     if (this.#interval > 0) {
-      peer.socket.addEventListener("message", this.#listener);
+      peer.socket.addEventListener("message", this);
       this.#schedule(this.#interval);
     }
+  }
+
+  /**
+   * Notes that a message arrived. Public only because the heartbeat is its
+   * own listener object; not meant to be called.
+   */
+  handleEvent(): void {
+    this.#seenAt = Date.now();
   }
 
   /**
@@ -130,10 +133,8 @@ export class Heartbeat implements Disposable {
   /** Stops the timer and the message listener. Idempotent. */
   stop(): void {
     clearTimeout(this.#timer);
-    if (this.#interval > 0) {
-      this.#interval = 0;
-      this.#peer.socket.removeEventListener("message", this.#listener);
-    }
+    this.#interval = 0;
+    this.#peer.socket.removeEventListener("message", this);
   }
 
   /** Same as {@linkcode Heartbeat.stop}. */
@@ -155,23 +156,21 @@ export class Heartbeat implements Disposable {
 
   #check(): void {
     const now = Date.now();
+    const timeout = this.#timeout;
     if (this.#pingAt > this.#seenAt) {
       // A ping is outstanding and nothing arrived since.
-      if (now - this.#due > this.#timeout) {
+      if (now - this.#due > timeout) {
         this.#ping(now);
-      } else if (now - this.#pingAt >= this.#timeout) {
+      } else if (now - this.#pingAt >= timeout) {
         this.stop();
         this.#onDead();
       } else {
-        this.#schedule(this.#pingAt + this.#timeout - now);
+        this.#schedule(this.#pingAt + timeout - now);
       }
-      return;
-    }
-    const quiet = now - this.#seenAt;
-    if (quiet >= this.#interval) {
+    } else if (now - this.#seenAt >= this.#interval) {
       this.#ping(now);
     } else {
-      this.#schedule(this.#interval - quiet);
+      this.#schedule(this.#seenAt + this.#interval - now);
     }
   }
 }

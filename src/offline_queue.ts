@@ -34,11 +34,6 @@ export interface OfflineQueueOptions {
   maxWait?: number;
 }
 
-interface Entry<T> {
-  item: T;
-  deadline: number;
-}
-
 /**
  * A first-in first-out queue with a size bound and a maximum wait. Items
  * that wait too long are removed and handed to the `onExpire` callback with
@@ -66,11 +61,14 @@ interface Entry<T> {
  * ```
  */
 export class OfflineQueue<T> implements Disposable {
-  #entries: Entry<T>[] = [];
+  /** The items, oldest first. */
+  #items: T[] = [];
+  /** When each item expires, in the same order (growing). */
+  #deadlines: number[] = [];
   #onExpire: (item: T, error: QueueTimeoutError) => void;
   #maxSize: number;
   #maxWait: number;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Creates an empty queue.
@@ -89,7 +87,7 @@ export class OfflineQueue<T> implements Disposable {
 
   /** The number of items waiting. */
   get size(): number {
-    return this.#entries.length;
+    return this.#items.length;
   }
 
   /**
@@ -99,11 +97,12 @@ export class OfflineQueue<T> implements Disposable {
    * @throws {QueueFullError} When `maxSize` items already wait.
    */
   push(item: T): void {
-    if (this.#entries.length >= this.#maxSize) {
+    if (this.#items.length >= this.#maxSize) {
       throw new QueueFullError(this.#maxSize);
     }
-    this.#entries.push({ item, deadline: Date.now() + this.#maxWait });
-    if (this.#entries.length === 1) this.#arm();
+    this.#items.push(item);
+    this.#deadlines.push(Date.now() + this.#maxWait);
+    if (this.#items.length === 1) this.#arm();
   }
 
   /**
@@ -113,10 +112,9 @@ export class OfflineQueue<T> implements Disposable {
    * @returns `true` when it was waiting.
    */
   delete(item: T): boolean {
-    const index = this.#entries.findIndex((entry) => entry.item === item);
+    const index = this.#items.indexOf(item);
     if (index < 0) return false;
-    this.#entries.splice(index, 1);
-    if (index === 0) this.#arm();
+    this.#splice(index, 1);
     return true;
   }
 
@@ -126,10 +124,7 @@ export class OfflineQueue<T> implements Disposable {
    * @returns The items.
    */
   drain(): T[] {
-    const entries = this.#entries;
-    this.#entries = [];
-    this.#arm();
-    return entries.map((entry) => entry.item);
+    return this.#splice(0, Infinity);
   }
 
   /** Stops the timer and forgets every item (without calling `onExpire`). */
@@ -137,28 +132,27 @@ export class OfflineQueue<T> implements Disposable {
     this.drain();
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const head = this.#entries[0];
-    if (head !== undefined && this.#maxWait > 0) {
-      this.#timer = setTimeout(
-        () => this.#expire(),
-        // Clamped: timers overflow above 2^31 - 1 ms (e.g. maxWait Infinity).
-        Math.min(0x7fffffff, Math.max(0, head.deadline - Date.now())),
-      );
-    }
+  /** Removes items and re-arms the timer for the new oldest one. */
+  #splice(start: number, count: number): T[] {
+    const items = this.#items.splice(start, count);
+    this.#deadlines.splice(start, count);
+    this.#arm();
+    return items;
   }
 
-  #expire(): void {
-    const now = Date.now();
-    const entries = this.#entries;
-    let count = 0;
-    while (count < entries.length && entries[count].deadline <= now) count++;
-    const expired = entries.splice(0, count);
-    this.#arm();
-    for (const entry of expired) {
-      this.#onExpire(entry.item, new QueueTimeoutError(this.#maxWait));
+  #arm(): void {
+    clearTimeout(this.#timer);
+    const deadline = this.#deadlines[0];
+    if (deadline !== undefined && this.#maxWait > 0) {
+      // Clamped: timers overflow above 2^31 - 1 ms (e.g. maxWait Infinity).
+      this.#timer = setTimeout(() => {
+        const now = Date.now();
+        let count = 0;
+        while (this.#deadlines[count] <= now) count++;
+        for (const item of this.#splice(0, count)) {
+          this.#onExpire(item, new QueueTimeoutError(this.#maxWait));
+        }
+      }, Math.min(0x7fffffff, deadline - Date.now()));
     }
   }
 }

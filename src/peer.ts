@@ -10,12 +10,17 @@ import { type Codec, jsonCodec } from "./codec.ts";
 import {
   ConnectionClosedError,
   DuplexError,
+  errorEvent,
   ProtocolError,
   RemoteError,
 } from "./errors.ts";
-import type { ErrorPayload, Frame, NotifyFrame } from "./protocol.ts";
-import { RateLimiter, type RateLimitOptions } from "./rate_limiter.ts";
-import { RequestTracker, type UnexpectedResponse } from "./request_tracker.ts";
+import type {
+  ErrorPayload,
+  Frame,
+  NotifyFrame,
+  RequestFrame,
+} from "./protocol.ts";
+import { PendingRequests } from "./request_tracker.ts";
 
 /**
  * The part of the WHATWG `WebSocket` that a {@linkcode Peer} uses. Browser,
@@ -247,19 +252,56 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+export type { BackpressurePolicy } from "./limits.ts";
+
 /**
- * What a peer does with notifications when the socket's send buffer is over
- * its high-water mark: `"drop"` them (counted) or `"close"` the connection
- * with 1013. Responses and requests are never dropped.
+ * A policy for the traffic of one connection, consulted by its
+ * {@linkcode Peer}: the server gives each connection a
+ * {@linkcode PeerLimits} (size, rate, in-flight and backpressure limits);
+ * a peer without a guard accepts everything.
  *
- * @example Usage
+ * @example A guard that refuses every request
  * ```ts
- * import type { BackpressurePolicy } from "@duplex/ws";
+ * import type { PeerGuard } from "@duplex/ws";
  *
- * const policy: BackpressurePolicy = "drop";
+ * const readOnly: PeerGuard = {
+ *   inbound: () => undefined,
+ *   admit: () => ({ code: "FORBIDDEN", message: "Cannot handle request: read-only" }),
+ *   outbound: () => true,
+ * };
  * ```
  */
-export type BackpressurePolicy = "drop" | "close";
+export interface PeerGuard {
+  /**
+   * Screens one incoming message before it is decoded. It may close the
+   * peer.
+   *
+   * @param peer The peer that received it.
+   * @param data The message as received.
+   * @returns `undefined` to accept the message; `false` to ignore it; an
+   * error to refuse it: a request gets it as its error response,
+   * notifications and pings are dropped, responses and cancels are still
+   * processed.
+   */
+  inbound(
+    peer: Peer<Endpoint, Endpoint>,
+    data: unknown,
+  ): ErrorPayload | false | undefined;
+  /**
+   * Decides whether an incoming request may start its handler now.
+   *
+   * @param peer The peer that received it.
+   * @returns `undefined` to handle it, or the error to answer with.
+   */
+  admit(peer: Peer<Endpoint, Endpoint>): ErrorPayload | undefined;
+  /**
+   * Decides whether a notification may be sent now. It may close the peer.
+   *
+   * @param peer The peer about to send it.
+   * @returns `false` to drop it.
+   */
+  outbound(peer: Peer<Endpoint, Endpoint>): boolean;
+}
 
 /**
  * Options of a {@linkcode Peer}.
@@ -268,7 +310,7 @@ export type BackpressurePolicy = "drop" | "close";
  * ```ts
  * import type { PeerOptions } from "@duplex/ws";
  *
- * const options: PeerOptions = { timeout: 10_000, maxInFlight: 64 };
+ * const options: PeerOptions = { timeout: 10_000, maxPending: 1_000 };
  * ```
  */
 export interface PeerOptions {
@@ -291,53 +333,19 @@ export interface PeerOptions {
    */
   maxPending?: number;
   /**
-   * The most incoming requests whose handlers are running at once; beyond
-   * it requests get a `TOO_MANY_REQUESTS` error response.
-   *
-   * @default {Infinity}
-   */
-  maxInFlight?: number;
-  /**
-   * The largest incoming message in bytes; a larger one closes the
-   * connection with 1009.
-   *
-   * @default {Infinity}
-   */
-  maxMessageSize?: number;
-  /**
-   * Token bucket for incoming frames. A frame over the limit is refused
-   * (requests get a `RATE_LIMITED` error response); `maxViolations` refusals
-   * in a row close the connection with 1008.
-   *
-   * @default {undefined}
-   */
-  rateLimit?: RateLimitOptions & {
-    /**
-     * Refusals in a row before the connection is closed.
-     *
-     * @default {50}
-     */
-    maxViolations?: number;
-  };
-  /**
    * Malformed frames tolerated before the connection is closed with 1002.
    *
    * @default {10}
    */
   maxMalformed?: number;
   /**
-   * Send-buffer size in bytes above which notifications are subject to
-   * `backpressure`.
+   * Limits on incoming and outgoing traffic, e.g. a
+   * {@linkcode PeerLimits} (message size, rate, requests in flight,
+   * backpressure).
    *
-   * @default {4194304}
+   * @default {undefined}
    */
-  highWaterMark?: number;
-  /**
-   * What to do with notifications above the high-water mark.
-   *
-   * @default {"drop"}
-   */
-  backpressure?: BackpressurePolicy;
+  guard?: PeerGuard;
   /**
    * The remote side's identity as this side knows it (the server's user id).
    * When set it is the `from` of every incoming request and notification,
@@ -375,7 +383,7 @@ export class Registry {
   /** Notification listeners by method; `""` holds those without a method. */
   readonly listeners: Map<string, Set<NotificationListener<never>>> = new Map();
   /** The handler of requests without a method (the original protocol). */
-  defaultHandler: RequestHandler<never, unknown> | undefined = undefined;
+  defaultHandler: RequestHandler<never, unknown> | undefined;
   /** Listeners of every notification, whatever its method. */
   readonly anyListeners: Set<NotificationListener<never>> = new Set();
 
@@ -394,18 +402,21 @@ export class Registry {
   }
 
   /**
-   * Adds a listener for notifications of `method` (`""`: without a method).
+   * Adds a listener for notifications of `method` (`""`: those without a
+   * method; `undefined`: every notification, whatever its method).
    *
    * @param method The method name.
    * @param listener The listener.
    * @returns A function that removes the listener.
    */
-  on<T>(method: string, listener: NotificationListener<T>): () => void {
-    let set = this.listeners.get(method);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(method, set);
-    }
+  on<T>(
+    method: string | undefined,
+    listener: NotificationListener<T>,
+  ): () => void {
+    let set = method === undefined
+      ? this.anyListeners
+      : this.listeners.get(method);
+    if (!set) this.listeners.set(method!, set = new Set());
     set.add(listener as NotificationListener<never>);
     return () => {
       set.delete(listener as NotificationListener<never>);
@@ -447,9 +458,9 @@ export interface PeerStats {
   readonly framesOut: number[];
   /** Malformed frames received. */
   malformed: number;
-  /** Notifications dropped by backpressure. */
+  /** Notifications dropped by backpressure (counted by the guard). */
   dropped: number;
-  /** Frames refused by the rate limit. */
+  /** Frames refused by the rate limit (counted by the guard). */
   rateLimited: number;
   /** Responses that matched no pending request. */
   unexpected: number;
@@ -457,13 +468,22 @@ export interface PeerStats {
 
 /** A request being handled; its signal is created only when asked for. */
 class Context implements RequestContext {
-  #controller: AbortController | undefined = undefined;
+  declare readonly peer: Peer<Endpoint, Endpoint>;
+  declare readonly sequence: number;
+  declare readonly method: string | undefined;
+  declare readonly from: string | undefined;
+  #controller: AbortController | undefined;
   constructor(
-    readonly peer: Peer<Endpoint, Endpoint>,
-    readonly sequence: number,
-    readonly method: string | undefined,
-    readonly from: string | undefined,
-  ) {}
+    peer: Peer<Endpoint, Endpoint>,
+    sequence: number,
+    method: string | undefined,
+    from: string | undefined,
+  ) {
+    this.peer = peer;
+    this.sequence = sequence;
+    this.method = method;
+    this.from = from;
+  }
   get signal(): AbortSignal {
     return (this.#controller ??= new AbortController()).signal;
   }
@@ -473,15 +493,6 @@ class Context implements RequestContext {
 }
 
 const OPEN = 1;
-
-function toErrorPayload(error: unknown): ErrorPayload | undefined {
-  if (error instanceof RemoteError) {
-    return error.data === undefined
-      ? { code: error.code, message: error.message }
-      : { code: error.code, message: error.message, data: error.data };
-  }
-  return undefined;
-}
 
 /**
  * One end of a full-duplex connection over a WebSocket-like object. It sends
@@ -530,24 +541,18 @@ export class Peer<
     unexpected: 0,
   };
   /** The remote side's identity, when known (see {@linkcode PeerOptions}). */
-  readonly identity: string | undefined;
+  declare readonly identity: string | undefined;
   /** Handlers and listeners; possibly shared with other peers. */
-  readonly registry: Registry;
+  declare readonly registry: Registry;
   /** Free for the application: e.g. the user record of this connection. */
-  data: unknown = undefined;
+  data: unknown;
 
   #socket: SocketLike;
   #codec: Codec;
-  #tracker: RequestTracker;
+  #tracker: PendingRequests;
   #inFlight = new Map<number, Context>();
-  #maxInFlight: number;
-  #maxMessageSize: number;
-  #limiter: RateLimiter | undefined;
-  #maxViolations: number;
-  #violations = 0;
+  #guard: PeerGuard | undefined;
   #maxMalformed: number;
-  #highWaterMark: number;
-  #closeOnBackpressure: boolean;
   #pingSequence = 0;
   #closed = false;
   #closeCode = 0;
@@ -557,7 +562,7 @@ export class Peer<
    * Wraps an open (or opening) socket.
    *
    * @param socket The WebSocket.
-   * @param options Limits, codec, identity and registry.
+   * @param options Codec, timeout, limits, identity and registry.
    */
   constructor(socket: SocketLike, options: PeerOptions = {}) {
     super();
@@ -565,55 +570,17 @@ export class Peer<
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
     this.registry = options.registry ?? new Registry();
-    this.#maxInFlight = options.maxInFlight ?? Infinity;
-    this.#maxMessageSize = options.maxMessageSize ?? Infinity;
+    this.#guard = options.guard;
     this.#maxMalformed = options.maxMalformed ?? 10;
-    this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
-    this.#closeOnBackpressure = options.backpressure === "close";
-    const rateLimit = options.rateLimit;
-    this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
-    this.#maxViolations = rateLimit?.maxViolations ?? 50;
-    this.#tracker = new RequestTracker({
+    this.#tracker = new PendingRequests({
       timeout: options.timeout,
       maxPending: options.maxPending,
-      onAbandon: (sequence) => this.#sendCancel(sequence),
-      onUnexpected: (sequence, kind) => this.#onUnexpected(sequence, kind),
+      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      onUnexpected: () => this.stats.unexpected++,
     });
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
-  }
-
-  /**
-   * Listens for `close` (a `CloseEvent`) or `error` (an `ErrorEvent`).
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener<K extends keyof PeerEventMap>(
-    type: K,
-    listener: (event: PeerEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
   }
 
   /** The socket this peer runs over. */
@@ -652,35 +619,27 @@ export class Peer<
     message: unknown,
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
-    if (this.#closed) {
-      return Promise.reject(
-        new ConnectionClosedError(this.#closeCode, this.#closeReason),
-      );
-    }
-    let sequence: number;
-    let promise: Promise<R>;
     try {
-      ({ sequence, promise } = this.#tracker.track<R>(options));
+      if (this.#closed) throw this.#closedError();
+      const { sequence, promise } = this.#tracker.track<R>(options);
+      try {
+        // An absent method is left out of the JSON: the original frame.
+        this.#socket.send(
+          this.#codec.encode({
+            sequence,
+            type: 1,
+            message,
+            method: options.method,
+          }),
+        );
+        this.stats.framesOut[1]++;
+      } catch (error) {
+        this.#tracker.reject(sequence, error as Error);
+      }
+      return promise;
     } catch (error) {
       return Promise.reject(error);
     }
-    const method = options.method;
-    try {
-      this.#socket.send(
-        this.#codec.encode(
-          method === undefined
-            ? { sequence, type: 1, message }
-            : { sequence, type: 1, message, method },
-        ),
-      );
-      this.stats.framesOut[1]++;
-    } catch (error) {
-      this.#tracker.reject(
-        sequence,
-        error instanceof Error ? error : new Error(String(error)),
-      );
-    }
-    return promise;
   }
 
   /**
@@ -699,13 +658,12 @@ export class Peer<
     params: ParamsOf<Remote, M>,
     options: RequestOptions = {},
   ): Promise<ResultOf<Remote, M>> {
-    return this.request<ResultOf<Remote, M>>(params, { ...options, method });
+    return this.request(params, { ...options, method });
   }
 
   /**
-   * Sends a notification without a method, or with `options.method`. Above
-   * the high-water mark it is dropped or the connection closed, per the
-   * backpressure policy.
+   * Sends a notification without a method, or with `options.method`. The
+   * guard may drop it (backpressure) or close the connection.
    *
    * @param message The payload: any JSON value.
    * @param options The method.
@@ -713,13 +671,13 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
-    const method = options.method;
     return this.sendNotification(
-      this.#codec.encode(
-        method === undefined
-          ? { sequence: 0, type: 3, message }
-          : { sequence: 0, type: 3, message, method },
-      ),
+      this.#codec.encode({
+        sequence: 0,
+        type: 3,
+        message,
+        method: options.method,
+      }),
     );
   }
 
@@ -739,38 +697,26 @@ export class Peer<
   }
 
   /**
-   * Sends an already encoded notification, subject to the backpressure
-   * policy. Broadcasts encode once and call this for every receiver.
+   * Sends an already encoded notification, subject to the guard's
+   * backpressure policy. Broadcasts encode once and call this for every
+   * receiver.
    *
    * @param data The encoded notify frame.
    * @returns `true` when it was handed to the socket.
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   sendNotification(data: string | Uint8Array<ArrayBuffer>): boolean {
-    const socket = this.#socket;
-    if (this.#closed || socket.readyState !== OPEN) {
-      throw new ConnectionClosedError(
-        this.#closeCode || 1006,
-        this.#closeReason,
-      );
+    if (this.#closed || this.#socket.readyState !== OPEN) {
+      throw this.#closedError();
     }
-    if (socket.bufferedAmount > this.#highWaterMark) {
-      this.stats.dropped++;
-      if (this.#closeOnBackpressure) {
-        this.close(1013, "Too slow: send buffer full");
-      }
-      return false;
-    }
-    socket.send(data);
-    this.stats.framesOut[3]++;
+    if (this.#guard?.outbound(this) === false) return false;
+    this.#sendData(data, 3);
     return true;
   }
 
   /**
    * Sends an application-level ping; the other side answers with a pong.
    * Any incoming frame counts as a sign of life (see `stats.framesIn`).
-   *
-   * @throws {ConnectionClosedError} When the connection is closed.
    */
   ping(): void {
     this.#sendFrame({
@@ -872,40 +818,21 @@ export class Peer<
   handleEvent(event: Event): void {
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
-    } else if (event.type === "close") {
-      const close = event as CloseEvent;
-      this.#onClose(close.code, close.reason);
+    } else {
+      this.#onClose((event as CloseEvent).code, (event as CloseEvent).reason);
     }
   }
 
   /**
-   * Processes one incoming WebSocket message: limits, decoding, dispatch.
+   * Processes one incoming WebSocket message: guard, decoding, dispatch.
    *
    * @param data The message data.
    */
   receive(data: unknown): void {
     if (this.#closed) return;
-    const size = typeof data === "string"
-      ? data.length
-      : (data as ArrayBufferLike).byteLength ?? 0;
-    if (size > this.#maxMessageSize / 3 && this.#tooBig(data, size)) {
-      this.close(1009, "Message too big");
-      return;
-    }
-    const limiter = this.#limiter;
-    let limited = false;
-    if (limiter !== undefined) {
-      if (limiter.take()) {
-        this.#violations = 0;
-      } else {
-        limited = true;
-        this.stats.rateLimited++;
-        if (++this.#violations > this.#maxViolations) {
-          this.close(1008, "Rate limit exceeded");
-          return;
-        }
-      }
-    }
+    const guard = this.#guard;
+    const refusal = guard?.inbound(this, data);
+    if (refusal === false) return;
     let frame: Frame;
     try {
       frame = this.#codec.decode(data);
@@ -913,32 +840,29 @@ export class Peer<
       this.#onMalformed(error);
       return;
     }
+    const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
     switch (frame.type) {
-      case 1:
-        if (limited) {
-          this.#respondError(frame.sequence, {
-            code: "RATE_LIMITED",
-            message: "Too many messages: slow down",
-          });
-        } else {
-          this.#onRequest(frame.sequence, frame.message, frame.method, frame);
-        }
+      case 1: {
+        const error = refusal ?? guard?.admit(this);
+        if (error) this.#respondError(sequence, error);
+        else this.#onRequest(frame);
         return;
+      }
       case 2:
-        if (frame.error === undefined) {
-          this.#tracker.resolve(frame.sequence, frame.message);
+        if (frame.error) {
+          this.#tracker.reject(sequence, new RemoteError(frame.error));
         } else {
-          this.#tracker.reject(frame.sequence, new RemoteError(frame.error));
+          this.#tracker.resolve(sequence, frame.message);
         }
         return;
       case 3:
-        if (!limited) this.#onNotification(frame);
+        if (!refusal) this.#onNotification(frame);
         return;
       case 4: {
-        const context = this.#inFlight.get(frame.sequence);
-        if (context !== undefined) {
-          this.#inFlight.delete(frame.sequence);
+        const context = this.#inFlight.get(sequence);
+        if (context) {
+          this.#inFlight.delete(sequence);
           context.abort(
             new DuplexError("CANCELLED", "Request cancelled by the caller"),
           );
@@ -946,20 +870,11 @@ export class Peer<
         return;
       }
       case 5:
-        if (!limited) this.#sendFrame({ sequence: frame.sequence, type: 6 });
-        return;
+        if (!refusal) this.#sendFrame({ sequence, type: 6 });
     }
   }
 
-  #tooBig(data: unknown, size: number): boolean {
-    if (typeof data !== "string") return size > this.#maxMessageSize;
-    if (size > this.#maxMessageSize) return true;
-    // Up to three UTF-8 bytes per UTF-16 unit: count exactly.
-    return new TextEncoder().encode(data).byteLength > this.#maxMessageSize;
-  }
-
   #onMalformed(error: unknown): void {
-    this.stats.malformed++;
     const protocolError = error instanceof ProtocolError
       ? error
       : new ProtocolError(
@@ -968,13 +883,8 @@ export class Peer<
         undefined,
         { cause: error },
       );
-    this.dispatchEvent(
-      new ErrorEvent("error", {
-        error: protocolError,
-        message: protocolError.message,
-      }),
-    );
-    if (this.stats.malformed > this.#maxMalformed) {
+    this.dispatchEvent(errorEvent(protocolError));
+    if (++this.stats.malformed > this.#maxMalformed) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -989,26 +899,25 @@ export class Peer<
     }
   }
 
-  #onRequest(
-    sequence: number,
-    message: unknown,
-    method: string | undefined,
-    frame: { from?: string },
-  ): void {
+  #onRequest(frame: RequestFrame): void {
+    const { sequence, method } = frame;
     const registry = this.registry;
+    const inFlight = this.#inFlight;
     const handler = method === undefined
       ? registry.defaultHandler
       : registry.handlers.get(method);
-    if (handler === undefined) {
+    if (!handler) {
       this.#respondError(sequence, {
         code: "METHOD_NOT_FOUND",
-        message: method === undefined
-          ? "Cannot handle request: no default handler"
-          : `Cannot handle request: unknown method ${JSON.stringify(method)}`,
+        message: `Cannot handle request: ${
+          method === undefined
+            ? "no default handler"
+            : `unknown method ${JSON.stringify(method)}`
+        }`,
       });
       return;
     }
-    if (this.#inFlight.has(sequence)) {
+    if (inFlight.has(sequence)) {
       this.#respondError(sequence, {
         code: "INVALID_FRAME",
         message:
@@ -1016,91 +925,68 @@ export class Peer<
       });
       return;
     }
-    if (this.#inFlight.size >= this.#maxInFlight) {
-      this.#respondError(sequence, {
-        code: "TOO_MANY_REQUESTS",
-        message:
-          `Cannot handle request: ${this.#maxInFlight} already in flight`,
-      });
-      return;
-    }
-    const from = this.identity ?? frame.from;
     const context = new Context(
       this as Peer<Endpoint, Endpoint>,
       sequence,
       method,
-      from,
+      this.identity ?? frame.from,
     );
     let result: unknown;
     try {
-      result = (handler as RequestHandler<unknown, unknown>)(message, context);
+      result = (handler as RequestHandler<unknown, unknown>)(
+        frame.message,
+        context,
+      );
     } catch (error) {
       this.#handlerFailed(sequence, error);
       return;
     }
-    if (
-      result === null || typeof result !== "object" ||
-      typeof (result as PromiseLike<unknown>).then !== "function"
-    ) {
+    if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
       this.#respond(sequence, result);
       return;
     }
-    this.#inFlight.set(sequence, context);
+    inFlight.set(sequence, context);
+    const settle = (ok: boolean, value: unknown): void => {
+      if (inFlight.get(sequence) !== context) return;
+      inFlight.delete(sequence);
+      if (ok) this.#respond(sequence, value);
+      else this.#handlerFailed(sequence, value);
+    };
     (result as PromiseLike<unknown>).then(
-      (value) => {
-        if (this.#inFlight.get(sequence) !== context) return;
-        this.#inFlight.delete(sequence);
-        this.#respond(sequence, value);
-      },
-      (error) => {
-        if (this.#inFlight.get(sequence) !== context) return;
-        this.#inFlight.delete(sequence);
-        this.#handlerFailed(sequence, error);
-      },
+      (value) => settle(true, value),
+      (error) => settle(false, error),
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    const payload = toErrorPayload(error);
-    if (payload !== undefined) {
-      this.#respondError(sequence, payload);
-      return;
+    if (!(error instanceof RemoteError)) {
+      this.dispatchEvent(errorEvent(error));
     }
-    this.dispatchEvent(
-      new ErrorEvent("error", {
-        error,
-        message: error instanceof Error ? error.message : String(error),
-      }),
+    this.#respondError(
+      sequence,
+      error instanceof RemoteError
+        ? { code: error.code, message: error.message, data: error.data }
+        : { code: "INTERNAL_ERROR", message: "Internal error" },
     );
-    this.#respondError(sequence, {
-      code: "INTERNAL_ERROR",
-      message: "Internal error",
-    });
   }
 
   #respond(sequence: number, message: unknown): void {
-    let data: string | Uint8Array<ArrayBuffer>;
     try {
-      data = this.#codec.encode({ sequence, type: 2, message });
+      this.#sendFrame({ sequence, type: 2, message });
     } catch (error) {
       this.#handlerFailed(sequence, error);
-      return;
     }
-    this.#sendData(data, 2);
   }
 
   #respondError(sequence: number, error: ErrorPayload): void {
-    this.#sendData(
-      this.#codec.encode({ sequence, type: 2, error }),
-      2,
-    );
+    this.#sendFrame({ sequence, type: 2, error });
   }
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
     const registry = this.registry;
     const set = registry.listeners.get(frame.method ?? "");
-    if (set !== undefined) {
+    if (set) {
       for (const listener of set) this.#deliver(listener, frame);
     }
     for (const listener of registry.anyListeners) {
@@ -1112,33 +998,26 @@ export class Peer<
     try {
       (listener as NotificationListener<unknown>)(frame.message, frame);
     } catch (error) {
-      this.dispatchEvent(
-        new ErrorEvent("error", {
-          error,
-          message: error instanceof Error ? error.message : String(error),
-        }),
-      );
+      this.dispatchEvent(errorEvent(error));
     }
   }
 
-  #sendCancel(sequence: number): void {
-    if (this.#closed || this.#socket.readyState !== OPEN) return;
-    this.#sendFrame({ sequence, type: 4 });
-  }
-
+  /** Sends a response or control frame; silently skipped once closed. */
   #sendFrame(frame: Frame): void {
     this.#sendData(this.#codec.encode(frame), frame.type);
   }
 
-  /** Sends a response or control frame; silently skipped once closed. */
   #sendData(data: string | Uint8Array<ArrayBuffer>, type: number): void {
     if (this.#closed || this.#socket.readyState !== OPEN) return;
     this.#socket.send(data);
     this.stats.framesOut[type]++;
   }
 
-  #onUnexpected(_sequence: number, _kind: UnexpectedResponse): void {
-    this.stats.unexpected++;
+  #closedError(): ConnectionClosedError {
+    return new ConnectionClosedError(
+      this.#closeCode || 1006,
+      this.#closeReason,
+    );
   }
 
   #onClose(code: number, reason: string): void {
@@ -1157,4 +1036,38 @@ export class Peer<
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
   }
+}
+
+/**
+ * The typed listeners of a {@linkcode Peer} (declaration merging: no runtime
+ * override).
+ */
+export interface Peer<
+  Local extends Endpoint = AnyEndpoint,
+  Remote extends Endpoint = AnyEndpoint,
+> {
+  /**
+   * Listens for `close` (a `CloseEvent`) or `error` (an `ErrorEvent`).
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  addEventListener<K extends keyof PeerEventMap>(
+    type: K,
+    listener: (event: PeerEventMap[K]) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for an event by name.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options The standard listener options.
+   */
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
 }

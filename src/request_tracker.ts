@@ -3,9 +3,9 @@
  * and a bound.
  *
  * Timeouts cost O(1) per request whatever the number pending: requests that
- * share a timeout value sit in one list ordered by deadline (appending keeps
- * it ordered), unlinking is O(1), and a single timer follows the earliest
- * deadline of the (few) lists.
+ * share a timeout value sit in one doubly linked list ordered by deadline
+ * (appending keeps it ordered, unlinking is O(1)), and a single timer follows
+ * the earliest deadline of the (few) lists.
  *
  * @module
  */
@@ -151,264 +151,119 @@ export interface TrackerStats {
 }
 
 /**
- * How many recently settled sequences are remembered to classify strays.
- * Small and allocated on first use: a server holds one tracker per idle
- * connection.
+ * A pending request, and also the head of a timeout list (a ring whose head
+ * is not a request). Only `resolve` is kept: rejecting resolves with a
+ * rejected promise, which lets V8 free the separate reject function. A
+ * request without a timeout links to itself, so that unlinking is a no-op.
  */
-const RECENT = 128;
-const SETTLED_OK = 1;
-const SETTLED_FAILED = 2;
-
-/**
- * Entries sharing one timeout value, in deadline order (appending keeps the
- * order). Settled entries are skipped lazily and compacted away once they
- * outnumber the live ones, so the cost per request stays O(1).
- */
-class TimeoutList {
-  items: Entry[] = [];
-  head = 0;
-  live = 0;
-  constructor(readonly timeout: number) {}
-
-  push(entry: Entry): void {
-    this.items.push(entry);
-    this.live++;
-  }
-
-  /** Drops settled entries once they are more than half of the list. */
-  compact(): void {
-    const items = this.items;
-    if (items.length - this.head < 2 * this.live + 64) return;
-    const kept: Entry[] = [];
-    for (let i = this.head; i < items.length; i++) {
-      if (items[i].resolve !== undefined) kept.push(items[i]);
-    }
-    this.items = kept;
-    this.head = 0;
-  }
-}
-
-/**
- * A pending request. Only `resolve` is kept: rejecting resolves with a
- * rejected promise, which lets V8 free the separate reject function.
- */
-class Entry {
-  resolve: ((value: unknown) => void) | undefined = undefined;
-  deadline = 0;
-  list: TimeoutList | undefined = undefined;
-  abort: AbortListener | undefined = undefined;
-  constructor(readonly sequence: number) {}
+interface Entry {
+  readonly sequence: number;
+  /** `undefined` once settled. */
+  resolve: ((value: unknown) => void) | undefined;
+  /** `performance.now()` deadline, rounded up to an integer (a small integer is stored unboxed). */
+  deadline: number;
+  prev: Entry;
+  next: Entry;
+  /** The abort listener, for requests with a signal. */
+  abort: AbortListener | undefined;
 }
 
 /** Listens for one signal's abort; allocated only for requests with a signal. */
-class AbortListener {
-  constructor(
-    readonly entry: Entry,
-    readonly signal: AbortSignal,
-    readonly state: State,
-  ) {}
-  handleEvent(): void {
-    const { entry, state } = this;
-    if (entry.resolve === undefined) return;
-    const reason = this.signal.reason;
-    state.stats.aborted++;
-    state.fail(entry, reason);
-    state.onAbandon?.(entry.sequence, reason);
-  }
+interface AbortListener {
+  readonly signal: AbortSignal;
+  handleEvent(): void;
 }
 
-/** Everything the tracker and its listeners share. */
-class State {
-  readonly pending = new Map<number, Entry>();
-  readonly lists = new Map<number, TimeoutList>();
-  recentSequence: Int32Array | undefined = undefined;
-  recentKind: Uint8Array | undefined = undefined;
-  recentIndex = 0;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  timerAt = Infinity;
-  readonly stats: TrackerStats = {
-    pending: 0,
-    resolved: 0,
-    rejected: 0,
-    timedOut: 0,
-    aborted: 0,
-    unknown: 0,
-    duplicate: 0,
-    late: 0,
+function entry(
+  sequence: number,
+  resolve?: (value: unknown) => void,
+): Entry {
+  const entry: Entry = {
+    sequence,
+    resolve,
+    deadline: 0,
+    prev: undefined!,
+    next: undefined!,
+    abort: undefined,
   };
-  constructor(
-    readonly onAbandon: RequestTrackerOptions["onAbandon"],
-    readonly onUnexpected: RequestTrackerOptions["onUnexpected"],
-  ) {}
-
-  /** Removes the entry from every structure and remembers how it ended. */
-  settle(entry: Entry, kind: number): (value: unknown) => void {
-    const resolve = entry.resolve!;
-    entry.resolve = undefined;
-    this.pending.delete(entry.sequence);
-    const list = entry.list;
-    if (list !== undefined) {
-      entry.list = undefined;
-      list.live--;
-      if (list.live === 0) {
-        // Nothing live: drop the settled entries at once.
-        list.items.length = 0;
-        list.head = 0;
-      }
-    }
-    const abort = entry.abort;
-    if (abort !== undefined) {
-      abort.signal.removeEventListener("abort", abort);
-      entry.abort = undefined;
-    }
-    if (this.recentSequence === undefined) {
-      this.recentSequence = new Int32Array(RECENT).fill(-1);
-      this.recentKind = new Uint8Array(RECENT);
-    }
-    const i = this.recentIndex;
-    this.recentSequence[i] = entry.sequence;
-    this.recentKind![i] = kind;
-    this.recentIndex = (i + 1) & (RECENT - 1);
-    return resolve;
-  }
-
-  fail(entry: Entry, reason: unknown): void {
-    const resolve = this.settle(entry, SETTLED_FAILED);
-    resolve(Promise.reject(reason));
-  }
-
-  stopTimer(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      this.timerAt = Infinity;
-    }
-  }
-
-  /** Sets the one timer for `deadline` unless it already fires earlier. */
-  schedule(deadline: number): void {
-    if (deadline >= this.timerAt) return;
-    this.stopTimer();
-    this.timerAt = deadline;
-    this.timer = setTimeout(
-      this.expire,
-      Math.max(0, deadline - performance.now()),
-    );
-  }
-
-  /** Rejects every entry whose deadline passed, then re-arms the timer. */
-  readonly expire = (): void => {
-    this.timer = undefined;
-    this.timerAt = Infinity;
-    const now = performance.now();
-    let earliest = Infinity;
-    for (const list of this.lists.values()) {
-      const items = list.items;
-      let head = list.head;
-      while (head < items.length) {
-        const entry = items[head];
-        if (entry.resolve !== undefined) {
-          if (entry.deadline > now) {
-            if (entry.deadline < earliest) earliest = entry.deadline;
-            break;
-          }
-          this.stats.timedOut++;
-          const error = new RequestTimeoutError(entry.sequence, list.timeout);
-          this.fail(entry, error);
-          this.onAbandon?.(entry.sequence, error);
-        }
-        head++;
-      }
-      list.head = list.live === 0 ? 0 : head;
-      list.compact();
-    }
-    if (earliest !== Infinity && this.timer === undefined) {
-      this.schedule(earliest);
-    }
-  };
-
-  classify(sequence: number): UnexpectedResponse {
-    const sequences = this.recentSequence;
-    if (sequences === undefined) return "unknown";
-    for (let i = 0; i < RECENT; i++) {
-      if (sequences[i] === sequence) {
-        return this.recentKind![i] === SETTLED_OK ? "duplicate" : "late";
-      }
-    }
-    return "unknown";
-  }
+  return entry.prev = entry.next = entry;
 }
 
 /**
- * The map of pending requests keyed by sequence. It allocates sequences,
- * hands out the promise of each response, and settles it when the response
- * arrives, the request times out, its signal aborts, or the connection closes.
- * It has no I/O of its own: the server and the browser client both use it.
- *
- * @example Track a request and resolve it with its response
- * ```ts
- * import { RequestTracker } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * using tracker = new RequestTracker({ timeout: 1_000 });
- * const { sequence, promise } = tracker.track<string>();
- * // ... send {"sequence": sequence, "type": 1, ...}; when the response comes:
- * tracker.resolve(sequence, "ok");
- * assert.equal(await promise, "ok");
- * ```
+ * How a request settled, as reported to `onSettle`: answered (resolved or
+ * rejected by an error response), or given up (timed out, aborted, or
+ * rejected by `rejectAll()`).
  */
-export class RequestTracker implements Disposable {
-  #state: State;
+const RESOLVED = 0;
+const REJECTED = 1;
+const TIMED_OUT = 2;
+const ABORTED = 3;
+const REJECTED_ALL = 4;
+
+/**
+ * Options of {@linkcode PendingRequests}: those of a
+ * {@linkcode RequestTracker} with lower-level callbacks.
+ */
+export interface PendingRequestsOptions
+  extends Omit<RequestTrackerOptions, "onUnexpected"> {
+  /** Called for each response that matched no pending request. */
+  onUnexpected?: (sequence: number) => void;
+  /** Called when a request settles, with how (`RESOLVED`...`REJECTED_ALL`). */
+  onSettle?: (sequence: number, outcome: number) => void;
+}
+
+/**
+ * The core of {@linkcode RequestTracker} without its counters: what a
+ * `Peer` needs (it counts strays itself), so that the browser client carries
+ * no metrics code. Internal: not exported from `mod.ts`.
+ */
+export class PendingRequests {
+  #pending = new Map<number, Entry>();
+  /** Timeout value → head of its list. */
+  #lists = new Map<number, Entry>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
   #last = 0;
+  #onAbandon: PendingRequestsOptions["onAbandon"];
+  #onUnexpected: PendingRequestsOptions["onUnexpected"];
+  #onSettle: PendingRequestsOptions["onSettle"];
 
   /**
-   * Creates an empty tracker.
+   * Creates an empty set of pending requests.
    *
    * @param options Timeout, bound and callbacks.
-   * @throws {RangeError} When `timeout` or `maxPending` is out of range.
+   * @throws {RangeError} When `timeout`, `maxPending` or `maxSequence` is
+   * out of range.
    */
-  constructor(options: RequestTrackerOptions = {}) {
+  constructor(options: PendingRequestsOptions = {}) {
     const {
       timeout = 30_000,
       maxPending = 100_000,
       maxSequence = MAX_SEQUENCE,
     } = options;
-    if (!(timeout >= 0)) {
-      throw new RangeError(`Cannot create tracker: invalid timeout ${timeout}`);
-    }
     if (
-      !(Number.isInteger(maxSequence) && maxSequence >= 1 &&
-        maxSequence <= MAX_SEQUENCE)
+      !(timeout >= 0 && maxPending >= 1 && Number.isInteger(maxSequence) &&
+        maxSequence >= 1 && maxSequence <= MAX_SEQUENCE)
     ) {
       throw new RangeError(
-        `Cannot create tracker: maxSequence must be an integer from 1 to ${MAX_SEQUENCE}, got ${maxSequence}`,
-      );
-    }
-    if (!(maxPending >= 1)) {
-      throw new RangeError(
-        `Cannot create tracker: maxPending must be at least 1, got ${maxPending}`,
+        `Cannot create tracker: invalid timeout ${timeout}, maxPending ${maxPending} or maxSequence ${maxSequence}`,
       );
     }
     this.#timeout = timeout;
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
-    this.#state = new State(options.onAbandon, options.onUnexpected);
+    this.#onAbandon = options.onAbandon;
+    this.#onUnexpected = options.onUnexpected;
+    this.#onSettle = options.onSettle;
   }
 
   /** The number of requests pending now. */
   get size(): number {
-    return this.#state.pending.size;
-  }
-
-  /** Counters for metrics; `pending` is computed on read. */
-  get stats(): TrackerStats {
-    const stats = this.#state.stats;
-    stats.pending = this.#state.pending.size;
-    return { ...stats };
+    return this.#pending.size;
   }
 
   /**
@@ -418,7 +273,7 @@ export class RequestTracker implements Disposable {
    * @returns `true` while it waits for its response.
    */
   has(sequence: number): boolean {
-    return this.#state.pending.has(sequence);
+    return this.#pending.has(sequence);
   }
 
   /**
@@ -433,45 +288,293 @@ export class RequestTracker implements Disposable {
    * @throws {unknown} `signal.reason` when the signal is already aborted.
    */
   track<T = unknown>(options: TrackOptions = {}): PendingRequest<T> {
-    const state = this.#state;
-    const pending = state.pending;
+    const pending = this.#pending;
     const signal = options.signal;
     if (signal?.aborted) throw signal.reason;
     if (pending.size >= this.#maxPending) {
       throw new TooManyPendingError(this.#maxPending);
     }
-    const maxSequence = this.#maxSequence;
     let sequence = this.#last;
     do {
-      sequence = sequence >= maxSequence ? 1 : sequence + 1;
+      sequence = sequence >= this.#maxSequence ? 1 : sequence + 1;
     } while (pending.has(sequence));
     this.#last = sequence;
 
-    const entry = new Entry(sequence);
-    const promise = new Promise<T>((resolve) => {
-      entry.resolve = resolve as (value: unknown) => void;
-    });
-    pending.set(sequence, entry);
+    let resolve!: (value: unknown) => void;
+    const promise = new Promise<T>((r) => resolve = r as typeof resolve);
+    const request = entry(sequence, resolve);
+    pending.set(sequence, request);
 
     const timeout = options.timeout ?? this.#timeout;
-    if (timeout > 0 && timeout !== Infinity) {
-      let list = state.lists.get(timeout);
-      if (list === undefined) {
-        list = new TimeoutList(timeout);
-        state.lists.set(timeout, list);
-      }
-      entry.deadline = performance.now() + timeout;
-      entry.list = list;
-      list.push(entry);
-      if (entry.deadline < state.timerAt) state.schedule(entry.deadline);
-      else if (list.items.length > 2 * list.live + 64) list.compact();
+    if (timeout > 0 && timeout < Infinity) {
+      let head = this.#lists.get(timeout);
+      if (!head) this.#lists.set(timeout, head = entry(0));
+      const deadline = request.deadline = Math.ceil(
+        performance.now() + timeout,
+      );
+      const last = head.prev;
+      request.prev = last;
+      request.next = head;
+      last.next = head.prev = request;
+      if (deadline < this.#timerAt) this.#schedule(deadline);
     }
-    if (signal !== undefined) {
-      const listener = new AbortListener(entry, signal, state);
-      entry.abort = listener;
-      signal.addEventListener("abort", listener, { once: true });
+    if (signal) {
+      const abort: AbortListener = request.abort = {
+        signal,
+        handleEvent: () => {
+          if (request.resolve) this.#give(request, signal.reason, ABORTED);
+        },
+      };
+      signal.addEventListener("abort", abort, { once: true });
     }
     return { sequence, promise };
+  }
+
+  /**
+   * Settles the request `sequence` with its response payload. A response
+   * that matches nothing pending is reported through `onUnexpected`, never
+   * thrown.
+   *
+   * @param sequence The response's sequence.
+   * @param value The response payload.
+   * @returns `true` when a pending request was resolved.
+   */
+  resolve(sequence: number, value: unknown): boolean {
+    const resolve = this.#answer(sequence, RESOLVED);
+    resolve?.(value);
+    return !!resolve;
+  }
+
+  /**
+   * Rejects the request `sequence` (an error response, or a failed send).
+   * A sequence that matches nothing pending is reported.
+   *
+   * @param sequence The request's sequence.
+   * @param reason The error to reject with.
+   * @returns `true` when a pending request was rejected.
+   */
+  reject(sequence: number, reason: Error): boolean {
+    const resolve = this.#answer(sequence, REJECTED);
+    resolve?.(Promise.reject(reason));
+    return !!resolve;
+  }
+
+  /**
+   * Rejects every pending request with `reason`, e.g. a
+   * {@linkcode ConnectionClosedError} when the connection closes, and stops
+   * the timer.
+   *
+   * @param reason The error to reject with.
+   * @returns How many requests were rejected.
+   */
+  rejectAll(reason: Error): number {
+    const entries = [...this.#pending.values()];
+    for (const request of entries) {
+      this.#settle(request, REJECTED_ALL)(Promise.reject(reason));
+    }
+    this.#lists.clear();
+    clearTimeout(this.#timer);
+    this.#timerAt = Infinity;
+    return entries.length;
+  }
+
+  /** Settles the request `sequence` as answered, or reports a stray. */
+  #answer(
+    sequence: number,
+    outcome: number,
+  ): ((value: unknown) => void) | undefined {
+    const request = this.#pending.get(sequence);
+    if (request) return this.#settle(request, outcome);
+    this.#onUnexpected?.(sequence);
+  }
+
+  /** Gives a request up locally (timeout or abort) and tells `onAbandon`. */
+  #give(request: Entry, reason: unknown, outcome: number): void {
+    this.#settle(request, outcome)(Promise.reject(reason));
+    this.#onAbandon?.(request.sequence, reason);
+  }
+
+  /** Removes the request from every structure; returns its resolve. */
+  #settle(request: Entry, outcome: number): (value: unknown) => void {
+    const resolve = request.resolve!;
+    request.resolve = undefined;
+    this.#pending.delete(request.sequence);
+    const { prev, next, abort } = request;
+    prev.next = next;
+    next.prev = prev;
+    if (abort) {
+      abort.signal.removeEventListener("abort", abort);
+      request.abort = undefined;
+    }
+    this.#onSettle?.(request.sequence, outcome);
+    return resolve;
+  }
+
+  /** Sets the one timer for `deadline`. */
+  #schedule(deadline: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(
+      this.#expire,
+      Math.max(0, deadline - performance.now()),
+    );
+  }
+
+  /** Rejects every request whose deadline passed, then re-arms the timer. */
+  #expire = (): void => {
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    let earliest = Infinity;
+    for (const [timeout, head] of this.#lists) {
+      let request = head.next;
+      for (; request !== head && request.deadline <= now; request = head.next) {
+        this.#give(
+          request,
+          new RequestTimeoutError(request.sequence, timeout),
+          TIMED_OUT,
+        );
+      }
+      if (request !== head && request.deadline < earliest) {
+        earliest = request.deadline;
+      }
+    }
+    if (earliest < this.#timerAt) this.#schedule(earliest);
+  };
+}
+
+/**
+ * How many recently settled sequences are remembered to classify strays.
+ * Small and allocated on first use: a server holds one tracker per idle
+ * connection.
+ */
+const RECENT = 128;
+
+/** The counter of each outcome. */
+const COUNTERS = [
+  "resolved",
+  "rejected",
+  "timedOut",
+  "aborted",
+  "rejected",
+] as const;
+
+/** The counters of a tracker, and the recent outcomes that classify strays. */
+class Metrics {
+  readonly stats: TrackerStats = {
+    pending: 0,
+    resolved: 0,
+    rejected: 0,
+    timedOut: 0,
+    aborted: 0,
+    unknown: 0,
+    duplicate: 0,
+    late: 0,
+  };
+  /**
+   * The last settled sequences: positive when answered, negative when given
+   * up; allocated on first use.
+   */
+  #recent: Int32Array | undefined;
+  #index = 0;
+  #onUnexpected: RequestTrackerOptions["onUnexpected"];
+
+  constructor(onUnexpected: RequestTrackerOptions["onUnexpected"]) {
+    this.#onUnexpected = onUnexpected;
+  }
+
+  settled = (sequence: number, outcome: number): void => {
+    this.stats[COUNTERS[outcome]]++;
+    const recent = this.#recent ??= new Int32Array(RECENT);
+    recent[this.#index] = outcome > REJECTED ? -sequence : sequence;
+    this.#index = (this.#index + 1) & (RECENT - 1);
+  };
+
+  stray = (sequence: number): void => {
+    // Answered already (a duplicate), given up (late), or neither. No
+    // request has sequence 0, which also fills the unused slots.
+    const recent = sequence === 0 ? undefined : this.#recent;
+    const kind: UnexpectedResponse = recent?.includes(sequence)
+      ? "duplicate"
+      : recent?.includes(-sequence)
+      ? "late"
+      : "unknown";
+    this.stats[kind]++;
+    this.#onUnexpected?.(sequence, kind);
+  };
+}
+
+/**
+ * The map of pending requests keyed by sequence. It allocates sequences,
+ * hands out the promise of each response, and settles it when the response
+ * arrives, the request times out, its signal aborts, or the connection closes.
+ * It has no I/O of its own. It counts every outcome (`stats`) and tells late
+ * and duplicate responses from unknown ones.
+ *
+ * @example Track a request and resolve it with its response
+ * ```ts
+ * import { RequestTracker } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * using tracker = new RequestTracker({ timeout: 1_000 });
+ * const { sequence, promise } = tracker.track<string>();
+ * // ... send {"sequence": sequence, "type": 1, ...}; when the response comes:
+ * tracker.resolve(sequence, "ok");
+ * assert.equal(await promise, "ok");
+ * ```
+ */
+export class RequestTracker implements Disposable {
+  #core: PendingRequests;
+  #metrics: Metrics;
+
+  /**
+   * Creates an empty tracker.
+   *
+   * @param options Timeout, bound and callbacks.
+   * @throws {RangeError} When `timeout`, `maxPending` or `maxSequence` is
+   * out of range.
+   */
+  constructor(options: RequestTrackerOptions = {}) {
+    const metrics = this.#metrics = new Metrics(options.onUnexpected);
+    this.#core = new PendingRequests({
+      ...options,
+      onUnexpected: metrics.stray,
+      onSettle: metrics.settled,
+    });
+  }
+
+  /** The number of requests pending now. */
+  get size(): number {
+    return this.#core.size;
+  }
+
+  /** Counters for metrics; `pending` is computed on read. */
+  get stats(): TrackerStats {
+    return { ...this.#metrics.stats, pending: this.#core.size };
+  }
+
+  /**
+   * Tells whether the request `sequence` is pending.
+   *
+   * @param sequence The request's sequence.
+   * @returns `true` while it waits for its response.
+   */
+  has(sequence: number): boolean {
+    return this.#core.has(sequence);
+  }
+
+  /**
+   * Allocates the next free sequence and registers a pending request.
+   * Sequences run from 1 to `maxSequence` ({@linkcode MAX_SEQUENCE} by
+   * default), wrap around, and skip numbers still pending.
+   *
+   * @typeParam T The type of the response payload.
+   * @param options Timeout and abort signal of this request.
+   * @returns The sequence to send the request with, and its promise.
+   * @throws {TooManyPendingError} When `maxPending` requests are pending.
+   * @throws {unknown} `signal.reason` when the signal is already aborted.
+   */
+  track<T = unknown>(options?: TrackOptions): PendingRequest<T> {
+    return this.#core.track(options);
   }
 
   /**
@@ -484,15 +587,7 @@ export class RequestTracker implements Disposable {
    * @returns `true` when a pending request was resolved.
    */
   resolve(sequence: number, value: unknown): boolean {
-    const state = this.#state;
-    const entry = state.pending.get(sequence);
-    if (entry === undefined) {
-      this.#unexpected(sequence);
-      return false;
-    }
-    state.stats.resolved++;
-    state.settle(entry, SETTLED_OK)(value);
-    return true;
+    return this.#core.resolve(sequence, value);
   }
 
   /**
@@ -504,34 +599,19 @@ export class RequestTracker implements Disposable {
    * @returns `true` when a pending request was rejected.
    */
   reject(sequence: number, reason: Error): boolean {
-    const state = this.#state;
-    const entry = state.pending.get(sequence);
-    if (entry === undefined) {
-      this.#unexpected(sequence);
-      return false;
-    }
-    state.stats.rejected++;
-    state.settle(entry, SETTLED_OK)(Promise.reject(reason));
-    return true;
+    return this.#core.reject(sequence, reason);
   }
 
   /**
    * Rejects every pending request with `reason`, e.g. a
-   * {@linkcode ConnectionClosedError} when the connection closes.
+   * {@linkcode ConnectionClosedError} when the connection closes, and stops
+   * the timer.
    *
    * @param reason The error to reject with.
    * @returns How many requests were rejected.
    */
   rejectAll(reason: Error): number {
-    const state = this.#state;
-    const entries = [...state.pending.values()];
-    for (const entry of entries) {
-      state.stats.rejected++;
-      state.fail(entry, reason);
-    }
-    state.lists.clear();
-    state.stopTimer();
-    return entries.length;
+    return this.#core.rejectAll(reason);
   }
 
   /**
@@ -542,12 +622,5 @@ export class RequestTracker implements Disposable {
    */
   [Symbol.dispose](): void {
     this.rejectAll(new Error("Cannot complete request: tracker disposed"));
-  }
-
-  #unexpected(sequence: number): void {
-    const state = this.#state;
-    const kind = state.classify(sequence);
-    state.stats[kind]++;
-    state.onUnexpected?.(sequence, kind);
   }
 }

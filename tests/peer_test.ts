@@ -5,6 +5,7 @@ import {
   type Endpoint,
   type NotifyFrame,
   Peer,
+  PeerLimits,
   type PeerOptions,
   ProtocolError,
   RemoteError,
@@ -348,7 +349,8 @@ Deno.test("Peer closes with 1002 after too many malformed frames", async () => {
 });
 
 Deno.test("Peer closes with 1009 when a message exceeds maxMessageSize", async () => {
-  await using p = await pair({ maxMessageSize: 1024 }, (server) => {
+  const guard = new PeerLimits({ maxMessageSize: 1024 });
+  await using p = await pair({ guard }, (server) => {
     server.onRequest((m) => m);
   });
   // Just under the limit in UTF-8 bytes passes, even with multi-byte text.
@@ -362,7 +364,11 @@ Deno.test("Peer closes with 1009 when a message exceeds maxMessageSize", async (
 
 Deno.test("Peer refuses frames over the rate limit, then closes with 1008", async () => {
   await using p = await pair(
-    { rateLimit: { rate: 0.001, burst: 2, maxViolations: 3 } },
+    {
+      guard: new PeerLimits({
+        rateLimit: { rate: 0.001, burst: 2, maxViolations: 3 },
+      }),
+    },
     (server) => server.onRequest(() => "ok"),
   );
   assert.equal(await p.client.request(1), "ok");
@@ -383,7 +389,8 @@ Deno.test("Peer refuses frames over the rate limit, then closes with 1008", asyn
 
 Deno.test("Peer refuses requests beyond maxInFlight with TOO_MANY_REQUESTS", async () => {
   const release = Promise.withResolvers<void>();
-  await using p = await pair({ maxInFlight: 2 }, (server) => {
+  const guard = new PeerLimits({ maxInFlight: 2 });
+  await using p = await pair({ guard }, (server) => {
     server.handle("hold", async () => {
       await release.promise;
       return "done";
@@ -416,7 +423,9 @@ class StuckSocket extends EventTarget implements SocketLike {
 
 Deno.test("Peer drops notifications above the high-water mark, never responses", () => {
   const socket = new StuckSocket();
-  const peer = new Peer(socket, { highWaterMark: 10 });
+  const peer = new Peer(socket, {
+    guard: new PeerLimits({ highWaterMark: 10 }),
+  });
   peer.onRequest(() => "ok");
   assert.equal(peer.notify("0123456789"), true);
   assert.equal(peer.notify("again"), false);
@@ -429,7 +438,9 @@ Deno.test("Peer drops notifications above the high-water mark, never responses",
 
 Deno.test("Peer closes with 1013 above the high-water mark when so configured", () => {
   const socket = new StuckSocket();
-  const peer = new Peer(socket, { highWaterMark: 10, backpressure: "close" });
+  const peer = new Peer(socket, {
+    guard: new PeerLimits({ highWaterMark: 10, backpressure: "close" }),
+  });
   peer.notify("0123456789");
   assert.equal(peer.notify("x"), false);
   assert.equal(socket.closedWith, 1013);

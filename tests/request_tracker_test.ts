@@ -207,21 +207,23 @@ Deno.test("RequestTracker counts late, duplicate and unknown responses without t
   assert.equal(tracker.resolve(expired.sequence, "too late"), false);
   assert.equal(tracker.reject(expired.sequence, new Error("late")), false);
   assert.equal(tracker.resolve(999, "who?"), false);
+  assert.equal(tracker.resolve(0, "never allocated"), false);
   assert.equal(await answered.promise, "first");
   assert.deepEqual(seen, [
     [answered.sequence, "duplicate"],
     [expired.sequence, "late"],
     [expired.sequence, "late"],
     [999, "unknown"],
+    [0, "unknown"],
   ]);
   const stats = tracker.stats;
   assert.equal(stats.duplicate, 1);
   assert.equal(stats.late, 2);
-  assert.equal(stats.unknown, 1);
+  assert.equal(stats.unknown, 2);
 });
 
 Deno.test("RequestTracker stays correct through many short-lived requests", async () => {
-  // Exercises lazy deletion and compaction of the timeout lists.
+  // Exercises unlinking from the timeout lists in any order.
   using tracker = new RequestTracker({ timeout: 60_000 });
   const stuck = tracker.track();
   for (let round = 0; round < 50; round++) {
