@@ -505,7 +505,8 @@ const OPEN = 1;
 class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
   implements Connection<Local, Remote> {
   registered = false;
-  readonly socketClosed: Promise<void>;
+  socketIsClosed = false;
+  #closed: PromiseWithResolvers<void> | undefined = undefined;
   readonly extended: boolean;
   constructor(
     readonly id: number,
@@ -516,12 +517,27 @@ class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly socket: WebSocket,
   ) {
     this.extended = protocol === SUBPROTOCOL;
-    this.socketClosed = socket.readyState === WebSocket.CLOSED
-      ? Promise.resolve()
-      : new Promise((resolve) => {
-        socket.addEventListener("close", () => resolve(), { once: true });
-      });
   }
+
+  /** Settles when the socket has closed; made only when someone waits. */
+  get socketClosed(): Promise<void> {
+    if (this.socketIsClosed) return Promise.resolve();
+    return (this.#closed ??= Promise.withResolvers<void>()).promise;
+  }
+
+  /** The socket's close event (or "open", when the server registers it). */
+  handleEvent(event: Event): void {
+    if (event.type === "close") {
+      this.socketIsClosed = true;
+      this.#closed?.resolve();
+      this.onSocketClosed?.(this);
+    } else if (event.type === "open") {
+      this.onOpen?.(this);
+    }
+  }
+
+  onSocketClosed: ((connection: this) => void) | undefined = undefined;
+  onOpen: ((connection: this) => void) | undefined = undefined;
 }
 
 function isUpgrade(request: Request): boolean {
@@ -1226,6 +1242,7 @@ export class DuplexServer<
     data: unknown,
   ): void {
     const options = this.#peerOptions;
+    let connection: ServerConnection<Local, Remote> | undefined;
     const peer = new Peer<Local, Remote>(socket, {
       identity: user,
       registry: this.registry,
@@ -1233,8 +1250,18 @@ export class DuplexServer<
       timeout: options.timeout,
       // Size, rate, in-flight and backpressure limits, per connection.
       guard: new PeerLimits(options),
+      // Hooks rather than event listeners: cheaper per idle connection.
+      onClose: (code, reason) => {
+        if (connection !== undefined) this.#onClose(connection, code, reason);
+      },
+      onError: (error) => {
+        // Malformed frames are counted in the metrics; only failures of our
+        // own code are reported.
+        if (error instanceof ProtocolError) return;
+        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
+      },
     });
-    const connection = new ServerConnection<Local, Remote>(
+    connection = new ServerConnection<Local, Remote>(
       this.#nextId++,
       user,
       protocol,
@@ -1243,27 +1270,20 @@ export class DuplexServer<
       socket,
     );
     this.#sockets.add(connection);
-    socket.addEventListener("close", () => this.#sockets.delete(connection), {
-      once: true,
-    });
-    // An abrupt drop fires "error" before "close"; the close does the work.
-    socket.addEventListener("error", () => {});
-    socket.addEventListener("open", () => this.#onOpen(connection), {
-      once: true,
-    });
-    peer.addEventListener("close", (event) => {
-      this.#onClose(connection, event.code, event.reason);
-    }, { once: true });
-    peer.addEventListener("error", (event) => {
-      // Malformed frames are counted in the metrics; only failures of our
-      // own code are reported.
-      if (event.error instanceof ProtocolError) return;
-      this.#reportError(
-        `handler failed user=${JSON.stringify(user)}`,
-        event.error,
-      );
-    });
+    // One listener object per connection, for both socket events. Deno does
+    // not need an "error" listener: an abrupt drop is followed by "close".
+    connection.onSocketClosed = this.#forgetSocket;
+    connection.onOpen = this.#openConnection;
+    socket.addEventListener("close", connection, { once: true });
+    socket.addEventListener("open", connection, { once: true });
   }
+
+  readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
+    this.#sockets.delete(connection);
+  };
+  readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
+    this.#onOpen(connection);
+  };
 
   #onOpen(connection: ServerConnection<Local, Remote>): void {
     if (connection.peer.closed) return;

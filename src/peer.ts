@@ -315,6 +315,21 @@ export interface PeerGuard {
  */
 export interface PeerOptions {
   /**
+   * Called once when the connection closes, before the `close` event. A
+   * cheaper alternative to a `close` listener for code that owns many peers
+   * (the server): it costs no listener registration per connection.
+   *
+   * @default {undefined}
+   */
+  onClose?: (code: number, reason: string) => void;
+  /**
+   * Called with every error that the `error` event reports (a handler or
+   * listener that threw, or a frame that broke the protocol).
+   *
+   * @default {undefined}
+   */
+  onError?: (error: unknown) => void;
+  /**
    * Encodes and decodes frames.
    *
    * @default {jsonCodec}
@@ -493,6 +508,7 @@ class Context implements RequestContext {
 }
 
 const OPEN = 1;
+const NO_HOOKS: PeerOptions = {};
 
 /**
  * One end of a full-duplex connection over a WebSocket-like object. It sends
@@ -549,8 +565,13 @@ export class Peer<
 
   #socket: SocketLike;
   #codec: Codec;
-  #tracker: PendingRequests;
-  #inFlight = new Map<number, Context>();
+  // Created on first use: a server holds one peer per idle connection, and
+  // most of them never send a request or run an asynchronous handler.
+  #tracker: PendingRequests | undefined = undefined;
+  #inFlight: Map<number, Context> | undefined = undefined;
+  #timeout: number | undefined;
+  #maxPending: number | undefined;
+  #hooks: PeerOptions;
   #guard: PeerGuard | undefined;
   #maxMalformed: number;
   #pingSequence = 0;
@@ -572,15 +593,21 @@ export class Peer<
     this.registry = options.registry ?? new Registry();
     this.#guard = options.guard;
     this.#maxMalformed = options.maxMalformed ?? 10;
-    this.#tracker = new PendingRequests({
-      timeout: options.timeout,
-      maxPending: options.maxPending,
-      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
-      onUnexpected: () => this.stats.unexpected++,
-    });
+    this.#timeout = options.timeout;
+    this.#maxPending = options.maxPending;
+    this.#hooks = options.onClose || options.onError ? options : NO_HOOKS;
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
+  }
+
+  #requests(): PendingRequests {
+    return this.#tracker ??= new PendingRequests({
+      timeout: this.#timeout,
+      maxPending: this.#maxPending,
+      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      onUnexpected: () => this.stats.unexpected++,
+    });
   }
 
   /** The socket this peer runs over. */
@@ -595,12 +622,12 @@ export class Peer<
 
   /** Outgoing requests waiting for their response. */
   get pending(): number {
-    return this.#tracker.size;
+    return this.#tracker?.size ?? 0;
   }
 
   /** Incoming requests whose (asynchronous) handlers are still running. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight?.size ?? 0;
   }
 
   /**
@@ -621,7 +648,7 @@ export class Peer<
   ): Promise<R> {
     try {
       if (this.#closed) throw this.#closedError();
-      const { sequence, promise } = this.#tracker.track<R>(options);
+      const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
         this.#socket.send(
@@ -634,7 +661,7 @@ export class Peer<
         );
         this.stats.framesOut[1]++;
       } catch (error) {
-        this.#tracker.reject(sequence, error as Error);
+        this.#tracker!.reject(sequence, error as Error);
       }
       return promise;
     } catch (error) {
@@ -851,18 +878,18 @@ export class Peer<
       }
       case 2:
         if (frame.error) {
-          this.#tracker.reject(sequence, new RemoteError(frame.error));
+          this.#requests().reject(sequence, new RemoteError(frame.error));
         } else {
-          this.#tracker.resolve(sequence, frame.message);
+          this.#requests().resolve(sequence, frame.message);
         }
         return;
       case 3:
         if (!refusal) this.#onNotification(frame);
         return;
       case 4: {
-        const context = this.#inFlight.get(sequence);
+        const context = this.#inFlight?.get(sequence);
         if (context) {
-          this.#inFlight.delete(sequence);
+          this.#inFlight!.delete(sequence);
           context.abort(
             new DuplexError("CANCELLED", "Request cancelled by the caller"),
           );
@@ -883,7 +910,7 @@ export class Peer<
         undefined,
         { cause: error },
       );
-    this.dispatchEvent(errorEvent(protocolError));
+    this.#reportError(protocolError);
     if (++this.stats.malformed > this.#maxMalformed) {
       this.close(1002, "Too many malformed frames");
       return;
@@ -917,7 +944,7 @@ export class Peer<
       });
       return;
     }
-    if (inFlight.has(sequence)) {
+    if (inFlight?.has(sequence)) {
       this.#respondError(sequence, {
         code: "INVALID_FRAME",
         message:
@@ -945,10 +972,11 @@ export class Peer<
       this.#respond(sequence, result);
       return;
     }
-    inFlight.set(sequence, context);
+    const running = inFlight ?? (this.#inFlight = new Map());
+    running.set(sequence, context);
     const settle = (ok: boolean, value: unknown): void => {
-      if (inFlight.get(sequence) !== context) return;
-      inFlight.delete(sequence);
+      if (running.get(sequence) !== context) return;
+      running.delete(sequence);
       if (ok) this.#respond(sequence, value);
       else this.#handlerFailed(sequence, value);
     };
@@ -960,7 +988,7 @@ export class Peer<
 
   #handlerFailed(sequence: number, error: unknown): void {
     if (!(error instanceof RemoteError)) {
-      this.dispatchEvent(errorEvent(error));
+      this.#reportError(error);
     }
     this.#respondError(
       sequence,
@@ -998,7 +1026,7 @@ export class Peer<
     try {
       (listener as NotificationListener<unknown>)(frame.message, frame);
     } catch (error) {
-      this.dispatchEvent(errorEvent(error));
+      this.#reportError(error);
     }
   }
 
@@ -1020,6 +1048,11 @@ export class Peer<
     );
   }
 
+  #reportError(error: unknown): void {
+    this.#hooks.onError?.(error);
+    this.dispatchEvent(errorEvent(error));
+  }
+
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -1028,10 +1061,14 @@ export class Peer<
     this.#socket.removeEventListener("message", this);
     this.#socket.removeEventListener("close", this);
     const error = new ConnectionClosedError(code, reason);
-    this.#tracker.rejectAll(error);
-    const contexts = [...this.#inFlight.values()];
-    this.#inFlight.clear();
-    for (const context of contexts) context.abort(error);
+    this.#tracker?.rejectAll(error);
+    const inFlight = this.#inFlight;
+    if (inFlight !== undefined) {
+      const contexts = [...inFlight.values()];
+      inFlight.clear();
+      for (const context of contexts) context.abort(error);
+    }
+    this.#hooks.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
