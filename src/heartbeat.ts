@@ -5,8 +5,6 @@
  * @module
  */
 
-import type { SocketLike } from "./peer.ts";
-
 /**
  * What a {@linkcode Heartbeat} watches: a {@linkcode Peer} fits.
  *
@@ -21,8 +19,12 @@ import type { SocketLike } from "./peer.ts";
 export interface Pingable {
   /** Sends a ping that the other side answers. */
   ping(): void;
-  /** The socket whose incoming messages prove that the other side lives. */
-  readonly socket: SocketLike;
+  /**
+   * Counts of frames received (by type): any change proves that the other
+   * side lives. Read only when a check runs, so that the heartbeat costs
+   * nothing per message.
+   */
+  readonly stats: { readonly framesIn: readonly number[] };
 }
 
 /**
@@ -57,8 +59,9 @@ export interface HeartbeatOptions {
  * after a ping. Any incoming message is a sign of life, so a busy connection
  * is never pinged; a quiet one is pinged `interval` after its last message
  * (the next ping is scheduled from the reply, never from a fixed interval).
- * A dead connection is detected at most `interval + timeout` after its last
- * message.
+ * A dead connection is detected at most `2 × interval + timeout` after its
+ * last message (frames are counted when a check runs, not as they arrive, so
+ * that the heartbeat costs nothing per message).
  *
  * Decisions use timestamps, never counts of timer ticks. A check that runs
  * later than planned by more than `timeout` (a throttled or frozen
@@ -71,7 +74,7 @@ export interface HeartbeatOptions {
  * import { Heartbeat } from "@duplex/ws/client";
  * import assert from "node:assert/strict";
  *
- * const silent = { ping() {}, socket: new EventTarget() as never };
+ * const silent = { ping() {}, stats: { framesIn: [0] } };
  * const dead = Promise.withResolvers<void>();
  * using _heartbeat = new Heartbeat(silent, dead.resolve, { interval: 5, timeout: 5 });
  * await dead.promise;
@@ -86,15 +89,17 @@ export class Heartbeat implements Disposable {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the running timer was meant to fire. */
   #due = 0;
-  /** When the last message arrived. */
+  /** Frames received, as counted at the last check. */
+  #seen = -1;
+  /** When a check last saw new frames (or the start). */
   #seenAt: number = Date.now();
-  /** When the last ping was sent. */
+  /** When the outstanding ping was sent; 0 when none is. */
   #pingAt = 0;
 
   /**
    * Starts watching `peer`.
    *
-   * @param peer The connection: a ping method and its socket.
+   * @param peer The connection: a ping method and its frame counters.
    * @param onDead Called once when the connection is declared dead.
    * @param options The interval and the timeout.
    */
@@ -107,18 +112,8 @@ export class Heartbeat implements Disposable {
     this.#onDead = onDead;
     this.#interval = options.interval ?? 25_000;
     this.#timeout = options.timeout ?? 10_000;
-    if (this.#interval > 0) {
-      peer.socket.addEventListener("message", this);
-      this.#schedule(this.#interval);
-    }
-  }
-
-  /**
-   * Notes that a message arrived. Public only because the heartbeat is its
-   * own listener object; not meant to be called.
-   */
-  handleEvent(): void {
-    this.#seenAt = Date.now();
+    this.#seen = this.#count();
+    if (this.#interval > 0) this.#schedule(this.#interval);
   }
 
   /**
@@ -130,16 +125,21 @@ export class Heartbeat implements Disposable {
     if (this.#interval > 0) this.#ping(Date.now());
   }
 
-  /** Stops the timer and the message listener. Idempotent. */
+  /** Stops the timer. Idempotent. */
   stop(): void {
     clearTimeout(this.#timer);
     this.#interval = 0;
-    this.#peer.socket.removeEventListener("message", this);
   }
 
   /** Same as {@linkcode Heartbeat.stop}. */
   [Symbol.dispose](): void {
     this.stop();
+  }
+
+  #count(): number {
+    let total = 0;
+    for (const n of this.#peer.stats.framesIn) total += n;
+    return total;
   }
 
   #schedule(ms: number): void {
@@ -157,20 +157,25 @@ export class Heartbeat implements Disposable {
   #check(): void {
     const now = Date.now();
     const timeout = this.#timeout;
-    if (this.#pingAt > this.#seenAt) {
-      // A ping is outstanding and nothing arrived since.
-      if (now - this.#due > timeout) {
-        this.#ping(now);
-      } else if (now - this.#pingAt >= timeout) {
-        this.stop();
-        this.#onDead();
-      } else {
-        this.#schedule(this.#pingAt + timeout - now);
-      }
-    } else if (now - this.#seenAt >= this.#interval) {
+    const count = this.#count();
+    if (count !== this.#seen) {
+      // Frames arrived since the last check (the pong, or anything else).
+      this.#seen = count;
+      this.#seenAt = now;
+      this.#pingAt = 0;
+      this.#schedule(this.#interval);
+    } else if (this.#pingAt === 0) {
+      if (now - this.#seenAt >= this.#interval) this.#ping(now);
+      else this.#schedule(this.#seenAt + this.#interval - now);
+    } else if (now - this.#due > timeout) {
+      // The check ran far too late (throttled or frozen tab): ask again
+      // rather than blame the other side.
       this.#ping(now);
+    } else if (now - this.#pingAt >= timeout) {
+      this.stop();
+      this.#onDead();
     } else {
-      this.#schedule(this.#seenAt + this.#interval - now);
+      this.#schedule(this.#pingAt + timeout - now);
     }
   }
 }
