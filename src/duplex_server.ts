@@ -894,6 +894,14 @@ export class DuplexServer<
         "Cannot push notification: give either to or room, not both",
       );
     }
+    if (
+      (local || this.#cluster === undefined) &&
+      !this.#hasAudience(to, room, except)
+    ) {
+      // Nobody here could receive it and nothing spans instances: skip the
+      // encoding (the chat relay of a lone user, on every request).
+      return;
+    }
     const frame: NotifyFrame = { sequence, type: 3, message };
     if (method !== undefined) frame.method = method;
     if (from !== undefined) frame.from = from;
@@ -1359,6 +1367,18 @@ export class DuplexServer<
   }
 
   /** Local delivery: the one path every push takes after the broker. */
+  /** Whether a local push to this audience could reach any connection. */
+  #hasAudience(
+    to: string | undefined,
+    room: string | undefined,
+    except: string | undefined,
+  ): boolean {
+    const users = this.#users;
+    if (to !== undefined) return to !== except && users.has(to);
+    if (room !== undefined) return this.#rooms.has(room);
+    return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+  }
+
   #deliver(envelope: Envelope): void {
     const { user, room, except, data, extended } = envelope;
     if (user !== undefined) {
