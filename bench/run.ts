@@ -6,7 +6,7 @@
  * Duplex/raw. The table is also written as JSON to bench/results/.
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
- * counts, for a smoke run).
+ * counts, for a smoke run), BENCH_ONLY=fanout,idle (only these workloads).
  */
 
 import {
@@ -17,6 +17,8 @@ import { bundleSize } from "../scripts/bundle_size.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
+/** Comma-separated workload names to run (default: all). */
+const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
 const here = new URL(".", import.meta.url);
 const root = new URL("..", import.meta.url);
 
@@ -158,6 +160,7 @@ interface Row {
 const rows: Row[] = [];
 const started = performance.now();
 for (const workload of WORKLOADS) {
+  if (ONLY !== undefined && !ONLY.includes(workload.name)) continue;
   const results: Record<Impl, Record<string, number>[]> = {
     raw: [],
     duplex: [],

@@ -1017,8 +1017,10 @@ export class Peer<
     if (set) {
       for (const listener of set) this.#deliver(listener, frame);
     }
-    for (const listener of registry.anyListeners) {
-      this.#deliver(listener, frame);
+    if (registry.anyListeners.size !== 0) {
+      for (const listener of registry.anyListeners) {
+        this.#deliver(listener, frame);
+      }
     }
   }
 
