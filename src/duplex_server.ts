@@ -1250,6 +1250,8 @@ export class DuplexServer<
     data: unknown,
   ): void {
     const options = this.#peerOptions;
+    // Assigned once, after the peer whose onClose hook needs it.
+    // deno-lint-ignore prefer-const
     let connection: ServerConnection<Local, Remote> | undefined;
     const peer = new Peer<Local, Remote>(socket, {
       identity: user,
