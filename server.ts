@@ -215,3 +215,4 @@ if (import.meta.main) {
     }
   }
 }
+export { TypedEventTarget } from "./src/typed_event_target.ts";

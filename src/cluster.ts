@@ -29,6 +29,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import {
   ConnectionClosedError,
   DuplexError,
@@ -406,7 +407,8 @@ function describe(error: unknown): string {
  * assert.equal(await a.request("bob", "alice"), "bob says hi to alice");
  * ```
  */
-export class Cluster extends EventTarget implements AsyncDisposable {
+export class Cluster extends TypedEventTarget<ClusterEventMap>
+  implements AsyncDisposable {
   /** This instance's id. */
   readonly id: string;
   /** Counters, for metrics. */
@@ -494,71 +496,6 @@ export class Cluster extends EventTarget implements AsyncDisposable {
       maxPending,
       onAbandon: (sequence) => this.#abandon(sequence),
     });
-  }
-
-  /**
-   * Listens for `join`, `leave` (a `CustomEvent<PresenceDetail>`) or
-   * `error` (an `ErrorEvent`).
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener<K extends keyof ClusterEventMap>(
-    type: K,
-    listener: (event: ClusterEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-  }
-
-  /**
-   * Removes a listener added with `addEventListener`.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override removeEventListener<K extends keyof ClusterEventMap>(
-    type: K,
-    listener: (event: ClusterEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /**
-   * Removes a listener by event name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
   }
 
   /**

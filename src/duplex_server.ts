@@ -6,6 +6,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import { type Broker, type Envelope, LocalBroker } from "./broker.ts";
 import type { Cluster, UserRequestOptions } from "./cluster.ts";
@@ -614,7 +615,7 @@ function defaultAuthenticate(
 export class DuplexServer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends EventTarget implements AsyncDisposable {
+> extends TypedEventTarget<DuplexServerEventMap> implements AsyncDisposable {
   /** The handlers and listeners of every connection. */
   readonly registry: Registry;
   /** Counters and the latency histogram behind `/metrics`. */
@@ -728,38 +729,6 @@ export class DuplexServer<
         this.#requestLocal(user, message, options),
     });
     this.fetch = (request, info) => this.#route(request, info);
-  }
-
-  /**
-   * Listens for `connect`, `disconnect`, `online`, `offline` or `error`.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener<K extends keyof DuplexServerEventMap>(
-    type: K,
-    listener: (event: DuplexServerEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
   }
 
   /** Open connections. */

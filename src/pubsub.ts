@@ -13,6 +13,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import { DuplexError } from "./errors.ts";
 
 /**
@@ -194,70 +195,7 @@ export class BrokerUnavailableError extends DuplexError {
  * assert.equal(ups, 1);
  * ```
  */
-export class PubSubTarget extends EventTarget {
-  /**
-   * Listens for `up`, `down` (plain events) or `error` (an `ErrorEvent`).
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener<K extends keyof PubSubEventMap>(
-    type: K,
-    listener: (event: PubSubEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-  }
-
-  /**
-   * Removes a listener added with `addEventListener`.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override removeEventListener<K extends keyof PubSubEventMap>(
-    type: K,
-    listener: (event: PubSubEventMap[K]) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /**
-   * Removes a listener by event name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
-  }
+export class PubSubTarget extends TypedEventTarget<PubSubEventMap> {
 }
 
 /**
