@@ -57,13 +57,13 @@ export interface HeartbeatOptions {
 /**
  * Declares a connection dead when nothing at all arrived within `timeout`
  * after a ping. Any incoming message is a sign of life, so a busy connection
- * is never pinged; a quiet one is pinged `interval` after its last message
- * (the next ping is scheduled from the reply, never from a fixed interval).
- * A dead connection is detected at most `2 × interval + timeout` after its
- * last message (frames are counted when a check runs, not as they arrive, so
- * that the heartbeat costs nothing per message).
+ * is never pinged: a check every `interval` looks at the frame counters, and
+ * only a check that finds nothing new sends a ping. A dead connection is
+ * detected at most `2 × interval + timeout` after its last message (frames
+ * are counted when a check runs, not as they arrive, so that the heartbeat
+ * costs nothing per message).
  *
- * Decisions use timestamps, never counts of timer ticks. A check that runs
+ * The timer's lateness is measured, never assumed away. A check that runs
  * later than planned by more than `timeout` (a throttled or frozen
  * background tab) sends a fresh ping instead of declaring the connection
  * dead; {@linkcode Heartbeat.wake} does the same when the page becomes
@@ -90,11 +90,9 @@ export class Heartbeat implements Disposable {
   /** When the running timer was meant to fire. */
   #due = 0;
   /** Frames received, as counted at the last check. */
-  #seen = -1;
-  /** When a check last saw new frames (or the start). */
-  #seenAt: number = Date.now();
-  /** When the outstanding ping was sent; 0 when none is. */
-  #pingAt = 0;
+  #seen: number;
+  /** Whether a ping is waiting for a sign of life. */
+  #pinged = false;
 
   /**
    * Starts watching `peer`.
@@ -122,7 +120,7 @@ export class Heartbeat implements Disposable {
    * the device came back online.
    */
   wake(): void {
-    if (this.#interval > 0) this.#ping(Date.now());
+    if (this.#interval > 0) this.#ping();
   }
 
   /** Stops the timer. Idempotent. */
@@ -145,37 +143,29 @@ export class Heartbeat implements Disposable {
   #schedule(ms: number): void {
     clearTimeout(this.#timer);
     this.#due = Date.now() + ms;
-    this.#timer = setTimeout(() => this.#check(), ms);
+    this.#timer = setTimeout(this.#check, ms);
   }
 
-  #ping(now: number): void {
-    this.#pingAt = now;
+  #ping(): void {
+    this.#pinged = true;
     this.#peer.ping();
     this.#schedule(this.#timeout);
   }
 
-  #check(): void {
-    const now = Date.now();
-    const timeout = this.#timeout;
+  #check = (): void => {
     const count = this.#count();
     if (count !== this.#seen) {
       // Frames arrived since the last check (the pong, or anything else).
       this.#seen = count;
-      this.#seenAt = now;
-      this.#pingAt = 0;
+      this.#pinged = false;
       this.#schedule(this.#interval);
-    } else if (this.#pingAt === 0) {
-      if (now - this.#seenAt >= this.#interval) this.#ping(now);
-      else this.#schedule(this.#seenAt + this.#interval - now);
-    } else if (now - this.#due > timeout) {
-      // The check ran far too late (throttled or frozen tab): ask again
-      // rather than blame the other side.
-      this.#ping(now);
-    } else if (now - this.#pingAt >= timeout) {
+    } else if (!this.#pinged || Date.now() - this.#due > this.#timeout) {
+      // Quiet for an interval, or the check ran far too late (a throttled
+      // or frozen tab): ask, rather than blame the other side.
+      this.#ping();
+    } else {
       this.stop();
       this.#onDead();
-    } else {
-      this.#schedule(this.#pingAt + timeout - now);
     }
-  }
+  };
 }
