@@ -529,9 +529,10 @@ export class Client<
    * Sets the handler of the server's requests without a method.
    *
    * @param handler The handler.
+   * @returns A function that removes the handler.
    */
-  onRequest(handler: RequestHandler<unknown, unknown>): void {
-    this.registry.defaultHandler = handler;
+  onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+    return this.registry.handle(undefined, handler);
   }
 
   /**

@@ -803,13 +803,7 @@ export class DuplexServer<
    * @returns A function that removes the handler.
    */
   onRequest(handler: RequestHandler<unknown, unknown>): () => void {
-    const measured = this.#measure(handler);
-    this.registry.defaultHandler = measured;
-    return () => {
-      if (this.registry.defaultHandler === measured) {
-        this.registry.defaultHandler = undefined;
-      }
-    };
+    return this.registry.handle(undefined, this.#measure(handler));
   }
 
   /**

@@ -393,26 +393,36 @@ export interface PeerOptions {
  * ```
  */
 export class Registry {
-  /** Request handlers by method. */
-  readonly handlers: Map<string, RequestHandler<never, unknown>> = new Map();
-  /** Notification listeners by method; `""` holds those without a method. */
-  readonly listeners: Map<string, Set<NotificationListener<never>>> = new Map();
-  /** The handler of requests without a method (the original protocol). */
-  defaultHandler: RequestHandler<never, unknown> | undefined;
-  /** Listeners of every notification, whatever its method. */
-  readonly anyListeners: Set<NotificationListener<never>> = new Set();
+  /**
+   * Request handlers by method; `undefined` holds the default handler, for
+   * requests without a method (the original protocol).
+   */
+  readonly handlers: Map<string | undefined, RequestHandler<never, unknown>> =
+    new Map();
+  /**
+   * Notification listeners by method; `""` holds those of notifications
+   * without a method, `undefined` those of every notification.
+   */
+  readonly listeners: Map<
+    string | undefined,
+    Set<NotificationListener<never>>
+  > = new Map();
 
   /**
    * Sets the handler of `method`, replacing any previous one.
    *
-   * @param method The method name.
+   * @param method The method name; `undefined` for the default handler.
    * @param handler The handler.
-   * @returns A function that removes the handler.
+   * @returns A function that removes the handler (if still the current one).
    */
-  handle<P, R>(method: string, handler: RequestHandler<P, R>): () => void {
-    this.handlers.set(method, handler as RequestHandler<never, unknown>);
+  handle<P, R>(
+    method: string | undefined,
+    handler: RequestHandler<P, R>,
+  ): () => void {
+    const handlers = this.handlers;
+    handlers.set(method, handler as RequestHandler<never, unknown>);
     return () => {
-      if (this.handlers.get(method) === handler) this.handlers.delete(method);
+      if (handlers.get(method) === handler) handlers.delete(method);
     };
   }
 
@@ -428,10 +438,9 @@ export class Registry {
     method: string | undefined,
     listener: NotificationListener<T>,
   ): () => void {
-    let set = method === undefined
-      ? this.anyListeners
-      : this.listeners.get(method);
-    if (!set) this.listeners.set(method!, set = new Set());
+    const listeners = this.listeners;
+    let set = listeners.get(method);
+    if (!set) listeners.set(method, set = new Set());
     set.add(listener as NotificationListener<never>);
     return () => {
       set.delete(listener as NotificationListener<never>);
@@ -508,7 +517,6 @@ class Context implements RequestContext {
 }
 
 const OPEN = 1;
-const NO_HOOKS: PeerOptions = {};
 
 /**
  * One end of a full-duplex connection over a WebSocket-like object. It sends
@@ -569,11 +577,7 @@ export class Peer<
   // most of them never send a request or run an asynchronous handler.
   #tracker: PendingRequests | undefined = undefined;
   #inFlight: Map<number, Context> | undefined = undefined;
-  #timeout: number | undefined;
-  #maxPending: number | undefined;
-  #hooks: PeerOptions;
-  #guard: PeerGuard | undefined;
-  #maxMalformed: number;
+  #options: PeerOptions;
   #pingSequence = 0;
   #closed = false;
   #closeCode = 0;
@@ -588,14 +592,10 @@ export class Peer<
   constructor(socket: SocketLike, options: PeerOptions = {}) {
     super();
     this.#socket = socket;
+    this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
     this.registry = options.registry ?? new Registry();
-    this.#guard = options.guard;
-    this.#maxMalformed = options.maxMalformed ?? 10;
-    this.#timeout = options.timeout;
-    this.#maxPending = options.maxPending;
-    this.#hooks = options.onClose || options.onError ? options : NO_HOOKS;
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -603,8 +603,7 @@ export class Peer<
 
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
-      timeout: this.#timeout,
-      maxPending: this.#maxPending,
+      ...this.#options,
       onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
     });
@@ -736,7 +735,7 @@ export class Peer<
     if (this.#closed || this.#socket.readyState !== OPEN) {
       throw this.#closedError();
     }
-    if (this.#guard?.outbound(this) === false) return false;
+    if (this.#options.guard?.outbound(this) === false) return false;
     this.#sendData(data, 3);
     return true;
   }
@@ -776,9 +775,10 @@ export class Peer<
    * Sets the handler of requests without a method (the original protocol).
    *
    * @param handler The handler.
+   * @returns A function that removes the handler.
    */
-  onRequest(handler: RequestHandler<unknown, unknown>): void {
-    this.registry.defaultHandler = handler;
+  onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+    return this.registry.handle(undefined, handler);
   }
 
   /**
@@ -857,7 +857,7 @@ export class Peer<
    */
   receive(data: unknown): void {
     if (this.#closed) return;
-    const guard = this.#guard;
+    const guard = this.#options.guard;
     const refusal = guard?.inbound(this, data);
     if (refusal === false) return;
     let frame: Frame;
@@ -911,7 +911,7 @@ export class Peer<
         { cause: error },
       );
     this.#reportError(protocolError);
-    if (++this.stats.malformed > this.#maxMalformed) {
+    if (++this.stats.malformed > (this.#options.maxMalformed ?? 10)) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -930,9 +930,7 @@ export class Peer<
     const { sequence, method } = frame;
     const registry = this.registry;
     const inFlight = this.#inFlight;
-    const handler = method === undefined
-      ? registry.defaultHandler
-      : registry.handlers.get(method);
+    const handler = registry.handlers.get(method);
     if (!handler) {
       this.#respondError(sequence, {
         code: "METHOD_NOT_FOUND",
@@ -1012,27 +1010,26 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
-    const registry = this.registry;
-    const set = registry.listeners.get(frame.method ?? "");
-    if (set) {
-      for (const listener of set) this.#deliver(listener, frame);
-    }
-    if (registry.anyListeners.size !== 0) {
-      for (const listener of registry.anyListeners) {
-        this.#deliver(listener, frame);
+    const listeners = this.registry.listeners;
+    this.#deliver(listeners.get(frame.method ?? ""), frame);
+    this.#deliver(listeners.get(undefined), frame);
+  }
+
+  #deliver(
+    set: Set<NotificationListener<never>> | undefined,
+    frame: NotifyFrame,
+  ): void {
+    // No iterator when nobody listens (the common case of `undefined`).
+    if (!set?.size) return;
+    for (const listener of set) {
+      try {
+        (listener as NotificationListener<unknown>)(frame.message, frame);
+      } catch (error) {
+        this.#reportError(error);
       }
     }
   }
 
-  #deliver(listener: NotificationListener<never>, frame: NotifyFrame): void {
-    try {
-      (listener as NotificationListener<unknown>)(frame.message, frame);
-    } catch (error) {
-      this.#reportError(error);
-    }
-  }
-
-  /** Sends a response or control frame; silently skipped once closed. */
   #sendFrame(frame: Frame): void {
     this.#sendData(this.#codec.encode(frame), frame.type);
   }
@@ -1051,7 +1048,7 @@ export class Peer<
   }
 
   #reportError(error: unknown): void {
-    this.#hooks.onError?.(error);
+    this.#options.onError?.(error);
     this.dispatchEvent(errorEvent(error));
   }
 
@@ -1070,7 +1067,7 @@ export class Peer<
       inFlight.clear();
       for (const context of contexts) context.abort(error);
     }
-    this.#hooks.onClose?.(code, reason);
+    this.#options.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );

@@ -132,12 +132,10 @@ Deno.test("Peer delivers notifications to method, default and any listeners", as
   const done = Promise.withResolvers<void>();
   p.client.on("news", (text: string) => got.push(`news:${text}`));
   p.client.onNotify((text, frame) => got.push(`plain:${text}:${frame.from}`));
-  p.client.registry.anyListeners.add(
-    ((_: unknown, frame: NotifyFrame) => {
-      got.push(`any:${frame.method ?? ""}`);
-      if (got.length === 4) done.resolve();
-    }) as never,
-  );
+  p.client.registry.on(undefined, (_: unknown, frame: NotifyFrame) => {
+    got.push(`any:${frame.method ?? ""}`);
+    if (got.length === 4) done.resolve();
+  });
   p.server.notify("flash", { method: "news" });
   p.server.sendNotification(
     JSON.stringify({ sequence: 0, type: 3, message: "hi", from: "bob" }),
