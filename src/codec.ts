@@ -86,35 +86,27 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function validateFrame(value: unknown): Frame {
   if (!isRecord(value)) fail("a frame must be a JSON object");
   const type = value.type;
-  let sequence = value.sequence as number;
-  if (sequence === undefined && type === 3) {
-    // A notification's sequence carries no meaning; tolerate its absence.
-    sequence = value.sequence = 0;
-  } else if (
+  if (value.sequence === undefined && type === 3) value.sequence = 0;
+  const sequence = value.sequence as number;
+  if (
     !(Number.isInteger(sequence) && sequence >= 0 && sequence <= MAX_SEQUENCE)
   ) {
     fail(
-      sequence === undefined
-        ? `"sequence" is missing`
-        : `"sequence" must be an integer from 0 to ${MAX_SEQUENCE}`,
+      `"sequence" must be an integer from 0 to ${MAX_SEQUENCE}`,
       undefined,
       type,
     );
   }
+  let problem: string | undefined;
   if (type === 1 || type === 3) {
     for (const field of TEXT_FIELDS) {
       const text = value[field];
-      if (text !== undefined) {
-        if (typeof text !== "string") {
-          fail(`"${field}" must be a string`, sequence, type);
-        }
-        if (text.length > MAX_METHOD_LENGTH) {
-          fail(
-            `"${field}" is longer than ${MAX_METHOD_LENGTH} characters`,
-            sequence,
-            type,
-          );
-        }
+      if (
+        text !== undefined &&
+        !(typeof text === "string" && text.length <= MAX_METHOD_LENGTH)
+      ) {
+        problem =
+          `"${field}" must be a string of at most ${MAX_METHOD_LENGTH} characters`;
       }
     }
   } else if (type === 2) {
@@ -124,40 +116,15 @@ export function validateFrame(value: unknown): Frame {
       !(isRecord(error) && typeof error.code === "string" &&
         typeof error.message === "string")
     ) {
-      fail(
-        `"error" must be an object with string "code" and "message"`,
-        sequence,
-        type,
-      );
+      problem = `"error" must be an object with string "code" and "message"`;
     }
   } else if (type !== 4 && type !== 5 && type !== 6) {
-    fail(
-      type === undefined
-        ? `"type" is missing`
-        : `unknown type ${JSON.stringify(type)}`,
-      sequence,
-      type,
-    );
+    problem = `unknown type ${JSON.stringify(type)}`;
   }
+  if (problem) fail(problem, sequence, type);
   return value as unknown as Frame;
 }
 
-/**
- * The JSON codec: one frame per text message. Binary messages are refused
- * with a {@linkcode ProtocolError}.
- *
- * @example Usage
- * ```ts
- * import { jsonCodec } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * assert.equal(
- *   jsonCodec.encode({ sequence: 1, type: 2, message: "ok" }),
- *   '{"sequence":1,"type":2,"message":"ok"}',
- * );
- * assert.throws(() => jsonCodec.decode("not json"));
- * ```
- */
 export const jsonCodec: Codec = {
   name: "json",
   encode(frame: Frame): string {
