@@ -55,7 +55,6 @@ export {
   type UrlSource,
 } from "./src/client.ts";
 export { backoffDelay, type BackoffOptions } from "./src/backoff.ts";
-export { OfflineQueue, type OfflineQueueOptions } from "./src/offline_queue.ts";
 export {
   Heartbeat,
   type HeartbeatOptions,

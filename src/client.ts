@@ -11,9 +11,11 @@ import {
   ConnectionClosedError,
   DuplexError,
   errorEvent,
+  QueueFullError,
+  QueueTimeoutError,
 } from "./errors.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { OfflineQueue } from "./offline_queue.ts";
+import { PendingRequests } from "./request_tracker.ts";
 import {
   type AnyEndpoint,
   type Endpoint,
@@ -282,15 +284,6 @@ export interface ClientEventMap {
   error: ErrorEvent;
 }
 
-/**
- * A request or notification waiting for a connection: called with the
- * connection once open, or with the error that ends its wait.
- */
-type Job = (
-  peer: Peer<Endpoint, Endpoint> | undefined,
-  error?: unknown,
-) => void;
-
 /** Close codes by which a server refuses the client: no reconnection. */
 const REFUSED = [1008, 4001, 4003];
 
@@ -349,7 +342,8 @@ export class Client<
   #sockets = new Set<WebSocket>();
   /** Resolves the `close()` calls waiting for the sockets. */
   #drained: Array<() => void> = [];
-  #queue: OfflineQueue<Job>;
+  /** Sends waiting for a connection: each resolves with it once open. */
+  #queue: PendingRequests;
   #heartbeat: Heartbeat | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #generation = 0;
@@ -377,9 +371,11 @@ export class Client<
     this.#href = typeof url === "function" ? "(URL function)" : String(url);
     this.registry = options.registry ?? new Registry();
     this.#options = { ...options, registry: this.registry };
-    this.#queue = new OfflineQueue<Job>((job, error) => job(undefined, error), {
-      maxSize: options.maxQueue,
-      maxWait: options.maxQueueWait,
+    this.#queue = new PendingRequests({
+      timeout: options.maxQueueWait ?? 10_000,
+      maxPending: options.maxQueue ?? 100,
+      timeoutError: (_, wait) => new QueueTimeoutError(wait),
+      fullError: (limit) => new QueueFullError(limit),
     });
   }
 
@@ -680,35 +676,25 @@ export class Client<
     run: (peer: Peer<Local, Remote>) => T | Promise<T>,
     { signal }: { signal?: AbortSignal },
   ): Promise<T> {
-    // A throw in the executor rejects the promise.
-    return new Promise<T>((resolve, reject) => {
+    try {
       const peer = this.#peer;
       if (peer?.socket.readyState === 1 && this.#state === "open") {
-        return resolve(run(peer));
+        return Promise.resolve(run(peer));
       }
-      if (signal?.aborted) throw signal.reason;
       if (
         this.#state === "closed" ||
         this.#options.queueWhileDisconnected === false
       ) {
         throw new ConnectionClosedError(this.#closeCode, this.#closeReason);
       }
-      const abort = (): void => {
-        this.#queue.delete(job);
-        reject(signal!.reason);
-      };
-      const job: Job = (peer, error) => {
-        signal?.removeEventListener("abort", abort);
-        try {
-          if (!peer) throw error;
-          resolve(run(peer as Peer<Local, Remote>));
-        } catch (error) {
-          reject(error);
-        }
-      };
-      this.#queue.push(job);
-      signal?.addEventListener("abort", abort, { once: true });
-    });
+      // Waits, in order, for the connection; or rejects on overflow, expiry,
+      // abort or close.
+      return this.#queue.track<Peer<Local, Remote>>({ signal }).promise.then(
+        run,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   #attempt(): void {
@@ -786,12 +772,14 @@ export class Client<
           () => peer.close(4000, "Ping timeout"),
           { interval: options.pingInterval, timeout: options.pingTimeout },
         );
-        for (const job of this.#queue.drain()) {
-          job(peer as Peer<Endpoint, Endpoint>);
-        }
-        this.#ready?.resolve();
-        this.#ready = undefined;
-        this.dispatchEvent(new Event("open"));
+        // Queued sends go out in order, each once, on this connection: in
+        // the microtasks queued here, before `open` and `connect()`.
+        this.#queue.resolveAll(peer);
+        queueMicrotask(() => {
+          this.#ready?.resolve();
+          this.#ready = undefined;
+          this.dispatchEvent(new Event("open"));
+        });
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
   }
@@ -859,7 +847,7 @@ export class Client<
     this.#heartbeat?.stop();
     this.#listen("removeEventListener");
     const closed = new ConnectionClosedError(code, reason, { cause: error });
-    for (const job of this.#queue.drain()) job(undefined, closed);
+    this.#queue.rejectAll(closed);
     this.#ready?.reject(
       error ?? new ConnectError(this.#href, "the client was closed", code),
     );

@@ -210,6 +210,10 @@ export interface PendingRequestsOptions
   onUnexpected?: (sequence: number) => void;
   /** Called when a request settles, with how (`RESOLVED`...`REJECTED_ALL`). */
   onSettle?: (sequence: number, outcome: number) => void;
+  /** The error of a request whose timeout passed (default: {@linkcode RequestTimeoutError}). */
+  timeoutError?: (sequence: number, timeout: number) => Error;
+  /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
+  fullError?: (limit: number) => Error;
 }
 
 /**
@@ -230,6 +234,8 @@ export class PendingRequests {
   #onAbandon: PendingRequestsOptions["onAbandon"];
   #onUnexpected: PendingRequestsOptions["onUnexpected"];
   #onSettle: PendingRequestsOptions["onSettle"];
+  #timeoutError: NonNullable<PendingRequestsOptions["timeoutError"]>;
+  #fullError: NonNullable<PendingRequestsOptions["fullError"]>;
 
   /**
    * Creates an empty set of pending requests.
@@ -245,7 +251,7 @@ export class PendingRequests {
       maxSequence = MAX_SEQUENCE,
     } = options;
     if (
-      !(timeout >= 0 && maxPending >= 1 && Number.isInteger(maxSequence) &&
+      !(timeout >= 0 && maxPending >= 0 && Number.isInteger(maxSequence) &&
         maxSequence >= 1 && maxSequence <= MAX_SEQUENCE)
     ) {
       throw new RangeError(
@@ -259,6 +265,10 @@ export class PendingRequests {
     this.#onAbandon = options.onAbandon;
     this.#onUnexpected = options.onUnexpected;
     this.#onSettle = options.onSettle;
+    this.#timeoutError = options.timeoutError ??
+      ((sequence, timeout) => new RequestTimeoutError(sequence, timeout));
+    this.#fullError = options.fullError ??
+      ((limit) => new TooManyPendingError(limit));
   }
 
   /** The number of requests pending now. */
@@ -292,7 +302,7 @@ export class PendingRequests {
     const signal = options.signal;
     if (signal?.aborted) throw signal.reason;
     if (pending.size >= this.#maxPending) {
-      throw new TooManyPendingError(this.#maxPending);
+      throw this.#fullError(this.#maxPending);
     }
     let sequence = this.#last;
     do {
@@ -368,10 +378,21 @@ export class PendingRequests {
    * @returns How many requests were rejected.
    */
   rejectAll(reason: Error): number {
+    // One rejected promise, adopted by every request (none: no promise, so
+    // that nothing is left unhandled).
+    return this.resolveAll(this.#pending.size && Promise.reject(reason));
+  }
+
+  /**
+   * Settles every pending request with `value`, oldest first, and stops the
+   * timer: e.g. the connection that queued sends were waiting for.
+   *
+   * @param value The value to resolve with.
+   * @returns How many requests were settled.
+   */
+  resolveAll(value: unknown): number {
     const entries = [...this.#pending.values()];
-    for (const request of entries) {
-      this.#settle(request, REJECTED_ALL)(Promise.reject(reason));
-    }
+    for (const request of entries) this.#settle(request, REJECTED_ALL)(value);
     this.#lists.clear();
     clearTimeout(this.#timer);
     this.#timerAt = Infinity;
@@ -430,7 +451,7 @@ export class PendingRequests {
       for (; request !== head && request.deadline <= now; request = head.next) {
         this.#give(
           request,
-          new RequestTimeoutError(request.sequence, timeout),
+          this.#timeoutError(request.sequence, timeout),
           TIMED_OUT,
         );
       }

@@ -292,10 +292,16 @@ Deno.test("Client sends requests and notifications queued while disconnected exa
     client.call("add", "c"),
     client.emit("log", "d"),
   ];
+  // A send from an `open` listener goes after the queued ones.
+  const fromListener = Promise.withResolvers<Promise<boolean>>();
+  client.addEventListener("open", () => {
+    fromListener.resolve(client.emit("log", "open"));
+  }, { once: true });
   const reopened = once(client, "open");
   server.start();
   await reopened;
   assert.deepEqual(await Promise.all(results), ["A", true, "C", true]);
+  assert.equal(await await fromListener.promise, true);
   // A round trip after the queue proves the notifications were processed.
   assert.equal(await client.call("add", "e"), "E");
   assert.deepEqual(seen, [
@@ -303,6 +309,7 @@ Deno.test("Client sends requests and notifications queued while disconnected exa
     "notify b",
     "request c",
     "notify d",
+    "notify open",
     "request e",
   ]);
   assert.equal(server.connections, 2);

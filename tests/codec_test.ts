@@ -134,7 +134,10 @@ Deno.test("jsonCodec.decode() rejects wrong field types", () => {
     [{ sequence: 1, type: 1, method: 5 }, /"method" must be a string/],
     [{ sequence: 1, type: 1, method: null }, /"method" must be a string/],
     [{ sequence: 1, type: 3, from: {} }, /"from" must be a string/],
-    [{ sequence: 1, type: 1, method: "m".repeat(257) }, /at most 256 characters/],
+    [
+      { sequence: 1, type: 1, method: "m".repeat(257) },
+      /at most 256 characters/,
+    ],
     [{ sequence: 1, type: 2, error: "boom" }, /"error" must be an object/],
     [{ sequence: 1, type: 2, error: null }, /"error" must be an object/],
     [{ sequence: 1, type: 2, error: [] }, /"error" must be an object/],

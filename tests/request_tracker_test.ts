@@ -244,7 +244,7 @@ Deno.test("RequestTracker stays correct through many short-lived requests", asyn
 
 Deno.test("RequestTracker rejects invalid options with RangeError", () => {
   assert.throws(() => new RequestTracker({ timeout: -1 }), RangeError);
-  assert.throws(() => new RequestTracker({ maxPending: 0 }), RangeError);
+  assert.throws(() => new RequestTracker({ maxPending: -1 }), RangeError);
   assert.throws(() => new RequestTracker({ maxSequence: 0 }), RangeError);
   assert.throws(
     () => new RequestTracker({ maxSequence: MAX_SEQUENCE + 1 }),
