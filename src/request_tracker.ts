@@ -151,10 +151,8 @@ export interface TrackerStats {
 }
 
 /**
- * A pending request, and also the head of a timeout list (a ring whose head
- * is not a request). Only `resolve` is kept: rejecting resolves with a
- * rejected promise, which lets V8 free the separate reject function. A
- * request without a timeout links to itself, so that unlinking is a no-op.
+ * A pending request. Only `resolve` is kept: rejecting resolves with a
+ * rejected promise, which lets V8 free the separate reject function.
  */
 interface Entry {
   readonly sequence: number;
@@ -162,8 +160,8 @@ interface Entry {
   resolve: ((value: unknown) => void) | undefined;
   /** `performance.now()` deadline, rounded up to an integer (a small integer is stored unboxed). */
   deadline: number;
-  prev: Entry;
-  next: Entry;
+  /** The timeout list the request is in, if it has a timeout. */
+  list: Set<Entry> | undefined;
   /** The abort listener, for requests with a signal. */
   abort: AbortListener | undefined;
 }
@@ -172,21 +170,6 @@ interface Entry {
 interface AbortListener {
   readonly signal: AbortSignal;
   handleEvent(): void;
-}
-
-function entry(
-  sequence: number,
-  resolve?: (value: unknown) => void,
-): Entry {
-  const entry: Entry = {
-    sequence,
-    resolve,
-    deadline: 0,
-    prev: undefined!,
-    next: undefined!,
-    abort: undefined,
-  };
-  return entry.prev = entry.next = entry;
 }
 
 /**
@@ -223,19 +206,18 @@ export interface PendingRequestsOptions
  */
 export class PendingRequests {
   #pending = new Map<number, Entry>();
-  /** Timeout value → head of its list. */
-  #lists = new Map<number, Entry>();
+  /**
+   * Timeout value → the requests with that timeout, in insertion order,
+   * which is also deadline order.
+   */
+  #lists = new Map<number, Set<Entry>>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
+  #options: PendingRequestsOptions;
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
   #last = 0;
-  #onAbandon: PendingRequestsOptions["onAbandon"];
-  #onUnexpected: PendingRequestsOptions["onUnexpected"];
-  #onSettle: PendingRequestsOptions["onSettle"];
-  #timeoutError: NonNullable<PendingRequestsOptions["timeoutError"]>;
-  #fullError: NonNullable<PendingRequestsOptions["fullError"]>;
 
   /**
    * Creates an empty set of pending requests.
@@ -249,7 +231,7 @@ export class PendingRequests {
       timeout = 30_000,
       maxPending = 100_000,
       maxSequence = MAX_SEQUENCE,
-    } = options;
+    } = this.#options = options;
     if (
       !(timeout >= 0 && maxPending >= 0 && Number.isInteger(maxSequence) &&
         maxSequence >= 1 && maxSequence <= MAX_SEQUENCE)
@@ -262,13 +244,6 @@ export class PendingRequests {
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
-    this.#onAbandon = options.onAbandon;
-    this.#onUnexpected = options.onUnexpected;
-    this.#onSettle = options.onSettle;
-    this.#timeoutError = options.timeoutError ??
-      ((sequence, timeout) => new RequestTimeoutError(sequence, timeout));
-    this.#fullError = options.fullError ??
-      ((limit) => new TooManyPendingError(limit));
   }
 
   /** The number of requests pending now. */
@@ -294,15 +269,17 @@ export class PendingRequests {
    * @typeParam T The type of the response payload.
    * @param options Timeout and abort signal of this request.
    * @returns The sequence to send the request with, and its promise.
-   * @throws {TooManyPendingError} When `maxPending` requests are pending.
+   * @throws {TooManyPendingError} When `maxPending` requests are pending
+   * (or the error of the `fullError` option).
    * @throws {unknown} `signal.reason` when the signal is already aborted.
    */
   track<T = unknown>(options: TrackOptions = {}): PendingRequest<T> {
     const pending = this.#pending;
     const signal = options.signal;
+    const max = this.#maxPending;
     if (signal?.aborted) throw signal.reason;
-    if (pending.size >= this.#maxPending) {
-      throw this.#fullError(this.#maxPending);
+    if (pending.size >= max) {
+      throw this.#options.fullError?.(max) ?? new TooManyPendingError(max);
     }
     let sequence = this.#last;
     do {
@@ -312,20 +289,24 @@ export class PendingRequests {
 
     let resolve!: (value: unknown) => void;
     const promise = new Promise<T>((r) => resolve = r as typeof resolve);
-    const request = entry(sequence, resolve);
+    const request: Entry = {
+      sequence,
+      resolve,
+      deadline: 0,
+      list: undefined,
+      abort: undefined,
+    };
     pending.set(sequence, request);
 
     const timeout = options.timeout ?? this.#timeout;
     if (timeout > 0 && timeout < Infinity) {
-      let head = this.#lists.get(timeout);
-      if (!head) this.#lists.set(timeout, head = entry(0));
+      let list = this.#lists.get(timeout);
+      if (!list) this.#lists.set(timeout, list = new Set());
+      list.add(request);
+      request.list = list;
       const deadline = request.deadline = Math.ceil(
         performance.now() + timeout,
       );
-      const last = head.prev;
-      request.prev = last;
-      request.next = head;
-      last.next = head.prev = request;
       if (deadline < this.#timerAt) this.#schedule(deadline);
     }
     if (signal) {
@@ -347,26 +328,22 @@ export class PendingRequests {
    *
    * @param sequence The response's sequence.
    * @param value The response payload.
-   * @returns `true` when a pending request was resolved.
+   * @returns `true` when a pending request matched.
    */
   resolve(sequence: number, value: unknown): boolean {
-    const resolve = this.#answer(sequence, RESOLVED);
-    resolve?.(value);
-    return !!resolve;
+    return this.#answer(sequence, value, RESOLVED);
   }
 
   /**
-   * Rejects the request `sequence` (an error response, or a failed send).
-   * A sequence that matches nothing pending is reported.
+   * Rejects the request `sequence`, e.g. with a {@linkcode RemoteError} for
+   * an error response. Unmatched sequences are reported as by `resolve()`.
    *
-   * @param sequence The request's sequence.
+   * @param sequence The response's sequence.
    * @param reason The error to reject with.
-   * @returns `true` when a pending request was rejected.
+   * @returns `true` when a pending request matched.
    */
   reject(sequence: number, reason: Error): boolean {
-    const resolve = this.#answer(sequence, REJECTED);
-    resolve?.(Promise.reject(reason));
-    return !!resolve;
+    return this.#answer(sequence, reason, REJECTED);
   }
 
   /**
@@ -400,35 +377,36 @@ export class PendingRequests {
   }
 
   /** Settles the request `sequence` as answered, or reports a stray. */
-  #answer(
-    sequence: number,
-    outcome: number,
-  ): ((value: unknown) => void) | undefined {
+  #answer(sequence: number, value: unknown, outcome: number): boolean {
     const request = this.#pending.get(sequence);
-    if (request) return this.#settle(request, outcome);
-    this.#onUnexpected?.(sequence);
+    if (request) {
+      this.#settle(request, outcome)(
+        outcome === REJECTED ? Promise.reject(value) : value,
+      );
+    } else {
+      this.#options.onUnexpected?.(sequence);
+    }
+    return !!request;
   }
 
-  /** Gives a request up locally (timeout or abort) and tells `onAbandon`. */
+  /** Gives a request up: rejects it and reports it as abandoned. */
   #give(request: Entry, reason: unknown, outcome: number): void {
     this.#settle(request, outcome)(Promise.reject(reason));
-    this.#onAbandon?.(request.sequence, reason);
+    this.#options.onAbandon?.(request.sequence, reason);
   }
 
   /** Removes the request from every structure; returns its resolve. */
   #settle(request: Entry, outcome: number): (value: unknown) => void {
-    const resolve = request.resolve!;
+    const { resolve, list, abort } = request;
     request.resolve = undefined;
     this.#pending.delete(request.sequence);
-    const { prev, next, abort } = request;
-    prev.next = next;
-    next.prev = prev;
+    list?.delete(request);
     if (abort) {
       abort.signal.removeEventListener("abort", abort);
       request.abort = undefined;
     }
-    this.#onSettle?.(request.sequence, outcome);
-    return resolve;
+    this.#options.onSettle?.(request.sequence, outcome);
+    return resolve!;
   }
 
   /** Sets the one timer for `deadline`. */
@@ -445,18 +423,22 @@ export class PendingRequests {
   #expire = (): void => {
     this.#timerAt = Infinity;
     const now = performance.now();
+    const timeoutError = this.#options.timeoutError;
     let earliest = Infinity;
-    for (const [timeout, head] of this.#lists) {
-      let request = head.next;
-      for (; request !== head && request.deadline <= now; request = head.next) {
+    for (const [timeout, list] of this.#lists) {
+      // Deadline order: stop at the first request still in time.
+      for (const request of list) {
+        if (request.deadline > now) {
+          earliest = Math.min(earliest, request.deadline);
+          break;
+        }
+        const { sequence } = request;
         this.#give(
           request,
-          this.#timeoutError(request.sequence, timeout),
+          timeoutError?.(sequence, timeout) ??
+            new RequestTimeoutError(sequence, timeout),
           TIMED_OUT,
         );
-      }
-      if (request !== head && request.deadline < earliest) {
-        earliest = request.deadline;
       }
     }
     if (earliest < this.#timerAt) this.#schedule(earliest);
