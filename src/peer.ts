@@ -650,15 +650,7 @@ export class Peer<
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
-        this.#socket.send(
-          this.#codec.encode({
-            sequence,
-            type: 1,
-            message,
-            method: options.method,
-          }),
-        );
-        this.stats.framesOut[1]++;
+        this.#sendFrame({ sequence, type: 1, message, method: options.method });
       } catch (error) {
         this.#tracker!.reject(sequence, error as Error);
       }
