@@ -151,8 +151,10 @@ export interface TrackerStats {
 }
 
 /**
- * A pending request. Only `resolve` is kept: rejecting resolves with a
- * rejected promise, which lets V8 free the separate reject function.
+ * A pending request, and also the head of a timeout list (a ring whose head
+ * is not a request). Only `resolve` is kept: rejecting resolves with a
+ * rejected promise, which lets V8 free the separate reject function. A
+ * request without a timeout links to itself, so that unlinking is a no-op.
  */
 interface Entry {
   readonly sequence: number;
@@ -160,8 +162,8 @@ interface Entry {
   resolve: ((value: unknown) => void) | undefined;
   /** `performance.now()` deadline, rounded up to an integer (a small integer is stored unboxed). */
   deadline: number;
-  /** The timeout list the request is in, if it has a timeout. */
-  list: Set<Entry> | undefined;
+  prev: Entry;
+  next: Entry;
   /** The abort listener, for requests with a signal. */
   abort: AbortListener | undefined;
 }
@@ -170,6 +172,21 @@ interface Entry {
 interface AbortListener {
   readonly signal: AbortSignal;
   handleEvent(): void;
+}
+
+function entry(
+  sequence: number,
+  resolve?: (value: unknown) => void,
+): Entry {
+  const entry: Entry = {
+    sequence,
+    resolve,
+    deadline: 0,
+    prev: undefined!,
+    next: undefined!,
+    abort: undefined,
+  };
+  return entry.prev = entry.next = entry;
 }
 
 /**
@@ -207,10 +224,10 @@ export interface PendingRequestsOptions
 export class PendingRequests {
   #pending = new Map<number, Entry>();
   /**
-   * Timeout value → the requests with that timeout, in insertion order,
-   * which is also deadline order.
+   * Timeout value → head of the ring of requests with that timeout, in
+   * insertion order, which is also deadline order.
    */
-  #lists = new Map<number, Set<Entry>>();
+  #lists = new Map<number, Entry>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
   #options: PendingRequestsOptions;
@@ -289,24 +306,20 @@ export class PendingRequests {
 
     let resolve!: (value: unknown) => void;
     const promise = new Promise<T>((r) => resolve = r as typeof resolve);
-    const request: Entry = {
-      sequence,
-      resolve,
-      deadline: 0,
-      list: undefined,
-      abort: undefined,
-    };
+    const request = entry(sequence, resolve);
     pending.set(sequence, request);
 
     const timeout = options.timeout ?? this.#timeout;
     if (timeout > 0 && timeout < Infinity) {
-      let list = this.#lists.get(timeout);
-      if (!list) this.#lists.set(timeout, list = new Set());
-      list.add(request);
-      request.list = list;
+      let head = this.#lists.get(timeout);
+      if (!head) this.#lists.set(timeout, head = entry(0));
       const deadline = request.deadline = Math.ceil(
         performance.now() + timeout,
       );
+      const last = head.prev;
+      request.prev = last;
+      request.next = head;
+      last.next = head.prev = request;
       if (deadline < this.#timerAt) this.#schedule(deadline);
     }
     if (signal) {
@@ -397,10 +410,11 @@ export class PendingRequests {
 
   /** Removes the request from every structure; returns its resolve. */
   #settle(request: Entry, outcome: number): (value: unknown) => void {
-    const { resolve, list, abort } = request;
+    const { resolve, prev, next, abort } = request;
     request.resolve = undefined;
     this.#pending.delete(request.sequence);
-    list?.delete(request);
+    prev.next = next;
+    next.prev = prev;
     if (abort) {
       abort.signal.removeEventListener("abort", abort);
       request.abort = undefined;
@@ -425,13 +439,10 @@ export class PendingRequests {
     const now = performance.now();
     const timeoutError = this.#options.timeoutError;
     let earliest = Infinity;
-    for (const [timeout, list] of this.#lists) {
+    for (const [timeout, head] of this.#lists) {
       // Deadline order: stop at the first request still in time.
-      for (const request of list) {
-        if (request.deadline > now) {
-          earliest = Math.min(earliest, request.deadline);
-          break;
-        }
+      let request = head.next;
+      for (; request !== head && request.deadline <= now; request = head.next) {
         const { sequence } = request;
         this.#give(
           request,
@@ -439,6 +450,9 @@ export class PendingRequests {
             new RequestTimeoutError(sequence, timeout),
           TIMED_OUT,
         );
+      }
+      if (request !== head && request.deadline < earliest) {
+        earliest = request.deadline;
       }
     }
     if (earliest < this.#timerAt) this.#schedule(earliest);
