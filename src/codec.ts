@@ -125,6 +125,22 @@ export function validateFrame(value: unknown): Frame {
   return value as unknown as Frame;
 }
 
+/**
+ * The JSON codec: one frame per text message. Binary messages are refused
+ * with a {@linkcode ProtocolError}.
+ *
+ * @example Usage
+ * ```ts
+ * import { jsonCodec } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(
+ *   jsonCodec.encode({ sequence: 1, type: 2, message: "ok" }),
+ *   '{"sequence":1,"type":2,"message":"ok"}',
+ * );
+ * assert.throws(() => jsonCodec.decode("not json"));
+ * ```
+ */
 export const jsonCodec: Codec = {
   name: "json",
   encode(frame: Frame): string {
