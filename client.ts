@@ -77,4 +77,5 @@ export {
   type RequestHandler,
   type RequestOptions,
 } from "./src/peer.ts";
+export { TypedEventTarget } from "./src/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/protocol.ts";

@@ -87,3 +87,4 @@ export {
   type ResultOf,
   type SocketLike,
 } from "./src/peer.ts";
+export { TypedEventTarget } from "./src/typed_event_target.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import {
   ConnectError,
@@ -326,7 +327,8 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends EventTarget implements AsyncDisposable, Disposable {
+> extends TypedEventTarget<ClientEventMap>
+  implements AsyncDisposable, Disposable {
   /** Handlers and listeners, shared by every connection of this client. */
   declare readonly registry: Registry;
 
@@ -865,38 +867,4 @@ export class Client<
   #error(error: unknown): void {
     this.dispatchEvent(errorEvent(error));
   }
-}
-
-/**
- * The typed listeners of a {@linkcode Client} (declaration merging: no
- * runtime override).
- */
-export interface Client<
-  Local extends Endpoint = AnyEndpoint,
-  Remote extends Endpoint = AnyEndpoint,
-> {
-  /**
-   * Listens for `open`, `close`, `reconnecting` or `error`.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  addEventListener<K extends keyof ClientEventMap>(
-    type: K,
-    listener: (event: ClientEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
 }

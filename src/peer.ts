@@ -6,6 +6,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import { type Codec, jsonCodec } from "./codec.ts";
 import {
   ConnectionClosedError,
@@ -554,7 +555,7 @@ const OPEN = 1;
 export class Peer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends EventTarget {
+> extends TypedEventTarget<PeerEventMap> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
     framesIn: [0, 0, 0, 0, 0, 0, 0],
@@ -1064,38 +1065,4 @@ export class Peer<
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
   }
-}
-
-/**
- * The typed listeners of a {@linkcode Peer} (declaration merging: no runtime
- * override).
- */
-export interface Peer<
-  Local extends Endpoint = AnyEndpoint,
-  Remote extends Endpoint = AnyEndpoint,
-> {
-  /**
-   * Listens for `close` (a `CloseEvent`) or `error` (an `ErrorEvent`).
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  addEventListener<K extends keyof PeerEventMap>(
-    type: K,
-    listener: (event: PeerEventMap[K]) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens for an event by name.
-   *
-   * @param type The event type.
-   * @param listener The listener.
-   * @param options The standard listener options.
-   */
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
 }
