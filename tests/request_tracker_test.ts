@@ -251,3 +251,9 @@ Deno.test("RequestTracker rejects invalid options with RangeError", () => {
     RangeError,
   );
 });
+
+Deno.test("RequestTracker with maxPending 0 refuses every request", () => {
+  using tracker = new RequestTracker({ maxPending: 0 });
+  assert.throws(() => tracker.track(), TooManyPendingError);
+  assert.equal(tracker.size, 0);
+});
