@@ -77,5 +77,6 @@ export {
   type RequestHandler,
   type RequestOptions,
 } from "./src/peer.ts";
+export { Receiver } from "./src/receiver.ts";
 export { TypedEventTarget } from "./src/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/protocol.ts";

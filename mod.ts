@@ -79,7 +79,6 @@ export {
   type PeerGuard,
   type PeerOptions,
   type PeerStats,
-  Registry,
   type RequestContext,
   type RequestHandler,
   type RequestMethod,
@@ -87,4 +86,5 @@ export {
   type ResultOf,
   type SocketLike,
 } from "./src/peer.ts";
+export { Receiver, Registry } from "./src/receiver.ts";
 export { TypedEventTarget } from "./src/typed_event_target.ts";

@@ -144,7 +144,6 @@ export {
   Peer,
   type PeerEventMap,
   type PeerStats,
-  Registry,
   type RequestContext,
   type RequestHandler,
   type RequestMethod,
@@ -152,6 +151,7 @@ export {
   type ResultOf,
   type SocketLike,
 } from "./src/peer.ts";
+export { Receiver, Registry } from "./src/receiver.ts";
 export type { NotifyFrame } from "./src/protocol.ts";
 
 function consoleLogger(): ServerLogger {

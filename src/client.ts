@@ -5,7 +5,7 @@
  * @module
  */
 
-import { TypedEventTarget } from "./typed_event_target.ts";
+import { Receiver } from "./receiver.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import {
   ConnectError,
@@ -20,14 +20,11 @@ import { PendingRequests } from "./request_tracker.ts";
 import {
   type AnyEndpoint,
   type Endpoint,
-  type NotificationListener,
   type NotificationMethod,
   type ParamsOf,
   type PayloadOf,
   Peer,
   type PeerOptions,
-  Registry,
-  type RequestHandler,
   type RequestMethod,
   type RequestOptions,
   type ResultOf,
@@ -327,11 +324,8 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends TypedEventTarget<ClientEventMap>
+> extends Receiver<Local, ClientEventMap>
   implements AsyncDisposable, Disposable {
-  /** Handlers and listeners, shared by every connection of this client. */
-  declare readonly registry: Registry;
-
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
   #href: string;
@@ -368,10 +362,9 @@ export class Client<
    * @param options Reconnection, queue, heartbeat and connection options.
    */
   constructor(url: UrlSource, options: ClientOptions = {}) {
-    super();
+    super(options.registry);
     this.#url = url;
     this.#href = typeof url === "function" ? "(URL function)" : String(url);
-    this.registry = options.registry ?? new Registry();
     this.#options = { ...options, registry: this.registry };
     this.#queue = new PendingRequests({
       timeout: options.maxQueueWait ?? 10_000,
@@ -502,65 +495,6 @@ export class Client<
     payload: PayloadOf<Remote, M>,
   ): Promise<boolean> {
     return this.notify(payload, { method });
-  }
-
-  /**
-   * Sets the handler of the server's requests to `method`.
-   *
-   * @typeParam M The method name.
-   * @typeParam P The params type.
-   * @param method The method name.
-   * @param handler The handler.
-   * @returns A function that removes the handler.
-   */
-  handle<
-    M extends RequestMethod<Local>,
-    P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
-  >(
-    method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
-  ): () => void {
-    return this.registry.handle(method, handler);
-  }
-
-  /**
-   * Sets the handler of the server's requests without a method.
-   *
-   * @param handler The handler.
-   * @returns A function that removes the handler.
-   */
-  onRequest(handler: RequestHandler<unknown, unknown>): () => void {
-    return this.registry.handle(undefined, handler);
-  }
-
-  /**
-   * Adds a listener for the server's notifications of `method`.
-   *
-   * @typeParam M The method name.
-   * @typeParam P The payload type.
-   * @param method The method name.
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  on<
-    M extends NotificationMethod<Local>,
-    P extends PayloadOf<Local, M> = PayloadOf<Local, M>,
-  >(
-    method: M,
-    listener: NotificationListener<P>,
-  ): () => void {
-    return this.registry.on(method, listener);
-  }
-
-  /**
-   * Adds a listener for notifications without a method (the original
-   * protocol's chat messages).
-   *
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  onNotify(listener: NotificationListener<unknown>): () => void {
-    return this.registry.on("", listener);
   }
 
   /**

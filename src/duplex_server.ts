@@ -6,7 +6,6 @@
  * @module
  */
 
-import { TypedEventTarget } from "./typed_event_target.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import { type Broker, type Envelope, LocalBroker } from "./broker.ts";
 import type { Cluster, UserRequestOptions } from "./cluster.ts";
@@ -19,18 +18,17 @@ import {
   type AnyEndpoint,
   type BackpressurePolicy,
   type Endpoint,
-  type NotificationListener,
   type NotificationMethod,
   type ParamsOf,
   type PayloadOf,
   Peer,
-  Registry,
   type RequestHandler,
   type RequestMethod,
   type RequestOptions,
   type ResultOf,
 } from "./peer.ts";
 import { ErrorCode, type NotifyFrame, SUBPROTOCOL } from "./protocol.ts";
+import { Receiver, type Registry } from "./receiver.ts";
 import type { RateLimitOptions } from "./rate_limiter.ts";
 import { NotConnectedError } from "./server_errors.ts";
 
@@ -615,9 +613,7 @@ function defaultAuthenticate(
 export class DuplexServer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends TypedEventTarget<DuplexServerEventMap> implements AsyncDisposable {
-  /** The handlers and listeners of every connection. */
-  readonly registry: Registry;
+> extends Receiver<Local, DuplexServerEventMap> implements AsyncDisposable {
   /** Counters and the latency histogram behind `/metrics`. */
   readonly metrics: ServerMetrics = new ServerMetrics();
   /**
@@ -682,8 +678,7 @@ export class DuplexServer<
    * @throws {RangeError} When a limit is not a positive number.
    */
   constructor(options: DuplexServerOptions = {}) {
-    super();
-    this.registry = options.registry ?? new Registry();
+    super(options.registry);
     this.#authenticate = options.authenticate ?? defaultAuthenticate;
     this.#origins = options.origins;
     this.#paths = options.paths ?? ["/", "/ws"];
@@ -785,14 +780,14 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  handle<
+  override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
   >(
     method: M,
     handler: RequestHandler<P, ResultOf<Local, M>>,
   ): () => void {
-    return this.registry.handle(method, this.#measure(handler));
+    return super.handle(method, this.#measure(handler));
   }
 
   /**
@@ -802,38 +797,8 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  onRequest(handler: RequestHandler<unknown, unknown>): () => void {
-    return this.registry.handle(undefined, this.#measure(handler));
-  }
-
-  /**
-   * Adds a listener for client notifications of `method`; `frame.from` is
-   * the sender's user id.
-   *
-   * @typeParam M The method name.
-   * @typeParam P The payload type.
-   * @param method The method name.
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  on<
-    M extends NotificationMethod<Local>,
-    P extends PayloadOf<Local, M> = PayloadOf<Local, M>,
-  >(
-    method: M,
-    listener: NotificationListener<P>,
-  ): () => void {
-    return this.registry.on(method, listener);
-  }
-
-  /**
-   * Adds a listener for client notifications without a method.
-   *
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  onNotify(listener: NotificationListener<unknown>): () => void {
-    return this.registry.on("", listener);
+  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+    return super.onRequest(this.#measure(handler));
   }
 
   /**

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { TypedEventTarget } from "./typed_event_target.ts";
+import { Receiver, type Registry } from "./receiver.ts";
 import { type Codec, jsonCodec } from "./codec.ts";
 import {
   ConnectionClosedError,
@@ -380,76 +380,6 @@ export interface PeerOptions {
 }
 
 /**
- * Request handlers and notification listeners, by method. A registry can be
- * shared by many peers.
- *
- * @example Usage
- * ```ts
- * import { Registry } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * const registry = new Registry();
- * registry.handle("sum", (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
- * assert.ok(registry.handlers.has("sum"));
- * ```
- */
-export class Registry {
-  /**
-   * Request handlers by method; `undefined` holds the default handler, for
-   * requests without a method (the original protocol).
-   */
-  readonly handlers: Map<string | undefined, RequestHandler<never, unknown>> =
-    new Map();
-  /**
-   * Notification listeners by method; `""` holds those of notifications
-   * without a method, `undefined` those of every notification.
-   */
-  readonly listeners: Map<
-    string | undefined,
-    Set<NotificationListener<never>>
-  > = new Map();
-
-  /**
-   * Sets the handler of `method`, replacing any previous one.
-   *
-   * @param method The method name; `undefined` for the default handler.
-   * @param handler The handler.
-   * @returns A function that removes the handler (if still the current one).
-   */
-  handle<P, R>(
-    method: string | undefined,
-    handler: RequestHandler<P, R>,
-  ): () => void {
-    const handlers = this.handlers;
-    handlers.set(method, handler as RequestHandler<never, unknown>);
-    return () => {
-      if (handlers.get(method) === handler) handlers.delete(method);
-    };
-  }
-
-  /**
-   * Adds a listener for notifications of `method` (`""`: those without a
-   * method; `undefined`: every notification, whatever its method).
-   *
-   * @param method The method name.
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  on<T>(
-    method: string | undefined,
-    listener: NotificationListener<T>,
-  ): () => void {
-    const listeners = this.listeners;
-    let set = listeners.get(method);
-    if (!set) listeners.set(method, set = new Set());
-    set.add(listener as NotificationListener<never>);
-    return () => {
-      set.delete(listener as NotificationListener<never>);
-    };
-  }
-}
-
-/**
  * The events of a {@linkcode Peer}.
  *
  * @example Usage
@@ -555,7 +485,7 @@ const OPEN = 1;
 export class Peer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends TypedEventTarget<PeerEventMap> {
+> extends Receiver<Local, PeerEventMap> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
     framesIn: [0, 0, 0, 0, 0, 0, 0],
@@ -567,8 +497,6 @@ export class Peer<
   };
   /** The remote side's identity, when known (see {@linkcode PeerOptions}). */
   declare readonly identity: string | undefined;
-  /** Handlers and listeners; possibly shared with other peers. */
-  declare readonly registry: Registry;
   /** Free for the application: e.g. the user record of this connection. */
   data: unknown;
 
@@ -591,12 +519,11 @@ export class Peer<
    * @param options Codec, timeout, limits, identity and registry.
    */
   constructor(socket: SocketLike, options: PeerOptions = {}) {
-    super();
+    super(options.registry);
     this.#socket = socket;
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
-    this.registry = options.registry ?? new Registry();
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -742,67 +669,6 @@ export class Peer<
       sequence: this.#pingSequence = (this.#pingSequence + 1) & 0x7fffffff,
       type: 5,
     });
-  }
-
-  /**
-   * Sets the handler of request method `method`, replacing any previous one.
-   *
-   * @typeParam M The method name.
-   * @typeParam P The params type: the endpoint's, or for an untyped endpoint
-   * whatever the handler declares.
-   * @param method The method name.
-   * @param handler The handler.
-   * @returns A function that removes the handler.
-   */
-  handle<
-    M extends RequestMethod<Local>,
-    P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
-  >(
-    method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
-  ): () => void {
-    return this.registry.handle(method, handler);
-  }
-
-  /**
-   * Sets the handler of requests without a method (the original protocol).
-   *
-   * @param handler The handler.
-   * @returns A function that removes the handler.
-   */
-  onRequest(handler: RequestHandler<unknown, unknown>): () => void {
-    return this.registry.handle(undefined, handler);
-  }
-
-  /**
-   * Adds a listener for notifications of `method`.
-   *
-   * @typeParam M The method name.
-   * @typeParam P The payload type: the endpoint's, or for an untyped
-   * endpoint whatever the listener declares.
-   * @param method The method name.
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  on<
-    M extends NotificationMethod<Local>,
-    P extends PayloadOf<Local, M> = PayloadOf<Local, M>,
-  >(
-    method: M,
-    listener: NotificationListener<P>,
-  ): () => void {
-    return this.registry.on(method, listener);
-  }
-
-  /**
-   * Adds a listener for notifications without a method (the original
-   * protocol's chat messages).
-   *
-   * @param listener The listener.
-   * @returns A function that removes the listener.
-   */
-  onNotify(listener: NotificationListener<unknown>): () => void {
-    return this.registry.on("", listener);
   }
 
   /**
