@@ -569,7 +569,9 @@ function defaultAuthenticate(
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
  * your own route), register handlers and listeners once for every
- * connection, and push to users, rooms and everyone.
+ * connection, and push to users, rooms and everyone. In handlers
+ * `context.from`, and in notification listeners `frame.from`, is the
+ * sender's user id as authenticated, never what the client claims.
  *
  * Same user twice: by default (`duplicateUser: "allow"`) every connection of
  * a user counts (several tabs): `online` fires on the first, `offline` after
