@@ -53,13 +53,13 @@ export {
   type NotifyOptions,
   ReconnectingEvent,
   type UrlSource,
-} from "./src/client.ts";
-export { backoffDelay, type BackoffOptions } from "./src/backoff.ts";
+} from "./src/client/client.ts";
+export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
   Heartbeat,
   type HeartbeatOptions,
   type Pingable,
-} from "./src/heartbeat.ts";
+} from "./src/client/heartbeat.ts";
 export {
   ConnectError,
   ConnectionClosedError,
@@ -68,7 +68,7 @@ export {
   QueueTimeoutError,
   RemoteError,
   RequestTimeoutError,
-} from "./src/errors.ts";
+} from "./src/wire/errors.ts";
 export {
   type AnyEndpoint,
   type Endpoint,
@@ -76,7 +76,7 @@ export {
   type RequestContext,
   type RequestHandler,
   type RequestOptions,
-} from "./src/peer.ts";
-export { Receiver } from "./src/receiver.ts";
-export { TypedEventTarget } from "./src/typed_event_target.ts";
-export { type NotifyFrame, SUBPROTOCOL } from "./src/protocol.ts";
+} from "./src/peer/peer.ts";
+export { Receiver } from "./src/peer/receiver.ts";
+export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
+export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";

@@ -40,8 +40,8 @@ export {
   type RequestFrame,
   type ResponseFrame,
   SUBPROTOCOL,
-} from "./src/protocol.ts";
-export { type Codec, jsonCodec, validateFrame } from "./src/codec.ts";
+} from "./src/wire/protocol.ts";
+export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
   ConnectError,
   ConnectionClosedError,
@@ -52,7 +52,7 @@ export {
   RemoteError,
   RequestTimeoutError,
   TooManyPendingError,
-} from "./src/errors.ts";
+} from "./src/wire/errors.ts";
 export {
   type PendingRequest,
   RequestTracker,
@@ -60,13 +60,16 @@ export {
   type TrackerStats,
   type TrackOptions,
   type UnexpectedResponse,
-} from "./src/request_tracker.ts";
-export { RateLimiter, type RateLimitOptions } from "./src/rate_limiter.ts";
+} from "./src/peer/request_tracker.ts";
+export {
+  RateLimiter,
+  type RateLimitOptions,
+} from "./src/server/rate_limiter.ts";
 export {
   type BackpressurePolicy,
   PeerLimits,
   type PeerLimitsOptions,
-} from "./src/limits.ts";
+} from "./src/server/limits.ts";
 export {
   type AnyEndpoint,
   type Endpoint,
@@ -85,6 +88,6 @@ export {
   type RequestOptions,
   type ResultOf,
   type SocketLike,
-} from "./src/peer.ts";
-export { Receiver, Registry } from "./src/receiver.ts";
-export { TypedEventTarget } from "./src/typed_event_target.ts";
+} from "./src/peer/peer.ts";
+export { Receiver, Registry } from "./src/peer/receiver.ts";
+export { TypedEventTarget } from "./src/peer/typed_event_target.ts";

@@ -7,9 +7,10 @@
  * built on it.
  *
  * Several instances scale out through a {@linkcode Cluster} on a broker:
- * {@linkcode RedisPubSub} (Redis pub/sub), {@linkcode BroadcastChannelPubSub}
- * (Deno Deploy) or {@linkcode MemoryPubSub} (one process); pass the cluster
- * as the server's `cluster` option.
+ * `RedisPubSub` (Redis pub/sub, from its own entry point `@duplex/ws/redis`,
+ * so that a server without Redis downloads no npm package),
+ * {@linkcode BroadcastChannelPubSub} (Deno Deploy) or {@linkcode MemoryPubSub}
+ * (one process); pass the cluster as the server's `cluster` option.
  *
  * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
  * serves the chat on `PORT` (default 8000), logs connects and disconnects to
@@ -50,26 +51,25 @@
  * @module
  */
 
-import { createChatServer } from "./src/chat.ts";
-import { BroadcastChannelPubSub } from "./src/broadcast_channel_pubsub.ts";
-import { Cluster } from "./src/cluster.ts";
-import type { ServerLogger } from "./src/duplex_server.ts";
-import type { PubSub } from "./src/pubsub.ts";
-import { RedisPubSub } from "./src/redis_pubsub.ts";
+import { createChatServer } from "./src/chat/chat.ts";
+import { BroadcastChannelPubSub } from "./src/cluster/broadcast_channel_pubsub.ts";
+import { Cluster } from "./src/cluster/cluster.ts";
+import type { ServerLogger } from "./src/server/duplex_server.ts";
+import type { PubSub } from "./src/cluster/pubsub.ts";
 
 export {
   AUTH_PROTOCOL_PREFIX,
   bearerToken,
   getCookie,
   offeredProtocols,
-} from "./src/auth.ts";
+} from "./src/server/auth.ts";
 export {
   chat,
   type ChatClientEndpoint,
   type ChatServerEndpoint,
   createChatServer,
-} from "./src/chat.ts";
-export { demoPage } from "./src/demo_page.ts";
+} from "./src/chat/chat.ts";
+export { demoPage } from "./src/chat/demo_page.ts";
 export {
   Cluster,
   CLUSTER_PROTOCOL_VERSION,
@@ -81,7 +81,7 @@ export {
   type PresenceReason,
   type Push,
   type UserRequestOptions,
-} from "./src/cluster.ts";
+} from "./src/cluster/cluster.ts";
 export {
   type BrokerLogger,
   BrokerUnavailableError,
@@ -90,21 +90,16 @@ export {
   type PubSubListener,
   PubSubTarget,
   type Unsubscribe,
-} from "./src/pubsub.ts";
+} from "./src/cluster/pubsub.ts";
 export {
   MemoryHub,
   MemoryPubSub,
   type MemoryPubSubOptions,
-} from "./src/memory_pubsub.ts";
-export {
-  RedisPubSub,
-  type RedisPubSubOptions,
-  type RedisPubSubStats,
-} from "./src/redis_pubsub.ts";
+} from "./src/cluster/memory_pubsub.ts";
 export {
   BroadcastChannelPubSub,
   type BroadcastChannelPubSubOptions,
-} from "./src/broadcast_channel_pubsub.ts";
+} from "./src/cluster/broadcast_channel_pubsub.ts";
 export {
   type AuthContext,
   type Authenticate,
@@ -121,18 +116,18 @@ export {
   type ServerLogger,
   type ServerRateLimit,
   type ServerRequestOptions,
-} from "./src/duplex_server.ts";
+} from "./src/server/duplex_server.ts";
 export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,
   ServerMetrics,
-} from "./src/metrics.ts";
-export { isOriginAllowed, type OriginPolicy } from "./src/origin.ts";
-export { NotConnectedError } from "./src/server_errors.ts";
+} from "./src/server/metrics.ts";
+export { isOriginAllowed, type OriginPolicy } from "./src/server/origin.ts";
+export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
-export { DuplexError, RemoteError } from "./src/errors.ts";
-export type { RateLimitOptions } from "./src/rate_limiter.ts";
+export { DuplexError, RemoteError } from "./src/wire/errors.ts";
+export type { RateLimitOptions } from "./src/server/rate_limiter.ts";
 export {
   type AnyEndpoint,
   type BackpressurePolicy,
@@ -150,9 +145,9 @@ export {
   type RequestOptions,
   type ResultOf,
   type SocketLike,
-} from "./src/peer.ts";
-export { Receiver, Registry } from "./src/receiver.ts";
-export type { NotifyFrame } from "./src/protocol.ts";
+} from "./src/peer/peer.ts";
+export { Receiver, Registry } from "./src/peer/receiver.ts";
+export type { NotifyFrame } from "./src/wire/protocol.ts";
 
 function consoleLogger(): ServerLogger {
   const stamp = () => new Date().toISOString();
@@ -163,10 +158,24 @@ function consoleLogger(): ServerLogger {
   };
 }
 
+/**
+ * The entry point of the Redis transport, imported only when `REDIS_URL` is
+ * set. The specifier is computed so that Deno's module graph does not follow
+ * it: a program that imports this file without Redis downloads no npm package.
+ */
+const REDIS_ENTRY: string = new URL("./redis.ts", import.meta.url).href;
+
 /** The broker chosen by the environment, or none (a single instance). */
-function brokerFromEnv(logger: ServerLogger): PubSub | undefined {
+async function brokerFromEnv(
+  logger: ServerLogger,
+): Promise<PubSub | undefined> {
   const url = Deno.env.get("REDIS_URL");
-  if (url) return new RedisPubSub({ url, logger });
+  if (url) {
+    const { RedisPubSub }: typeof import("./redis.ts") = await import(
+      REDIS_ENTRY
+    );
+    return new RedisPubSub({ url, logger });
+  }
   if (Deno.env.get("DENO_DEPLOYMENT_ID")) return new BroadcastChannelPubSub();
   return undefined;
 }
@@ -174,7 +183,7 @@ function brokerFromEnv(logger: ServerLogger): PubSub | undefined {
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
   const logger = consoleLogger();
-  const pubsub = brokerFromEnv(logger);
+  const pubsub = await brokerFromEnv(logger);
   const cluster = pubsub && new Cluster(pubsub, { logger });
   const chatServer = createChatServer({ logger, cluster });
   // Redis down at start is survivable: start() subscribes in the background
@@ -215,4 +224,4 @@ if (import.meta.main) {
     }
   }
 }
-export { TypedEventTarget } from "./src/typed_event_target.ts";
+export { TypedEventTarget } from "./src/peer/typed_event_target.ts";

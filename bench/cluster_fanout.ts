@@ -16,7 +16,8 @@
  */
 
 import { Client } from "../client.ts";
-import { Cluster, createChatServer, RedisPubSub } from "../server.ts";
+import { Cluster, createChatServer } from "../server.ts";
+import { RedisPubSub } from "../redis.ts";
 import { RedisServer } from "../tests/_redis.ts";
 
 const RECEIVERS = 1000;

@@ -1,5 +1,5 @@
 /**
- * Generates `src/demo_client_bundle.ts`: the browser bundle of `client.ts`
+ * Generates `src/chat/demo_client_bundle.ts`: the browser bundle of `client.ts`
  * (`deno bundle --platform browser --minify`) as a string constant, which
  * the chat server serves at `/client.js` for the demo page. The file is
  * generated ahead of time because Deno Deploy cannot run a subprocess.
@@ -14,7 +14,7 @@
  */
 
 /** Where the generated module is written, relative to the repository root. */
-export const OUTPUT_PATH = "src/demo_client_bundle.ts";
+export const OUTPUT_PATH = "src/chat/demo_client_bundle.ts";
 
 /** The command that regenerates the file, for messages. */
 export const BUILD_COMMAND = "deno run -A scripts/build_demo_bundle.ts";

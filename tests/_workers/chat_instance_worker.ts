@@ -17,8 +17,8 @@ import {
   BroadcastChannelPubSub,
   DuplexError,
   type PubSub,
-  RedisPubSub,
 } from "../../server.ts";
+import { RedisPubSub } from "../../redis.ts";
 import { type ChatInstance, startChatInstance } from "./chat_instance.ts";
 
 let instance: ChatInstance | undefined;

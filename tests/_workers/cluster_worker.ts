@@ -15,10 +15,10 @@
 
 /// <reference lib="deno.worker" />
 
-import { Cluster, type Push } from "../../src/cluster.ts";
-import { BroadcastChannelPubSub } from "../../src/broadcast_channel_pubsub.ts";
-import { DuplexError } from "../../src/errors.ts";
-import { NotConnectedError } from "../../src/server_errors.ts";
+import { Cluster, type Push } from "../../src/cluster/cluster.ts";
+import { BroadcastChannelPubSub } from "../../src/cluster/broadcast_channel_pubsub.ts";
+import { DuplexError } from "../../src/wire/errors.ts";
+import { NotConnectedError } from "../../src/cluster/not_connected_error.ts";
 
 let bus: BroadcastChannelPubSub | undefined;
 let cluster: Cluster | undefined;

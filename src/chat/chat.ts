@@ -1,0 +1,211 @@
+/**
+ * The chat application: the original protocol's relay, presence
+ * notifications and the list of who is online, on a {@linkcode DuplexServer}.
+ *
+ * @module
+ */
+
+import { demoClientScript, demoPage } from "./demo_page.ts";
+import {
+  DuplexServer,
+  type DuplexServerOptions,
+} from "../server/duplex_server.ts";
+import type { AnyEndpoint, Endpoint } from "../peer/peer.ts";
+
+/**
+ * What the chat server answers: `users.list` (who is online, sorted).
+ * Requests without a method are chat messages.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ChatServerEndpoint } from "@duplex/ws/server";
+ * import type { ResultOf } from "@duplex/ws";
+ *
+ * const online: ResultOf<ChatServerEndpoint, "users.list"> = ["alice", "bob"];
+ * ```
+ */
+export interface ChatServerEndpoint extends Endpoint {
+  /** Request methods. */
+  requests: {
+    /** The users online, sorted. */
+    "users.list": (params?: unknown) => string[];
+  };
+  /** The chat receives no notifications with a method. */
+  notifications: Record<never, never>;
+}
+
+/**
+ * What chat clients that negotiated `duplex.v1` receive besides chat
+ * messages: presence notifications (no `from`, so they never look like a
+ * user's message).
+ *
+ * @example Usage
+ * ```ts
+ * import type { ChatClientEndpoint } from "@duplex/ws/server";
+ * import type { PayloadOf } from "@duplex/ws";
+ *
+ * const joined: PayloadOf<ChatClientEndpoint, "presence.joined"> = { user: "bob" };
+ * ```
+ */
+export interface ChatClientEndpoint extends Endpoint {
+  /** Chat clients answer no requests. */
+  requests: Record<never, never>;
+  /** Notifications with a method. */
+  notifications: {
+    /** A user's first connection opened. */
+    "presence.joined": { user: string };
+    /** A user's last connection closed. */
+    "presence.left": { user: string };
+  };
+}
+
+/**
+ * Installs the chat on a server:
+ *
+ * - a request without a method from user U (the original protocol) is sent
+ *   as a notify `{"sequence": <same>, "type": 3, "message": <same>,
+ *   "from": "U"}` to every other user (none of U's own connections), then
+ *   answered `{"sequence": <same>, "type": 2, "message": "ok"}`, in that
+ *   order;
+ * - a user's first connection sends `presence.joined` `{ user }` to every
+ *   other `duplex.v1` client, and its last closing `presence.left`;
+ * - `users.list` answers the users online, sorted.
+ *
+ * With a cluster (the server's `cluster` option) all of it spans the
+ * instances: the relay reaches the other users on every instance before the
+ * "ok"; `users.list` answers `cluster.online()`; presence follows the
+ * cluster's `join` and `leave` events (a user's first connection anywhere,
+ * its last one closing everywhere, or its instance dying: reason
+ * `"expired"`), which every instance sees and delivers to its own clients.
+ *
+ * @param server The server.
+ * @returns A function that uninstalls the chat.
+ *
+ * @example Usage
+ * ```ts
+ * import { chat, DuplexServer } from "@duplex/ws/server";
+ *
+ * const server = new DuplexServer();
+ * const uninstall = chat(server);
+ * uninstall();
+ * ```
+ */
+export function chat<Local extends Endpoint, Remote extends Endpoint>(
+  server: DuplexServer<Local, Remote>,
+): () => void {
+  const untyped = server as unknown as DuplexServer<AnyEndpoint, AnyEndpoint>;
+  const removeRelay = untyped.onRequest((message, context) => {
+    const user = context.from as string;
+    untyped.notify(message, {
+      sequence: context.sequence,
+      from: user,
+      except: user,
+    });
+    return "ok";
+  });
+  const cluster = server.cluster;
+  const removeList = untyped.handle(
+    "users.list",
+    () => (cluster?.online() ?? untyped.users()).sort(),
+  );
+  // Every instance sees the cluster's presence events, so each one tells
+  // only its own clients.
+  const local = cluster !== undefined;
+  const onOnline = (event: CustomEvent<{ user: string }>) => {
+    const { user } = event.detail;
+    untyped.notify({ user }, {
+      method: "presence.joined",
+      except: user,
+      local,
+    });
+  };
+  const onOffline = (event: CustomEvent<{ user: string }>) => {
+    const { user } = event.detail;
+    untyped.notify({ user }, { method: "presence.left", except: user, local });
+  };
+  const source: EventTarget = cluster ?? server;
+  const [joined, left] = cluster === undefined
+    ? ["online", "offline"]
+    : ["join", "leave"];
+  source.addEventListener(joined, onOnline as EventListener);
+  source.addEventListener(left, onOffline as EventListener);
+  return () => {
+    removeRelay();
+    removeList();
+    source.removeEventListener(joined, onOnline as EventListener);
+    source.removeEventListener(left, onOffline as EventListener);
+  };
+}
+
+/**
+ * Creates the chat server: a {@linkcode DuplexServer} with {@linkcode chat}
+ * installed and the demo page at `GET /`.
+ *
+ * @param options The server options; `fallback` defaults to the demo page.
+ * @returns The server; pass its `fetch` to `Deno.serve`.
+ *
+ * @example Two users chat
+ * ```ts
+ * import { createChatServer } from "@duplex/ws/server";
+ * import assert from "node:assert/strict";
+ *
+ * const chatServer = createChatServer();
+ * await using http = Deno.serve(
+ *   { hostname: "127.0.0.1", port: 0, onListen() {} },
+ *   chatServer.fetch,
+ * );
+ * const url = `ws://127.0.0.1:${http.addr.port}/`;
+ * const open = (socket: WebSocket) => new Promise((resolve) => socket.onopen = resolve);
+ * const next = (socket: WebSocket) =>
+ *   new Promise<string>((resolve) => socket.onmessage = (event) => resolve(event.data));
+ * const bothConnected = new Promise((resolve) =>
+ *   chatServer.addEventListener("connect", () => {
+ *     if (chatServer.connections === 2) resolve(undefined);
+ *   })
+ * );
+ * const alice = new WebSocket(`${url}?user=alice`);
+ * const bob = new WebSocket(`${url}?user=bob`);
+ * await Promise.all([open(alice), open(bob), bothConnected]);
+ *
+ * const relayed = next(bob);
+ * const answered = next(alice);
+ * alice.send(JSON.stringify({ sequence: 1, type: 1, message: "hi" }));
+ * assert.equal(await relayed, '{"sequence":1,"type":3,"message":"hi","from":"alice"}');
+ * assert.equal(await answered, '{"sequence":1,"type":2,"message":"ok"}');
+ * const closed = Promise.all(
+ *   [alice, bob].map((socket) => new Promise((resolve) => socket.onclose = resolve)),
+ * );
+ * await chatServer.shutdown(); // closes both with 1001
+ * await closed;
+ * ```
+ */
+export function createChatServer(
+  options: DuplexServerOptions = {},
+): DuplexServer<ChatServerEndpoint, ChatClientEndpoint> {
+  const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
+    fallback: serveDemoPage,
+    ...options,
+  });
+  chat(server);
+  return server;
+}
+
+function serveDemoPage(request: Request): Response {
+  const url = new URL(request.url);
+  if (
+    url.pathname === "/" &&
+    (request.method === "GET" || request.method === "HEAD")
+  ) {
+    return demoPage();
+  }
+  if (
+    url.pathname === "/client.js" &&
+    (request.method === "GET" || request.method === "HEAD")
+  ) {
+    return demoClientScript();
+  }
+  return new Response("Not found\n", {
+    status: 404,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}

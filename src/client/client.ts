@@ -1,0 +1,804 @@
+/**
+ * The reconnecting client: one {@linkcode Peer} per connection, a shared
+ * registry of handlers, an offline queue, backoff and a heartbeat.
+ *
+ * @module
+ */
+
+import { Receiver } from "../peer/receiver.ts";
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import {
+  ConnectError,
+  ConnectionClosedError,
+  DuplexError,
+  errorEvent,
+  QueueFullError,
+  QueueTimeoutError,
+} from "../wire/errors.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { PendingRequests } from "../peer/request_tracker.ts";
+import {
+  type AnyEndpoint,
+  type Endpoint,
+  type NotificationMethod,
+  type ParamsOf,
+  type PayloadOf,
+  Peer,
+  type PeerOptions,
+  type RequestMethod,
+  type RequestOptions,
+  type ResultOf,
+} from "../peer/peer.ts";
+import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
+
+/**
+ * Where the client is in its life:
+ * - `"closed"`: not started, closed by `close()`, or given up;
+ * - `"connecting"`: the first connection attempt of `connect()`;
+ * - `"open"`: connected;
+ * - `"reconnecting"`: the connection dropped; waiting for the next attempt
+ *   or making it.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ClientState } from "@duplex/ws/client";
+ *
+ * const state: ClientState = "reconnecting";
+ * ```
+ */
+export type ClientState = "closed" | "connecting" | "open" | "reconnecting";
+
+/**
+ * The server URL, or a function called before every attempt that returns it
+ * (e.g. with a fresh token in the query).
+ *
+ * @example Usage
+ * ```ts
+ * import type { UrlSource } from "@duplex/ws/client";
+ *
+ * const fixed: UrlSource = "wss://chat.example.com/ws";
+ * const fresh: UrlSource = async () => `wss://chat.example.com/ws?t=${Date.now()}`;
+ * ```
+ */
+export type UrlSource =
+  | string
+  | URL
+  | (() => string | URL | Promise<string | URL>);
+
+/**
+ * Options of a {@linkcode Client}. The {@linkcode PeerOptions} (request
+ * `timeout`, limits, codec, registry) apply to every connection.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ClientOptions } from "@duplex/ws/client";
+ *
+ * const options: ClientOptions = {
+ *   protocols: ["duplex.auth.secret-token"],
+ *   maxAttempts: 10,
+ *   pingInterval: 15_000,
+ * };
+ * ```
+ */
+export interface ClientOptions extends PeerOptions, BackoffOptions {
+  /**
+   * Subprotocols offered after `"duplex.v1"` (which is always offered
+   * first), or a function called before every attempt that returns them.
+   * Browsers cannot set headers on a WebSocket, so this is where a token
+   * goes, e.g. `duplex.auth.<token>` (the token must be a valid protocol
+   * token: letters, digits and `!#$%&'*+-.^_|~` only).
+   *
+   * @default {[]}
+   */
+  protocols?: string[] | (() => string[] | Promise<string[]>);
+  /**
+   * Time allowed to one connection attempt (URL function, protocols
+   * function and handshake), in milliseconds.
+   *
+   * @default {10000}
+   */
+  connectTimeout?: number;
+  /**
+   * The longest that `close()` waits for the sockets' closing handshakes,
+   * in milliseconds (a vanished server never completes it).
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number;
+  /**
+   * Reconnection attempts in a row before the client gives up and closes.
+   *
+   * @default {Infinity}
+   */
+  maxAttempts?: number;
+  /**
+   * How long a connection must stay open, in milliseconds, for the attempt
+   * counter (and so the backoff) to start again from zero.
+   *
+   * @default {5000}
+   */
+  resetAfter?: number;
+  /**
+   * Decides whether to reconnect after a close (also called with a close
+   * code 1006 event for each failed attempt). It is not consulted after
+   * `close()`, close codes 1008, 4001 and 4003, an HTTP 401 or 403
+   * handshake response (where the platform reveals it) or `maxAttempts`:
+   * those never reconnect.
+   *
+   * @default {undefined}
+   */
+  shouldReconnect?: (event: CloseEvent) => boolean;
+  /**
+   * Whether requests and notifications issued while disconnected wait for
+   * the next connection; `false` rejects them at once with
+   * {@linkcode ConnectionClosedError}.
+   *
+   * @default {true}
+   */
+  queueWhileDisconnected?: boolean;
+  /**
+   * The most requests and notifications waiting for a connection; beyond it
+   * they reject at once with `QueueFullError`.
+   *
+   * @default {100}
+   */
+  maxQueue?: number;
+  /**
+   * How long a request or notification may wait for a connection, in
+   * milliseconds, before it rejects with `QueueTimeoutError`; 0 waits
+   * without limit.
+   *
+   * @default {10000}
+   */
+  maxQueueWait?: number;
+  /**
+   * Quiet time in milliseconds after which the client pings the server;
+   * 0 disables the heartbeat (needed with servers that do not answer
+   * pings).
+   *
+   * @default {25000}
+   */
+  pingInterval?: number;
+  /**
+   * How long the client waits for any frame after a ping, in milliseconds,
+   * before it closes the connection with 4000 and reconnects.
+   *
+   * @default {10000}
+   */
+  pingTimeout?: number;
+}
+
+/**
+ * Options of {@linkcode Client.notify}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { NotifyOptions } from "@duplex/ws/client";
+ *
+ * const options: NotifyOptions = { method: "typing", signal: AbortSignal.timeout(1_000) };
+ * ```
+ */
+export interface NotifyOptions {
+  /**
+   * The listener on the other side; none for the default listener.
+   *
+   * @default {undefined}
+   */
+  method?: string;
+  /**
+   * Aborting it while the notification waits for a connection removes it
+   * from the queue and rejects with `signal.reason`.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of {@linkcode Client.notifications}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { NotificationsOptions } from "@duplex/ws/client";
+ *
+ * const options: NotificationsOptions = { method: "presence.joined", bufferSize: 50 };
+ * ```
+ */
+export interface NotificationsOptions {
+  /**
+   * Only notifications of this method; none for every notification.
+   *
+   * @default {undefined}
+   */
+  method?: string;
+  /**
+   * The most notifications buffered for a slow consumer. One more ends the
+   * iteration with a `BUFFER_FULL` {@linkcode DuplexError} once the
+   * buffered ones are consumed: nothing is dropped silently.
+   *
+   * @default {1000}
+   */
+  bufferSize?: number;
+}
+
+/**
+ * The `reconnecting` event: the client will make attempt `attempt` after
+ * `delay` milliseconds.
+ *
+ * @example Usage
+ * ```ts
+ * import { ReconnectingEvent } from "@duplex/ws/client";
+ * import assert from "node:assert/strict";
+ *
+ * const event = new ReconnectingEvent(1, 250);
+ * assert.equal(event.type, "reconnecting");
+ * assert.equal(event.delay, 250);
+ * ```
+ */
+export class ReconnectingEvent extends Event {
+  /** The number of the coming attempt since the counter was reset, from 1. */
+  declare readonly attempt: number;
+  /** The delay before it, in milliseconds. */
+  declare readonly delay: number;
+
+  /**
+   * Creates the event.
+   *
+   * @param attempt The attempt number, from 1.
+   * @param delay The delay in milliseconds.
+   */
+  constructor(attempt: number, delay: number) {
+    super("reconnecting");
+    this.attempt = attempt;
+    this.delay = delay;
+  }
+}
+
+/**
+ * The events of a {@linkcode Client}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ClientEventMap } from "@duplex/ws/client";
+ *
+ * const log = (event: ClientEventMap["reconnecting"]) =>
+ *   console.log(`attempt ${event.attempt} in ${event.delay} ms`);
+ * ```
+ */
+export interface ClientEventMap {
+  /** A connection opened (first or after a reconnection). */
+  open: Event;
+  /**
+   * A connection closed, or the client stopped: `client.state` tells
+   * whether it will reconnect (`"reconnecting"`) or not (`"closed"`).
+   */
+  close: CloseEvent;
+  /** The client waits `delay` ms before attempt number `attempt`. */
+  reconnecting: ReconnectingEvent;
+  /**
+   * A connection attempt failed (`error` is a `ConnectError`), or a handler
+   * or listener threw, or a frame broke the protocol.
+   */
+  error: ErrorEvent;
+}
+
+/** Close codes by which a server refuses the client: no reconnection. */
+const REFUSED = [1008, 4001, 4003];
+
+/** The value, or what the function returns (awaited). */
+async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
+  return typeof source === "function" ? await (source as () => T)() : source;
+}
+
+/**
+ * A reconnecting, full-duplex client for browsers and Deno. It sends
+ * requests and notifications, answers the server's requests through
+ * handlers, and receives notifications through listeners or an async
+ * iterator. Handlers and listeners survive reconnections.
+ *
+ * Delivery: requests and notifications issued while disconnected wait in a
+ * bounded queue and are sent once, in order, after the next connection
+ * opens. Anything already handed to a socket that then drops is never
+ * re-sent: pending requests reject with {@linkcode ConnectionClosedError}.
+ *
+ * @typeParam Local What this client answers and receives.
+ * @typeParam Remote What the server answers and receives.
+ *
+ * @example Connect, request, close
+ * ```ts
+ * import { Peer } from "@duplex/ws";
+ * import { Client } from "@duplex/ws/client";
+ * import assert from "node:assert/strict";
+ *
+ * await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+ *   const { socket, response } = Deno.upgradeWebSocket(req, { protocol: "duplex.v1" });
+ *   new Peer(socket).handle("sum", (numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
+ *   return response;
+ * });
+ * const client = new Client(`ws://127.0.0.1:${server.addr.port}`);
+ * await client.connect();
+ * assert.equal(await client.call("sum", [1, 2, 3]), 6);
+ * await client.close();
+ * ```
+ */
+export class Client<
+  Local extends Endpoint = AnyEndpoint,
+  Remote extends Endpoint = AnyEndpoint,
+> extends Receiver<Local, ClientEventMap>
+  implements AsyncDisposable, Disposable {
+  #url: UrlSource;
+  /** The URL of the last attempt, for error messages. */
+  #href: string;
+  #options: ClientOptions;
+  #state: ClientState = "closed";
+  #peer: Peer<Local, Remote> | undefined;
+  /** The socket of the attempt in progress, until it opens. */
+  #socket: WebSocket | undefined;
+  /** Every socket not closed yet, including abandoned dead ones. */
+  #sockets = new Set<WebSocket>();
+  /** Resolves the `close()` calls waiting for the sockets. */
+  #drained: Array<() => void> = [];
+  /** Sends waiting for a connection: each resolves with it once open. */
+  #queue: PendingRequests;
+  #heartbeat: Heartbeat | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #generation = 0;
+  #attempts = 0;
+  #closeCode = 1006;
+  #closeReason = "";
+  #ready: PromiseWithResolvers<void> | undefined;
+  /** Ends the open iterators. */
+  #ends = new Set<() => void>();
+  #onGlobal = (event: Event): void => {
+    if (event.type === "pagehide") this.#stop(1000, "Page hidden");
+    else this.#heartbeat?.wake();
+  };
+
+  /**
+   * Creates a client; nothing happens before {@linkcode Client.connect}.
+   *
+   * @param url The server URL, or a function returning it before every
+   * attempt.
+   * @param options Reconnection, queue, heartbeat and connection options.
+   */
+  constructor(url: UrlSource, options: ClientOptions = {}) {
+    super(options.registry);
+    this.#url = url;
+    this.#href = typeof url === "function" ? "(URL function)" : String(url);
+    this.#options = { ...options, registry: this.registry };
+    this.#queue = new PendingRequests({
+      timeout: options.maxQueueWait ?? 10_000,
+      maxPending: options.maxQueue ?? 100,
+      timeoutError: (_, wait) => new QueueTimeoutError(wait),
+      fullError: (limit) => new QueueFullError(limit),
+    });
+  }
+
+  /** Where the client is in its life. */
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** The connection while open, e.g. for its `stats`; else `undefined`. */
+  get peer(): Peer<Local, Remote> | undefined {
+    return this.#peer;
+  }
+
+  /**
+   * Opens the connection. Resolves at once when open; while the client
+   * (re)connects, resolves with the next connection. The first attempt is
+   * made once: on failure the client is closed again (no background
+   * retries). Reconnection applies to connections that opened and then
+   * dropped.
+   *
+   * @returns Resolves when the connection is open.
+   * @throws {ConnectError} When the attempt fails or times out, the client
+   * gives up reconnecting, or `close()` is called first.
+   */
+  connect(): Promise<void> {
+    if (this.#state === "open") return Promise.resolve();
+    if (this.#state === "closed") {
+      this.#state = "connecting";
+      this.#attempts = 0;
+      this.#listen("addEventListener");
+      this.#attempt();
+    }
+    return (this.#ready ??= Promise.withResolvers()).promise;
+  }
+
+  /**
+   * Same as {@linkcode Client.connect} (the original design's name).
+   *
+   * @returns Resolves when the connection is open.
+   * @throws {ConnectError} When the connection cannot be opened.
+   */
+  login(): Promise<void> {
+    return this.connect();
+  }
+
+  /**
+   * Sends a request to the server's default handler (the original
+   * protocol), or to `options.method`. While disconnected it waits in the
+   * offline queue; its `timeout` starts when it is sent.
+   *
+   * @typeParam R The result type.
+   * @param message The payload: any JSON value.
+   * @param options Method, timeout and abort signal.
+   * @returns The response payload.
+   * @throws {ConnectionClosedError} When the connection drops before the
+   * response, or the client is closed.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {RemoteError} When the server answered with an error.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came within
+   * `maxQueueWait`.
+   */
+  request<R = unknown>(
+    message: unknown,
+    options: RequestOptions & { method?: string } = {},
+  ): Promise<R> {
+    return this.#send((peer) => peer.request<R>(message, options), options);
+  }
+
+  /**
+   * Sends a typed request to method `method` of the server.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @param params The params.
+   * @param options Timeout and abort signal.
+   * @returns The method's result.
+   * @throws {ConnectionClosedError} When the connection drops before the
+   * response, or the client is closed.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {RemoteError} When the server answered with an error.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came in time.
+   */
+  call<M extends RequestMethod<Remote>>(
+    method: M,
+    params: ParamsOf<Remote, M>,
+    options: RequestOptions = {},
+  ): Promise<ResultOf<Remote, M>> {
+    return this.request(params, { ...options, method });
+  }
+
+  /**
+   * Sends a notification to the server's default listener, or to
+   * `options.method`. While disconnected it waits in the offline queue.
+   *
+   * @param message The payload: any JSON value.
+   * @param options Method and abort signal.
+   * @returns `true` once handed to the socket, `false` when dropped by the
+   * peer's guard (see `PeerOptions.guard`).
+   * @throws {ConnectionClosedError} When the client is closed.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came in time.
+   */
+  notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
+    return this.#send((peer) => peer.notify(message, options), options);
+  }
+
+  /**
+   * Sends a typed notification to the server.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @param payload The payload.
+   * @returns `true` once handed to the socket, `false` when dropped.
+   * @throws {ConnectionClosedError} When the client is closed.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came in time.
+   */
+  emit<M extends NotificationMethod<Remote>>(
+    method: M,
+    payload: PayloadOf<Remote, M>,
+  ): Promise<boolean> {
+    return this.notify(payload, { method });
+  }
+
+  /**
+   * Iterates over incoming notifications (all, or those of one method),
+   * across reconnections. The iteration ends when the client closes, or
+   * throws a `BUFFER_FULL` {@linkcode DuplexError} when the consumer falls
+   * `bufferSize` notifications behind.
+   *
+   * @param options The method and the buffer size.
+   * @returns An async iterator of notify frames (`message`, `method`,
+   * `from`).
+   */
+  notifications(
+    options: NotificationsOptions = {},
+  ): AsyncIterableIterator<NotifyFrame> {
+    const { method, bufferSize = 1_000 } = options;
+    const frames: NotifyFrame[] = [];
+    /** Set when the iteration ends: `true`, or the error that ends it. */
+    let finish: DuplexError | true | undefined;
+    let wake = (): void => {};
+    const off = this.registry.on(method, (_, frame: NotifyFrame) => {
+      if (frames.push(frame) > bufferSize) {
+        frames.pop();
+        finish = new DuplexError(
+          "BUFFER_FULL",
+          `Cannot buffer notification: ${bufferSize} already buffered`,
+        );
+        off();
+      }
+      wake();
+    });
+    const end = (): void => {
+      finish ??= true;
+      off();
+      this.#ends.delete(end);
+      wake();
+    };
+    this.#ends.add(end);
+    return {
+      async next(): Promise<IteratorResult<NotifyFrame>> {
+        while (!frames.length && !finish) {
+          await new Promise<void>((resolve) => wake = resolve);
+        }
+        if (frames.length) return { value: frames.shift()!, done: false };
+        end();
+        if (finish !== true) throw finish;
+        return { value: undefined, done: true };
+      },
+      // deno-lint-ignore require-await
+      async return(): Promise<IteratorResult<NotifyFrame>> {
+        end();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator](): AsyncIterableIterator<NotifyFrame> {
+        return this;
+      },
+    };
+  }
+
+  /**
+   * Iterates over every incoming notification: `for await (const frame of
+   * client)`. Same as {@linkcode Client.notifications} without options.
+   *
+   * @returns An async iterator of notify frames.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<NotifyFrame> {
+    return this.notifications();
+  }
+
+  /**
+   * Closes the connection and stops reconnecting. Pending and queued
+   * requests reject with {@linkcode ConnectionClosedError}; a `connect()`
+   * in progress rejects with {@linkcode ConnectError}; iterators end.
+   * Idempotent.
+   *
+   * @param code The close code: 1000 or 3000 to 4999.
+   * @param reason The close reason (at most 123 bytes).
+   * @returns Resolves when every socket of the client has closed, or after
+   * `closeTimeout`.
+   */
+  close(code = 1000, reason = ""): Promise<void> {
+    this.#stop(code, reason);
+    return new Promise((resolve) => {
+      if (!this.#sockets.size) return resolve();
+      const timer = setTimeout(resolve, this.#options.closeTimeout ?? 5_000);
+      this.#drained.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Same as {@linkcode Client.close} (the original design's name).
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   * @returns Resolves when every socket of the client has closed.
+   */
+  logout(code = 1000, reason = ""): Promise<void> {
+    return this.close(code, reason);
+  }
+
+  /** Closes with 1000 and waits for the sockets, as `close()`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Closes with 1000 without waiting for the sockets. */
+  [Symbol.dispose](): void {
+    this.#stop(1000, "");
+  }
+
+  #send<T>(
+    run: (peer: Peer<Local, Remote>) => T | Promise<T>,
+    { signal }: { signal?: AbortSignal },
+  ): Promise<T> {
+    try {
+      const peer = this.#peer;
+      if (peer?.socket.readyState === 1 && this.#state === "open") {
+        return Promise.resolve(run(peer));
+      }
+      if (
+        this.#state === "closed" ||
+        this.#options.queueWhileDisconnected === false
+      ) {
+        throw new ConnectionClosedError(this.#closeCode, this.#closeReason);
+      }
+      // Waits, in order, for the connection; or rejects on overflow, expiry,
+      // abort or close.
+      return this.#queue.track<Peer<Local, Remote>>({ signal }).promise.then(
+        run,
+      );
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #attempt(): void {
+    let generation = ++this.#generation;
+    const options = this.#options;
+    const timeout = options.connectTimeout ?? 10_000;
+    let ws: WebSocket | undefined;
+    let reason = "connection failed";
+    let refused = false;
+    const fail = (why: string, code?: number, cause?: unknown): void => {
+      if (generation !== this.#generation) return;
+      this.#generation++;
+      clearTimeout(this.#timer);
+      ws?.close();
+      this.#socket = undefined;
+      const error = new ConnectError(this.#href, why, code, { cause });
+      this.#ended(
+        new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
+        error,
+        refused,
+      );
+    };
+    this.#timer = setTimeout(
+      () => fail(`no connection after ${timeout} ms`),
+      timeout,
+    );
+    (async () => {
+      const target = await evaluate(this.#url);
+      const extra = await evaluate(options.protocols ?? []);
+      if (generation !== this.#generation) return;
+      this.#href = String(target);
+      const socket = ws = this.#socket = new WebSocket(target, [
+        SUBPROTOCOL,
+        ...extra,
+      ]);
+      this.#sockets.add(socket);
+      socket.binaryType = "arraybuffer";
+      socket.onerror = (event) => {
+        // Deno reports the HTTP status of a refused handshake; browsers
+        // report nothing (the close code is 1006).
+        reason = (event as ErrorEvent).message || reason;
+        refused ||= /\b40[13]\b/.test(reason);
+      };
+      socket.onclose = (event) => {
+        this.#sockets.delete(socket);
+        if (!this.#sockets.size) {
+          for (const resolve of this.#drained.splice(0)) resolve();
+        }
+        // A no-op once open: the peer reports that close.
+        fail(reason, event.code || 1006);
+      };
+      socket.onopen = () => {
+        if (generation !== this.#generation) return;
+        generation = -1;
+        const peer = new Peer<Local, Remote>(socket, options);
+        clearTimeout(this.#timer);
+        this.#socket = undefined;
+        this.#peer = peer;
+        this.#state = "open";
+        const openedAt = Date.now();
+        peer.addEventListener("close", (event) => {
+          if (peer !== this.#peer) return;
+          this.#peer = undefined;
+          this.#heartbeat?.stop();
+          this.#closeCode = event.code;
+          this.#closeReason = event.reason;
+          if (Date.now() - openedAt >= (options.resetAfter ?? 5_000)) {
+            this.#attempts = 0;
+          }
+          this.#ended(event);
+        });
+        peer.addEventListener("error", (event) => this.#error(event.error));
+        this.#heartbeat = new Heartbeat(
+          peer,
+          () => peer.close(4000, "Ping timeout"),
+          { interval: options.pingInterval, timeout: options.pingTimeout },
+        );
+        // Queued sends go out in order, each once, on this connection: in
+        // the microtasks queued here, before `open` and `connect()`.
+        this.#queue.resolveAll(peer);
+        queueMicrotask(() => {
+          this.#ready?.resolve();
+          this.#ready = undefined;
+          this.dispatchEvent(new Event("open"));
+        });
+      };
+    })().catch((error) => fail(String(error?.message ?? error), 1006, error));
+  }
+
+  /**
+   * An open connection closed (no `error`), or an attempt failed: decides
+   * between reconnecting and closing, and tells the listeners.
+   */
+  #ended(event: CloseEvent, error?: ConnectError, refused = false): void {
+    const retry = this.#state === (error ? "reconnecting" : "open") &&
+      this.#mayRetry(event, refused);
+    if (retry) {
+      this.#state = "reconnecting";
+    } else if (this.#state !== "closed") {
+      this.#shutdown(event.code, error ? "" : event.reason, error);
+    }
+    if (error) this.#error(error);
+    // A failed attempt that will be retried is no news.
+    if (!(retry && error)) this.dispatchEvent(new CloseEvent("close", event));
+    if (this.#state === "reconnecting") this.#schedule();
+  }
+
+  #mayRetry(event: CloseEvent, refused: boolean): boolean {
+    const options = this.#options;
+    try {
+      return !refused && !REFUSED.includes(event.code) &&
+        this.#attempts < (options.maxAttempts ?? Infinity) &&
+        (options.shouldReconnect?.(event) ?? true);
+    } catch (error) {
+      this.#error(error);
+      return false;
+    }
+  }
+
+  #schedule(): void {
+    const attempt = ++this.#attempts;
+    const delay = backoffDelay(attempt - 1, this.#options);
+    this.#timer = setTimeout(() => this.#attempt(), delay);
+    this.dispatchEvent(new ReconnectingEvent(attempt, delay));
+  }
+
+  #stop(code: number, reason: string): void {
+    if (this.#state === "closed") return;
+    const peer = this.#peer;
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#shutdown(code, reason);
+    if (peer) {
+      peer.close(code, reason);
+    } else {
+      socket?.close();
+      this.dispatchEvent(
+        new CloseEvent("close", { code, reason, wasClean: true }),
+      );
+    }
+  }
+
+  /** Enters the closed state: rejects what waits, stops every timer. */
+  #shutdown(code: number, reason: string, error?: ConnectError): void {
+    this.#state = "closed";
+    this.#closeCode = code;
+    this.#closeReason = reason;
+    this.#generation++;
+    clearTimeout(this.#timer);
+    this.#heartbeat?.stop();
+    this.#listen("removeEventListener");
+    const closed = new ConnectionClosedError(code, reason, { cause: error });
+    this.#queue.rejectAll(closed);
+    this.#ready?.reject(
+      error ?? new ConnectError(this.#href, "the client was closed", code),
+    );
+    this.#ready = undefined;
+    for (const end of this.#ends) end();
+  }
+
+  #listen(method: "addEventListener" | "removeEventListener"): void {
+    for (const type of ["pagehide", "online", "visibilitychange"]) {
+      // Not every runtime is an EventTarget.
+      globalThis[method]?.(type, this.#onGlobal);
+    }
+  }
+
+  #error(error: unknown): void {
+    this.dispatchEvent(errorEvent(error));
+  }
+}

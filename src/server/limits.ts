@@ -1,0 +1,199 @@
+/**
+ * The server's per-connection limits on what a client sends (message size,
+ * rate, requests in flight) and on what it is sent (backpressure). Only the
+ * server imports this module, so the browser client never carries it.
+ *
+ * @module
+ */
+
+import type {
+  BackpressurePolicy,
+  Endpoint,
+  Peer,
+  PeerGuard,
+} from "../peer/peer.ts";
+import type { ErrorPayload } from "../wire/protocol.ts";
+import { RateLimiter, type RateLimitOptions } from "./rate_limiter.ts";
+
+export type { BackpressurePolicy };
+
+/**
+ * Options of {@linkcode PeerLimits}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { PeerLimitsOptions } from "@duplex/ws";
+ *
+ * const options: PeerLimitsOptions = { maxInFlight: 64, rateLimit: { rate: 50 } };
+ * ```
+ */
+export interface PeerLimitsOptions {
+  /**
+   * The most incoming requests whose handlers are running at once; beyond
+   * it requests get a `TOO_MANY_REQUESTS` error response.
+   *
+   * @default {Infinity}
+   */
+  maxInFlight?: number;
+  /**
+   * The largest incoming message in bytes; a larger one closes the
+   * connection with 1009.
+   *
+   * @default {Infinity}
+   */
+  maxMessageSize?: number;
+  /**
+   * Token bucket for incoming frames. A frame over the limit is refused
+   * (requests get a `RATE_LIMITED` error response, notifications and pings
+   * are dropped); `maxViolations` refusals in a row close the connection
+   * with 1008.
+   *
+   * @default {undefined}
+   */
+  rateLimit?: RateLimitOptions & {
+    /**
+     * Refusals in a row before the connection is closed.
+     *
+     * @default {50}
+     */
+    maxViolations?: number;
+  };
+  /**
+   * Send-buffer size in bytes above which notifications are subject to
+   * `backpressure`.
+   *
+   * @default {4194304}
+   */
+  highWaterMark?: number;
+  /**
+   * What to do with notifications above the high-water mark.
+   *
+   * @default {"drop"}
+   */
+  backpressure?: BackpressurePolicy;
+}
+
+const RATE_LIMITED: ErrorPayload = {
+  code: "RATE_LIMITED",
+  message: "Too many messages: slow down",
+};
+
+/**
+ * The limits of one connection, as a {@linkcode PeerGuard}: give each
+ * server-side {@linkcode Peer} its own (the rate limit's bucket is per
+ * connection). Refusals are counted in the peer's `stats` (`rateLimited`,
+ * `dropped`).
+ *
+ * @example A peer whose handlers run at most 8 at a time
+ * ```ts
+ * import { Peer, PeerLimits, type SocketLike } from "@duplex/ws";
+ *
+ * const accept = (socket: SocketLike) =>
+ *   new Peer(socket, { guard: new PeerLimits({ maxInFlight: 8, maxMessageSize: 65_536 }) });
+ * ```
+ */
+export class PeerLimits implements PeerGuard {
+  #maxInFlight: number;
+  #maxMessageSize: number;
+  #limiter: RateLimiter | undefined;
+  #maxViolations: number;
+  #violations = 0;
+  #highWaterMark: number;
+  #closeOnBackpressure: boolean;
+
+  /**
+   * Creates the limits of one connection.
+   *
+   * @param options The limits; none by default.
+   * @throws {RangeError} When the rate limit is invalid.
+   */
+  constructor(options: PeerLimitsOptions = {}) {
+    const rateLimit = options.rateLimit;
+    this.#maxInFlight = options.maxInFlight ?? Infinity;
+    this.#maxMessageSize = options.maxMessageSize ?? Infinity;
+    this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
+    this.#maxViolations = rateLimit?.maxViolations ?? 50;
+    this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
+    this.#closeOnBackpressure = options.backpressure === "close";
+  }
+
+  /**
+   * Closes the peer with 1009 for a message over `maxMessageSize`, refuses
+   * a message over the rate limit, and closes with 1008 after
+   * `maxViolations` refusals in a row.
+   *
+   * @param peer The peer that received the message.
+   * @param data The message as received.
+   * @returns `false` when the peer was closed, `RATE_LIMITED` when refused.
+   */
+  inbound(
+    peer: Peer<Endpoint, Endpoint>,
+    data: unknown,
+  ): ErrorPayload | false | undefined {
+    const max = this.#maxMessageSize;
+    if (typeof data === "string") {
+      // Up to three UTF-8 bytes per UTF-16 unit: count exactly only when
+      // the length alone does not decide.
+      if (
+        data.length > max ||
+        data.length > max / 3 &&
+          new TextEncoder().encode(data).byteLength > max
+      ) {
+        return this.#close(peer, 1009, "Message too big");
+      }
+    } else if (((data as ArrayBufferLike).byteLength ?? 0) > max) {
+      return this.#close(peer, 1009, "Message too big");
+    }
+    const limiter = this.#limiter;
+    if (limiter === undefined || limiter.take()) {
+      this.#violations = 0;
+      return undefined;
+    }
+    peer.stats.rateLimited++;
+    if (++this.#violations > this.#maxViolations) {
+      return this.#close(peer, 1008, "Rate limit exceeded");
+    }
+    return RATE_LIMITED;
+  }
+
+  /**
+   * Refuses a request when `maxInFlight` handlers are running.
+   *
+   * @param peer The peer that received the request.
+   * @returns `TOO_MANY_REQUESTS`, or `undefined` to handle it.
+   */
+  admit(peer: Peer<Endpoint, Endpoint>): ErrorPayload | undefined {
+    const max = this.#maxInFlight;
+    if (peer.inFlight < max) return undefined;
+    return {
+      code: "TOO_MANY_REQUESTS",
+      message: `Cannot handle request: ${max} already in flight`,
+    };
+  }
+
+  /**
+   * Applies the backpressure policy when the send buffer is over the
+   * high-water mark: drops the notification (counted), and with `"close"`
+   * closes the peer with 1013.
+   *
+   * @param peer The peer about to send a notification.
+   * @returns `true` to send it.
+   */
+  outbound(peer: Peer<Endpoint, Endpoint>): boolean {
+    if (peer.socket.bufferedAmount <= this.#highWaterMark) return true;
+    peer.stats.dropped++;
+    if (this.#closeOnBackpressure) {
+      peer.close(1013, "Too slow: send buffer full");
+    }
+    return false;
+  }
+
+  #close(
+    peer: Peer<Endpoint, Endpoint>,
+    code: number,
+    reason: string,
+  ): false {
+    peer.close(code, reason);
+    return false;
+  }
+}
