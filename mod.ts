@@ -61,15 +61,12 @@ export {
   type TrackOptions,
   type UnexpectedResponse,
 } from "./src/peer/request_tracker.ts";
-export {
-  RateLimiter,
-  type RateLimitOptions,
-} from "./src/server/rate_limiter.ts";
+export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,
   PeerLimits,
   type PeerLimitsOptions,
-} from "./src/server/limits.ts";
+} from "./src/peer/limits.ts";
 export {
   type AnyEndpoint,
   type Endpoint,

@@ -15,7 +15,7 @@ import {
   ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
-import { PeerLimits } from "./limits.ts";
+import { PeerLimits } from "../peer/limits.ts";
 import { type MetricsSnapshot, ServerMetrics } from "./metrics.ts";
 import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import {
@@ -33,7 +33,7 @@ import {
 } from "../peer/peer.ts";
 import { ErrorCode, type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
 import { Receiver, type Registry } from "../peer/receiver.ts";
-import type { RateLimitOptions } from "./rate_limiter.ts";
+import type { RateLimitOptions } from "../peer/rate_limiter.ts";
 import { NotConnectedError } from "../cluster/not_connected_error.ts";
 
 /**
