@@ -14,11 +14,11 @@
 
 import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
-import {
-  type ChatClientEndpoint,
-  type ChatServerEndpoint,
-  type Cluster,
-  type NotifyFrame,
+import type {
+  ChatClientEndpoint,
+  ChatServerEndpoint,
+  Cluster,
+  NotifyFrame,
 } from "../../server.ts";
 import { RedisPubSub } from "../../redis.ts";
 import { deadline, DEADLINE_MS, once } from "../_helpers.ts";
