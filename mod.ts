@@ -102,8 +102,6 @@ export {
   type StandardSchema,
 } from "./src/peer/standard_schema.ts";
 export {
-  bind,
-  type BoundContract,
   type Contract,
   type ContractEndpoint,
   type ContractHandlerParams,
@@ -119,8 +117,14 @@ export {
   listen,
   type MethodSchemas,
   type RegistryHolder,
+} from "./src/peer/contract.ts";
+export {
+  bind,
+  type BoundContract,
   type Sender,
+} from "./src/peer/contract_caller.ts";
+export {
   validate,
   ValidationError,
   type ValidationIssue,
-} from "./src/peer/contract.ts";
+} from "./src/peer/validation.ts";

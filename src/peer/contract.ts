@@ -5,22 +5,21 @@
  * that validates at runtime on whichever side uses it: {@linkcode implement}
  * wraps request handlers (invalid params are answered with an
  * `INVALID_PARAMS` error and the handler never runs), {@linkcode listen}
- * wraps notification listeners, {@linkcode bind} checks what a caller sends
- * and receives.
+ * wraps notification listeners; `bind` (in `contract_caller.ts`) checks what
+ * a caller sends and receives.
  *
  * @module
  */
 
 import type { NotifyFrame } from "../wire/protocol.ts";
-import { RemoteError } from "../wire/errors.ts";
 import type { RequestContext } from "./peer.ts";
 import type { Registry } from "./receiver.ts";
 import type {
   InferInput,
   InferOutput,
-  StandardIssue,
   StandardSchema,
 } from "./standard_schema.ts";
+import { toIssues, validate, ValidationError } from "./validation.ts";
 
 /**
  * The schemas of one request method: its params (absent: the method takes
@@ -253,115 +252,6 @@ export function defineContract<const C extends Contract>(contract: C): C {
   return contract;
 }
 
-/** One issue as sent on the wire: a message and a path of keys. */
-export interface ValidationIssue {
-  /** What is wrong. */
-  message: string;
-  /** Where, from the root: property names and array indexes. */
-  path: Array<string | number>;
-}
-
-/**
- * A value did not match its schema. Thrown by a wrapped handler, it is sent
- * as is (`code` `INVALID_PARAMS` or `INVALID_RESULT`, `data.issues`); the
- * caller receives a `RemoteError` with the same code and data. Thrown on
- * the caller's side by {@linkcode bind} before anything is sent (params) or
- * after the answer (result).
- *
- * @example Usage
- * ```ts
- * import { RemoteError, ValidationError } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * const error = new ValidationError("INVALID_PARAMS", "add", [{ message: "Expected number", path: ["a"] }]);
- * assert.ok(error instanceof RemoteError);
- * assert.equal(error.message, "Cannot validate params of add: Expected number at a");
- * assert.deepEqual(error.data, { issues: [{ message: "Expected number", path: ["a"] }] });
- * ```
- */
-export class ValidationError extends RemoteError {
-  /** The issues, each with its message and path. */
-  declare readonly issues: ValidationIssue[];
-
-  /**
-   * Creates the error.
-   *
-   * @param code `INVALID_PARAMS`, `INVALID_RESULT` or `INVALID_PAYLOAD`.
-   * @param method The method whose value failed.
-   * @param issues What is wrong, and where.
-   */
-  constructor(code: string, method: string, issues: ValidationIssue[]) {
-    const what = code === "INVALID_RESULT"
-      ? "result"
-      : code === "INVALID_PAYLOAD"
-      ? "payload"
-      : "params";
-    const first = issues[0];
-    const where = first?.path.length ? ` at ${first.path.join(".")}` : "";
-    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : "";
-    super({
-      code,
-      message: `Cannot validate ${what} of ${method}: ${
-        first?.message ?? "invalid"
-      }${where}${more}`,
-      data: { issues },
-    });
-    this.name = "ValidationError";
-    this.issues = issues;
-  }
-}
-
-function toIssues(issues: ReadonlyArray<StandardIssue>): ValidationIssue[] {
-  return issues.map(({ message, path = [] }) => ({
-    message: String(message),
-    path: path.map((segment) => {
-      const key = typeof segment === "object" ? segment.key : segment;
-      return typeof key === "number" ? key : String(key);
-    }),
-  }));
-}
-
-/**
- * Validates `value` against `schema`: resolves with the schema's output,
- * or rejects with a {@linkcode ValidationError} of `code`.
- *
- * @param schema The schema; `undefined` accepts anything as is.
- * @param value The value.
- * @param code The error code on failure.
- * @param method The method, for the message.
- * @returns The validated (possibly transformed) value.
- * @throws {ValidationError} When the value does not match.
- *
- * @example Usage
- * ```ts
- * import { type StandardSchema, validate, ValidationError } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * const number: StandardSchema<number> = {
- *   "~standard": {
- *     version: 1,
- *     vendor: "example",
- *     validate: (v) => typeof v === "number" ? { value: v } : { issues: [{ message: "Expected number" }] },
- *   },
- * };
- * assert.equal(await validate(number, 1, "INVALID_PARAMS", "inc"), 1);
- * await assert.rejects(validate(number, "1", "INVALID_PARAMS", "inc"), ValidationError);
- * ```
- */
-export async function validate<S extends StandardSchema>(
-  schema: S | undefined,
-  value: unknown,
-  code: string,
-  method: string,
-): Promise<InferOutput<S>> {
-  if (schema === undefined) return value as InferOutput<S>;
-  const result = await schema["~standard"].validate(value);
-  if (result.issues) {
-    throw new ValidationError(code, method, toIssues(result.issues));
-  }
-  return result.value as InferOutput<S>;
-}
-
 /**
  * Anything that registers handlers: a `Peer`, a `Client`, a
  * `DuplexServer`.
@@ -543,146 +433,4 @@ function reportLater(target: RegistryHolder, error: unknown): void {
       message: error instanceof Error ? error.message : String(error),
     }),
   );
-}
-
-/** What {@linkcode bind} needs: a way to send requests and notifications. */
-export interface Sender<RequestExtra, NotifyExtra> {
-  /** Sends a request (to `options.method`). */
-  request<R = unknown>(
-    message: unknown,
-    options: RequestExtra & { method?: string },
-  ): Promise<R>;
-  /** Sends a notification (of `options.method`). */
-  notify(message: unknown, options: NotifyExtra & { method?: string }): unknown;
-}
-
-/**
- * A caller checked against a contract, from {@linkcode bind}.
- *
- * @typeParam C The contract of the other side.
- * @typeParam RequestExtra The sender's request options (e.g. `{ to }`).
- * @typeParam NotifyExtra The sender's notification options.
- *
- * @example Usage
- * ```ts
- * import type { BoundContract, RequestOptions } from "@duplex/ws";
- *
- * type Api = { requests: { ping: {} } };
- * type Bound = BoundContract<Api, RequestOptions, object>;
- * function ping(api: Bound): Promise<unknown> {
- *   return api.call("ping"); // no params: no second argument
- * }
- * ```
- */
-export interface BoundContract<C extends Contract, RequestExtra, NotifyExtra> {
-  /**
-   * Validates the params, sends the request, validates the result.
-   *
-   * @throws {ValidationError} `INVALID_PARAMS` before sending,
-   * `INVALID_RESULT` after the answer.
-   */
-  call<M extends keyof ContractRequests<C> & string>(
-    method: M,
-    ...args: ContractParams<C, M> extends void
-      ? [params?: undefined, options?: RequestExtra]
-      : [params: ContractParams<C, M>, options?: RequestExtra]
-  ): Promise<ContractResult<C, M>>;
-  /**
-   * Validates the payload, sends the notification.
-   *
-   * @throws {ValidationError} `INVALID_PAYLOAD` before sending.
-   */
-  emit<M extends keyof ContractNotifications<C> & string>(
-    method: M,
-    payload: InferInput<ContractNotifications<C>[M]>,
-    options?: NotifyExtra,
-  ): Promise<void>;
-}
-
-/**
- * Binds a sender (a `Client`, a `Peer`, or a `DuplexServer` with `{ to }`)
- * to the contract of the other side: `call` validates the params before
- * anything is sent and the result when it arrives; `emit` validates the
- * payload.
- *
- * @typeParam C The contract.
- * @typeParam RequestExtra The sender's request options.
- * @typeParam NotifyExtra The sender's notification options.
- * @param sender What sends.
- * @param contract The other side's schemas.
- * @returns The checked caller.
- *
- * @example Fail before sending
- * ```ts
- * import { bind, defineContract, Peer, type StandardSchema, ValidationError } from "@duplex/ws";
- * import assert from "node:assert/strict";
- *
- * const text: StandardSchema<string> = {
- *   "~standard": {
- *     version: 1,
- *     vendor: "example",
- *     validate: (v) => typeof v === "string" ? { value: v } : { issues: [{ message: "Expected text" }] },
- *   },
- * };
- * const api = defineContract({ requests: { shout: { params: text, result: text } } });
- * const sent: unknown[] = [];
- * const peer = new Peer({
- *   readyState: 1, bufferedAmount: 0, send: (data) => sent.push(data), close() {},
- *   addEventListener() {}, removeEventListener() {},
- * });
- * const checked = bind(peer, api);
- * // @ts-expect-error: a number is not text
- * await assert.rejects(checked.call("shout", 42), ValidationError);
- * assert.equal(sent.length, 0); // nothing was sent
- * peer.close();
- * ```
- */
-export function bind<C extends Contract, RequestExtra, NotifyExtra>(
-  sender: Sender<RequestExtra, NotifyExtra>,
-  contract: C,
-): BoundContract<C, RequestExtra, NotifyExtra> {
-  const requests = contract.requests ?? {};
-  const notifications = contract.notifications ?? {};
-  const schemasOf = (method: string): MethodSchemas => {
-    if (!Object.hasOwn(requests, method)) {
-      throw new TypeError(
-        `Cannot call ${method}: the contract has no such request method`,
-      );
-    }
-    return requests[method];
-  };
-  return {
-    async call(method: string, params?: unknown, options?: RequestExtra) {
-      const { params: input, result } = schemasOf(method);
-      const checked = await validate(input, params, "INVALID_PARAMS", method);
-      const answer = await sender.request(
-        checked,
-        {
-          ...options,
-          method,
-        } as RequestExtra & { method: string },
-      );
-      return await validate(result, answer, "INVALID_RESULT", method);
-    },
-    async emit(method: string, payload: unknown, options?: NotifyExtra) {
-      if (!Object.hasOwn(notifications, method)) {
-        throw new TypeError(
-          `Cannot emit ${method}: the contract has no such notification`,
-        );
-      }
-      const checked = await validate(
-        notifications[method],
-        payload,
-        "INVALID_PAYLOAD",
-        method,
-      );
-      await sender.notify(
-        checked,
-        {
-          ...options,
-          method,
-        } as NotifyExtra & { method: string },
-      );
-    },
-  } as BoundContract<C, RequestExtra, NotifyExtra>;
 }
