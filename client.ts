@@ -71,7 +71,14 @@ export {
   RemoteError,
   RequestTimeoutError,
 } from "./src/wire/errors.ts";
-export { type AnyEndpoint, type Endpoint } from "./src/peer/endpoint.ts";
+export {
+  type AnyEndpoint,
+  type Endpoint,
+  type MethodWithoutParams,
+  type NotificationWithoutPayload,
+  type TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";
+export type { Middleware, MiddlewareContext } from "./src/peer/middleware.ts";
 export {
   type NotificationListener,
   type RequestContext,

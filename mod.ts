@@ -128,3 +128,13 @@ export {
   ValidationError,
   type ValidationIssue,
 } from "./src/peer/validation.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
+export type {
+  MethodWithoutParams,
+  NotificationWithoutPayload,
+  TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";

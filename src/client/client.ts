@@ -20,11 +20,14 @@ import { Peer } from "../peer/peer.ts";
 import type {
   AnyEndpoint,
   Endpoint,
+  MethodWithoutParams,
   NotificationMethod,
+  NotificationWithoutPayload,
   ParamsOf,
   PayloadOf,
   RequestMethod,
   ResultOf,
+  TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
@@ -200,6 +203,23 @@ export class Client<
   }
 
   /**
+   * Sends a typed request to a method of the server that takes no params:
+   * `call("users.list")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns The method's result.
+   * @throws {ConnectionClosedError} When the connection drops before the
+   * response, or the client is closed.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {RemoteError} When the server answered with an error.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came in time.
+   */
+  call<M extends MethodWithoutParams<Remote>>(
+    method: M,
+  ): Promise<ResultOf<Remote, M>>;
+  /**
    * Sends a typed request to method `method` of the server.
    *
    * @typeParam M The method name.
@@ -217,8 +237,13 @@ export class Client<
   call<M extends RequestMethod<Remote>>(
     method: M,
     params: ParamsOf<Remote, M>,
+    options?: RequestOptions,
+  ): Promise<ResultOf<Remote, M>>;
+  call(
+    method: string,
+    params?: unknown,
     options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
+  ): Promise<unknown> {
     return this.request(params, { ...options, method });
   }
 
@@ -239,6 +264,19 @@ export class Client<
   }
 
   /**
+   * Sends a typed notification that carries no payload: `emit("ready")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns `true` once handed to the socket, `false` when dropped.
+   * @throws {ConnectionClosedError} When the client is closed.
+   * @throws {QueueFullError} When too many messages wait for a connection.
+   * @throws {QueueTimeoutError} When no connection came in time.
+   */
+  emit<M extends NotificationWithoutPayload<Remote>>(
+    method: M,
+  ): Promise<boolean>;
+  /**
    * Sends a typed notification to the server.
    *
    * @typeParam M The method name.
@@ -252,7 +290,8 @@ export class Client<
   emit<M extends NotificationMethod<Remote>>(
     method: M,
     payload: PayloadOf<Remote, M>,
-  ): Promise<boolean> {
+  ): Promise<boolean>;
+  emit(method: string, payload?: unknown): Promise<boolean> {
     return this.notify(payload, { method });
   }
 
@@ -262,14 +301,21 @@ export class Client<
    * throws a `BUFFER_FULL` {@linkcode DuplexError} when the consumer falls
    * `bufferSize` notifications behind.
    *
+   * @typeParam M The method; its frames' `message` has its payload type.
    * @param options The method and the buffer size.
    * @returns An async iterator of notify frames (`message`, `method`,
    * `from`).
    */
-  notifications(
-    options: NotificationsOptions = {},
-  ): AsyncIterableIterator<NotifyFrame> {
-    return notificationStream(this.registry, this.#ends, options);
+  notifications<
+    M extends NotificationMethod<Local> | undefined = undefined,
+  >(
+    options: NotificationsOptions<M> = {},
+  ): AsyncIterableIterator<TypedNotifyFrame<Local, M>> {
+    return notificationStream(
+      this.registry,
+      this.#ends,
+      options,
+    ) as AsyncIterableIterator<TypedNotifyFrame<Local, M>>;
   }
 
   /**
@@ -357,18 +403,18 @@ export class Client<
     const timeout = options.connectTimeout ?? 10_000;
     let ws: WebSocket | undefined;
     let reason = "connection failed";
-    let refused = false;
+    let status: number | undefined;
     const fail = (why: string, code?: number, cause?: unknown): void => {
       if (generation !== this.#generation) return;
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
       this.#socket = undefined;
-      const error = new ConnectError(this.#href, why, code, { cause });
+      const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
         error,
-        refused,
+        status === 401 || status === 403,
       );
     };
     this.#timer = setTimeout(
@@ -390,7 +436,8 @@ export class Client<
         // Deno reports the HTTP status of a refused handshake; browsers
         // report nothing (the close code is 1006).
         reason = (event as ErrorEvent).message || reason;
-        refused ||= /\b40[13]\b/.test(reason);
+        status ??= Number(/status code:? (\d{3})\b/i.exec(reason)?.[1]) ||
+          undefined;
       };
       socket.onclose = (event) => {
         this.#sockets.delete(socket);

@@ -31,6 +31,9 @@ class Context implements RequestContext {
     this.method = method;
     this.from = from;
   }
+  get data(): unknown {
+    return this.peer.data;
+  }
   get signal(): AbortSignal {
     return (this.#controller ??= new AbortController()).signal;
   }

@@ -11,6 +11,7 @@ import { Receiver } from "./receiver.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
+  DuplexError,
   errorEvent,
   ProtocolError,
   RemoteError,
@@ -23,10 +24,13 @@ import type {
 } from "../wire/protocol.ts";
 import { PendingRequests } from "./pending_requests.ts";
 import { IncomingRequests } from "./incoming_requests.ts";
+import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
 import type {
   AnyEndpoint,
   Endpoint,
+  MethodWithoutParams,
   NotificationMethod,
+  NotificationWithoutPayload,
   ParamsOf,
   PayloadOf,
   RequestMethod,
@@ -191,8 +195,23 @@ export class Peer<
   }
 
   /**
+   * Sends a typed request to a method that takes no params:
+   * `call("users.list")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns The method's result.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {ConnectionClosedError} When the connection is or gets closed.
+   * @throws {RemoteError} When the other side answered with an error.
+   */
+  call<M extends MethodWithoutParams<Remote>>(
+    method: M,
+  ): Promise<ResultOf<Remote, M>>;
+  /**
    * Sends a typed request to method `method` of the other side.
    *
+   * @typeParam M The method name.
    * @param method The method name.
    * @param params The params.
    * @param options Timeout and abort signal.
@@ -204,8 +223,13 @@ export class Peer<
   call<M extends RequestMethod<Remote>>(
     method: M,
     params: ParamsOf<Remote, M>,
+    options?: RequestOptions,
+  ): Promise<ResultOf<Remote, M>>;
+  call(
+    method: string,
+    params?: unknown,
     options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
+  ): Promise<unknown> {
     return this.request(params, { ...options, method });
   }
 
@@ -230,8 +254,18 @@ export class Peer<
   }
 
   /**
+   * Sends a typed notification that carries no payload: `emit("ready")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns `true` when it was handed to the socket.
+   * @throws {ConnectionClosedError} When the connection is closed.
+   */
+  emit<M extends NotificationWithoutPayload<Remote>>(method: M): boolean;
+  /**
    * Sends a typed notification to the other side.
    *
+   * @typeParam M The method name.
    * @param method The method name.
    * @param payload The payload.
    * @returns `true` when it was handed to the socket.
@@ -240,7 +274,8 @@ export class Peer<
   emit<M extends NotificationMethod<Remote>>(
     method: M,
     payload: PayloadOf<Remote, M>,
-  ): boolean {
+  ): boolean;
+  emit(method: string, payload?: unknown): boolean {
     return this.notify(payload, { method });
   }
 
@@ -409,21 +444,28 @@ export class Peer<
       });
       return;
     }
+    const chain = this.registry.middleware;
     incoming.run(
-      handler as RequestHandler<unknown, unknown>,
+      chain.length
+        ? throughMiddleware(chain, handler as RequestHandler, frame)
+        : handler as RequestHandler<unknown, unknown>,
       frame,
       this.identity ?? frame.from,
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) {
-      this.#reportError(error);
-    }
+    // Our typed errors pass with their code (one that escaped a call the
+    // handler made included); anything else is the handler's own failure.
+    if (!(error instanceof DuplexError)) this.#reportError(error);
     this.#respondError(
       sequence,
-      error instanceof RemoteError
-        ? { code: error.code, message: error.message, data: error.data }
+      error instanceof DuplexError
+        ? {
+          code: error.code,
+          message: error.message,
+          data: error instanceof RemoteError ? error.data : undefined,
+        }
         : { code: "INTERNAL_ERROR", message: "Internal error" },
     );
   }
@@ -442,6 +484,15 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
+    const chain = this.registry.middleware;
+    if (!chain.length) return this.#dispatch(frame);
+    const peer = this as Peer<Endpoint, Endpoint>;
+    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
+      error,
+    ) => this.#reportError(error));
+  }
+
+  #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
     this.#deliver(listeners.get(frame.method ?? ""), frame);
     this.#deliver(listeners.get(undefined), frame);

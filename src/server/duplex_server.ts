@@ -27,12 +27,7 @@ import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
 import { type Connection, ServerConnection } from "./connection.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
-import {
-  FanOut,
-  type NotifyOptions,
-  pushEnvelope,
-  type PushOptions,
-} from "./fan_out.ts";
+import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
@@ -47,6 +42,7 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import type { ServerRequestContext } from "./server_context.ts";
 import { UpgradePath } from "./upgrade.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
@@ -64,6 +60,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { ServerRequestContext } from "./server_context.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -174,10 +171,11 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       sockets: () => this.#registry.sockets.size,
+      refusals: options.refusals ?? "status",
     });
+    this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
-      healthPath: options.healthPath ?? "/healthz",
-      metricsPath: options.metricsPath ?? "/metrics",
+      paths: options,
       closing: () => this.#graceful.closing,
       render: () =>
         this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
@@ -256,9 +254,10 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    const R extends ResultOf<Local, M> = ResultOf<Local, M>,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R, ServerRequestContext>,
   ): () => void {
     return super.handle(method, this.#graceful.measure(handler));
   }
@@ -270,7 +269,9 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+  override onRequest(
+    handler: RequestHandler<unknown, unknown, ServerRequestContext>,
+  ): () => void {
     return super.onRequest(this.#graceful.measure(handler));
   }
 
@@ -289,24 +290,12 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, local } = options;
-    if (to !== undefined && room !== undefined) {
-      throw new TypeError(
-        "Cannot push notification: give either to or room, not both",
-      );
-    }
-    if (
-      (local || this.#cluster === undefined) &&
-      !this.#registry.hasAudience(to, room, except)
-    ) {
-      // Nobody here could receive it and nothing spans instances: skip the
-      // encoding (the chat relay of a lone user, on every request).
-      return;
-    }
-    const envelope = pushEnvelope(message, options);
-    if (local) this.#fanOut.deliver(envelope);
-    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-    else this.#broker.publish(envelope);
+    const spans = !options.local && this.#cluster !== undefined;
+    this.#fanOut.push(message, options, spans, (envelope) => {
+      if (options.local) this.#fanOut.deliver(envelope);
+      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+      else this.#broker.publish(envelope);
+    });
   }
 
   /**
@@ -472,8 +461,7 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+    const path = new URL(request.url).pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }

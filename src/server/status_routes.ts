@@ -1,18 +1,21 @@
 /**
- * The status routes of a {@linkcode DuplexServer}: the health check and the
- * Prometheus metrics.
+ * The status routes of a {@linkcode DuplexServer}: the health check, the
+ * Prometheus metrics and (opt-in) the browser client.
  *
  * @module
  */
 
 import { text } from "./_http.ts";
+import { clientScript } from "./client_script.ts";
+import type { DuplexServerOptions } from "./server_options.ts";
 
 /** What the status routes need. */
 export interface StatusRoutesOptions {
-  /** Path of the health check, or `false` for none. */
-  healthPath: string | false;
-  /** Path of the metrics, or `false` for none. */
-  metricsPath: string | false;
+  /** The paths, from the server's options (see their defaults there). */
+  paths: Pick<
+    DuplexServerOptions,
+    "healthPath" | "metricsPath" | "clientPath"
+  >;
   /** Whether the server is shutting down (the health check answers 503). */
   closing: () => boolean;
   /** The metrics in Prometheus' text format. */
@@ -36,7 +39,9 @@ export class StatusRoutes {
    */
   answer(request: Request, path: string): Response | undefined {
     if (request.method !== "GET" && request.method !== "HEAD") return undefined;
-    const { healthPath, metricsPath, closing, render } = this.#options;
+    const { paths, closing, render } = this.#options;
+    const { healthPath = "/healthz", metricsPath = "/metrics" } = paths;
+    if (path === paths.clientPath) return clientScript(request);
     if (path === healthPath) {
       return closing() ? text(503, "shutting down\n") : text(200, "ok\n");
     }

@@ -15,6 +15,7 @@ import {
   MAX_USER_LENGTH,
 } from "./authenticate.ts";
 import { isUpgrade, text } from "./_http.ts";
+import { refuseByClosing } from "./refusal.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
@@ -31,6 +32,8 @@ export interface UpgradePathOptions {
   closing: () => boolean;
   /** The sockets the server holds (open or closing). */
   sockets: () => number;
+  /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
+  refusals: "status" | "close";
 }
 
 /** An upgrade that passed every check. */
@@ -57,6 +60,20 @@ export class UpgradePath {
    * @returns The upgraded socket, or the refusal.
    */
   async upgrade(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Upgraded | Response> {
+    const result = await this.#check(request, info);
+    if (
+      result instanceof Response && this.#options.refusals === "close" &&
+      isUpgrade(request)
+    ) {
+      return refuseByClosing(request, result);
+    }
+    return result;
+  }
+
+  async #check(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Upgraded | Response> {
