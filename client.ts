@@ -73,6 +73,7 @@ export {
 } from "./src/wire/errors.ts";
 export {
   type AnyEndpoint,
+  type AnyResult,
   type Endpoint,
   type MethodWithoutParams,
   type NotificationWithoutPayload,

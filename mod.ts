@@ -134,6 +134,7 @@ export {
   type MiddlewareContext,
 } from "./src/peer/middleware.ts";
 export type {
+  AnyResult,
   MethodWithoutParams,
   NotificationWithoutPayload,
   TypedNotifyFrame,

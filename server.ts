@@ -141,6 +141,7 @@ export { DuplexError, RemoteError } from "./src/wire/errors.ts";
 export type { RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type AnyEndpoint,
+  type AnyResult,
   type BackpressurePolicy,
   type Endpoint,
   type NotificationListener,

@@ -172,3 +172,28 @@ export type NotificationWithoutPayload<E extends Endpoint> = {
   [M in NotificationMethod<E>]: undefined extends PayloadOf<E, M> ? M
     : never;
 }[NotificationMethod<E>];
+
+/**
+ * Any value a handler may return, spelled out so that a handler's literal
+ * results (`"ok"`, `1 | 2`) keep their literal types without `as const`:
+ * the result type parameter of `handle()` is bounded by the endpoint's
+ * result and by this.
+ *
+ * @example Usage
+ * ```ts
+ * import type { AnyResult } from "@duplex/ws";
+ *
+ * const ok: AnyResult = "ok";
+ * ```
+ */
+export type AnyResult =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | object
+  // deno-lint-ignore ban-types
+  | {}
+  | null
+  | undefined;

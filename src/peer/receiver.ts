@@ -9,6 +9,7 @@
 import { TypedEventTarget } from "./typed_event_target.ts";
 import type { Middleware } from "./middleware.ts";
 import type {
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -162,7 +163,7 @@ export class Receiver<Local extends Endpoint, EventMap>
   handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
-    const R extends ResultOf<Local, M> = ResultOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
     handler: RequestHandler<P, R>,

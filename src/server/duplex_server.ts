@@ -14,6 +14,7 @@ import { PeerLimits } from "../peer/limits.ts";
 import { ServerMetrics } from "./metrics.ts";
 import {
   type AnyEndpoint,
+  type AnyResult,
   type Endpoint,
   type NotificationMethod,
   type ParamsOf,
@@ -254,7 +255,7 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
-    const R extends ResultOf<Local, M> = ResultOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
     handler: RequestHandler<P, R, ServerRequestContext>,

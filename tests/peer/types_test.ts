@@ -28,7 +28,14 @@ interface ClientApi extends Endpoint {
 /** Handlers: literal and union results need no `as const`. */
 function handlers(server: DuplexServer<ServerApi, ClientApi>): void {
   server.handle("status", () => "ok");
-  server.handle("status", () => Promise.resolve("busy"));
+  server.handle(
+    "status",
+    (_params, { signal }) => signal.aborted ? "busy" : "ok",
+  );
+  server.handle("users.list", () => []);
+  // An async handler's literal still needs `as const` (TypeScript widens
+  // the literals of an async function's result before inference).
+  server.handle("status", () => Promise.resolve("busy" as const));
   server.handle("pick", (n) => n > 0 ? 1 : 2);
   server.handle("users.list", () => server.users());
   // @ts-expect-error: "nope" is not "ok" | "busy"
