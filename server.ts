@@ -84,6 +84,7 @@ export {
 } from "./src/cluster/cluster.ts";
 export {
   type BrokerLogger,
+  BrokerOutcomeUnknownError,
   BrokerUnavailableError,
   type PubSub,
   type PubSubEventMap,

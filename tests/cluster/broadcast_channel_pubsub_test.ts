@@ -73,8 +73,8 @@ class WorkerInstance implements AsyncDisposable {
   }
 }
 
-function frame(message: string): string {
-  return JSON.stringify({ sequence: 0, type: 3, message });
+function frame(message: string, method?: string): string {
+  return JSON.stringify({ sequence: 0, type: 3, message, method });
 }
 
 function uniquePrefix(): string {
@@ -140,7 +140,12 @@ Deno.test("Cluster over BroadcastChannelPubSub spans Workers: pushes, requests, 
   a.send({ cmd: "publish", push: { data: frame("all"), extended: false } });
   a.send({
     cmd: "publish",
-    push: { data: frame("room"), extended: true, room: "lobby", except: "bob" },
+    push: {
+      data: frame("room", "news"),
+      extended: true,
+      room: "lobby",
+      except: "bob",
+    },
   });
   for (const instance of [a, b, c]) {
     const all = await instance.next(
@@ -149,11 +154,13 @@ Deno.test("Cluster over BroadcastChannelPubSub spans Workers: pushes, requests, 
     );
     assert.deepEqual(all.push, { data: frame("all"), extended: false });
     const room = await instance.next(
-      (m) => m.ev === "delivered" && (m.push as Message).data === frame("room"),
+      (m) =>
+        m.ev === "delivered" &&
+        (m.push as Message).data === frame("room", "news"),
       "room",
     );
     assert.deepEqual(room.push, {
-      data: frame("room"),
+      data: frame("room", "news"),
       extended: true,
       room: "lobby",
       except: "bob",
