@@ -17,8 +17,9 @@
  * the console, and shuts down gracefully on SIGINT and SIGTERM. With
  * `REDIS_URL` set it joins the cluster of every instance on that Redis; on
  * Deno Deploy (`DENO_DEPLOYMENT_ID` set) it joins the other isolates through
- * `BroadcastChannel`; otherwise it runs alone. It runs unchanged on Deno
- * Deploy.
+ * `BroadcastChannel`; otherwise it runs alone. With `DUPLEX_CLUSTER_SECRET`
+ * set, the instances sign their broker messages with it (the same secret on
+ * every instance). It runs unchanged on Deno Deploy.
  *
  * @example Mount a server with a typed handler
  * ```ts
@@ -185,7 +186,8 @@ if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
   const logger = consoleLogger();
   const pubsub = await brokerFromEnv(logger);
-  const cluster = pubsub && new Cluster(pubsub, { logger });
+  const secret = Deno.env.get("DUPLEX_CLUSTER_SECRET") || undefined;
+  const cluster = pubsub && new Cluster(pubsub, { logger, secret });
   const chatServer = createChatServer({ logger, cluster });
   // Redis down at start is survivable: start() subscribes in the background
   // and the cluster syncs once Redis is up.

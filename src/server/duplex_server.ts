@@ -1441,6 +1441,7 @@ export class DuplexServer<
       dropped,
       malformed,
       rateLimited,
+      cluster: this.#cluster?.stats,
     };
   }
 }
