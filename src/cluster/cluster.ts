@@ -26,6 +26,12 @@
  * `presenceTtl + heartbeatInterval`. The envelope format is documented on
  * {@linkcode CLUSTER_PROTOCOL_VERSION}.
  *
+ * The broker is a boundary: every received envelope is checked (size, fields,
+ * limits, and that a push "from" a user comes from the instance that
+ * announced the user) before anything reaches a client, and with a `secret`
+ * every envelope is signed and replays are refused. SECURITY.md ("Broker")
+ * says what remains trusted.
+ *
  * @module
  */
 
