@@ -66,6 +66,7 @@ export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   QueueFullError,
   QueueTimeoutError,
   RemoteError,
@@ -81,3 +82,4 @@ export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { Receiver } from "./src/peer/receiver.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";
+export { CloseCode } from "./src/wire/close_codes.ts";

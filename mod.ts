@@ -29,6 +29,7 @@
 
 export {
   type CancelFrame,
+  type ClosingFrame,
   ErrorCode,
   type ErrorPayload,
   type Frame,
@@ -43,9 +44,15 @@ export {
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
+  CloseCode,
+  isFinalCloseCode,
+  reportedCloseCode,
+} from "./src/wire/close_codes.ts";
+export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   ProtocolError,
   QueueFullError,
   QueueTimeoutError,

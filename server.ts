@@ -182,6 +182,7 @@ async function brokerFromEnv(
 
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
+  const hostname = Deno.env.get("HOSTNAME") ?? "0.0.0.0";
   const logger = consoleLogger();
   const pubsub = await brokerFromEnv(logger);
   const cluster = pubsub && new Cluster(pubsub, { logger });
@@ -190,9 +191,16 @@ if (import.meta.main) {
   // and the cluster syncs once Redis is up.
   await cluster?.start();
   const http = Deno.serve({
+    hostname,
     port,
     onListen({ hostname, port }) {
-      console.log(`Listening on http://${hostname}:${port}/`);
+      // A wildcard address cannot be opened in a browser: name localhost.
+      const host = hostname === "0.0.0.0" || hostname === "::"
+        ? "localhost"
+        : hostname.includes(":")
+        ? `[${hostname}]`
+        : hostname;
+      console.log(`Listening on http://${host}:${port}/`);
     },
   }, chatServer.fetch);
   let stopping = false;

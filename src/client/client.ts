@@ -7,6 +7,7 @@
 
 import { Receiver } from "../peer/receiver.ts";
 import { backoffDelay } from "./backoff.ts";
+import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -40,9 +41,6 @@ import {
   ReconnectingEvent,
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
-
-/** Close codes by which a server refuses the client: no reconnection. */
-const REFUSED = [1008, 4001, 4003];
 
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
@@ -105,6 +103,7 @@ export class Client<
   #attempts = 0;
   #closeCode = 1006;
   #closeReason = "";
+  #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
@@ -136,6 +135,16 @@ export class Client<
   /** Where the client is in its life. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * The protocol the server speaks, as negotiated by the last connection:
+   * `"duplex.v1"`, or `""` for a server of the original protocol (see
+   * {@linkcode PeerOptions.original}: what the client then refuses to send).
+   * `""` before the first connection.
+   */
+  get protocol(): string {
+    return this.#protocol;
   }
 
   /** The connection while open, e.g. for its `stats`; else `undefined`. */
@@ -226,6 +235,10 @@ export class Client<
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
    *
+   * Safe to fire and forget: a failure is always reported by the `error`
+   * event, and the returned promise, which rejects with the same error, is
+   * already handled, so ignoring it never causes an unhandled rejection.
+   *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
    * @returns `true` once handed to the socket, `false` when dropped by the
@@ -233,9 +246,23 @@ export class Client<
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
+   * @throws {OriginalProtocolError} When the server speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    return this.#send((peer) => peer.notify(message, options), options);
+    const sent = this.#send((peer) => peer.notify(message, options), options)
+      .catch((error: unknown) => {
+        // The queue rejects what waits in it with a request's wording.
+        throw error instanceof ConnectionClosedError &&
+            !error.message.startsWith("Cannot send notification")
+          ? new ConnectionClosedError(error.closeCode, error.reason, {
+            action: "send notification",
+            cause: error.cause,
+          })
+          : error;
+      });
+    sent.catch((error: unknown) => this.#error(error));
+    return sent;
   }
 
   /**
@@ -244,7 +271,8 @@ export class Client<
    * @typeParam M The method name.
    * @param method The method name.
    * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped.
+   * @returns `true` once handed to the socket, `false` when dropped. Safe to
+   * ignore, as for {@linkcode Client.notify}.
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
@@ -403,7 +431,11 @@ export class Client<
       socket.onopen = () => {
         if (generation !== this.#generation) return;
         generation = -1;
-        const peer = new Peer<Local, Remote>(socket, options);
+        // Without duplex.v1 the server speaks the original protocol: only
+        // original frames may go out.
+        const original = socket.protocol !== SUBPROTOCOL;
+        this.#protocol = socket.protocol;
+        const peer = new Peer<Local, Remote>(socket, { ...options, original });
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;
@@ -421,9 +453,10 @@ export class Client<
           this.#ended(event);
         });
         peer.addEventListener("error", (event) => this.#error(event.error));
-        this.#heartbeat = new Heartbeat(
+        // An original server would relay pings as chat: no heartbeat.
+        this.#heartbeat = original ? undefined : new Heartbeat(
           peer,
-          () => peer.close(4000, "Ping timeout"),
+          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
           { interval: options.pingInterval, timeout: options.pingTimeout },
         );
         // Queued sends go out in order, each once, on this connection: in
@@ -459,7 +492,7 @@ export class Client<
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
     try {
-      return !refused && !REFUSED.includes(event.code) &&
+      return !refused && !isFinalCloseCode(event.code) &&
         this.#attempts < (options.maxAttempts ?? Infinity) &&
         (options.shouldReconnect?.(event) ?? true);
     } catch (error) {

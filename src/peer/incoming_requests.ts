@@ -55,6 +55,8 @@ export class IncomingRequests {
   #settle: Settle;
   // Created on first use: most handlers answer synchronously.
   #running: Map<number, Context> | undefined = undefined;
+  /** Called once when the last running handler finishes. */
+  onIdle: (() => void) | undefined = undefined;
 
   /**
    * @param peer The peer the requests came in on (the handlers' context).
@@ -112,6 +114,7 @@ export class IncomingRequests {
       if (running.get(sequence) !== context) return;
       running.delete(sequence);
       this.#settle(sequence, ok, value);
+      if (running.size === 0) this.#idle();
     };
     (result as PromiseLike<unknown>).then(
       (value) => done(true, value),
@@ -132,6 +135,7 @@ export class IncomingRequests {
     context.abort(
       new DuplexError("CANCELLED", "Request cancelled by the caller"),
     );
+    if (this.#running!.size === 0) this.#idle();
   }
 
   /**
@@ -145,5 +149,12 @@ export class IncomingRequests {
     const contexts = [...running.values()];
     running.clear();
     for (const context of contexts) context.abort(reason);
+    this.onIdle = undefined;
+  }
+
+  #idle(): void {
+    const onIdle = this.onIdle;
+    this.onIdle = undefined;
+    onIdle?.();
   }
 }

@@ -12,15 +12,18 @@ import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
   errorEvent,
+  OriginalProtocolError,
   ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
-import type {
-  ErrorPayload,
-  Frame,
-  NotifyFrame,
-  RequestFrame,
+import {
+  type ErrorPayload,
+  type Frame,
+  type NotifyFrame,
+  type RequestFrame,
+  SUBPROTOCOL,
 } from "../wire/protocol.ts";
+import { reportedCloseCode } from "../wire/close_codes.ts";
 import { PendingRequests } from "./pending_requests.ts";
 import { IncomingRequests } from "./incoming_requests.ts";
 import type {
@@ -90,8 +93,8 @@ export class Peer<
 > extends Receiver<Local, PeerEventMap> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0],
+    framesIn: [0, 0, 0, 0, 0, 0, 0, 0],
+    framesOut: [0, 0, 0, 0, 0, 0, 0, 0],
     malformed: 0,
     dropped: 0,
     rateLimited: 0,
@@ -109,10 +112,19 @@ export class Peer<
   #tracker: PendingRequests | undefined = undefined;
   #incoming: IncomingRequests | undefined = undefined;
   #options: PeerOptions;
-  #pingSequence = 0;
+  #original: boolean;
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
+  /** When the last malformed frames came (allocated on the first one). */
+  #malformedAt: number[] | undefined = undefined;
+  /**
+   * The code and reason of a close under way: announced by the other side
+   * (a closing frame) or by this side (`closeWithReason()`).
+   */
+  #closing: { code: number; reason: string; remote: boolean } | undefined =
+    undefined;
+  #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
    * Wraps an open (or opening) socket.
@@ -126,6 +138,7 @@ export class Peer<
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
+    this.#original = options.original ?? false;
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -134,7 +147,10 @@ export class Peer<
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
       ...this.#options,
-      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      // An original-protocol peer would take a cancel for a request.
+      onAbandon: this.#original
+        ? undefined
+        : (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
     });
   }
@@ -142,6 +158,23 @@ export class Peer<
   /** The socket this peer runs over. */
   get socket(): SocketLike {
     return this.#socket;
+  }
+
+  /**
+   * The subprotocol the handshake selected (`"duplex.v1"`), or `""` (the
+   * original protocol, or a socket that does not say): the `protocol`
+   * option, else the socket's.
+   */
+  get protocol(): string {
+    return this.#options.protocol ?? this.#socket.protocol ?? "";
+  }
+
+  /**
+   * `true` when the other side speaks only the original protocol (see
+   * {@linkcode PeerOptions.original}).
+   */
+  get original(): boolean {
+    return this.#original;
   }
 
   /** `true` once the socket closed or `close()` was called. */
@@ -170,13 +203,16 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is or gets closed.
    * @throws {RemoteError} When the other side answered with an error.
    * @throws {TooManyPendingError} When too many requests are pending.
+   * @throws {OriginalProtocolError} With a method or a non-string message
+   * when the other side speaks the original protocol.
    */
   request<R = unknown>(
     message: unknown,
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
     try {
-      if (this.#closed) throw this.#closedError();
+      if (this.#closed || this.#closing) throw this.#closedError();
+      if (this.#original) this.#checkOriginal(message, options.method);
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
@@ -217,8 +253,16 @@ export class Peer<
    * @param options The method.
    * @returns `true` when it was handed to the socket.
    * @throws {ConnectionClosedError} When the connection is closed.
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
+    if (this.#original && !this.#closed) {
+      throw new OriginalProtocolError(
+        "send a notification",
+        "it takes every frame for a chat request",
+      );
+    }
     return this.sendNotification(
       this.#codec.encode({
         sequence: 0,
@@ -254,8 +298,8 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   sendNotification(data: string | Uint8Array<ArrayBuffer>): boolean {
-    if (this.#closed || this.#socket.readyState !== OPEN) {
-      throw this.#closedError();
+    if (this.#closed || this.#closing || this.#socket.readyState !== OPEN) {
+      throw this.#closedError("send notification");
     }
     if (this.#options.guard?.outbound(this) === false) return false;
     this.#sendData(data, 3);
@@ -265,12 +309,20 @@ export class Peer<
   /**
    * Sends an application-level ping; the other side answers with a pong.
    * Any incoming frame counts as a sign of life (see `stats.framesIn`).
+   * Pings carry sequence 0, which no request has: a peer that answered one
+   * with a response could not settle a request.
+   *
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which would relay the ping as a chat message.
    */
   ping(): void {
-    this.#sendFrame({
-      sequence: this.#pingSequence = (this.#pingSequence + 1) & 0x7fffffff,
-      type: 5,
-    });
+    if (this.#original) {
+      throw new OriginalProtocolError(
+        "ping",
+        "it takes every frame for a chat request",
+      );
+    }
+    this.#sendFrame({ sequence: 0, type: 5 });
   }
 
   /**
@@ -292,6 +344,48 @@ export class Peer<
     this.#onClose(code, reason);
   }
 
+  /**
+   * Closes the connection for a reason the other side must learn even if
+   * the close frame is lost (a Deno server's close frame is, when the other
+   * side is still sending). With a `duplex.v1` peer it stops taking
+   * requests and notifications, lets the running handlers deliver their
+   * responses, then sends a closing frame (type 7) with `code` and `reason`
+   * and waits for the other side to close (a Duplex client does at once),
+   * each wait bounded by `grace` ms. With any other peer it is
+   * {@linkcode Peer.close}. Idempotent.
+   *
+   * @param code The close code.
+   * @param reason The close reason (at most 123 bytes).
+   * @param options How long each wait may last, in ms (default 1000).
+   */
+  closeWithReason(
+    code: number,
+    reason = "",
+    options: { grace?: number } = {},
+  ): void {
+    if (this.#closed || this.#closing) return;
+    if (this.protocol !== SUBPROTOCOL || this.#socket.readyState !== OPEN) {
+      this.close(code, reason);
+      return;
+    }
+    this.#closing = { code, reason, remote: false };
+    this.#tracker?.rejectAll(new ConnectionClosedError(code, reason));
+    const grace = options.grace ?? 1_000;
+    const announce = (): void => {
+      clearTimeout(this.#closingTimer);
+      if (this.#closed) return;
+      this.#sendFrame({ sequence: 0, type: 7, code, reason });
+      this.#closingTimer = setTimeout(() => this.close(code, reason), grace);
+    };
+    const incoming = this.#incoming;
+    if (incoming === undefined || incoming.size === 0) {
+      announce();
+    } else {
+      incoming.onIdle = announce;
+      this.#closingTimer = setTimeout(announce, grace);
+    }
+  }
+
   /** Closes with 1001 (going away). */
   [Symbol.dispose](): void {
     this.close(1001, "Going away");
@@ -307,7 +401,13 @@ export class Peer<
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
     } else {
-      this.#onClose((event as CloseEvent).code, (event as CloseEvent).reason);
+      // A close announced by a closing frame is reported as announced:
+      // its close frame may have been lost (then Deno reports 0).
+      const closing = this.#closing;
+      this.#onClose(
+        closing?.code ?? reportedCloseCode((event as CloseEvent).code),
+        closing?.reason ?? (event as CloseEvent).reason,
+      );
     }
   }
 
@@ -330,8 +430,14 @@ export class Peer<
     }
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
+    if (this.#original && (frame.type === 2 || frame.type === 3)) {
+      // The original server leaves out empty strings.
+      frame.message ??= "";
+    }
+    const closing = this.#closing;
     switch (frame.type) {
       case 1: {
+        if (closing) return;
         const error = refusal ?? guard?.admit(this);
         if (error) this.#respondError(sequence, error);
         else this.#onRequest(frame);
@@ -345,13 +451,43 @@ export class Peer<
         }
         return;
       case 3:
-        if (!refusal) this.#onNotification(frame);
+        if (!refusal && !closing) this.#onNotification(frame);
+        return;
+      case 7:
+        this.#onClosing(frame.code, frame.reason ?? "");
         return;
       case 4:
         this.#incoming?.cancel(sequence);
         return;
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
+    }
+  }
+
+  /**
+   * The other side announced its close after its last response: what is
+   * still pending will not be answered; this side closes at once with the
+   * announced code.
+   */
+  #onClosing(code: number, reason: string): void {
+    if (this.#closing || this.#original) return;
+    this.#closing = { code, reason, remote: true };
+    this.close(code, reason);
+  }
+
+  /** Refuses what the original protocol cannot carry. */
+  #checkOriginal(message: unknown, method: string | undefined): void {
+    if (method !== undefined) {
+      throw new OriginalProtocolError(
+        `call ${JSON.stringify(method)}`,
+        "it has no methods",
+      );
+    }
+    if (typeof message !== "string") {
+      throw new OriginalProtocolError(
+        `send a ${message === null ? "null" : typeof message} message`,
+        "its messages are strings",
+      );
     }
   }
 
@@ -365,7 +501,8 @@ export class Peer<
         { cause: error },
       );
     this.#reportError(protocolError);
-    if (++this.stats.malformed > (this.#options.maxMalformed ?? 10)) {
+    this.stats.malformed++;
+    if (this.#tooManyMalformed()) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -378,6 +515,21 @@ export class Peer<
         message: protocolError.message,
       });
     }
+  }
+
+  /**
+   * Whether more than `maxMalformed` malformed frames came within the last
+   * `malformedWindow` ms (counting the one just received).
+   */
+  #tooManyMalformed(): boolean {
+    const max = this.#options.maxMalformed ?? 10;
+    if (!(max < Infinity)) return false;
+    const now = Date.now();
+    const times = this.#malformedAt ??= [];
+    times.push(now);
+    if (times.length > max + 1) times.shift();
+    return times.length > max &&
+      now - times[0] <= (this.#options.malformedWindow ?? 60_000);
   }
 
   #onRequest(frame: RequestFrame): void {
@@ -472,10 +624,12 @@ export class Peer<
     this.stats.framesOut[type]++;
   }
 
-  #closedError(): ConnectionClosedError {
+  #closedError(action?: string): ConnectionClosedError {
+    const closing = this.#closed ? undefined : this.#closing;
     return new ConnectionClosedError(
-      this.#closeCode || 1006,
-      this.#closeReason,
+      closing?.code ?? this.#closeCode,
+      closing?.reason ?? this.#closeReason,
+      { action },
     );
   }
 
@@ -487,6 +641,7 @@ export class Peer<
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#closingTimer);
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#socket.removeEventListener("message", this);

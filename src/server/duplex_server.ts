@@ -130,7 +130,7 @@ export type Authenticate = (
 /**
  * What happens when a user connects while already connected: `"allow"`
  * keeps every connection (several tabs), `"replace"` closes the older ones
- * with close code 4000.
+ * with close code 4009.
  *
  * @example Usage
  * ```ts
@@ -150,10 +150,10 @@ export type DuplicateUserPolicy = "allow" | "replace";
  * import { CLOSE_REPLACED } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
- * assert.equal(CLOSE_REPLACED, 4000);
+ * assert.equal(CLOSE_REPLACED, 4009);
  * ```
  */
-export const CLOSE_REPLACED: number = 4000;
+export const CLOSE_REPLACED: number = 4009;
 
 /**
  * The per-connection rate limit: a token bucket of incoming frames, and how
@@ -581,7 +581,7 @@ function defaultAuthenticate(
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -1188,6 +1188,7 @@ export class DuplexServer<
     // deno-lint-ignore prefer-const
     let connection: ServerConnection<Local, Remote> | undefined;
     const peer = new Peer<Local, Remote>(socket, {
+      protocol,
       identity: user,
       registry: this.registry,
       maxMalformed: options.maxMalformed,
@@ -1256,7 +1257,10 @@ export class DuplexServer<
     if (this.#duplicateUser === "replace") {
       for (const older of [...own]) {
         if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
+          older.peer.closeWithReason(
+            CLOSE_REPLACED,
+            "Replaced by a newer connection",
+          );
         }
       }
     }

@@ -49,7 +49,7 @@ function spawnProgram(env: Record<string, string>) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "server.ts"],
     cwd: root,
-    env: { PORT: "0", NO_COLOR: "1", ...env },
+    env: { PORT: "0", HOSTNAME: "127.0.0.1", NO_COLOR: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
