@@ -70,15 +70,12 @@ export {
   type PendingRequest,
   type TrackOptions,
 } from "./src/peer/pending_requests.ts";
-export {
-  RateLimiter,
-  type RateLimitOptions,
-} from "./src/server/rate_limiter.ts";
+export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,
   PeerLimits,
   type PeerLimitsOptions,
-} from "./src/server/limits.ts";
+} from "./src/peer/limits.ts";
 export {
   type AnyEndpoint,
   type Endpoint,

@@ -127,7 +127,7 @@ export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
 export { DuplexError, RemoteError } from "./src/wire/errors.ts";
-export type { RateLimitOptions } from "./src/server/rate_limiter.ts";
+export type { RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type AnyEndpoint,
   type BackpressurePolicy,

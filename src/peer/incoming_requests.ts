@@ -2,13 +2,14 @@
  * The requests this side answers: {@linkcode IncomingRequests} runs the
  * handler of each one with its {@linkcode RequestContext}, keeps those whose
  * (asynchronous) handlers are still running, aborts one when its caller
- * cancels and all of them when the connection closes.
+ * cancels and all of them when the connection closes; and the error
+ * responses of requests that cannot run.
  *
  * @module
  */
 
-import { DuplexError } from "../wire/errors.ts";
-import type { RequestFrame } from "../wire/protocol.ts";
+import { DuplexError, RemoteError } from "../wire/errors.ts";
+import type { ErrorPayload, RequestFrame } from "../wire/protocol.ts";
 import type { Endpoint } from "./endpoint.ts";
 import type { RequestContext, RequestHandler } from "./handler.ts";
 import type { Peer } from "./peer.ts";
@@ -157,4 +158,47 @@ export class IncomingRequests {
     this.onIdle = undefined;
     onIdle?.();
   }
+}
+
+/**
+ * The error response to a request that no handler takes.
+ *
+ * @param method The request's method; `undefined` for the default handler.
+ * @returns The `METHOD_NOT_FOUND` error.
+ */
+export function methodNotFound(method: string | undefined): ErrorPayload {
+  return {
+    code: "METHOD_NOT_FOUND",
+    message: `Cannot handle request: ${
+      method === undefined
+        ? "no default handler"
+        : `unknown method ${JSON.stringify(method)}`
+    }`,
+  };
+}
+
+/**
+ * The error response to a request whose sequence is already being handled.
+ *
+ * @param sequence The sequence.
+ * @returns The `INVALID_FRAME` error.
+ */
+export function alreadyInFlight(sequence: number): ErrorPayload {
+  return {
+    code: "INVALID_FRAME",
+    message: `Cannot handle request: sequence ${sequence} is already in flight`,
+  };
+}
+
+/**
+ * The error response of a handler that threw: a {@linkcode RemoteError} as
+ * is, anything else as a generic `INTERNAL_ERROR` (details stay local).
+ *
+ * @param error What the handler threw.
+ * @returns The error payload.
+ */
+export function handlerError(error: unknown): ErrorPayload {
+  return error instanceof RemoteError
+    ? { code: error.code, message: error.message, data: error.data }
+    : { code: "INTERNAL_ERROR", message: "Internal error" };
 }

@@ -12,10 +12,10 @@ import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
   errorEvent,
-  OriginalProtocolError,
-  ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
+import { chatOnly, checkOriginalRequest } from "./original_protocol.ts";
+import { asProtocolError, MalformedFrames } from "./malformed_frames.ts";
 import {
   type ErrorPayload,
   type Frame,
@@ -25,7 +25,12 @@ import {
 } from "../wire/protocol.ts";
 import { reportedCloseCode } from "../wire/close_codes.ts";
 import { PendingRequests } from "./pending_requests.ts";
-import { IncomingRequests } from "./incoming_requests.ts";
+import {
+  alreadyInFlight,
+  handlerError,
+  IncomingRequests,
+  methodNotFound,
+} from "./incoming_requests.ts";
 import type {
   AnyEndpoint,
   Endpoint,
@@ -116,8 +121,8 @@ export class Peer<
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
-  /** When the last malformed frames came (allocated on the first one). */
-  #malformedAt: number[] | undefined = undefined;
+  /** Allocated on the first malformed frame. */
+  #malformed: MalformedFrames | undefined = undefined;
   /**
    * The code and reason of a close under way: announced by the other side
    * (a closing frame) or by this side (`closeWithReason()`).
@@ -212,7 +217,7 @@ export class Peer<
   ): Promise<R> {
     try {
       if (this.#closed || this.#closing) throw this.#closedError();
-      if (this.#original) this.#checkOriginal(message, options.method);
+      if (this.#original) checkOriginalRequest(message, options.method);
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
@@ -257,12 +262,7 @@ export class Peer<
    * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
-    if (this.#original && !this.#closed) {
-      throw new OriginalProtocolError(
-        "send a notification",
-        "it takes every frame for a chat request",
-      );
-    }
+    if (this.#original && !this.#closed) throw chatOnly("send a notification");
     return this.sendNotification(
       this.#codec.encode({
         sequence: 0,
@@ -316,12 +316,7 @@ export class Peer<
    * protocol, which would relay the ping as a chat message.
    */
   ping(): void {
-    if (this.#original) {
-      throw new OriginalProtocolError(
-        "ping",
-        "it takes every frame for a chat request",
-      );
-    }
+    if (this.#original) throw chatOnly("ping");
     this.#sendFrame({ sequence: 0, type: 5 });
   }
 
@@ -475,34 +470,17 @@ export class Peer<
     this.close(code, reason);
   }
 
-  /** Refuses what the original protocol cannot carry. */
-  #checkOriginal(message: unknown, method: string | undefined): void {
-    if (method !== undefined) {
-      throw new OriginalProtocolError(
-        `call ${JSON.stringify(method)}`,
-        "it has no methods",
-      );
-    }
-    if (typeof message !== "string") {
-      throw new OriginalProtocolError(
-        `send a ${message === null ? "null" : typeof message} message`,
-        "its messages are strings",
-      );
-    }
-  }
-
   #onMalformed(error: unknown): void {
-    const protocolError = error instanceof ProtocolError
-      ? error
-      : new ProtocolError(
-        "Cannot decode frame: codec failed",
-        undefined,
-        undefined,
-        { cause: error },
-      );
+    const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
     this.stats.malformed++;
-    if (this.#tooManyMalformed()) {
+    const options = this.#options;
+    if (
+      (this.#malformed ??= new MalformedFrames(
+        options.maxMalformed ?? 10,
+        options.malformedWindow ?? 60_000,
+      )).add()
+    ) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -517,35 +495,10 @@ export class Peer<
     }
   }
 
-  /**
-   * Whether more than `maxMalformed` malformed frames came within the last
-   * `malformedWindow` ms (counting the one just received).
-   */
-  #tooManyMalformed(): boolean {
-    const max = this.#options.maxMalformed ?? 10;
-    if (!(max < Infinity)) return false;
-    const now = Date.now();
-    const times = this.#malformedAt ??= [];
-    times.push(now);
-    if (times.length > max + 1) times.shift();
-    return times.length > max &&
-      now - times[0] <= (this.#options.malformedWindow ?? 60_000);
-  }
-
   #onRequest(frame: RequestFrame): void {
     const { sequence, method } = frame;
     const handler = this.registry.handlers.get(method);
-    if (!handler) {
-      this.#respondError(sequence, {
-        code: "METHOD_NOT_FOUND",
-        message: `Cannot handle request: ${
-          method === undefined
-            ? "no default handler"
-            : `unknown method ${JSON.stringify(method)}`
-        }`,
-      });
-      return;
-    }
+    if (!handler) return this.#respondError(sequence, methodNotFound(method));
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value) => {
@@ -554,12 +507,7 @@ export class Peer<
       },
     );
     if (incoming.has(sequence)) {
-      this.#respondError(sequence, {
-        code: "INVALID_FRAME",
-        message:
-          `Cannot handle request: sequence ${sequence} is already in flight`,
-      });
-      return;
+      return this.#respondError(sequence, alreadyInFlight(sequence));
     }
     incoming.run(
       handler as RequestHandler<unknown, unknown>,
@@ -569,15 +517,8 @@ export class Peer<
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) {
-      this.#reportError(error);
-    }
-    this.#respondError(
-      sequence,
-      error instanceof RemoteError
-        ? { code: error.code, message: error.message, data: error.data }
-        : { code: "INTERNAL_ERROR", message: "Internal error" },
-    );
+    if (!(error instanceof RemoteError)) this.#reportError(error);
+    this.#respondError(sequence, handlerError(error));
   }
 
   #respond(sequence: number, message: unknown): void {
