@@ -319,7 +319,11 @@ export class Client<
    * @param code The close code: 1000 or 3000 to 4999.
    * @param reason The close reason (at most 123 bytes).
    * @returns Resolves when every socket of the client has closed, or after
-   * `closeTimeout`.
+   * `closeTimeout`. In Deno, a socket whose server never answers the close
+   * frame (an original-protocol server) stays CLOSING and keeps the process
+   * alive until the server drops the connection: Deno's client WebSocket
+   * cannot be terminated (denoland/deno#36337). Calling `close()` again
+   * waits for such sockets again.
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
