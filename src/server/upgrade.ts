@@ -18,19 +18,24 @@ import { isUpgrade, text } from "./_http.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
+import { clientAddress, type ConnectionSlots } from "./connection_slots.ts";
 
 /** What the upgrade path needs. */
 export interface UpgradePathOptions {
   authenticate: Authenticate;
   origins: OriginPolicy | undefined;
   idleTimeout: number;
-  maxConnections: number;
+  slots: ConnectionSlots;
+  trustProxy: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
   closing: () => boolean;
-  /** The sockets the server holds (open or closing). */
-  sockets: () => number;
+  /**
+   * Takes the upgraded socket, synchronously: from then on its slot is
+   * given back when the socket has closed.
+   */
+  accept: (upgraded: Upgraded) => void;
 }
 
 /** An upgrade that passed every check. */
@@ -40,6 +45,8 @@ export interface Upgraded {
   user: string;
   protocol: string;
   data: unknown;
+  /** The client address its slot is counted under. */
+  address: string | undefined;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -54,12 +61,12 @@ export class UpgradePath {
   /**
    * Runs the checks and upgrades.
    *
-   * @returns The upgraded socket, or the refusal.
+   * @returns The 101 response, or the refusal.
    */
   async upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
-  ): Promise<Upgraded | Response> {
+  ): Promise<Response> {
     const options = this.#options;
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
@@ -74,9 +81,37 @@ export class UpgradePath {
         `origin=${JSON.stringify(request.headers.get("origin"))}`,
       );
     }
-    if (options.sockets() >= options.maxConnections) {
+    const address = clientAddress(request, info, options.trustProxy);
+    const refusal = options.slots.take(address);
+    if (refusal === "total") {
       return this.refuse(503, "Cannot connect: too many connections");
     }
+    if (refusal === "address") {
+      return this.refuse(
+        429,
+        "Cannot connect: too many connections from this address",
+        `address=${JSON.stringify(address)}`,
+      );
+    }
+    // The slot is ours from here: given back on refusal, or when the
+    // accepted socket has closed.
+    let accepted = false;
+    try {
+      return await this.#authenticated(request, info, address, () => {
+        accepted = true;
+      });
+    } finally {
+      if (!accepted) options.slots.release(address);
+    }
+  }
+
+  async #authenticated(
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+    address: string | undefined,
+    accepted: () => void,
+  ): Promise<Response> {
+    const options = this.#options;
     const context: AuthContext = {
       url: new URL(request.url),
       token: bearerToken(request),
@@ -119,7 +154,9 @@ export class UpgradePath {
         protocol: protocol || undefined,
         idleTimeout: options.idleTimeout,
       });
-      return { socket, response, user, protocol, data };
+      options.accept({ socket, response, user, protocol, data, address });
+      accepted();
+      return response;
     } catch (error) {
       return this.refuse(
         400,
