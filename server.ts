@@ -116,13 +116,18 @@ export {
   type ServerLogger,
   type ServerRateLimit,
   type ServerRequestOptions,
+  type StatusAuthorize,
 } from "./src/server/duplex_server.ts";
 export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,
   ServerMetrics,
 } from "./src/server/metrics.ts";
-export { isOriginAllowed, type OriginPolicy } from "./src/server/origin.ts";
+export {
+  isHostAllowed,
+  isOriginAllowed,
+  type OriginPolicy,
+} from "./src/server/origin.ts";
 export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.

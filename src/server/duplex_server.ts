@@ -67,6 +67,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -180,6 +181,7 @@ export class DuplexServer<
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
       origins: options.origins,
+      hosts: options.hosts,
       idleTimeout: options.idleTimeout ?? 30,
       slots: this.#slots,
       trustProxy: options.trustProxy ?? false,
@@ -192,6 +194,7 @@ export class DuplexServer<
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
       closing: () => this.#graceful.closing,
+      authorize: options.authorizeStatus,
       render: () =>
         this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
     });
@@ -482,8 +485,8 @@ export class DuplexServer<
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
-    const status = this.#status.answer(request, path);
-    if (status !== undefined) return Promise.resolve(status);
+    const status = this.#status.answer(request, path, info);
+    if (status !== undefined) return status;
     if (this.#fallback !== undefined) {
       return Promise.resolve(this.#fallback(request, info));
     }

@@ -10,6 +10,7 @@ import type { BackpressurePolicy } from "../peer/peer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
+import type { StatusAuthorize } from "./status_routes.ts";
 import type { RateLimitOptions } from "../peer/rate_limiter.ts";
 
 /**
@@ -115,6 +116,15 @@ export interface DuplexServerOptions {
    */
   origins?: OriginPolicy;
   /**
+   * Hosts (as in the `Host` header, with the port when not the default)
+   * that upgrades may name; others get 403. Set it on a public server: it
+   * defeats DNS rebinding, where a hostile name resolving to this server
+   * passes the default origin policy.
+   *
+   * @default {every host}
+   */
+  hosts?: readonly string[];
+  /**
    * Paths on which `fetch` accepts upgrades.
    *
    * @default {["/", "/ws"]}
@@ -133,6 +143,14 @@ export interface DuplexServerOptions {
    * @default {"/metrics"}
    */
   metricsPath?: string | false;
+  /**
+   * Who may read the health check and the metrics; others get 403. Without
+   * it they answer anyone: set it (or set the paths to `false`) when the
+   * server is public.
+   *
+   * @default {everyone}
+   */
+  authorizeStatus?: StatusAuthorize;
   /**
    * Answers requests `fetch` does not route (e.g. the demo page).
    *

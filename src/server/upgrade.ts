@@ -1,7 +1,7 @@
 /**
  * The upgrade path of a {@linkcode DuplexServer}: the checks a WebSocket
- * upgrade passes, in order (shutting down, upgrade, origin, connection
- * limit, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
+ * upgrade passes, in order (shutting down, upgrade, host, origin, connection
+ * slots, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import {
 } from "./authenticate.ts";
 import { isUpgrade, text } from "./_http.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
+import { isHostAllowed, isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
 import { clientAddress, type ConnectionSlots } from "./connection_slots.ts";
 
@@ -24,6 +24,7 @@ import { clientAddress, type ConnectionSlots } from "./connection_slots.ts";
 export interface UpgradePathOptions {
   authenticate: Authenticate;
   origins: OriginPolicy | undefined;
+  hosts: readonly string[] | undefined;
   idleTimeout: number;
   slots: ConnectionSlots;
   trustProxy: boolean;
@@ -73,6 +74,13 @@ export class UpgradePath {
     }
     if (!isUpgrade(request)) {
       return this.refuse(426, "Cannot connect: WebSocket upgrade required");
+    }
+    if (!isHostAllowed(request, options.hosts)) {
+      return this.refuse(
+        403,
+        "Cannot connect: host not allowed",
+        `host=${JSON.stringify(request.headers.get("host"))}`,
+      );
     }
     if (!isOriginAllowed(request, options.origins)) {
       return this.refuse(
@@ -150,17 +158,24 @@ export class UpgradePath {
       ? SUBPROTOCOL
       : "";
     try {
+      // The subprotocol is answered here rather than by Deno, whose check
+      // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
       const { socket, response } = Deno.upgradeWebSocket(request, {
-        protocol: protocol || undefined,
         idleTimeout: options.idleTimeout,
       });
+      if (protocol) response.headers.set("sec-websocket-protocol", protocol);
       options.accept({ socket, response, user, protocol, data, address });
       accepted();
       return response;
     } catch (error) {
+      // Deno's own words stay in the log: the client learns only that the
+      // handshake was invalid.
       return this.refuse(
         400,
-        `Cannot connect: ${error instanceof Error ? error.message : error}`,
+        "Cannot connect: invalid WebSocket handshake",
+        `error=${
+          JSON.stringify(error instanceof Error ? error.message : String(error))
+        }`,
       );
     }
   }
