@@ -69,6 +69,7 @@ export {
   type ChatClientEndpoint,
   type ChatServerEndpoint,
   createChatServer,
+  USERS_PAGE_SIZE,
 } from "./src/chat/chat.ts";
 export { demoPage } from "./src/chat/demo_page.ts";
 export {
