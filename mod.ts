@@ -54,13 +54,15 @@ export {
   TooManyPendingError,
 } from "./src/wire/errors.ts";
 export {
-  type PendingRequest,
   RequestTracker,
   type RequestTrackerOptions,
   type TrackerStats,
-  type TrackOptions,
   type UnexpectedResponse,
 } from "./src/peer/request_tracker.ts";
+export {
+  type PendingRequest,
+  type TrackOptions,
+} from "./src/peer/pending_requests.ts";
 export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,
@@ -70,21 +72,25 @@ export {
 export {
   type AnyEndpoint,
   type Endpoint,
-  type NotificationListener,
   type NotificationMethod,
   type ParamsOf,
   type PayloadOf,
-  Peer,
-  type PeerEventMap,
-  type PeerGuard,
-  type PeerOptions,
-  type PeerStats,
+  type RequestMethod,
+  type ResultOf,
+} from "./src/peer/endpoint.ts";
+export {
+  type NotificationListener,
   type RequestContext,
   type RequestHandler,
-  type RequestMethod,
+} from "./src/peer/handler.ts";
+export { type PeerGuard } from "./src/peer/peer_guard.ts";
+export {
+  type PeerEventMap,
+  type PeerOptions,
+  type PeerStats,
   type RequestOptions,
-  type ResultOf,
-  type SocketLike,
-} from "./src/peer/peer.ts";
+} from "./src/peer/peer_options.ts";
+export { type SocketLike } from "./src/peer/socket_like.ts";
+export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";

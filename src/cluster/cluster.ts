@@ -30,341 +30,35 @@
  */
 
 import { TypedEventTarget } from "../peer/typed_event_target.ts";
-import {
-  ConnectionClosedError,
-  DuplexError,
-  RemoteError,
-  RequestTimeoutError,
-} from "../wire/errors.ts";
-import type { ErrorPayload } from "../wire/protocol.ts";
-import { RequestTracker } from "../peer/request_tracker.ts";
+import { ConnectionClosedError } from "../wire/errors.ts";
 import { NotConnectedError } from "./not_connected_error.ts";
 import type { BrokerLogger, PubSub, Unsubscribe } from "./pubsub.ts";
+import type {
+  ClusterEventMap,
+  ClusterOptions,
+  ClusterStats,
+} from "./cluster_options.ts";
+import { BrokerLink } from "./broker_link.ts";
+import {
+  CLUSTER_PROTOCOL_VERSION,
+  decodeEnvelope,
+  type Envelope,
+} from "./envelope.ts";
+import type { LocalNode, Push, UserRequestOptions } from "./local_node.ts";
+import { Presence, type PresenceReason } from "./presence.ts";
+import { RemoteRequests } from "./remote_requests.ts";
+import { pushEnvelope, readPush } from "./routed_push.ts";
 
-/**
- * The version of the broker envelope, the `v` field of every message. A
- * receiver drops (and counts) messages of any other version.
- *
- * Every message is one JSON object (a string on the broker) with
- * `v` (1), `kind`, and `node` (the sending instance's id). Channels are
- * `<prefix>all` (every instance) and `<prefix>node:<id>` (one instance).
- *
- * | kind     | channel   | fields                                                                          |
- * | -------- | --------- | ------------------------------------------------------------------------------- |
- * | `push`   | all       | `data` (encoded frame), `extended`?, `room`?, `except`?                         |
- * | `push`   | node:<id> | `data`, `extended`?, `user`, `except`?                                          |
- * | `req`    | node:<id> | `id` (sender's number), `user`, `message`?, `method`?, `from`?, `timeout` (ms)  |
- * | `res`    | node:<id> | `id`, then `message` or `error` (`{code, message, data?}`)                      |
- * | `cancel` | node:<id> | `id`                                                                            |
- * | `join`   | all       | `user`                                                                          |
- * | `leave`  | all       | `user`                                                                          |
- * | `hb`     | all       | `users` (every local user), `ttl` (ms)                                          |
- * | `sync`   | all       | (asks every instance to send `hb` now)                                          |
- * | `bye`    | all       | (the sender leaves: drop its users now)                                         |
- *
- * Unknown kinds and extra fields are ignored, so later versions can add them.
- *
- * @example Usage
- * ```ts
- * import { CLUSTER_PROTOCOL_VERSION } from "@duplex/ws/server";
- * import assert from "node:assert/strict";
- *
- * assert.equal(CLUSTER_PROTOCOL_VERSION, 1);
- * const push = { v: 1, kind: "push", node: "a1", data: '{"sequence":0,"type":3,"message":"hi"}' };
- * assert.equal(push.v, CLUSTER_PROTOCOL_VERSION);
- * ```
- */
-export const CLUSTER_PROTOCOL_VERSION: number = 1;
-
-/**
- * One push to local connections: an encoded notify frame and its audience.
- * Without `user` and `room` it is for everyone; `except` excludes every
- * connection of one user. Same shape as the server's delivery envelope.
- *
- * @example Usage
- * ```ts
- * import type { Push } from "@duplex/ws/server";
- *
- * const push: Push = {
- *   data: '{"sequence":0,"type":3,"message":"hi","from":"alice"}',
- *   extended: false,
- *   room: "lobby",
- *   except: "alice",
- * };
- * ```
- */
-export interface Push {
-  /** The encoded frame, sent as is to every receiving connection. */
-  data: string;
-  /** Only clients that negotiated `duplex.v1` receive it. */
-  extended: boolean;
-  /** One user: all of that user's connections. */
-  user?: string;
-  /** The members of one room. */
-  room?: string;
-  /** A user none of whose connections receive it. */
-  except?: string;
-}
-
-/**
- * Options of a request to a user, local or remote.
- *
- * @example Usage
- * ```ts
- * import type { UserRequestOptions } from "@duplex/ws/server";
- *
- * const options: UserRequestOptions = { method: "confirm", timeout: 2_000 };
- * ```
- */
-export interface UserRequestOptions {
-  /**
-   * The request's method.
-   *
-   * @default {undefined}
-   */
-  method?: string;
-  /**
-   * Who asks, when a user relays a request (the frame's `from`).
-   *
-   * @default {undefined}
-   */
-  from?: string;
-  /**
-   * Timeout in milliseconds; 0 disables it.
-   *
-   * @default {the cluster's timeout}
-   */
-  timeout?: number;
-  /**
-   * Aborting it rejects the request with `signal.reason` and cancels it on
-   * the answering instance.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
-
-/**
- * What the cluster needs from the local server. Both functions are called
- * for pushes and requests that arrive from other instances (and for local
- * ones made through the cluster).
- *
- * @example A node that records deliveries
- * ```ts
- * import type { LocalNode, Push } from "@duplex/ws/server";
- *
- * const delivered: Push[] = [];
- * const node: LocalNode = {
- *   deliver: (push) => void delivered.push(push),
- *   request: (user, message) => Promise.resolve(`${user} got ${message}`),
- * };
- * ```
- */
-export interface LocalNode {
-  /**
-   * Writes `push.data` to the local connections of its audience. Must not
-   * throw; unknown users and rooms are no-ops.
-   *
-   * @param push The push.
-   */
-  deliver(push: Push): void;
-  /**
-   * Sends a request to a user connected here and resolves with the response.
-   *
-   * @param user The user.
-   * @param message The payload.
-   * @param options `method`, `from`, `timeout` and `signal`.
-   * @returns The response payload.
-   * @throws {NotConnectedError} When the user has no suitable connection.
-   * @throws {RemoteError} When the client answered with an error.
-   * @throws {RequestTimeoutError} When the client did not answer in time.
-   */
-  request(
-    user: string,
-    message: unknown,
-    options: UserRequestOptions,
-  ): Promise<unknown>;
-}
-
-/**
- * Why a `join` or `leave` event fired:
- * - `"join"` / `"leave"`: an instance announced a user (or this instance's
- *   `addLocalUser` / `removeLocalUser`);
- * - `"heartbeat"`: an instance's periodic list added or lacked a user;
- * - `"expired"`: the instance holding the user was not heard from in time;
- * - `"goodbye"`: the instance holding the user closed.
- *
- * @example Usage
- * ```ts
- * import type { PresenceReason } from "@duplex/ws/server";
- *
- * const reason: PresenceReason = "expired";
- * ```
- */
-export type PresenceReason =
-  | "join"
-  | "leave"
-  | "heartbeat"
-  | "expired"
-  | "goodbye";
-
-/**
- * The detail of `join` and `leave` events.
- *
- * @example Usage
- * ```ts
- * import type { PresenceDetail } from "@duplex/ws/server";
- *
- * const detail: PresenceDetail = { user: "alice", instance: "a1", reason: "join" };
- * ```
- */
-export interface PresenceDetail {
-  /** The user. */
-  user: string;
-  /** The instance whose change caused the event. */
-  instance: string;
-  /** Why it changed. */
-  reason: PresenceReason;
-}
-
-/**
- * The events of a {@linkcode Cluster}.
- *
- * @example Usage
- * ```ts
- * import type { ClusterEventMap } from "@duplex/ws/server";
- *
- * const onJoin = (event: ClusterEventMap["join"]) => console.log(event.detail.user);
- * ```
- */
-export interface ClusterEventMap {
-  /** A user came online somewhere in the cluster (first instance). */
-  join: CustomEvent<PresenceDetail>;
-  /** A user went offline everywhere in the cluster (last instance). */
-  leave: CustomEvent<PresenceDetail>;
-  /** The broker refused a message, or a node function threw. */
-  error: ErrorEvent;
-}
-
-/**
- * Options of a {@linkcode Cluster}. Every duration is in milliseconds.
- *
- * @example Usage
- * ```ts
- * import type { ClusterOptions } from "@duplex/ws/server";
- *
- * const options: ClusterOptions = { heartbeatInterval: 2_000, presenceTtl: 6_000 };
- * ```
- */
-export interface ClusterOptions {
-  /**
-   * This instance's id, unique in the cluster.
-   *
-   * @default {crypto.randomUUID()}
-   */
-  id?: string;
-  /**
-   * Prepended to every channel name, to keep apps on one broker apart.
-   *
-   * @default {"duplex:"}
-   */
-  prefix?: string;
-  /**
-   * The local server; can also be set later with `attach()`.
-   *
-   * @default {undefined}
-   */
-  node?: LocalNode;
-  /**
-   * How often this instance publishes its users.
-   *
-   * @default {5000}
-   */
-  heartbeatInterval?: number;
-  /**
-   * How long another instance's users stay listed without a heartbeat.
-   * Must exceed `heartbeatInterval`.
-   *
-   * @default {15000}
-   */
-  presenceTtl?: number;
-  /**
-   * Default timeout of a request to a user; 0 disables it.
-   *
-   * @default {30000}
-   */
-  timeout?: number;
-  /**
-   * The most remote requests pending at once.
-   *
-   * @default {10000}
-   */
-  maxPending?: number;
-  /**
-   * Receives one line per instance joining or leaving, broker trouble and
-   * invalid messages. Silent when absent.
-   *
-   * @default {undefined}
-   */
-  logger?: BrokerLogger;
-}
-
-/**
- * Counters of a {@linkcode Cluster}, for metrics.
- *
- * @example Usage
- * ```ts
- * import type { ClusterStats } from "@duplex/ws/server";
- *
- * const failureRate = (stats: ClusterStats) => stats.publishFailed / Math.max(1, stats.published);
- * ```
- */
-export interface ClusterStats {
-  /** Messages the broker took. */
-  published: number;
-  /** Messages the broker refused (dropped: at-most-once). */
-  publishFailed: number;
-  /** Valid messages received from other instances. */
-  received: number;
-  /** Messages that were not valid envelopes, or of another version. */
-  invalid: number;
-  /** Requests sent to other instances. */
-  requestsSent: number;
-  /** Requests from other instances answered here. */
-  requestsServed: number;
-  /** Instances dropped because their heartbeats stopped. */
-  expired: number;
-}
-
-/** What this instance knows of another one. */
-class Instance {
-  users = new Set<string>();
-  seen = performance.now();
-  constructor(public ttl: number) {}
-}
-
-type Envelope = Record<string, unknown>;
-
-function isRecord(value: unknown): value is Envelope {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function optionalString(value: unknown): value is string | undefined {
-  return value === undefined || typeof value === "string";
-}
-
-function isId(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0;
-}
-
-function isErrorPayload(value: unknown): value is ErrorPayload {
-  return isRecord(value) && typeof value.code === "string" &&
-    typeof value.message === "string";
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message || error.name : String(error);
-}
+// The types of the cluster's API live in their own files; they are
+// re-exported here so that `cluster.ts` stays the one import of its users.
+export type {
+  ClusterEventMap,
+  ClusterOptions,
+  ClusterStats,
+} from "./cluster_options.ts";
+export type { LocalNode, Push, UserRequestOptions } from "./local_node.ts";
+export type { PresenceDetail, PresenceReason } from "./presence.ts";
+export { CLUSTER_PROTOCOL_VERSION } from "./envelope.ts";
 
 /**
  * One instance's membership in a cluster of server instances. See the module
@@ -423,29 +117,18 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   };
   #pubsub: PubSub;
   #node: LocalNode | undefined;
-  #allChannel: string;
-  #prefix: string;
+  #link: BrokerLink;
   #interval: number;
   #ttl: number;
-  #timeout: number;
   #logger: BrokerLogger | undefined;
-  #tracker: RequestTracker;
-  #outgoing = new Map<
-    number,
-    { instance: string; user: string; timeout: number }
-  >();
-  #serving = new Map<string, AbortController>();
-  #local = new Map<string, number>();
-  #remote = new Map<string, Instance>();
-  #where = new Map<string, Set<string>>();
+  #presence: Presence;
+  #requests: RemoteRequests;
   #unsubscribes: Unsubscribe[] = [];
-  #publishing = new Set<Promise<void>>();
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined = undefined;
   #suspended = false;
-  #failing = false;
   #unsupportedLogged = false;
   readonly #onUp = (): void => this.#brokerUp();
   readonly #onDown = (): void => this.#brokerDown();
@@ -485,16 +168,27 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.id = id;
     this.#pubsub = pubsub;
     this.#node = options.node;
-    this.#prefix = prefix;
-    this.#allChannel = `${prefix}all`;
     this.#interval = heartbeatInterval;
     this.#ttl = presenceTtl;
-    this.#timeout = timeout;
     this.#logger = options.logger;
-    this.#tracker = new RequestTracker({
+    this.#link = new BrokerLink(pubsub, {
+      id,
+      prefix,
+      stats: this.stats,
+      logger: this.#logger,
+      live: () => this.#live(),
+      closed: () => this.#closed,
+      onError: (event) => this.dispatchEvent(event),
+    });
+    this.#presence = new Presence(
+      id,
+      presenceTtl,
+      (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail })),
+      this.#logger,
+    );
+    this.#requests = new RemoteRequests(this.#link, this.stats, {
       timeout,
       maxPending,
-      onAbandon: (sequence) => this.#abandon(sequence),
     });
   }
 
@@ -525,7 +219,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.#pubsub.addEventListener("up", this.#onUp);
     this.#pubsub.addEventListener("down", this.#onDown);
     this.#suspended = !this.#pubsub.connected;
-    for (const channel of [this.#allChannel, this.#channelOf(this.id)]) {
+    for (const channel of [this.#link.allChannel, this.#link.ownChannel]) {
       this.#unsubscribes.push(
         await this.#pubsub.subscribe(
           channel,
@@ -536,10 +230,10 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     if (this.#closed) return;
     this.#timer = setInterval(() => this.#tick(), this.#interval);
     this.#logger?.info(
-      `cluster ${this.id} started on ${this.#pubsub.name} (${this.#local.size} local users)`,
+      `cluster ${this.id} started on ${this.#pubsub.name} (${this.#presence.localCount} local users)`,
     );
     this.#sendHeartbeat();
-    this.#sendAll({ kind: "sync" });
+    this.#link.sendAll({ kind: "sync" });
   }
 
   /**
@@ -553,33 +247,22 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * `room` are given.
    */
   publish(push: Push): void {
-    if (typeof push.data !== "string") {
-      throw new TypeError("Cannot publish push: data must be a string");
-    }
-    if (push.user !== undefined && push.room !== undefined) {
-      throw new TypeError(
-        "Cannot publish push: give either user or room, not both",
-      );
-    }
-    const envelope: Envelope = { kind: "push", data: push.data };
-    if (push.extended) envelope.extended = true;
-    if (push.except !== undefined) envelope.except = push.except;
+    const envelope = pushEnvelope(push);
     const user = push.user;
     if (user !== undefined) {
       if (user === push.except) return;
-      if (this.#local.has(user)) this.#deliver(push);
-      const instances = this.#remoteInstancesOf(user);
+      if (this.#presence.isLocal(user)) this.#deliver(push);
+      const instances = this.#presence.remoteInstancesOf(user);
       if (instances.length === 0 || !this.#live()) return;
       envelope.user = user;
-      const text = this.#encode(envelope);
+      const text = this.#link.encode(envelope);
       for (const instance of instances) {
-        this.#send(this.#channelOf(instance), text);
+        this.#link.send(this.#link.channelOf(instance), text);
       }
       return;
     }
-    if (push.room !== undefined) envelope.room = push.room;
     this.#deliver(push);
-    if (this.#live()) this.#send(this.#allChannel, this.#encode(envelope));
+    if (this.#live()) this.#link.sendAll(envelope);
   }
 
   /**
@@ -611,50 +294,15 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
       return Promise.reject(new ConnectionClosedError(1001, "cluster closed"));
     }
     const node = this.#node;
-    if (this.#local.has(user) && node !== undefined) {
+    if (this.#presence.isLocal(user) && node !== undefined) {
       return node.request(user, message, options) as Promise<R>;
     }
-    const instances = this.#remoteInstancesOf(user);
+    const instances = this.#presence.remoteInstancesOf(user);
     const instance = instances[instances.length - 1];
     if (instance === undefined || !this.#live()) {
       return Promise.reject(new NotConnectedError(user));
     }
-    const timeout = options.timeout ?? this.#timeout;
-    let pending;
-    try {
-      pending = this.#tracker.track<R>({ timeout, signal });
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const { sequence, promise } = pending;
-    this.#outgoing.set(sequence, { instance, user, timeout });
-    const envelope: Envelope = {
-      kind: "req",
-      id: sequence,
-      user,
-      message,
-      timeout,
-    };
-    if (options.method !== undefined) envelope.method = options.method;
-    if (options.from !== undefined) envelope.from = options.from;
-    let text: string;
-    try {
-      text = this.#encode(envelope);
-    } catch (error) {
-      this.#outgoing.delete(sequence);
-      this.#tracker.reject(
-        sequence,
-        new TypeError(`Cannot send request: ${describe(error)}`),
-      );
-      return promise;
-    }
-    this.stats.requestsSent++;
-    this.#send(this.#channelOf(instance), text, (error) => {
-      if (this.#outgoing.delete(sequence)) {
-        this.#tracker.reject(sequence, error);
-      }
-    });
-    return promise.finally(() => this.#outgoing.delete(sequence));
+    return this.#requests.ask<R>(instance, user, message, options);
   }
 
   /**
@@ -664,11 +312,8 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @param user The user.
    */
   addLocalUser(user: string): void {
-    const count = this.#local.get(user) ?? 0;
-    this.#local.set(user, count + 1);
-    if (count > 0) return;
-    this.#add(this.id, user, "join");
-    if (this.#live()) this.#sendAll({ kind: "join", user });
+    if (!this.#presence.addLocal(user)) return;
+    if (this.#live()) this.#link.sendAll({ kind: "join", user });
   }
 
   /**
@@ -679,15 +324,11 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @returns `false` when the user was not announced here.
    */
   removeLocalUser(user: string): boolean {
-    const count = this.#local.get(user);
-    if (count === undefined) return false;
-    if (count > 1) {
-      this.#local.set(user, count - 1);
-      return true;
+    const removed = this.#presence.removeLocal(user);
+    if (removed === "absent") return false;
+    if (removed === "last" && this.#live()) {
+      this.#link.sendAll({ kind: "leave", user });
     }
-    this.#local.delete(user);
-    this.#remove(this.id, user, "leave");
-    if (this.#live()) this.#sendAll({ kind: "leave", user });
     return true;
   }
 
@@ -697,7 +338,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @returns The user ids, in order of first appearance.
    */
   online(): string[] {
-    return [...this.#where.keys()];
+    return this.#presence.online();
   }
 
   /**
@@ -707,7 +348,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @returns `true` when some instance holds the user.
    */
   isOnline(user: string): boolean {
-    return this.#where.has(user);
+    return this.#presence.isOnline(user);
   }
 
   /**
@@ -717,7 +358,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @returns Instance ids; this one's included when the user is local.
    */
   locate(user: string): string[] {
-    return [...(this.#where.get(user) ?? [])];
+    return this.#presence.locate(user);
   }
 
   /**
@@ -726,7 +367,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    * @returns Instance ids.
    */
   instances(): string[] {
-    return [this.id, ...this.#remote.keys()];
+    return [this.id, ...this.#presence.instances()];
   }
 
   /**
@@ -759,7 +400,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.#pubsub.removeEventListener("up", this.#onUp);
     this.#pubsub.removeEventListener("down", this.#onDown);
     if (wasLive) {
-      this.#send(this.#allChannel, this.#encode({ kind: "bye" }));
+      this.#link.sendAll({ kind: "bye" });
     }
     const unsubscribes = this.#unsubscribes.splice(0);
     await Promise.all(unsubscribes.map((unsubscribe) =>
@@ -767,15 +408,9 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
         .then(unsubscribe)
         .catch(() => {})
     ));
-    this.#tracker.rejectAll(new ConnectionClosedError(1001, "cluster closed"));
-    this.#outgoing.clear();
-    for (const controller of this.#serving.values()) {
-      controller.abort(new ConnectionClosedError(1001, "cluster closed"));
-    }
-    this.#serving.clear();
-    await Promise.all(this.#publishing);
-    this.#remote.clear();
-    this.#where.clear();
+    this.#requests.close();
+    await this.#link.settled();
+    this.#presence.clear();
     if (wasLive) this.#logger?.info(`cluster ${this.id} closed`);
   }
 
@@ -783,68 +418,12 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     return this.#started && !this.#closed;
   }
 
-  #channelOf(instance: string): string {
-    return `${this.#prefix}node:${instance}`;
-  }
-
-  #encode(envelope: Envelope): string {
-    return JSON.stringify({
-      v: CLUSTER_PROTOCOL_VERSION,
-      node: this.id,
-      ...envelope,
-    });
-  }
-
-  #sendAll(envelope: Envelope): void {
-    this.#send(this.#allChannel, this.#encode(envelope));
-  }
-
   #sendHeartbeat(): void {
-    this.#sendAll({
+    this.#link.sendAll({
       kind: "hb",
-      users: [...this.#local.keys()],
+      users: this.#presence.localUsers(),
       ttl: this.#ttl,
     });
-  }
-
-  /** Publishes; failures are counted, logged once per outage, reported. */
-  #send(
-    channel: string,
-    text: string,
-    onFailure?: (error: Error) => void,
-  ): void {
-    let sent: Promise<void>;
-    try {
-      sent = Promise.resolve(this.#pubsub.publish(channel, text));
-    } catch (error) {
-      sent = Promise.reject(error);
-    }
-    const settled = sent.then(
-      () => {
-        this.stats.published++;
-        if (this.#failing) {
-          this.#failing = false;
-          this.#logger?.info(`cluster ${this.id} publishes again`);
-        }
-      },
-      (error: unknown) => {
-        this.stats.publishFailed++;
-        const reason = error instanceof Error
-          ? error
-          : new Error(String(error));
-        onFailure?.(reason);
-        if (this.#failing) return;
-        this.#failing = true;
-        const message =
-          `cluster ${this.id} cannot publish to ${this.#pubsub.name}: ${
-            describe(error)
-          }; messages to other instances are dropped until it is back (further failures are only counted)`;
-        this.#logger?.warn(message);
-        this.dispatchEvent(new ErrorEvent("error", { error, message }));
-      },
-    );
-    this.#publishing.add(settled);
-    settled.then(() => this.#publishing.delete(settled));
   }
 
   #deliver(push: Push): void {
@@ -853,82 +432,17 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     try {
       node.deliver(push);
     } catch (error) {
-      this.#report("local delivery failed", error);
+      this.#link.report("local delivery failed", error);
     }
   }
 
-  #report(what: string, error: unknown): void {
-    const message = `cluster ${this.id}: ${what}: ${describe(error)}`;
-    this.#logger?.error(message, error);
-    this.dispatchEvent(new ErrorEvent("error", { error, message }));
-  }
-
-  #remoteInstancesOf(user: string): string[] {
-    const where = this.#where.get(user);
-    if (where === undefined) return [];
-    const instances: string[] = [];
-    for (const instance of where) {
-      if (instance !== this.id) instances.push(instance);
-    }
-    return instances;
-  }
-
-  #add(instance: string, user: string, reason: PresenceReason): void {
-    let where = this.#where.get(user);
-    if (where === undefined) this.#where.set(user, where = new Set());
-    if (where.has(instance)) return;
-    where.add(instance);
-    if (where.size === 1) {
-      this.dispatchEvent(
-        new CustomEvent("join", { detail: { user, instance, reason } }),
-      );
-    }
-  }
-
-  #remove(instance: string, user: string, reason: PresenceReason): void {
-    const where = this.#where.get(user);
-    if (where === undefined || !where.delete(instance)) return;
-    if (where.size > 0) return;
-    this.#where.delete(user);
-    this.dispatchEvent(
-      new CustomEvent("leave", { detail: { user, instance, reason } }),
-    );
-  }
-
-  /** Finds or creates what is known of another instance, and refreshes it. */
-  #seen(node: string, ttl: number = this.#ttl): Instance {
-    let instance = this.#remote.get(node);
-    if (instance === undefined) {
-      instance = new Instance(ttl);
-      this.#remote.set(node, instance);
-      this.#logger?.info(`cluster ${this.id}: instance ${node} joined`);
-    }
-    instance.seen = performance.now();
-    instance.ttl = ttl;
-    return instance;
-  }
-
+  /** Forgets another instance: its users, and the requests it was part of. */
   #drop(node: string, reason: PresenceReason): void {
-    const instance = this.#remote.get(node);
-    if (instance === undefined) return;
-    this.#remote.delete(node);
-    for (const user of instance.users) this.#remove(node, user, reason);
-    for (const [sequence, target] of this.#outgoing) {
-      if (target.instance !== node) continue;
-      this.#outgoing.delete(sequence);
-      this.#tracker.reject(
-        sequence,
-        new NotConnectedError(target.user, `instance ${node} left`),
-      );
-    }
-    const prefix = `${node}\n`;
-    for (const [key, controller] of this.#serving) {
-      if (!key.startsWith(prefix)) continue;
-      this.#serving.delete(key);
-      controller.abort(new ConnectionClosedError(1006, "requester left"));
-    }
+    const users = this.#presence.drop(node, reason);
+    if (users === undefined) return;
+    this.#requests.forget(node);
     const line =
-      `cluster ${this.id}: instance ${node} left (${reason}); ${instance.users.size} users dropped`;
+      `cluster ${this.id}: instance ${node} left (${reason}); ${users} users dropped`;
     if (reason === "expired") this.#logger?.warn(line);
     else this.#logger?.info(line);
   }
@@ -936,12 +450,9 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   #tick(): void {
     this.#sendHeartbeat();
     if (this.#suspended) return;
-    const now = performance.now();
-    for (const [node, instance] of this.#remote) {
-      if (now - instance.seen > instance.ttl) {
-        this.stats.expired++;
-        this.#drop(node, "expired");
-      }
+    for (const node of this.#presence.expired()) {
+      this.stats.expired++;
+      this.#drop(node, "expired");
     }
   }
 
@@ -958,11 +469,10 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.#suspended = false;
     // Heartbeats were not heard while down: give every instance a fresh TTL
     // to announce itself again, and announce this one.
-    const now = performance.now();
-    for (const instance of this.#remote.values()) instance.seen = now;
+    this.#presence.refreshAll();
     this.#logger?.info(`cluster ${this.id}: broker back; resyncing presence`);
     this.#sendHeartbeat();
-    this.#sendAll({ kind: "sync" });
+    this.#link.sendAll({ kind: "sync" });
   }
 
   #invalid(reason: string): void {
@@ -972,224 +482,84 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
 
   #receive(text: string, channel: string): void {
     if (this.#closed) return;
-    let envelope: unknown;
-    try {
-      envelope = JSON.parse(text);
-    } catch {
-      this.#invalid("not JSON");
-      return;
-    }
-    if (!isRecord(envelope)) {
-      this.#invalid("not an object");
-      return;
-    }
-    if (envelope.v !== CLUSTER_PROTOCOL_VERSION) {
+    const decoded = decodeEnvelope(text);
+    if ("invalid" in decoded) {
+      if (decoded.invalid !== "version") {
+        this.#invalid(decoded.invalid);
+        return;
+      }
       this.stats.invalid++;
       if (!this.#unsupportedLogged) {
         this.#unsupportedLogged = true;
         this.#logger?.warn(
           `cluster ${this.id}: dropped message of version ${
-            JSON.stringify(envelope.v)
+            JSON.stringify(decoded.version)
           } (this instance speaks ${CLUSTER_PROTOCOL_VERSION}; not logged again)`,
         );
       }
       return;
     }
-    const node = envelope.node;
-    if (typeof node !== "string" || node === "") {
-      this.#invalid("no sender");
-      return;
-    }
+    const { envelope, node } = decoded;
     if (node === this.id) return; // Our own message, echoed by the broker.
-    const direct = channel !== this.#allChannel;
+    const direct = channel !== this.#link.allChannel;
     try {
       if (this.#handle(envelope, node, direct)) this.stats.received++;
       else this.#invalid(`bad ${JSON.stringify(envelope.kind)} from ${node}`);
     } catch (error) {
-      this.#report("cannot handle message", error);
+      this.#link.report("cannot handle message", error);
     }
   }
 
   /** Acts on one valid-versioned envelope; `false` when it is malformed. */
   #handle(envelope: Envelope, node: string, direct: boolean): boolean {
     switch (envelope.kind) {
-      case "push":
-        return this.#onPush(envelope, node, direct);
-      case "join":
-        if (typeof envelope.user !== "string") return false;
-        this.#seen(node).users.add(envelope.user);
-        this.#add(node, envelope.user, "join");
-        return true;
-      case "leave": {
-        if (typeof envelope.user !== "string") return false;
-        const instance = this.#remote.get(node);
-        if (instance !== undefined) {
-          instance.seen = performance.now();
-          instance.users.delete(envelope.user);
-        }
-        this.#remove(node, envelope.user, "leave");
+      case "push": {
+        const push = readPush(envelope, direct);
+        if (push === undefined) return false;
+        this.#presence.touch(node);
+        this.#deliver(push);
         return true;
       }
-      case "hb":
-        return this.#onHeartbeat(envelope, node);
+      case "join":
+        if (typeof envelope.user !== "string") return false;
+        this.#presence.join(node, envelope.user);
+        return true;
+      case "leave":
+        if (typeof envelope.user !== "string") return false;
+        this.#presence.leave(node, envelope.user);
+        return true;
+      case "hb": {
+        const { users, ttl } = envelope;
+        if (
+          !Array.isArray(users) || !users.every((u) => typeof u === "string") ||
+          !(typeof ttl === "number" && ttl > 0)
+        ) {
+          return false;
+        }
+        this.#presence.heartbeat(node, users, ttl);
+        return true;
+      }
       case "sync":
-        this.#seen(node);
+        this.#presence.seen(node);
         this.#sendHeartbeat();
         return true;
       case "bye":
         this.#drop(node, "goodbye");
         return true;
-      case "req":
-        return direct && this.#onRequest(envelope, node);
+      case "req": {
+        if (!direct) return false;
+        const user = envelope.user;
+        const local = typeof user === "string" && this.#presence.isLocal(user)
+          ? this.#node
+          : undefined;
+        return this.#requests.serve(envelope, node, local);
+      }
       case "res":
-        return direct && this.#onResponse(envelope, node);
+        return direct && this.#requests.settle(envelope, node);
       case "cancel":
-        if (!direct || !isId(envelope.id)) return false;
-        this.#serving.get(`${node}\n${envelope.id}`)?.abort(
-          new DuplexError("CANCELLED", "Cannot complete request: cancelled"),
-        );
-        return true;
+        return direct && this.#requests.cancel(envelope, node);
       default:
         return true; // A later kind: ignored.
-    }
-  }
-
-  #onPush(envelope: Envelope, node: string, direct: boolean): boolean {
-    const { data, extended, user, room, except } = envelope;
-    if (
-      typeof data !== "string" || !optionalString(user) ||
-      !optionalString(room) || !optionalString(except) ||
-      (extended !== undefined && typeof extended !== "boolean") ||
-      (direct ? user === undefined : user !== undefined)
-    ) {
-      return false;
-    }
-    const instance = this.#remote.get(node);
-    if (instance !== undefined) instance.seen = performance.now();
-    const push: Push = { data, extended: extended === true };
-    if (user !== undefined) push.user = user;
-    if (room !== undefined) push.room = room;
-    if (except !== undefined) push.except = except;
-    this.#deliver(push);
-    return true;
-  }
-
-  #onHeartbeat(envelope: Envelope, node: string): boolean {
-    const { users, ttl } = envelope;
-    if (
-      !Array.isArray(users) || !users.every((u) => typeof u === "string") ||
-      !(typeof ttl === "number" && ttl > 0)
-    ) {
-      return false;
-    }
-    const instance = this.#seen(node, ttl);
-    const next = new Set<string>(users as string[]);
-    for (const user of instance.users) {
-      if (!next.has(user)) this.#remove(node, user, "heartbeat");
-    }
-    for (const user of next) {
-      if (!instance.users.has(user)) this.#add(node, user, "heartbeat");
-    }
-    instance.users = next;
-    return true;
-  }
-
-  #onRequest(envelope: Envelope, node: string): boolean {
-    const { id, user, message, method, from, timeout } = envelope;
-    if (
-      !isId(id) || typeof user !== "string" || !optionalString(method) ||
-      !optionalString(from) || !(typeof timeout === "number" && timeout >= 0)
-    ) {
-      return false;
-    }
-    const channel = this.#channelOf(node);
-    const respond = (reply: Envelope) => {
-      if (this.#closed) return;
-      this.#send(channel, this.#encode({ kind: "res", id, ...reply }));
-    };
-    const local = this.#node;
-    if (!this.#local.has(user) || local === undefined) {
-      respond({
-        error: {
-          code: "NOT_CONNECTED",
-          message: new NotConnectedError(user, `not on instance ${this.id}`)
-            .message,
-        },
-      });
-      return true;
-    }
-    const key = `${node}\n${id}`;
-    const controller = new AbortController();
-    this.#serving.set(key, controller);
-    this.stats.requestsServed++;
-    const options: UserRequestOptions = { timeout, signal: controller.signal };
-    if (method !== undefined) options.method = method;
-    if (from !== undefined) options.from = from;
-    let answer: Promise<unknown>;
-    try {
-      answer = Promise.resolve(local.request(user, message, options));
-    } catch (error) {
-      answer = Promise.reject(error);
-    }
-    answer.then(
-      (result) => {
-        if (this.#serving.get(key) !== controller) return;
-        this.#serving.delete(key);
-        respond({ message: result });
-      },
-      (error: unknown) => {
-        if (this.#serving.get(key) !== controller) return; // Cancelled.
-        this.#serving.delete(key);
-        respond({ error: this.#toPayload(error) });
-      },
-    );
-    return true;
-  }
-
-  #toPayload(error: unknown): ErrorPayload {
-    if (error instanceof RemoteError && error.data !== undefined) {
-      return { code: error.code, message: error.message, data: error.data };
-    }
-    if (error instanceof DuplexError) {
-      return { code: error.code, message: error.message };
-    }
-    this.#report("request to a local user failed", error);
-    return {
-      code: "INTERNAL_ERROR",
-      message: "Cannot complete request: internal error",
-    };
-  }
-
-  #onResponse(envelope: Envelope, node: string): boolean {
-    const { id, error } = envelope;
-    if (!isId(id) || (error !== undefined && !isErrorPayload(error))) {
-      return false;
-    }
-    const target = this.#outgoing.get(id);
-    if (target === undefined || target.instance !== node) return true; // Late.
-    this.#outgoing.delete(id);
-    if (error === undefined) {
-      this.#tracker.resolve(id, envelope.message);
-    } else if (error.code === "NOT_CONNECTED") {
-      this.#tracker.reject(id, new NotConnectedError(target.user));
-    } else if (error.code === "REQUEST_TIMEOUT") {
-      this.#tracker.reject(id, new RequestTimeoutError(id, target.timeout));
-    } else {
-      this.#tracker.reject(id, new RemoteError(error));
-    }
-    return true;
-  }
-
-  /** The tracker gave up on a request (timeout or abort): cancel it there. */
-  #abandon(sequence: number): void {
-    const target = this.#outgoing.get(sequence);
-    if (target === undefined) return;
-    this.#outgoing.delete(sequence);
-    if (this.#live()) {
-      this.#send(
-        this.#channelOf(target.instance),
-        this.#encode({ kind: "cancel", id: sequence }),
-      );
     }
   }
 }

@@ -1,16 +1,16 @@
 /**
- * The full-duplex endpoint used by both the client and each server-side
- * connection: requests in both directions, notifications, cancellation,
- * pings, limits and backpressure over any WebSocket-like object.
+ * {@linkcode Peer}: one end of a full-duplex connection over a WebSocket-like
+ * object, used by both the client and each server-side connection. It
+ * encodes and dispatches frames: requests in both directions, notifications,
+ * cancellation, pings, the guard's limits and backpressure.
  *
  * @module
  */
 
-import { Receiver, type Registry } from "./receiver.ts";
+import { Receiver } from "./receiver.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
-  DuplexError,
   errorEvent,
   ProtocolError,
   RemoteError,
@@ -21,443 +21,33 @@ import type {
   NotifyFrame,
   RequestFrame,
 } from "../wire/protocol.ts";
-import { PendingRequests } from "./request_tracker.ts";
+import { PendingRequests } from "./pending_requests.ts";
+import { IncomingRequests } from "./incoming_requests.ts";
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestMethod,
+  ResultOf,
+} from "./endpoint.ts";
+import type { NotificationListener, RequestHandler } from "./handler.ts";
+import type {
+  PeerEventMap,
+  PeerOptions,
+  PeerStats,
+  RequestOptions,
+} from "./peer_options.ts";
+import type { SocketLike } from "./socket_like.ts";
 
-/**
- * The part of the WHATWG `WebSocket` that a {@linkcode Peer} uses. Browser,
- * Deno client and `Deno.upgradeWebSocket` sockets all fit.
- *
- * @example Usage
- * ```ts
- * import type { SocketLike } from "@duplex/ws";
- *
- * function accepts(socket: SocketLike): number {
- *   return socket.readyState;
- * }
- * ```
- */
-export interface SocketLike {
-  /** 0 connecting, 1 open, 2 closing, 3 closed. */
-  readonly readyState: number;
-  /** Bytes queued by `send()` and not yet written. */
-  readonly bufferedAmount: number;
-  /** Queues one message. */
-  send(data: string | Uint8Array<ArrayBuffer>): void;
-  /** Starts the closing handshake. */
-  close(code?: number, reason?: string): void;
-  /** Listens for `message`, `close` and `error`. */
-  addEventListener(type: string, listener: EventListenerObject): void;
-  /** Stops listening. */
-  removeEventListener(type: string, listener: EventListenerObject): void;
-}
-
-/**
- * What one side of a connection accepts: the requests it answers
- * (method → handler signature) and the notifications it receives
- * (method → payload). Used only for types; nothing is generated.
- *
- * @example Describe a server and a client
- * ```ts
- * import type { Endpoint } from "@duplex/ws";
- *
- * interface ChatServer extends Endpoint {
- *   requests: { "users.list": (params: void) => string[] };
- *   notifications: { typing: { room: string } };
- * }
- * interface ChatClient extends Endpoint {
- *   requests: { confirm: (params: { question: string }) => boolean };
- *   notifications: { "presence.joined": { user: string } };
- * }
- * ```
- */
-export interface Endpoint {
-  /** Method name → `(params) => result` of each request it answers. */
-  requests: object;
-  /** Method name → payload of each notification it receives. */
-  notifications: object;
-}
-
-/**
- * The untyped endpoint: any method, any payload.
- *
- * @example Usage
- * ```ts
- * import { Peer, type AnyEndpoint } from "@duplex/ws";
- *
- * type Untyped = Peer<AnyEndpoint, AnyEndpoint>;
- * ```
- */
-export interface AnyEndpoint extends Endpoint {
-  /** Any method, any params, any result. */
-  requests: Record<string, (params: unknown) => unknown>;
-  /** Any method, any payload. */
-  notifications: Record<string, unknown>;
-}
-
-/**
- * The request method names of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { RequestMethod } from "@duplex/ws";
- *
- * type Names = RequestMethod<{ requests: { sum: (p: number[]) => number }; notifications: {} }>;
- * const name: Names = "sum";
- * ```
- */
-export type RequestMethod<E extends Endpoint> = keyof E["requests"] & string;
-
-/**
- * The notification method names of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { NotificationMethod } from "@duplex/ws";
- *
- * type Names = NotificationMethod<{ requests: {}; notifications: { tick: number } }>;
- * const name: Names = "tick";
- * ```
- */
-export type NotificationMethod<E extends Endpoint> =
-  & keyof E["notifications"]
-  & string;
-
-/**
- * The params of request method `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { ParamsOf } from "@duplex/ws";
- *
- * type Api = { requests: { sum: (p: number[]) => number }; notifications: {} };
- * const params: ParamsOf<Api, "sum"> = [1, 2];
- * ```
- */
-export type ParamsOf<E extends Endpoint, M extends RequestMethod<E>> =
-  E["requests"][M] extends (params: infer P) => unknown ? P : never;
-
-/**
- * The result of request method `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { ResultOf } from "@duplex/ws";
- *
- * type Api = { requests: { sum: (p: number[]) => number }; notifications: {} };
- * const result: ResultOf<Api, "sum"> = 3;
- * ```
- */
-export type ResultOf<E extends Endpoint, M extends RequestMethod<E>> =
-  E["requests"][M] extends (params: never) => infer R ? Awaited<R> : never;
-
-/**
- * The payload of notification `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { PayloadOf } from "@duplex/ws";
- *
- * type Api = { requests: {}; notifications: { tick: number } };
- * const payload: PayloadOf<Api, "tick"> = 1;
- * ```
- */
-export type PayloadOf<E extends Endpoint, M extends NotificationMethod<E>> =
-  E["notifications"][M];
-
-/**
- * What a request handler knows about the request it answers.
- *
- * @example Usage
- * ```ts
- * import { Peer, type RequestContext } from "@duplex/ws";
- *
- * function log(context: RequestContext): string {
- *   return `${context.from ?? "anonymous"} asked ${context.method ?? "default"}`;
- * }
- * ```
- */
-export interface RequestContext {
-  /** The connection the request came in on. */
-  readonly peer: Peer<Endpoint, Endpoint>;
-  /** The request's sequence. */
-  readonly sequence: number;
-  /** The request's method; `undefined` for the default handler. */
-  readonly method: string | undefined;
-  /**
-   * Who sent it: the peer's `identity` (the server's idea of the user), or
-   * for a peer with no identity the frame's `from`.
-   */
-  readonly from: string | undefined;
-  /** Aborts when the caller cancels or the connection closes. */
-  readonly signal: AbortSignal;
-}
-
-/**
- * Answers one request. Its return value (or the value of its promise)
- * becomes the response; a thrown {@linkcode RemoteError} is sent as is; any
- * other throw becomes a generic `INTERNAL_ERROR`.
- *
- * @example Usage
- * ```ts
- * import type { RequestHandler } from "@duplex/ws";
- *
- * const sum: RequestHandler<number[], number> = (numbers) =>
- *   numbers.reduce((a, b) => a + b, 0);
- * ```
- */
-export type RequestHandler<P = unknown, R = unknown> = (
-  params: P,
-  context: RequestContext,
-) => R | Promise<R>;
-
-/**
- * Receives one notification. The frame gives `from` (trusted as described
- * for {@linkcode RequestContext.from}), `method` and `sequence`.
- *
- * @example Usage
- * ```ts
- * import type { NotificationListener } from "@duplex/ws";
- *
- * const show: NotificationListener<string> = (text, frame) =>
- *   console.log(`${frame.from}: ${text}`);
- * ```
- */
-export type NotificationListener<T = unknown> = (
-  payload: T,
-  frame: NotifyFrame,
-) => void;
-
-/**
- * Options of one outgoing request.
- *
- * @example Usage
- * ```ts
- * import type { RequestOptions } from "@duplex/ws";
- *
- * const options: RequestOptions = { timeout: 2_000, signal: AbortSignal.timeout(5_000) };
- * ```
- */
-export interface RequestOptions {
-  /**
-   * Timeout in milliseconds; 0 disables it.
-   *
-   * @default {the peer's timeout}
-   */
-  timeout?: number;
-  /**
-   * Aborting it rejects the request with `signal.reason` and sends a cancel
-   * frame, which aborts the handler's signal on the other side.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
-
-/**
- * What a peer does with notifications when the socket's send buffer is over
- * its high-water mark: `"drop"` them (counted) or `"close"` the connection
- * with 1013. Responses and requests are never dropped.
- *
- * @example Usage
- * ```ts
- * import type { BackpressurePolicy } from "@duplex/ws";
- *
- * const policy: BackpressurePolicy = "drop";
- * ```
- */
-export type BackpressurePolicy = "drop" | "close";
-
-/**
- * A policy for the traffic of one connection, consulted by its
- * {@linkcode Peer}: the server gives each connection a
- * {@linkcode PeerLimits} (size, rate, in-flight and backpressure limits);
- * a peer without a guard accepts everything.
- *
- * @example A guard that refuses every request
- * ```ts
- * import type { PeerGuard } from "@duplex/ws";
- *
- * const readOnly: PeerGuard = {
- *   inbound: () => undefined,
- *   admit: () => ({ code: "FORBIDDEN", message: "Cannot handle request: read-only" }),
- *   outbound: () => true,
- * };
- * ```
- */
-export interface PeerGuard {
-  /**
-   * Screens one incoming message before it is decoded. It may close the
-   * peer.
-   *
-   * @param peer The peer that received it.
-   * @param data The message as received.
-   * @returns `undefined` to accept the message; `false` to ignore it; an
-   * error to refuse it: a request gets it as its error response,
-   * notifications and pings are dropped, responses and cancels are still
-   * processed.
-   */
-  inbound(
-    peer: Peer<Endpoint, Endpoint>,
-    data: unknown,
-  ): ErrorPayload | false | undefined;
-  /**
-   * Decides whether an incoming request may start its handler now.
-   *
-   * @param peer The peer that received it.
-   * @returns `undefined` to handle it, or the error to answer with.
-   */
-  admit(peer: Peer<Endpoint, Endpoint>): ErrorPayload | undefined;
-  /**
-   * Decides whether a notification may be sent now. It may close the peer.
-   *
-   * @param peer The peer about to send it.
-   * @returns `false` to drop it.
-   */
-  outbound(peer: Peer<Endpoint, Endpoint>): boolean;
-}
-
-/**
- * Options of a {@linkcode Peer}.
- *
- * @example Usage
- * ```ts
- * import type { PeerOptions } from "@duplex/ws";
- *
- * const options: PeerOptions = { timeout: 10_000, maxPending: 1_000 };
- * ```
- */
-export interface PeerOptions {
-  /**
-   * Called once when the connection closes, before the `close` event. A
-   * cheaper alternative to a `close` listener for code that owns many peers
-   * (the server): it costs no listener registration per connection.
-   *
-   * @default {undefined}
-   */
-  onClose?: (code: number, reason: string) => void;
-  /**
-   * Called with every error that the `error` event reports (a handler or
-   * listener that threw, or a frame that broke the protocol).
-   *
-   * @default {undefined}
-   */
-  onError?: (error: unknown) => void;
-  /**
-   * Encodes and decodes frames.
-   *
-   * @default {jsonCodec}
-   */
-  codec?: Codec;
-  /**
-   * Default timeout of outgoing requests, in milliseconds; 0 disables it.
-   *
-   * @default {30000}
-   */
-  timeout?: number;
-  /**
-   * The most outgoing requests pending at once.
-   *
-   * @default {100000}
-   */
-  maxPending?: number;
-  /**
-   * Malformed frames tolerated before the connection is closed with 1002.
-   *
-   * @default {10}
-   */
-  maxMalformed?: number;
-  /**
-   * Limits on incoming and outgoing traffic, e.g. a
-   * {@linkcode PeerLimits} (message size, rate, requests in flight,
-   * backpressure).
-   *
-   * @default {undefined}
-   */
-  guard?: PeerGuard;
-  /**
-   * The remote side's identity as this side knows it (the server's user id).
-   * When set it is the `from` of every incoming request and notification,
-   * whatever the frame says.
-   *
-   * @default {undefined}
-   */
-  identity?: string;
-  /**
-   * Shared handler registry; several peers may share one (the client keeps
-   * its handlers across reconnects, the server across connections).
-   *
-   * @default {a new registry}
-   */
-  registry?: Registry;
-}
-
-/**
- * The events of a {@linkcode Peer}.
- *
- * @example Usage
- * ```ts
- * import type { PeerEventMap } from "@duplex/ws";
- *
- * const onClose = (event: PeerEventMap["close"]) => console.log(event.code);
- * ```
- */
-export interface PeerEventMap {
-  /** The connection closed; `code` and `reason` say why. */
-  close: CloseEvent;
-  /** A handler or listener threw, or a frame broke the protocol. */
-  error: ErrorEvent;
-}
-
-/**
- * Per-peer counters, for metrics.
- *
- * @example Usage
- * ```ts
- * import type { PeerStats } from "@duplex/ws";
- *
- * const received = (stats: PeerStats) => stats.framesIn.reduce((a, b) => a + b, 0);
- * ```
- */
-export interface PeerStats {
-  /** Frames received, by type (index = type). */
-  readonly framesIn: number[];
-  /** Frames sent, by type (index = type). */
-  readonly framesOut: number[];
-  /** Malformed frames received. */
-  malformed: number;
-  /** Notifications dropped by backpressure (counted by the guard). */
-  dropped: number;
-  /** Frames refused by the rate limit (counted by the guard). */
-  rateLimited: number;
-  /** Responses that matched no pending request. */
-  unexpected: number;
-}
-
-/** A request being handled; its signal is created only when asked for. */
-class Context implements RequestContext {
-  declare readonly peer: Peer<Endpoint, Endpoint>;
-  declare readonly sequence: number;
-  declare readonly method: string | undefined;
-  declare readonly from: string | undefined;
-  #controller: AbortController | undefined;
-  constructor(
-    peer: Peer<Endpoint, Endpoint>,
-    sequence: number,
-    method: string | undefined,
-    from: string | undefined,
-  ) {
-    this.peer = peer;
-    this.sequence = sequence;
-    this.method = method;
-    this.from = from;
-  }
-  get signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
-  }
-  abort(reason: unknown): void {
-    this.#controller?.abort(reason);
-  }
-}
+// The types of the peer's signatures, for the modules that import them from
+// here (the server, the cluster and the chat).
+export type * from "./endpoint.ts";
+export type * from "./handler.ts";
+export type * from "./peer_guard.ts";
+export type * from "./peer_options.ts";
+export type * from "./socket_like.ts";
 
 const OPEN = 1;
 
@@ -517,7 +107,7 @@ export class Peer<
   // Created on first use: a server holds one peer per idle connection, and
   // most of them never send a request or run an asynchronous handler.
   #tracker: PendingRequests | undefined = undefined;
-  #inFlight: Map<number, Context> | undefined = undefined;
+  #incoming: IncomingRequests | undefined = undefined;
   #options: PeerOptions;
   #pingSequence = 0;
   #closed = false;
@@ -566,7 +156,7 @@ export class Peer<
 
   /** Incoming requests whose (asynchronous) handlers are still running. */
   get inFlight(): number {
-    return this.#inFlight?.size ?? 0;
+    return this.#incoming?.size ?? 0;
   }
 
   /**
@@ -757,16 +347,9 @@ export class Peer<
       case 3:
         if (!refusal) this.#onNotification(frame);
         return;
-      case 4: {
-        const context = this.#inFlight?.get(sequence);
-        if (context) {
-          this.#inFlight!.delete(sequence);
-          context.abort(
-            new DuplexError("CANCELLED", "Request cancelled by the caller"),
-          );
-        }
+      case 4:
+        this.#incoming?.cancel(sequence);
         return;
-      }
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
     }
@@ -799,9 +382,7 @@ export class Peer<
 
   #onRequest(frame: RequestFrame): void {
     const { sequence, method } = frame;
-    const registry = this.registry;
-    const inFlight = this.#inFlight;
-    const handler = registry.handlers.get(method);
+    const handler = this.registry.handlers.get(method);
     if (!handler) {
       this.#respondError(sequence, {
         code: "METHOD_NOT_FOUND",
@@ -813,7 +394,14 @@ export class Peer<
       });
       return;
     }
-    if (inFlight?.has(sequence)) {
+    const incoming = this.#incoming ??= new IncomingRequests(
+      this as Peer<Endpoint, Endpoint>,
+      (sequence, ok, value) => {
+        if (ok) this.#respond(sequence, value);
+        else this.#handlerFailed(sequence, value);
+      },
+    );
+    if (incoming.has(sequence)) {
       this.#respondError(sequence, {
         code: "INVALID_FRAME",
         message:
@@ -821,37 +409,10 @@ export class Peer<
       });
       return;
     }
-    const context = new Context(
-      this as Peer<Endpoint, Endpoint>,
-      sequence,
-      method,
+    incoming.run(
+      handler as RequestHandler<unknown, unknown>,
+      frame,
       this.identity ?? frame.from,
-    );
-    let result: unknown;
-    try {
-      result = (handler as RequestHandler<unknown, unknown>)(
-        frame.message,
-        context,
-      );
-    } catch (error) {
-      this.#handlerFailed(sequence, error);
-      return;
-    }
-    if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-      this.#respond(sequence, result);
-      return;
-    }
-    const running = inFlight ?? (this.#inFlight = new Map());
-    running.set(sequence, context);
-    const settle = (ok: boolean, value: unknown): void => {
-      if (running.get(sequence) !== context) return;
-      running.delete(sequence);
-      if (ok) this.#respond(sequence, value);
-      else this.#handlerFailed(sequence, value);
-    };
-    (result as PromiseLike<unknown>).then(
-      (value) => settle(true, value),
-      (error) => settle(false, error),
     );
   }
 
@@ -932,12 +493,7 @@ export class Peer<
     this.#socket.removeEventListener("close", this);
     const error = new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
-    const inFlight = this.#inFlight;
-    if (inFlight !== undefined) {
-      const contexts = [...inFlight.values()];
-      inFlight.clear();
-      for (const context of contexts) context.abort(error);
-    }
+    this.#incoming?.abortAll(error);
     this.#options.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),

@@ -1,8 +1,6 @@
 /**
- * The core of the pending-request map: sequences, promises, timeouts in
- * O(1) per request and abort signals, without counters. The Peer and the
- * client's offline queue use it directly; {@linkcode RequestTracker} adds
- * statistics around it.
+ * The map of pending requests keyed by sequence, with timeouts, abort signals
+ * and a bound.
  *
  * Timeouts cost O(1) per request whatever the number pending: requests that
  * share a timeout value sit in one doubly linked list ordered by deadline
@@ -14,11 +12,53 @@
 
 import { RequestTimeoutError, TooManyPendingError } from "../wire/errors.ts";
 import { MAX_SEQUENCE } from "../wire/protocol.ts";
-import type {
-  PendingRequest,
-  RequestTrackerOptions,
-  TrackOptions,
-} from "./request_tracker.ts";
+import type { RequestTrackerOptions } from "./request_tracker.ts";
+
+/**
+ * Options of one {@linkcode RequestTracker.track} call.
+ *
+ * @example Usage
+ * ```ts
+ * import type { TrackOptions } from "@duplex/ws";
+ *
+ * const options: TrackOptions = { timeout: 1_000, signal: AbortSignal.timeout(5_000) };
+ * ```
+ */
+export interface TrackOptions {
+  /**
+   * Timeout in milliseconds for this request; 0 disables it.
+   *
+   * @default {the tracker's timeout}
+   */
+  timeout?: number;
+  /**
+   * Aborting it rejects the request with `signal.reason`.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A tracked request: the sequence to send it with, and the promise of its
+ * response.
+ *
+ * @example Usage
+ * ```ts
+ * import { RequestTracker, type PendingRequest } from "@duplex/ws";
+ *
+ * using tracker = new RequestTracker();
+ * const pending: PendingRequest<string> = tracker.track<string>();
+ * tracker.resolve(pending.sequence, "ok");
+ * await pending.promise;
+ * ```
+ */
+export interface PendingRequest<T> {
+  /** The sequence allocated to the request. */
+  readonly sequence: number;
+  /** Settles with the response, or rejects with a typed error. */
+  readonly promise: Promise<T>;
+}
 
 /**
  * A pending request, and also the head of a timeout list (a ring whose head
@@ -64,11 +104,11 @@ function entry(
  * rejected by an error response), or given up (timed out, aborted, or
  * rejected by `rejectAll()`).
  */
-export const RESOLVED: number = 0;
-export const REJECTED: number = 1;
-export const TIMED_OUT: number = 2;
-export const ABORTED: number = 3;
-export const REJECTED_ALL: number = 4;
+const RESOLVED = 0;
+export const REJECTED = 1;
+const TIMED_OUT = 2;
+const ABORTED = 3;
+const REJECTED_ALL = 4;
 
 /**
  * Options of {@linkcode PendingRequests}: those of a
@@ -328,9 +368,3 @@ export class PendingRequests {
     if (earliest < this.#timerAt) this.#schedule(earliest);
   };
 }
-
-/**
- * How many recently settled sequences are remembered to classify strays.
- * Small and allocated on first use: a server holds one tracker per idle
- * connection.
- */

@@ -1,16 +1,16 @@
 /**
- * The map of pending requests keyed by sequence, with timeouts, abort signals,
- * a bound and statistics: the public {@linkcode RequestTracker} around the
- * {@linkcode PendingRequests} core.
+ * {@linkcode RequestTracker}, the public map of pending requests: the
+ * {@linkcode PendingRequests} core plus counters of every outcome, and the
+ * classification of responses that match nothing pending.
  *
  * @module
  */
 
-import { PendingRequests, REJECTED } from "./pending_requests.ts";
-
-export {
+import {
+  type PendingRequest,
   PendingRequests,
-  type PendingRequestsOptions,
+  REJECTED,
+  type TrackOptions,
 } from "./pending_requests.ts";
 
 /**
@@ -76,52 +76,6 @@ export interface RequestTrackerOptions {
 }
 
 /**
- * Options of one {@linkcode RequestTracker.track} call.
- *
- * @example Usage
- * ```ts
- * import type { TrackOptions } from "@duplex/ws";
- *
- * const options: TrackOptions = { timeout: 1_000, signal: AbortSignal.timeout(5_000) };
- * ```
- */
-export interface TrackOptions {
-  /**
-   * Timeout in milliseconds for this request; 0 disables it.
-   *
-   * @default {the tracker's timeout}
-   */
-  timeout?: number;
-  /**
-   * Aborting it rejects the request with `signal.reason`.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
-
-/**
- * A tracked request: the sequence to send it with, and the promise of its
- * response.
- *
- * @example Usage
- * ```ts
- * import { RequestTracker, type PendingRequest } from "@duplex/ws";
- *
- * using tracker = new RequestTracker();
- * const pending: PendingRequest<string> = tracker.track<string>();
- * tracker.resolve(pending.sequence, "ok");
- * await pending.promise;
- * ```
- */
-export interface PendingRequest<T> {
-  /** The sequence allocated to the request. */
-  readonly sequence: number;
-  /** Settles with the response, or rejects with a typed error. */
-  readonly promise: Promise<T>;
-}
-
-/**
  * Counters of a {@linkcode RequestTracker}, for metrics.
  *
  * @example Usage
@@ -150,6 +104,11 @@ export interface TrackerStats {
   late: number;
 }
 
+/**
+ * How many recently settled sequences are remembered to classify strays.
+ * Small and allocated on first use: a server holds one tracker per idle
+ * connection.
+ */
 const RECENT = 128;
 
 /** The counter of each outcome. */

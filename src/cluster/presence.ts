@@ -1,0 +1,266 @@
+/**
+ * Presence: which users are online on which instance. This instance's users
+ * are counted per connection; other instances' users are learned from their
+ * `join`, `leave` and heartbeat envelopes, and forgotten with the instance
+ * when its heartbeats stop (`expired`) or it says goodbye.
+ *
+ * {@linkcode Presence} is internal: the `Cluster` drives it and exposes its
+ * queries; its two types are exported from `server.ts`.
+ *
+ * @module
+ */
+
+import type { BrokerLogger } from "./pubsub.ts";
+
+/**
+ * Why a `join` or `leave` event fired:
+ * - `"join"` / `"leave"`: an instance announced a user (or this instance's
+ *   `addLocalUser` / `removeLocalUser`);
+ * - `"heartbeat"`: an instance's periodic list added or lacked a user;
+ * - `"expired"`: the instance holding the user was not heard from in time;
+ * - `"goodbye"`: the instance holding the user closed.
+ *
+ * @example Usage
+ * ```ts
+ * import type { PresenceReason } from "@duplex/ws/server";
+ *
+ * const reason: PresenceReason = "expired";
+ * ```
+ */
+export type PresenceReason =
+  | "join"
+  | "leave"
+  | "heartbeat"
+  | "expired"
+  | "goodbye";
+
+/**
+ * The detail of `join` and `leave` events.
+ *
+ * @example Usage
+ * ```ts
+ * import type { PresenceDetail } from "@duplex/ws/server";
+ *
+ * const detail: PresenceDetail = { user: "alice", instance: "a1", reason: "join" };
+ * ```
+ */
+export interface PresenceDetail {
+  /** The user. */
+  user: string;
+  /** The instance whose change caused the event. */
+  instance: string;
+  /** Why it changed. */
+  reason: PresenceReason;
+}
+
+/** What this instance knows of another one. */
+class Instance {
+  users = new Set<string>();
+  seen: number = performance.now();
+  constructor(public ttl: number) {}
+}
+
+/** Called when a user comes online or goes offline cluster-wide. */
+export type PresenceListener = (
+  type: "join" | "leave",
+  detail: PresenceDetail,
+) => void;
+
+/** Presence as one instance knows it. */
+export class Presence {
+  #id: string;
+  #ttl: number;
+  #onChange: PresenceListener;
+  #logger: BrokerLogger | undefined;
+  #local = new Map<string, number>();
+  #remote = new Map<string, Instance>();
+  #where = new Map<string, Set<string>>();
+
+  /**
+   * Creates an empty presence.
+   *
+   * @param id This instance's id.
+   * @param ttl The TTL of an instance not heard from that did not say.
+   * @param onChange Called for every cluster-wide join and leave.
+   * @param logger Where instance joins are logged.
+   */
+  constructor(
+    id: string,
+    ttl: number,
+    onChange: PresenceListener,
+    logger: BrokerLogger | undefined,
+  ) {
+    this.#id = id;
+    this.#ttl = ttl;
+    this.#onChange = onChange;
+    this.#logger = logger;
+  }
+
+  /** The number of users connected here. */
+  get localCount(): number {
+    return this.#local.size;
+  }
+
+  /** The users connected here. */
+  localUsers(): string[] {
+    return [...this.#local.keys()];
+  }
+
+  /** Whether a user is connected here. */
+  isLocal(user: string): boolean {
+    return this.#local.has(user);
+  }
+
+  /** Counts one more local connection; `true` for the user's first. */
+  addLocal(user: string): boolean {
+    const count = this.#local.get(user) ?? 0;
+    this.#local.set(user, count + 1);
+    if (count > 0) return false;
+    this.#add(this.#id, user, "join");
+    return true;
+  }
+
+  /** Counts one local connection less: whether it was there, and the last. */
+  removeLocal(user: string): "absent" | "counted" | "last" {
+    const count = this.#local.get(user);
+    if (count === undefined) return "absent";
+    if (count > 1) {
+      this.#local.set(user, count - 1);
+      return "counted";
+    }
+    this.#local.delete(user);
+    this.#remove(this.#id, user, "leave");
+    return "last";
+  }
+
+  /** Users online anywhere, in order of first appearance. */
+  online(): string[] {
+    return [...this.#where.keys()];
+  }
+
+  /** Whether some instance holds the user. */
+  isOnline(user: string): boolean {
+    return this.#where.has(user);
+  }
+
+  /** The instances holding the user, this one included. */
+  locate(user: string): string[] {
+    return [...(this.#where.get(user) ?? [])];
+  }
+
+  /** The other instances known to be alive. */
+  instances(): string[] {
+    return [...this.#remote.keys()];
+  }
+
+  /** The other instances holding the user. */
+  remoteInstancesOf(user: string): string[] {
+    const where = this.#where.get(user);
+    if (where === undefined) return [];
+    const instances: string[] = [];
+    for (const instance of where) {
+      if (instance !== this.#id) instances.push(instance);
+    }
+    return instances;
+  }
+
+  /** Finds or creates what is known of another instance, and refreshes it. */
+  seen(node: string, ttl: number = this.#ttl): void {
+    let instance = this.#remote.get(node);
+    if (instance === undefined) {
+      instance = new Instance(ttl);
+      this.#remote.set(node, instance);
+      this.#logger?.info(`cluster ${this.#id}: instance ${node} joined`);
+    }
+    instance.seen = performance.now();
+    instance.ttl = ttl;
+  }
+
+  /** Refreshes a known instance (any message from it proves it alive). */
+  touch(node: string): void {
+    const instance = this.#remote.get(node);
+    if (instance !== undefined) instance.seen = performance.now();
+  }
+
+  /** An instance announced a user. */
+  join(node: string, user: string): void {
+    this.seen(node);
+    this.#remote.get(node)!.users.add(user);
+    this.#add(node, user, "join");
+  }
+
+  /** An instance announced that a user left it. */
+  leave(node: string, user: string): void {
+    const instance = this.#remote.get(node);
+    if (instance !== undefined) {
+      instance.seen = performance.now();
+      instance.users.delete(user);
+    }
+    this.#remove(node, user, "leave");
+  }
+
+  /** An instance listed all its users. */
+  heartbeat(node: string, users: readonly string[], ttl: number): void {
+    this.seen(node, ttl);
+    const instance = this.#remote.get(node)!;
+    const next = new Set<string>(users);
+    for (const user of instance.users) {
+      if (!next.has(user)) this.#remove(node, user, "heartbeat");
+    }
+    for (const user of next) {
+      if (!instance.users.has(user)) this.#add(node, user, "heartbeat");
+    }
+    instance.users = next;
+  }
+
+  /**
+   * Forgets an instance and its users.
+   *
+   * @returns How many users it held, or `undefined` when it was unknown.
+   */
+  drop(node: string, reason: PresenceReason): number | undefined {
+    const instance = this.#remote.get(node);
+    if (instance === undefined) return undefined;
+    this.#remote.delete(node);
+    for (const user of instance.users) this.#remove(node, user, reason);
+    return instance.users.size;
+  }
+
+  /** The instances not heard from within their TTL. */
+  expired(): string[] {
+    const now = performance.now();
+    const nodes: string[] = [];
+    for (const [node, instance] of this.#remote) {
+      if (now - instance.seen > instance.ttl) nodes.push(node);
+    }
+    return nodes;
+  }
+
+  /** Gives every known instance a fresh TTL (after a broker outage). */
+  refreshAll(): void {
+    const now = performance.now();
+    for (const instance of this.#remote.values()) instance.seen = now;
+  }
+
+  /** Forgets every instance and user (on close). */
+  clear(): void {
+    this.#remote.clear();
+    this.#where.clear();
+  }
+
+  #add(instance: string, user: string, reason: PresenceReason): void {
+    let where = this.#where.get(user);
+    if (where === undefined) this.#where.set(user, where = new Set());
+    if (where.has(instance)) return;
+    where.add(instance);
+    if (where.size === 1) this.#onChange("join", { user, instance, reason });
+  }
+
+  #remove(instance: string, user: string, reason: PresenceReason): void {
+    const where = this.#where.get(user);
+    if (where === undefined || !where.delete(instance)) return;
+    if (where.size > 0) return;
+    this.#where.delete(user);
+    this.#onChange("leave", { user, instance, reason });
+  }
+}
