@@ -56,6 +56,7 @@ import { BroadcastChannelPubSub } from "./src/cluster/broadcast_channel_pubsub.t
 import { Cluster } from "./src/cluster/cluster.ts";
 import type { ServerLogger } from "./src/server/duplex_server.ts";
 import type { PubSub } from "./src/cluster/pubsub.ts";
+import { serveForever } from "./src/server/serve_forever.ts";
 
 export {
   AUTH_PROTOCOL_PREFIX,
@@ -68,6 +69,7 @@ export {
   type ChatClientEndpoint,
   type ChatServerEndpoint,
   createChatServer,
+  USERS_PAGE_SIZE,
 } from "./src/chat/chat.ts";
 export { demoPage } from "./src/chat/demo_page.ts";
 export {
@@ -116,13 +118,18 @@ export {
   type ServerLogger,
   type ServerRateLimit,
   type ServerRequestOptions,
+  type StatusAuthorize,
 } from "./src/server/duplex_server.ts";
 export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,
   ServerMetrics,
 } from "./src/server/metrics.ts";
-export { isOriginAllowed, type OriginPolicy } from "./src/server/origin.ts";
+export {
+  isHostAllowed,
+  isOriginAllowed,
+  type OriginPolicy,
+} from "./src/server/origin.ts";
 export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
@@ -182,7 +189,7 @@ async function brokerFromEnv(
 
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  const hostname = Deno.env.get("HOSTNAME") ?? "0.0.0.0";
+  const hostname = Deno.env.get("DUPLEX_HOSTNAME") ?? "0.0.0.0";
   const logger = consoleLogger();
   const pubsub = await brokerFromEnv(logger);
   const cluster = pubsub && new Cluster(pubsub, { logger });
@@ -190,9 +197,18 @@ if (import.meta.main) {
   // Redis down at start is survivable: start() subscribes in the background
   // and the cluster syncs once Redis is up.
   await cluster?.start();
-  const http = Deno.serve({
-    hostname,
+  if (!/^(127\.|::1$|localhost$)/.test(hostname)) {
+    // The demo takes ?user= at its word: anyone can be anyone.
+    logger.warn(
+      "No authenticate hook: user ids are claims (?user=), not proofs; " +
+        "configure authenticate before exposing this server (SECURITY.md)",
+    );
+  }
+  // Survives running out of file descriptors: listens again (SECURITY.md).
+  const http = serveForever(chatServer.fetch, {
     port,
+    hostname,
+    logger,
     onListen({ hostname, port }) {
       // A wildcard address cannot be opened in a browser: name localhost.
       const host = hostname === "0.0.0.0" || hostname === "::"
@@ -202,7 +218,7 @@ if (import.meta.main) {
         : hostname;
       console.log(`Listening on http://${host}:${port}/`);
     },
-  }, chatServer.fetch);
+  });
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

@@ -16,7 +16,12 @@ function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-const chat = new DuplexServer({ rateLimit: false, maxInFlight: 100_000 });
+const chat = new DuplexServer({
+  rateLimit: false,
+  maxInFlight: 100_000,
+  maxConnections: 100_000,
+  maxConnectionsPerAddress: 100_000,
+});
 chat.onRequest((message, { from, sequence }) => {
   chat.notify(message, { except: from, from, sequence });
   return "ok";

@@ -9,23 +9,26 @@
 
 import { type Broker, LocalBroker } from "../cluster/broker.ts";
 import type { Cluster } from "../cluster/cluster.ts";
-import { ProtocolError } from "../wire/errors.ts";
-import { PeerLimits } from "../peer/limits.ts";
 import { ServerMetrics } from "./metrics.ts";
-import {
-  type AnyEndpoint,
-  type Endpoint,
-  type NotificationMethod,
-  type ParamsOf,
-  type PayloadOf,
-  Peer,
-  type RequestHandler,
-  type RequestMethod,
-  type ResultOf,
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestHandler,
+  RequestMethod,
+  ResultOf,
 } from "../peer/peer.ts";
 import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
-import { type Connection, ServerConnection } from "./connection.ts";
+import {
+  acceptConnection,
+  type Connection,
+  type ServerConnection,
+} from "./connection.ts";
+import { SendBudget } from "./send_budget.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import {
   FanOut,
@@ -47,7 +50,7 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
-import { UpgradePath } from "./upgrade.ts";
+import { type Upgraded, UpgradePath } from "./upgrade.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -64,6 +67,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -138,6 +142,8 @@ export class DuplexServer<
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
   #graceful: GracefulShutdown;
+  #sendBudget: SendBudget;
+  #slots: ConnectionSlots;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -153,13 +159,20 @@ export class DuplexServer<
     this.#paths = options.paths ?? ["/", "/ws"];
     this.#fallback = options.fallback;
     this.#peerOptions = peerOptions(options);
-    const maxConnections = options.maxConnections ?? Infinity;
+    const maxConnections = options.maxConnections ?? 10_000;
+    const perAddress = options.maxConnectionsPerAddress ?? 256;
     checkLimits({
       maxMessageSize: this.#peerOptions.maxMessageSize,
       maxInFlight: this.#peerOptions.maxInFlight,
       maxConnections,
+      maxConnectionsPerAddress: perAddress,
     });
+    this.#slots = new ConnectionSlots(maxConnections, perAddress);
     this.#duplicateUser = options.duplicateUser ?? "allow";
+    this.#sendBudget = new SendBudget(
+      options.sendBudget ?? 16 * 1024 * 1024,
+      options.totalSendBudget ?? 256 * 1024 * 1024,
+    );
     this.#logger = options.logger;
     this.#graceful = new GracefulShutdown(
       this.metrics,
@@ -168,17 +181,20 @@ export class DuplexServer<
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
       origins: options.origins,
+      hosts: options.hosts,
       idleTimeout: options.idleTimeout ?? 30,
-      maxConnections,
+      slots: this.#slots,
+      trustProxy: options.trustProxy ?? false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
-      sockets: () => this.#registry.sockets.size,
+      accept: (upgraded) => this.#accept(upgraded),
     });
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
       closing: () => this.#graceful.closing,
+      authorize: options.authorizeStatus,
       render: () =>
         this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
     });
@@ -432,19 +448,11 @@ export class DuplexServer<
    * @param info The connection info from `Deno.serve`.
    * @returns The 101 response, or the refusal.
    */
-  async upgrade(
+  upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    const upgraded = await this.#upgradePath.upgrade(request, info);
-    if (upgraded instanceof Response) return upgraded;
-    this.#accept(
-      upgraded.socket,
-      upgraded.user,
-      upgraded.protocol,
-      upgraded.data,
-    );
-    return upgraded.response;
+    return this.#upgradePath.upgrade(request, info);
   }
 
   /**
@@ -477,61 +485,34 @@ export class DuplexServer<
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
-    const status = this.#status.answer(request, path);
-    if (status !== undefined) return Promise.resolve(status);
+    const status = this.#status.answer(request, path, info);
+    if (status !== undefined) return status;
     if (this.#fallback !== undefined) {
       return Promise.resolve(this.#fallback(request, info));
     }
     return Promise.resolve(text(404, "Not found\n"));
   }
 
-  #accept(
-    socket: WebSocket,
-    user: string,
-    protocol: string,
-    data: unknown,
-  ): void {
-    const options = this.#peerOptions;
-    // Assigned once, after the peer whose onClose hook needs it.
-    // deno-lint-ignore prefer-const
-    let connection: ServerConnection<Local, Remote> | undefined;
-    const peer = new Peer<Local, Remote>(socket, {
-      protocol,
-      identity: user,
+  #accept(upgraded: Upgraded): void {
+    const connection = acceptConnection<Local, Remote>(upgraded, {
+      id: this.#nextId++,
+      peerOptions: this.#peerOptions,
       registry: this.registry,
-      maxMalformed: options.maxMalformed,
-      timeout: options.timeout,
-      // Size, rate, in-flight and backpressure limits, per connection.
-      guard: new PeerLimits(options),
-      // Hooks rather than event listeners: cheaper per idle connection.
-      onClose: (code, reason) => {
-        if (connection !== undefined) this.#onClose(connection, code, reason);
-      },
-      onError: (error) => {
-        // Malformed frames are counted in the metrics, not reported.
-        if (error instanceof ProtocolError) return;
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
-      },
+      budget: this.#sendBudget,
+      onClose: (connection, code, reason) =>
+        this.#onClose(connection, code, reason),
+      onError: (user, error) =>
+        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
     });
-    connection = new ServerConnection<Local, Remote>(
-      this.#nextId++,
-      user,
-      protocol,
-      data,
-      peer,
-      socket,
-    );
     this.#registry.sockets.add(connection);
-    // One listener object per connection, for both socket events. Deno does
-    // not need an "error" listener: an abrupt drop is followed by "close".
     connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
-    socket.addEventListener("close", connection, { once: true });
-    socket.addEventListener("open", connection, { once: true });
   }
 
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
     this.#registry.sockets.delete(connection);
+    this.#sendBudget.forget(connection.budgeted);
+    this.#slots.release(connection.address);
   };
   readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
     this.#onOpen(connection);

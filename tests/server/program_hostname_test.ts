@@ -1,5 +1,5 @@
 /**
- * `server.ts` as a program: `HOSTNAME` chooses the interface, and the URL it
+ * `server.ts` as a program: `DUPLEX_HOSTNAME` chooses the interface, and the URL it
  * prints can be opened (`localhost`, not the wildcard address).
  *
  * @module
@@ -37,15 +37,16 @@ async function firstLine(env: Record<string, string>): Promise<string> {
 }
 
 Deno.test({
-  name: "server.ts listens on HOSTNAME and prints a URL a person can open",
+  name:
+    "server.ts listens on DUPLEX_HOSTNAME and prints a URL a person can open",
   ignore: Deno.build.os === "windows",
   async fn() {
     assert.match(
-      await firstLine({ HOSTNAME: "127.0.0.1" }),
+      await firstLine({ DUPLEX_HOSTNAME: "127.0.0.1" }),
       /^Listening on http:\/\/127\.0\.0\.1:\d+\/$/,
     );
     assert.match(
-      await firstLine({ HOSTNAME: "0.0.0.0" }),
+      await firstLine({ DUPLEX_HOSTNAME: "0.0.0.0" }),
       /^Listening on http:\/\/localhost:\d+\/$/,
     );
   },
