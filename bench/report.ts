@@ -173,7 +173,8 @@ function escapeXml(text: string): string {
 /**
  * Draws the ratio of every server to raw Deno, one group of horizontal bars
  * per measured row that has a raw figure, one colour per server, with a line
- * at 1.00 (raw) and a tick at Duplex's target.
+ * at 1.00 (raw) and a tick at Duplex's target. p99 rows are left out (too
+ * noisy to chart) and bars beyond 3× are clipped, their figure written.
  *
  * @param rows The rows (rows without a raw figure are left out).
  * @param servers The servers that appear in the run.
@@ -188,11 +189,12 @@ export function svgChart(
   const others = servers.filter((s) => s !== "raw");
   const charted = rows.filter((row) =>
     row.status === "measured" && row.medians.raw !== undefined &&
+    !row.figure.startsWith("p99") &&
     others.some((s) => !Number.isNaN(ratio(row, s)))
   );
   const bar = 13;
   const gap = 12;
-  const left = 330;
+  const left = 300;
   const plot = 480;
   const top = 56;
   const groupHeight = others.length * bar + gap;
@@ -204,7 +206,9 @@ export function svgChart(
       others.map((s) => ratio(row, s)).filter((r) => !Number.isNaN(r))
     ),
   );
-  const scale = Math.ceil(maxRatio * 5) / 5;
+  // Outliers beyond 3× are clipped (their figure is still written).
+  const scale = Math.min(3, Math.ceil(maxRatio * 5) / 5);
+  const step = scale > 2 ? 0.5 : 0.2;
   const x = (value: number) => left + (value / scale) * plot;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
@@ -226,9 +230,9 @@ export function svgChart(
   parts.push(
     `<text x="${
       legendX + 10
-    }" y="39" fill="#4a5568">ratio to raw Deno in the same run (1.00 = raw); ▏= Duplex target</text>`,
+    }" y="39" fill="#4a5568">ratio to raw Deno in the same run (dashed: raw = 1.00; red: Duplex target)</text>`,
   );
-  for (let tick = 0; tick <= scale + 1e-9; tick += 0.2) {
+  for (let tick = 0; tick <= scale + 1e-9; tick += step) {
     const tx = x(tick);
     parts.push(
       `<line x1="${tx}" y1="${top - 4}" x2="${tx}" y2="${
@@ -248,18 +252,21 @@ export function svgChart(
         escapeXml(label)
       }</text>`,
       `<text x="${left - 8}" y="${y + 22}" text-anchor="end" fill="#718096">${
-        escapeXml(`${row.section}: ${row.figure}${better}`)
+        escapeXml(`${row.section.split(" (")[0]}: ${row.figure}${better}`)
       }</text>`,
     );
     others.forEach((server, i) => {
       const r = ratio(row, server);
       if (Number.isNaN(r)) return;
       const by = y + i * bar;
+      const end = x(Math.min(r, scale));
       parts.push(
         `<rect x="${left}" y="${by}" width="${
-          Math.max(1, x(r) - left).toFixed(1)
+          Math.max(1, end - left).toFixed(1)
         }" height="${bar - 2}" fill="${SERVER_COLOURS[server]}"/>`,
-        `<text x="${x(r) + 4}" y="${by + 9}">${r.toFixed(2)}</text>`,
+        `<text x="${end + 4}" y="${by + 9}">${r.toFixed(2)}${
+          r > scale ? " (clipped)" : ""
+        }</text>`,
       );
     });
     if (row.target?.of === "ratio") {

@@ -597,9 +597,11 @@ const markdown = [
 ].join("\n");
 console.log(markdown);
 
-const name = ONLY?.length === 1 && ONLY[0] === "idle100k"
+const name = QUICK
+  ? "scratch"
+  : ONLY?.length === 1 && ONLY[0] === "idle100k"
   ? "idle100k"
-  : QUICK || ONLY !== undefined
+  : ONLY !== undefined
   ? "scratch"
   : PEERS
   ? "latest-peers"
