@@ -88,8 +88,8 @@ export function meetsTarget(row: Row): boolean | undefined {
 }
 
 /**
- * Formats a figure for a table: thousands separators from 100 up, else three
- * significant decimals.
+ * Formats a figure for a table: thousands separators from 100 up, one
+ * decimal from 10 up, else three decimals.
  *
  * @param value The figure.
  * @returns The text ("—" for a missing figure).
@@ -97,7 +97,7 @@ export function meetsTarget(row: Row): boolean | undefined {
 export function formatValue(value: number | undefined): string {
   if (value === undefined || Number.isNaN(value)) return "—";
   if (Math.abs(value) >= 100) return Math.round(value).toLocaleString("en-US");
-  return value.toFixed(3);
+  return value.toFixed(Math.abs(value) >= 10 ? 1 : 3);
 }
 
 function formatTarget(target: Target | undefined): string {

@@ -16,7 +16,8 @@
  * another process; servers are interleaved within each repeat; the tables
  * show medians and ratios to raw Deno, each with its target and ✓/✗.
  * `--peers` adds Socket.IO 4 and `ws` servers under Node (bench/peers/) to
- * the server-alone and memory workloads.
+ * the server-alone and memory workloads (and leaves out end-to-end and the
+ * library figures, which do not involve them).
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
  * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
@@ -61,6 +62,8 @@ interface FigureSpec {
   label: string;
   higherIsBetter: boolean;
   target?: Target;
+  /** Factor from the driver's unit to the label's (ms → µs: 1,000). */
+  scale?: number;
 }
 
 /** One entry of the benchmark table. */
@@ -112,11 +115,17 @@ const deliveries = (target?: Target): FigureSpec => ({
 const latency = (p50?: Target): FigureSpec[] => [
   {
     key: "p50Ms",
-    label: "p50 latency (ms)",
+    label: "p50 latency (µs)",
     higherIsBetter: false,
     target: p50,
+    scale: 1000,
   },
-  { key: "p99Ms", label: "p99 latency (ms)", higherIsBetter: false },
+  {
+    key: "p99Ms",
+    label: "p99 latency (µs)",
+    higherIsBetter: false,
+    scale: 1000,
+  },
 ];
 const BOTH = ["original", "duplex.v1"];
 const NOT_BUILT = "not built yet";
@@ -299,6 +308,8 @@ const WORKLOADS: Workload[] = [
 ];
 
 function selected(id: string, section: string): boolean {
+  // --peers: the workloads the peers take part in, plus the not-built rows.
+  if (PEERS && ONLY === undefined) return section !== "e2e";
   if (ONLY === undefined) return id !== "idle100k";
   return ONLY.includes(id) || ONLY.includes(section);
 }
@@ -406,7 +417,9 @@ async function measure(workload: Workload, wire: string): Promise<Row[]> {
     const runs: Row["runs"] = {};
     const medians: Row["medians"] = {};
     for (const server of servers) {
-      runs[server] = results.get(server)!.map((r) => r[figure.key] ?? NaN);
+      runs[server] = results.get(server)!.map((r) =>
+        (r[figure.key] ?? NaN) * (figure.scale ?? 1)
+      );
       medians[server] = median(runs[server]!);
     }
     return {
@@ -474,7 +487,8 @@ if (ONLY?.includes("idle100k")) {
   rows.push(...await measureIdleMany({ quick: QUICK, repeats: REPEATS }));
 }
 
-const extras = ONLY === undefined || ONLY.includes("extras");
+// The library figures do not involve the peers: only in the default run.
+const extras = !PEERS && (ONLY === undefined || ONLY.includes("extras"));
 const tracker = extras ? await measureTrackerInChild() : undefined;
 const cluster = extras ? await measureClusterFanout() : undefined;
 const bundle = extras ? await bundleSize() : undefined;
@@ -586,7 +600,7 @@ const markdown = [
   "",
   markdownTables(rows, servers),
   cluster === undefined
-    ? "Cross-instance fan-out: not measured (quick run, partial run, or no redis-server)."
+    ? "Cross-instance fan-out on Redis: not measured (quick, partial or --peers run, or bench/cluster_fanout.ts failed: see the log)."
     : `Cross-instance fan-out on Redis (2 instances × 500 receivers, 1,000 notifications): ${
       Math.round(cluster.clusterDeliveriesPerSecond).toLocaleString("en-US")
     } deliveries/s; one instance with all 1,000 receivers: ${
