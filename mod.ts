@@ -101,3 +101,37 @@ export { type SocketLike } from "./src/peer/socket_like.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
+export {
+  type InferInput,
+  type InferOutput,
+  type StandardIssue,
+  type StandardResult,
+  type StandardSchema,
+} from "./src/peer/standard_schema.ts";
+export {
+  type Contract,
+  type ContractEndpoint,
+  type ContractHandlerParams,
+  type ContractHandlerResult,
+  type ContractHandlers,
+  type ContractListeners,
+  type ContractNotifications,
+  type ContractParams,
+  type ContractRequests,
+  type ContractResult,
+  defineContract,
+  implement,
+  listen,
+  type MethodSchemas,
+  type RegistryHolder,
+} from "./src/peer/contract.ts";
+export {
+  bind,
+  type BoundContract,
+  type Sender,
+} from "./src/peer/contract_caller.ts";
+export {
+  validate,
+  ValidationError,
+  type ValidationIssue,
+} from "./src/peer/validation.ts";

@@ -73,6 +73,10 @@ export {
 } from "./src/chat/chat.ts";
 export { demoPage } from "./src/chat/demo_page.ts";
 export {
+  CLIENT_SCRIPT_ETAG,
+  clientScript,
+} from "./src/server/client_script.ts";
+export {
   Cluster,
   CLUSTER_PROTOCOL_VERSION,
   type ClusterEventMap,

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { demoClientScript, demoPage } from "./demo_page.ts";
+import { demoPage } from "./demo_page.ts";
+import { clientScript } from "../server/client_script.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -244,7 +245,7 @@ function serveDemoPage(request: Request): Response {
     url.pathname === "/client.js" &&
     (request.method === "GET" || request.method === "HEAD")
   ) {
-    return demoClientScript();
+    return clientScript(request);
   }
   return new Response("Not found\n", {
     status: 404,
