@@ -13,7 +13,8 @@
  * (one process); pass the cluster as the server's `cluster` option.
  *
  * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
- * serves the chat on `PORT` (default 8000), logs connects and disconnects to
+ * serves the chat on `PORT` (default 8000) and `DUPLEX_HOSTNAME` or an
+ * address in `HOSTNAME` (default every interface), logs connects and disconnects to
  * the console, and shuts down gracefully on SIGINT and SIGTERM. With
  * `REDIS_URL` set it joins the cluster of every instance on that Redis; on
  * Deno Deploy (`DENO_DEPLOYMENT_ID` set) it joins the other isolates through
@@ -191,9 +192,23 @@ async function brokerFromEnv(
   return undefined;
 }
 
+/**
+ * The interface the program listens on: `DUPLEX_HOSTNAME`, else `HOSTNAME`
+ * when it holds an address (`127.0.0.1`, `::1`, `0.0.0.0`, `localhost`),
+ * else every interface. Shells and containers set `HOSTNAME` to the machine's
+ * name, which is not meant as a listening address, so a name is ignored.
+ */
+function listenHostname(): string {
+  const chosen = Deno.env.get("DUPLEX_HOSTNAME");
+  if (chosen) return chosen;
+  const hostname = Deno.env.get("HOSTNAME") ?? "";
+  const address = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]*|localhost)$/i;
+  return address.test(hostname) ? hostname : "0.0.0.0";
+}
+
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  const hostname = Deno.env.get("DUPLEX_HOSTNAME") ?? "0.0.0.0";
+  const hostname = listenHostname();
   const logger = consoleLogger();
   const pubsub = await brokerFromEnv(logger);
   const cluster = pubsub && new Cluster(pubsub, { logger });

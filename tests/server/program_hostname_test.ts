@@ -51,3 +51,20 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name:
+    "server.ts takes an address in HOSTNAME and ignores a machine name there",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    assert.match(
+      await firstLine({ HOSTNAME: "127.0.0.1", DUPLEX_HOSTNAME: "" }),
+      /^Listening on http:\/\/127\.0\.0\.1:\d+\/$/,
+    );
+    // Docker and shells put the container's or machine's name in HOSTNAME.
+    assert.match(
+      await firstLine({ HOSTNAME: "a1b2c3d4e5f6", DUPLEX_HOSTNAME: "" }),
+      /^Listening on http:\/\/localhost:\d+\/$/,
+    );
+  },
+});
