@@ -44,16 +44,18 @@
  * @module
  */
 
+export { Client } from "./src/client/client.ts";
 export {
-  Client,
-  type ClientEventMap,
   type ClientOptions,
-  type ClientState,
   type NotificationsOptions,
   type NotifyOptions,
-  ReconnectingEvent,
   type UrlSource,
-} from "./src/client/client.ts";
+} from "./src/client/client_options.ts";
+export {
+  type ClientEventMap,
+  type ClientState,
+  ReconnectingEvent,
+} from "./src/client/client_events.ts";
 export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
   Heartbeat,
@@ -64,19 +66,20 @@ export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   QueueFullError,
   QueueTimeoutError,
   RemoteError,
   RequestTimeoutError,
 } from "./src/wire/errors.ts";
+export { type AnyEndpoint, type Endpoint } from "./src/peer/endpoint.ts";
 export {
-  type AnyEndpoint,
-  type Endpoint,
   type NotificationListener,
   type RequestContext,
   type RequestHandler,
-  type RequestOptions,
-} from "./src/peer/peer.ts";
+} from "./src/peer/handler.ts";
+export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { Receiver } from "./src/peer/receiver.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";
+export { CloseCode } from "./src/wire/close_codes.ts";

@@ -29,6 +29,7 @@
 
 export {
   type CancelFrame,
+  type ClosingFrame,
   ErrorCode,
   type ErrorPayload,
   type Frame,
@@ -43,9 +44,15 @@ export {
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
+  CloseCode,
+  isFinalCloseCode,
+  reportedCloseCode,
+} from "./src/wire/close_codes.ts";
+export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   ProtocolError,
   QueueFullError,
   QueueTimeoutError,
@@ -54,40 +61,77 @@ export {
   TooManyPendingError,
 } from "./src/wire/errors.ts";
 export {
-  type PendingRequest,
   RequestTracker,
   type RequestTrackerOptions,
   type TrackerStats,
-  type TrackOptions,
   type UnexpectedResponse,
 } from "./src/peer/request_tracker.ts";
 export {
-  RateLimiter,
-  type RateLimitOptions,
-} from "./src/server/rate_limiter.ts";
+  type PendingRequest,
+  type TrackOptions,
+} from "./src/peer/pending_requests.ts";
+export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,
   PeerLimits,
   type PeerLimitsOptions,
-} from "./src/server/limits.ts";
+} from "./src/peer/limits.ts";
 export {
   type AnyEndpoint,
   type Endpoint,
-  type NotificationListener,
   type NotificationMethod,
   type ParamsOf,
   type PayloadOf,
-  Peer,
-  type PeerEventMap,
-  type PeerGuard,
-  type PeerOptions,
-  type PeerStats,
+  type RequestMethod,
+  type ResultOf,
+} from "./src/peer/endpoint.ts";
+export {
+  type NotificationListener,
   type RequestContext,
   type RequestHandler,
-  type RequestMethod,
+} from "./src/peer/handler.ts";
+export { type PeerGuard } from "./src/peer/peer_guard.ts";
+export {
+  type PeerEventMap,
+  type PeerOptions,
+  type PeerStats,
   type RequestOptions,
-  type ResultOf,
-  type SocketLike,
-} from "./src/peer/peer.ts";
+} from "./src/peer/peer_options.ts";
+export { type SocketLike } from "./src/peer/socket_like.ts";
+export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
+export {
+  type InferInput,
+  type InferOutput,
+  type StandardIssue,
+  type StandardResult,
+  type StandardSchema,
+} from "./src/peer/standard_schema.ts";
+export {
+  type Contract,
+  type ContractEndpoint,
+  type ContractHandlerParams,
+  type ContractHandlerResult,
+  type ContractHandlers,
+  type ContractListeners,
+  type ContractNotifications,
+  type ContractParams,
+  type ContractRequests,
+  type ContractResult,
+  defineContract,
+  implement,
+  listen,
+  type MethodSchemas,
+  type RegistryHolder,
+} from "./src/peer/contract.ts";
+export {
+  bind,
+  type BoundContract,
+  type Sender,
+} from "./src/peer/contract_caller.ts";
+export {
+  validate,
+  ValidationError,
+  type ValidationIssue,
+} from "./src/peer/validation.ts";

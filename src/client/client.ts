@@ -6,284 +6,41 @@
  */
 
 import { Receiver } from "../peer/receiver.ts";
-import { backoffDelay, type BackoffOptions } from "./backoff.ts";
+import { backoffDelay } from "./backoff.ts";
+import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
-  DuplexError,
   errorEvent,
   QueueFullError,
   QueueTimeoutError,
 } from "../wire/errors.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { PendingRequests } from "../peer/request_tracker.ts";
-import {
-  type AnyEndpoint,
-  type Endpoint,
-  type NotificationMethod,
-  type ParamsOf,
-  type PayloadOf,
-  Peer,
-  type PeerOptions,
-  type RequestMethod,
-  type RequestOptions,
-  type ResultOf,
-} from "../peer/peer.ts";
+import { PendingRequests } from "../peer/pending_requests.ts";
+import { Peer } from "../peer/peer.ts";
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestMethod,
+  ResultOf,
+} from "../peer/endpoint.ts";
+import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
-
-/**
- * Where the client is in its life:
- * - `"closed"`: not started, closed by `close()`, or given up;
- * - `"connecting"`: the first connection attempt of `connect()`;
- * - `"open"`: connected;
- * - `"reconnecting"`: the connection dropped; waiting for the next attempt
- *   or making it.
- *
- * @example Usage
- * ```ts
- * import type { ClientState } from "@duplex/ws/client";
- *
- * const state: ClientState = "reconnecting";
- * ```
- */
-export type ClientState = "closed" | "connecting" | "open" | "reconnecting";
-
-/**
- * The server URL, or a function called before every attempt that returns it
- * (e.g. with a fresh token in the query).
- *
- * @example Usage
- * ```ts
- * import type { UrlSource } from "@duplex/ws/client";
- *
- * const fixed: UrlSource = "wss://chat.example.com/ws";
- * const fresh: UrlSource = async () => `wss://chat.example.com/ws?t=${Date.now()}`;
- * ```
- */
-export type UrlSource =
-  | string
-  | URL
-  | (() => string | URL | Promise<string | URL>);
-
-/**
- * Options of a {@linkcode Client}. The {@linkcode PeerOptions} (request
- * `timeout`, limits, codec, registry) apply to every connection.
- *
- * @example Usage
- * ```ts
- * import type { ClientOptions } from "@duplex/ws/client";
- *
- * const options: ClientOptions = {
- *   protocols: ["duplex.auth.secret-token"],
- *   maxAttempts: 10,
- *   pingInterval: 15_000,
- * };
- * ```
- */
-export interface ClientOptions extends PeerOptions, BackoffOptions {
-  /**
-   * Subprotocols offered after `"duplex.v1"` (which is always offered
-   * first), or a function called before every attempt that returns them.
-   * Browsers cannot set headers on a WebSocket, so this is where a token
-   * goes, e.g. `duplex.auth.<token>` (the token must be a valid protocol
-   * token: letters, digits and `!#$%&'*+-.^_|~` only).
-   *
-   * @default {[]}
-   */
-  protocols?: string[] | (() => string[] | Promise<string[]>);
-  /**
-   * Time allowed to one connection attempt (URL function, protocols
-   * function and handshake), in milliseconds.
-   *
-   * @default {10000}
-   */
-  connectTimeout?: number;
-  /**
-   * The longest that `close()` waits for the sockets' closing handshakes,
-   * in milliseconds (a vanished server never completes it).
-   *
-   * @default {5000}
-   */
-  closeTimeout?: number;
-  /**
-   * Reconnection attempts in a row before the client gives up and closes.
-   *
-   * @default {Infinity}
-   */
-  maxAttempts?: number;
-  /**
-   * How long a connection must stay open, in milliseconds, for the attempt
-   * counter (and so the backoff) to start again from zero.
-   *
-   * @default {5000}
-   */
-  resetAfter?: number;
-  /**
-   * Decides whether to reconnect after a close (also called with a close
-   * code 1006 event for each failed attempt). It is not consulted after
-   * `close()`, close codes 1008, 4001 and 4003, an HTTP 401 or 403
-   * handshake response (where the platform reveals it) or `maxAttempts`:
-   * those never reconnect.
-   *
-   * @default {undefined}
-   */
-  shouldReconnect?: (event: CloseEvent) => boolean;
-  /**
-   * Whether requests and notifications issued while disconnected wait for
-   * the next connection; `false` rejects them at once with
-   * {@linkcode ConnectionClosedError}.
-   *
-   * @default {true}
-   */
-  queueWhileDisconnected?: boolean;
-  /**
-   * The most requests and notifications waiting for a connection; beyond it
-   * they reject at once with `QueueFullError`.
-   *
-   * @default {100}
-   */
-  maxQueue?: number;
-  /**
-   * How long a request or notification may wait for a connection, in
-   * milliseconds, before it rejects with `QueueTimeoutError`; 0 waits
-   * without limit.
-   *
-   * @default {10000}
-   */
-  maxQueueWait?: number;
-  /**
-   * Quiet time in milliseconds after which the client pings the server;
-   * 0 disables the heartbeat (needed with servers that do not answer
-   * pings).
-   *
-   * @default {25000}
-   */
-  pingInterval?: number;
-  /**
-   * How long the client waits for any frame after a ping, in milliseconds,
-   * before it closes the connection with 4000 and reconnects.
-   *
-   * @default {10000}
-   */
-  pingTimeout?: number;
-}
-
-/**
- * Options of {@linkcode Client.notify}.
- *
- * @example Usage
- * ```ts
- * import type { NotifyOptions } from "@duplex/ws/client";
- *
- * const options: NotifyOptions = { method: "typing", signal: AbortSignal.timeout(1_000) };
- * ```
- */
-export interface NotifyOptions {
-  /**
-   * The listener on the other side; none for the default listener.
-   *
-   * @default {undefined}
-   */
-  method?: string;
-  /**
-   * Aborting it while the notification waits for a connection removes it
-   * from the queue and rejects with `signal.reason`.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
-
-/**
- * Options of {@linkcode Client.notifications}.
- *
- * @example Usage
- * ```ts
- * import type { NotificationsOptions } from "@duplex/ws/client";
- *
- * const options: NotificationsOptions = { method: "presence.joined", bufferSize: 50 };
- * ```
- */
-export interface NotificationsOptions {
-  /**
-   * Only notifications of this method; none for every notification.
-   *
-   * @default {undefined}
-   */
-  method?: string;
-  /**
-   * The most notifications buffered for a slow consumer. One more ends the
-   * iteration with a `BUFFER_FULL` {@linkcode DuplexError} once the
-   * buffered ones are consumed: nothing is dropped silently.
-   *
-   * @default {1000}
-   */
-  bufferSize?: number;
-}
-
-/**
- * The `reconnecting` event: the client will make attempt `attempt` after
- * `delay` milliseconds.
- *
- * @example Usage
- * ```ts
- * import { ReconnectingEvent } from "@duplex/ws/client";
- * import assert from "node:assert/strict";
- *
- * const event = new ReconnectingEvent(1, 250);
- * assert.equal(event.type, "reconnecting");
- * assert.equal(event.delay, 250);
- * ```
- */
-export class ReconnectingEvent extends Event {
-  /** The number of the coming attempt since the counter was reset, from 1. */
-  declare readonly attempt: number;
-  /** The delay before it, in milliseconds. */
-  declare readonly delay: number;
-
-  /**
-   * Creates the event.
-   *
-   * @param attempt The attempt number, from 1.
-   * @param delay The delay in milliseconds.
-   */
-  constructor(attempt: number, delay: number) {
-    super("reconnecting");
-    this.attempt = attempt;
-    this.delay = delay;
-  }
-}
-
-/**
- * The events of a {@linkcode Client}.
- *
- * @example Usage
- * ```ts
- * import type { ClientEventMap } from "@duplex/ws/client";
- *
- * const log = (event: ClientEventMap["reconnecting"]) =>
- *   console.log(`attempt ${event.attempt} in ${event.delay} ms`);
- * ```
- */
-export interface ClientEventMap {
-  /** A connection opened (first or after a reconnection). */
-  open: Event;
-  /**
-   * A connection closed, or the client stopped: `client.state` tells
-   * whether it will reconnect (`"reconnecting"`) or not (`"closed"`).
-   */
-  close: CloseEvent;
-  /** The client waits `delay` ms before attempt number `attempt`. */
-  reconnecting: ReconnectingEvent;
-  /**
-   * A connection attempt failed (`error` is a `ConnectError`), or a handler
-   * or listener threw, or a frame broke the protocol.
-   */
-  error: ErrorEvent;
-}
-
-/** Close codes by which a server refuses the client: no reconnection. */
-const REFUSED = [1008, 4001, 4003];
+import type {
+  ClientOptions,
+  NotificationsOptions,
+  NotifyOptions,
+  UrlSource,
+} from "./client_options.ts";
+import {
+  type ClientEventMap,
+  type ClientState,
+  ReconnectingEvent,
+} from "./client_events.ts";
+import { notificationStream } from "./notification_stream.ts";
 
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
@@ -346,6 +103,7 @@ export class Client<
   #attempts = 0;
   #closeCode = 1006;
   #closeReason = "";
+  #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
@@ -377,6 +135,16 @@ export class Client<
   /** Where the client is in its life. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * The protocol the server speaks, as negotiated by the last connection:
+   * `"duplex.v1"`, or `""` for a server of the original protocol (see
+   * {@linkcode PeerOptions.original}: what the client then refuses to send).
+   * `""` before the first connection.
+   */
+  get protocol(): string {
+    return this.#protocol;
   }
 
   /** The connection while open, e.g. for its `stats`; else `undefined`. */
@@ -467,6 +235,10 @@ export class Client<
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
    *
+   * Safe to fire and forget: a failure is always reported by the `error`
+   * event, and the returned promise, which rejects with the same error, is
+   * already handled, so ignoring it never causes an unhandled rejection.
+   *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
    * @returns `true` once handed to the socket, `false` when dropped by the
@@ -474,9 +246,23 @@ export class Client<
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
+   * @throws {OriginalProtocolError} When the server speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    return this.#send((peer) => peer.notify(message, options), options);
+    const sent = this.#send((peer) => peer.notify(message, options), options)
+      .catch((error: unknown) => {
+        // The queue rejects what waits in it with a request's wording.
+        throw error instanceof ConnectionClosedError &&
+            !error.message.startsWith("Cannot send notification")
+          ? new ConnectionClosedError(error.closeCode, error.reason, {
+            action: "send notification",
+            cause: error.cause,
+          })
+          : error;
+      });
+    sent.catch((error: unknown) => this.#error(error));
+    return sent;
   }
 
   /**
@@ -485,7 +271,8 @@ export class Client<
    * @typeParam M The method name.
    * @param method The method name.
    * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped.
+   * @returns `true` once handed to the socket, `false` when dropped. Safe to
+   * ignore, as for {@linkcode Client.notify}.
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
@@ -510,48 +297,7 @@ export class Client<
   notifications(
     options: NotificationsOptions = {},
   ): AsyncIterableIterator<NotifyFrame> {
-    const { method, bufferSize = 1_000 } = options;
-    const frames: NotifyFrame[] = [];
-    /** Set when the iteration ends: `true`, or the error that ends it. */
-    let finish: DuplexError | true | undefined;
-    let wake = (): void => {};
-    const off = this.registry.on(method, (_, frame: NotifyFrame) => {
-      if (frames.push(frame) > bufferSize) {
-        frames.pop();
-        finish = new DuplexError(
-          "BUFFER_FULL",
-          `Cannot buffer notification: ${bufferSize} already buffered`,
-        );
-        off();
-      }
-      wake();
-    });
-    const end = (): void => {
-      finish ??= true;
-      off();
-      this.#ends.delete(end);
-      wake();
-    };
-    this.#ends.add(end);
-    return {
-      async next(): Promise<IteratorResult<NotifyFrame>> {
-        while (!frames.length && !finish) {
-          await new Promise<void>((resolve) => wake = resolve);
-        }
-        if (frames.length) return { value: frames.shift()!, done: false };
-        end();
-        if (finish !== true) throw finish;
-        return { value: undefined, done: true };
-      },
-      // deno-lint-ignore require-await
-      async return(): Promise<IteratorResult<NotifyFrame>> {
-        end();
-        return { value: undefined, done: true };
-      },
-      [Symbol.asyncIterator](): AsyncIterableIterator<NotifyFrame> {
-        return this;
-      },
-    };
+    return notificationStream(this.registry, this.#ends, options);
   }
 
   /**
@@ -573,7 +319,11 @@ export class Client<
    * @param code The close code: 1000 or 3000 to 4999.
    * @param reason The close reason (at most 123 bytes).
    * @returns Resolves when every socket of the client has closed, or after
-   * `closeTimeout`.
+   * `closeTimeout`. In Deno, a socket whose server never answers the close
+   * frame (an original-protocol server) stays CLOSING and keeps the process
+   * alive until the server drops the connection: Deno's client WebSocket
+   * cannot be terminated (denoland/deno#36337). Calling `close()` again
+   * waits for such sockets again.
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
@@ -685,7 +435,11 @@ export class Client<
       socket.onopen = () => {
         if (generation !== this.#generation) return;
         generation = -1;
-        const peer = new Peer<Local, Remote>(socket, options);
+        // Without duplex.v1 the server speaks the original protocol: only
+        // original frames may go out.
+        const original = socket.protocol !== SUBPROTOCOL;
+        this.#protocol = socket.protocol;
+        const peer = new Peer<Local, Remote>(socket, { ...options, original });
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;
@@ -703,9 +457,10 @@ export class Client<
           this.#ended(event);
         });
         peer.addEventListener("error", (event) => this.#error(event.error));
-        this.#heartbeat = new Heartbeat(
+        // An original server would relay pings as chat: no heartbeat.
+        this.#heartbeat = original ? undefined : new Heartbeat(
           peer,
-          () => peer.close(4000, "Ping timeout"),
+          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
           { interval: options.pingInterval, timeout: options.pingTimeout },
         );
         // Queued sends go out in order, each once, on this connection: in
@@ -741,7 +496,7 @@ export class Client<
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
     try {
-      return !refused && !REFUSED.includes(event.code) &&
+      return !refused && !isFinalCloseCode(event.code) &&
         this.#attempts < (options.maxAttempts ?? Infinity) &&
         (options.shouldReconnect?.(event) ?? true);
     } catch (error) {

@@ -1,463 +1,61 @@
 /**
- * The full-duplex endpoint used by both the client and each server-side
- * connection: requests in both directions, notifications, cancellation,
- * pings, limits and backpressure over any WebSocket-like object.
+ * {@linkcode Peer}: one end of a full-duplex connection over a WebSocket-like
+ * object, used by both the client and each server-side connection. It
+ * encodes and dispatches frames: requests in both directions, notifications,
+ * cancellation, pings, the guard's limits and backpressure.
  *
  * @module
  */
 
-import { Receiver, type Registry } from "./receiver.ts";
+import { Receiver } from "./receiver.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
-  DuplexError,
   errorEvent,
-  ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
-import type {
-  ErrorPayload,
-  Frame,
-  NotifyFrame,
-  RequestFrame,
+import { chatOnly, checkOriginalRequest } from "./original_protocol.ts";
+import { asProtocolError, MalformedFrames } from "./malformed_frames.ts";
+import {
+  type ErrorPayload,
+  type Frame,
+  type NotifyFrame,
+  type RequestFrame,
+  SUBPROTOCOL,
 } from "../wire/protocol.ts";
-import { PendingRequests } from "./request_tracker.ts";
+import { reportedCloseCode } from "../wire/close_codes.ts";
+import { PendingRequests } from "./pending_requests.ts";
+import {
+  alreadyInFlight,
+  handlerError,
+  IncomingRequests,
+  methodNotFound,
+} from "./incoming_requests.ts";
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestMethod,
+  ResultOf,
+} from "./endpoint.ts";
+import type { NotificationListener, RequestHandler } from "./handler.ts";
+import type {
+  PeerEventMap,
+  PeerOptions,
+  PeerStats,
+  RequestOptions,
+} from "./peer_options.ts";
+import type { SocketLike } from "./socket_like.ts";
 
-/**
- * The part of the WHATWG `WebSocket` that a {@linkcode Peer} uses. Browser,
- * Deno client and `Deno.upgradeWebSocket` sockets all fit.
- *
- * @example Usage
- * ```ts
- * import type { SocketLike } from "@duplex/ws";
- *
- * function accepts(socket: SocketLike): number {
- *   return socket.readyState;
- * }
- * ```
- */
-export interface SocketLike {
-  /** 0 connecting, 1 open, 2 closing, 3 closed. */
-  readonly readyState: number;
-  /** Bytes queued by `send()` and not yet written. */
-  readonly bufferedAmount: number;
-  /** Queues one message. */
-  send(data: string | Uint8Array<ArrayBuffer>): void;
-  /** Starts the closing handshake. */
-  close(code?: number, reason?: string): void;
-  /** Listens for `message`, `close` and `error`. */
-  addEventListener(type: string, listener: EventListenerObject): void;
-  /** Stops listening. */
-  removeEventListener(type: string, listener: EventListenerObject): void;
-}
-
-/**
- * What one side of a connection accepts: the requests it answers
- * (method → handler signature) and the notifications it receives
- * (method → payload). Used only for types; nothing is generated.
- *
- * @example Describe a server and a client
- * ```ts
- * import type { Endpoint } from "@duplex/ws";
- *
- * interface ChatServer extends Endpoint {
- *   requests: { "users.list": (params: void) => string[] };
- *   notifications: { typing: { room: string } };
- * }
- * interface ChatClient extends Endpoint {
- *   requests: { confirm: (params: { question: string }) => boolean };
- *   notifications: { "presence.joined": { user: string } };
- * }
- * ```
- */
-export interface Endpoint {
-  /** Method name → `(params) => result` of each request it answers. */
-  requests: object;
-  /** Method name → payload of each notification it receives. */
-  notifications: object;
-}
-
-/**
- * The untyped endpoint: any method, any payload.
- *
- * @example Usage
- * ```ts
- * import { Peer, type AnyEndpoint } from "@duplex/ws";
- *
- * type Untyped = Peer<AnyEndpoint, AnyEndpoint>;
- * ```
- */
-export interface AnyEndpoint extends Endpoint {
-  /** Any method, any params, any result. */
-  requests: Record<string, (params: unknown) => unknown>;
-  /** Any method, any payload. */
-  notifications: Record<string, unknown>;
-}
-
-/**
- * The request method names of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { RequestMethod } from "@duplex/ws";
- *
- * type Names = RequestMethod<{ requests: { sum: (p: number[]) => number }; notifications: {} }>;
- * const name: Names = "sum";
- * ```
- */
-export type RequestMethod<E extends Endpoint> = keyof E["requests"] & string;
-
-/**
- * The notification method names of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { NotificationMethod } from "@duplex/ws";
- *
- * type Names = NotificationMethod<{ requests: {}; notifications: { tick: number } }>;
- * const name: Names = "tick";
- * ```
- */
-export type NotificationMethod<E extends Endpoint> =
-  & keyof E["notifications"]
-  & string;
-
-/**
- * The params of request method `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { ParamsOf } from "@duplex/ws";
- *
- * type Api = { requests: { sum: (p: number[]) => number }; notifications: {} };
- * const params: ParamsOf<Api, "sum"> = [1, 2];
- * ```
- */
-export type ParamsOf<E extends Endpoint, M extends RequestMethod<E>> =
-  E["requests"][M] extends (params: infer P) => unknown ? P : never;
-
-/**
- * The result of request method `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { ResultOf } from "@duplex/ws";
- *
- * type Api = { requests: { sum: (p: number[]) => number }; notifications: {} };
- * const result: ResultOf<Api, "sum"> = 3;
- * ```
- */
-export type ResultOf<E extends Endpoint, M extends RequestMethod<E>> =
-  E["requests"][M] extends (params: never) => infer R ? Awaited<R> : never;
-
-/**
- * The payload of notification `M` of an endpoint.
- *
- * @example Usage
- * ```ts
- * import type { PayloadOf } from "@duplex/ws";
- *
- * type Api = { requests: {}; notifications: { tick: number } };
- * const payload: PayloadOf<Api, "tick"> = 1;
- * ```
- */
-export type PayloadOf<E extends Endpoint, M extends NotificationMethod<E>> =
-  E["notifications"][M];
-
-/**
- * What a request handler knows about the request it answers.
- *
- * @example Usage
- * ```ts
- * import { Peer, type RequestContext } from "@duplex/ws";
- *
- * function log(context: RequestContext): string {
- *   return `${context.from ?? "anonymous"} asked ${context.method ?? "default"}`;
- * }
- * ```
- */
-export interface RequestContext {
-  /** The connection the request came in on. */
-  readonly peer: Peer<Endpoint, Endpoint>;
-  /** The request's sequence. */
-  readonly sequence: number;
-  /** The request's method; `undefined` for the default handler. */
-  readonly method: string | undefined;
-  /**
-   * Who sent it: the peer's `identity` (the server's idea of the user), or
-   * for a peer with no identity the frame's `from`.
-   */
-  readonly from: string | undefined;
-  /** Aborts when the caller cancels or the connection closes. */
-  readonly signal: AbortSignal;
-}
-
-/**
- * Answers one request. Its return value (or the value of its promise)
- * becomes the response; a thrown {@linkcode RemoteError} is sent as is; any
- * other throw becomes a generic `INTERNAL_ERROR`.
- *
- * @example Usage
- * ```ts
- * import type { RequestHandler } from "@duplex/ws";
- *
- * const sum: RequestHandler<number[], number> = (numbers) =>
- *   numbers.reduce((a, b) => a + b, 0);
- * ```
- */
-export type RequestHandler<P = unknown, R = unknown> = (
-  params: P,
-  context: RequestContext,
-) => R | Promise<R>;
-
-/**
- * Receives one notification. The frame gives `from` (trusted as described
- * for {@linkcode RequestContext.from}), `method` and `sequence`.
- *
- * @example Usage
- * ```ts
- * import type { NotificationListener } from "@duplex/ws";
- *
- * const show: NotificationListener<string> = (text, frame) =>
- *   console.log(`${frame.from}: ${text}`);
- * ```
- */
-export type NotificationListener<T = unknown> = (
-  payload: T,
-  frame: NotifyFrame,
-) => void;
-
-/**
- * Options of one outgoing request.
- *
- * @example Usage
- * ```ts
- * import type { RequestOptions } from "@duplex/ws";
- *
- * const options: RequestOptions = { timeout: 2_000, signal: AbortSignal.timeout(5_000) };
- * ```
- */
-export interface RequestOptions {
-  /**
-   * Timeout in milliseconds; 0 disables it.
-   *
-   * @default {the peer's timeout}
-   */
-  timeout?: number;
-  /**
-   * Aborting it rejects the request with `signal.reason` and sends a cancel
-   * frame, which aborts the handler's signal on the other side.
-   *
-   * @default {undefined}
-   */
-  signal?: AbortSignal;
-}
-
-/**
- * What a peer does with notifications when the socket's send buffer is over
- * its high-water mark: `"drop"` them (counted) or `"close"` the connection
- * with 1013. Responses and requests are never dropped.
- *
- * @example Usage
- * ```ts
- * import type { BackpressurePolicy } from "@duplex/ws";
- *
- * const policy: BackpressurePolicy = "drop";
- * ```
- */
-export type BackpressurePolicy = "drop" | "close";
-
-/**
- * A policy for the traffic of one connection, consulted by its
- * {@linkcode Peer}: the server gives each connection a
- * {@linkcode PeerLimits} (size, rate, in-flight and backpressure limits);
- * a peer without a guard accepts everything.
- *
- * @example A guard that refuses every request
- * ```ts
- * import type { PeerGuard } from "@duplex/ws";
- *
- * const readOnly: PeerGuard = {
- *   inbound: () => undefined,
- *   admit: () => ({ code: "FORBIDDEN", message: "Cannot handle request: read-only" }),
- *   outbound: () => true,
- * };
- * ```
- */
-export interface PeerGuard {
-  /**
-   * Screens one incoming message before it is decoded. It may close the
-   * peer.
-   *
-   * @param peer The peer that received it.
-   * @param data The message as received.
-   * @returns `undefined` to accept the message; `false` to ignore it; an
-   * error to refuse it: a request gets it as its error response,
-   * notifications and pings are dropped, responses and cancels are still
-   * processed.
-   */
-  inbound(
-    peer: Peer<Endpoint, Endpoint>,
-    data: unknown,
-  ): ErrorPayload | false | undefined;
-  /**
-   * Decides whether an incoming request may start its handler now.
-   *
-   * @param peer The peer that received it.
-   * @returns `undefined` to handle it, or the error to answer with.
-   */
-  admit(peer: Peer<Endpoint, Endpoint>): ErrorPayload | undefined;
-  /**
-   * Decides whether a notification may be sent now. It may close the peer.
-   *
-   * @param peer The peer about to send it.
-   * @returns `false` to drop it.
-   */
-  outbound(peer: Peer<Endpoint, Endpoint>): boolean;
-}
-
-/**
- * Options of a {@linkcode Peer}.
- *
- * @example Usage
- * ```ts
- * import type { PeerOptions } from "@duplex/ws";
- *
- * const options: PeerOptions = { timeout: 10_000, maxPending: 1_000 };
- * ```
- */
-export interface PeerOptions {
-  /**
-   * Called once when the connection closes, before the `close` event. A
-   * cheaper alternative to a `close` listener for code that owns many peers
-   * (the server): it costs no listener registration per connection.
-   *
-   * @default {undefined}
-   */
-  onClose?: (code: number, reason: string) => void;
-  /**
-   * Called with every error that the `error` event reports (a handler or
-   * listener that threw, or a frame that broke the protocol).
-   *
-   * @default {undefined}
-   */
-  onError?: (error: unknown) => void;
-  /**
-   * Encodes and decodes frames.
-   *
-   * @default {jsonCodec}
-   */
-  codec?: Codec;
-  /**
-   * Default timeout of outgoing requests, in milliseconds; 0 disables it.
-   *
-   * @default {30000}
-   */
-  timeout?: number;
-  /**
-   * The most outgoing requests pending at once.
-   *
-   * @default {100000}
-   */
-  maxPending?: number;
-  /**
-   * Malformed frames tolerated before the connection is closed with 1002.
-   *
-   * @default {10}
-   */
-  maxMalformed?: number;
-  /**
-   * Limits on incoming and outgoing traffic, e.g. a
-   * {@linkcode PeerLimits} (message size, rate, requests in flight,
-   * backpressure).
-   *
-   * @default {undefined}
-   */
-  guard?: PeerGuard;
-  /**
-   * The remote side's identity as this side knows it (the server's user id).
-   * When set it is the `from` of every incoming request and notification,
-   * whatever the frame says.
-   *
-   * @default {undefined}
-   */
-  identity?: string;
-  /**
-   * Shared handler registry; several peers may share one (the client keeps
-   * its handlers across reconnects, the server across connections).
-   *
-   * @default {a new registry}
-   */
-  registry?: Registry;
-}
-
-/**
- * The events of a {@linkcode Peer}.
- *
- * @example Usage
- * ```ts
- * import type { PeerEventMap } from "@duplex/ws";
- *
- * const onClose = (event: PeerEventMap["close"]) => console.log(event.code);
- * ```
- */
-export interface PeerEventMap {
-  /** The connection closed; `code` and `reason` say why. */
-  close: CloseEvent;
-  /** A handler or listener threw, or a frame broke the protocol. */
-  error: ErrorEvent;
-}
-
-/**
- * Per-peer counters, for metrics.
- *
- * @example Usage
- * ```ts
- * import type { PeerStats } from "@duplex/ws";
- *
- * const received = (stats: PeerStats) => stats.framesIn.reduce((a, b) => a + b, 0);
- * ```
- */
-export interface PeerStats {
-  /** Frames received, by type (index = type). */
-  readonly framesIn: number[];
-  /** Frames sent, by type (index = type). */
-  readonly framesOut: number[];
-  /** Malformed frames received. */
-  malformed: number;
-  /** Notifications dropped by backpressure (counted by the guard). */
-  dropped: number;
-  /** Frames refused by the rate limit (counted by the guard). */
-  rateLimited: number;
-  /** Responses that matched no pending request. */
-  unexpected: number;
-}
-
-/** A request being handled; its signal is created only when asked for. */
-class Context implements RequestContext {
-  declare readonly peer: Peer<Endpoint, Endpoint>;
-  declare readonly sequence: number;
-  declare readonly method: string | undefined;
-  declare readonly from: string | undefined;
-  #controller: AbortController | undefined;
-  constructor(
-    peer: Peer<Endpoint, Endpoint>,
-    sequence: number,
-    method: string | undefined,
-    from: string | undefined,
-  ) {
-    this.peer = peer;
-    this.sequence = sequence;
-    this.method = method;
-    this.from = from;
-  }
-  get signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
-  }
-  abort(reason: unknown): void {
-    this.#controller?.abort(reason);
-  }
-}
+// The types of the peer's signatures, for the modules that import them from
+// here (the server, the cluster and the chat).
+export type * from "./endpoint.ts";
+export type * from "./handler.ts";
+export type * from "./peer_guard.ts";
+export type * from "./peer_options.ts";
+export type * from "./socket_like.ts";
 
 const OPEN = 1;
 
@@ -500,8 +98,8 @@ export class Peer<
 > extends Receiver<Local, PeerEventMap> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0],
+    framesIn: [0, 0, 0, 0, 0, 0, 0, 0],
+    framesOut: [0, 0, 0, 0, 0, 0, 0, 0],
     malformed: 0,
     dropped: 0,
     rateLimited: 0,
@@ -517,12 +115,21 @@ export class Peer<
   // Created on first use: a server holds one peer per idle connection, and
   // most of them never send a request or run an asynchronous handler.
   #tracker: PendingRequests | undefined = undefined;
-  #inFlight: Map<number, Context> | undefined = undefined;
+  #incoming: IncomingRequests | undefined = undefined;
   #options: PeerOptions;
-  #pingSequence = 0;
+  #original: boolean;
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
+  /** Allocated on the first malformed frame. */
+  #malformed: MalformedFrames | undefined = undefined;
+  /**
+   * The code and reason of a close under way: announced by the other side
+   * (a closing frame) or by this side (`closeWithReason()`).
+   */
+  #closing: { code: number; reason: string; remote: boolean } | undefined =
+    undefined;
+  #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
    * Wraps an open (or opening) socket.
@@ -536,6 +143,7 @@ export class Peer<
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
+    this.#original = options.original ?? false;
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -544,7 +152,10 @@ export class Peer<
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
       ...this.#options,
-      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      // An original-protocol peer would take a cancel for a request.
+      onAbandon: this.#original
+        ? undefined
+        : (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
     });
   }
@@ -552,6 +163,23 @@ export class Peer<
   /** The socket this peer runs over. */
   get socket(): SocketLike {
     return this.#socket;
+  }
+
+  /**
+   * The subprotocol the handshake selected (`"duplex.v1"`), or `""` (the
+   * original protocol, or a socket that does not say): the `protocol`
+   * option, else the socket's.
+   */
+  get protocol(): string {
+    return this.#options.protocol ?? this.#socket.protocol ?? "";
+  }
+
+  /**
+   * `true` when the other side speaks only the original protocol (see
+   * {@linkcode PeerOptions.original}).
+   */
+  get original(): boolean {
+    return this.#original;
   }
 
   /** `true` once the socket closed or `close()` was called. */
@@ -566,7 +194,7 @@ export class Peer<
 
   /** Incoming requests whose (asynchronous) handlers are still running. */
   get inFlight(): number {
-    return this.#inFlight?.size ?? 0;
+    return this.#incoming?.size ?? 0;
   }
 
   /**
@@ -580,13 +208,16 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is or gets closed.
    * @throws {RemoteError} When the other side answered with an error.
    * @throws {TooManyPendingError} When too many requests are pending.
+   * @throws {OriginalProtocolError} With a method or a non-string message
+   * when the other side speaks the original protocol.
    */
   request<R = unknown>(
     message: unknown,
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
     try {
-      if (this.#closed) throw this.#closedError();
+      if (this.#closed || this.#closing) throw this.#closedError();
+      if (this.#original) checkOriginalRequest(message, options.method);
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
@@ -627,8 +258,11 @@ export class Peer<
    * @param options The method.
    * @returns `true` when it was handed to the socket.
    * @throws {ConnectionClosedError} When the connection is closed.
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
+    if (this.#original && !this.#closed) throw chatOnly("send a notification");
     return this.sendNotification(
       this.#codec.encode({
         sequence: 0,
@@ -664,8 +298,8 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   sendNotification(data: string | Uint8Array<ArrayBuffer>): boolean {
-    if (this.#closed || this.#socket.readyState !== OPEN) {
-      throw this.#closedError();
+    if (this.#closed || this.#closing || this.#socket.readyState !== OPEN) {
+      throw this.#closedError("send notification");
     }
     if (this.#options.guard?.outbound(this) === false) return false;
     this.#sendData(data, 3);
@@ -675,12 +309,15 @@ export class Peer<
   /**
    * Sends an application-level ping; the other side answers with a pong.
    * Any incoming frame counts as a sign of life (see `stats.framesIn`).
+   * Pings carry sequence 0, which no request has: a peer that answered one
+   * with a response could not settle a request.
+   *
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which would relay the ping as a chat message.
    */
   ping(): void {
-    this.#sendFrame({
-      sequence: this.#pingSequence = (this.#pingSequence + 1) & 0x7fffffff,
-      type: 5,
-    });
+    if (this.#original) throw chatOnly("ping");
+    this.#sendFrame({ sequence: 0, type: 5 });
   }
 
   /**
@@ -702,6 +339,48 @@ export class Peer<
     this.#onClose(code, reason);
   }
 
+  /**
+   * Closes the connection for a reason the other side must learn even if
+   * the close frame is lost (a Deno server's close frame is, when the other
+   * side is still sending). With a `duplex.v1` peer it stops taking
+   * requests and notifications, lets the running handlers deliver their
+   * responses, then sends a closing frame (type 7) with `code` and `reason`
+   * and waits for the other side to close (a Duplex client does at once),
+   * each wait bounded by `grace` ms. With any other peer it is
+   * {@linkcode Peer.close}. Idempotent.
+   *
+   * @param code The close code.
+   * @param reason The close reason (at most 123 bytes).
+   * @param options How long each wait may last, in ms (default 1000).
+   */
+  closeWithReason(
+    code: number,
+    reason = "",
+    options: { grace?: number } = {},
+  ): void {
+    if (this.#closed || this.#closing) return;
+    if (this.protocol !== SUBPROTOCOL || this.#socket.readyState !== OPEN) {
+      this.close(code, reason);
+      return;
+    }
+    this.#closing = { code, reason, remote: false };
+    this.#tracker?.rejectAll(new ConnectionClosedError(code, reason));
+    const grace = options.grace ?? 1_000;
+    const announce = (): void => {
+      clearTimeout(this.#closingTimer);
+      if (this.#closed) return;
+      this.#sendFrame({ sequence: 0, type: 7, code, reason });
+      this.#closingTimer = setTimeout(() => this.close(code, reason), grace);
+    };
+    const incoming = this.#incoming;
+    if (incoming === undefined || incoming.size === 0) {
+      announce();
+    } else {
+      incoming.onIdle = announce;
+      this.#closingTimer = setTimeout(announce, grace);
+    }
+  }
+
   /** Closes with 1001 (going away). */
   [Symbol.dispose](): void {
     this.close(1001, "Going away");
@@ -717,7 +396,13 @@ export class Peer<
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
     } else {
-      this.#onClose((event as CloseEvent).code, (event as CloseEvent).reason);
+      // A close announced by a closing frame is reported as announced:
+      // its close frame may have been lost (then Deno reports 0).
+      const closing = this.#closing;
+      this.#onClose(
+        closing?.code ?? reportedCloseCode((event as CloseEvent).code),
+        closing?.reason ?? (event as CloseEvent).reason,
+      );
     }
   }
 
@@ -740,8 +425,14 @@ export class Peer<
     }
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
+    if (this.#original && (frame.type === 2 || frame.type === 3)) {
+      // The original server leaves out empty strings.
+      frame.message ??= "";
+    }
+    const closing = this.#closing;
     switch (frame.type) {
       case 1: {
+        if (closing) return;
         const error = refusal ?? guard?.admit(this);
         if (error) this.#respondError(sequence, error);
         else this.#onRequest(frame);
@@ -755,34 +446,41 @@ export class Peer<
         }
         return;
       case 3:
-        if (!refusal) this.#onNotification(frame);
+        if (!refusal && !closing) this.#onNotification(frame);
         return;
-      case 4: {
-        const context = this.#inFlight?.get(sequence);
-        if (context) {
-          this.#inFlight!.delete(sequence);
-          context.abort(
-            new DuplexError("CANCELLED", "Request cancelled by the caller"),
-          );
-        }
+      case 7:
+        this.#onClosing(frame.code, frame.reason ?? "");
         return;
-      }
+      case 4:
+        this.#incoming?.cancel(sequence);
+        return;
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
     }
   }
 
+  /**
+   * The other side announced its close after its last response: what is
+   * still pending will not be answered; this side closes at once with the
+   * announced code.
+   */
+  #onClosing(code: number, reason: string): void {
+    if (this.#closing || this.#original) return;
+    this.#closing = { code, reason, remote: true };
+    this.close(code, reason);
+  }
+
   #onMalformed(error: unknown): void {
-    const protocolError = error instanceof ProtocolError
-      ? error
-      : new ProtocolError(
-        "Cannot decode frame: codec failed",
-        undefined,
-        undefined,
-        { cause: error },
-      );
+    const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
-    if (++this.stats.malformed > (this.#options.maxMalformed ?? 10)) {
+    this.stats.malformed++;
+    const options = this.#options;
+    if (
+      (this.#malformed ??= new MalformedFrames(
+        options.maxMalformed ?? 10,
+        options.malformedWindow ?? 60_000,
+      )).add()
+    ) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -799,72 +497,28 @@ export class Peer<
 
   #onRequest(frame: RequestFrame): void {
     const { sequence, method } = frame;
-    const registry = this.registry;
-    const inFlight = this.#inFlight;
-    const handler = registry.handlers.get(method);
-    if (!handler) {
-      this.#respondError(sequence, {
-        code: "METHOD_NOT_FOUND",
-        message: `Cannot handle request: ${
-          method === undefined
-            ? "no default handler"
-            : `unknown method ${JSON.stringify(method)}`
-        }`,
-      });
-      return;
-    }
-    if (inFlight?.has(sequence)) {
-      this.#respondError(sequence, {
-        code: "INVALID_FRAME",
-        message:
-          `Cannot handle request: sequence ${sequence} is already in flight`,
-      });
-      return;
-    }
-    const context = new Context(
+    const handler = this.registry.handlers.get(method);
+    if (!handler) return this.#respondError(sequence, methodNotFound(method));
+    const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
-      sequence,
-      method,
-      this.identity ?? frame.from,
+      (sequence, ok, value) => {
+        if (ok) this.#respond(sequence, value);
+        else this.#handlerFailed(sequence, value);
+      },
     );
-    let result: unknown;
-    try {
-      result = (handler as RequestHandler<unknown, unknown>)(
-        frame.message,
-        context,
-      );
-    } catch (error) {
-      this.#handlerFailed(sequence, error);
-      return;
+    if (incoming.has(sequence)) {
+      return this.#respondError(sequence, alreadyInFlight(sequence));
     }
-    if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-      this.#respond(sequence, result);
-      return;
-    }
-    const running = inFlight ?? (this.#inFlight = new Map());
-    running.set(sequence, context);
-    const settle = (ok: boolean, value: unknown): void => {
-      if (running.get(sequence) !== context) return;
-      running.delete(sequence);
-      if (ok) this.#respond(sequence, value);
-      else this.#handlerFailed(sequence, value);
-    };
-    (result as PromiseLike<unknown>).then(
-      (value) => settle(true, value),
-      (error) => settle(false, error),
+    incoming.run(
+      handler as RequestHandler<unknown, unknown>,
+      frame,
+      this.identity ?? frame.from,
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) {
-      this.#reportError(error);
-    }
-    this.#respondError(
-      sequence,
-      error instanceof RemoteError
-        ? { code: error.code, message: error.message, data: error.data }
-        : { code: "INTERNAL_ERROR", message: "Internal error" },
-    );
+    if (!(error instanceof RemoteError)) this.#reportError(error);
+    this.#respondError(sequence, handlerError(error));
   }
 
   #respond(sequence: number, message: unknown): void {
@@ -911,10 +565,12 @@ export class Peer<
     this.stats.framesOut[type]++;
   }
 
-  #closedError(): ConnectionClosedError {
+  #closedError(action?: string): ConnectionClosedError {
+    const closing = this.#closed ? undefined : this.#closing;
     return new ConnectionClosedError(
-      this.#closeCode || 1006,
-      this.#closeReason,
+      closing?.code ?? this.#closeCode,
+      closing?.reason ?? this.#closeReason,
+      { action },
     );
   }
 
@@ -926,18 +582,14 @@ export class Peer<
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#closingTimer);
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#socket.removeEventListener("message", this);
     this.#socket.removeEventListener("close", this);
     const error = new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
-    const inFlight = this.#inFlight;
-    if (inFlight !== undefined) {
-      const contexts = [...inFlight.values()];
-      inFlight.clear();
-      for (const context of contexts) context.abort(error);
-    }
+    this.#incoming?.abortAll(error);
     this.#options.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),

@@ -9,14 +9,13 @@
 import { TypedEventTarget } from "./typed_event_target.ts";
 import type {
   Endpoint,
-  NotificationListener,
   NotificationMethod,
   ParamsOf,
   PayloadOf,
-  RequestHandler,
   RequestMethod,
   ResultOf,
-} from "./peer.ts";
+} from "./endpoint.ts";
+import type { NotificationListener, RequestHandler } from "./handler.ts";
 
 /**
  * Request handlers and notification listeners, by method. A registry can be

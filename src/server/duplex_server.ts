@@ -2,573 +2,72 @@
  * The Duplex server: WebSocket upgrades with origin and authentication
  * checks, one {@linkcode Peer} per connection sharing one handler registry,
  * pushes to users, rooms and everyone, limits, metrics and graceful shutdown.
+ * This file composes them; each has its own file in this folder.
  *
  * @module
  */
 
-import { bearerToken, offeredProtocols } from "./auth.ts";
-import { type Broker, type Envelope, LocalBroker } from "../cluster/broker.ts";
-import type { Cluster, UserRequestOptions } from "../cluster/cluster.ts";
-import { jsonCodec } from "../wire/codec.ts";
-import {
-  ConnectionClosedError,
-  ProtocolError,
-  RemoteError,
-} from "../wire/errors.ts";
-import { PeerLimits } from "./limits.ts";
-import { type MetricsSnapshot, ServerMetrics } from "./metrics.ts";
-import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
-import {
-  type AnyEndpoint,
-  type BackpressurePolicy,
-  type Endpoint,
-  type NotificationMethod,
-  type ParamsOf,
-  type PayloadOf,
-  Peer,
-  type RequestHandler,
-  type RequestMethod,
-  type RequestOptions,
-  type ResultOf,
+import { type Broker, LocalBroker } from "../cluster/broker.ts";
+import type { Cluster } from "../cluster/cluster.ts";
+import { ServerMetrics } from "./metrics.ts";
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestHandler,
+  RequestMethod,
+  ResultOf,
 } from "../peer/peer.ts";
-import { ErrorCode, type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
-import { Receiver, type Registry } from "../peer/receiver.ts";
-import type { RateLimitOptions } from "./rate_limiter.ts";
-import { NotConnectedError } from "../cluster/not_connected_error.ts";
+import { Receiver } from "../peer/receiver.ts";
+import { defaultAuthenticate } from "./authenticate.ts";
+import {
+  acceptConnection,
+  type Connection,
+  type ServerConnection,
+} from "./connection.ts";
+import { SendBudget } from "./send_budget.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
+import { ConnectionRegistry } from "./connection_registry.ts";
+import {
+  FanOut,
+  type NotifyOptions,
+  pushEnvelope,
+  type PushOptions,
+} from "./fan_out.ts";
+import { GracefulShutdown } from "./graceful_shutdown.ts";
+import { isUpgrade, text } from "./_http.ts";
+import { StatusRoutes } from "./status_routes.ts";
+import type { DuplexServerEventMap } from "./server_events.ts";
+import {
+  checkLimits,
+  CLOSE_REPLACED,
+  type DuplexServerOptions,
+  type DuplicateUserPolicy,
+  type PeerOptions,
+  peerOptions,
+  type ServerLogger,
+} from "./server_options.ts";
+import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import { type Upgraded, UpgradePath } from "./upgrade.ts";
 
-/**
- * Where the server writes its log lines: one per connect and disconnect,
- * refused upgrades, and handler failures. `console` fits.
- *
- * @example Usage
- * ```ts
- * import type { ServerLogger } from "@duplex/ws/server";
- *
- * const lines: string[] = [];
- * const logger: ServerLogger = {
- *   info: (message) => lines.push(message),
- *   warn: (message) => lines.push(message),
- *   error: (message) => lines.push(message),
- * };
- * ```
- */
-export interface ServerLogger {
-  /** Connects and disconnects. */
-  info(message: string): void;
-  /** Refused upgrades. */
-  warn(message: string): void;
-  /** Handler and listener failures; `error` is the thrown value. */
-  error(message: string, error?: unknown): void;
-}
-
-/**
- * Who a connection belongs to, as returned by an {@linkcode Authenticate}
- * hook: the user id, or the user id with data kept on the
- * {@linkcode Connection}.
- *
- * @example Usage
- * ```ts
- * import type { AuthResult } from "@duplex/ws/server";
- *
- * const plain: AuthResult = "alice";
- * const rich: AuthResult = { user: "alice", data: { role: "admin" } };
- * ```
- */
-export type AuthResult = string | { user: string; data?: unknown };
-
-/**
- * What an {@linkcode Authenticate} hook gets besides the request.
- *
- * @example Usage
- * ```ts
- * import type { AuthContext } from "@duplex/ws/server";
- *
- * const tokenOf = (context: AuthContext) => context.token ?? context.url.searchParams.get("token");
- * ```
- */
-export interface AuthContext {
-  /** The request URL, parsed. */
-  readonly url: URL;
-  /**
-   * The bearer token from an offered `duplex.auth.<token>` subprotocol or
-   * an `Authorization: Bearer` header (see `bearerToken`).
-   */
-  readonly token: string | undefined;
-  /** The connection info `Deno.serve` passed, when given. */
-  readonly info: Deno.ServeHandlerInfo | undefined;
-}
-
-/**
- * Decides who opens a connection, before the upgrade. Return the user (or
- * `{ user, data }`) to accept, `undefined`/`null` to refuse with 401, or a
- * `Response` (e.g. 403) to refuse with it. A hook that throws refuses with
- * 500 and the error is logged.
- *
- * @example Token in the subprotocol or a cookie
- * ```ts
- * import type { Authenticate } from "@duplex/ws/server";
- * import { getCookie } from "@duplex/ws/server";
- *
- * const sessions = new Map([["t0k3n", "alice"]]);
- * const authenticate: Authenticate = (request, { token }) => {
- *   const key = token ?? getCookie(request, "session");
- *   if (key === undefined) return undefined; // 401
- *   return sessions.get(key) ?? new Response("Forbidden", { status: 403 });
- * };
- * ```
- */
-export type Authenticate = (
-  request: Request,
-  context: AuthContext,
-) =>
-  | AuthResult
-  | Response
-  | null
-  | undefined
-  | Promise<AuthResult | Response | null | undefined>;
-
-/**
- * What happens when a user connects while already connected: `"allow"`
- * keeps every connection (several tabs), `"replace"` closes the older ones
- * with close code 4000.
- *
- * @example Usage
- * ```ts
- * import type { DuplicateUserPolicy } from "@duplex/ws/server";
- *
- * const policy: DuplicateUserPolicy = "replace";
- * ```
- */
-export type DuplicateUserPolicy = "allow" | "replace";
-
-/**
- * The close code sent to an older connection of a user that a newer one
- * replaced (policy `duplicateUser: "replace"`).
- *
- * @example Usage
- * ```ts
- * import { CLOSE_REPLACED } from "@duplex/ws/server";
- * import assert from "node:assert/strict";
- *
- * assert.equal(CLOSE_REPLACED, 4000);
- * ```
- */
-export const CLOSE_REPLACED: number = 4000;
-
-/**
- * The per-connection rate limit: a token bucket of incoming frames, and how
- * many refused frames in a row close the connection with 1008.
- *
- * @example Usage
- * ```ts
- * import type { ServerRateLimit } from "@duplex/ws/server";
- *
- * const limit: ServerRateLimit = { rate: 50, burst: 100, maxViolations: 20 };
- * ```
- */
-export interface ServerRateLimit extends RateLimitOptions {
-  /**
-   * Refusals in a row before the connection is closed with 1008.
-   *
-   * @default {50}
-   */
-  maxViolations?: number;
-}
-
-/**
- * Options of a {@linkcode DuplexServer}.
- *
- * @example Usage
- * ```ts
- * import type { DuplexServerOptions } from "@duplex/ws/server";
- *
- * const options: DuplexServerOptions = {
- *   origins: ["https://chat.example.com"],
- *   maxMessageSize: 64 * 1024,
- *   rateLimit: { rate: 20, burst: 40 },
- * };
- * ```
- */
-export interface DuplexServerOptions {
-  /**
-   * Decides who connects. The default takes the user id from the `user`
-   * query parameter (`ws://host/?user=alice`) and refuses a request without
-   * one with 400. User ids are 1 to 128 characters.
-   *
-   * @default {the `user` query parameter}
-   */
-  authenticate?: Authenticate;
-  /**
-   * Origins allowed to connect; others get 403 before the upgrade.
-   *
-   * @default {the request's own host, plus clients that send no Origin}
-   */
-  origins?: OriginPolicy;
-  /**
-   * Paths on which `fetch` accepts upgrades.
-   *
-   * @default {["/", "/ws"]}
-   */
-  paths?: readonly string[];
-  /**
-   * Path of the health check (200 `ok`, 503 while shutting down), or
-   * `false` for none.
-   *
-   * @default {"/healthz"}
-   */
-  healthPath?: string | false;
-  /**
-   * Path of the Prometheus metrics, or `false` for none.
-   *
-   * @default {"/metrics"}
-   */
-  metricsPath?: string | false;
-  /**
-   * Answers requests `fetch` does not route (e.g. the demo page).
-   *
-   * @default {404}
-   */
-  fallback?: (
-    request: Request,
-    info?: Deno.ServeHandlerInfo,
-  ) => Response | Promise<Response>;
-  /**
-   * Seconds without any traffic after which the server pings a client, and
-   * drops it when the pong does not come (`Deno.upgradeWebSocket`'s
-   * `idleTimeout`); 0 disables it.
-   *
-   * @default {30}
-   */
-  idleTimeout?: number;
-  /**
-   * The largest incoming message in bytes; a larger one closes that
-   * connection with 1009.
-   *
-   * @default {1048576}
-   */
-  maxMessageSize?: number;
-  /**
-   * The most requests of one connection whose (asynchronous) handlers run at
-   * once; beyond it requests get a `TOO_MANY_REQUESTS` error response.
-   *
-   * @default {128}
-   */
-  maxInFlight?: number;
-  /**
-   * Per-connection token bucket of incoming frames, or `false` for none.
-   * Frames over it get `RATE_LIMITED` error responses; `maxViolations`
-   * refusals in a row close the connection with 1008.
-   *
-   * @default {{ rate: 500, burst: 1000, maxViolations: 50 }}
-   */
-  rateLimit?: ServerRateLimit | false;
-  /**
-   * Malformed frames tolerated per connection before it is closed with
-   * 1002.
-   *
-   * @default {10}
-   */
-  maxMalformed?: number;
-  /**
-   * Send-buffer size in bytes above which notifications to a connection are
-   * subject to `backpressure`.
-   *
-   * @default {4194304}
-   */
-  highWaterMark?: number;
-  /**
-   * What to do with notifications to a connection above the high-water
-   * mark: `"drop"` them (counted) or `"close"` the connection with 1013.
-   * Responses are never dropped.
-   *
-   * @default {"drop"}
-   */
-  backpressure?: BackpressurePolicy;
-  /**
-   * Default timeout of server-to-client requests, in milliseconds.
-   *
-   * @default {30000}
-   */
-  timeout?: number;
-  /**
-   * What happens when a user connects while already connected.
-   *
-   * @default {"allow"}
-   */
-  duplicateUser?: DuplicateUserPolicy;
-  /**
-   * The most open connections; beyond it upgrades get 503.
-   *
-   * @default {Infinity}
-   */
-  maxConnections?: number;
-  /**
-   * How long `shutdown()` lets running handlers finish, and then lets the
-   * closing handshakes complete, in milliseconds.
-   *
-   * @default {5000}
-   */
-  shutdownTimeout?: number;
-  /**
-   * The handler registry shared by every connection.
-   *
-   * @default {a new registry}
-   */
-  registry?: Registry;
-  /**
-   * Where log lines go.
-   *
-   * @default {silent}
-   */
-  logger?: ServerLogger;
-  /**
-   * The cluster this server is an instance of (see `Cluster`): pushes to
-   * everyone, a room or a user, requests to users and presence then span
-   * every instance on the cluster's broker. The server attaches itself to
-   * it and announces its users; the caller starts it (`await
-   * cluster.start()`) and closes it after `shutdown()`. Without one, the
-   * server is on its own and pushes never leave the process.
-   *
-   * @default {undefined}
-   */
-  cluster?: Cluster;
-}
-
-/**
- * One open connection.
- *
- * @typeParam Local What the server answers and receives.
- * @typeParam Remote What the client answers and receives.
- *
- * @example Usage
- * ```ts
- * import type { Connection } from "@duplex/ws/server";
- *
- * const describe = (connection: Connection) =>
- *   `${connection.user}#${connection.id} (${connection.protocol || "original"})`;
- * ```
- */
-export interface Connection<
-  Local extends Endpoint = AnyEndpoint,
-  Remote extends Endpoint = AnyEndpoint,
-> {
-  /** A number unique within this server. */
-  readonly id: number;
-  /** The user, as authenticated. */
-  readonly user: string;
-  /** The negotiated subprotocol: `"duplex.v1"`, or `""` for the original. */
-  readonly protocol: string;
-  /** The `data` the authenticate hook returned. */
-  readonly data: unknown;
-  /** The connection's peer: requests, notifications, stats. */
-  readonly peer: Peer<Local, Remote>;
-}
-
-/**
- * The detail of a `disconnect` event.
- *
- * @example Usage
- * ```ts
- * import type { DisconnectDetail } from "@duplex/ws/server";
- *
- * const line = (detail: DisconnectDetail) =>
- *   `${detail.connection.user} left with ${detail.code}`;
- * ```
- */
-export interface DisconnectDetail {
-  /** The connection that closed. */
-  readonly connection: Connection<Endpoint, Endpoint>;
-  /** The close code. */
-  readonly code: number;
-  /** The close reason. */
-  readonly reason: string;
-}
-
-/**
- * The events of a {@linkcode DuplexServer}.
- *
- * @example Usage
- * ```ts
- * import type { DuplexServerEventMap } from "@duplex/ws/server";
- *
- * const onOnline = (event: DuplexServerEventMap["online"]) => console.log(event.detail.user);
- * ```
- */
-export interface DuplexServerEventMap {
-  /** A connection opened. */
-  connect: CustomEvent<Connection<Endpoint, Endpoint>>;
-  /** A connection closed. */
-  disconnect: CustomEvent<DisconnectDetail>;
-  /** A user's first connection opened. */
-  online: CustomEvent<{ user: string }>;
-  /** A user's last connection closed. */
-  offline: CustomEvent<{ user: string }>;
-  /** A handler or listener threw an unexpected error. */
-  error: ErrorEvent;
-}
-
-/**
- * Who a push goes to: one user (`to`), the members of a room (`room`), or
- * everyone (neither); in each case minus every connection of `except`.
- *
- * @example Usage
- * ```ts
- * import type { PushOptions } from "@duplex/ws/server";
- *
- * const toRoom: PushOptions = { room: "lobby", except: "alice" };
- * ```
- */
-export interface PushOptions {
-  /**
-   * The user to push to (all of that user's connections).
-   *
-   * @default {undefined}
-   */
-  to?: string;
-  /**
-   * The room to push to.
-   *
-   * @default {undefined}
-   */
-  room?: string;
-  /**
-   * A user none of whose connections receive it.
-   *
-   * @default {undefined}
-   */
-  except?: string;
-  /**
-   * The frame's `from`: who the message is from. Absent for messages from
-   * the server itself.
-   *
-   * @default {undefined}
-   */
-  from?: string;
-  /**
-   * The frame's `sequence` (the chat relays the request's).
-   *
-   * @default {0}
-   */
-  sequence?: number;
-  /**
-   * Deliver only to this instance's connections, never through the
-   * cluster's broker (e.g. for events that every instance sees anyway).
-   *
-   * @default {false}
-   */
-  local?: boolean;
-}
-
-/**
- * Options of {@linkcode DuplexServer.notify}: the audience and the method.
- * A notification with a method reaches only clients that negotiated
- * `duplex.v1`; one without reaches every client.
- *
- * @example Usage
- * ```ts
- * import type { NotifyOptions } from "@duplex/ws/server";
- *
- * const options: NotifyOptions = { to: "alice", method: "alert" };
- * ```
- */
-export interface NotifyOptions extends PushOptions {
-  /**
-   * The notification's method.
-   *
-   * @default {undefined}
-   */
-  method?: string;
-}
-
-/**
- * Options of a server-to-client request: the user, timeout and signal. The
- * request goes to the user's most recent `duplex.v1` connection.
- *
- * @example Usage
- * ```ts
- * import type { ServerRequestOptions } from "@duplex/ws/server";
- *
- * const options: ServerRequestOptions = { to: "alice", timeout: 2_000 };
- * ```
- */
-export interface ServerRequestOptions extends RequestOptions {
-  /** The user to ask. */
-  to: string;
-}
-
-const DEFAULT_RATE_LIMIT: ServerRateLimit = {
-  rate: 500,
-  burst: 1000,
-  maxViolations: 50,
-};
-const MAX_USER_LENGTH = 128;
-const OPEN = 1;
-
-/** One connection's state, including what only the server sees. */
-class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
-  implements Connection<Local, Remote> {
-  registered = false;
-  socketIsClosed = false;
-  #closed: PromiseWithResolvers<void> | undefined = undefined;
-  readonly extended: boolean;
-  constructor(
-    readonly id: number,
-    readonly user: string,
-    readonly protocol: string,
-    readonly data: unknown,
-    readonly peer: Peer<Local, Remote>,
-    readonly socket: WebSocket,
-  ) {
-    this.extended = protocol === SUBPROTOCOL;
-  }
-
-  /** Settles when the socket has closed; made only when someone waits. */
-  get socketClosed(): Promise<void> {
-    if (this.socketIsClosed) return Promise.resolve();
-    return (this.#closed ??= Promise.withResolvers<void>()).promise;
-  }
-
-  /** The socket's close event (or "open", when the server registers it). */
-  handleEvent(event: Event): void {
-    if (event.type === "close") {
-      this.socketIsClosed = true;
-      this.#closed?.resolve();
-      this.onSocketClosed?.(this);
-    } else if (event.type === "open") {
-      this.onOpen?.(this);
-    }
-  }
-
-  onSocketClosed: ((connection: this) => void) | undefined = undefined;
-  onOpen: ((connection: this) => void) | undefined = undefined;
-}
-
-function isUpgrade(request: Request): boolean {
-  return request.headers.get("upgrade")?.toLowerCase() === "websocket";
-}
-
-function text(status: number, body: string): Response {
-  return new Response(body, {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8" },
-  });
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === "object" &&
-    typeof (value as PromiseLike<unknown>).then === "function";
-}
-
-function defaultAuthenticate(
-  _request: Request,
-  context: AuthContext,
-): AuthResult | Response {
-  const user = context.url.searchParams.get("user");
-  if (user === null || user === "") {
-    return text(400, "Cannot connect: missing user query parameter");
-  }
-  return user;
-}
+export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
+export type { Connection } from "./connection.ts";
+export type { NotifyOptions, PushOptions } from "./fan_out.ts";
+export type {
+  DisconnectDetail,
+  DuplexServerEventMap,
+} from "./server_events.ts";
+export {
+  CLOSE_REPLACED,
+  type DuplexServerOptions,
+  type DuplicateUserPolicy,
+  type ServerLogger,
+  type ServerRateLimit,
+} from "./server_options.ts";
+export type { ServerRequestOptions } from "./server_request.ts";
+export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -581,7 +80,7 @@ function defaultAuthenticate(
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -631,49 +130,21 @@ export class DuplexServer<
     info?: Deno.ServeHandlerInfo,
   ) => Promise<Response>;
 
-  #authenticate: Authenticate;
-  #origins: OriginPolicy | undefined;
   #paths: readonly string[];
-  #healthPath: string | false;
-  #metricsPath: string | false;
+  #status: StatusRoutes;
   #fallback: DuplexServerOptions["fallback"];
-  #idleTimeout: number;
-  #peerOptions: {
-    maxMessageSize: number;
-    maxInFlight: number;
-    rateLimit: ServerRateLimit | undefined;
-    maxMalformed: number;
-    highWaterMark: number;
-    backpressure: BackpressurePolicy;
-    timeout: number;
-  };
+  #peerOptions: PeerOptions;
   #duplicateUser: DuplicateUserPolicy;
-  #maxConnections: number;
-  #shutdownTimeout: number;
   #logger: ServerLogger | undefined;
   #broker: Broker;
   #cluster: Cluster | undefined;
-
+  #upgradePath: UpgradePath;
+  #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
+  #fanOut: FanOut<Local, Remote>;
+  #graceful: GracefulShutdown;
+  #sendBudget: SendBudget;
+  #slots: ConnectionSlots;
   #nextId = 1;
-  /** Every upgraded socket whose closing handshake has not completed. */
-  #sockets = new Set<ServerConnection<Local, Remote>>();
-  /** Open, registered connections. */
-  #connections = new Set<ServerConnection<Local, Remote>>();
-  /** User → connections, oldest first. */
-  #users = new Map<string, Set<ServerConnection<Local, Remote>>>();
-  #rooms = new Map<string, Set<string>>();
-  #userRooms = new Map<string, Set<string>>();
-  /** Stats of closed connections, summed. */
-  #closedStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0],
-    dropped: 0,
-    malformed: 0,
-    rateLimited: 0,
-  };
-  #inFlight = 0;
-  #idle: PromiseWithResolvers<void> | undefined = undefined;
-  #closing = false;
   #shutdown: Promise<void> | undefined = undefined;
 
   /**
@@ -685,61 +156,76 @@ export class DuplexServer<
    */
   constructor(options: DuplexServerOptions = {}) {
     super(options.registry);
-    this.#authenticate = options.authenticate ?? defaultAuthenticate;
-    this.#origins = options.origins;
     this.#paths = options.paths ?? ["/", "/ws"];
-    this.#healthPath = options.healthPath ?? "/healthz";
-    this.#metricsPath = options.metricsPath ?? "/metrics";
     this.#fallback = options.fallback;
-    this.#idleTimeout = options.idleTimeout ?? 30;
-    const rateLimit = options.rateLimit === undefined
-      ? DEFAULT_RATE_LIMIT
-      : options.rateLimit || undefined;
-    this.#peerOptions = {
-      maxMessageSize: options.maxMessageSize ?? 1024 * 1024,
-      maxInFlight: options.maxInFlight ?? 128,
-      rateLimit,
-      maxMalformed: options.maxMalformed ?? 10,
-      highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
-      backpressure: options.backpressure ?? "drop",
-      timeout: options.timeout ?? 30_000,
-    };
-    for (
-      const [name, value] of Object.entries({
-        maxMessageSize: this.#peerOptions.maxMessageSize,
-        maxInFlight: this.#peerOptions.maxInFlight,
-        maxConnections: options.maxConnections ?? Infinity,
-      })
-    ) {
-      if (!(value > 0)) {
-        throw new RangeError(
-          `Cannot create server: ${name} must be positive, got ${value}`,
-        );
-      }
-    }
+    this.#peerOptions = peerOptions(options);
+    const maxConnections = options.maxConnections ?? 10_000;
+    const perAddress = options.maxConnectionsPerAddress ?? 256;
+    checkLimits({
+      maxMessageSize: this.#peerOptions.maxMessageSize,
+      maxInFlight: this.#peerOptions.maxInFlight,
+      maxConnections,
+      maxConnectionsPerAddress: perAddress,
+    });
+    this.#slots = new ConnectionSlots(maxConnections, perAddress);
     this.#duplicateUser = options.duplicateUser ?? "allow";
-    this.#maxConnections = options.maxConnections ?? Infinity;
-    this.#shutdownTimeout = options.shutdownTimeout ?? 5_000;
+    this.#sendBudget = new SendBudget(
+      options.sendBudget ?? 16 * 1024 * 1024,
+      options.totalSendBudget ?? 256 * 1024 * 1024,
+    );
     this.#logger = options.logger;
+    this.#graceful = new GracefulShutdown(
+      this.metrics,
+      options.shutdownTimeout ?? 5_000,
+    );
+    this.#upgradePath = new UpgradePath({
+      authenticate: options.authenticate ?? defaultAuthenticate,
+      origins: options.origins,
+      hosts: options.hosts,
+      idleTimeout: options.idleTimeout ?? 30,
+      slots: this.#slots,
+      trustProxy: options.trustProxy ?? false,
+      metrics: this.metrics,
+      logger: this.#logger,
+      closing: () => this.#graceful.closing,
+      accept: (upgraded) => this.#accept(upgraded),
+    });
+    this.#status = new StatusRoutes({
+      healthPath: options.healthPath ?? "/healthz",
+      metricsPath: options.metricsPath ?? "/metrics",
+      closing: () => this.#graceful.closing,
+      authorize: options.authorizeStatus,
+      render: () =>
+        this.metrics.render({
+          ...this.#registry.snapshot(this.#graceful.inFlight),
+          cluster: this.#cluster?.stats,
+        }),
+    });
+    this.#fanOut = new FanOut(this.#registry, (connection, error) => {
+      this.#reportError(
+        `send failed user=${JSON.stringify(connection.user)}`,
+        error,
+      );
+    });
     this.#broker = new LocalBroker();
-    this.#broker.subscribe((envelope) => this.#deliver(envelope));
+    this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
     this.#cluster?.attach({
-      deliver: (envelope) => this.#deliver(envelope),
+      deliver: (envelope) => this.#fanOut.deliver(envelope),
       request: (user, message, options) =>
-        this.#requestLocal(user, message, options),
+        requestLocal(this.#registry, user, message, options),
     });
     this.fetch = (request, info) => this.#route(request, info);
   }
 
   /** Open connections. */
   get connections(): number {
-    return this.#connections.size;
+    return this.#registry.connections.size;
   }
 
   /** `true` once `shutdown()` was called. */
   get closing(): boolean {
-    return this.#closing;
+    return this.#graceful.closing;
   }
 
   /** The cluster given in the options, if any. */
@@ -754,7 +240,7 @@ export class DuplexServer<
    * @returns The user ids.
    */
   users(): string[] {
-    return [...this.#users.keys()];
+    return this.#registry.users();
   }
 
   /**
@@ -764,7 +250,7 @@ export class DuplexServer<
    * @returns `true` when connected.
    */
   isOnline(user: string): boolean {
-    return this.#users.has(user);
+    return this.#registry.isOnline(user);
   }
 
   /**
@@ -774,7 +260,7 @@ export class DuplexServer<
    * @returns The connections; empty when the user is not connected.
    */
   connectionsOf(user: string): Connection<Local, Remote>[] {
-    return [...(this.#users.get(user) ?? [])];
+    return [...(this.#registry.connectionsOf(user) ?? [])];
   }
 
   /**
@@ -793,7 +279,7 @@ export class DuplexServer<
     method: M,
     handler: RequestHandler<P, ResultOf<Local, M>>,
   ): () => void {
-    return super.handle(method, this.#measure(handler));
+    return super.handle(method, this.#graceful.measure(handler));
   }
 
   /**
@@ -804,7 +290,7 @@ export class DuplexServer<
    * @returns A function that removes the handler.
    */
   override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
-    return super.onRequest(this.#measure(handler));
+    return super.onRequest(this.#graceful.measure(handler));
   }
 
   /**
@@ -822,7 +308,7 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, method, from, sequence = 0, local } = options;
+    const { to, room, except, local } = options;
     if (to !== undefined && room !== undefined) {
       throw new TypeError(
         "Cannot push notification: give either to or room, not both",
@@ -830,23 +316,14 @@ export class DuplexServer<
     }
     if (
       (local || this.#cluster === undefined) &&
-      !this.#hasAudience(to, room, except)
+      !this.#registry.hasAudience(to, room, except)
     ) {
       // Nobody here could receive it and nothing spans instances: skip the
       // encoding (the chat relay of a lone user, on every request).
       return;
     }
-    const frame: NotifyFrame = { sequence, type: 3, message };
-    if (method !== undefined) frame.method = method;
-    if (from !== undefined) frame.from = from;
-    const envelope: Envelope = {
-      data: jsonCodec.encode(frame) as string,
-      extended: method !== undefined,
-    };
-    if (to !== undefined) envelope.user = to;
-    if (room !== undefined) envelope.room = room;
-    if (except !== undefined) envelope.except = except;
-    if (local) this.#deliver(envelope);
+    const envelope = pushEnvelope(message, options);
+    if (local) this.#fanOut.deliver(envelope);
     else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
     else this.#broker.publish(envelope);
   }
@@ -890,42 +367,13 @@ export class DuplexServer<
   ): Promise<R> {
     const { to, method, timeout, signal } = options;
     if (this.#cluster === undefined) {
-      return this.#requestLocal(to, message, options) as Promise<R>;
+      return requestLocal(this.#registry, to, message, options) as Promise<R>;
     }
     return this.#cluster.request<R>(to, message, {
       method,
       timeout: timeout ?? this.#peerOptions.timeout,
       signal,
     });
-  }
-
-  /** A request to a user connected here: its latest `duplex.v1` connection. */
-  #requestLocal(
-    to: string,
-    message: unknown,
-    options: UserRequestOptions,
-  ): Promise<unknown> {
-    const { method, timeout, signal } = options;
-    const rest: RequestOptions & { method?: string } = {};
-    if (method !== undefined) rest.method = method;
-    if (timeout !== undefined) rest.timeout = timeout;
-    if (signal !== undefined) rest.signal = signal;
-    const connections = this.#users.get(to);
-    let latest: ServerConnection<Local, Remote> | undefined;
-    for (const connection of connections ?? []) {
-      if (connection.extended) latest = connection;
-    }
-    if (latest === undefined) {
-      return Promise.reject(
-        new NotConnectedError(
-          to,
-          connections === undefined
-            ? "not connected"
-            : `no ${SUBPROTOCOL} connection`,
-        ),
-      );
-    }
-    return latest.peer.request(message, rest);
   }
 
   /**
@@ -959,14 +407,7 @@ export class DuplexServer<
    * @returns `false` when the user is not connected.
    */
   join(room: string, user: string): boolean {
-    if (!this.#users.has(user)) return false;
-    let members = this.#rooms.get(room);
-    if (members === undefined) this.#rooms.set(room, members = new Set());
-    members.add(user);
-    let rooms = this.#userRooms.get(user);
-    if (rooms === undefined) this.#userRooms.set(user, rooms = new Set());
-    rooms.add(room);
-    return true;
+    return this.#registry.join(room, user);
   }
 
   /**
@@ -977,13 +418,7 @@ export class DuplexServer<
    * @returns `true` when the user was a member.
    */
   leave(room: string, user: string): boolean {
-    const members = this.#rooms.get(room);
-    if (members === undefined || !members.delete(user)) return false;
-    if (members.size === 0) this.#rooms.delete(room);
-    const rooms = this.#userRooms.get(user);
-    rooms?.delete(room);
-    if (rooms?.size === 0) this.#userRooms.delete(user);
-    return true;
+    return this.#registry.leave(room, user);
   }
 
   /**
@@ -993,7 +428,7 @@ export class DuplexServer<
    * @returns The user ids; empty for an unknown room.
    */
   members(room: string): string[] {
-    return [...(this.#rooms.get(room) ?? [])];
+    return this.#registry.members(room);
   }
 
   /**
@@ -1003,7 +438,7 @@ export class DuplexServer<
    * @returns The room names.
    */
   roomsOf(user: string): string[] {
-    return [...(this.#userRooms.get(user) ?? [])];
+    return this.#registry.roomsOf(user);
   }
 
   /**
@@ -1016,77 +451,11 @@ export class DuplexServer<
    * @param info The connection info from `Deno.serve`.
    * @returns The 101 response, or the refusal.
    */
-  async upgrade(
+  upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    if (this.#closing) {
-      return this.#refuse(503, "Cannot connect: server shutting down");
-    }
-    if (!isUpgrade(request)) {
-      return this.#refuse(426, "Cannot connect: WebSocket upgrade required");
-    }
-    if (!isOriginAllowed(request, this.#origins)) {
-      return this.#refuse(
-        403,
-        "Cannot connect: origin not allowed",
-        `origin=${JSON.stringify(request.headers.get("origin"))}`,
-      );
-    }
-    if (this.#sockets.size >= this.#maxConnections) {
-      return this.#refuse(503, "Cannot connect: too many connections");
-    }
-    const context: AuthContext = {
-      url: new URL(request.url),
-      token: bearerToken(request),
-      info,
-    };
-    let result: AuthResult | Response | null | undefined;
-    try {
-      result = await this.#authenticate(request, context);
-    } catch (error) {
-      this.#logger?.error("authenticate failed", error);
-      return this.#refuse(500, "Cannot connect: authentication failed");
-    }
-    if (result instanceof Response) {
-      this.metrics.countRefused(result.status);
-      this.#logger?.warn(`refused status=${result.status}`);
-      return result;
-    }
-    if (result === null || result === undefined) {
-      return this.#refuse(401, "Cannot connect: not authenticated");
-    }
-    const user = typeof result === "string" ? result : result.user;
-    const data = typeof result === "string" ? undefined : result.data;
-    if (
-      typeof user !== "string" || user.length === 0 ||
-      user.length > MAX_USER_LENGTH
-    ) {
-      return this.#refuse(
-        400,
-        `Cannot connect: user id must be 1 to ${MAX_USER_LENGTH} characters`,
-      );
-    }
-    if (this.#closing) {
-      return this.#refuse(503, "Cannot connect: server shutting down");
-    }
-    const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-      ? SUBPROTOCOL
-      : "";
-    let upgraded: { socket: WebSocket; response: Response };
-    try {
-      upgraded = Deno.upgradeWebSocket(request, {
-        protocol: protocol || undefined,
-        idleTimeout: this.#idleTimeout,
-      });
-    } catch (error) {
-      return this.#refuse(
-        400,
-        `Cannot connect: ${error instanceof Error ? error.message : error}`,
-      );
-    }
-    this.#accept(upgraded.socket, user, protocol, data);
-    return upgraded.response;
+    return this.#upgradePath.upgrade(request, info);
   }
 
   /**
@@ -1101,44 +470,16 @@ export class DuplexServer<
    * deadline passed.
    */
   shutdown(): Promise<void> {
-    this.#closing = true;
-    return this.#shutdown ??= this.#drain();
+    this.#graceful.closing = true;
+    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
+      () => this.#broker.close(),
+    );
+    return this.#shutdown;
   }
 
   /** Same as {@linkcode DuplexServer.shutdown}. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();
-  }
-
-  async #drain(): Promise<void> {
-    const ms = this.#shutdownTimeout;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const expired = (): Promise<void> =>
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, ms);
-      });
-    try {
-      if (this.#inFlight > 0) {
-        this.#idle ??= Promise.withResolvers<void>();
-        await Promise.race([this.#idle.promise, expired()]);
-        clearTimeout(timer);
-      }
-      for (const connection of [...this.#sockets]) {
-        // Sockets still opening are closed by #onOpen.
-        if (connection.socket.readyState === OPEN) {
-          connection.peer.close(1001, "Server shutting down");
-        }
-      }
-      if (this.#sockets.size > 0) {
-        await Promise.race([
-          Promise.all([...this.#sockets].map((c) => c.socketClosed)),
-          expired(),
-        ]);
-      }
-    } finally {
-      clearTimeout(timer);
-      this.#broker.close();
-    }
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
@@ -1147,83 +488,34 @@ export class DuplexServer<
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
-    if (request.method === "GET" || request.method === "HEAD") {
-      if (path === this.#healthPath) {
-        return Promise.resolve(
-          this.#closing ? text(503, "shutting down\n") : text(200, "ok\n"),
-        );
-      }
-      if (path === this.#metricsPath) {
-        return Promise.resolve(
-          new Response(this.metrics.render(this.#snapshot()), {
-            headers: {
-              "content-type": "text/plain; version=0.0.4; charset=utf-8",
-            },
-          }),
-        );
-      }
-    }
+    const status = this.#status.answer(request, path, info);
+    if (status !== undefined) return status;
     if (this.#fallback !== undefined) {
       return Promise.resolve(this.#fallback(request, info));
     }
     return Promise.resolve(text(404, "Not found\n"));
   }
 
-  #refuse(status: number, message: string, detail = ""): Response {
-    this.metrics.countRefused(status);
-    this.#logger?.warn(
-      `refused status=${status}${detail ? ` ${detail}` : ""}`,
-    );
-    return text(status, message);
-  }
-
-  #accept(
-    socket: WebSocket,
-    user: string,
-    protocol: string,
-    data: unknown,
-  ): void {
-    const options = this.#peerOptions;
-    // Assigned once, after the peer whose onClose hook needs it.
-    // deno-lint-ignore prefer-const
-    let connection: ServerConnection<Local, Remote> | undefined;
-    const peer = new Peer<Local, Remote>(socket, {
-      identity: user,
+  #accept(upgraded: Upgraded): void {
+    const connection = acceptConnection<Local, Remote>(upgraded, {
+      id: this.#nextId++,
+      peerOptions: this.#peerOptions,
       registry: this.registry,
-      maxMalformed: options.maxMalformed,
-      timeout: options.timeout,
-      // Size, rate, in-flight and backpressure limits, per connection.
-      guard: new PeerLimits(options),
-      // Hooks rather than event listeners: cheaper per idle connection.
-      onClose: (code, reason) => {
-        if (connection !== undefined) this.#onClose(connection, code, reason);
-      },
-      onError: (error) => {
-        // Malformed frames are counted in the metrics; only failures of our
-        // own code are reported.
-        if (error instanceof ProtocolError) return;
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
-      },
+      budget: this.#sendBudget,
+      onClose: (connection, code, reason) =>
+        this.#onClose(connection, code, reason),
+      onError: (user, error) =>
+        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
     });
-    connection = new ServerConnection<Local, Remote>(
-      this.#nextId++,
-      user,
-      protocol,
-      data,
-      peer,
-      socket,
-    );
-    this.#sockets.add(connection);
-    // One listener object per connection, for both socket events. Deno does
-    // not need an "error" listener: an abrupt drop is followed by "close".
+    this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
-    socket.addEventListener("close", connection, { once: true });
-    socket.addEventListener("open", connection, { once: true });
   }
 
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
-    this.#sockets.delete(connection);
+    this.#registry.sockets.delete(connection);
+    this.#sendBudget.forget(connection.budgeted);
+    this.#slots.release(connection.address);
   };
   readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
     this.#onOpen(connection);
@@ -1231,17 +523,12 @@ export class DuplexServer<
 
   #onOpen(connection: ServerConnection<Local, Remote>): void {
     if (connection.peer.closed) return;
-    if (this.#closing) {
+    if (this.#graceful.closing) {
       connection.peer.close(1001, "Server shutting down");
       return;
     }
     const { user } = connection;
-    connection.registered = true;
-    this.#connections.add(connection);
-    let own = this.#users.get(user);
-    const first = own === undefined;
-    if (own === undefined) this.#users.set(user, own = new Set());
-    own.add(connection);
+    const { own, first } = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${
@@ -1254,10 +541,10 @@ export class DuplexServer<
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
-        if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
-        }
+        if (older === connection) continue;
+        older.peer.closeWithReason(CLOSE_REPLACED, reason);
       }
     }
   }
@@ -1268,142 +555,20 @@ export class DuplexServer<
     reason: string,
   ): void {
     if (!connection.registered) return;
-    connection.registered = false;
-    const { user, peer } = connection;
-    this.#connections.delete(connection);
-    const stats = peer.stats;
-    const totals = this.#closedStats;
-    for (let type = 0; type < totals.framesIn.length; type++) {
-      totals.framesIn[type] += stats.framesIn[type];
-      totals.framesOut[type] += stats.framesOut[type];
-    }
-    totals.dropped += stats.dropped;
-    totals.malformed += stats.malformed;
-    totals.rateLimited += stats.rateLimited;
+    const { user } = connection;
+    const last = this.#registry.remove(connection);
     this.metrics.countClose(code);
     this.#logger?.info(
       `disconnect user=${
         JSON.stringify(user)
       } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
     );
-    const own = this.#users.get(user);
-    own?.delete(connection);
-    const last = own !== undefined && own.size === 0;
-    if (last) {
-      this.#users.delete(user);
-      for (const room of this.roomsOf(user)) this.leave(room, user);
-    }
     this.dispatchEvent(
       new CustomEvent("disconnect", { detail: { connection, code, reason } }),
     );
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));
-    }
-  }
-
-  /** Local delivery: the one path every push takes after the broker. */
-  /** Whether a local push to this audience could reach any connection. */
-  #hasAudience(
-    to: string | undefined,
-    room: string | undefined,
-    except: string | undefined,
-  ): boolean {
-    const users = this.#users;
-    if (to !== undefined) return to !== except && users.has(to);
-    if (room !== undefined) return this.#rooms.has(room);
-    return users.size > (except !== undefined && users.has(except) ? 1 : 0);
-  }
-
-  #deliver(envelope: Envelope): void {
-    const { user, room, except, data, extended } = envelope;
-    if (user !== undefined) {
-      if (user === except) return;
-      const own = this.#users.get(user);
-      if (own !== undefined) this.#sendAll(own, data, extended);
-      return;
-    }
-    if (room !== undefined) {
-      const members = this.#rooms.get(room);
-      if (members === undefined) return;
-      for (const member of members) {
-        if (member === except) continue;
-        const own = this.#users.get(member);
-        if (own !== undefined) this.#sendAll(own, data, extended);
-      }
-      return;
-    }
-    for (const connection of this.#connections) {
-      if (connection.user === except) continue;
-      if (extended && !connection.extended) continue;
-      this.#send(connection, data);
-    }
-  }
-
-  #sendAll(
-    connections: Iterable<ServerConnection<Local, Remote>>,
-    data: string,
-    extended: boolean,
-  ): void {
-    for (const connection of connections) {
-      if (extended && !connection.extended) continue;
-      this.#send(connection, data);
-    }
-  }
-
-  #send(connection: ServerConnection<Local, Remote>, data: string): void {
-    try {
-      connection.peer.sendNotification(data);
-    } catch (error) {
-      // A receiver that closed since it was listed is skipped.
-      if (!(error instanceof ConnectionClosedError)) {
-        this.#reportError(
-          `send failed user=${JSON.stringify(connection.user)}`,
-          error,
-        );
-      }
-    }
-  }
-
-  #measure<P, R>(handler: RequestHandler<P, R>): RequestHandler<P, R> {
-    return (params, context) => {
-      if (this.#closing) {
-        throw new RemoteError({
-          code: ErrorCode.ShuttingDown,
-          message: "Cannot handle request: server shutting down",
-        });
-      }
-      const start = performance.now();
-      this.#inFlight++;
-      let result: R | Promise<R>;
-      try {
-        result = handler(params, context);
-      } catch (error) {
-        this.#finished(start);
-        throw error;
-      }
-      if (!isPromiseLike(result)) {
-        this.#finished(start);
-        return result;
-      }
-      return Promise.resolve(result).then(
-        (value) => {
-          this.#finished(start);
-          return value;
-        },
-        (error) => {
-          this.#finished(start);
-          throw error;
-        },
-      );
-    };
-  }
-
-  #finished(start: number): void {
-    this.metrics.observeRequest((performance.now() - start) / 1000);
-    if (--this.#inFlight === 0 && this.#idle !== undefined) {
-      this.#idle.resolve();
-      this.#idle = undefined;
     }
   }
 
@@ -1415,33 +580,5 @@ export class DuplexServer<
         message: error instanceof Error ? error.message : String(error),
       }),
     );
-  }
-
-  #snapshot(): MetricsSnapshot {
-    const totals = this.#closedStats;
-    const framesIn = [...totals.framesIn];
-    const framesOut = [...totals.framesOut];
-    let { dropped, malformed, rateLimited } = totals;
-    for (const { peer } of this.#connections) {
-      const stats = peer.stats;
-      for (let type = 0; type < framesIn.length; type++) {
-        framesIn[type] += stats.framesIn[type];
-        framesOut[type] += stats.framesOut[type];
-      }
-      dropped += stats.dropped;
-      malformed += stats.malformed;
-      rateLimited += stats.rateLimited;
-    }
-    return {
-      connections: this.#connections.size,
-      users: this.#users.size,
-      requestsInFlight: this.#inFlight,
-      framesIn,
-      framesOut,
-      dropped,
-      malformed,
-      rateLimited,
-      cluster: this.#cluster?.stats,
-    };
   }
 }

@@ -117,6 +117,21 @@ const CLUSTER_COUNTERS: ReadonlyArray<[keyof ClusterStats, string, string]> = [
 ];
 
 /**
+ * The label of a close code: the codes of RFC 6455 (1000–1015), 4000 (ping
+ * timeout) and `CLOSE_REPLACED` (4009) as they are; any other code, which a client
+ * chooses freely, in one of three buckets, so that clients cannot make the
+ * label set grow without bound.
+ */
+function closeCodeBucket(code: number): string {
+  if ((code >= 1000 && code <= 1015) || code === 4000 || code === 4009) {
+    return String(code);
+  }
+  if (code >= 3000 && code <= 3999) return "3xxx";
+  if (code >= 4000 && code <= 4999) return "4xxx";
+  return "other";
+}
+
+/**
  * The server's counters and request latency histogram. The server updates
  * them; {@linkcode ServerMetrics.render} writes them with a
  * {@linkcode MetricsSnapshot} in the Prometheus text format.
@@ -147,7 +162,7 @@ const CLUSTER_COUNTERS: ReadonlyArray<[keyof ClusterStats, string, string]> = [
 export class ServerMetrics {
   /** Connections accepted (upgraded) since the start. */
   connectionsTotal = 0;
-  #closes = new Map<number, number>();
+  #closes = new Map<string, number>();
   #refused = new Map<number, number>();
   #buckets: number[] = LATENCY_BUCKETS.map(() => 0);
   #count = 0;
@@ -176,7 +191,8 @@ export class ServerMetrics {
    * @param code The close code.
    */
   countClose(code: number): void {
-    this.#closes.set(code, (this.#closes.get(code) ?? 0) + 1);
+    const bucket = closeCodeBucket(code);
+    this.#closes.set(bucket, (this.#closes.get(bucket) ?? 0) + 1);
   }
 
   /**
@@ -217,8 +233,8 @@ export class ServerMetrics {
         `{type="${name}"}`,
         counts[i + 1] ?? 0,
       ]);
-    const byCode = (map: Map<number, number>, label: string) =>
-      [...map].sort((a, b) => a[0] - b[0]).map((
+    const byCode = (map: Map<number | string, number>, label: string) =>
+      [...map].sort((a, b) => String(a[0]).localeCompare(String(b[0]))).map((
         [code, count],
       ): [string, number] => [`{${label}="${code}"}`, count]);
 

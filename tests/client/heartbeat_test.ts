@@ -24,7 +24,10 @@ Deno.test("Heartbeat declares a silent connection dead after a ping and the time
     timeout: 10,
   });
   await deadline(dead.promise);
-  assert.equal(peer.pings, 1);
+  // At least one ping went unanswered. Under CPU load a timer may fire late,
+  // and the heartbeat then pings afresh instead of judging (see the throttled
+  // tab test below), so more than one ping is allowed here.
+  assert.ok(peer.pings >= 1, `${peer.pings} pings`);
 });
 
 Deno.test("Heartbeat keeps an answering connection alive, scheduling each ping from the reply", async () => {

@@ -1,17 +1,13 @@
 /**
- * The server's per-connection limits on what a client sends (message size,
- * rate, requests in flight) and on what it is sent (backpressure). Only the
- * server imports this module, so the browser client never carries it.
+ * The per-connection limits a {@linkcode PeerGuard} enforces on what the
+ * other side sends (message size, rate, requests in flight) and on what it is
+ * sent (backpressure). Runtime-neutral, so it lives with the Peer; the server
+ * gives each connection one, and the browser client never imports it.
  *
  * @module
  */
 
-import type {
-  BackpressurePolicy,
-  Endpoint,
-  Peer,
-  PeerGuard,
-} from "../peer/peer.ts";
+import type { BackpressurePolicy, Endpoint, Peer, PeerGuard } from "./peer.ts";
 import type { ErrorPayload } from "../wire/protocol.ts";
 import { RateLimiter, type RateLimitOptions } from "./rate_limiter.ts";
 
@@ -193,7 +189,7 @@ export class PeerLimits implements PeerGuard {
     code: number,
     reason: string,
   ): false {
-    peer.close(code, reason);
+    peer.closeWithReason(code, reason);
     return false;
   }
 }

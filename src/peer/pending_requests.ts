@@ -1,0 +1,370 @@
+/**
+ * The map of pending requests keyed by sequence, with timeouts, abort signals
+ * and a bound.
+ *
+ * Timeouts cost O(1) per request whatever the number pending: requests that
+ * share a timeout value sit in one doubly linked list ordered by deadline
+ * (appending keeps it ordered, unlinking is O(1)), and a single timer follows
+ * the earliest deadline of the (few) lists.
+ *
+ * @module
+ */
+
+import { RequestTimeoutError, TooManyPendingError } from "../wire/errors.ts";
+import { MAX_SEQUENCE } from "../wire/protocol.ts";
+import type { RequestTrackerOptions } from "./request_tracker.ts";
+
+/**
+ * Options of one {@linkcode RequestTracker.track} call.
+ *
+ * @example Usage
+ * ```ts
+ * import type { TrackOptions } from "@duplex/ws";
+ *
+ * const options: TrackOptions = { timeout: 1_000, signal: AbortSignal.timeout(5_000) };
+ * ```
+ */
+export interface TrackOptions {
+  /**
+   * Timeout in milliseconds for this request; 0 disables it.
+   *
+   * @default {the tracker's timeout}
+   */
+  timeout?: number;
+  /**
+   * Aborting it rejects the request with `signal.reason`.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * A tracked request: the sequence to send it with, and the promise of its
+ * response.
+ *
+ * @example Usage
+ * ```ts
+ * import { RequestTracker, type PendingRequest } from "@duplex/ws";
+ *
+ * using tracker = new RequestTracker();
+ * const pending: PendingRequest<string> = tracker.track<string>();
+ * tracker.resolve(pending.sequence, "ok");
+ * await pending.promise;
+ * ```
+ */
+export interface PendingRequest<T> {
+  /** The sequence allocated to the request. */
+  readonly sequence: number;
+  /** Settles with the response, or rejects with a typed error. */
+  readonly promise: Promise<T>;
+}
+
+/**
+ * A pending request, and also the head of a timeout list (a ring whose head
+ * is not a request). Only `resolve` is kept: rejecting resolves with a
+ * rejected promise, which lets V8 free the separate reject function. A
+ * request without a timeout links to itself, so that unlinking is a no-op.
+ */
+interface Entry {
+  readonly sequence: number;
+  /** `undefined` once settled. */
+  resolve: ((value: unknown) => void) | undefined;
+  /** `performance.now()` deadline, rounded up to an integer (a small integer is stored unboxed). */
+  deadline: number;
+  prev: Entry;
+  next: Entry;
+  /** The abort listener, for requests with a signal. */
+  abort: AbortListener | undefined;
+}
+
+/** Listens for one signal's abort; allocated only for requests with a signal. */
+interface AbortListener {
+  readonly signal: AbortSignal;
+  handleEvent(): void;
+}
+
+function entry(
+  sequence: number,
+  resolve?: (value: unknown) => void,
+): Entry {
+  const entry: Entry = {
+    sequence,
+    resolve,
+    deadline: 0,
+    prev: undefined!,
+    next: undefined!,
+    abort: undefined,
+  };
+  return entry.prev = entry.next = entry;
+}
+
+/**
+ * How a request settled, as reported to `onSettle`: answered (resolved or
+ * rejected by an error response), or given up (timed out, aborted, or
+ * rejected by `rejectAll()`).
+ */
+const RESOLVED = 0;
+export const REJECTED = 1;
+const TIMED_OUT = 2;
+const ABORTED = 3;
+const REJECTED_ALL = 4;
+
+/**
+ * Options of {@linkcode PendingRequests}: those of a
+ * {@linkcode RequestTracker} with lower-level callbacks.
+ */
+export interface PendingRequestsOptions
+  extends Omit<RequestTrackerOptions, "onUnexpected"> {
+  /** Called for each response that matched no pending request. */
+  onUnexpected?: (sequence: number) => void;
+  /** Called when a request settles, with how (`RESOLVED`...`REJECTED_ALL`). */
+  onSettle?: (sequence: number, outcome: number) => void;
+  /** The error of a request whose timeout passed (default: {@linkcode RequestTimeoutError}). */
+  timeoutError?: (sequence: number, timeout: number) => Error;
+  /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
+  fullError?: (limit: number) => Error;
+}
+
+/**
+ * The core of {@linkcode RequestTracker} without its counters: what a
+ * `Peer` needs (it counts strays itself), so that the browser client carries
+ * no metrics code. Internal: not exported from `mod.ts`.
+ */
+export class PendingRequests {
+  #pending = new Map<number, Entry>();
+  /**
+   * Timeout value → head of the ring of requests with that timeout, in
+   * insertion order, which is also deadline order.
+   */
+  #lists = new Map<number, Entry>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
+  #options: PendingRequestsOptions;
+  #timeout: number;
+  #maxPending: number;
+  #maxSequence: number;
+  #last = 0;
+
+  /**
+   * Creates an empty set of pending requests.
+   *
+   * @param options Timeout, bound and callbacks.
+   * @throws {RangeError} When `timeout`, `maxPending` or `maxSequence` is
+   * out of range.
+   */
+  constructor(options: PendingRequestsOptions = {}) {
+    const {
+      timeout = 30_000,
+      maxPending = 100_000,
+      maxSequence = MAX_SEQUENCE,
+    } = this.#options = options;
+    if (
+      !(timeout >= 0 && maxPending >= 0 && Number.isInteger(maxSequence) &&
+        maxSequence >= 1 && maxSequence <= MAX_SEQUENCE)
+    ) {
+      throw new RangeError(
+        `Cannot create tracker: invalid timeout ${timeout}, maxPending ${maxPending} or maxSequence ${maxSequence}`,
+      );
+    }
+    this.#timeout = timeout;
+    // Never more pending than there are sequences: allocation always ends.
+    this.#maxPending = Math.min(maxPending, maxSequence);
+    this.#maxSequence = maxSequence;
+  }
+
+  /** The number of requests pending now. */
+  get size(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Tells whether the request `sequence` is pending.
+   *
+   * @param sequence The request's sequence.
+   * @returns `true` while it waits for its response.
+   */
+  has(sequence: number): boolean {
+    return this.#pending.has(sequence);
+  }
+
+  /**
+   * Allocates the next free sequence and registers a pending request.
+   * Sequences run from 1 to `maxSequence` ({@linkcode MAX_SEQUENCE} by
+   * default), wrap around, and skip numbers still pending.
+   *
+   * @typeParam T The type of the response payload.
+   * @param options Timeout and abort signal of this request.
+   * @returns The sequence to send the request with, and its promise.
+   * @throws {TooManyPendingError} When `maxPending` requests are pending
+   * (or the error of the `fullError` option).
+   * @throws {unknown} `signal.reason` when the signal is already aborted.
+   */
+  track<T = unknown>(options: TrackOptions = {}): PendingRequest<T> {
+    const pending = this.#pending;
+    const signal = options.signal;
+    const max = this.#maxPending;
+    if (signal?.aborted) throw signal.reason;
+    if (pending.size >= max) {
+      throw this.#options.fullError?.(max) ?? new TooManyPendingError(max);
+    }
+    let sequence = this.#last;
+    do {
+      sequence = sequence >= this.#maxSequence ? 1 : sequence + 1;
+    } while (pending.has(sequence));
+    this.#last = sequence;
+
+    let resolve!: (value: unknown) => void;
+    const promise = new Promise<T>((r) => resolve = r as typeof resolve);
+    const request = entry(sequence, resolve);
+    pending.set(sequence, request);
+
+    const timeout = options.timeout ?? this.#timeout;
+    if (timeout > 0 && timeout < Infinity) {
+      let head = this.#lists.get(timeout);
+      if (!head) this.#lists.set(timeout, head = entry(0));
+      const deadline = request.deadline = Math.ceil(
+        performance.now() + timeout,
+      );
+      const last = head.prev;
+      request.prev = last;
+      request.next = head;
+      last.next = head.prev = request;
+      if (deadline < this.#timerAt) this.#schedule(deadline);
+    }
+    if (signal) {
+      const abort: AbortListener = request.abort = {
+        signal,
+        handleEvent: () => {
+          if (request.resolve) this.#give(request, signal.reason, ABORTED);
+        },
+      };
+      signal.addEventListener("abort", abort, { once: true });
+    }
+    return { sequence, promise };
+  }
+
+  /**
+   * Settles the request `sequence` with its response payload. A response
+   * that matches nothing pending is reported through `onUnexpected`, never
+   * thrown.
+   *
+   * @param sequence The response's sequence.
+   * @param value The response payload.
+   * @returns `true` when a pending request matched.
+   */
+  resolve(sequence: number, value: unknown): boolean {
+    return this.#answer(sequence, value, RESOLVED);
+  }
+
+  /**
+   * Rejects the request `sequence`, e.g. with a {@linkcode RemoteError} for
+   * an error response. Unmatched sequences are reported as by `resolve()`.
+   *
+   * @param sequence The response's sequence.
+   * @param reason The error to reject with.
+   * @returns `true` when a pending request matched.
+   */
+  reject(sequence: number, reason: Error): boolean {
+    return this.#answer(sequence, reason, REJECTED);
+  }
+
+  /**
+   * Rejects every pending request with `reason`, e.g. a
+   * {@linkcode ConnectionClosedError} when the connection closes, and stops
+   * the timer.
+   *
+   * @param reason The error to reject with.
+   * @returns How many requests were rejected.
+   */
+  rejectAll(reason: Error): number {
+    // One rejected promise, adopted by every request (none: no promise, so
+    // that nothing is left unhandled).
+    return this.resolveAll(this.#pending.size && Promise.reject(reason));
+  }
+
+  /**
+   * Settles every pending request with `value`, oldest first, and stops the
+   * timer: e.g. the connection that queued sends were waiting for.
+   *
+   * @param value The value to resolve with.
+   * @returns How many requests were settled.
+   */
+  resolveAll(value: unknown): number {
+    const entries = [...this.#pending.values()];
+    for (const request of entries) this.#settle(request, REJECTED_ALL)(value);
+    this.#lists.clear();
+    clearTimeout(this.#timer);
+    this.#timerAt = Infinity;
+    return entries.length;
+  }
+
+  /** Settles the request `sequence` as answered, or reports a stray. */
+  #answer(sequence: number, value: unknown, outcome: number): boolean {
+    const request = this.#pending.get(sequence);
+    if (request) {
+      this.#settle(request, outcome)(
+        outcome === REJECTED ? Promise.reject(value) : value,
+      );
+    } else {
+      this.#options.onUnexpected?.(sequence);
+    }
+    return !!request;
+  }
+
+  /** Gives a request up: rejects it and reports it as abandoned. */
+  #give(request: Entry, reason: unknown, outcome: number): void {
+    this.#settle(request, outcome)(Promise.reject(reason));
+    this.#options.onAbandon?.(request.sequence, reason);
+  }
+
+  /** Removes the request from every structure; returns its resolve. */
+  #settle(request: Entry, outcome: number): (value: unknown) => void {
+    const { resolve, prev, next, abort } = request;
+    request.resolve = undefined;
+    this.#pending.delete(request.sequence);
+    prev.next = next;
+    next.prev = prev;
+    if (abort) {
+      abort.signal.removeEventListener("abort", abort);
+      request.abort = undefined;
+    }
+    this.#options.onSettle?.(request.sequence, outcome);
+    return resolve!;
+  }
+
+  /** Sets the one timer for `deadline`. */
+  #schedule(deadline: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(
+      this.#expire,
+      Math.max(0, deadline - performance.now()),
+    );
+  }
+
+  /** Rejects every request whose deadline passed, then re-arms the timer. */
+  #expire = (): void => {
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    const timeoutError = this.#options.timeoutError;
+    let earliest = Infinity;
+    for (const [timeout, head] of this.#lists) {
+      // Deadline order: stop at the first request still in time.
+      let request = head.next;
+      for (; request !== head && request.deadline <= now; request = head.next) {
+        const { sequence } = request;
+        this.#give(
+          request,
+          timeoutError?.(sequence, timeout) ??
+            new RequestTimeoutError(sequence, timeout),
+          TIMED_OUT,
+        );
+      }
+      if (request !== head && request.deadline < earliest) {
+        earliest = request.deadline;
+      }
+    }
+    if (earliest < this.#timerAt) this.#schedule(earliest);
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * {@linkcode SocketLike}: the part of the WHATWG `WebSocket` a peer runs over.
+ *
+ * @module
+ */
+
+/**
+ * The part of the WHATWG `WebSocket` that a {@linkcode Peer} uses. Browser,
+ * Deno client and `Deno.upgradeWebSocket` sockets all fit.
+ *
+ * @example Usage
+ * ```ts
+ * import type { SocketLike } from "@duplex/ws";
+ *
+ * function accepts(socket: SocketLike): number {
+ *   return socket.readyState;
+ * }
+ * ```
+ */
+export interface SocketLike {
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  readonly readyState: number;
+  /** The negotiated subprotocol, when the socket knows it. */
+  readonly protocol?: string;
+  /** Bytes queued by `send()` and not yet written. */
+  readonly bufferedAmount: number;
+  /** Queues one message. */
+  send(data: string | Uint8Array<ArrayBuffer>): void;
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Listens for `message`, `close` and `error`. */
+  addEventListener(type: string, listener: EventListenerObject): void;
+  /** Stops listening. */
+  removeEventListener(type: string, listener: EventListenerObject): void;
+}

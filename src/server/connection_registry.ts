@@ -1,0 +1,181 @@
+/**
+ * The connections of a {@linkcode DuplexServer}: every upgraded socket until
+ * its closing handshake completes, the open connections by user, the rooms,
+ * and the stats of connections that closed.
+ *
+ * @module
+ */
+
+import type { Endpoint } from "../peer/peer.ts";
+import type { ServerConnection } from "./connection.ts";
+import type { MetricsSnapshot } from "./metrics.ts";
+
+/** Users, rooms and sockets of one server. */
+export class ConnectionRegistry<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+> {
+  /** Every upgraded socket whose closing handshake has not completed. */
+  readonly sockets: Set<ServerConnection<Local, Remote>> = new Set();
+  /** Open, registered connections. */
+  readonly connections: Set<ServerConnection<Local, Remote>> = new Set();
+  /** User → connections, oldest first. */
+  #users = new Map<string, Set<ServerConnection<Local, Remote>>>();
+  #rooms = new Map<string, Set<string>>();
+  #userRooms = new Map<string, Set<string>>();
+  /** Stats of closed connections, summed. */
+  #closedStats = {
+    framesIn: [0, 0, 0, 0, 0, 0, 0],
+    framesOut: [0, 0, 0, 0, 0, 0, 0],
+    dropped: 0,
+    malformed: 0,
+    rateLimited: 0,
+  };
+
+  /** The number of users with an open connection. */
+  get userCount(): number {
+    return this.#users.size;
+  }
+
+  /**
+   * Registers an open connection under its user.
+   *
+   * @returns The user's connections (the new one last) and whether it is
+   * the user's first.
+   */
+  add(
+    connection: ServerConnection<Local, Remote>,
+  ): { own: Set<ServerConnection<Local, Remote>>; first: boolean } {
+    connection.registered = true;
+    this.connections.add(connection);
+    let own = this.#users.get(connection.user);
+    const first = own === undefined;
+    if (own === undefined) this.#users.set(connection.user, own = new Set());
+    own.add(connection);
+    return { own, first };
+  }
+
+  /**
+   * Unregisters a connection that closed, adds its stats to the totals and,
+   * after a user's last connection, takes the user out of every room.
+   *
+   * @returns `true` when it was the user's last connection.
+   */
+  remove(connection: ServerConnection<Local, Remote>): boolean {
+    connection.registered = false;
+    const { user, peer } = connection;
+    this.connections.delete(connection);
+    const stats = peer.stats;
+    const totals = this.#closedStats;
+    for (let type = 0; type < totals.framesIn.length; type++) {
+      totals.framesIn[type] += stats.framesIn[type];
+      totals.framesOut[type] += stats.framesOut[type];
+    }
+    totals.dropped += stats.dropped;
+    totals.malformed += stats.malformed;
+    totals.rateLimited += stats.rateLimited;
+    const own = this.#users.get(user);
+    own?.delete(connection);
+    const last = own !== undefined && own.size === 0;
+    if (last) {
+      this.#users.delete(user);
+      for (const room of this.roomsOf(user)) this.leave(room, user);
+    }
+    return last;
+  }
+
+  /** The users, in order of their first connection. */
+  users(): string[] {
+    return [...this.#users.keys()];
+  }
+
+  /** Whether a user has an open connection. */
+  isOnline(user: string): boolean {
+    return this.#users.has(user);
+  }
+
+  /** A user's open connections, oldest first; `undefined` when offline. */
+  connectionsOf(
+    user: string,
+  ): Set<ServerConnection<Local, Remote>> | undefined {
+    return this.#users.get(user);
+  }
+
+  /** The members of a room; `undefined` for an unknown room. */
+  roomMembers(room: string): Set<string> | undefined {
+    return this.#rooms.get(room);
+  }
+
+  /** Adds a connected user to a room; `false` when not connected. */
+  join(room: string, user: string): boolean {
+    if (!this.#users.has(user)) return false;
+    let members = this.#rooms.get(room);
+    if (members === undefined) this.#rooms.set(room, members = new Set());
+    members.add(user);
+    let rooms = this.#userRooms.get(user);
+    if (rooms === undefined) this.#userRooms.set(user, rooms = new Set());
+    rooms.add(room);
+    return true;
+  }
+
+  /** Removes a user from a room; `true` when the user was a member. */
+  leave(room: string, user: string): boolean {
+    const members = this.#rooms.get(room);
+    if (members === undefined || !members.delete(user)) return false;
+    if (members.size === 0) this.#rooms.delete(room);
+    const rooms = this.#userRooms.get(user);
+    rooms?.delete(room);
+    if (rooms?.size === 0) this.#userRooms.delete(user);
+    return true;
+  }
+
+  /** The members of a room; empty for an unknown room. */
+  members(room: string): string[] {
+    return [...(this.#rooms.get(room) ?? [])];
+  }
+
+  /** The rooms of a user. */
+  roomsOf(user: string): string[] {
+    return [...(this.#userRooms.get(user) ?? [])];
+  }
+
+  /** Whether a local push to this audience could reach any connection. */
+  hasAudience(
+    to: string | undefined,
+    room: string | undefined,
+    except: string | undefined,
+  ): boolean {
+    const users = this.#users;
+    if (to !== undefined) return to !== except && users.has(to);
+    if (room !== undefined) return this.#rooms.has(room);
+    return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+  }
+
+  /** The figures behind `/metrics`: closed and open connections summed. */
+  snapshot(requestsInFlight: number): MetricsSnapshot {
+    const totals = this.#closedStats;
+    const framesIn = [...totals.framesIn];
+    const framesOut = [...totals.framesOut];
+    let { dropped, malformed, rateLimited } = totals;
+    for (const { peer } of this.connections) {
+      const stats = peer.stats;
+      for (let type = 0; type < framesIn.length; type++) {
+        framesIn[type] += stats.framesIn[type];
+        framesOut[type] += stats.framesOut[type];
+      }
+      dropped += stats.dropped;
+      malformed += stats.malformed;
+      rateLimited += stats.rateLimited;
+    }
+    return {
+      connections: this.connections.size,
+      users: this.#users.size,
+      requestsInFlight,
+      framesIn,
+      framesOut,
+      dropped,
+      malformed,
+      rateLimited,
+    };
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The events a {@linkcode DuplexServer} dispatches.
+ *
+ * @module
+ */
+
+import type { Endpoint } from "../peer/peer.ts";
+import type { Connection } from "./connection.ts";
+
+/**
+ * The detail of a `disconnect` event.
+ *
+ * @example Usage
+ * ```ts
+ * import type { DisconnectDetail } from "@duplex/ws/server";
+ *
+ * const line = (detail: DisconnectDetail) =>
+ *   `${detail.connection.user} left with ${detail.code}`;
+ * ```
+ */
+export interface DisconnectDetail {
+  /** The connection that closed. */
+  readonly connection: Connection<Endpoint, Endpoint>;
+  /** The close code. */
+  readonly code: number;
+  /** The close reason. */
+  readonly reason: string;
+}
+
+/**
+ * The events of a {@linkcode DuplexServer}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { DuplexServerEventMap } from "@duplex/ws/server";
+ *
+ * const onOnline = (event: DuplexServerEventMap["online"]) => console.log(event.detail.user);
+ * ```
+ */
+export interface DuplexServerEventMap {
+  /** A connection opened. */
+  connect: CustomEvent<Connection<Endpoint, Endpoint>>;
+  /** A connection closed. */
+  disconnect: CustomEvent<DisconnectDetail>;
+  /** A user's first connection opened. */
+  online: CustomEvent<{ user: string }>;
+  /** A user's last connection closed. */
+  offline: CustomEvent<{ user: string }>;
+  /** A handler or listener threw an unexpected error. */
+  error: ErrorEvent;
+}

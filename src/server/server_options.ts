@@ -1,0 +1,347 @@
+/**
+ * The options of a {@linkcode DuplexServer}, their defaults, and the few
+ * policies they name (logger, duplicate users, rate limit).
+ *
+ * @module
+ */
+
+import type { Registry } from "../peer/receiver.ts";
+import type { BackpressurePolicy } from "../peer/peer.ts";
+import type { Cluster } from "../cluster/cluster.ts";
+import type { Authenticate } from "./authenticate.ts";
+import type { OriginPolicy } from "./origin.ts";
+import type { StatusAuthorize } from "./status_routes.ts";
+import type { RateLimitOptions } from "../peer/rate_limiter.ts";
+
+/**
+ * Where the server writes its log lines: one per connect and disconnect,
+ * refused upgrades, and handler failures. `console` fits.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ServerLogger } from "@duplex/ws/server";
+ *
+ * const lines: string[] = [];
+ * const logger: ServerLogger = {
+ *   info: (message) => lines.push(message),
+ *   warn: (message) => lines.push(message),
+ *   error: (message) => lines.push(message),
+ * };
+ * ```
+ */
+export interface ServerLogger {
+  /** Connects and disconnects. */
+  info(message: string): void;
+  /** Refused upgrades. */
+  warn(message: string): void;
+  /** Handler and listener failures; `error` is the thrown value. */
+  error(message: string, error?: unknown): void;
+}
+
+/**
+ * What happens when a user connects while already connected: `"allow"`
+ * keeps every connection (several tabs), `"replace"` closes the older ones
+ * with close code 4009.
+ *
+ * @example Usage
+ * ```ts
+ * import type { DuplicateUserPolicy } from "@duplex/ws/server";
+ *
+ * const policy: DuplicateUserPolicy = "replace";
+ * ```
+ */
+export type DuplicateUserPolicy = "allow" | "replace";
+
+/**
+ * The close code sent to an older connection of a user that a newer one
+ * replaced (policy `duplicateUser: "replace"`).
+ *
+ * @example Usage
+ * ```ts
+ * import { CLOSE_REPLACED } from "@duplex/ws/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(CLOSE_REPLACED, 4009);
+ * ```
+ */
+export const CLOSE_REPLACED: number = 4009;
+
+/**
+ * The per-connection rate limit: a token bucket of incoming frames, and how
+ * many refused frames in a row close the connection with 1008.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ServerRateLimit } from "@duplex/ws/server";
+ *
+ * const limit: ServerRateLimit = { rate: 50, burst: 100, maxViolations: 20 };
+ * ```
+ */
+export interface ServerRateLimit extends RateLimitOptions {
+  /**
+   * Refusals in a row before the connection is closed with 1008.
+   *
+   * @default {50}
+   */
+  maxViolations?: number;
+}
+
+/**
+ * Options of a {@linkcode DuplexServer}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { DuplexServerOptions } from "@duplex/ws/server";
+ *
+ * const options: DuplexServerOptions = {
+ *   origins: ["https://chat.example.com"],
+ *   maxMessageSize: 64 * 1024,
+ *   rateLimit: { rate: 20, burst: 40 },
+ * };
+ * ```
+ */
+export interface DuplexServerOptions {
+  /**
+   * Decides who connects. The default takes the user id from the `user`
+   * query parameter (`ws://host/?user=alice`) and refuses a request without
+   * one with 400. User ids are 1 to 128 characters.
+   *
+   * @default {the `user` query parameter}
+   */
+  authenticate?: Authenticate;
+  /**
+   * Origins allowed to connect; others get 403 before the upgrade.
+   *
+   * @default {the request's own host, plus clients that send no Origin}
+   */
+  origins?: OriginPolicy;
+  /**
+   * Hosts (as in the `Host` header, with the port when not the default)
+   * that upgrades may name; others get 403. Set it on a public server: it
+   * defeats DNS rebinding, where a hostile name resolving to this server
+   * passes the default origin policy.
+   *
+   * @default {every host}
+   */
+  hosts?: readonly string[];
+  /**
+   * Paths on which `fetch` accepts upgrades.
+   *
+   * @default {["/", "/ws"]}
+   */
+  paths?: readonly string[];
+  /**
+   * Path of the health check (200 `ok`, 503 while shutting down), or
+   * `false` for none.
+   *
+   * @default {"/healthz"}
+   */
+  healthPath?: string | false;
+  /**
+   * Path of the Prometheus metrics, or `false` for none.
+   *
+   * @default {"/metrics"}
+   */
+  metricsPath?: string | false;
+  /**
+   * Who may read the health check and the metrics; others get 403. Without
+   * it they answer anyone: set it (or set the paths to `false`) when the
+   * server is public.
+   *
+   * @default {everyone}
+   */
+  authorizeStatus?: StatusAuthorize;
+  /**
+   * Answers requests `fetch` does not route (e.g. the demo page).
+   *
+   * @default {404}
+   */
+  fallback?: (
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ) => Response | Promise<Response>;
+  /**
+   * Seconds without any traffic after which the server pings a client, and
+   * drops it when the pong does not come (`Deno.upgradeWebSocket`'s
+   * `idleTimeout`); 0 disables it.
+   *
+   * @default {30}
+   */
+  idleTimeout?: number;
+  /**
+   * The largest incoming message in bytes; a larger one closes that
+   * connection with 1009.
+   *
+   * @default {1048576}
+   */
+  maxMessageSize?: number;
+  /**
+   * The most requests of one connection whose (asynchronous) handlers run at
+   * once; beyond it requests get a `TOO_MANY_REQUESTS` error response.
+   *
+   * @default {128}
+   */
+  maxInFlight?: number;
+  /**
+   * Per-connection token bucket of incoming frames, or `false` for none.
+   * Frames over it get `RATE_LIMITED` error responses; `maxViolations`
+   * refusals in a row close the connection with 1008.
+   *
+   * @default {{ rate: 500, burst: 1000, maxViolations: 50 }}
+   */
+  rateLimit?: ServerRateLimit | false;
+  /**
+   * Malformed frames tolerated per connection before it is closed with
+   * 1002.
+   *
+   * @default {10}
+   */
+  maxMalformed?: number;
+  /**
+   * Send-buffer size in bytes above which notifications to a connection are
+   * subject to `backpressure`.
+   *
+   * @default {4194304}
+   */
+  highWaterMark?: number;
+  /**
+   * What to do with notifications to a connection above the high-water
+   * mark: `"drop"` them (counted) or `"close"` the connection with 1013.
+   * Responses are never dropped.
+   *
+   * @default {"drop"}
+   */
+  backpressure?: BackpressurePolicy;
+  /**
+   * Bytes a connection may have waiting in its send buffer (every frame:
+   * responses, error answers, pongs, notifications). A frame is sent while
+   * the buffer is within the budget; beyond it the connection is closed
+   * with 1013, so a client that never reads costs at most this much.
+   *
+   * @default {16777216}
+   */
+  sendBudget?: number;
+  /**
+   * Bytes all connections together may have waiting in their send buffers.
+   * Beyond it, a connection that sends while holding more than the average
+   * is closed with 1013.
+   *
+   * @default {268435456}
+   */
+  totalSendBudget?: number;
+  /**
+   * Default timeout of server-to-client requests, in milliseconds.
+   *
+   * @default {30000}
+   */
+  timeout?: number;
+  /**
+   * What happens when a user connects while already connected.
+   *
+   * @default {"allow"}
+   */
+  duplicateUser?: DuplicateUserPolicy;
+  /**
+   * The most connections (open, opening, closing, and upgrades whose
+   * `authenticate` hook is running); beyond it upgrades get 503. Keep it
+   * below the process's open-files limit (`ulimit -n`).
+   *
+   * @default {10000}
+   */
+  maxConnections?: number;
+  /**
+   * The most connections from one client address (counted like
+   * `maxConnections`); beyond it upgrades get 429. Behind a proxy every
+   * client has the proxy's address: set `trustProxy`, or raise this.
+   *
+   * @default {256}
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Take the client address from the last entry of `X-Forwarded-For` (the
+   * one the proxy in front of Deno appended) instead of the TCP peer. Set
+   * it only when every request comes through such a proxy: otherwise a
+   * client writes its own address.
+   *
+   * @default {false}
+   */
+  trustProxy?: boolean;
+  /**
+   * How long `shutdown()` lets running handlers finish, and then lets the
+   * closing handshakes complete, in milliseconds.
+   *
+   * @default {5000}
+   */
+  shutdownTimeout?: number;
+  /**
+   * The handler registry shared by every connection.
+   *
+   * @default {a new registry}
+   */
+  registry?: Registry;
+  /**
+   * Where log lines go.
+   *
+   * @default {silent}
+   */
+  logger?: ServerLogger;
+  /**
+   * The cluster this server is an instance of (see `Cluster`): pushes to
+   * everyone, a room or a user, requests to users and presence then span
+   * every instance on the cluster's broker. The server attaches itself to
+   * it and announces its users; the caller starts it (`await
+   * cluster.start()`) and closes it after `shutdown()`. Without one, the
+   * server is on its own and pushes never leave the process.
+   *
+   * @default {undefined}
+   */
+  cluster?: Cluster;
+}
+
+const DEFAULT_RATE_LIMIT: ServerRateLimit = {
+  rate: 500,
+  burst: 1000,
+  maxViolations: 50,
+};
+
+/** The per-connection options every server-side peer gets. */
+export interface PeerOptions {
+  maxMessageSize: number;
+  maxInFlight: number;
+  rateLimit: ServerRateLimit | undefined;
+  maxMalformed: number;
+  highWaterMark: number;
+  backpressure: BackpressurePolicy;
+  timeout: number;
+}
+
+/** The per-connection options with their defaults applied. */
+export function peerOptions(options: DuplexServerOptions): PeerOptions {
+  const rateLimit = options.rateLimit === undefined
+    ? DEFAULT_RATE_LIMIT
+    : options.rateLimit || undefined;
+  return {
+    maxMessageSize: options.maxMessageSize ?? 1024 * 1024,
+    maxInFlight: options.maxInFlight ?? 128,
+    rateLimit,
+    maxMalformed: options.maxMalformed ?? 10,
+    highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
+    backpressure: options.backpressure ?? "drop",
+    timeout: options.timeout ?? 30_000,
+  };
+}
+
+/**
+ * Checks that the limits are positive numbers.
+ *
+ * @throws {RangeError} When one is not.
+ */
+export function checkLimits(limits: Record<string, number>): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(value > 0)) {
+      throw new RangeError(
+        `Cannot create server: ${name} must be positive, got ${value}`,
+      );
+    }
+  }
+}
