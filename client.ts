@@ -66,6 +66,7 @@ export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   QueueFullError,
   QueueTimeoutError,
   RemoteError,
@@ -87,5 +88,7 @@ export {
 } from "./src/peer/handler.ts";
 export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { Receiver } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";
+export { CloseCode } from "./src/wire/close_codes.ts";

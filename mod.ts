@@ -29,6 +29,7 @@
 
 export {
   type CancelFrame,
+  type ClosingFrame,
   ErrorCode,
   type ErrorPayload,
   type Frame,
@@ -43,9 +44,15 @@ export {
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
+  CloseCode,
+  isFinalCloseCode,
+  reportedCloseCode,
+} from "./src/wire/close_codes.ts";
+export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   ProtocolError,
   QueueFullError,
   QueueTimeoutError,
@@ -93,6 +100,7 @@ export {
 export { type SocketLike } from "./src/peer/socket_like.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export {
   type InferInput,
@@ -121,7 +129,7 @@ export {
 export {
   bind,
   type BoundContract,
-  type Sender,
+  type ContractSender,
 } from "./src/peer/contract_caller.ts";
 export {
   validate,

@@ -5,8 +5,9 @@
  * @module
  */
 
-import { Receiver } from "../peer/receiver.ts";
+import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
+import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -20,13 +21,7 @@ import { Peer } from "../peer/peer.ts";
 import type {
   AnyEndpoint,
   Endpoint,
-  MethodWithoutParams,
   NotificationMethod,
-  NotificationWithoutPayload,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
   TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
@@ -43,9 +38,6 @@ import {
   ReconnectingEvent,
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
-
-/** Close codes by which a server refuses the client: no reconnection. */
-const REFUSED = [1008, 4001, 4003];
 
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
@@ -86,7 +78,7 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, ClientEventMap>
+> extends Sender<Local, Remote, ClientEventMap, Promise<boolean>>
   implements AsyncDisposable, Disposable {
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
@@ -108,6 +100,7 @@ export class Client<
   #attempts = 0;
   #closeCode = 1006;
   #closeReason = "";
+  #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
@@ -139,6 +132,16 @@ export class Client<
   /** Where the client is in its life. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * The protocol the server speaks, as negotiated by the last connection:
+   * `"duplex.v1"`, or `""` for a server of the original protocol (see
+   * {@linkcode PeerOptions.original}: what the client then refuses to send).
+   * `""` before the first connection.
+   */
+  get protocol(): string {
+    return this.#protocol;
   }
 
   /** The connection while open, e.g. for its `stats`; else `undefined`. */
@@ -203,53 +206,12 @@ export class Client<
   }
 
   /**
-   * Sends a typed request to a method of the server that takes no params:
-   * `call("users.list")`.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @returns The method's result.
-   * @throws {ConnectionClosedError} When the connection drops before the
-   * response, or the client is closed.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {RemoteError} When the server answered with an error.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  call<M extends MethodWithoutParams<Remote>>(
-    method: M,
-  ): Promise<ResultOf<Remote, M>>;
-  /**
-   * Sends a typed request to method `method` of the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {ConnectionClosedError} When the connection drops before the
-   * response, or the client is closed.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {RemoteError} When the server answered with an error.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options?: RequestOptions,
-  ): Promise<ResultOf<Remote, M>>;
-  call(
-    method: string,
-    params?: unknown,
-    options: RequestOptions = {},
-  ): Promise<unknown> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
+   *
+   * Safe to fire and forget: a failure is always reported by the `error`
+   * event, and the returned promise, which rejects with the same error, is
+   * already handled, so ignoring it never causes an unhandled rejection.
    *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
@@ -258,41 +220,23 @@ export class Client<
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
+   * @throws {OriginalProtocolError} When the server speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    return this.#send((peer) => peer.notify(message, options), options);
-  }
-
-  /**
-   * Sends a typed notification that carries no payload: `emit("ready")`.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @returns `true` once handed to the socket, `false` when dropped.
-   * @throws {ConnectionClosedError} When the client is closed.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  emit<M extends NotificationWithoutPayload<Remote>>(
-    method: M,
-  ): Promise<boolean>;
-  /**
-   * Sends a typed notification to the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped.
-   * @throws {ConnectionClosedError} When the client is closed.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): Promise<boolean>;
-  emit(method: string, payload?: unknown): Promise<boolean> {
-    return this.notify(payload, { method });
+    const sent = this.#send((peer) => peer.notify(message, options), options)
+      .catch((error: unknown) => {
+        // The queue rejects what waits in it with a request's wording.
+        throw error instanceof ConnectionClosedError &&
+            !error.message.startsWith("Cannot send notification")
+          ? new ConnectionClosedError(error.closeCode, error.reason, {
+            action: "send notification",
+            cause: error.cause,
+          })
+          : error;
+      });
+    sent.catch((error: unknown) => this.#error(error));
+    return sent;
   }
 
   /**
@@ -337,7 +281,11 @@ export class Client<
    * @param code The close code: 1000 or 3000 to 4999.
    * @param reason The close reason (at most 123 bytes).
    * @returns Resolves when every socket of the client has closed, or after
-   * `closeTimeout`.
+   * `closeTimeout`. In Deno, a socket whose server never answers the close
+   * frame (an original-protocol server) stays CLOSING and keeps the process
+   * alive until the server drops the connection: Deno's client WebSocket
+   * cannot be terminated (denoland/deno#36337). Calling `close()` again
+   * waits for such sockets again.
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
@@ -450,7 +398,11 @@ export class Client<
       socket.onopen = () => {
         if (generation !== this.#generation) return;
         generation = -1;
-        const peer = new Peer<Local, Remote>(socket, options);
+        // Without duplex.v1 the server speaks the original protocol: only
+        // original frames may go out.
+        const original = socket.protocol !== SUBPROTOCOL;
+        this.#protocol = socket.protocol;
+        const peer = new Peer<Local, Remote>(socket, { ...options, original });
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;
@@ -468,9 +420,10 @@ export class Client<
           this.#ended(event);
         });
         peer.addEventListener("error", (event) => this.#error(event.error));
-        this.#heartbeat = new Heartbeat(
+        // An original server would relay pings as chat: no heartbeat.
+        this.#heartbeat = original ? undefined : new Heartbeat(
           peer,
-          () => peer.close(4000, "Ping timeout"),
+          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
           { interval: options.pingInterval, timeout: options.pingTimeout },
         );
         // Queued sends go out in order, each once, on this connection: in
@@ -506,7 +459,7 @@ export class Client<
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
     try {
-      return !refused && !REFUSED.includes(event.code) &&
+      return !refused && !isFinalCloseCode(event.code) &&
         this.#attempts < (options.maxAttempts ?? Infinity) &&
         (options.shouldReconnect?.(event) ?? true);
     } catch (error) {

@@ -5,8 +5,14 @@
  * @module
  */
 
-import type { AnyEndpoint, Endpoint, Peer } from "../peer/peer.ts";
+import { PeerLimits } from "../peer/limits.ts";
+import { type AnyEndpoint, type Endpoint, Peer } from "../peer/peer.ts";
+import type { Registry } from "../peer/receiver.ts";
+import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
+import type { PeerOptions } from "./server_options.ts";
+import type { Upgraded } from "./upgrade.ts";
 
 /**
  * One open connection.
@@ -52,6 +58,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly data: unknown,
     readonly peer: Peer<Local, Remote>,
     readonly socket: WebSocket,
+    readonly budgeted: BudgetedSocket,
+    readonly address: string | undefined,
   ) {
     this.extended = protocol === SUBPROTOCOL;
     // Handlers and middleware read it as `context.data`.
@@ -77,4 +85,77 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
 
   onSocketClosed: ((connection: this) => void) | undefined = undefined;
   onOpen: ((connection: this) => void) | undefined = undefined;
+}
+
+/** What {@linkcode acceptConnection} needs of the server. */
+export interface AcceptOptions<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+> {
+  id: number;
+  peerOptions: PeerOptions;
+  registry: Registry;
+  budget: SendBudget;
+  onClose: (
+    connection: ServerConnection<Local, Remote>,
+    code: number,
+    reason: string,
+  ) => void;
+  onError: (user: string, error: unknown) => void;
+}
+
+/**
+ * The connection of an upgraded socket: its peer with the per-connection
+ * limits, writing through the send budget.
+ */
+export function acceptConnection<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+>(
+  upgraded: Upgraded,
+  options: AcceptOptions<Local, Remote>,
+): ServerConnection<Local, Remote> {
+  const { socket, user, protocol, data, address } = upgraded;
+  const peerOptions = options.peerOptions;
+  // Assigned once, after the peer whose hooks need it.
+  // deno-lint-ignore prefer-const
+  let connection: ServerConnection<Local, Remote> | undefined;
+  const budgeted = options.budget.wrap(socket, () => {
+    connection?.peer.close(1013, "Too slow: send buffer full");
+  });
+  const peer = new Peer<Local, Remote>(budgeted, {
+    // Deno's server sockets report no protocol: the closing frame needs it.
+    protocol,
+    identity: user,
+    registry: options.registry,
+    maxMalformed: peerOptions.maxMalformed,
+    timeout: peerOptions.timeout,
+    // Size, rate, in-flight and backpressure limits, per connection.
+    guard: new PeerLimits(peerOptions),
+    // Hooks rather than event listeners: cheaper per idle connection.
+    onClose: (code, reason) => {
+      if (connection !== undefined) options.onClose(connection, code, reason);
+    },
+    onError: (error) => {
+      // Malformed frames are counted in the metrics; only failures of our
+      // own code are reported.
+      if (error instanceof ProtocolError) return;
+      options.onError(user, error);
+    },
+  });
+  connection = new ServerConnection<Local, Remote>(
+    options.id,
+    user,
+    protocol,
+    data,
+    peer,
+    socket,
+    budgeted,
+    address,
+  );
+  // One listener object per connection, for both socket events. Deno does
+  // not need an "error" listener: an abrupt drop is followed by "close".
+  socket.addEventListener("close", connection, { once: true });
+  socket.addEventListener("open", connection, { once: true });
+  return connection;
 }

@@ -9,24 +9,27 @@
 
 import { type Broker, LocalBroker } from "../cluster/broker.ts";
 import type { Cluster } from "../cluster/cluster.ts";
-import { ProtocolError } from "../wire/errors.ts";
-import { PeerLimits } from "../peer/limits.ts";
 import { ServerMetrics } from "./metrics.ts";
-import {
-  type AnyEndpoint,
-  type AnyResult,
-  type Endpoint,
-  type NotificationMethod,
-  type ParamsOf,
-  type PayloadOf,
-  Peer,
-  type RequestHandler,
-  type RequestMethod,
-  type ResultOf,
+import type {
+  AnyEndpoint,
+  AnyResult,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestHandler,
+  RequestMethod,
+  ResultOf,
 } from "../peer/peer.ts";
 import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
-import { type Connection, ServerConnection } from "./connection.ts";
+import {
+  acceptConnection,
+  type Connection,
+  type ServerConnection,
+} from "./connection.ts";
+import { SendBudget } from "./send_budget.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
@@ -44,7 +47,7 @@ import {
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
 import type { ServerRequestContext } from "./server_context.ts";
-import { UpgradePath } from "./upgrade.ts";
+import { type Upgraded, UpgradePath } from "./upgrade.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -62,6 +65,7 @@ export {
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
 export type { ServerRequestContext } from "./server_context.ts";
+export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -74,7 +78,7 @@ export type { ServerRequestContext } from "./server_context.ts";
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -136,6 +140,8 @@ export class DuplexServer<
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
   #graceful: GracefulShutdown;
+  #sendBudget: SendBudget;
+  #slots: ConnectionSlots;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -151,13 +157,20 @@ export class DuplexServer<
     this.#paths = options.paths ?? ["/", "/ws"];
     this.#fallback = options.fallback;
     this.#peerOptions = peerOptions(options);
-    const maxConnections = options.maxConnections ?? Infinity;
+    const maxConnections = options.maxConnections ?? 10_000;
+    const perAddress = options.maxConnectionsPerAddress ?? 256;
     checkLimits({
       maxMessageSize: this.#peerOptions.maxMessageSize,
       maxInFlight: this.#peerOptions.maxInFlight,
       maxConnections,
+      maxConnectionsPerAddress: perAddress,
     });
+    this.#slots = new ConnectionSlots(maxConnections, perAddress);
     this.#duplicateUser = options.duplicateUser ?? "allow";
+    this.#sendBudget = new SendBudget(
+      options.sendBudget ?? 16 * 1024 * 1024,
+      options.totalSendBudget ?? 256 * 1024 * 1024,
+    );
     this.#logger = options.logger;
     this.#graceful = new GracefulShutdown(
       this.metrics,
@@ -166,20 +179,28 @@ export class DuplexServer<
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
       origins: options.origins,
+      hosts: options.hosts,
       idleTimeout: options.idleTimeout ?? 30,
-      maxConnections,
+      slots: this.#slots,
+      trustProxy: options.trustProxy ?? false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
-      sockets: () => this.#registry.sockets.size,
+      accept: (upgraded) => this.#accept(upgraded),
       refusals: options.refusals ?? "status",
     });
     this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
-      paths: options,
+      healthPath: options.healthPath ?? "/healthz",
+      metricsPath: options.metricsPath ?? "/metrics",
+      clientPath: options.clientPath ?? false,
       closing: () => this.#graceful.closing,
+      authorize: options.authorizeStatus,
       render: () =>
-        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
+        this.metrics.render({
+          ...this.#registry.snapshot(this.#graceful.inFlight),
+          cluster: this.#cluster?.stats,
+        }),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -422,19 +443,11 @@ export class DuplexServer<
    * @param info The connection info from `Deno.serve`.
    * @returns The 101 response, or the refusal.
    */
-  async upgrade(
+  upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    const upgraded = await this.#upgradePath.upgrade(request, info);
-    if (upgraded instanceof Response) return upgraded;
-    this.#accept(
-      upgraded.socket,
-      upgraded.user,
-      upgraded.protocol,
-      upgraded.data,
-    );
-    return upgraded.response;
+    return this.#upgradePath.upgrade(request, info);
   }
 
   /**
@@ -466,61 +479,34 @@ export class DuplexServer<
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
-    const status = this.#status.answer(request, path);
-    if (status !== undefined) return Promise.resolve(status);
+    const status = this.#status.answer(request, path, info);
+    if (status !== undefined) return status;
     if (this.#fallback !== undefined) {
       return Promise.resolve(this.#fallback(request, info));
     }
     return Promise.resolve(text(404, "Not found\n"));
   }
 
-  #accept(
-    socket: WebSocket,
-    user: string,
-    protocol: string,
-    data: unknown,
-  ): void {
-    const options = this.#peerOptions;
-    // Assigned once, after the peer whose onClose hook needs it.
-    // deno-lint-ignore prefer-const
-    let connection: ServerConnection<Local, Remote> | undefined;
-    const peer = new Peer<Local, Remote>(socket, {
-      identity: user,
+  #accept(upgraded: Upgraded): void {
+    const connection = acceptConnection<Local, Remote>(upgraded, {
+      id: this.#nextId++,
+      peerOptions: this.#peerOptions,
       registry: this.registry,
-      maxMalformed: options.maxMalformed,
-      timeout: options.timeout,
-      // Size, rate, in-flight and backpressure limits, per connection.
-      guard: new PeerLimits(options),
-      // Hooks rather than event listeners: cheaper per idle connection.
-      onClose: (code, reason) => {
-        if (connection !== undefined) this.#onClose(connection, code, reason);
-      },
-      onError: (error) => {
-        // Malformed frames are counted in the metrics; only failures of our
-        // own code are reported.
-        if (error instanceof ProtocolError) return;
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
-      },
+      budget: this.#sendBudget,
+      onClose: (connection, code, reason) =>
+        this.#onClose(connection, code, reason),
+      onError: (user, error) =>
+        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
     });
-    connection = new ServerConnection<Local, Remote>(
-      this.#nextId++,
-      user,
-      protocol,
-      data,
-      peer,
-      socket,
-    );
     this.#registry.sockets.add(connection);
-    // One listener object per connection, for both socket events. Deno does
-    // not need an "error" listener: an abrupt drop is followed by "close".
     connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
-    socket.addEventListener("close", connection, { once: true });
-    socket.addEventListener("open", connection, { once: true });
   }
 
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
     this.#registry.sockets.delete(connection);
+    this.#sendBudget.forget(connection.budgeted);
+    this.#slots.release(connection.address);
   };
   readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
     this.#onOpen(connection);
@@ -546,10 +532,10 @@ export class DuplexServer<
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
-        if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
-        }
+        if (older === connection) continue;
+        older.peer.closeWithReason(CLOSE_REPLACED, reason);
       }
     }
   }

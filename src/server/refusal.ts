@@ -59,12 +59,16 @@ export async function refuseByClosing(
   refusal: Response,
 ): Promise<Response> {
   const reason = shorten(await refusal.text());
-  const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-    ? SUBPROTOCOL
-    : undefined;
+  // Read before the upgrade, after which the request's headers are gone.
+  const extended = offeredProtocols(request).includes(SUBPROTOCOL);
   let upgraded: { socket: WebSocket; response: Response };
   try {
-    upgraded = Deno.upgradeWebSocket(request, { protocol });
+    // The subprotocol is answered here (as in the upgrade path): Deno's own
+    // check refuses "duplex.v1,duplex.auth.x".
+    upgraded = Deno.upgradeWebSocket(request);
+    if (extended) {
+      upgraded.response.headers.set("sec-websocket-protocol", SUBPROTOCOL);
+    }
   } catch {
     return new Response(reason, {
       status: refusal.status,

@@ -1,7 +1,7 @@
 /**
  * The upgrade path of a {@linkcode DuplexServer}: the checks a WebSocket
- * upgrade passes, in order (shutting down, upgrade, origin, connection
- * limit, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
+ * upgrade passes, in order (shutting down, upgrade, host, origin, connection
+ * slots, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
  *
  * @module
  */
@@ -17,21 +17,27 @@ import {
 import { isUpgrade, text } from "./_http.ts";
 import { refuseByClosing } from "./refusal.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
+import { isHostAllowed, isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
+import { clientAddress, type ConnectionSlots } from "./connection_slots.ts";
 
 /** What the upgrade path needs. */
 export interface UpgradePathOptions {
   authenticate: Authenticate;
   origins: OriginPolicy | undefined;
+  hosts: readonly string[] | undefined;
   idleTimeout: number;
-  maxConnections: number;
+  slots: ConnectionSlots;
+  trustProxy: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
   closing: () => boolean;
-  /** The sockets the server holds (open or closing). */
-  sockets: () => number;
+  /**
+   * Takes the upgraded socket, synchronously: from then on its slot is
+   * given back when the socket has closed.
+   */
+  accept: (upgraded: Upgraded) => void;
   /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
   refusals: "status" | "close";
 }
@@ -43,6 +49,8 @@ export interface Upgraded {
   user: string;
   protocol: string;
   data: unknown;
+  /** The client address its slot is counted under. */
+  address: string | undefined;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -57,32 +65,39 @@ export class UpgradePath {
   /**
    * Runs the checks and upgrades.
    *
-   * @returns The upgraded socket, or the refusal.
+   * @returns The 101 response, or the refusal.
    */
   async upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
-  ): Promise<Upgraded | Response> {
-    const result = await this.#check(request, info);
+  ): Promise<Response> {
+    const response = await this.#check(request, info);
     if (
-      result instanceof Response && this.#options.refusals === "close" &&
+      response.status !== 101 && this.#options.refusals === "close" &&
       isUpgrade(request)
     ) {
-      return refuseByClosing(request, result);
+      return refuseByClosing(request, response);
     }
-    return result;
+    return response;
   }
 
   async #check(
     request: Request,
     info?: Deno.ServeHandlerInfo,
-  ): Promise<Upgraded | Response> {
+  ): Promise<Response> {
     const options = this.#options;
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
     if (!isUpgrade(request)) {
       return this.refuse(426, "Cannot connect: WebSocket upgrade required");
+    }
+    if (!isHostAllowed(request, options.hosts)) {
+      return this.refuse(
+        403,
+        "Cannot connect: host not allowed",
+        `host=${JSON.stringify(request.headers.get("host"))}`,
+      );
     }
     if (!isOriginAllowed(request, options.origins)) {
       return this.refuse(
@@ -91,9 +106,37 @@ export class UpgradePath {
         `origin=${JSON.stringify(request.headers.get("origin"))}`,
       );
     }
-    if (options.sockets() >= options.maxConnections) {
+    const address = clientAddress(request, info, options.trustProxy);
+    const refusal = options.slots.take(address);
+    if (refusal === "total") {
       return this.refuse(503, "Cannot connect: too many connections");
     }
+    if (refusal === "address") {
+      return this.refuse(
+        429,
+        "Cannot connect: too many connections from this address",
+        `address=${JSON.stringify(address)}`,
+      );
+    }
+    // The slot is ours from here: given back on refusal, or when the
+    // accepted socket has closed.
+    let accepted = false;
+    try {
+      return await this.#authenticated(request, info, address, () => {
+        accepted = true;
+      });
+    } finally {
+      if (!accepted) options.slots.release(address);
+    }
+  }
+
+  async #authenticated(
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+    address: string | undefined,
+    accepted: () => void,
+  ): Promise<Response> {
+    const options = this.#options;
     const context: AuthContext = {
       url: new URL(request.url),
       token: bearerToken(request),
@@ -132,15 +175,24 @@ export class UpgradePath {
       ? SUBPROTOCOL
       : "";
     try {
+      // The subprotocol is answered here rather than by Deno, whose check
+      // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
       const { socket, response } = Deno.upgradeWebSocket(request, {
-        protocol: protocol || undefined,
         idleTimeout: options.idleTimeout,
       });
-      return { socket, response, user, protocol, data };
+      if (protocol) response.headers.set("sec-websocket-protocol", protocol);
+      options.accept({ socket, response, user, protocol, data, address });
+      accepted();
+      return response;
     } catch (error) {
+      // Deno's own words stay in the log: the client learns only that the
+      // handshake was invalid.
       return this.refuse(
         400,
-        `Cannot connect: ${error instanceof Error ? error.message : error}`,
+        "Cannot connect: invalid WebSocket handshake",
+        `error=${
+          JSON.stringify(error instanceof Error ? error.message : String(error))
+        }`,
       );
     }
   }
