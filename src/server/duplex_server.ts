@@ -9,23 +9,20 @@
 
 import { type Broker, LocalBroker } from "../cluster/broker.ts";
 import type { Cluster } from "../cluster/cluster.ts";
-import { ProtocolError } from "../wire/errors.ts";
-import { PeerLimits } from "../peer/limits.ts";
 import { ServerMetrics } from "./metrics.ts";
-import {
-  type AnyEndpoint,
-  type Endpoint,
-  type NotificationMethod,
-  type ParamsOf,
-  type PayloadOf,
-  Peer,
-  type RequestHandler,
-  type RequestMethod,
-  type ResultOf,
+import type {
+  AnyEndpoint,
+  Endpoint,
+  NotificationMethod,
+  ParamsOf,
+  PayloadOf,
+  RequestHandler,
+  RequestMethod,
+  ResultOf,
 } from "../peer/peer.ts";
 import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
-import { type Connection, ServerConnection } from "./connection.ts";
+import type { Connection, ServerConnection } from "./connection.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import {
   FanOut,
@@ -48,6 +45,9 @@ import {
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
 import { UpgradePath } from "./upgrade.ts";
+import { ServerSessions, type SessionUpgrade } from "./server_sessions.ts";
+import type { SessionMetrics } from "./session_metrics.ts";
+import { ConnectionFactory } from "./server_peer.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -138,7 +138,8 @@ export class DuplexServer<
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
   #graceful: GracefulShutdown;
-  #nextId = 1;
+  #sessions: ServerSessions<Local, Remote>;
+  #factory: ConnectionFactory<Local, Remote>;
   #shutdown: Promise<void> | undefined = undefined;
 
   /**
@@ -170,6 +171,7 @@ export class DuplexServer<
       origins: options.origins,
       idleTimeout: options.idleTimeout ?? 30,
       maxConnections,
+      sessions: options.sessions !== false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
@@ -180,7 +182,26 @@ export class DuplexServer<
       metricsPath: options.metricsPath ?? "/metrics",
       closing: () => this.#graceful.closing,
       render: () =>
-        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
+        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)) +
+        this.#sessions.render(),
+    });
+    this.#factory = new ConnectionFactory(
+      this.#peerOptions,
+      this.registry,
+      this.#registry,
+      (user, error) =>
+        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
+    );
+    this.#sessions = new ServerSessions<Local, Remote>(options.sessions || {}, {
+      registry: this.#registry,
+      metrics: this.metrics,
+      logger: this.#logger,
+      events: this,
+      createPeer: (...args) => this.#factory.peer(...args),
+      connection: (...args) => this.#factory.connection(...args),
+      opened: (connection) => this.#onOpen(connection),
+      detached: (...args) => this.#disconnected(...args),
+      ended: (...args) => this.#onClose(...args),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -202,6 +223,11 @@ export class DuplexServer<
   /** Open connections. */
   get connections(): number {
     return this.#registry.connections.size;
+  }
+
+  /** Session figures since the start (also in `/metrics`). */
+  get sessionMetrics(): SessionMetrics {
+    return this.#sessions.metrics;
   }
 
   /** `true` once `shutdown()` was called. */
@@ -438,12 +464,8 @@ export class DuplexServer<
   ): Promise<Response> {
     const upgraded = await this.#upgradePath.upgrade(request, info);
     if (upgraded instanceof Response) return upgraded;
-    this.#accept(
-      upgraded.socket,
-      upgraded.user,
-      upgraded.protocol,
-      upgraded.data,
-    );
+    if (upgraded.session) this.#sessions.accept(upgraded);
+    else this.#accept(upgraded);
     return upgraded.response;
   }
 
@@ -461,7 +483,11 @@ export class DuplexServer<
   shutdown(): Promise<void> {
     this.#graceful.closing = true;
     this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
-      () => this.#broker.close(),
+      () => {
+        // Sessions waiting for their clients end with the server.
+        this.#sessions.closeAll(1001, "Server shutting down");
+        this.#broker.close();
+      },
     );
     return this.#shutdown;
   }
@@ -485,54 +511,18 @@ export class DuplexServer<
     return Promise.resolve(text(404, "Not found\n"));
   }
 
-  #accept(
-    socket: WebSocket,
-    user: string,
-    protocol: string,
-    data: unknown,
-  ): void {
-    const options = this.#peerOptions;
+  #accept(upgraded: SessionUpgrade): void {
     // Assigned once, after the peer whose onClose hook needs it.
     // deno-lint-ignore prefer-const
     let connection: ServerConnection<Local, Remote> | undefined;
-    const peer = new Peer<Local, Remote>(socket, {
-      identity: user,
-      registry: this.registry,
-      maxMalformed: options.maxMalformed,
-      timeout: options.timeout,
-      // Size, rate, in-flight and backpressure limits, per connection.
-      guard: new PeerLimits(options),
-      // Hooks rather than event listeners: cheaper per idle connection.
-      onClose: (code, reason) => {
-        if (connection !== undefined) this.#onClose(connection, code, reason);
-      },
-      onError: (error) => {
-        // Malformed frames are counted in the metrics; only failures of our
-        // own code are reported.
-        if (error instanceof ProtocolError) return;
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
-      },
+    const peer = this.#factory.peer(upgraded.socket, upgraded.user, (c, r) => {
+      if (connection !== undefined) this.#onClose(connection, c, r);
     });
-    connection = new ServerConnection<Local, Remote>(
-      this.#nextId++,
-      user,
-      protocol,
-      data,
-      peer,
-      socket,
-    );
-    this.#registry.sockets.add(connection);
-    // One listener object per connection, for both socket events. Deno does
-    // not need an "error" listener: an abrupt drop is followed by "close".
-    connection.onSocketClosed = this.#forgetSocket;
+    connection = this.#factory.connection(upgraded, peer);
     connection.onOpen = this.#openConnection;
-    socket.addEventListener("close", connection, { once: true });
-    socket.addEventListener("open", connection, { once: true });
+    upgraded.socket.addEventListener("open", connection, { once: true });
   }
 
-  readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
-    this.#registry.sockets.delete(connection);
-  };
   readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
     this.#onOpen(connection);
   };
@@ -569,23 +559,33 @@ export class DuplexServer<
     connection: ServerConnection<Local, Remote>,
     code: number,
     reason: string,
+    disconnected = false,
   ): void {
     if (!connection.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
+    if (!disconnected) this.#disconnected(connection, code, reason);
+    if (last) {
+      this.#cluster?.removeLocalUser(user);
+      this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));
+    }
+  }
+
+  /** A connection's socket closed: counted, logged, `disconnect`. */
+  #disconnected(
+    connection: ServerConnection<Local, Remote>,
+    code: number,
+    reason: string,
+  ): void {
     this.metrics.countClose(code);
     this.#logger?.info(
       `disconnect user=${
-        JSON.stringify(user)
+        JSON.stringify(connection.user)
       } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
     );
     this.dispatchEvent(
       new CustomEvent("disconnect", { detail: { connection, code, reason } }),
     );
-    if (last) {
-      this.#cluster?.removeLocalUser(user);
-      this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));
-    }
   }
 
   #reportError(message: string, error: unknown): void {

@@ -6,6 +6,7 @@
 
 import type { Endpoint } from "../peer/peer.ts";
 import type { Connection } from "./connection.ts";
+import type { ExpireDetail, ResumeDetail } from "./session_options.ts";
 
 /**
  * The detail of a `disconnect` event.
@@ -46,6 +47,16 @@ export interface DuplexServerEventMap {
   online: CustomEvent<{ user: string }>;
   /** A user's last connection closed. */
   offline: CustomEvent<{ user: string }>;
+  /**
+   * A client resumed its session on a new connection (after its `connect`):
+   * it got the frames it missed; its rooms and presence never changed.
+   */
+  resume: CustomEvent<ResumeDetail>;
+  /**
+   * A session ended without a deliberate close: its client stayed away
+   * longer than the grace period, or its buffer overflowed while away.
+   */
+  expire: CustomEvent<ExpireDetail>;
   /** A handler or listener threw an unexpected error. */
   error: ErrorEvent;
 }

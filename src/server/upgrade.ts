@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -25,6 +26,8 @@ export interface UpgradePathOptions {
   origins: OriginPolicy | undefined;
   idleTimeout: number;
   maxConnections: number;
+  /** Whether clients that ask get a session. */
+  sessions: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
@@ -40,6 +43,8 @@ export interface Upgraded {
   user: string;
   protocol: string;
   data: unknown;
+  /** The client asked for a session (it offered `duplex.session`). */
+  session: boolean;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -111,15 +116,18 @@ export class UpgradePath {
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
-    const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-      ? SUBPROTOCOL
-      : "";
+    const offered = offeredProtocols(request);
+    const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
+    // A client that asks for a session and may have one: the answer names
+    // the session protocol (which implies duplex.v1).
+    const session = protocol !== "" && options.sessions &&
+      offered.includes(SESSION_PROTOCOL);
     try {
       const { socket, response } = Deno.upgradeWebSocket(request, {
-        protocol: protocol || undefined,
+        protocol: session ? SESSION_PROTOCOL : protocol || undefined,
         idleTimeout: options.idleTimeout,
       });
-      return { socket, response, user, protocol, data };
+      return { socket, response, user, protocol, data, session };
     } catch (error) {
       return this.refuse(
         400,
