@@ -154,6 +154,8 @@ async function serve(redisUrl: string, id: string): Promise<void> {
     cluster,
     rateLimit: false,
     maxInFlight: 100_000,
+    maxConnections: 100_000,
+    maxConnectionsPerAddress: 100_000,
     idleTimeout: 0,
   });
   await cluster?.start();

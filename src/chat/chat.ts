@@ -5,7 +5,7 @@
  * @module
  */
 
-import { demoClientScript, demoPage } from "./demo_page.ts";
+import { demoPage } from "./demo_page.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -27,7 +27,7 @@ import type { AnyEndpoint, Endpoint } from "../peer/peer.ts";
 export interface ChatServerEndpoint extends Endpoint {
   /** Request methods. */
   requests: {
-    /** The users online, sorted. */
+    /** The users online, sorted; params `{ after?, limit? }` page them. */
     "users.list": (params?: unknown) => string[];
   };
   /** The chat receives no notifications with a method. */
@@ -60,6 +60,41 @@ export interface ChatClientEndpoint extends Endpoint {
 }
 
 /**
+ * The most users one `users.list` answer holds.
+ *
+ * @example Usage
+ * ```ts
+ * import { USERS_PAGE_SIZE } from "@duplex/ws/server";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(USERS_PAGE_SIZE, 1000);
+ * ```
+ */
+export const USERS_PAGE_SIZE: number = 1000;
+
+/** One page of the sorted users: after the cursor, at most `limit`. */
+function usersPage(sorted: string[], params: unknown): string[] {
+  const { after, limit } = (params ?? {}) as {
+    after?: unknown;
+    limit?: unknown;
+  };
+  let start = 0;
+  if (typeof after === "string") {
+    // The first user greater than the cursor (binary search).
+    let high = sorted.length;
+    while (start < high) {
+      const middle = (start + high) >>> 1;
+      if (sorted[middle] <= after) start = middle + 1;
+      else high = middle;
+    }
+  }
+  const size = typeof limit === "number" && limit >= 1
+    ? Math.min(Math.floor(limit), USERS_PAGE_SIZE)
+    : USERS_PAGE_SIZE;
+  return sorted.slice(start, start + size);
+}
+
+/**
  * Installs the chat on a server:
  *
  * - a request without a method from user U (the original protocol) is sent
@@ -69,7 +104,9 @@ export interface ChatClientEndpoint extends Endpoint {
  *   order;
  * - a user's first connection sends `presence.joined` `{ user }` to every
  *   other `duplex.v1` client, and its last closing `presence.left`;
- * - `users.list` answers the users online, sorted.
+ * - `users.list` answers the users online, sorted, at most
+ *   {@linkcode USERS_PAGE_SIZE} per call: `{ after: <last user of the
+ *   previous page>, limit? }` asks for the next page.
  *
  * With a cluster (the server's `cluster` option) all of it spans the
  * instances: the relay reaches the other users on every instance before the
@@ -104,14 +141,18 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     return "ok";
   });
   const cluster = server.cluster;
-  const removeList = untyped.handle(
-    "users.list",
-    () => (cluster?.online() ?? untyped.users()).sort(),
-  );
+  // The sorted list is kept between presence changes; each answer is one
+  // page of it (an amplification bound: see SECURITY.md).
+  let sorted: string[] | undefined;
+  const removeList = untyped.handle("users.list", (params) => {
+    sorted ??= (cluster?.online() ?? untyped.users()).sort();
+    return usersPage(sorted, params);
+  });
   // Every instance sees the cluster's presence events, so each one tells
   // only its own clients.
   const local = cluster !== undefined;
   const onOnline = (event: CustomEvent<{ user: string }>) => {
+    sorted = undefined;
     const { user } = event.detail;
     untyped.notify({ user }, {
       method: "presence.joined",
@@ -120,6 +161,7 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     });
   };
   const onOffline = (event: CustomEvent<{ user: string }>) => {
+    sorted = undefined;
     const { user } = event.detail;
     untyped.notify({ user }, { method: "presence.left", except: user, local });
   };
@@ -184,6 +226,7 @@ export function createChatServer(
 ): DuplexServer<ChatServerEndpoint, ChatClientEndpoint> {
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
+    clientPath: "/client.js",
     ...options,
   });
   chat(server);
@@ -197,12 +240,6 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
-  }
-  if (
-    url.pathname === "/client.js" &&
-    (request.method === "GET" || request.method === "HEAD")
-  ) {
-    return demoClientScript();
   }
   return new Response("Not found\n", {
     status: 404,

@@ -234,6 +234,38 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   }
 
   /**
+   * Runs the session handshake on a new connection: sends the hello and
+   * applies the server's answer (its first frame).
+   *
+   * @param transport The new, open WebSocket.
+   * @param steps Whether the attempt still counts, how to make a peer, and
+   * what to do with the outcome or the failure.
+   */
+  handshake(
+    transport: WebSocket,
+    steps: {
+      live: () => boolean;
+      createPeer: (socket: SocketLike) => P;
+      done: (outcome: SessionOutcome<P>) => void;
+      failed: (error: unknown) => void;
+    },
+  ): void {
+    transport.send(this.hello());
+    transport.onmessage = (event) => {
+      transport.onmessage = null;
+      if (!steps.live()) return;
+      let outcome: SessionOutcome<P>;
+      try {
+        outcome = this.established(transport, event.data, steps.createPeer);
+      } catch (error) {
+        steps.failed(error);
+        return;
+      }
+      steps.done(outcome);
+    };
+  }
+
+  /**
    * Applies the server's answer to the hello.
    *
    * @param transport The new WebSocket.

@@ -5,8 +5,19 @@
  * @module
  */
 
-import type { AnyEndpoint, Endpoint, Peer } from "../peer/peer.ts";
+import { PeerLimits } from "../peer/limits.ts";
+import {
+  type AnyEndpoint,
+  type Endpoint,
+  Peer,
+  type SocketLike,
+} from "../peer/peer.ts";
+import type { Registry } from "../peer/receiver.ts";
+import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
+import type { PeerOptions } from "./server_options.ts";
+import type { Upgraded } from "./upgrade.ts";
 
 /**
  * One open connection.
@@ -52,8 +63,12 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly data: unknown,
     readonly peer: Peer<Local, Remote>,
     readonly socket: WebSocket,
+    readonly budgeted: BudgetedSocket,
+    readonly address: string | undefined,
   ) {
     this.extended = protocol === SUBPROTOCOL;
+    // Handlers and middleware read it as `context.data`.
+    peer.data = data;
   }
 
   /** Settles when the socket has closed; made only when someone waits. */
@@ -75,4 +90,128 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
 
   onSocketClosed: ((connection: this) => void) | undefined = undefined;
   onOpen: ((connection: this) => void) | undefined = undefined;
+}
+
+/** What {@linkcode acceptConnection} needs of the server. */
+export interface AcceptOptions<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+> {
+  id: number;
+  peerOptions: PeerOptions;
+  registry: Registry;
+  budget: SendBudget;
+  onClose: (
+    connection: ServerConnection<Local, Remote>,
+    code: number,
+    reason: string,
+  ) => void;
+  onError: (user: string, error: unknown) => void;
+}
+
+/**
+ * The connection of an upgraded socket: its peer with the per-connection
+ * limits, writing through the send budget.
+ */
+export function acceptConnection<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+>(
+  upgraded: Upgraded,
+  options: AcceptOptions<Local, Remote>,
+): ServerConnection<Local, Remote> {
+  const { socket, user, protocol } = upgraded;
+  // Assigned once, after the peer whose hooks need it.
+  // deno-lint-ignore prefer-const
+  let connection: ServerConnection<Local, Remote> | undefined;
+  const budgeted = options.budget.wrap(socket, () => {
+    connection?.peer.close(1013, "Too slow: send buffer full");
+  });
+  const peer = serverPeer<Local, Remote>(budgeted, user, protocol, {
+    ...options,
+    onClose: (code, reason) => {
+      if (connection !== undefined) options.onClose(connection, code, reason);
+    },
+  });
+  connection = new ServerConnection<Local, Remote>(
+    options.id,
+    user,
+    protocol,
+    upgraded.data,
+    peer,
+    socket,
+    budgeted,
+    upgraded.address,
+  );
+  // One listener object per connection, for both socket events. Deno does
+  // not need an "error" listener: an abrupt drop is followed by "close".
+  socket.addEventListener("close", connection, { once: true });
+  socket.addEventListener("open", connection, { once: true });
+  return connection;
+}
+
+/**
+ * The peer of a connection or a session: the server's registry, the
+ * per-connection limits, hooks rather than listeners.
+ */
+export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
+  socket: SocketLike,
+  user: string,
+  protocol: string,
+  options: {
+    peerOptions: PeerOptions;
+    registry: Registry;
+    onClose: (code: number, reason: string) => void;
+    onError: (user: string, error: unknown) => void;
+  },
+): Peer<Local, Remote> {
+  const peerOptions = options.peerOptions;
+  return new Peer<Local, Remote>(socket, {
+    // Deno's server sockets report no protocol: the closing frame needs it.
+    protocol,
+    identity: user,
+    registry: options.registry,
+    maxMalformed: peerOptions.maxMalformed,
+    timeout: peerOptions.timeout,
+    // Size, rate, in-flight and backpressure limits, per connection.
+    guard: new PeerLimits(peerOptions),
+    // Hooks rather than event listeners: cheaper per idle connection.
+    onClose: options.onClose,
+    onError: (error) => {
+      // Malformed frames are counted in the metrics; only failures of our
+      // own code are reported.
+      if (error instanceof ProtocolError) return;
+      options.onError(user, error);
+    },
+  });
+}
+
+/**
+ * The connection of a session's socket (open already): the session's peer,
+ * the socket wrapped in the send budget (what the session writes to it).
+ */
+export function sessionConnection<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+>(
+  upgraded: Upgraded,
+  peer: Peer<Local, Remote>,
+  options: { id: number; budget: SendBudget },
+): ServerConnection<Local, Remote> {
+  const { socket } = upgraded;
+  const budgeted = options.budget.wrap(socket, () => {
+    peer.close(1013, "Too slow: send buffer full");
+  });
+  const connection = new ServerConnection<Local, Remote>(
+    options.id,
+    upgraded.user,
+    upgraded.protocol,
+    upgraded.data,
+    peer,
+    socket,
+    budgeted,
+    upgraded.address,
+  );
+  socket.addEventListener("close", connection, { once: true });
+  return connection;
 }

@@ -12,6 +12,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
   AnyEndpoint,
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -22,18 +23,22 @@ import type {
 } from "../peer/peer.ts";
 import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
-import type { Connection, ServerConnection } from "./connection.ts";
-import { ConnectionRegistry } from "./connection_registry.ts";
 import {
-  FanOut,
-  type NotifyOptions,
-  pushEnvelope,
-  type PushOptions,
-} from "./fan_out.ts";
+  acceptConnection,
+  type Connection,
+  type ServerConnection,
+} from "./connection.ts";
+import { SendBudget } from "./send_budget.ts";
+import { ConnectionSlots } from "./connection_slots.ts";
+import { ConnectionRegistry } from "./connection_registry.ts";
+import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
-import type { DuplexServerEventMap } from "./server_events.ts";
+import {
+  dispatchDisconnect,
+  type DuplexServerEventMap,
+} from "./server_events.ts";
 import {
   checkLimits,
   CLOSE_REPLACED,
@@ -44,10 +49,10 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
-import { UpgradePath } from "./upgrade.ts";
-import { ServerSessions, type SessionUpgrade } from "./server_sessions.ts";
+import type { ServerRequestContext } from "./server_context.ts";
+import { type Upgraded, UpgradePath } from "./upgrade.ts";
+import { ServerSessions } from "./server_sessions.ts";
 import type { SessionMetrics } from "./session_metrics.ts";
-import { ConnectionFactory } from "./server_peer.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -64,6 +69,8 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { ServerRequestContext } from "./server_context.ts";
+export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
  * A Duplex server. Give its `fetch` to `Deno.serve` (or call `upgrade` from
@@ -76,7 +83,7 @@ export type { ServerRequestOptions } from "./server_request.ts";
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -138,8 +145,10 @@ export class DuplexServer<
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
   #graceful: GracefulShutdown;
+  #sendBudget: SendBudget;
+  #slots: ConnectionSlots;
   #sessions: ServerSessions<Local, Remote>;
-  #factory: ConnectionFactory<Local, Remote>;
+  #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
   /**
@@ -154,13 +163,20 @@ export class DuplexServer<
     this.#paths = options.paths ?? ["/", "/ws"];
     this.#fallback = options.fallback;
     this.#peerOptions = peerOptions(options);
-    const maxConnections = options.maxConnections ?? Infinity;
+    const maxConnections = options.maxConnections ?? 10_000;
+    const perAddress = options.maxConnectionsPerAddress ?? 256;
     checkLimits({
       maxMessageSize: this.#peerOptions.maxMessageSize,
       maxInFlight: this.#peerOptions.maxInFlight,
       maxConnections,
+      maxConnectionsPerAddress: perAddress,
     });
+    this.#slots = new ConnectionSlots(maxConnections, perAddress);
     this.#duplicateUser = options.duplicateUser ?? "allow";
+    this.#sendBudget = new SendBudget(
+      options.sendBudget ?? 16 * 1024 * 1024,
+      options.totalSendBudget ?? 256 * 1024 * 1024,
+    );
     this.#logger = options.logger;
     this.#graceful = new GracefulShutdown(
       this.metrics,
@@ -169,38 +185,42 @@ export class DuplexServer<
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
       origins: options.origins,
+      hosts: options.hosts,
       idleTimeout: options.idleTimeout ?? 30,
-      maxConnections,
+      slots: this.#slots,
+      trustProxy: options.trustProxy ?? false,
       sessions: options.sessions !== false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
-      sockets: () => this.#registry.sockets.size,
+      accept: (upgraded) => this.#accept(upgraded),
+      refusals: options.refusals ?? "status",
     });
+    this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
+      clientPath: options.clientPath ?? false,
       closing: () => this.#graceful.closing,
+      authorize: options.authorizeStatus,
       render: () =>
-        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)) +
-        this.#sessions.render(),
+        this.metrics.render({
+          ...this.#registry.snapshot(this.#graceful.inFlight),
+          cluster: this.#cluster?.stats,
+        }) + this.#sessions.render(),
     });
-    this.#factory = new ConnectionFactory(
-      this.#peerOptions,
-      this.registry,
-      this.#registry,
-      (user, error) =>
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
-    );
     this.#sessions = new ServerSessions<Local, Remote>(options.sessions || {}, {
       registry: this.#registry,
       metrics: this.metrics,
       logger: this.#logger,
       events: this,
-      createPeer: (...args) => this.#factory.peer(...args),
-      connection: (...args) => this.#factory.connection(...args),
+      peer: { peerOptions: this.#peerOptions, registry: this.registry },
+      budget: this.#sendBudget,
+      nextId: () => this.#nextId++,
+      forgetSocket: this.#forgetSocket,
+      onError: this.#handlerFailed,
+      abandoned: (upgraded) => this.#slots.release(upgraded.address),
       opened: (connection) => this.#onOpen(connection),
-      detached: (...args) => this.#disconnected(...args),
       ended: (...args) => this.#onClose(...args),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
@@ -229,7 +249,6 @@ export class DuplexServer<
   get sessionMetrics(): SessionMetrics {
     return this.#sessions.metrics;
   }
-
   /** `true` once `shutdown()` was called. */
   get closing(): boolean {
     return this.#graceful.closing;
@@ -282,9 +301,10 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R, ServerRequestContext>,
   ): () => void {
     return super.handle(method, this.#graceful.measure(handler));
   }
@@ -296,7 +316,9 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+  override onRequest(
+    handler: RequestHandler<unknown, unknown, ServerRequestContext>,
+  ): () => void {
     return super.onRequest(this.#graceful.measure(handler));
   }
 
@@ -315,24 +337,12 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, local } = options;
-    if (to !== undefined && room !== undefined) {
-      throw new TypeError(
-        "Cannot push notification: give either to or room, not both",
-      );
-    }
-    if (
-      (local || this.#cluster === undefined) &&
-      !this.#registry.hasAudience(to, room, except)
-    ) {
-      // Nobody here could receive it and nothing spans instances: skip the
-      // encoding (the chat relay of a lone user, on every request).
-      return;
-    }
-    const envelope = pushEnvelope(message, options);
-    if (local) this.#fanOut.deliver(envelope);
-    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-    else this.#broker.publish(envelope);
+    const spans = !options.local && this.#cluster !== undefined;
+    this.#fanOut.push(message, options, spans, (envelope) => {
+      if (options.local) this.#fanOut.deliver(envelope);
+      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+      else this.#broker.publish(envelope);
+    });
   }
 
   /**
@@ -458,15 +468,11 @@ export class DuplexServer<
    * @param info The connection info from `Deno.serve`.
    * @returns The 101 response, or the refusal.
    */
-  async upgrade(
+  upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
-    const upgraded = await this.#upgradePath.upgrade(request, info);
-    if (upgraded instanceof Response) return upgraded;
-    if (upgraded.session) this.#sessions.accept(upgraded);
-    else this.#accept(upgraded);
-    return upgraded.response;
+    return this.#upgradePath.upgrade(request, info);
   }
 
   /**
@@ -482,13 +488,10 @@ export class DuplexServer<
    */
   shutdown(): Promise<void> {
     this.#graceful.closing = true;
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
-      () => {
-        // Sessions waiting for their clients end with the server.
-        this.#sessions.closeAll(1001, "Server shutting down");
-        this.#broker.close();
-      },
-    );
+    // Sessions waiting for their clients end with the server.
+    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+      .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
+      .finally(() => this.#broker.close());
     return this.#shutdown;
   }
 
@@ -498,31 +501,44 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+    const path = new URL(request.url).pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
-    const status = this.#status.answer(request, path);
-    if (status !== undefined) return Promise.resolve(status);
+    const status = this.#status.answer(request, path, info);
+    if (status !== undefined) return status;
     if (this.#fallback !== undefined) {
       return Promise.resolve(this.#fallback(request, info));
     }
     return Promise.resolve(text(404, "Not found\n"));
   }
 
-  #accept(upgraded: SessionUpgrade): void {
-    // Assigned once, after the peer whose onClose hook needs it.
-    // deno-lint-ignore prefer-const
-    let connection: ServerConnection<Local, Remote> | undefined;
-    const peer = this.#factory.peer(upgraded.socket, upgraded.user, (c, r) => {
-      if (connection !== undefined) this.#onClose(connection, c, r);
+  #accept(upgraded: Upgraded): void {
+    if (upgraded.session) {
+      this.#sessions.accept(upgraded);
+      return;
+    }
+    const connection = acceptConnection<Local, Remote>(upgraded, {
+      id: this.#nextId++,
+      peerOptions: this.#peerOptions,
+      registry: this.registry,
+      budget: this.#sendBudget,
+      onClose: (connection, code, reason) =>
+        this.#onClose(connection, code, reason),
+      onError: this.#handlerFailed,
     });
-    connection = this.#factory.connection(upgraded, peer);
+    this.#registry.sockets.add(connection);
+    connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
-    upgraded.socket.addEventListener("open", connection, { once: true });
   }
 
+  readonly #handlerFailed = (user: string, error: unknown): void =>
+    this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
+  readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
+    this.#registry.sockets.delete(connection);
+    this.#sendBudget.forget(connection.budgeted);
+    this.#slots.release(connection.address);
+  };
   readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
     this.#onOpen(connection);
   };
@@ -547,10 +563,10 @@ export class DuplexServer<
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
-        if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
-        }
+        if (older === connection) continue;
+        older.peer.closeWithReason(CLOSE_REPLACED, reason);
       }
     }
   }
@@ -564,28 +580,12 @@ export class DuplexServer<
     if (!connection.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
-    if (!disconnected) this.#disconnected(connection, code, reason);
+    const sessions = this.#sessions.host;
+    if (!disconnected) dispatchDisconnect(sessions, connection, code, reason);
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));
     }
-  }
-
-  /** A connection's socket closed: counted, logged, `disconnect`. */
-  #disconnected(
-    connection: ServerConnection<Local, Remote>,
-    code: number,
-    reason: string,
-  ): void {
-    this.metrics.countClose(code);
-    this.#logger?.info(
-      `disconnect user=${
-        JSON.stringify(connection.user)
-      } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
-    );
-    this.dispatchEvent(
-      new CustomEvent("disconnect", { detail: { connection, code, reason } }),
-    );
   }
 
   #reportError(message: string, error: unknown): void {

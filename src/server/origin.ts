@@ -94,3 +94,35 @@ export function isOriginAllowed(
   if (normalized === undefined) return false;
   return new URL(normalized).host === requestHost(request);
 }
+
+/**
+ * Tells whether a request's `Host` header names one of the allowed hosts: the
+ * defence against DNS rebinding, where a hostile name resolves to the
+ * server's address and the default origin policy (same host as the request)
+ * would accept the page's own origin.
+ *
+ * @param request The upgrade request.
+ * @param hosts Allowed hosts, as in the `Host` header (`"chat.example.com"`,
+ * `"localhost:8000"`); `undefined` allows every host.
+ * @returns `true` when allowed.
+ *
+ * @example Usage
+ * ```ts
+ * import { isHostAllowed } from "@duplex/ws/server";
+ * import assert from "node:assert/strict";
+ *
+ * const request = new Request("http://rebind.attacker.example/", {
+ *   headers: { host: "rebind.attacker.example" },
+ * });
+ * assert.equal(isHostAllowed(request, ["chat.example.com"]), false);
+ * assert.equal(isHostAllowed(request, undefined), true);
+ * ```
+ */
+export function isHostAllowed(
+  request: Request,
+  hosts: readonly string[] | undefined,
+): boolean {
+  if (hosts === undefined) return true;
+  const host = requestHost(request);
+  return hosts.some((allowed) => allowed.toLowerCase() === host);
+}

@@ -6,6 +6,8 @@
 
 import type { Endpoint } from "../peer/peer.ts";
 import type { Connection } from "./connection.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { ServerLogger } from "./server_options.ts";
 import type { ExpireDetail, ResumeDetail } from "./session_options.ts";
 
 /**
@@ -59,4 +61,29 @@ export interface DuplexServerEventMap {
   expire: CustomEvent<ExpireDetail>;
   /** A handler or listener threw an unexpected error. */
   error: ErrorEvent;
+}
+
+/**
+ * A connection's socket closed: counted by close code, logged, and told as
+ * `disconnect` (internal: the server and its sessions).
+ */
+export function dispatchDisconnect(
+  server: {
+    metrics: ServerMetrics;
+    logger: ServerLogger | undefined;
+    events: EventTarget;
+  },
+  connection: Connection<Endpoint, Endpoint>,
+  code: number,
+  reason: string,
+): void {
+  server.metrics.countClose(code);
+  server.logger?.info(
+    `disconnect user=${
+      JSON.stringify(connection.user)
+    } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
+  );
+  server.events.dispatchEvent(
+    new CustomEvent("disconnect", { detail: { connection, code, reason } }),
+  );
 }

@@ -10,6 +10,7 @@ import type { BackpressurePolicy } from "../peer/peer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
+import type { StatusAuthorize } from "./status_routes.ts";
 import type { RateLimitOptions } from "../peer/rate_limiter.ts";
 import type { SessionOptions } from "./session_options.ts";
 
@@ -41,7 +42,7 @@ export interface ServerLogger {
 /**
  * What happens when a user connects while already connected: `"allow"`
  * keeps every connection (several tabs), `"replace"` closes the older ones
- * with close code 4000.
+ * with close code 4009.
  *
  * @example Usage
  * ```ts
@@ -61,10 +62,10 @@ export type DuplicateUserPolicy = "allow" | "replace";
  * import { CLOSE_REPLACED } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
- * assert.equal(CLOSE_REPLACED, 4000);
+ * assert.equal(CLOSE_REPLACED, 4009);
  * ```
  */
-export const CLOSE_REPLACED: number = 4000;
+export const CLOSE_REPLACED: number = 4009;
 
 /**
  * The per-connection rate limit: a token bucket of incoming frames, and how
@@ -116,6 +117,15 @@ export interface DuplexServerOptions {
    */
   origins?: OriginPolicy;
   /**
+   * Hosts (as in the `Host` header, with the port when not the default)
+   * that upgrades may name; others get 403. Set it on a public server: it
+   * defeats DNS rebinding, where a hostile name resolving to this server
+   * passes the default origin policy.
+   *
+   * @default {every host}
+   */
+  hosts?: readonly string[];
+  /**
    * Paths on which `fetch` accepts upgrades.
    *
    * @default {["/", "/ws"]}
@@ -134,6 +144,42 @@ export interface DuplexServerOptions {
    * @default {"/metrics"}
    */
   metricsPath?: string | false;
+  /**
+   * Path at which `fetch` serves the browser client: the bundle of
+   * `client.ts`, an ES module exporting `Client` and the typed errors
+   * (`import { Client } from "/duplex.js"`), with an `ETag`; `false` for
+   * none.
+   *
+   * @default {false}
+   */
+  clientPath?: string | false;
+  /**
+   * How an upgrade is refused (bad origin, authentication, limits):
+   * `"status"` answers with the HTTP status (401, 403, 503...), which a
+   * browser cannot read; `"close"` accepts the WebSocket and closes it at
+   * once with code 4000 + status (4001, 4003, 4503...) and the refusal's
+   * message as the reason, so a browser learns why (4001 and 4003 also
+   * stop the client's reconnection).
+   *
+   * @default {"status"}
+   */
+  refusals?: "status" | "close";
+  /**
+   * Decides whether a user may join a room, with the data `authenticate`
+   * returned for the user's connection; `server.join()` throws a
+   * `ForbiddenError` (`FORBIDDEN`) when it returns `false`.
+   *
+   * @default {undefined} (every join is allowed)
+   */
+  authorizeJoin?: (room: string, user: string, data: unknown) => boolean;
+  /**
+   * Who may read the health check and the metrics; others get 403. Without
+   * it they answer anyone: set it (or set the paths to `false`) when the
+   * server is public.
+   *
+   * @default {everyone}
+   */
+  authorizeStatus?: StatusAuthorize;
   /**
    * Answers requests `fetch` does not route (e.g. the demo page).
    *
@@ -196,6 +242,23 @@ export interface DuplexServerOptions {
    */
   backpressure?: BackpressurePolicy;
   /**
+   * Bytes a connection may have waiting in its send buffer (every frame:
+   * responses, error answers, pongs, notifications). A frame is sent while
+   * the buffer is within the budget; beyond it the connection is closed
+   * with 1013, so a client that never reads costs at most this much.
+   *
+   * @default {16777216}
+   */
+  sendBudget?: number;
+  /**
+   * Bytes all connections together may have waiting in their send buffers.
+   * Beyond it, a connection that sends while holding more than the average
+   * is closed with 1013.
+   *
+   * @default {268435456}
+   */
+  totalSendBudget?: number;
+  /**
    * Default timeout of server-to-client requests, in milliseconds.
    *
    * @default {30000}
@@ -208,11 +271,30 @@ export interface DuplexServerOptions {
    */
   duplicateUser?: DuplicateUserPolicy;
   /**
-   * The most open connections; beyond it upgrades get 503.
+   * The most connections (open, opening, closing, and upgrades whose
+   * `authenticate` hook is running); beyond it upgrades get 503. Keep it
+   * below the process's open-files limit (`ulimit -n`).
    *
-   * @default {Infinity}
+   * @default {10000}
    */
   maxConnections?: number;
+  /**
+   * The most connections from one client address (counted like
+   * `maxConnections`); beyond it upgrades get 429. Behind a proxy every
+   * client has the proxy's address: set `trustProxy`, or raise this.
+   *
+   * @default {256}
+   */
+  maxConnectionsPerAddress?: number;
+  /**
+   * Take the client address from the last entry of `X-Forwarded-For` (the
+   * one the proxy in front of Deno appended) instead of the TCP peer. Set
+   * it only when every request comes through such a proxy: otherwise a
+   * client writes its own address.
+   *
+   * @default {false}
+   */
+  trustProxy?: boolean;
   /**
    * How long `shutdown()` lets running handlers finish, and then lets the
    * closing handshakes complete, in milliseconds.

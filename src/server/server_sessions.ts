@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { Endpoint, Peer, SocketLike } from "../peer/peer.ts";
+import type { Endpoint, Peer } from "../peer/peer.ts";
 import {
   type SessionLimits,
   sessionLimits,
@@ -24,21 +24,25 @@ import {
   type SessionLossReason,
   type SessionState,
 } from "../wire/session_frames.ts";
-import type { ServerConnection } from "./connection.ts";
+import {
+  type ServerConnection,
+  serverPeer,
+  sessionConnection,
+} from "./connection.ts";
+import type { Registry } from "../peer/receiver.ts";
+import { SUBPROTOCOL } from "../wire/protocol.ts";
+import type { SendBudget } from "./send_budget.ts";
 import type { ConnectionRegistry } from "./connection_registry.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import type { ServerLogger } from "./server_options.ts";
+import type { PeerOptions, ServerLogger } from "./server_options.ts";
+import type { Upgraded } from "./upgrade.ts";
+import { dispatchDisconnect } from "./server_events.ts";
 import { SessionMetrics } from "./session_metrics.ts";
 import type { SessionOptions } from "./session_options.ts";
 import { MemorySessionStore, type SessionStore } from "./session_store.ts";
 
 /** An upgraded socket that asked for a session. */
-export interface SessionUpgrade {
-  socket: WebSocket;
-  user: string;
-  protocol: string;
-  data: unknown;
-}
+export type SessionUpgrade = Upgraded;
 
 /** What the server does for its sessions, and what they use of it. */
 export interface SessionHost<Local extends Endpoint, Remote extends Endpoint> {
@@ -50,25 +54,20 @@ export interface SessionHost<Local extends Endpoint, Remote extends Endpoint> {
   logger: ServerLogger | undefined;
   /** Where `connect`, `resume` and `expire` are dispatched. */
   events: EventTarget;
-  /** Creates a session's peer over its session socket. */
-  createPeer(
-    socket: SocketLike,
-    user: string,
-    onClose: (code: number, reason: string) => void,
-  ): Peer<Local, Remote>;
-  /** Creates (and tracks until it closes) the connection of a socket. */
-  connection(
-    upgrade: SessionUpgrade,
-    peer: Peer<Local, Remote>,
-  ): ServerConnection<Local, Remote>;
+  /** What a session's peer is made of. */
+  peer: { peerOptions: PeerOptions; registry: Registry };
+  /** The server's send budget, which every socket writes through. */
+  budget: SendBudget;
+  /** A new connection id. */
+  nextId(): number;
+  /** Forgets a connection whose socket closed. */
+  forgetSocket(connection: ServerConnection<Local, Remote>): void;
+  /** Told of a handler's failure. */
+  onError(user: string, error: unknown): void;
+  /** A socket's handshake ended without a connection (its slot is free). */
+  abandoned(upgrade: SessionUpgrade): void;
   /** A new session's connection opened: register it. */
   opened(connection: ServerConnection<Local, Remote>): void;
-  /** The socket of a live session closed: the connection's `disconnect`. */
-  detached(
-    connection: ServerConnection<Local, Remote>,
-    code: number,
-    reason: string,
-  ): void;
   /** A session ended; `disconnected` when its `disconnect` was told. */
   ended(
     connection: ServerConnection<Local, Remote>,
@@ -128,12 +127,13 @@ class Handshake {
   constructor(
     readonly upgrade: SessionUpgrade,
     readonly onHello: (handshake: Handshake, data: unknown) => void,
-    readonly onGone: (handshake: Handshake) => void,
+    readonly onGone: (handshake: Handshake, connected: boolean) => void,
     timeout: number,
   ) {
     this.timer = setTimeout(() => {
-      this.finish();
-      closeQuietly(upgrade.socket, 1008, "Session hello expected");
+      if (this.finish(false)) {
+        closeQuietly(upgrade.socket, 1008, "Session hello expected");
+      }
     }, timeout);
     upgrade.socket.addEventListener("message", this);
     upgrade.socket.addEventListener("close", this);
@@ -141,26 +141,31 @@ class Handshake {
 
   handleEvent(event: Event): void {
     if (event.type === "close") {
-      this.finish();
+      this.finish(false);
     } else if (this.hello) {
       // Nothing may come between the hello and the server's answer.
-      this.finish();
-      closeQuietly(this.upgrade.socket, 1002, "Session state expected first");
+      if (this.finish(false)) {
+        closeQuietly(this.upgrade.socket, 1002, "Session state expected first");
+      }
     } else {
       this.hello = true;
       this.onHello(this, (event as MessageEvent).data);
     }
   }
 
-  /** Stops listening; `false` when it was finished already. */
-  finish(): boolean {
+  /**
+   * Stops listening; `connected` when the socket now has a connection.
+   *
+   * @returns `false` when it was finished already.
+   */
+  finish(connected: boolean): boolean {
     if (this.done) return false;
     this.done = true;
     const socket = this.upgrade.socket;
     clearTimeout(this.timer);
     socket.removeEventListener("message", this);
     socket.removeEventListener("close", this);
-    this.onGone(this);
+    this.onGone(this, connected);
     return true;
   }
 }
@@ -239,7 +244,10 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
           this.#onHello(handshake, data).catch((error) =>
             this.warn("session hello failed", error)
           ),
-        (handshake) => this.#handshakes.delete(handshake),
+        (handshake, connected) => {
+          this.#handshakes.delete(handshake);
+          if (!connected) this.host.abandoned(handshake.upgrade);
+        },
         this.#helloTimeout,
       ),
     );
@@ -252,7 +260,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
    */
   closeAll(code: number, reason: string): void {
     for (const handshake of [...this.#handshakes]) {
-      handshake.finish();
+      handshake.finish(false);
       closeQuietly(handshake.upgrade.socket, code, reason);
     }
     for (const session of [...this.#live.values()]) {
@@ -266,7 +274,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     if (session.socket.ended) return;
     session.detached = true;
     this.#detached++;
-    this.host.detached(session.connection, code, reason);
+    // The connection's `disconnect` (per socket); the session lives on.
+    dispatchDisconnect(this.host, session.connection, code, reason);
     if (session.socket.lost !== undefined) {
       this.#expire(session, session.socket.lost);
       return;
@@ -290,8 +299,9 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     const { upgrade } = handshake;
     const socket = upgrade.socket;
     if (sessionFrameType(data) !== 8) {
-      handshake.finish();
-      closeQuietly(socket, 1002, "Session hello expected");
+      if (handshake.finish(false)) {
+        closeQuietly(socket, 1002, "Session hello expected");
+      }
       return;
     }
     let hello: SessionHello;
@@ -302,8 +312,9 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         `session hello refused user=${JSON.stringify(upgrade.user)}`,
         error,
       );
-      handshake.finish();
-      closeQuietly(socket, 1002, "Invalid session hello");
+      if (handshake.finish(false)) {
+        closeQuietly(socket, 1002, "Invalid session hello");
+      }
       return;
     }
     let found: Session<Local, Remote> | SessionLossReason | undefined;
@@ -316,7 +327,11 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }
     }
     // Closed (or timed out) meanwhile: the session, if any, is untouched.
-    if (!handshake.finish() || socket.readyState !== 1) return;
+    if (socket.readyState !== 1) {
+      handshake.finish(false);
+      return;
+    }
+    if (!handshake.finish(true)) return;
     if (typeof found === "object") {
       this.#resume(found, upgrade, hello.received!);
     } else {
@@ -355,12 +370,13 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       secret,
       this.#limits,
     );
-    session.peer = this.host.createPeer(
-      session.socket,
-      upgrade.user,
-      (code, why) => this.#onEnd(session, code, why),
-    );
-    session.connection = this.host.connection(upgrade, session.peer);
+    const host = this.host;
+    session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
+      ...host.peer,
+      onClose: (code, why) => this.#onEnd(session, code, why),
+      onError: host.onError,
+    });
+    session.connection = this.#connection(upgrade, session.peer);
     this.#live.set(id, session);
     this.#save({ id, user: upgrade.user, secret }, Infinity);
     this.metrics.started++;
@@ -371,8 +387,9 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       grace: this.#grace,
     };
     if (reason !== undefined) state.reason = reason;
-    upgrade.socket.send(encodeState(state));
-    session.socket.attach(upgrade.socket, 0);
+    const transport = session.connection.budgeted;
+    transport.send(encodeState(state));
+    session.socket.attach(transport, 0);
     this.host.opened(session.connection);
   }
 
@@ -390,16 +407,16 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       session.detached = false;
       this.#detached--;
     }
-    const fresh = this.host.connection(upgrade, session.peer);
+    const fresh = this.#connection(upgrade, session.peer);
     session.connection = fresh;
-    upgrade.socket.send(
+    fresh.budgeted.send(
       encodeState({
         resumed: true,
         received: session.socket.received,
         replayed: session.socket.missed(received),
       }),
     );
-    const replayed = session.socket.attach(upgrade.socket, received);
+    const replayed = session.socket.attach(fresh.budgeted, received);
     this.metrics.resumed++;
     this.metrics.replayed += replayed;
     const host = this.host;
@@ -414,6 +431,21 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     host.events.dispatchEvent(
       new CustomEvent("resume", { detail: { connection: fresh, replayed } }),
     );
+  }
+
+  /** The connection of a session's new socket, tracked until it closes. */
+  #connection(
+    upgrade: SessionUpgrade,
+    peer: Peer<Local, Remote>,
+  ): ServerConnection<Local, Remote> {
+    const host = this.host;
+    const connection = sessionConnection(upgrade, peer, {
+      id: host.nextId(),
+      budget: host.budget,
+    });
+    host.registry.sockets.add(connection);
+    connection.onSocketClosed = host.forgetSocket;
+    return connection;
   }
 
   #expire(session: Session<Local, Remote>, reason: SessionLossReason): void {

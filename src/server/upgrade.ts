@@ -1,7 +1,7 @@
 /**
  * The upgrade path of a {@linkcode DuplexServer}: the checks a WebSocket
- * upgrade passes, in order (shutting down, upgrade, origin, connection
- * limit, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
+ * upgrade passes, in order (shutting down, upgrade, host, origin, connection
+ * slots, authentication, protocol negotiation), before `Deno.upgradeWebSocket`.
  *
  * @module
  */
@@ -16,24 +16,33 @@ import {
   MAX_USER_LENGTH,
 } from "./authenticate.ts";
 import { isUpgrade, text } from "./_http.ts";
+import { refuseByClosing } from "./refusal.ts";
 import type { ServerMetrics } from "./metrics.ts";
-import { isOriginAllowed, type OriginPolicy } from "./origin.ts";
+import { isHostAllowed, isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
+import { clientAddress, type ConnectionSlots } from "./connection_slots.ts";
 
 /** What the upgrade path needs. */
 export interface UpgradePathOptions {
   authenticate: Authenticate;
   origins: OriginPolicy | undefined;
+  hosts: readonly string[] | undefined;
   idleTimeout: number;
-  maxConnections: number;
+  slots: ConnectionSlots;
+  trustProxy: boolean;
   /** Whether clients that ask get a session. */
   sessions: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
   closing: () => boolean;
-  /** The sockets the server holds (open or closing). */
-  sockets: () => number;
+  /**
+   * Takes the upgraded socket, synchronously: from then on its slot is
+   * given back when the socket has closed.
+   */
+  accept: (upgraded: Upgraded) => void;
+  /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
+  refusals: "status" | "close";
 }
 
 /** An upgrade that passed every check. */
@@ -43,6 +52,8 @@ export interface Upgraded {
   user: string;
   protocol: string;
   data: unknown;
+  /** The client address its slot is counted under. */
+  address: string | undefined;
   /** The client asked for a session (it offered `duplex.session`). */
   session: boolean;
 }
@@ -59,18 +70,39 @@ export class UpgradePath {
   /**
    * Runs the checks and upgrades.
    *
-   * @returns The upgraded socket, or the refusal.
+   * @returns The 101 response, or the refusal.
    */
   async upgrade(
     request: Request,
     info?: Deno.ServeHandlerInfo,
-  ): Promise<Upgraded | Response> {
+  ): Promise<Response> {
+    const response = await this.#check(request, info);
+    if (
+      response.status !== 101 && this.#options.refusals === "close" &&
+      isUpgrade(request)
+    ) {
+      return refuseByClosing(request, response);
+    }
+    return response;
+  }
+
+  async #check(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
     const options = this.#options;
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
     if (!isUpgrade(request)) {
       return this.refuse(426, "Cannot connect: WebSocket upgrade required");
+    }
+    if (!isHostAllowed(request, options.hosts)) {
+      return this.refuse(
+        403,
+        "Cannot connect: host not allowed",
+        `host=${JSON.stringify(request.headers.get("host"))}`,
+      );
     }
     if (!isOriginAllowed(request, options.origins)) {
       return this.refuse(
@@ -79,9 +111,37 @@ export class UpgradePath {
         `origin=${JSON.stringify(request.headers.get("origin"))}`,
       );
     }
-    if (options.sockets() >= options.maxConnections) {
+    const address = clientAddress(request, info, options.trustProxy);
+    const refusal = options.slots.take(address);
+    if (refusal === "total") {
       return this.refuse(503, "Cannot connect: too many connections");
     }
+    if (refusal === "address") {
+      return this.refuse(
+        429,
+        "Cannot connect: too many connections from this address",
+        `address=${JSON.stringify(address)}`,
+      );
+    }
+    // The slot is ours from here: given back on refusal, or when the
+    // accepted socket has closed.
+    let accepted = false;
+    try {
+      return await this.#authenticated(request, info, address, () => {
+        accepted = true;
+      });
+    } finally {
+      if (!accepted) options.slots.release(address);
+    }
+  }
+
+  async #authenticated(
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+    address: string | undefined,
+    accepted: () => void,
+  ): Promise<Response> {
+    const options = this.#options;
     const context: AuthContext = {
       url: new URL(request.url),
       token: bearerToken(request),
@@ -123,15 +183,37 @@ export class UpgradePath {
     const session = protocol !== "" && options.sessions &&
       offered.includes(SESSION_PROTOCOL);
     try {
+      // The subprotocol is answered here rather than by Deno, whose check
+      // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
       const { socket, response } = Deno.upgradeWebSocket(request, {
-        protocol: session ? SESSION_PROTOCOL : protocol || undefined,
         idleTimeout: options.idleTimeout,
       });
-      return { socket, response, user, protocol, data, session };
+      if (protocol) {
+        response.headers.set(
+          "sec-websocket-protocol",
+          session ? SESSION_PROTOCOL : protocol,
+        );
+      }
+      options.accept({
+        socket,
+        response,
+        user,
+        protocol,
+        data,
+        address,
+        session,
+      });
+      accepted();
+      return response;
     } catch (error) {
+      // Deno's own words stay in the log: the client learns only that the
+      // handshake was invalid.
       return this.refuse(
         400,
-        `Cannot connect: ${error instanceof Error ? error.message : error}`,
+        "Cannot connect: invalid WebSocket handshake",
+        `error=${
+          JSON.stringify(error instanceof Error ? error.message : String(error))
+        }`,
       );
     }
   }

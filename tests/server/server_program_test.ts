@@ -8,7 +8,7 @@ const root = new URL("../..", import.meta.url);
 /** Reads a stream line by line into `lines`, resolving waiters as they match. */
 function collectLines(stream: ReadableStream<Uint8Array>): {
   lines: string[];
-  next(match: RegExp): Promise<string>;
+  next(match: RegExp, after?: number): Promise<string>;
   done: Promise<void>;
 } {
   const lines: string[] = [];
@@ -34,20 +34,24 @@ function collectLines(stream: ReadableStream<Uint8Array>): {
   return {
     lines,
     done,
-    next(match) {
-      const found = lines.find((line) => match.test(line));
+    next(match, after = 0) {
+      const found = lines.slice(after).find((line) => match.test(line));
       if (found !== undefined) return Promise.resolve(found);
       const { promise, resolve } = Promise.withResolvers<string>();
       waiters.push({ match, resolve });
+      // Lines read from now on are all after `after`.
       return deadline(promise, 10_000, `a line matching ${match}`);
     },
   };
 }
 
 /** Spawns `server.ts` with `env`; stdout and stderr are collected. */
-function spawnProgram(env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "server.ts"],
+function spawnProgram(env: Record<string, string>, openFiles?: number) {
+  const run = [Deno.execPath(), "run", "-A", "server.ts"];
+  const child = new Deno.Command(openFiles ? "bash" : run[0], {
+    args: openFiles
+      ? ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, ...run]
+      : run.slice(1),
     cwd: root,
     env: { PORT: "0", NO_COLOR: "1", ...env },
     stdin: "null",
@@ -81,7 +85,7 @@ Deno.test({
     "server.ts serves the chat on PORT and exits 0 after closing with 1001 on SIGTERM",
   ignore: Deno.build.os === "windows",
   async fn() {
-    await using program = spawnProgram({});
+    await using program = spawnProgram({ DUPLEX_HOSTNAME: "127.0.0.1" });
     const { child, stdout, stderr } = program;
     const port = await program.port();
     assert.ok(port > 0, stdout.lines.join("\n"));
@@ -181,3 +185,63 @@ redisTest(
     await Promise.all([closeAndWait(alice), closeAndWait(bob)]);
   },
 );
+
+Deno.test({
+  name: "server.ts warns that ?user= is a claim unless it listens on loopback",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    {
+      await using program = spawnProgram({});
+      await program.port();
+      await program.stderr.next(/No authenticate hook/);
+    }
+    await using local = spawnProgram({ DUPLEX_HOSTNAME: "127.0.0.1" });
+    await local.port();
+    const alice = await open(`ws://127.0.0.1:${await local.port()}/?user=a`);
+    await local.stdout.next(/connect user="a"/);
+    await closeAndWait(alice);
+    assert.ok(
+      !local.stderr.lines.some((l) => /No authenticate hook/.test(l)),
+      local.stderr.lines.join("\n"),
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "server.ts survives running out of file descriptors: logs, listens again, keeps its WebSockets",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using program = spawnProgram({ DUPLEX_HOSTNAME: "127.0.0.1" }, 64);
+    const port = await program.port();
+    const firstListen = program.stdout.lines.findIndex((l) =>
+      /^Listening on /.test(l)
+    );
+    const alice = await open(`ws://127.0.0.1:${port}/?user=alice`);
+    const aliceQueue = new MessageQueue(alice);
+    await program.stdout.next(/connect user="alice"/);
+    // Idle TCP connections until the server's accept loop hits EMFILE.
+    const idle: Deno.TcpConn[] = [];
+    const failed = program.stderr.next(/HTTP server failed/);
+    let refused = false;
+    for (let i = 0; i < 100 && !refused; i++) {
+      try {
+        idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+      } catch {
+        refused = true;
+      }
+    }
+    await failed;
+    for (const conn of idle) conn.close();
+    await program.stdout.next(/^Listening on /, firstListen + 1);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(await health.text(), "ok\n");
+    alice.send('{"sequence":1,"type":1,"message":"still here"}');
+    assert.deepEqual(await aliceQueue.next(), {
+      sequence: 1,
+      type: 2,
+      message: "ok",
+    });
+    await closeAndWait(alice);
+  },
+});

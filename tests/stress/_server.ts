@@ -26,6 +26,18 @@ export interface StressServerConfig {
   backpressure?: BackpressurePolicy;
   /** Print `exec <id>` for every `work` request. */
   logExec?: boolean;
+  /** Server `sendBudget` in bytes. */
+  sendBudget?: number;
+  /** Server `totalSendBudget` in bytes. */
+  totalSendBudget?: number;
+  /** Server `maxConnections`. */
+  maxConnections?: number;
+  /** Server `maxConnectionsPerAddress`. */
+  maxConnectionsPerAddress?: number;
+  /** Milliseconds the authenticate hook waits (an asynchronous check). */
+  authDelay?: number;
+  /** Server `rateLimit` (`false` by default here). */
+  rateLimit?: { rate: number; burst: number; maxViolations?: number };
 }
 
 /** What `GET /stats` answers. */
@@ -114,8 +126,18 @@ const server = new DuplexServer({
   idleTimeout: config.idleTimeout ?? 30,
   highWaterMark: config.highWaterMark,
   backpressure: config.backpressure,
-  rateLimit: false,
+  rateLimit: config.rateLimit ?? false,
   maxInFlight: 10_000,
+  sendBudget: config.sendBudget,
+  totalSendBudget: config.totalSendBudget,
+  maxConnections: config.maxConnections ?? 100_000,
+  maxConnectionsPerAddress: config.maxConnectionsPerAddress ?? 100_000,
+  authenticate: config.authDelay === undefined
+    ? undefined
+    : async (_request, { url }) => {
+      await new Promise((resolve) => setTimeout(resolve, config.authDelay));
+      return url.searchParams.get("user") ?? undefined;
+    },
   fallback: async (request) => {
     if (new URL(request.url).pathname === "/stats") {
       return Response.json(await stats());
@@ -130,6 +152,7 @@ server.addEventListener("disconnect", (event) => {
 server.addEventListener("error", () => errors++);
 
 server.handle("echo", (params) => params);
+server.handle("big", (size) => "x".repeat(Number(size)));
 server.handle("work", (params) => {
   const id = (params as { id: string }).id;
   executed++;

@@ -1,0 +1,151 @@
+/**
+ * The send budget of a {@linkcode DuplexServer}: how many bytes a connection
+ * may have waiting in its send buffer (every frame: responses, error
+ * answers, pongs and notifications), and how many all connections together.
+ * A connection beyond its budget, or holding more than its share when the
+ * total is exceeded, is closed with 1013 instead of growing the server's
+ * memory. Notifications meet the lower high-water mark first (see
+ * `PeerLimits`); this is the bound on everything else.
+ *
+ * @module
+ */
+
+import type { SocketLike } from "../peer/peer.ts";
+
+/** The close code of a connection over its send budget. */
+export const CLOSE_TOO_SLOW = 1013;
+const OPEN = 1;
+
+/** The budgets of one server, shared by its connections. */
+export class SendBudget {
+  #perConnection: number;
+  #total: number;
+  #sockets = new Set<BudgetedSocket>();
+  /** Sum of `counted` over the sockets: an estimate that only errs high. */
+  #estimate = 0;
+  /** Connections closed for being over budget. */
+  closed = 0;
+
+  /**
+   * @param perConnection Bytes one connection may have buffered.
+   * @param total Bytes all connections may have buffered together.
+   */
+  constructor(perConnection: number, total: number) {
+    this.#perConnection = perConnection;
+    this.#total = total;
+  }
+
+  /** Bytes buffered by every connection now (exact, O(connections)). */
+  buffered(): number {
+    let sum = 0;
+    for (const socket of this.#sockets) {
+      socket.counted = socket.socket.bufferedAmount;
+      sum += socket.counted;
+    }
+    return this.#estimate = sum;
+  }
+
+  /**
+   * Wraps a socket so that every send is checked against the budgets.
+   *
+   * @param socket The upgraded socket.
+   * @param overBudget Called once when the connection must be closed.
+   */
+  wrap(socket: WebSocket, overBudget: () => void): BudgetedSocket {
+    const wrapped = new BudgetedSocket(this, socket, overBudget);
+    this.#sockets.add(wrapped);
+    return wrapped;
+  }
+
+  /** Forgets a socket that closed. */
+  forget(socket: BudgetedSocket): void {
+    if (this.#sockets.delete(socket)) this.#estimate -= socket.counted;
+    socket.counted = 0;
+  }
+
+  /** Whether a connection with `buffered` bytes waiting may send more. */
+  admit(socket: BudgetedSocket, buffered: number): boolean {
+    if (buffered > this.#perConnection) return false;
+    this.#estimate += buffered - socket.counted;
+    socket.counted = buffered;
+    if (this.#estimate <= this.#total) return true;
+    // The estimate only errs high (drained sockets are counted until they
+    // send again): recount before refusing anyone.
+    const total = this.buffered();
+    if (total <= this.#total) return true;
+    // Over the total: the connections holding more than their share go.
+    return buffered * this.#sockets.size <= total;
+  }
+
+  /** Records what a send added to a socket's buffer. */
+  sent(socket: BudgetedSocket): void {
+    const buffered = socket.socket.bufferedAmount;
+    this.#estimate += buffered - socket.counted;
+    socket.counted = buffered;
+  }
+}
+
+/**
+ * A server socket whose sends respect the {@linkcode SendBudget}: the one
+ * the connection's `Peer` writes to.
+ */
+export class BudgetedSocket implements SocketLike {
+  /** Bytes of this socket in the budget's estimate. */
+  counted = 0;
+  readonly socket: WebSocket;
+  #budget: SendBudget;
+  #overBudget: (() => void) | undefined;
+
+  /**
+   * @param budget The server's budget.
+   * @param socket The upgraded socket.
+   * @param overBudget Called once when the connection must be closed.
+   */
+  constructor(budget: SendBudget, socket: WebSocket, overBudget: () => void) {
+    this.#budget = budget;
+    this.socket = socket;
+    this.#overBudget = overBudget;
+  }
+
+  /** The socket's state. */
+  get readyState(): number {
+    return this.socket.readyState;
+  }
+
+  /** Bytes queued and not yet written. */
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /** Sends when within budget; otherwise closes the connection (once). */
+  send(data: string | Uint8Array<ArrayBuffer>): void {
+    const socket = this.socket;
+    if (socket.readyState !== OPEN) return;
+    if (!this.#budget.admit(this, socket.bufferedAmount)) {
+      const overBudget = this.#overBudget;
+      this.#overBudget = undefined;
+      if (overBudget !== undefined) {
+        this.#budget.closed++;
+        overBudget();
+      }
+      return;
+    }
+    socket.send(data);
+    this.#budget.sent(this);
+  }
+
+  /** Starts the closing handshake. */
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  /** Listens on the socket. */
+  addEventListener(type: string, listener: EventListenerObject): void {
+    this.socket.addEventListener(type, listener);
+  }
+
+  /** Stops listening on the socket. */
+  removeEventListener(type: string, listener: EventListenerObject): void {
+    this.socket.removeEventListener(type, listener);
+  }
+}

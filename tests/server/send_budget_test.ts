@@ -1,0 +1,65 @@
+/**
+ * The send budget against a client that sends requests and never reads its
+ * socket: the server's memory stays bounded (measured in a child process)
+ * and the connection is closed with 1013.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { encodeClientFrame, RawWebSocket } from "../_raw_ws.ts";
+import { mb, ServerProcess } from "../stress/_harness.ts";
+
+const encoder = new TextEncoder();
+
+/** Requests `count` responses of `size` bytes each, without ever reading. */
+export async function hog(
+  port: number,
+  count: number,
+  size: number,
+): Promise<RawWebSocket> {
+  const socket = await RawWebSocket.connect(port, {
+    path: "/?user=hog",
+    headers: { "Sec-WebSocket-Protocol": "duplex.v1" },
+  });
+  const frames: Uint8Array[] = [];
+  for (let sequence = 1; sequence <= count; sequence++) {
+    const frame = { sequence, type: 1, method: "big", message: size };
+    frames.push(encodeClientFrame(1, encoder.encode(JSON.stringify(frame))));
+  }
+  const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let offset = 0;
+  for (const frame of frames) {
+    all.set(frame, offset);
+    offset += frame.length;
+  }
+  await socket.writeBytes(all);
+  return socket;
+}
+
+Deno.test("DuplexServer sendBudget bounds a client that never reads: 1013, memory bounded", async () => {
+  // 400 responses of 256 KiB: 100 MiB if responses were written unchecked.
+  const server = await ServerProcess.start({ sendBudget: 1024 * 1024 });
+  try {
+    const before = await server.stats();
+    const socket = await hog(server.port, 400, 256 * 1024);
+    try {
+      const after = await server.waitFor(
+        (stats) => stats.closeCodes["1013"] === 1,
+        10_000,
+        "the hog to be closed with 1013",
+      );
+      const growth = after.rss - before.rss;
+      assert.ok(
+        growth < 40e6,
+        `server rss grew ${mb(growth)} MB (${mb(before.rss)} → ${
+          mb(after.rss)
+        })`,
+      );
+    } finally {
+      socket.drop();
+    }
+  } finally {
+    await server.stop();
+  }
+});
