@@ -109,14 +109,9 @@ class Link {
 }
 
 /**
- * A TCP proxy in front of `target` (a port on 127.0.0.1).
- *
- * @example
- * ```ts
- * await using proxy = new FaultProxy(server.addr.port);
- * const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=a`);
- * proxy.cutAll("rst");
- * ```
+ * A TCP proxy in front of `target` (a port on 127.0.0.1): clients connect
+ * to `port`; `cutAll(fault)` cuts every live connection; `refusing` keeps
+ * new ones out.
  */
 export class FaultProxy implements AsyncDisposable {
   readonly port: number;

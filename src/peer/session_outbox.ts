@@ -11,7 +11,7 @@ export interface OutboxLimits {
   maxFrames: number;
   /** The most unacknowledged bytes (string length for text frames). */
   maxBytes: number;
-  /** The oldest an unacknowledged frame may get, in ms. */
+  /** The oldest an unacknowledged frame may get, in ms (checked every 64). */
   maxAge: number;
 }
 
@@ -29,7 +29,12 @@ export class SessionOutbox {
   /** Frames sent so far. */
   sent = 0;
   #frames: Data[] | undefined = undefined;
-  #times: number[] | undefined = undefined;
+  /**
+   * When the oldest kept frame was sent, at most: set when the outbox
+   * becomes non-empty and after each trim that leaves frames (so an age
+   * errs low by at most one acknowledgement interval).
+   */
+  #oldestAt = 0;
   #head = 0;
   #bytes = 0;
   #limits: OutboxLimits;
@@ -53,22 +58,24 @@ export class SessionOutbox {
    * Keeps one more sent frame.
    *
    * @param data The frame as sent.
-   * @param now The current time in ms.
+   * @param now Reads the clock, in ms.
    * @returns `false` when a limit is exceeded (the frame is counted as sent
    * but the outbox can no longer replay: the caller gives the session up).
    */
-  push(data: Data, now: number): boolean {
-    this.sent++;
-    const frames = this.#frames ??= [];
-    const times = this.#times ??= [];
+  push(data: Data, now: () => number): boolean {
+    const sent = ++this.sent;
+    let frames = this.#frames;
+    if (frames === undefined) {
+      frames = this.#frames = [];
+      this.#oldestAt = now();
+    }
     frames.push(data);
-    times.push(now);
-    const length = typeof data === "string" ? data.length : data.byteLength;
-    this.#bytes += length;
+    this.#bytes += typeof data === "string" ? data.length : data.byteLength;
     const limits = this.#limits;
-    return this.sent - this.acked <= limits.maxFrames &&
+    return sent - this.acked <= limits.maxFrames &&
       this.#bytes <= limits.maxBytes &&
-      now - times[this.#head] <= limits.maxAge;
+      // The clock is read once every 64 frames.
+      ((sent & 63) !== 0 || now() - this.#oldestAt <= limits.maxAge);
   }
 
   /**
@@ -104,12 +111,14 @@ export class SessionOutbox {
     this.acked = count;
     this.#bytes = bytes;
     if (head === frames.length) {
-      // Empty: release the arrays (an idle session keeps none).
-      this.#frames = this.#times = undefined;
+      // Empty: release the array (an idle session keeps none).
+      this.#frames = undefined;
       this.#head = 0;
-    } else if (head > 1024 && head * 2 > frames.length) {
+      return true;
+    }
+    this.#oldestAt = Date.now();
+    if (head > 1024 && head * 2 > frames.length) {
       frames.splice(0, head);
-      this.#times!.splice(0, head);
       this.#head = 0;
     } else {
       this.#head = head;
@@ -128,7 +137,7 @@ export class SessionOutbox {
 
   /** Drops every kept frame; the counts stay. */
   clear(): void {
-    this.#frames = this.#times = undefined;
+    this.#frames = undefined;
     this.#head = 0;
     this.#bytes = 0;
     this.acked = this.sent;

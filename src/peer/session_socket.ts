@@ -90,9 +90,7 @@ export interface SessionHooks {
  * `attach`). Internal: the server and the client create it.
  */
 export class SessionSocket implements SocketLike {
-  /** Always `duplex.v1`: sessions exist only there. */
-  readonly protocol: string = SUBPROTOCOL;
-  #outbox: SessionOutbox;
+  #outbox: SessionOutbox | undefined = undefined;
   #limits: SessionLimits;
   #hooks: SessionHooks;
   #received = 0;
@@ -100,8 +98,9 @@ export class SessionSocket implements SocketLike {
   #acknowledged = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #transport: SocketLike | undefined = undefined;
-  #messageListeners: EventListenerObject[] = [];
-  #closeListeners: EventListenerObject[] = [];
+  /** The peer's listeners (one of each: the peer listens once). */
+  #messageListeners: EventListenerObject[] | undefined = undefined;
+  #closeListeners: EventListenerObject[] | undefined = undefined;
   #ended = false;
   #remoteEnded = false;
   /** Set when the outbox overflowed: no replay is possible any more. */
@@ -118,7 +117,11 @@ export class SessionSocket implements SocketLike {
   constructor(limits: SessionLimits, hooks: SessionHooks = {}) {
     this.#limits = limits;
     this.#hooks = hooks;
-    this.#outbox = new SessionOutbox(limits);
+  }
+
+  /** Always `duplex.v1`: sessions exist only there. */
+  get protocol(): string {
+    return SUBPROTOCOL;
   }
 
   /** 1 (open) for the whole session, 3 (closed) once it ended. */
@@ -138,17 +141,17 @@ export class SessionSocket implements SocketLike {
 
   /** Session frames sent to the other side. */
   get sent(): number {
-    return this.#outbox.sent;
+    return this.#outbox?.sent ?? 0;
   }
 
   /** Frames kept for a replay (sent, not acknowledged). */
   get buffered(): number {
-    return this.#outbox.size;
+    return this.#outbox?.size ?? 0;
   }
 
   /** Bytes kept for a replay. */
   get bufferedBytes(): number {
-    return this.#outbox.bytes;
+    return this.#outbox?.bytes ?? 0;
   }
 
   /** `true` while a WebSocket is attached. */
@@ -181,7 +184,9 @@ export class SessionSocket implements SocketLike {
   canResume(count: number): boolean {
     if (this.#ended || this.#lost !== undefined) return false;
     if (this.#restored) return true;
-    return count >= this.#outbox.acked && count <= this.#outbox.sent;
+    const outbox = this.#outbox;
+    if (outbox === undefined) return count === 0;
+    return count >= outbox.acked && count <= outbox.sent;
   }
 
   /**
@@ -192,7 +197,7 @@ export class SessionSocket implements SocketLike {
    * @returns The number of frames.
    */
   missed(count: number): number {
-    return this.#restored ? 0 : this.#outbox.sent - count;
+    return this.#restored ? 0 : this.sent - count;
   }
 
   /**
@@ -220,17 +225,18 @@ export class SessionSocket implements SocketLike {
     if (!this.canResume(count)) return -1;
     this.detach();
     if (this.#restored) {
-      this.#outbox.sent = this.#outbox.acked = count;
+      const outbox = this.#box();
+      outbox.sent = outbox.acked = count;
       this.#restored = false;
     } else {
-      this.#outbox.trim(count);
+      this.#outbox?.trim(count);
     }
     this.#transport = transport;
     // The handshake told the other side our count.
     this.#acknowledged = this.#received;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
-    const frames = this.#outbox.pending();
+    const frames = this.#outbox?.pending() ?? [];
     for (const frame of frames) transport.send(frame);
     return frames.length;
   }
@@ -281,10 +287,10 @@ export class SessionSocket implements SocketLike {
       if (transport?.readyState === OPEN) transport.send(data);
       return;
     }
-    const outbox = this.#outbox;
+    const outbox = this.#box();
     if (this.#lost !== undefined) {
       outbox.skip();
-    } else if (!outbox.push(data, Date.now())) {
+    } else if (!outbox.push(data, Date.now)) {
       this.#lost = "overflow";
       outbox.clear();
       this.#hooks.onOverflow?.();
@@ -345,8 +351,8 @@ export class SessionSocket implements SocketLike {
    * @param listener The listener object.
    */
   addEventListener(type: string, listener: EventListenerObject): void {
-    if (type === "message") this.#messageListeners.push(listener);
-    else if (type === "close") this.#closeListeners.push(listener);
+    if (type === "message") (this.#messageListeners ??= []).push(listener);
+    else if (type === "close") (this.#closeListeners ??= []).push(listener);
   }
 
   /**
@@ -377,9 +383,7 @@ export class SessionSocket implements SocketLike {
       const type = sessionFrameType(data);
       if (type === 0) {
         if (isLiveness(data)) {
-          for (const listener of [...this.#messageListeners]) {
-            listener.handleEvent(event);
-          }
+          this.#deliver(event);
           return;
         }
         const received = ++this.#received;
@@ -387,13 +391,12 @@ export class SessionSocket implements SocketLike {
           this.#acknowledge();
         } else if (this.#ackTimer === undefined) {
           this.#ackTimer = setTimeout(
-            this.#onAckTimer,
+            acknowledgeLater,
             this.#limits.ackDelay,
+            this,
           );
         }
-        const listeners = this.#messageListeners;
-        if (listeners.length === 1) listeners[0].handleEvent(event);
-        else for (const listener of [...listeners]) listener.handleEvent(event);
+        this.#deliver(event);
       } else {
         this.#onSessionFrame(type, data as string);
       }
@@ -407,13 +410,26 @@ export class SessionSocket implements SocketLike {
     }
   }
 
+  /** The outbox, made on the first frame sent (idle sessions have none). */
+  #box(): SessionOutbox {
+    return this.#outbox ??= new SessionOutbox(this.#limits);
+  }
+
+  #deliver(event: Event): void {
+    const listeners = this.#messageListeners;
+    if (listeners === undefined) return;
+    if (listeners.length === 1) listeners[0].handleEvent(event);
+    else for (const listener of [...listeners]) listener.handleEvent(event);
+  }
+
   #onSessionFrame(type: number, data: string): void {
     if (type === 10) {
       try {
         const { received, end } = decodeAck(data);
-        if (this.#lost === undefined && !this.#outbox.trim(received)) {
+        const outbox = this.#box();
+        if (this.#lost === undefined && !outbox.trim(received)) {
           throw new RangeError(
-            `Cannot acknowledge ${received} frames: ${this.#outbox.acked} to ${this.#outbox.sent} expected`,
+            `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
           );
         }
         if (end) {
@@ -435,10 +451,14 @@ export class SessionSocket implements SocketLike {
     this.drop(1002, "Session protocol error");
   }
 
-  readonly #onAckTimer = (): void => {
+  /**
+   * Acknowledges now what arrived since the last acknowledgement (the
+   * delayed acknowledgement's timer). Not meant to be called.
+   */
+  acknowledgeLater(): void {
     this.#ackTimer = undefined;
     if (this.#received > this.#acknowledged) this.#acknowledge();
-  };
+  }
 
   #acknowledge(): void {
     const transport = this.#transport;
@@ -450,16 +470,21 @@ export class SessionSocket implements SocketLike {
   #end(code: number, reason: string): void {
     this.#ended = true;
     this.detach();
-    this.#outbox.clear();
+    this.#outbox?.clear();
     const event = new CloseEvent("close", {
       code,
       reason,
       wasClean: code !== 1006,
     });
-    for (const listener of [...this.#closeListeners]) {
+    for (const listener of [...this.#closeListeners ?? []]) {
       listener.handleEvent(event);
     }
   }
+}
+
+/** The delayed acknowledgement (no closure per session). */
+function acknowledgeLater(socket: SessionSocket): void {
+  socket.acknowledgeLater();
 }
 
 /** Closes a socket, falling back to no code when the code is refused. */

@@ -378,7 +378,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     });
     session.connection = this.#connection(upgrade, session.peer);
     this.#live.set(id, session);
-    this.#save({ id, user: upgrade.user, secret }, Infinity);
+    // The live session is its own record (no copy per session).
+    this.#save(session, Infinity);
     this.metrics.started++;
     const state: SessionState = {
       resumed: false,
