@@ -44,6 +44,14 @@ export {
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
+  SESSION_PROTOCOL,
+  SessionFrameType,
+  type SessionHello,
+  type SessionLossReason,
+  type SessionState,
+} from "./src/wire/session_frames.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export {
   CloseCode,
   isFinalCloseCode,
   reportedCloseCode,
