@@ -58,6 +58,16 @@ export {
 } from "./src/client/client_events.ts";
 export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
+  type PresenceChange,
+  PresenceView,
+  type PresenceViewEventMap,
+} from "./src/client/presence_view.ts";
+export type {
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+} from "./src/wire/presence_frames.ts";
+export {
   Heartbeat,
   type HeartbeatOptions,
   type Pingable,
