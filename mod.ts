@@ -107,6 +107,7 @@ export {
 } from "./src/wire/presence_frames.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export {
   type InferInput,
@@ -135,10 +136,21 @@ export {
 export {
   bind,
   type BoundContract,
-  type Sender,
+  type ContractSender,
 } from "./src/peer/contract_caller.ts";
 export {
   validate,
   ValidationError,
   type ValidationIssue,
 } from "./src/peer/validation.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
+export type {
+  AnyResult,
+  MethodWithoutParams,
+  NotificationWithoutPayload,
+  TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";

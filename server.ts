@@ -150,12 +150,20 @@ export {
   type OriginPolicy,
 } from "./src/server/origin.ts";
 export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
+export { refusalCloseCode } from "./src/server/refusal.ts";
+export type { ServerRequestContext } from "./src/server/server_context.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
 export { DuplexError, RemoteError } from "./src/wire/errors.ts";
 export type { RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type AnyEndpoint,
+  type AnyResult,
   type BackpressurePolicy,
   type Endpoint,
   type NotificationListener,

@@ -6,7 +6,6 @@
  */
 
 import { demoPage } from "./demo_page.ts";
-import { clientScript } from "../server/client_script.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -298,6 +297,7 @@ export function createChatServer(
   const { presenceInterval, ...serverOptions } = options;
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
+    clientPath: "/client.js",
     ...serverOptions,
   });
   chat(server, { presenceInterval });
@@ -311,12 +311,6 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
-  }
-  if (
-    url.pathname === "/client.js" &&
-    (request.method === "GET" || request.method === "HEAD")
-  ) {
-    return clientScript(request);
   }
   return new Response("Not found\n", {
     status: 404,

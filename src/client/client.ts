@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Receiver } from "../peer/receiver.ts";
+import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
 import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
@@ -22,10 +22,7 @@ import type {
   AnyEndpoint,
   Endpoint,
   NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
+  TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
@@ -81,7 +78,7 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, ClientEventMap>
+> extends Sender<Local, Remote, ClientEventMap, Promise<boolean>>
   implements AsyncDisposable, Disposable {
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
@@ -209,29 +206,6 @@ export class Client<
   }
 
   /**
-   * Sends a typed request to method `method` of the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {ConnectionClosedError} When the connection drops before the
-   * response, or the client is closed.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {RemoteError} When the server answered with an error.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
    *
@@ -266,38 +240,26 @@ export class Client<
   }
 
   /**
-   * Sends a typed notification to the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped. Safe to
-   * ignore, as for {@linkcode Client.notify}.
-   * @throws {ConnectionClosedError} When the client is closed.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): Promise<boolean> {
-    return this.notify(payload, { method });
-  }
-
-  /**
    * Iterates over incoming notifications (all, or those of one method),
    * across reconnections. The iteration ends when the client closes, or
    * throws a `BUFFER_FULL` {@linkcode DuplexError} when the consumer falls
    * `bufferSize` notifications behind.
    *
+   * @typeParam M The method; its frames' `message` has its payload type.
    * @param options The method and the buffer size.
    * @returns An async iterator of notify frames (`message`, `method`,
    * `from`).
    */
-  notifications(
-    options: NotificationsOptions = {},
-  ): AsyncIterableIterator<NotifyFrame> {
-    return notificationStream(this.registry, this.#ends, options);
+  notifications<
+    M extends NotificationMethod<Local> | undefined = undefined,
+  >(
+    options: NotificationsOptions<M> = {},
+  ): AsyncIterableIterator<TypedNotifyFrame<Local, M>> {
+    return notificationStream(
+      this.registry,
+      this.#ends,
+      options,
+    ) as AsyncIterableIterator<TypedNotifyFrame<Local, M>>;
   }
 
   /**
@@ -389,18 +351,18 @@ export class Client<
     const timeout = options.connectTimeout ?? 10_000;
     let ws: WebSocket | undefined;
     let reason = "connection failed";
-    let refused = false;
+    let status: number | undefined;
     const fail = (why: string, code?: number, cause?: unknown): void => {
       if (generation !== this.#generation) return;
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
       this.#socket = undefined;
-      const error = new ConnectError(this.#href, why, code, { cause });
+      const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
         error,
-        refused,
+        status === 401 || status === 403,
       );
     };
     this.#timer = setTimeout(
@@ -422,7 +384,8 @@ export class Client<
         // Deno reports the HTTP status of a refused handshake; browsers
         // report nothing (the close code is 1006).
         reason = (event as ErrorEvent).message || reason;
-        refused ||= /\b40[13]\b/.test(reason);
+        status ??= Number(/status code:? (\d{3})\b/i.exec(reason)?.[1]) ||
+          undefined;
       };
       socket.onclose = (event) => {
         this.#sockets.delete(socket);

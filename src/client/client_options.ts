@@ -168,13 +168,15 @@ export interface NotifyOptions {
  * const options: NotificationsOptions = { method: "presence.joined", bufferSize: 50 };
  * ```
  */
-export interface NotificationsOptions {
+export interface NotificationsOptions<
+  M extends string | undefined = string | undefined,
+> {
   /**
    * Only notifications of this method; none for every notification.
    *
    * @default {undefined}
    */
-  method?: string;
+  method?: M;
   /**
    * The most notifications buffered for a slow consumer. One more ends the
    * iteration with a `BUFFER_FULL` {@linkcode DuplexError} once the

@@ -206,8 +206,14 @@ export class ClusterRooms {
     }
     if (envelope.kind === "roomreq") {
       if (!direct) return "not on a node channel";
-      // The user may have left since: nothing to do then.
-      if (this.#options.isLocal(user)) this.#applyLocal(room, user, join);
+      // The user may have left since: nothing to do then. A join the local
+      // server refuses (its authorizeJoin) is not reported back.
+      if (!this.#options.isLocal(user)) return true;
+      try {
+        this.#applyLocal(room, user, join);
+      } catch {
+        // Refused here: the asker's join() had returned true already.
+      }
       return true;
     }
     if (!this.#options.holds(node, user)) {

@@ -41,6 +41,12 @@ export function pushEnvelope(push: Push): Envelope {
   return envelope;
 }
 
+/** A room or `except`: absent, one name, or a list of names. */
+function optionalNames(value: unknown): value is string | string[] | undefined {
+  return optionalString(value) ||
+    (Array.isArray(value) && value.every((name) => typeof name === "string"));
+}
+
 /** A received push, and who its frame says it is from. */
 export interface ReceivedPush {
   /** The push to deliver, with the frame re-encoded as this server would. */
@@ -71,7 +77,7 @@ export function readPush(
   const { data, extended, user, room, except } = envelope;
   if (
     typeof data !== "string" || !optionalString(user) ||
-    !optionalString(room) || !optionalString(except) ||
+    !optionalNames(room) || !optionalNames(except) ||
     (extended !== undefined && typeof extended !== "boolean") ||
     (direct ? user === undefined : user !== undefined)
   ) {

@@ -32,6 +32,9 @@ class Context implements RequestContext {
     this.method = method;
     this.from = from;
   }
+  get data(): unknown {
+    return this.peer.data;
+  }
   get signal(): AbortSignal {
     return (this.#controller ??= new AbortController()).signal;
   }
@@ -192,13 +195,19 @@ export function alreadyInFlight(sequence: number): ErrorPayload {
 
 /**
  * The error response of a handler that threw: a {@linkcode RemoteError} as
- * is, anything else as a generic `INTERNAL_ERROR` (details stay local).
+ * is; any other `DuplexError` (one that escaped a call the handler made:
+ * `RequestTimeoutError`, `NotConnectedError`, `BrokerUnavailableError`...)
+ * with its code and message; anything else as a generic `INTERNAL_ERROR`
+ * (details stay local).
  *
  * @param error What the handler threw.
  * @returns The error payload.
  */
 export function handlerError(error: unknown): ErrorPayload {
-  return error instanceof RemoteError
-    ? { code: error.code, message: error.message, data: error.data }
+  if (error instanceof RemoteError) {
+    return { code: error.code, message: error.message, data: error.data };
+  }
+  return error instanceof DuplexError
+    ? { code: error.code, message: error.message }
     : { code: "INTERNAL_ERROR", message: "Internal error" };
 }

@@ -7,10 +7,11 @@
  * @module
  */
 
-import { Receiver } from "./receiver.ts";
+import { Sender } from "./sender.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
+  DuplexError,
   errorEvent,
   RemoteError,
 } from "../wire/errors.ts";
@@ -31,15 +32,8 @@ import {
   IncomingRequests,
   methodNotFound,
 } from "./incoming_requests.ts";
-import type {
-  AnyEndpoint,
-  Endpoint,
-  NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
-} from "./endpoint.ts";
+import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
+import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
 import type {
   PeerEventMap,
@@ -95,7 +89,7 @@ const OPEN = 1;
 export class Peer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, PeerEventMap> {
+> extends Sender<Local, Remote, PeerEventMap, boolean> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
     framesIn: [0, 0, 0, 0, 0, 0, 0, 0],
@@ -232,25 +226,6 @@ export class Peer<
   }
 
   /**
-   * Sends a typed request to method `method` of the other side.
-   *
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {ConnectionClosedError} When the connection is or gets closed.
-   * @throws {RemoteError} When the other side answered with an error.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
    * Sends a notification without a method, or with `options.method`. The
    * guard may drop it (backpressure) or close the connection.
    *
@@ -271,21 +246,6 @@ export class Peer<
         method: options.method,
       }),
     );
-  }
-
-  /**
-   * Sends a typed notification to the other side.
-   *
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` when it was handed to the socket.
-   * @throws {ConnectionClosedError} When the connection is closed.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): boolean {
-    return this.notify(payload, { method });
   }
 
   /**
@@ -509,15 +469,20 @@ export class Peer<
     if (incoming.has(sequence)) {
       return this.#respondError(sequence, alreadyInFlight(sequence));
     }
+    const chain = this.registry.middleware;
     incoming.run(
-      handler as RequestHandler<unknown, unknown>,
+      chain.length
+        ? throughMiddleware(chain, handler as RequestHandler, frame)
+        : handler as RequestHandler<unknown, unknown>,
       frame,
       this.identity ?? frame.from,
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) this.#reportError(error);
+    // Our typed errors pass with their code (one that escaped a call the
+    // handler made included); anything else is the handler's own failure.
+    if (!(error instanceof DuplexError)) this.#reportError(error);
     this.#respondError(sequence, handlerError(error));
   }
 
@@ -535,6 +500,15 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
+    const chain = this.registry.middleware;
+    if (!chain.length) return this.#dispatch(frame);
+    const peer = this as Peer<Endpoint, Endpoint>;
+    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
+      error,
+    ) => this.#reportError(error));
+  }
+
+  #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
     this.#deliver(listeners.get(frame.method ?? ""), frame);
     this.#deliver(listeners.get(undefined), frame);

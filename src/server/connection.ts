@@ -62,6 +62,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly address: string | undefined,
   ) {
     this.extended = protocol === SUBPROTOCOL;
+    // Handlers and middleware read it as `context.data`.
+    peer.data = data;
   }
 
   /** Settles when the socket has closed; made only when someone waits. */

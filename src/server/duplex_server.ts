@@ -12,6 +12,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
   AnyEndpoint,
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -30,12 +31,7 @@ import {
 import { SendBudget } from "./send_budget.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
-import {
-  FanOut,
-  type NotifyOptions,
-  pushEnvelope,
-  type PushOptions,
-} from "./fan_out.ts";
+import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
@@ -51,6 +47,7 @@ import {
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
 import { clusterNode, type ServerNode } from "./cluster_node.ts";
+import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
@@ -68,6 +65,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { ServerRequestContext } from "./server_context.ts";
 export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
@@ -191,10 +189,13 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      refusals: options.refusals ?? "status",
     });
+    this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
+      clientPath: options.clientPath ?? false,
       closing: () => this.#graceful.closing,
       authorize: options.authorizeStatus,
       render: () =>
@@ -276,9 +277,10 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R, ServerRequestContext>,
   ): () => void {
     return super.handle(method, this.#graceful.measure(handler));
   }
@@ -290,7 +292,9 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+  override onRequest(
+    handler: RequestHandler<unknown, unknown, ServerRequestContext>,
+  ): () => void {
     return super.onRequest(this.#graceful.measure(handler));
   }
 
@@ -309,24 +313,12 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, local } = options;
-    if (to !== undefined && room !== undefined) {
-      throw new TypeError(
-        "Cannot push notification: give either to or room, not both",
-      );
-    }
-    if (
-      (local || this.#cluster === undefined) &&
-      !this.#registry.hasAudience(to, room, except)
-    ) {
-      // Nobody here could receive it and nothing spans instances: skip the
-      // encoding (the chat relay of a lone user, on every request).
-      return;
-    }
-    const envelope = pushEnvelope(message, options);
-    if (local) this.#fanOut.deliver(envelope);
-    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-    else this.#broker.publish(envelope);
+    const spans = !options.local && this.#cluster !== undefined;
+    this.#fanOut.push(message, options, spans, (envelope) => {
+      if (options.local) this.#fanOut.deliver(envelope);
+      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+      else this.#broker.publish(envelope);
+    });
   }
 
   /**
@@ -402,6 +394,7 @@ export class DuplexServer<
   /**
    * Adds a connected user to a room. Membership is per user (all of the
    * user's connections) and ends when the user's last connection closes.
+   * With a cluster it acts wherever the user is connected.
    *
    * @param room The room name.
    * @param user The user id.
@@ -423,7 +416,7 @@ export class DuplexServer<
   }
 
   /**
-   * The members of a room.
+   * The members of a room (with a cluster: on every instance).
    *
    * @param room The room name.
    * @returns The user ids; empty for an unknown room.
@@ -433,7 +426,7 @@ export class DuplexServer<
   }
 
   /**
-   * The rooms of a user.
+   * The rooms of a user (with a cluster: on every instance).
    *
    * @param user The user id.
    * @returns The room names.
@@ -484,8 +477,7 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+    const path = new URL(request.url).pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }

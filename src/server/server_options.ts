@@ -144,6 +144,34 @@ export interface DuplexServerOptions {
    */
   metricsPath?: string | false;
   /**
+   * Path at which `fetch` serves the browser client: the bundle of
+   * `client.ts`, an ES module exporting `Client` and the typed errors
+   * (`import { Client } from "/duplex.js"`), with an `ETag`; `false` for
+   * none.
+   *
+   * @default {false}
+   */
+  clientPath?: string | false;
+  /**
+   * How an upgrade is refused (bad origin, authentication, limits):
+   * `"status"` answers with the HTTP status (401, 403, 503...), which a
+   * browser cannot read; `"close"` accepts the WebSocket and closes it at
+   * once with code 4000 + status (4001, 4003, 4503...) and the refusal's
+   * message as the reason, so a browser learns why (4001 and 4003 also
+   * stop the client's reconnection).
+   *
+   * @default {"status"}
+   */
+  refusals?: "status" | "close";
+  /**
+   * Decides whether a user may join a room, with the data `authenticate`
+   * returned for the user's connection; `server.join()` throws a
+   * `ForbiddenError` (`FORBIDDEN`) when it returns `false`.
+   *
+   * @default {undefined} (every join is allowed)
+   */
+  authorizeJoin?: (room: string, user: string, data: unknown) => boolean;
+  /**
    * Who may read the health check and the metrics; others get 403. Without
    * it they answer anyone: set it (or set the paths to `false`) when the
    * server is public.

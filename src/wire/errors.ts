@@ -270,15 +270,18 @@ export class TooManyPendingError extends DuplexError {
 }
 
 /**
- * A connection attempt failed or timed out.
+ * A connection attempt failed or timed out. `status` is the HTTP status of
+ * a refused handshake when the platform reveals it (Deno does; browsers
+ * never do: see the server's `refusals: "close"` option).
  *
  * @example Usage
  * ```ts
  * import { ConnectError } from "@duplex/ws";
  * import assert from "node:assert/strict";
  *
- * const error = new ConnectError("ws://127.0.0.1:1/", "connection refused");
+ * const error = new ConnectError("ws://127.0.0.1:1/", "refused", 1006, { status: 401 });
  * assert.equal(error.code, "CONNECT_FAILED");
+ * assert.equal(error.status, 401);
  * ```
  */
 export class ConnectError extends DuplexError {
@@ -286,6 +289,8 @@ export class ConnectError extends DuplexError {
   declare readonly url: string;
   /** The close code, when the server closed during the handshake. */
   declare readonly closeCode: number | undefined;
+  /** The HTTP status of a refused handshake, when known. */
+  declare readonly status: number | undefined;
 
   /**
    * Creates the error.
@@ -293,19 +298,21 @@ export class ConnectError extends DuplexError {
    * @param url The URL.
    * @param reason Why it failed.
    * @param closeCode The close code, if any (0 is reported as 1006).
-   * @param options The standard error options (`cause`).
+   * @param options The standard error options (`cause`) and the HTTP
+   * `status` of a refused handshake.
    */
   constructor(
     url: string,
     reason: string,
     closeCode?: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { status?: number },
   ) {
     super("CONNECT_FAILED", `Cannot connect to ${url}: ${reason}`, options);
     this.name = "ConnectError";
     this.url = url;
     // Deno reports an abnormal closure as 0.
     this.closeCode = closeCode === 0 ? 1006 : closeCode;
+    this.status = options?.status;
   }
 }
 

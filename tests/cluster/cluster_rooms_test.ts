@@ -245,3 +245,30 @@ register(
     assert.equal(again.state, "open");
   },
 );
+
+Deno.test("Cluster drops room and metadata changes of a user the sender did not announce", async () => {
+  const hub = new MemoryHub();
+  await using a = await instance(
+    () => Promise.resolve(new MemoryPubSub({ hub })),
+    "node-a",
+  );
+  await using bus = new MemoryPubSub({ hub });
+  await using bob = new Client(a.url("bob"), { maxAttempts: 0 });
+  await bob.connect();
+  const invalid = a.cluster.stats.invalid;
+  const send = (envelope: Record<string, unknown>) =>
+    bus.publish(
+      "duplex:all",
+      JSON.stringify({ v: 2, node: "mallory", ...envelope }),
+    );
+  // Mallory claims that bob (a user of node-a) joined a room, and sets his
+  // metadata; then announces a user of its own, which A does take.
+  await send({ kind: "room", user: "bob", room: "lobby", in: true });
+  await send({ kind: "meta", user: "bob", meta: { status: "hacked" } });
+  const probe = joinedEvent(a.cluster, "probe");
+  await send({ kind: "join", user: "probe" });
+  await probe;
+  assert.deepEqual(a.server.members("lobby"), []);
+  assert.equal(a.cluster.stats.invalid, invalid + 2);
+  assert.equal(a.cluster.stats.received > 0, true);
+});
