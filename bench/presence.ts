@@ -8,11 +8,15 @@
  *   the feed); "diff" clients call `presence.listen` on open and get one
  *   `presence.state`, then at most one `presence.diff` per second.
  * - churn: 1,000 users online (listening, or not), one client connecting and
- *   disconnecting 100 times a second with fresh ids for 10 s, and
- *   `users.list` asked every 50 ms meanwhile.
+ *   disconnecting 100 times a second with fresh ids for 10 s (each cycle
+ *   waits for its open and close, so a busy server gets fewer), and
+ *   `users.list` asked every 50 ms meanwhile. A join and leave within one
+ *   interval cancel out: diff clients hear of none of them.
  *
  * Figures: presence frames received (total, per client, and the most any
- * client got), the server's CPU time (from /proc) and, for churn, the
+ * client got; for diff clients only `presence.state` and `presence.diff`,
+ * the per-user frames that reach them between connecting and listening are
+ * a column of their own), the server's CPU time (from /proc) and, for churn, the
  * `users.list` p50. The table is printed, then the JSON of every row as the
  * last line.
  *
@@ -42,10 +46,20 @@ export interface PresenceRow {
   cpuMs: number;
   /** `users.list` p50, ms (churn only). */
   listP50?: number;
+  /**
+   * Diff clients: per-user frames received between connecting and their
+   * `presence.listen` (the chat still counts them as older clients).
+   */
+  early?: number;
 }
 
 function serve(): void {
-  const server = createChatServer({ presenceInterval: INTERVAL });
+  const server = createChatServer({
+    presenceInterval: INTERVAL,
+    // Every client comes from 127.0.0.1.
+    maxConnections: 100_000,
+    maxConnectionsPerAddress: 100_000,
+  });
   const http = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     server.fetch,
@@ -91,11 +105,20 @@ async function startServer() {
 
 /** A raw duplex.v1 client that counts presence frames. */
 class Counter {
+  /** Presence frames of the kind the client asked for. */
   frames = 0;
+  /** `presence.joined` / `presence.left` of a diff client (before it listened). */
+  early = 0;
   last = performance.now();
   socket: WebSocket;
-  constructor(url: string, listen: boolean, opened: () => void) {
+  constructor(
+    url: string,
+    listen: boolean,
+    opened: () => void,
+    failed: (error: Error) => void,
+  ) {
     const socket = this.socket = new WebSocket(url, "duplex.v1");
+    socket.onerror = () => failed(new Error(`Cannot connect ${url}`));
     socket.onopen = () => {
       if (listen) {
         socket.send(
@@ -106,12 +129,14 @@ class Counter {
     };
     socket.onmessage = (event) => {
       if (
-        typeof event.data === "string" &&
-        event.data.includes('"method":"presence.')
-      ) {
-        this.frames++;
-        this.last = performance.now();
-      }
+        typeof event.data !== "string" ||
+        !event.data.includes('"method":"presence.')
+      ) return;
+      this.last = performance.now();
+      const perUser = event.data.includes('"method":"presence.joined"') ||
+        event.data.includes('"method":"presence.left"');
+      if (listen && perUser) this.early++;
+      else this.frames++;
     };
   }
 }
@@ -162,8 +187,10 @@ async function closeAll(clients: Counter[]): Promise<void> {
 
 function row(name: string, clients: Counter[], cpuMs: number): PresenceRow {
   const frames = clients.reduce((sum, client) => sum + client.frames, 0);
+  const early = clients.reduce((sum, client) => sum + client.early, 0);
   return {
     name,
+    ...(early > 0 ? { early } : {}),
     frames,
     perClient: Math.round(frames / clients.length * 10) / 10,
     maxPerClient: Math.max(...clients.map((client) => client.frames)),
@@ -175,17 +202,20 @@ async function storm(count: number, listen: boolean): Promise<PresenceRow> {
   const server = await startServer();
   try {
     const before = server.cpu();
+    const started = performance.now();
     const clients = await connectAll(server.port, count, "u", listen);
     await settle(clients);
     const cpuMs = server.cpu() - before;
-    await closeAll(clients);
-    return row(
-      `storm: ${count.toLocaleString("en")} joins, ${
+    const seconds = (performance.now() - started) / 1000;
+    const result = row(
+      `storm: ${count.toLocaleString("en")} joins in ${seconds.toFixed(1)} s, ${
         listen ? "diff" : "per-user"
       }`,
       clients,
       cpuMs,
     );
+    await closeAll(clients);
+    return result;
   } finally {
     await server.stop();
   }
@@ -196,7 +226,7 @@ async function churn(listen: boolean): Promise<PresenceRow> {
   try {
     const clients = await connectAll(server.port, 1_000, "u", listen);
     await settle(clients);
-    for (const client of clients) client.frames = 0;
+    for (const client of clients) client.frames = client.early = 0;
     const prober = new WebSocket(
       `ws://127.0.0.1:${server.port}/?user=prober`,
       "duplex.v1",
@@ -280,8 +310,8 @@ export async function benchPresence(): Promise<PresenceRow[]> {
  */
 export function presenceTable(rows: PresenceRow[]): string {
   const lines = [
-    "| case | presence frames | per client | most to one client | server CPU | users.list p50 |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| case | presence frames | per client | most to one client | server CPU | users.list p50 | per-user frames before listening |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     lines.push(
@@ -289,7 +319,7 @@ export function presenceTable(rows: PresenceRow[]): string {
         r.frames.toLocaleString("en")
       } | ${r.perClient} | ${r.maxPerClient} | ${r.cpuMs} ms | ${
         r.listP50 === undefined ? "" : `${r.listP50} ms`
-      } |`,
+      } | ${r.early?.toLocaleString("en") ?? ""} |`,
     );
   }
   return lines.join("\n");
