@@ -106,6 +106,13 @@ export {
   type RequestOptions,
 } from "./src/peer/peer_options.ts";
 export { type SocketLike } from "./src/peer/socket_like.ts";
+export {
+  isPresenceMeta,
+  MAX_PRESENCE_META_SIZE,
+  type PresenceDiff,
+  type PresenceMeta,
+  type PresenceState,
+} from "./src/wire/presence_frames.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
 export { Sender } from "./src/peer/sender.ts";

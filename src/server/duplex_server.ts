@@ -49,6 +49,7 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import { clusterNode, type ServerNode } from "./cluster_node.ts";
 import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
 import { ServerSessions } from "./server_sessions.ts";
@@ -141,6 +142,7 @@ export class DuplexServer<
   #logger: ServerLogger | undefined;
   #broker: Broker;
   #cluster: Cluster | undefined;
+  #node: ServerNode<Local, Remote> | undefined;
   #upgradePath: UpgradePath;
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
@@ -232,11 +234,10 @@ export class DuplexServer<
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
-    this.#cluster?.attach({
-      deliver: (envelope) => this.#fanOut.deliver(envelope),
-      request: (user, message, options) =>
-        requestLocal(this.#registry, user, message, options),
-    });
+    if (this.#cluster !== undefined) {
+      this.#node = clusterNode(this.#cluster.id, this.#registry, this.#fanOut);
+      this.#cluster.attach(this.#node);
+    }
     this.fetch = (request, info) => this.#route(request, info);
   }
 
@@ -418,13 +419,14 @@ export class DuplexServer<
   /**
    * Adds a connected user to a room. Membership is per user (all of the
    * user's connections) and ends when the user's last connection closes.
+   * With a cluster it acts wherever the user is connected.
    *
    * @param room The room name.
    * @param user The user id.
    * @returns `false` when the user is not connected.
    */
   join(room: string, user: string): boolean {
-    return this.#registry.join(room, user);
+    return this.#cluster?.join(room, user) ?? this.#registry.join(room, user);
   }
 
   /**
@@ -435,27 +437,27 @@ export class DuplexServer<
    * @returns `true` when the user was a member.
    */
   leave(room: string, user: string): boolean {
-    return this.#registry.leave(room, user);
+    return this.#cluster?.leave(room, user) ?? this.#registry.leave(room, user);
   }
 
   /**
-   * The members of a room.
+   * The members of a room (with a cluster: on every instance).
    *
    * @param room The room name.
    * @returns The user ids; empty for an unknown room.
    */
   members(room: string): string[] {
-    return this.#registry.members(room);
+    return this.#cluster?.members(room) ?? this.#registry.members(room);
   }
 
   /**
-   * The rooms of a user.
+   * The rooms of a user (with a cluster: on every instance).
    *
    * @param user The user id.
    * @returns The room names.
    */
   roomsOf(user: string): string[] {
-    return this.#registry.roomsOf(user);
+    return this.#cluster?.roomsOf(user) ?? this.#registry.roomsOf(user);
   }
 
   /**
@@ -558,11 +560,13 @@ export class DuplexServer<
       }`,
     );
     this.dispatchEvent(new CustomEvent("connect", { detail: connection }));
+    this.#node?.opened(connection);
     if (first) {
       this.#cluster?.addLocalUser(user);
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      this.#cluster?.replace(user);
       const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
         if (older === connection) continue;
