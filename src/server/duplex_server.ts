@@ -531,7 +531,7 @@ export class DuplexServer<
     });
     this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
-    connection.onOpen = this.#openConnection;
+    connection.onOpen = (opened) => this.#onOpen(opened);
   }
 
   readonly #handlerFailed = (user: string, error: unknown): void =>
@@ -541,9 +541,6 @@ export class DuplexServer<
     this.#sendBudget.forget(connection.budgeted);
     this.#slots.release(connection.address);
   };
-  readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
-    this.#onOpen(connection);
-  };
 
   #onOpen(connection: ServerConnection<Local, Remote>): void {
     if (connection.peer.closed) return;
@@ -552,7 +549,7 @@ export class DuplexServer<
       return;
     }
     const { user } = connection;
-    const { own, first } = this.#registry.add(connection);
+    const { first } = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${
@@ -568,10 +565,7 @@ export class DuplexServer<
     if (this.#duplicateUser === "replace") {
       this.#cluster?.replace(user);
       const reason = "Replaced by a newer connection";
-      for (const older of [...own]) {
-        if (older === connection) continue;
-        older.peer.closeWithReason(CLOSE_REPLACED, reason);
-      }
+      this.#registry.closeOlder(connection, CLOSE_REPLACED, reason);
     }
   }
 
