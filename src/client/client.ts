@@ -27,6 +27,7 @@ import type {
   ResultOf,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
+import { later, type StreamOptions } from "../peer/streams.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
 import type {
   ClientOptions,
@@ -223,6 +224,32 @@ export class Client<
   }
 
   /**
+   * Calls `method` (`undefined`: the default handler) and consumes its
+   * result as a stream, as {@linkcode Peer.stream}: `for await (const chunk
+   * of client.stream("logs"))`. `params` may be a stream (an upload). While
+   * disconnected the call waits in the offline queue.
+   *
+   * @typeParam T The chunk type.
+   * @param method The method name.
+   * @param params The params, or an async iterable or `ReadableStream`.
+   * @param options Credit, abort signal and timeout.
+   * @returns An async iterator of the chunks.
+   * @throws {RemoteError} (from the iterator) When the handler or its
+   * stream failed, e.g. mid-stream.
+   * @throws {ConnectionClosedError} (from the iterator) When the
+   * connection drops or the client is closed.
+   */
+  stream<T = unknown>(
+    method: string | undefined,
+    params?: unknown,
+    options: StreamOptions = {},
+  ): AsyncIterableIterator<T> {
+    return later(
+      this.#send((peer) => peer.stream<T>(method, params, options), options),
+    );
+  }
+
+  /**
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
    *
@@ -380,10 +407,13 @@ export class Client<
       const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
-      const socket = ws = this.#socket = new WebSocket(target, [
-        SUBPROTOCOL,
-        ...extra,
-      ]);
+      // A codec with a subprotocol (binary) is offered first; a server
+      // that does not pick it leaves this connection on JSON.
+      const binary = options.codec?.protocol;
+      const socket = ws = this.#socket = new WebSocket(
+        target,
+        binary ? [binary, SUBPROTOCOL, ...extra] : [SUBPROTOCOL, ...extra],
+      );
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
@@ -403,7 +433,12 @@ export class Client<
       socket.onopen = () => {
         if (generation !== this.#generation) return;
         generation = -1;
-        const peer = new Peer<Local, Remote>(socket, options);
+        const peer = new Peer<Local, Remote>(
+          socket,
+          binary && socket.protocol !== binary
+            ? { ...options, codec: undefined }
+            : options,
+        );
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;

@@ -44,7 +44,12 @@ class Context implements RequestContext {
  * not with what it threw. Not called for a request aborted by
  * {@linkcode IncomingRequests.abortAll} or cancelled.
  */
-export type Settle = (sequence: number, ok: boolean, value: unknown) => void;
+export type Settle = (
+  sequence: number,
+  ok: boolean,
+  value: unknown,
+  context: { abort(reason: unknown): void },
+) => void;
 
 /**
  * The incoming requests of one peer. Internal: the {@linkcode Peer} creates
@@ -99,11 +104,11 @@ export class IncomingRequests {
     try {
       result = handler(frame.message, context);
     } catch (error) {
-      this.#settle(sequence, false, error);
+      this.#settle(sequence, false, error, context);
       return;
     }
     if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-      this.#settle(sequence, true, result);
+      this.#settle(sequence, true, result, context);
       return;
     }
     const running = this.#running ??= new Map();
@@ -111,7 +116,7 @@ export class IncomingRequests {
     const done = (ok: boolean, value: unknown): void => {
       if (running.get(sequence) !== context) return;
       running.delete(sequence);
-      this.#settle(sequence, ok, value);
+      this.#settle(sequence, ok, value, context);
     };
     (result as PromiseLike<unknown>).then(
       (value) => done(true, value),

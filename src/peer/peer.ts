@@ -11,6 +11,7 @@ import { Receiver } from "./receiver.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
+  DuplexError,
   errorEvent,
   ProtocolError,
   RemoteError,
@@ -40,6 +41,7 @@ import type {
   RequestOptions,
 } from "./peer_options.ts";
 import type { SocketLike } from "./socket_like.ts";
+import { isStream, type StreamOptions, Streams } from "./streams.ts";
 
 // The types of the peer's signatures, for the modules that import them from
 // here (the server, the cluster and the chat).
@@ -90,8 +92,8 @@ export class Peer<
 > extends Receiver<Local, PeerEventMap> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0],
+    framesIn: new Array(18).fill(0),
+    framesOut: new Array(18).fill(0),
     malformed: 0,
     dropped: 0,
     rateLimited: 0,
@@ -108,6 +110,7 @@ export class Peer<
   // most of them never send a request or run an asynchronous handler.
   #tracker: PendingRequests | undefined = undefined;
   #incoming: IncomingRequests | undefined = undefined;
+  #streams: Streams | undefined = undefined;
   #options: PeerOptions;
   #pingSequence = 0;
   #closed = false;
@@ -126,6 +129,10 @@ export class Peer<
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
+    // Binary codecs need bytes, not Blobs (a Deno client socket's default).
+    if (options.codec) {
+      (socket as { binaryType?: string }).binaryType = "arraybuffer";
+    }
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -154,9 +161,19 @@ export class Peer<
     return this.#tracker?.size ?? 0;
   }
 
-  /** Incoming requests whose (asynchronous) handlers are still running. */
+  /**
+   * Incoming requests whose (asynchronous) handlers are still running, or
+   * whose streamed results are still being sent.
+   */
   get inFlight(): number {
-    return this.#incoming?.size ?? 0;
+    return (this.#incoming?.size ?? 0) + (this.#streams?.producers.size ?? 0);
+  }
+
+  #streamsOf(): Streams {
+    return this.#streams ??= new Streams(
+      (frame) => this.#sendFrame(frame),
+      (sequence, error) => this.#handlerFailed(sequence, error),
+    );
   }
 
   /**
@@ -176,18 +193,74 @@ export class Peer<
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
     try {
-      if (this.#closed) throw this.#closedError();
-      const { sequence, promise } = this.#requests().track<R>(options);
-      try {
-        // An absent method is left out of the JSON: the original frame.
-        this.#sendFrame({ sequence, type: 1, message, method: options.method });
-      } catch (error) {
-        this.#tracker!.reject(sequence, error as Error);
-      }
-      return promise;
+      return this.#request<R>(message, options, undefined)[1];
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #request<R>(
+    message: unknown,
+    options: RequestOptions & { method?: string },
+    credit: number | undefined,
+  ): [number, Promise<R>] {
+    if (this.#closed) throw this.#closedError();
+    const { sequence, promise } = this.#requests().track<R>(options);
+    const method = options.method;
+    try {
+      if (isStream(message)) {
+        // Streamed params: chunks follow once the responder grants credit.
+        this.#sendFrame({ sequence, type: 1, method, credit, upload: true });
+        this.#streamsOf().upload(
+          sequence,
+          message,
+          promise,
+          (error) => this.#reportError(error),
+        );
+      } else {
+        // An absent method is left out of the JSON: the original frame.
+        this.#sendFrame({ sequence, type: 1, message, method, credit });
+      }
+    } catch (error) {
+      this.#tracker!.reject(sequence, error as Error);
+    }
+    return [sequence, promise];
+  }
+
+  /**
+   * Calls `method` (`undefined`: the default handler) and consumes its
+   * result, an async iterable or `ReadableStream`, as a stream: at most
+   * `credit` chunks in flight or buffered. Leaving the loop early or
+   * aborting `signal` stops the producer. A plain result is the only chunk
+   * (none for `undefined`). `params` may be a stream (an upload).
+   *
+   * @typeParam T The chunk type.
+   * @param method The method name, or `undefined` for the default handler.
+   * @param params The params: any value, or an async iterable or
+   * `ReadableStream` to upload.
+   * @param options Credit, abort signal and timeout.
+   * @returns An async iterator of the chunks.
+   * @throws {RemoteError} (from the iterator) When the handler or its
+   * stream failed, e.g. mid-stream.
+   * @throws {ConnectionClosedError} (from the iterator) When the
+   * connection is or gets closed.
+   * @throws {RequestTimeoutError} (from the iterator) When the stream did
+   * not end within `timeout`.
+   */
+  stream<T = unknown>(
+    method: string | undefined,
+    params?: unknown,
+    options: StreamOptions = {},
+  ): AsyncIterableIterator<T> {
+    return this.#streamsOf().consume<T>(
+      options,
+      (credit, signal) =>
+        this.#request(
+          params,
+          { method, signal, timeout: options.timeout ?? 0 },
+          credit,
+        ),
+    );
   }
 
   /**
@@ -349,9 +422,14 @@ export class Peer<
         return;
       case 4:
         this.#incoming?.cancel(sequence);
+        this.#streams?.cancel(sequence, cancelled());
         return;
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
+        return;
+      default:
+        // Types 12 to 17: chunks, credit, end and cancel of streams.
+        this.#streams?.dispatch(frame);
     }
   }
 
@@ -396,7 +474,11 @@ export class Peer<
     }
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
-      (sequence, ok, value) => {
+      (sequence, ok, value, context) => {
+        // Streamed results, and the end of streamed params.
+        const streams = this.#streams ??
+          (ok && isStream(value) ? this.#streamsOf() : undefined);
+        if (streams?.settle(sequence, ok, value, context)) return;
         if (ok) this.#respond(sequence, value);
         else this.#handlerFailed(sequence, value);
       },
@@ -409,6 +491,7 @@ export class Peer<
       });
       return;
     }
+    if (frame.credit || frame.upload) this.#streamsOf().accept(frame);
     incoming.run(
       handler as RequestHandler<unknown, unknown>,
       frame,
@@ -494,9 +577,14 @@ export class Peer<
     const error = new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
     this.#incoming?.abortAll(error);
+    this.#streams?.closeAll(error);
     this.#options.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
   }
+}
+
+function cancelled(): DuplexError {
+  return new DuplexError("CANCELLED", "Request cancelled by the caller");
 }

@@ -9,7 +9,6 @@ import { PeerLimits } from "../peer/limits.ts";
 import { type AnyEndpoint, type Endpoint, Peer } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
-import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
@@ -61,7 +60,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly budgeted: BudgetedSocket,
     readonly address: string | undefined,
   ) {
-    this.extended = protocol === SUBPROTOCOL;
+    // duplex.v1, or a codec's subprotocol (which implies it).
+    this.extended = protocol !== "";
   }
 
   /** Settles when the socket has closed; made only when someone waits. */
@@ -113,7 +113,7 @@ export function acceptConnection<
   upgraded: Upgraded,
   options: AcceptOptions<Local, Remote>,
 ): ServerConnection<Local, Remote> {
-  const { socket, user, protocol, data, address } = upgraded;
+  const { socket, user, protocol, data, address, codec } = upgraded;
   const peerOptions = options.peerOptions;
   // Assigned once, after the peer whose hooks need it.
   // deno-lint-ignore prefer-const
@@ -123,6 +123,7 @@ export function acceptConnection<
   });
   const peer = new Peer<Local, Remote>(budgeted, {
     identity: user,
+    codec,
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type Broker, LocalBroker } from "../cluster/broker.ts";
+import { type Broker, type Envelope, LocalBroker } from "../cluster/broker.ts";
+import type { Codec } from "../wire/codec.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
@@ -134,6 +135,7 @@ export class DuplexServer<
   #status: StatusRoutes;
   #fallback: DuplexServerOptions["fallback"];
   #peerOptions: PeerOptions;
+  #codecs: readonly Codec[];
   #duplicateUser: DuplicateUserPolicy;
   #logger: ServerLogger | undefined;
   #broker: Broker;
@@ -189,6 +191,7 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      codecs: this.#codecs = options.codecs ?? [],
     });
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
@@ -319,10 +322,19 @@ export class DuplexServer<
       // encoding (the chat relay of a lone user, on every request).
       return;
     }
-    const envelope = pushEnvelope(message, options);
-    if (local) this.#fanOut.deliver(envelope);
-    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-    else this.#broker.publish(envelope);
+    // With a binary codec, binary values are pushed as bytes (to its
+    // connections only).
+    const envelope = pushEnvelope(message, options, this.#codecs[0]);
+    if (typeof envelope.data !== "string" && !local && this.#cluster) {
+      throw new TypeError(
+        "Cannot push binary data through the cluster: its broker carries text",
+      );
+    }
+    if (local || typeof envelope.data !== "string") {
+      this.#fanOut.deliver(envelope);
+    } else if (this.#cluster !== undefined) {
+      this.#cluster.publish(envelope as Envelope);
+    } else this.#broker.publish(envelope as Envelope);
   }
 
   /**

@@ -8,7 +8,7 @@
 
 import type { Envelope } from "../cluster/broker.ts";
 import type { Endpoint } from "../peer/peer.ts";
-import { jsonCodec } from "../wire/codec.ts";
+import { type Codec, jsonCodec } from "../wire/codec.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
 import type { ServerConnection } from "./connection.ts";
@@ -88,22 +88,33 @@ export interface NotifyOptions extends PushOptions {
 }
 
 /**
- * The envelope of a push: the notification encoded once, and its audience.
+ * A push as delivered locally: like an {@linkcode Envelope}, but its data
+ * may be binary, and then only connections of `protocol` receive it (the
+ * others count it in `stats.dropped`).
+ */
+export interface LocalPush extends Omit<Envelope, "data"> {
+  data: string | Uint8Array<ArrayBuffer>;
+  protocol?: string;
+}
+
+/**
+ * The envelope of a push: the notification encoded once (by `codec` when
+ * given), and its audience.
  *
  * @throws {TypeError} When the message cannot be encoded.
  */
 export function pushEnvelope(
   message: unknown,
   options: NotifyOptions,
-): Envelope {
+  codec: Codec = jsonCodec,
+): LocalPush {
   const { to, room, except, method, from, sequence = 0 } = options;
   const frame: NotifyFrame = { sequence, type: 3, message };
   if (method !== undefined) frame.method = method;
   if (from !== undefined) frame.from = from;
-  const envelope: Envelope = {
-    data: jsonCodec.encode(frame) as string,
-    extended: method !== undefined,
-  };
+  const data = codec.encode(frame);
+  const envelope: LocalPush = { data, extended: method !== undefined };
+  if (typeof data !== "string") envelope.protocol = codec.protocol;
   if (to !== undefined) envelope.user = to;
   if (room !== undefined) envelope.room = room;
   if (except !== undefined) envelope.except = except;
@@ -135,13 +146,13 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
   }
 
   /** Sends an envelope to its local audience. */
-  deliver(envelope: Envelope): void {
-    const { user, room, except, data, extended } = envelope;
+  deliver(envelope: LocalPush): void {
+    const { user, room, except, data, extended, protocol } = envelope;
     const registry = this.#registry;
     if (user !== undefined) {
       if (user === except) return;
       const own = registry.connectionsOf(user);
-      if (own !== undefined) this.#sendAll(own, data, extended);
+      if (own !== undefined) this.#sendAll(own, data, extended, protocol);
       return;
     }
     if (room !== undefined) {
@@ -150,29 +161,39 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       for (const member of members) {
         if (member === except) continue;
         const own = registry.connectionsOf(member);
-        if (own !== undefined) this.#sendAll(own, data, extended);
+        if (own !== undefined) this.#sendAll(own, data, extended, protocol);
       }
       return;
     }
     for (const connection of registry.connections) {
       if (connection.user === except) continue;
       if (extended && !connection.extended) continue;
-      this.#send(connection, data);
+      this.#send(connection, data, protocol);
     }
   }
 
   #sendAll(
     connections: Iterable<ServerConnection<Local, Remote>>,
-    data: string,
+    data: string | Uint8Array<ArrayBuffer>,
     extended: boolean,
+    protocol: string | undefined,
   ): void {
     for (const connection of connections) {
       if (extended && !connection.extended) continue;
-      this.#send(connection, data);
+      this.#send(connection, data, protocol);
     }
   }
 
-  #send(connection: ServerConnection<Local, Remote>, data: string): void {
+  #send(
+    connection: ServerConnection<Local, Remote>,
+    data: string | Uint8Array<ArrayBuffer>,
+    protocol: string | undefined,
+  ): void {
+    if (protocol !== undefined && connection.protocol !== protocol) {
+      // Bytes its codec cannot carry: counted, not garbled.
+      connection.peer.stats.dropped++;
+      return;
+    }
     try {
       connection.peer.sendNotification(data);
     } catch (error) {

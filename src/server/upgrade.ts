@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import type { Codec } from "../wire/codec.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -37,6 +38,8 @@ export interface UpgradePathOptions {
    * given back when the socket has closed.
    */
   accept: (upgraded: Upgraded) => void;
+  /** Codecs offered besides JSON, by subprotocol. */
+  codecs: readonly Codec[];
 }
 
 /** An upgrade that passed every check. */
@@ -48,6 +51,8 @@ export interface Upgraded {
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
+  /** The codec the client chose, when not JSON. */
+  codec?: Codec;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -154,9 +159,17 @@ export class UpgradePath {
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
-    const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-      ? SUBPROTOCOL
-      : "";
+    // The first offered protocol the server supports: a codec's (which
+    // implies duplex.v1), duplex.v1, or none (the original protocol).
+    let protocol = "";
+    let codec: Codec | undefined;
+    for (const offered of offeredProtocols(request)) {
+      codec = options.codecs.find((codec) => codec.protocol === offered);
+      if (codec || offered === SUBPROTOCOL) {
+        protocol = offered;
+        break;
+      }
+    }
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
@@ -164,7 +177,15 @@ export class UpgradePath {
         idleTimeout: options.idleTimeout,
       });
       if (protocol) response.headers.set("sec-websocket-protocol", protocol);
-      options.accept({ socket, response, user, protocol, data, address });
+      options.accept({
+        socket,
+        response,
+        user,
+        protocol,
+        data,
+        address,
+        codec,
+      });
       accepted();
       return response;
     } catch (error) {

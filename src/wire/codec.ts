@@ -8,6 +8,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
+import { streamFieldProblem } from "./stream_frames.ts";
 
 /**
  * Encodes frames to WebSocket messages and decodes them back, validating
@@ -26,6 +27,11 @@ import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
 export interface Codec {
   /** The codec's name, for logs and negotiation. */
   readonly name: string;
+  /**
+   * The WebSocket subprotocol that selects it (absent for the JSON codec,
+   * which `duplex.v1` and the original protocol use).
+   */
+  readonly protocol?: string;
   /**
    * Encodes one frame.
    *
@@ -118,8 +124,14 @@ export function validateFrame(value: unknown): Frame {
     ) {
       problem = `"error" must be an object with string "code" and "message"`;
     }
-  } else if (type !== 4 && type !== 5 && type !== 6) {
+  } else if (
+    type !== 4 && type !== 5 && type !== 6 &&
+    !((type as number) >= 12 && (type as number) <= 17)
+  ) {
     problem = `unknown type ${JSON.stringify(type)}`;
+  }
+  if (type === 1 || (type as number) >= 12) {
+    problem ??= streamFieldProblem(value);
   }
   if (problem) fail(problem, sequence, type);
   return value as unknown as Frame;

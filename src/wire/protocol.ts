@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { StreamFrame } from "./stream_frames.ts";
+
 /**
  * Numeric frame types as they appear in the `type` field.
  *
@@ -35,6 +37,18 @@ export const FrameType: {
   readonly Ping: 5;
   /** Extension: the answer to a ping, with the ping's sequence. */
   readonly Pong: 6;
+  /** Extension: a chunk of a request's streamed result (responder → caller). */
+  readonly StreamChunk: 12;
+  /** Extension: credit for more result chunks (caller → responder). */
+  readonly StreamCredit: 13;
+  /** Extension: a chunk of a request's streamed params (caller → responder). */
+  readonly UploadChunk: 14;
+  /** Extension: the end of a request's streamed params (caller → responder). */
+  readonly UploadEnd: 15;
+  /** Extension: credit for more upload chunks (responder → caller). */
+  readonly UploadCredit: 16;
+  /** Extension: the responder stopped reading the upload. */
+  readonly UploadCancel: 17;
 } = {
   Request: 1,
   Response: 2,
@@ -42,6 +56,12 @@ export const FrameType: {
   Cancel: 4,
   Ping: 5,
   Pong: 6,
+  StreamChunk: 12,
+  StreamCredit: 13,
+  UploadChunk: 14,
+  UploadEnd: 15,
+  UploadCredit: 16,
+  UploadCancel: 17,
 } as const;
 
 /**
@@ -115,6 +135,16 @@ export interface RequestFrame {
   method?: string;
   /** The sender's identity, as the server knows it. */
   from?: string;
+  /**
+   * Extension: the caller consumes a streamed result and grants this many
+   * chunks (type-12 frames).
+   */
+  credit?: number;
+  /**
+   * Extension: the params are a stream, sent as upload chunks once the
+   * responder grants credit; `message` is absent.
+   */
+  upload?: true;
 }
 
 /**
@@ -235,7 +265,8 @@ export type Frame =
   | NotifyFrame
   | CancelFrame
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | StreamFrame;
 
 /**
  * The `code` values that Duplex itself puts in error responses. Handlers may
