@@ -31,10 +31,19 @@ class Context implements RequestContext {
     this.method = method;
     this.from = from;
   }
+  #aborted = false;
+  #reason: unknown;
   get signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      // Asked for after the abort (e.g. in a finally block): aborted too.
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
   abort(reason: unknown): void {
+    this.#aborted = true;
+    this.#reason = reason;
     this.#controller?.abort(reason);
   }
 }

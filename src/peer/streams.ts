@@ -383,7 +383,10 @@ export class Streams {
   ): boolean {
     const credit = this.accepted.get(sequence);
     this.accepted.delete(sequence);
-    this.received.delete(sequence);
+    // Streamed params stay readable while a streamed result is sent.
+    if (!ok || !isStream(value) || credit === undefined) {
+      this.received.delete(sequence);
+    }
     if (!ok || !isStream(value)) return false;
     if (credit === undefined) {
       // Nobody to consume it: say so, and let the source clean up.
@@ -476,6 +479,7 @@ export class Streams {
       (message) => send({ sequence, type: 12, message }),
       (error) => {
         this.producers.delete(sequence);
+        this.received.delete(sequence);
         if (error === undefined) send({ sequence, type: 2 });
         else this.#fail(sequence, error);
       },
