@@ -32,6 +32,9 @@ const MARK = "\u0000";
 const VIEW = "u";
 const BUFFER = "a";
 const encoder = new TextEncoder();
+/** The largest message encoded into the reused buffer. */
+const MAX_SCRATCH = 16 * 1024 * 1024;
+let scratch = new Uint8Array(64 * 1024);
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function fail(reason: string, cause?: unknown): never {
@@ -76,8 +79,15 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const header = encoder.encode(text);
   let size = 4 + header.byteLength;
   for (const part of parts) size += 4 + part.byteLength;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
+  // One reused buffer: a fresh megabyte costs page faults that cost more
+  // than the copy (WebSocket.send copies what it is given at once).
+  if (size > scratch.byteLength && size <= MAX_SCRATCH) {
+    scratch = new Uint8Array(Math.max(size, scratch.byteLength * 2));
+  }
+  const out = size <= scratch.byteLength
+    ? scratch.subarray(0, size)
+    : new Uint8Array(size);
+  const view = new DataView(out.buffer, out.byteOffset, size);
   view.setUint32(0, header.byteLength);
   out.set(header, 4);
   let offset = 4 + header.byteLength;
@@ -142,7 +152,9 @@ function decode(data: unknown): Frame {
  * frame's JSON with each binary value replaced by a placeholder, followed by
  * the raw bytes; the receiver gets the same types back (other typed arrays
  * and `DataView`s arrive as `Uint8Array` of their bytes). A received
- * `Uint8Array` is a view into the message's buffer, never a copy. Frames
+ * `Uint8Array` is a view into the message's buffer, never a copy. An
+ * encoded binary message is a view of a buffer that the next `encode`
+ * reuses: send it (WebSocket `send()` copies) before encoding again. Frames
  * without binary values are JSON text, exactly as with the JSON codec, so a
  * peer can switch codec without changing what plain frames look like.
  *

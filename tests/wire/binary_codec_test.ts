@@ -29,7 +29,7 @@ Deno.test("binaryCodec round-trips binary values in every frame type with their 
   for (const frame of FRAMES) {
     const data = binaryCodec.encode(frame);
     assert.ok(data instanceof Uint8Array, `type ${frame.type} is binary`);
-    const decoded = binaryCodec.decode(data.buffer);
+    const decoded = binaryCodec.decode(data);
     assert.deepEqual(decoded, frame);
   }
   const decoded = binaryCodec.decode(binaryCodec.encode(FRAMES[2])) as {
@@ -83,7 +83,9 @@ Deno.test("binaryCodec decodes Uint8Array values as views of the message, withou
 });
 
 Deno.test("binaryCodec refuses broken binary messages with ProtocolError", () => {
-  const good = binaryCodec.encode(FRAMES[0]) as Uint8Array<ArrayBuffer>;
+  // A copy: encode() reuses its buffer.
+  const good = (binaryCodec.encode(FRAMES[0]) as Uint8Array<ArrayBuffer>)
+    .slice();
   const header = new DataView(good.buffer).getUint32(0);
   const cases: Array<[string, unknown, RegExp]> = [
     ["too short", new Uint8Array([0, 0]), /truncated header/],
@@ -119,6 +121,17 @@ Deno.test("binaryCodec refuses broken binary messages with ProtocolError", () =>
     { sequence: -1, type: 1, message: bytes } as unknown as Frame,
   );
   assert.throws(() => binaryCodec.decode(invalid), ProtocolError);
+});
+
+Deno.test("binaryCodec.encode() reuses its buffer: a message is valid until the next encode", () => {
+  const first = binaryCodec.encode({ sequence: 1, type: 2, message: bytes });
+  const copy = (first as Uint8Array).slice();
+  binaryCodec.encode({ sequence: 2, type: 2, message: new Uint8Array(9) });
+  assert.deepEqual(binaryCodec.decode(copy), {
+    sequence: 1,
+    type: 2,
+    message: bytes,
+  });
 });
 
 Deno.test("validateFrame checks the stream fields", () => {
