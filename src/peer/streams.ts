@@ -64,7 +64,7 @@ export interface StreamOptions {
 export const STREAM_NOT_REQUESTED: ErrorPayload = {
   code: "STREAM_NOT_REQUESTED",
   message:
-    "Cannot answer request: the handler returned a stream and the caller did not ask for one (call stream())",
+    "Cannot answer request: the result is a stream (call stream())",
 };
 
 /** The default window, in chunks. */
@@ -326,16 +326,16 @@ export class ChunkPump {
  */
 export class Streams {
   /** My requests' streamed results. */
-  readonly results: Map<number, ChunkQueue> = new Map();
+  #results: Map<number, ChunkQueue> = new Map();
   /** Incoming requests' streamed results, and their handlers' abort. */
   readonly producers: Map<number, [ChunkPump, (reason: unknown) => void]> =
     new Map();
   /** My requests' streamed params. */
-  readonly uploads: Map<number, ChunkPump> = new Map();
+  #uploads: Map<number, ChunkPump> = new Map();
   /** Incoming requests' streamed params. */
-  readonly received: Map<number, ChunkQueue> = new Map();
+  #received: Map<number, ChunkQueue> = new Map();
   /** Incoming requests that asked for a streamed result: their credit. */
-  readonly accepted: Map<number, number> = new Map();
+  #accepted: Map<number, number> = new Map();
   #send: (frame: Frame) => void;
   #fail: (sequence: number, error: unknown) => void;
 
@@ -361,7 +361,7 @@ export class Streams {
    */
   accept(frame: RequestFrame): void {
     const { sequence, credit } = frame;
-    if (credit) this.accepted.set(sequence, credit);
+    if (credit) this.#accepted.set(sequence, credit);
     if (frame.upload) frame.message = this.receive(sequence, DEFAULT_CREDIT);
   }
 
@@ -381,11 +381,11 @@ export class Streams {
     value: unknown,
     context: { abort(reason: unknown): void },
   ): boolean {
-    const credit = this.accepted.get(sequence);
-    this.accepted.delete(sequence);
+    const credit = this.#accepted.get(sequence);
+    this.#accepted.delete(sequence);
     // Streamed params stay readable while a streamed result is sent.
     if (!ok || !isStream(value) || credit === undefined) {
-      this.received.delete(sequence);
+      this.#received.delete(sequence);
     }
     if (!ok || !isStream(value)) return false;
     if (credit === undefined) {
@@ -416,14 +416,14 @@ export class Streams {
     const send = this.#send;
     const stop = () => this.dispatch({ sequence, type: 17 });
     response.then(stop, stop);
-    this.uploads.set(
+    this.#uploads.set(
       sequence,
       new ChunkPump(
         source,
         0,
         (message) => send({ sequence, type: 14, message }),
         (error) => {
-          this.uploads.delete(sequence);
+          this.#uploads.delete(sequence);
           if (error !== undefined) fail(error);
           send(
             error === undefined
@@ -449,10 +449,10 @@ export class Streams {
       window,
       (credit) => send({ sequence, type: 16, credit }),
       () => {
-        if (this.received.delete(sequence)) send({ sequence, type: 17 });
+        if (this.#received.delete(sequence)) send({ sequence, type: 17 });
       },
     );
-    this.received.set(sequence, queue);
+    this.#received.set(sequence, queue);
     send({ sequence, type: 16, credit: window });
     return queue;
   }
@@ -479,7 +479,7 @@ export class Streams {
       (message) => send({ sequence, type: 12, message }),
       (error) => {
         this.producers.delete(sequence);
-        this.received.delete(sequence);
+        this.#received.delete(sequence);
         if (error === undefined) send({ sequence, type: 2 });
         else this.#fail(sequence, error);
       },
@@ -501,7 +501,7 @@ export class Streams {
     send: (credit: number, signal: AbortSignal) => [number, Promise<unknown>],
   ): AsyncIterableIterator<T> {
     const { credit = DEFAULT_CREDIT, signal } = options;
-    const results = this.results;
+    const results = this.#results;
     const controller = new AbortController();
     let sequence = 0;
     const queue = new ChunkQueue<T>(
@@ -537,15 +537,15 @@ export class Streams {
    * @param reason The reason given to the handler.
    */
   cancel(sequence: number, reason: unknown): void {
-    this.accepted.delete(sequence);
+    this.#accepted.delete(sequence);
     const producer = this.producers.get(sequence);
     if (producer) {
       this.producers.delete(sequence);
       producer[1](reason);
       producer[0].stop();
     }
-    this.received.get(sequence)?.end(reason);
-    this.received.delete(sequence);
+    this.#received.get(sequence)?.end(reason);
+    this.#received.delete(sequence);
   }
 
   /**
@@ -557,12 +557,12 @@ export class Streams {
     for (const sequence of [...this.producers.keys()]) {
       this.cancel(sequence, error);
     }
-    for (const queue of this.received.values()) queue.end(error);
-    for (const queue of this.results.values()) queue.end(error);
-    for (const pump of this.uploads.values()) pump.stop();
-    this.received.clear();
-    this.results.clear();
-    this.uploads.clear();
+    for (const queue of this.#received.values()) queue.end(error);
+    for (const queue of this.#results.values()) queue.end(error);
+    for (const pump of this.#uploads.values()) pump.stop();
+    this.#received.clear();
+    this.#results.clear();
+    this.#uploads.clear();
   }
 
   /**
@@ -573,19 +573,19 @@ export class Streams {
    */
   dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): boolean {
     const { sequence, type } = frame;
-    if (type === 12) this.results.get(sequence)?.push(frame.message);
+    if (type === 12) this.#results.get(sequence)?.push(frame.message);
     else if (type === 13) {
       this.producers.get(sequence)?.[0].grant(frame.credit!);
-    } else if (type === 14) this.received.get(sequence)?.push(frame.message);
-    else if (type === 16) this.uploads.get(sequence)?.grant(frame.credit!);
+    } else if (type === 14) this.#received.get(sequence)?.push(frame.message);
+    else if (type === 16) this.#uploads.get(sequence)?.grant(frame.credit!);
     else if (type === 15) {
-      const queue = this.received.get(sequence);
-      this.received.delete(sequence);
+      const queue = this.#received.get(sequence);
+      this.#received.delete(sequence);
       queue?.end(frame.error && new RemoteError(frame.error));
       return queue !== undefined;
     } else {
-      const pump = this.uploads.get(sequence);
-      this.uploads.delete(sequence);
+      const pump = this.#uploads.get(sequence);
+      this.#uploads.delete(sequence);
       pump?.stop();
       return pump !== undefined;
     }

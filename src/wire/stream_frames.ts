@@ -169,10 +169,10 @@ export function streamFieldProblem(
     !(Number.isInteger(credit) && (credit as number) > 0 &&
       (credit as number) <= 0x7fff_ffff)
   ) {
-    return `"credit" must be an integer from 1 to ${0x7fff_ffff}`;
+    return `"credit" must be a positive integer`;
   }
   if (value.upload !== undefined && value.upload !== true) {
-    return `"upload" must be true when present`;
+    return `"upload" must be true`;
   }
   const error = value.error as Record<string, unknown> | undefined;
   if (
@@ -180,7 +180,7 @@ export function streamFieldProblem(
     !(typeof error === "object" && error !== null &&
       typeof error.code === "string" && typeof error.message === "string")
   ) {
-    return `"error" must be an object with string "code" and "message"`;
+    return `"error" must have string "code" and "message"`;
   }
   return undefined;
 }
