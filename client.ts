@@ -66,12 +66,21 @@ export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   QueueFullError,
   QueueTimeoutError,
   RemoteError,
   RequestTimeoutError,
 } from "./src/wire/errors.ts";
-export { type AnyEndpoint, type Endpoint } from "./src/peer/endpoint.ts";
+export {
+  type AnyEndpoint,
+  type AnyResult,
+  type Endpoint,
+  type MethodWithoutParams,
+  type NotificationWithoutPayload,
+  type TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";
+export type { Middleware, MiddlewareContext } from "./src/peer/middleware.ts";
 export {
   type NotificationListener,
   type RequestContext,
@@ -80,5 +89,7 @@ export {
 export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export { Receiver } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";
+export { CloseCode } from "./src/wire/close_codes.ts";

@@ -29,6 +29,7 @@
 
 export {
   type CancelFrame,
+  type ClosingFrame,
   ErrorCode,
   type ErrorPayload,
   type Frame,
@@ -53,9 +54,15 @@ export type {
 } from "./src/wire/stream_frames.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
+  CloseCode,
+  isFinalCloseCode,
+  reportedCloseCode,
+} from "./src/wire/close_codes.ts";
+export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   ProtocolError,
   QueueFullError,
   QueueTimeoutError,
@@ -103,6 +110,7 @@ export {
 export { type SocketLike } from "./src/peer/socket_like.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export {
   type InferInput,
@@ -131,10 +139,21 @@ export {
 export {
   bind,
   type BoundContract,
-  type Sender,
+  type ContractSender,
 } from "./src/peer/contract_caller.ts";
 export {
   validate,
   ValidationError,
   type ValidationIssue,
 } from "./src/peer/validation.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
+export type {
+  AnyResult,
+  MethodWithoutParams,
+  NotificationWithoutPayload,
+  TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";

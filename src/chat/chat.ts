@@ -6,7 +6,6 @@
  */
 
 import { demoPage } from "./demo_page.ts";
-import { clientScript } from "../server/client_script.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -227,6 +226,7 @@ export function createChatServer(
 ): DuplexServer<ChatServerEndpoint, ChatClientEndpoint> {
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
+    clientPath: "/client.js",
     ...options,
   });
   chat(server);
@@ -240,12 +240,6 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
-  }
-  if (
-    url.pathname === "/client.js" &&
-    (request.method === "GET" || request.method === "HEAD")
-  ) {
-    return clientScript(request);
   }
   return new Response("Not found\n", {
     status: 404,

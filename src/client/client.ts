@@ -5,8 +5,9 @@
  * @module
  */
 
-import { Receiver } from "../peer/receiver.ts";
+import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
+import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -21,13 +22,9 @@ import type {
   AnyEndpoint,
   Endpoint,
   NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
+  TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
-import { later, type StreamOptions } from "../peer/streams.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
 import type {
   ClientOptions,
@@ -41,9 +38,6 @@ import {
   ReconnectingEvent,
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
-
-/** Close codes by which a server refuses the client: no reconnection. */
-const REFUSED = [1008, 4001, 4003];
 
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
@@ -84,7 +78,7 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, ClientEventMap>
+> extends Sender<Local, Remote, ClientEventMap, Promise<boolean>>
   implements AsyncDisposable, Disposable {
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
@@ -106,6 +100,7 @@ export class Client<
   #attempts = 0;
   #closeCode = 1006;
   #closeReason = "";
+  #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
@@ -137,6 +132,16 @@ export class Client<
   /** Where the client is in its life. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * The protocol the server speaks, as negotiated by the last connection:
+   * `"duplex.v1"`, or `""` for a server of the original protocol (see
+   * {@linkcode PeerOptions.original}: what the client then refuses to send).
+   * `""` before the first connection.
+   */
+  get protocol(): string {
+    return this.#protocol;
   }
 
   /** The connection while open, e.g. for its `stats`; else `undefined`. */
@@ -201,57 +206,12 @@ export class Client<
   }
 
   /**
-   * Sends a typed request to method `method` of the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {ConnectionClosedError} When the connection drops before the
-   * response, or the client is closed.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {RemoteError} When the server answered with an error.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
-   * Calls `method` (`undefined`: the default handler) and consumes its
-   * result as a stream, as {@linkcode Peer.stream}: `for await (const chunk
-   * of client.stream("logs"))`. `params` may be a stream (an upload). While
-   * disconnected the call waits in the offline queue.
-   *
-   * @typeParam T The chunk type.
-   * @param method The method name.
-   * @param params The params, or an async iterable or `ReadableStream`.
-   * @param options Credit, abort signal and timeout.
-   * @returns An async iterator of the chunks.
-   * @throws {RemoteError} (from the iterator) When the handler or its
-   * stream failed, e.g. mid-stream.
-   * @throws {ConnectionClosedError} (from the iterator) When the
-   * connection drops or the client is closed.
-   */
-  stream<T = unknown>(
-    method: string | undefined,
-    params?: unknown,
-    options: StreamOptions = {},
-  ): AsyncIterableIterator<T> {
-    return later(
-      this.#send((peer) => peer.stream<T>(method, params, options), options),
-    );
-  }
-
-  /**
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
+   *
+   * Safe to fire and forget: a failure is always reported by the `error`
+   * event, and the returned promise, which rejects with the same error, is
+   * already handled, so ignoring it never causes an unhandled rejection.
    *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
@@ -260,27 +220,23 @@ export class Client<
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
+   * @throws {OriginalProtocolError} When the server speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    return this.#send((peer) => peer.notify(message, options), options);
-  }
-
-  /**
-   * Sends a typed notification to the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped.
-   * @throws {ConnectionClosedError} When the client is closed.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): Promise<boolean> {
-    return this.notify(payload, { method });
+    const sent = this.#send((peer) => peer.notify(message, options), options)
+      .catch((error: unknown) => {
+        // The queue rejects what waits in it with a request's wording.
+        throw error instanceof ConnectionClosedError &&
+            !error.message.startsWith("Cannot send notification")
+          ? new ConnectionClosedError(error.closeCode, error.reason, {
+            action: "send notification",
+            cause: error.cause,
+          })
+          : error;
+      });
+    sent.catch((error: unknown) => this.#error(error));
+    return sent;
   }
 
   /**
@@ -289,14 +245,21 @@ export class Client<
    * throws a `BUFFER_FULL` {@linkcode DuplexError} when the consumer falls
    * `bufferSize` notifications behind.
    *
+   * @typeParam M The method; its frames' `message` has its payload type.
    * @param options The method and the buffer size.
    * @returns An async iterator of notify frames (`message`, `method`,
    * `from`).
    */
-  notifications(
-    options: NotificationsOptions = {},
-  ): AsyncIterableIterator<NotifyFrame> {
-    return notificationStream(this.registry, this.#ends, options);
+  notifications<
+    M extends NotificationMethod<Local> | undefined = undefined,
+  >(
+    options: NotificationsOptions<M> = {},
+  ): AsyncIterableIterator<TypedNotifyFrame<Local, M>> {
+    return notificationStream(
+      this.registry,
+      this.#ends,
+      options,
+    ) as AsyncIterableIterator<TypedNotifyFrame<Local, M>>;
   }
 
   /**
@@ -318,7 +281,11 @@ export class Client<
    * @param code The close code: 1000 or 3000 to 4999.
    * @param reason The close reason (at most 123 bytes).
    * @returns Resolves when every socket of the client has closed, or after
-   * `closeTimeout`.
+   * `closeTimeout`. In Deno, a socket whose server never answers the close
+   * frame (an original-protocol server) stays CLOSING and keeps the process
+   * alive until the server drops the connection: Deno's client WebSocket
+   * cannot be terminated (denoland/deno#36337). Calling `close()` again
+   * waits for such sockets again.
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
@@ -384,18 +351,18 @@ export class Client<
     const timeout = options.connectTimeout ?? 10_000;
     let ws: WebSocket | undefined;
     let reason = "connection failed";
-    let refused = false;
+    let status: number | undefined;
     const fail = (why: string, code?: number, cause?: unknown): void => {
       if (generation !== this.#generation) return;
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
       this.#socket = undefined;
-      const error = new ConnectError(this.#href, why, code, { cause });
+      const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
         error,
-        refused,
+        status === 401 || status === 403,
       );
     };
     this.#timer = setTimeout(
@@ -420,7 +387,8 @@ export class Client<
         // Deno reports the HTTP status of a refused handshake; browsers
         // report nothing (the close code is 1006).
         reason = (event as ErrorEvent).message || reason;
-        refused ||= /\b40[13]\b/.test(reason);
+        status ??= Number(/status code:? (\d{3})\b/i.exec(reason)?.[1]) ||
+          undefined;
       };
       socket.onclose = (event) => {
         this.#sockets.delete(socket);
@@ -433,12 +401,19 @@ export class Client<
       socket.onopen = () => {
         if (generation !== this.#generation) return;
         generation = -1;
-        const peer = new Peer<Local, Remote>(
-          socket,
-          binary && socket.protocol !== binary
-            ? { ...options, codec: undefined }
-            : options,
-        );
+        // Without duplex.v1 (or the binary codec's protocol, which implies
+        // it) the server speaks the original protocol: only original frames
+        // may go out. A server that did not pick the binary codec leaves
+        // this connection on JSON.
+        const chosen = socket.protocol;
+        const original = chosen !== SUBPROTOCOL &&
+          !(binary && chosen === binary);
+        this.#protocol = chosen;
+        const peer = new Peer<Local, Remote>(socket, {
+          ...options,
+          original,
+          codec: binary && chosen !== binary ? undefined : options.codec,
+        });
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;
@@ -456,9 +431,10 @@ export class Client<
           this.#ended(event);
         });
         peer.addEventListener("error", (event) => this.#error(event.error));
-        this.#heartbeat = new Heartbeat(
+        // An original server would relay pings as chat: no heartbeat.
+        this.#heartbeat = original ? undefined : new Heartbeat(
           peer,
-          () => peer.close(4000, "Ping timeout"),
+          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
           { interval: options.pingInterval, timeout: options.pingTimeout },
         );
         // Queued sends go out in order, each once, on this connection: in
@@ -494,7 +470,7 @@ export class Client<
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
     try {
-      return !refused && !REFUSED.includes(event.code) &&
+      return !refused && !isFinalCloseCode(event.code) &&
         this.#attempts < (options.maxAttempts ?? Infinity) &&
         (options.shouldReconnect?.(event) ?? true);
     } catch (error) {

@@ -18,7 +18,7 @@ import type { InferInput } from "./standard_schema.ts";
 import { validate } from "./validation.ts";
 
 /** What {@linkcode bind} needs: a way to send requests and notifications. */
-export interface Sender<RequestExtra, NotifyExtra> {
+export interface ContractSender<RequestExtra, NotifyExtra> {
   /** Sends a request (to `options.method`). */
   request<R = unknown>(
     message: unknown,
@@ -110,7 +110,7 @@ export interface BoundContract<C extends Contract, RequestExtra, NotifyExtra> {
  * ```
  */
 export function bind<C extends Contract, RequestExtra, NotifyExtra>(
-  sender: Sender<RequestExtra, NotifyExtra>,
+  sender: ContractSender<RequestExtra, NotifyExtra>,
   contract: C,
 ): BoundContract<C, RequestExtra, NotifyExtra> {
   const requests = contract.requests ?? {};

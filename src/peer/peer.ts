@@ -7,32 +7,33 @@
  * @module
  */
 
-import { Receiver } from "./receiver.ts";
+import { Sender } from "./sender.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
   DuplexError,
   errorEvent,
-  ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
-import type {
-  ErrorPayload,
-  Frame,
-  NotifyFrame,
-  RequestFrame,
+import { chatOnly, checkOriginalRequest } from "./original_protocol.ts";
+import { asProtocolError, MalformedFrames } from "./malformed_frames.ts";
+import {
+  type ErrorPayload,
+  type Frame,
+  type NotifyFrame,
+  type RequestFrame,
+  SUBPROTOCOL,
 } from "../wire/protocol.ts";
+import { reportedCloseCode } from "../wire/close_codes.ts";
 import { PendingRequests } from "./pending_requests.ts";
-import { IncomingRequests } from "./incoming_requests.ts";
-import type {
-  AnyEndpoint,
-  Endpoint,
-  NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
-} from "./endpoint.ts";
+import {
+  alreadyInFlight,
+  handlerError,
+  IncomingRequests,
+  methodNotFound,
+} from "./incoming_requests.ts";
+import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
+import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
 import type {
   PeerEventMap,
@@ -41,7 +42,7 @@ import type {
   RequestOptions,
 } from "./peer_options.ts";
 import type { SocketLike } from "./socket_like.ts";
-import { isStream, type StreamOptions, Streams } from "./streams.ts";
+import { isStream, Streams } from "./streams.ts";
 
 // The types of the peer's signatures, for the modules that import them from
 // here (the server, the cluster and the chat).
@@ -89,7 +90,7 @@ const OPEN = 1;
 export class Peer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, PeerEventMap> {
+> extends Sender<Local, Remote, PeerEventMap, boolean> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
     framesIn: new Array(18).fill(0),
@@ -112,10 +113,19 @@ export class Peer<
   #incoming: IncomingRequests | undefined = undefined;
   #streams: Streams | undefined = undefined;
   #options: PeerOptions;
-  #pingSequence = 0;
+  #original: boolean;
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
+  /** Allocated on the first malformed frame. */
+  #malformed: MalformedFrames | undefined = undefined;
+  /**
+   * The code and reason of a close under way: announced by the other side
+   * (a closing frame) or by this side (`closeWithReason()`).
+   */
+  #closing: { code: number; reason: string; remote: boolean } | undefined =
+    undefined;
+  #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
    * Wraps an open (or opening) socket.
@@ -129,10 +139,9 @@ export class Peer<
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
-    // Binary codecs need bytes, not Blobs (a Deno client socket's default).
-    if (options.codec) {
-      (socket as { binaryType?: string }).binaryType = "arraybuffer";
-    }
+    this.#original = options.original ?? false;
+    // Binary codecs need bytes, not Blobs (a Deno client's default).
+    if (options.codec) Object.assign(socket, { binaryType: "arraybuffer" });
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -141,7 +150,10 @@ export class Peer<
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
       ...this.#options,
-      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      // An original-protocol peer would take a cancel for a request.
+      onAbandon: this.#original
+        ? undefined
+        : (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
     });
   }
@@ -149,6 +161,23 @@ export class Peer<
   /** The socket this peer runs over. */
   get socket(): SocketLike {
     return this.#socket;
+  }
+
+  /**
+   * The subprotocol the handshake selected (`"duplex.v1"`), or `""` (the
+   * original protocol, or a socket that does not say): the `protocol`
+   * option, else the socket's.
+   */
+  get protocol(): string {
+    return this.#options.protocol ?? this.#socket.protocol ?? "";
+  }
+
+  /**
+   * `true` when the other side speaks only the original protocol (see
+   * {@linkcode PeerOptions.original}).
+   */
+  get original(): boolean {
+    return this.#original;
   }
 
   /** `true` once the socket closed or `close()` was called. */
@@ -161,19 +190,9 @@ export class Peer<
     return this.#tracker?.size ?? 0;
   }
 
-  /**
-   * Incoming requests whose (asynchronous) handlers are still running, or
-   * whose streamed results are still being sent.
-   */
+  /** Incoming requests whose handlers or streamed results still run. */
   get inFlight(): number {
-    return (this.#incoming?.size ?? 0) + (this.#streams?.producers.size ?? 0);
-  }
-
-  #streamsOf(): Streams {
-    return this.#streams ??= new Streams(
-      (frame) => this.#sendFrame(frame),
-      (sequence, error) => this.#handlerFailed(sequence, error),
-    );
+    return (this.#incoming?.size ?? 0) + (this.#streams?.producing ?? 0);
   }
 
   /**
@@ -187,99 +206,41 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is or gets closed.
    * @throws {RemoteError} When the other side answered with an error.
    * @throws {TooManyPendingError} When too many requests are pending.
+   * @throws {OriginalProtocolError} With a method or a non-string message
+   * when the other side speaks the original protocol.
    */
   request<R = unknown>(
     message: unknown,
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
     try {
-      return this.#request<R>(message, options, undefined)[1];
+      if (this.#closed || this.#closing) throw this.#closedError();
+      if (this.#original) checkOriginalRequest(message, options.method);
+      const { sequence, promise } = this.#requests().track<R>(options);
+      try {
+        // An absent method is left out of the JSON: the original frame.
+        if (!("credit" in options) && !isStream(message)) {
+          this.#sendFrame({
+            sequence,
+            type: 1,
+            message,
+            method: options.method,
+          });
+        } else this.#streamsOf().request(sequence, options, message, promise);
+      } catch (error) {
+        this.#tracker!.reject(sequence, error as Error);
+      }
+      return promise;
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #request<R>(
-    message: unknown,
-    options: RequestOptions & { method?: string },
-    credit: number | undefined,
-  ): [number, Promise<R>] {
-    if (this.#closed) throw this.#closedError();
-    const { sequence, promise } = this.#requests().track<R>(options);
-    const method = options.method;
-    try {
-      if (isStream(message)) {
-        // Streamed params: chunks follow once the responder grants credit.
-        this.#sendFrame({ sequence, type: 1, method, credit, upload: true });
-        this.#streamsOf().upload(
-          sequence,
-          message,
-          promise,
-          (error) => this.#reportError(error),
-        );
-      } else {
-        // An absent method is left out of the JSON: the original frame.
-        this.#sendFrame({ sequence, type: 1, message, method, credit });
-      }
-    } catch (error) {
-      this.#tracker!.reject(sequence, error as Error);
-    }
-    return [sequence, promise];
-  }
-
-  /**
-   * Calls `method` (`undefined`: the default handler) and consumes its
-   * result, an async iterable or `ReadableStream`, as a stream: at most
-   * `credit` chunks in flight or buffered. Leaving the loop early or
-   * aborting `signal` stops the producer. A plain result is the only chunk
-   * (none for `undefined`). `params` may be a stream (an upload).
-   *
-   * @typeParam T The chunk type.
-   * @param method The method name, or `undefined` for the default handler.
-   * @param params The params: any value, or an async iterable or
-   * `ReadableStream` to upload.
-   * @param options Credit, abort signal and timeout.
-   * @returns An async iterator of the chunks.
-   * @throws {RemoteError} (from the iterator) When the handler or its
-   * stream failed, e.g. mid-stream.
-   * @throws {ConnectionClosedError} (from the iterator) When the
-   * connection is or gets closed.
-   * @throws {RequestTimeoutError} (from the iterator) When the stream did
-   * not end within `timeout`.
-   */
-  stream<T = unknown>(
-    method: string | undefined,
-    params?: unknown,
-    options: StreamOptions = {},
-  ): AsyncIterableIterator<T> {
-    return this.#streamsOf().consume<T>(
-      options,
-      (credit, signal) =>
-        this.#request(
-          params,
-          { method, signal, timeout: options.timeout ?? 0 },
-          credit,
-        ),
+  #streamsOf(): Streams {
+    return this.#streams ??= new Streams(
+      (frame) => this.#sendFrame(frame),
+      (sequence, error) => this.#handlerFailed(sequence, error),
     );
-  }
-
-  /**
-   * Sends a typed request to method `method` of the other side.
-   *
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {ConnectionClosedError} When the connection is or gets closed.
-   * @throws {RemoteError} When the other side answered with an error.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
   }
 
   /**
@@ -290,8 +251,11 @@ export class Peer<
    * @param options The method.
    * @returns `true` when it was handed to the socket.
    * @throws {ConnectionClosedError} When the connection is closed.
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
+    if (this.#original && !this.#closed) throw chatOnly("send a notification");
     return this.sendNotification(
       this.#codec.encode({
         sequence: 0,
@@ -300,21 +264,6 @@ export class Peer<
         method: options.method,
       }),
     );
-  }
-
-  /**
-   * Sends a typed notification to the other side.
-   *
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` when it was handed to the socket.
-   * @throws {ConnectionClosedError} When the connection is closed.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): boolean {
-    return this.notify(payload, { method });
   }
 
   /**
@@ -327,8 +276,8 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   sendNotification(data: string | Uint8Array<ArrayBuffer>): boolean {
-    if (this.#closed || this.#socket.readyState !== OPEN) {
-      throw this.#closedError();
+    if (this.#closed || this.#closing || this.#socket.readyState !== OPEN) {
+      throw this.#closedError("send notification");
     }
     if (this.#options.guard?.outbound(this) === false) return false;
     this.#sendData(data, 3);
@@ -338,12 +287,15 @@ export class Peer<
   /**
    * Sends an application-level ping; the other side answers with a pong.
    * Any incoming frame counts as a sign of life (see `stats.framesIn`).
+   * Pings carry sequence 0, which no request has: a peer that answered one
+   * with a response could not settle a request.
+   *
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which would relay the ping as a chat message.
    */
   ping(): void {
-    this.#sendFrame({
-      sequence: this.#pingSequence = (this.#pingSequence + 1) & 0x7fffffff,
-      type: 5,
-    });
+    if (this.#original) throw chatOnly("ping");
+    this.#sendFrame({ sequence: 0, type: 5 });
   }
 
   /**
@@ -365,6 +317,48 @@ export class Peer<
     this.#onClose(code, reason);
   }
 
+  /**
+   * Closes the connection for a reason the other side must learn even if
+   * the close frame is lost (a Deno server's close frame is, when the other
+   * side is still sending). With a `duplex.v1` peer it stops taking
+   * requests and notifications, lets the running handlers deliver their
+   * responses, then sends a closing frame (type 7) with `code` and `reason`
+   * and waits for the other side to close (a Duplex client does at once),
+   * each wait bounded by `grace` ms. With any other peer it is
+   * {@linkcode Peer.close}. Idempotent.
+   *
+   * @param code The close code.
+   * @param reason The close reason (at most 123 bytes).
+   * @param options How long each wait may last, in ms (default 1000).
+   */
+  closeWithReason(
+    code: number,
+    reason = "",
+    options: { grace?: number } = {},
+  ): void {
+    if (this.#closed || this.#closing) return;
+    if (this.protocol !== SUBPROTOCOL || this.#socket.readyState !== OPEN) {
+      this.close(code, reason);
+      return;
+    }
+    this.#closing = { code, reason, remote: false };
+    this.#tracker?.rejectAll(new ConnectionClosedError(code, reason));
+    const grace = options.grace ?? 1_000;
+    const announce = (): void => {
+      clearTimeout(this.#closingTimer);
+      if (this.#closed) return;
+      this.#sendFrame({ sequence: 0, type: 7, code, reason });
+      this.#closingTimer = setTimeout(() => this.close(code, reason), grace);
+    };
+    const incoming = this.#incoming;
+    if (incoming === undefined || incoming.size === 0) {
+      announce();
+    } else {
+      incoming.onIdle = announce;
+      this.#closingTimer = setTimeout(announce, grace);
+    }
+  }
+
   /** Closes with 1001 (going away). */
   [Symbol.dispose](): void {
     this.close(1001, "Going away");
@@ -380,7 +374,13 @@ export class Peer<
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
     } else {
-      this.#onClose((event as CloseEvent).code, (event as CloseEvent).reason);
+      // A close announced by a closing frame is reported as announced:
+      // its close frame may have been lost (then Deno reports 0).
+      const closing = this.#closing;
+      this.#onClose(
+        closing?.code ?? reportedCloseCode((event as CloseEvent).code),
+        closing?.reason ?? (event as CloseEvent).reason,
+      );
     }
   }
 
@@ -403,8 +403,14 @@ export class Peer<
     }
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
+    if (this.#original && (frame.type === 2 || frame.type === 3)) {
+      // The original server leaves out empty strings.
+      frame.message ??= "";
+    }
+    const closing = this.#closing;
     switch (frame.type) {
       case 1: {
+        if (closing) return;
         const error = refusal ?? guard?.admit(this);
         if (error) this.#respondError(sequence, error);
         else this.#onRequest(frame);
@@ -418,32 +424,45 @@ export class Peer<
         }
         return;
       case 3:
-        if (!refusal) this.#onNotification(frame);
+        if (!refusal && !closing) this.#onNotification(frame);
+        return;
+      case 7:
+        this.#onClosing(frame.code, frame.reason ?? "");
         return;
       case 4:
         this.#incoming?.cancel(sequence);
-        this.#streams?.cancel(sequence, cancelled());
+        this.#streams?.cancel(sequence);
         return;
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
         return;
-      default:
-        // Types 12 to 17: chunks, credit, end and cancel of streams.
+      default: // 12 to 17: streams
         this.#streams?.dispatch(frame);
     }
   }
 
+  /**
+   * The other side announced its close after its last response: what is
+   * still pending will not be answered; this side closes at once with the
+   * announced code.
+   */
+  #onClosing(code: number, reason: string): void {
+    if (this.#closing || this.#original) return;
+    this.#closing = { code, reason, remote: true };
+    this.close(code, reason);
+  }
+
   #onMalformed(error: unknown): void {
-    const protocolError = error instanceof ProtocolError
-      ? error
-      : new ProtocolError(
-        "Cannot decode frame: codec failed",
-        undefined,
-        undefined,
-        { cause: error },
-      );
+    const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
-    if (++this.stats.malformed > (this.#options.maxMalformed ?? 10)) {
+    this.stats.malformed++;
+    const options = this.#options;
+    if (
+      (this.#malformed ??= new MalformedFrames(
+        options.maxMalformed ?? 10,
+        options.malformedWindow ?? 60_000,
+      )).add()
+    ) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -461,54 +480,37 @@ export class Peer<
   #onRequest(frame: RequestFrame): void {
     const { sequence, method } = frame;
     const handler = this.registry.handlers.get(method);
-    if (!handler) {
-      this.#respondError(sequence, {
-        code: "METHOD_NOT_FOUND",
-        message: `Cannot handle request: ${
-          method === undefined
-            ? "no default handler"
-            : `unknown method ${JSON.stringify(method)}`
-        }`,
-      });
-      return;
-    }
+    if (!handler) return this.#respondError(sequence, methodNotFound(method));
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
-        // Streamed results, and the end of streamed params.
-        const streams = this.#streams ??
-          (ok && isStream(value) ? this.#streamsOf() : undefined);
+        const streams = ok && isStream(value)
+          ? this.#streamsOf()
+          : this.#streams;
         if (streams?.settle(sequence, ok, value, context)) return;
         if (ok) this.#respond(sequence, value);
         else this.#handlerFailed(sequence, value);
       },
     );
     if (incoming.has(sequence)) {
-      this.#respondError(sequence, {
-        code: "INVALID_FRAME",
-        message:
-          `Cannot handle request: sequence ${sequence} is already in flight`,
-      });
-      return;
+      return this.#respondError(sequence, alreadyInFlight(sequence));
     }
     if (frame.credit || frame.upload) this.#streamsOf().accept(frame);
+    const chain = this.registry.middleware;
     incoming.run(
-      handler as RequestHandler<unknown, unknown>,
+      chain.length
+        ? throughMiddleware(chain, handler as RequestHandler, frame)
+        : handler as RequestHandler<unknown, unknown>,
       frame,
       this.identity ?? frame.from,
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) {
-      this.#reportError(error);
-    }
-    this.#respondError(
-      sequence,
-      error instanceof RemoteError
-        ? { code: error.code, message: error.message, data: error.data }
-        : { code: "INTERNAL_ERROR", message: "Internal error" },
-    );
+    // Our typed errors pass with their code (one that escaped a call the
+    // handler made included); anything else is the handler's own failure.
+    if (!(error instanceof DuplexError)) this.#reportError(error);
+    this.#respondError(sequence, handlerError(error));
   }
 
   #respond(sequence: number, message: unknown): void {
@@ -525,6 +527,15 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
+    const chain = this.registry.middleware;
+    if (!chain.length) return this.#dispatch(frame);
+    const peer = this as Peer<Endpoint, Endpoint>;
+    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
+      error,
+    ) => this.#reportError(error));
+  }
+
+  #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
     this.#deliver(listeners.get(frame.method ?? ""), frame);
     this.#deliver(listeners.get(undefined), frame);
@@ -555,10 +566,12 @@ export class Peer<
     this.stats.framesOut[type]++;
   }
 
-  #closedError(): ConnectionClosedError {
+  #closedError(action?: string): ConnectionClosedError {
+    const closing = this.#closed ? undefined : this.#closing;
     return new ConnectionClosedError(
-      this.#closeCode || 1006,
-      this.#closeReason,
+      closing?.code ?? this.#closeCode,
+      closing?.reason ?? this.#closeReason,
+      { action },
     );
   }
 
@@ -570,6 +583,7 @@ export class Peer<
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#closingTimer);
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#socket.removeEventListener("message", this);
@@ -583,8 +597,4 @@ export class Peer<
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
   }
-}
-
-function cancelled(): DuplexError {
-  return new DuplexError("CANCELLED", "Request cancelled by the caller");
 }

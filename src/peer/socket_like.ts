@@ -20,6 +20,8 @@
 export interface SocketLike {
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
+  /** The negotiated subprotocol, when the socket knows it. */
+  readonly protocol?: string;
   /** Bytes queued by `send()` and not yet written. */
   readonly bufferedAmount: number;
   /** Queues one message. */

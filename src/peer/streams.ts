@@ -2,14 +2,17 @@
  * Streams over a {@linkcode Peer}: the consumer side ({@linkcode ChunkQueue},
  * an async iterator that grants credit as it is read), the producer side
  * ({@linkcode ChunkPump}, which pulls from an async iterable only while
- * credit lasts), and {@linkcode Streams}, the four maps that route stream
- * frames (types 12 to 17) to them. See PROTOCOL.md, "Streams".
+ * credit lasts), {@linkcode consume} (a request whose result is read as a
+ * stream), and {@linkcode Streams}, which routes a peer's stream frames
+ * (types 12 to 17). See PROTOCOL.md, "Streams", and docs/streams.md.
  *
  * @module
  */
 
 import { DuplexError, RemoteError } from "../wire/errors.ts";
 import type { ErrorPayload, Frame, RequestFrame } from "../wire/protocol.ts";
+import { handlerError } from "./incoming_requests.ts";
+import type { RequestOptions } from "./peer_options.ts";
 
 /**
  * The chunk type of a streamed result: `T` of an `AsyncIterable<T>` or
@@ -27,7 +30,7 @@ export type ChunkOf<R> = R extends AsyncIterable<infer T> ? T
   : R;
 
 /**
- * Options of {@linkcode Peer.stream} and `Client.stream`.
+ * Options of `stream()` on a peer or a client.
  *
  * @example Usage
  * ```ts
@@ -39,114 +42,117 @@ export type ChunkOf<R> = R extends AsyncIterable<infer T> ? T
 export interface StreamOptions {
   /**
    * How many chunks the producer may send ahead of the consumer (the
-   * window): at most this many are in flight or buffered at any time.
+   * window): never more are in flight or buffered.
    *
    * @default {16}
    */
   credit?: number;
   /**
    * Aborting it stops the stream on both sides: the producer's signal
-   * aborts and its iterator's `return()` runs; the consumer's loop throws
+   * aborts and its iterator's `return()` runs; the loop throws
    * `signal.reason`.
    *
    * @default {undefined}
    */
   signal?: AbortSignal;
   /**
-   * Milliseconds until the whole stream must have ended; 0 disables it.
+   * Milliseconds within which the whole stream must end; 0 disables it.
    *
    * @default {0}
    */
   timeout?: number;
 }
 
-/** The answer to a plain request whose handler returned a stream. */
-export const STREAM_NOT_REQUESTED: ErrorPayload = {
-  code: "STREAM_NOT_REQUESTED",
-  message:
-    "Cannot answer request: the result is a stream (call stream())",
-};
+/** The request options by which `stream()` asks for a streamed result. */
+interface StreamCall extends RequestOptions {
+  method?: string;
+  credit?: number;
+  queue?: ChunkQueue;
+}
 
 /** The default window, in chunks. */
 export const DEFAULT_CREDIT = 16;
 
-/** Whether a value is a stream to send: an async iterable or a ReadableStream. */
+const STREAM_NOT_REQUESTED: ErrorPayload = {
+  code: "STREAM_NOT_REQUESTED",
+  message: "Cannot answer request: the result is a stream (call stream())",
+};
+
+/** Whether a value is a stream: an async iterable or a ReadableStream. */
 export function isStream(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === "object" && value !== null &&
     (Symbol.asyncIterator in value || "getReader" in value);
 }
 
-/** The error payload of a failure, as handlers' errors are answered. */
-export function errorPayload(error: unknown): ErrorPayload {
-  return error instanceof RemoteError
-    ? { code: error.code, message: error.message, data: error.data }
-    : { code: "INTERNAL_ERROR", message: "Internal error" };
+function cancelled(): DuplexError {
+  return new DuplexError("CANCELLED", "Stream cancelled");
 }
 
 /**
- * The receiving end of one stream: buffers the chunks that arrive (never
- * more than granted), hands them to `for await`, and grants credit back as
- * they are consumed, in batches of half the window.
+ * The receiving end of one stream: buffers what arrives (never more than
+ * granted), hands it to `for await`, and grants credit back as it is read,
+ * in batches of half the window.
  */
 export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   #chunks: unknown[] = [];
   #waiting: PromiseWithResolvers<IteratorResult<T>> | undefined;
   #done = false;
-  #error: unknown = undefined;
+  #error: unknown;
   #window: number;
   /** Granted and not arrived yet. */
   #credit: number;
-  /** Consumed since the last grant. */
+  /** Read since the last grant. */
   #owed = 0;
-  #grant: (credit: number) => void;
+  #grant: (credit: number) => void = () => {};
   #stop: (reason: unknown) => void;
 
   /**
    * @param window The chunks granted at first, and at most outstanding.
-   * @param grant Sends a credit frame.
    * @param stop Tells the producer to stop (the consumer left early).
    */
-  constructor(
-    window: number,
-    grant: (credit: number) => void,
-    stop: (reason: unknown) => void,
-  ) {
+  constructor(window: number, stop: (reason: unknown) => void) {
     this.#window = this.#credit = window;
-    this.#grant = grant;
     this.#stop = stop;
   }
 
-  /** A chunk arrived; one beyond the credit ends the stream with an error. */
+  /** Sets how credit is granted, once the stream has a sequence. */
+  bind(grant: (credit: number) => void): void {
+    this.#grant = grant;
+  }
+
+  /** A chunk arrived; one beyond the credit fails the stream. */
   push(chunk: unknown): void {
     if (this.#done) return;
     if (--this.#credit < 0) {
       const error = new DuplexError(
         "INVALID_FRAME",
-        "Cannot read stream: the producer sent more chunks than granted",
+        "Cannot read stream: more chunks than granted",
       );
       this.#stop(error);
       this.end(error);
-    } else if (this.#waiting) this.#deliver(chunk);
+    } else if (this.#waiting) this.#settle({ done: false, value: chunk as T });
     else this.#chunks.push(chunk);
   }
 
   /**
-   * The stream ended, with an error or not, after a `last` chunk when it is
-   * not `undefined` (a plain result). Idempotent.
+   * Ends the stream, with an error or not, after a `last` chunk unless it is
+   * `undefined` (a plain result). Idempotent.
    */
   end(error?: unknown, last?: unknown): void {
     if (this.#done) return;
     this.#done = true;
-    this.#error = error;
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    if (last !== undefined && error === undefined) {
-      if (waiting) waiting.resolve({ done: false, value: last as T });
-      else this.#chunks.push(last);
-    } else if (waiting) {
-      if (error === undefined) {
-        waiting.resolve({ done: true, value: undefined });
-      } else waiting.reject(error);
+    if (error !== undefined) {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      if (waiting) waiting.reject(error);
+      else this.#error = error;
+    } else if (last !== undefined && !this.#waiting) this.#chunks.push(last);
+    else {
+      this.#settle(
+        last === undefined
+          ? { done: true, value: undefined }
+          : { done: false, value: last as T },
+      );
     }
   }
 
@@ -154,9 +160,8 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   next(): Promise<IteratorResult<T>> {
     const chunks = this.#chunks;
     if (chunks.length) {
-      const value = chunks.shift();
-      this.#consumed();
-      return Promise.resolve({ done: false, value: value as T });
+      this.#read();
+      return Promise.resolve({ done: false, value: chunks.shift() as T });
     }
     if (this.#done) {
       const error = this.#error;
@@ -165,16 +170,12 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
         ? Promise.resolve({ done: true, value: undefined })
         : Promise.reject(error);
     }
-    return (this.#waiting ??= Promise.withResolvers()).promise;
+    return (this.#waiting = Promise.withResolvers()).promise;
   }
 
-  /** Stops the stream: the producer is told, buffered chunks are dropped. */
+  /** Leaves early: the producer is stopped, buffered chunks dropped. */
   return(): Promise<IteratorResult<T>> {
-    if (!this.#done) {
-      this.#stop(
-        new DuplexError("CANCELLED", "Stream cancelled by the consumer"),
-      );
-    }
+    if (!this.#done) this.#stop(cancelled());
     this.#chunks = [];
     this.end();
     this.#error = undefined;
@@ -185,16 +186,15 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
     return this;
   }
 
-  #deliver(chunk: unknown): void {
-    const waiting = this.#waiting!;
+  #settle(result: IteratorResult<T>): void {
+    const waiting = this.#waiting;
     this.#waiting = undefined;
-    this.#consumed();
-    waiting.resolve({ done: false, value: chunk as T });
+    if (!result.done) this.#read();
+    waiting?.resolve(result);
   }
 
-  #consumed(): void {
-    if (this.#done) return;
-    if (++this.#owed * 2 >= this.#window) {
+  #read(): void {
+    if (!this.#done && ++this.#owed * 2 >= this.#window) {
       this.#credit += this.#owed;
       this.#grant(this.#owed);
       this.#owed = 0;
@@ -202,55 +202,25 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   }
 }
 
-/** An iterator over a ReadableStream, for runtimes that lack its async iteration. */
+/** An iterator over a source (a ReadableStream without async iteration too). */
 function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
   if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
   const reader = (source as ReadableStream).getReader();
   return {
     next: () => reader.read() as Promise<IteratorResult<unknown>>,
-    return: () =>
-      reader.cancel().then(() => ({ done: true, value: undefined })),
+    return: () => reader.cancel().then(() => ({ done: true, value: null })),
   };
 }
 
-/**
- * An async iterator over the stream that `ready` resolves to: the client's
- * streams wait for a connection. Leaving early still cancels the stream
- * once it started.
- */
-export function later<T>(
-  ready: Promise<AsyncIterableIterator<T>>,
-): AsyncIterableIterator<T> {
-  let stream: AsyncIterableIterator<T> | undefined;
-  // Its failure reaches the consumer through next(); unread, it is moot.
-  ready.then(undefined, () => {});
-  return {
-    async next() {
-      return await (stream ??= await ready).next();
-    },
-    async return() {
-      try {
-        stream ??= await ready;
-      } catch {
-        return { done: true, value: undefined };
-      }
-      return await stream.return!();
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-}
-
-/** Lets a source that will not be read clean up (its `return()` runs). */
-export function discard(source: AsyncIterable<unknown>): void {
-  iterate(source).return?.()?.then(undefined, () => {});
+/** Stops a source: its `return()` (or `cancel()`) runs; its failure is moot. */
+function stop(iterator: AsyncIterator<unknown>): void {
+  iterator.return?.()?.then(undefined, () => {});
 }
 
 /**
- * The sending end of one stream: pulls a chunk from the source only when
- * the consumer has granted credit for it, so a slow consumer slows the
- * source and nothing piles up in memory.
+ * The sending end of one stream: pulls a chunk from its source only when
+ * the consumer has credit for it, so a slow consumer slows the source and
+ * nothing piles up.
  */
 export class ChunkPump {
   #iterator: AsyncIterator<unknown>;
@@ -264,8 +234,8 @@ export class ChunkPump {
    * @param source The async iterable or ReadableStream.
    * @param credit The credit granted at first.
    * @param send Sends one chunk.
-   * @param finish Called once when the source ended (no error) or failed;
-   * not called after {@linkcode ChunkPump.stop}.
+   * @param finish Called once when the source ended (no argument) or
+   * failed; not after {@linkcode ChunkPump.stop}.
    */
   constructor(
     source: AsyncIterable<unknown>,
@@ -287,31 +257,24 @@ export class ChunkPump {
     this.#wake?.();
   }
 
-  /** Stops the source (its `return()` runs); nothing more is sent. */
+  /** Stops the source; nothing more is sent. Idempotent. */
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#wake?.();
-    // The source's own cleanup may fail; nobody is left to tell but the
-    // source's owner, who sees it in its own finally blocks.
-    this.#iterator.return?.()?.then(undefined, () => {});
+    stop(this.#iterator);
   }
 
   /** Resolves `true` when the source ended, `false` when stopped. */
   async #run(send: (chunk: unknown) => void): Promise<boolean> {
-    const iterator = this.#iterator;
     while (!this.#stopped) {
       if (this.#credit <= 0) {
         await new Promise<void>((resolve) => this.#wake = resolve);
-        this.#wake = undefined;
         continue;
       }
-      const result = await iterator.next();
+      const result = await this.#iterator.next();
       if (this.#stopped) break;
-      if (result.done) {
-        this.#stopped = true;
-        return true;
-      }
+      if (result.done) return this.#stopped = true;
       this.#credit--;
       send(result.value);
     }
@@ -320,22 +283,57 @@ export class ChunkPump {
 }
 
 /**
- * The streams of one peer, by request sequence: the results it consumes
- * (`results`) and produces (`producers`), the uploads it sends (`uploads`)
- * and receives (`received`). Internal: the peer creates it on first use.
+ * Sends a request through `request` asking for a streamed result, and
+ * returns the stream of its chunks. Internal: `stream()` of the peer and the
+ * client.
+ *
+ * @param options Credit, signal and timeout.
+ * @param request Sends the request with these options (the client may queue
+ * it until connected).
+ * @returns The chunks.
+ */
+export function consume<T>(
+  options: StreamOptions,
+  request: (options: StreamCall) => Promise<unknown>,
+): AsyncIterableIterator<T> {
+  const { credit = DEFAULT_CREDIT, signal, timeout = 0 } = options;
+  const controller = new AbortController();
+  const queue = new ChunkQueue<T>(credit, (reason) => controller.abort(reason));
+  const onAbort = () => controller.abort(signal!.reason);
+  const done = (error: unknown, last?: unknown): void => {
+    signal?.removeEventListener("abort", onAbort);
+    queue.end(error, last);
+  };
+  if (signal?.aborted) done(signal.reason);
+  else {
+    signal?.addEventListener("abort", onAbort, { once: true });
+    request({
+      signal: controller.signal,
+      timeout,
+      credit,
+      queue: queue as ChunkQueue,
+    })
+      .then((last) => done(undefined, last), done);
+  }
+  return queue;
+}
+
+/**
+ * The streams of one peer, by request sequence: the results it reads and
+ * produces, the params it uploads and receives. Internal: the peer creates
+ * it on first use.
  */
 export class Streams {
-  /** My requests' streamed results. */
-  #results: Map<number, ChunkQueue> = new Map();
   /** Incoming requests' streamed results, and their handlers' abort. */
-  readonly producers: Map<number, [ChunkPump, (reason: unknown) => void]> =
-    new Map();
+  #producers = new Map<number, [ChunkPump, (reason: unknown) => void]>();
+  /** My requests' streamed results. */
+  #results = new Map<number, ChunkQueue>();
   /** My requests' streamed params. */
-  #uploads: Map<number, ChunkPump> = new Map();
+  #uploads = new Map<number, ChunkPump>();
   /** Incoming requests' streamed params. */
-  #received: Map<number, ChunkQueue> = new Map();
+  #received = new Map<number, ChunkQueue>();
   /** Incoming requests that asked for a streamed result: their credit. */
-  #accepted: Map<number, number> = new Map();
+  #accepted = new Map<number, number>();
   #send: (frame: Frame) => void;
   #fail: (sequence: number, error: unknown) => void;
 
@@ -352,17 +350,81 @@ export class Streams {
     this.#fail = fail;
   }
 
+  /** Streamed results being sent (they count as requests in flight). */
+  get producing(): number {
+    return this.#producers.size;
+  }
+
+  /**
+   * Sends my request `sequence` whose result is read as a stream or whose
+   * params are a stream (then uploaded as the responder grants credit).
+   *
+   * @param sequence The request's sequence.
+   * @param options Its method, and from `stream()` the credit and queue.
+   * @param message The params.
+   * @param response The request's response.
+   */
+  request(
+    sequence: number,
+    options: StreamCall,
+    message: unknown,
+    response: Promise<unknown>,
+  ): void {
+    const { method, credit, queue } = options;
+    const send = this.#send;
+    const upload = isStream(message) || undefined;
+    send(
+      upload
+        ? { sequence, type: 1, method, credit, upload }
+        : { sequence, type: 1, message, method, credit },
+    );
+    const over = (): void => {
+      if (this.#results.get(sequence) === queue) this.#results.delete(sequence);
+      this.dispatch({ sequence, type: 17 });
+    };
+    response.then(over, over);
+    if (queue) {
+      this.#results.set(sequence, queue);
+      queue.bind((credit) => send({ sequence, type: 13, credit }));
+    }
+    if (upload) {
+      this.#uploads.set(
+        sequence,
+        new ChunkPump(
+          message as AsyncIterable<unknown>,
+          0,
+          (message) => send({ sequence, type: 14, message }),
+          (error) => {
+            this.#uploads.delete(sequence);
+            send(
+              error === undefined
+                ? { sequence, type: 15 }
+                : { sequence, type: 15, error: handlerError(error) },
+            );
+          },
+        ),
+      );
+    }
+  }
+
   /**
    * Takes note of an incoming request's stream fields: the credit of a
-   * streamed result, and streamed params, which become the handler's
-   * params (a stream).
+   * streamed result, and streamed params, which become the handler's params
+   * (a stream) with the first credit granted.
    *
    * @param frame The request.
    */
   accept(frame: RequestFrame): void {
     const { sequence, credit } = frame;
     if (credit) this.#accepted.set(sequence, credit);
-    if (frame.upload) frame.message = this.receive(sequence, DEFAULT_CREDIT);
+    if (!frame.upload) return;
+    const send = this.#send;
+    const queue = new ChunkQueue(DEFAULT_CREDIT, () => {
+      if (this.#received.delete(sequence)) send({ sequence, type: 17 });
+    });
+    queue.bind((credit) => send({ sequence, type: 16, credit }));
+    this.#received.set(sequence, frame.message = queue);
+    send({ sequence, type: 16, credit: DEFAULT_CREDIT });
   }
 
   /**
@@ -383,167 +445,45 @@ export class Streams {
   ): boolean {
     const credit = this.#accepted.get(sequence);
     this.#accepted.delete(sequence);
+    const stream = ok && isStream(value);
     // Streamed params stay readable while a streamed result is sent.
-    if (!ok || !isStream(value) || credit === undefined) {
-      this.#received.delete(sequence);
-    }
-    if (!ok || !isStream(value)) return false;
-    if (credit === undefined) {
-      // Nobody to consume it: say so, and let the source clean up.
-      discard(value);
+    if (!stream || !credit) this.#received.delete(sequence);
+    if (!stream) return false;
+    if (!credit) {
+      // Nobody to read it: say so, and let the source clean up.
+      stop(iterate(value));
       this.#send({ sequence, type: 2, error: STREAM_NOT_REQUESTED });
-    } else {
-      this.produce(sequence, value, credit, context);
+      return true;
     }
-    return true;
-  }
-
-  /**
-   * Starts sending the streamed params of my request `sequence`.
-   *
-   * @param sequence The request's sequence.
-   * @param source The params.
-   * @param response The request's response: the upload stops when it
-   * settles.
-   * @param fail Called when the source failed.
-   */
-  upload(
-    sequence: number,
-    source: AsyncIterable<unknown>,
-    response: Promise<unknown>,
-    fail: (error: unknown) => void,
-  ): void {
-    const send = this.#send;
-    const stop = () => this.dispatch({ sequence, type: 17 });
-    response.then(stop, stop);
-    this.#uploads.set(
-      sequence,
-      new ChunkPump(
-        source,
-        0,
-        (message) => send({ sequence, type: 14, message }),
-        (error) => {
-          this.#uploads.delete(sequence);
-          if (error !== undefined) fail(error);
-          send(
-            error === undefined
-              ? { sequence, type: 15 }
-              : { sequence, type: 15, error: errorPayload(error) },
-          );
-        },
-      ),
-    );
-  }
-
-  /**
-   * The params of incoming request `sequence`, as a stream for its handler;
-   * grants the first credit.
-   *
-   * @param sequence The request's sequence.
-   * @param window The credit.
-   * @returns The stream.
-   */
-  receive(sequence: number, window: number): ChunkQueue {
-    const send = this.#send;
-    const queue = new ChunkQueue(
-      window,
-      (credit) => send({ sequence, type: 16, credit }),
-      () => {
-        if (this.#received.delete(sequence)) send({ sequence, type: 17 });
-      },
-    );
-    this.#received.set(sequence, queue);
-    send({ sequence, type: 16, credit: window });
-    return queue;
-  }
-
-  /**
-   * Sends the streamed result of incoming request `sequence`.
-   *
-   * @param sequence The request's sequence.
-   * @param source The handler's result.
-   * @param credit The caller's first credit.
-   * @param context The handler's context, whose signal aborts when the
-   * caller cancels.
-   */
-  produce(
-    sequence: number,
-    source: AsyncIterable<unknown>,
-    credit: number,
-    context: { abort(reason: unknown): void },
-  ): void {
     const send = this.#send;
     const pump = new ChunkPump(
-      source,
+      value,
       credit,
       (message) => send({ sequence, type: 12, message }),
       (error) => {
-        this.producers.delete(sequence);
+        this.#producers.delete(sequence);
         this.#received.delete(sequence);
         if (error === undefined) send({ sequence, type: 2 });
         else this.#fail(sequence, error);
       },
     );
-    this.producers.set(sequence, [pump, (reason) => context.abort(reason)]);
-  }
-
-  /**
-   * Sends a request whose result is consumed as a stream, and returns the
-   * stream.
-   *
-   * @param options Credit, signal and timeout.
-   * @param send Sends the request with the credit and a signal that
-   * cancels it; returns its sequence and response.
-   * @returns The stream of the result's chunks.
-   */
-  consume<T>(
-    options: StreamOptions,
-    send: (credit: number, signal: AbortSignal) => [number, Promise<unknown>],
-  ): AsyncIterableIterator<T> {
-    const { credit = DEFAULT_CREDIT, signal } = options;
-    const results = this.#results;
-    const controller = new AbortController();
-    let sequence = 0;
-    const queue = new ChunkQueue<T>(
-      credit,
-      (credit) => this.#send({ sequence, type: 13, credit }),
-      (reason) => controller.abort(reason),
-    );
-    const onAbort = () => controller.abort(signal!.reason);
-    const done = (error: unknown, last?: unknown): void => {
-      signal?.removeEventListener("abort", onAbort);
-      if (results.get(sequence) === queue as ChunkQueue) {
-        results.delete(sequence);
-      }
-      queue.end(error, last);
-    };
-    try {
-      if (signal?.aborted) throw signal.reason;
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const [id, promise] = send(credit, controller.signal);
-      results.set(sequence = id, queue as ChunkQueue);
-      promise.then((last) => done(undefined, last), done);
-    } catch (error) {
-      done(error);
-    }
-    return queue;
+    this.#producers.set(sequence, [pump, (reason) => context.abort(reason)]);
+    return true;
   }
 
   /**
    * Stops what incoming request `sequence` streams and receives: its caller
-   * cancelled it.
+   * cancelled it (or the connection closed: `reason`).
    *
    * @param sequence The request's sequence.
-   * @param reason The reason given to the handler.
+   * @param reason What the handler's signal and stream see.
    */
-  cancel(sequence: number, reason: unknown): void {
+  cancel(sequence: number, reason: unknown = cancelled()): void {
     this.#accepted.delete(sequence);
-    const producer = this.producers.get(sequence);
-    if (producer) {
-      this.producers.delete(sequence);
-      producer[1](reason);
-      producer[0].stop();
-    }
+    const producer = this.#producers.get(sequence);
+    this.#producers.delete(sequence);
+    producer?.[1](reason);
+    producer?.[0].stop();
     this.#received.get(sequence)?.end(reason);
     this.#received.delete(sequence);
   }
@@ -551,44 +491,36 @@ export class Streams {
   /**
    * Ends every stream: the connection closed.
    *
-   * @param error The error the consumers see.
+   * @param error What the consumers see.
    */
   closeAll(error: unknown): void {
-    for (const sequence of [...this.producers.keys()]) {
-      this.cancel(sequence, error);
-    }
+    for (const sequence of this.#producers.keys()) this.cancel(sequence, error);
     for (const queue of this.#received.values()) queue.end(error);
     for (const queue of this.#results.values()) queue.end(error);
     for (const pump of this.#uploads.values()) pump.stop();
-    this.#received.clear();
-    this.#results.clear();
-    this.#uploads.clear();
   }
 
   /**
-   * Routes one stream frame (types 12 to 17).
+   * Routes one stream frame (types 12 to 17); one that matches no stream is
+   * dropped (it may be late after a cancel).
    *
    * @param frame The frame.
-   * @returns `false` when it matched no stream.
    */
-  dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): boolean {
+  dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): void {
     const { sequence, type } = frame;
     if (type === 12) this.#results.get(sequence)?.push(frame.message);
     else if (type === 13) {
-      this.producers.get(sequence)?.[0].grant(frame.credit!);
+      this.#producers.get(sequence)?.[0].grant(frame.credit!);
     } else if (type === 14) this.#received.get(sequence)?.push(frame.message);
     else if (type === 16) this.#uploads.get(sequence)?.grant(frame.credit!);
     else if (type === 15) {
-      const queue = this.#received.get(sequence);
+      this.#received.get(sequence)?.end(
+        frame.error && new RemoteError(frame.error),
+      );
       this.#received.delete(sequence);
-      queue?.end(frame.error && new RemoteError(frame.error));
-      return queue !== undefined;
     } else {
-      const pump = this.#uploads.get(sequence);
+      this.#uploads.get(sequence)?.stop();
       this.#uploads.delete(sequence);
-      pump?.stop();
-      return pump !== undefined;
     }
-    return true;
   }
 }

@@ -62,6 +62,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
   ) {
     // duplex.v1, or a codec's subprotocol (which implies it).
     this.extended = protocol !== "";
+    // Handlers and middleware read it as `context.data`.
+    peer.data = data;
   }
 
   /** Settles when the socket has closed; made only when someone waits. */
@@ -122,6 +124,8 @@ export function acceptConnection<
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
   const peer = new Peer<Local, Remote>(budgeted, {
+    // Deno's server sockets report no protocol: the closing frame needs it.
+    protocol,
     identity: user,
     codec,
     registry: options.registry,

@@ -7,6 +7,8 @@
  */
 
 import type { Endpoint } from "../peer/peer.ts";
+import { ForbiddenError } from "../peer/middleware.ts";
+import { listed } from "../cluster/broker.ts";
 import type { ServerConnection } from "./connection.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
@@ -106,9 +108,25 @@ export class ConnectionRegistry<
     return this.#rooms.get(room);
   }
 
-  /** Adds a connected user to a room; `false` when not connected. */
+  /** Decides joins (the server's `authorizeJoin` option). */
+  authorizeJoin:
+    | ((room: string, user: string, data: unknown) => boolean)
+    | undefined = undefined;
+
+  /**
+   * Adds a connected user to a room; `false` when not connected.
+   *
+   * @throws {ForbiddenError} When `authorizeJoin` refuses.
+   */
   join(room: string, user: string): boolean {
-    if (!this.#users.has(user)) return false;
+    const own = this.#users.get(user);
+    if (own === undefined) return false;
+    const data = own.values().next().value?.data;
+    if (this.authorizeJoin?.(room, user, data) === false) {
+      throw new ForbiddenError(
+        `Cannot join ${JSON.stringify(room)}: not allowed for this user`,
+      );
+    }
     let members = this.#rooms.get(room);
     if (members === undefined) this.#rooms.set(room, members = new Set());
     members.add(user);
@@ -142,13 +160,17 @@ export class ConnectionRegistry<
   /** Whether a local push to this audience could reach any connection. */
   hasAudience(
     to: string | undefined,
-    room: string | undefined,
-    except: string | undefined,
+    room: string | readonly string[] | undefined,
+    except: string | readonly string[] | undefined,
   ): boolean {
     const users = this.#users;
-    if (to !== undefined) return to !== except && users.has(to);
-    if (room !== undefined) return this.#rooms.has(room);
-    return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+    if (to !== undefined) return !listed(except, to) && users.has(to);
+    if (typeof room === "string") return this.#rooms.has(room);
+    if (room !== undefined) return room.some((name) => this.#rooms.has(name));
+    if (typeof except !== "object") {
+      return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+    }
+    return [...users.keys()].some((user) => !except.includes(user));
   }
 
   /** The figures behind `/metrics`: closed and open connections summed. */

@@ -7,12 +7,12 @@
  * @module
  */
 
-import { type Broker, type Envelope, LocalBroker } from "../cluster/broker.ts";
-import type { Codec } from "../wire/codec.ts";
+import { type Broker, LocalBroker } from "../cluster/broker.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
   AnyEndpoint,
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -31,12 +31,7 @@ import {
 import { SendBudget } from "./send_budget.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
-import {
-  FanOut,
-  type NotifyOptions,
-  pushEnvelope,
-  type PushOptions,
-} from "./fan_out.ts";
+import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
@@ -51,6 +46,7 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
@@ -68,6 +64,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { ServerRequestContext } from "./server_context.ts";
 export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
@@ -81,7 +78,7 @@ export type { StatusAuthorize } from "./status_routes.ts";
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -135,7 +132,6 @@ export class DuplexServer<
   #status: StatusRoutes;
   #fallback: DuplexServerOptions["fallback"];
   #peerOptions: PeerOptions;
-  #codecs: readonly Codec[];
   #duplicateUser: DuplicateUserPolicy;
   #logger: ServerLogger | undefined;
   #broker: Broker;
@@ -191,22 +187,33 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
-      codecs: this.#codecs = options.codecs ?? [],
+      codecs: options.codecs ?? [],
+      refusals: options.refusals ?? "status",
     });
+    this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
+      clientPath: options.clientPath ?? false,
       closing: () => this.#graceful.closing,
       authorize: options.authorizeStatus,
       render: () =>
-        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
+        this.metrics.render({
+          ...this.#registry.snapshot(this.#graceful.inFlight),
+          cluster: this.#cluster?.stats,
+        }),
     });
-    this.#fanOut = new FanOut(this.#registry, (connection, error) => {
-      this.#reportError(
-        `send failed user=${JSON.stringify(connection.user)}`,
-        error,
-      );
-    });
+    this.#fanOut = new FanOut(
+      this.#registry,
+      (connection, error) => {
+        this.#reportError(
+          `send failed user=${JSON.stringify(connection.user)}`,
+          error,
+        );
+      },
+      // With a binary codec, binary values are pushed as bytes.
+      options.codecs?.find((codec) => codec.protocol),
+    );
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
@@ -275,9 +282,10 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R, ServerRequestContext>,
   ): () => void {
     return super.handle(method, this.#graceful.measure(handler));
   }
@@ -289,7 +297,9 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+  override onRequest(
+    handler: RequestHandler<unknown, unknown, ServerRequestContext>,
+  ): () => void {
     return super.onRequest(this.#graceful.measure(handler));
   }
 
@@ -308,33 +318,12 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, local } = options;
-    if (to !== undefined && room !== undefined) {
-      throw new TypeError(
-        "Cannot push notification: give either to or room, not both",
-      );
-    }
-    if (
-      (local || this.#cluster === undefined) &&
-      !this.#registry.hasAudience(to, room, except)
-    ) {
-      // Nobody here could receive it and nothing spans instances: skip the
-      // encoding (the chat relay of a lone user, on every request).
-      return;
-    }
-    // With a binary codec, binary values are pushed as bytes (to its
-    // connections only).
-    const envelope = pushEnvelope(message, options, this.#codecs[0]);
-    if (typeof envelope.data !== "string" && !local && this.#cluster) {
-      throw new TypeError(
-        "Cannot push binary data through the cluster: its broker carries text",
-      );
-    }
-    if (local || typeof envelope.data !== "string") {
-      this.#fanOut.deliver(envelope);
-    } else if (this.#cluster !== undefined) {
-      this.#cluster.publish(envelope as Envelope);
-    } else this.#broker.publish(envelope as Envelope);
+    const spans = !options.local && this.#cluster !== undefined;
+    this.#fanOut.push(message, options, spans, (envelope) => {
+      if (options.local) this.#fanOut.deliver(envelope);
+      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+      else this.#broker.publish(envelope);
+    });
   }
 
   /**
@@ -492,8 +481,7 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+    const path = new URL(request.url).pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
@@ -550,10 +538,10 @@ export class DuplexServer<
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
-        if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
-        }
+        if (older === connection) continue;
+        older.peer.closeWithReason(CLOSE_REPLACED, reason);
       }
     }
   }

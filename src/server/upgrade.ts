@@ -16,6 +16,7 @@ import {
   MAX_USER_LENGTH,
 } from "./authenticate.ts";
 import { isUpgrade, text } from "./_http.ts";
+import { refuseByClosing } from "./refusal.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { isHostAllowed, isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
@@ -40,6 +41,8 @@ export interface UpgradePathOptions {
   accept: (upgraded: Upgraded) => void;
   /** Codecs offered besides JSON, by subprotocol. */
   codecs: readonly Codec[];
+  /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
+  refusals: "status" | "close";
 }
 
 /** An upgrade that passed every check. */
@@ -70,6 +73,20 @@ export class UpgradePath {
    * @returns The 101 response, or the refusal.
    */
   async upgrade(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
+    const response = await this.#check(request, info);
+    if (
+      response.status !== 101 && this.#options.refusals === "close" &&
+      isUpgrade(request)
+    ) {
+      return refuseByClosing(request, response);
+    }
+    return response;
+  }
+
+  async #check(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {

@@ -37,6 +37,11 @@ export const FrameType: {
   readonly Ping: 5;
   /** Extension: the answer to a ping, with the ping's sequence. */
   readonly Pong: 6;
+  /**
+   * Extension: the sender is closing the connection with this close code
+   * and reason (sent before the close frame, which may be lost).
+   */
+  readonly Closing: 7;
   /** Extension: a chunk of a request's streamed result (responder → caller). */
   readonly StreamChunk: 12;
   /** Extension: credit for more result chunks (caller → responder). */
@@ -56,6 +61,7 @@ export const FrameType: {
   Cancel: 4,
   Ping: 5,
   Pong: 6,
+  Closing: 7,
   StreamChunk: 12,
   StreamCredit: 13,
   UploadChunk: 14,
@@ -247,6 +253,30 @@ export interface PongFrame {
 }
 
 /**
+ * Type 7 (extension, `duplex.v1` only): the sender closes the connection
+ * with `code` and `reason`. It precedes the close frame because a Deno
+ * server's close frame can be lost (the client then sees 1006): the receiver
+ * reports this code and reason whatever code its socket reports.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ClosingFrame } from "@duplex/ws";
+ *
+ * const closing: ClosingFrame = { sequence: 0, type: 7, code: 1008, reason: "Rate limit exceeded" };
+ * ```
+ */
+export interface ClosingFrame {
+  /** Always 0. */
+  sequence: number;
+  /** Always 7. */
+  type: 7;
+  /** The close code, 1000 to 4999. */
+  code: number;
+  /** The close reason, at most 123 characters. */
+  reason?: string;
+}
+
+/**
  * Any frame of the protocol.
  *
  * @example Usage
@@ -266,6 +296,7 @@ export type Frame =
   | CancelFrame
   | PingFrame
   | PongFrame
+  | ClosingFrame
   | StreamFrame;
 
 /**
