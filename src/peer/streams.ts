@@ -93,9 +93,9 @@ function cancelled(): DuplexError {
  * granted), hands it to `for await`, and grants credit back as it is read,
  * in batches of half the window.
  */
-export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
+export class ChunkQueue<T = unknown> implements AsyncIterable<T> {
   #chunks: unknown[] = [];
-  #waiting: PromiseWithResolvers<IteratorResult<T>> | undefined;
+  #wake: (() => void) | undefined;
   #done = false;
   #error: unknown;
   #window: number;
@@ -108,7 +108,7 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
 
   /**
    * @param window The chunks granted at first, and at most outstanding.
-   * @param stop Tells the producer to stop (the consumer left early).
+   * @param stop Tells the producer to stop (the reader left early).
    */
   constructor(window: number, stop: (reason: unknown) => void) {
     this.#window = this.#credit = window;
@@ -129,9 +129,16 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
         "Cannot read stream: more chunks than granted",
       );
       this.#stop(error);
-      this.end(error);
-    } else if (this.#waiting) this.#settle({ done: false, value: chunk as T });
-    else this.#chunks.push(chunk);
+      return this.end(error);
+    }
+    this.#chunks.push(chunk);
+    this.#wake?.();
+  }
+
+  /** A chunk (types 12, 14) or the end of an upload (type 15) arrived. */
+  take(frame: { type: number; message?: unknown; error?: ErrorPayload }): void {
+    if (frame.type !== 15) this.push(frame.message);
+    else this.end(frame.error && new RemoteError(frame.error));
   }
 
   /**
@@ -140,64 +147,39 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
    */
   end(error?: unknown, last?: unknown): void {
     if (this.#done) return;
+    if (last !== undefined && error === undefined) this.#chunks.push(last);
     this.#done = true;
-    if (error !== undefined) {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      if (waiting) waiting.reject(error);
-      else this.#error = error;
-    } else if (last !== undefined && !this.#waiting) this.#chunks.push(last);
-    else {
-      this.#settle(
-        last === undefined
-          ? { done: true, value: undefined }
-          : { done: false, value: last as T },
-      );
-    }
+    this.#error = error;
+    this.#wake?.();
   }
 
-  /** The next chunk, once it arrived. */
-  next(): Promise<IteratorResult<T>> {
+  /**
+   * The chunks as they arrive; leaving the loop early stops the producer.
+   *
+   * @returns The async iterator.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     const chunks = this.#chunks;
-    if (chunks.length) {
-      this.#read();
-      return Promise.resolve({ done: false, value: chunks.shift() as T });
-    }
-    if (this.#done) {
-      const error = this.#error;
-      this.#error = undefined;
-      return error === undefined
-        ? Promise.resolve({ done: true, value: undefined })
-        : Promise.reject(error);
-    }
-    return (this.#waiting = Promise.withResolvers()).promise;
-  }
-
-  /** Leaves early: the producer is stopped, buffered chunks dropped. */
-  return(): Promise<IteratorResult<T>> {
-    if (!this.#done) this.#stop(cancelled());
-    this.#chunks = [];
-    this.end();
-    this.#error = undefined;
-    return Promise.resolve({ done: true, value: undefined });
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-
-  #settle(result: IteratorResult<T>): void {
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    if (!result.done) this.#read();
-    waiting?.resolve(result);
-  }
-
-  #read(): void {
-    if (!this.#done && ++this.#owed * 2 >= this.#window) {
-      this.#credit += this.#owed;
-      this.#grant(this.#owed);
-      this.#owed = 0;
+    try {
+      for (;;) {
+        if (chunks.length) {
+          if (!this.#done && ++this.#owed * 2 >= this.#window) {
+            this.#credit += this.#owed;
+            this.#grant(this.#owed);
+            this.#owed = 0;
+          }
+          yield chunks.shift() as T;
+        } else if (this.#done) {
+          if (this.#error !== undefined) throw this.#error;
+          return;
+        } else await new Promise<void>((resolve) => this.#wake = resolve);
+      }
+    } finally {
+      chunks.length = 0;
+      if (!this.#done) {
+        this.#done = true;
+        this.#stop(cancelled());
+      }
     }
   }
 }
@@ -227,6 +209,8 @@ export class ChunkPump {
   #credit: number;
   #wake: (() => void) | undefined;
   #stopped = false;
+  /** Aborts the handler that produces it (a streamed result). */
+  abort: ((reason: unknown) => void) | undefined;
 
   /**
    * Starts pumping.
@@ -251,16 +235,23 @@ export class ChunkPump {
     );
   }
 
-  /** Adds credit. */
-  grant(credit: number): void {
-    this.#credit += credit;
+  /** Credit (types 13, 16) or the end of an upload's reading (17) arrived. */
+  take(frame: { type: number; credit?: number }): void {
+    if (frame.type === 17) return this.stop();
+    this.#credit += frame.credit!;
     this.#wake?.();
   }
 
-  /** Stops the source; nothing more is sent. Idempotent. */
-  stop(): void {
+  /**
+   * Stops the source (its `return()` runs) and the handler that produces
+   * it; nothing more is sent. Idempotent.
+   *
+   * @param reason What the handler's signal says.
+   */
+  stop(reason: unknown = cancelled()): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.abort?.(reason);
     this.#wake?.();
     stop(this.#iterator);
   }
@@ -315,25 +306,27 @@ export function consume<T>(
     })
       .then((last) => done(undefined, last), done);
   }
-  return queue;
+  return queue[Symbol.asyncIterator]();
 }
 
 /**
- * The streams of one peer, by request sequence: the results it reads and
- * produces, the params it uploads and receives. Internal: the peer creates
- * it on first use.
+ * Which end of a request's streams a frame type goes to: my result (0),
+ * the result I produce (1), the params I receive (2), my params (3).
+ */
+const SIDE = [0, 1, 2, 2, 3, 3];
+
+/**
+ * The streams of one peer, by request sequence and side: the results it
+ * reads and produces, the params it receives and uploads. Internal: the
+ * peer creates it on first use.
  */
 export class Streams {
-  /** Incoming requests' streamed results, and their handlers' abort. */
-  #producers = new Map<number, [ChunkPump, (reason: unknown) => void]>();
-  /** My requests' streamed results. */
-  #results = new Map<number, ChunkQueue>();
-  /** My requests' streamed params. */
-  #uploads = new Map<number, ChunkPump>();
-  /** Incoming requests' streamed params. */
-  #received = new Map<number, ChunkQueue>();
+  /** Queues (sides 0, 2) and pumps (sides 1, 3), by `sequence * 4 + side`. */
+  #ends = new Map<number, ChunkQueue | ChunkPump>();
   /** Incoming requests that asked for a streamed result: their credit. */
   #accepted = new Map<number, number>();
+  /** Streamed results being sent (they count as requests in flight). */
+  producing = 0;
   #send: (frame: Frame) => void;
   #fail: (sequence: number, error: unknown) => void;
 
@@ -350,9 +343,27 @@ export class Streams {
     this.#fail = fail;
   }
 
-  /** Streamed results being sent (they count as requests in flight). */
-  get producing(): number {
-    return this.#producers.size;
+  /** Sends chunks of `source` on `sequence` as frames of `type`. */
+  #pump(
+    sequence: number,
+    side: number,
+    source: AsyncIterable<unknown>,
+    credit: number,
+    type: 12 | 14,
+    finish: (error?: unknown) => void,
+  ): ChunkPump {
+    const key = sequence * 4 + side;
+    const pump = new ChunkPump(
+      source,
+      credit,
+      (message) => this.#send({ sequence, type, message }),
+      (error) => {
+        this.#ends.delete(key);
+        finish(error);
+      },
+    );
+    this.#ends.set(key, pump);
+    return pump;
   }
 
   /**
@@ -378,31 +389,29 @@ export class Streams {
         ? { sequence, type: 1, method, credit, upload }
         : { sequence, type: 1, message, method, credit },
     );
+    const key = sequence * 4;
     const over = (): void => {
-      if (this.#results.get(sequence) === queue) this.#results.delete(sequence);
+      if (this.#ends.get(key) === queue) this.#ends.delete(key);
       this.dispatch({ sequence, type: 17 });
     };
     response.then(over, over);
     if (queue) {
-      this.#results.set(sequence, queue);
+      this.#ends.set(key, queue);
       queue.bind((credit) => send({ sequence, type: 13, credit }));
     }
     if (upload) {
-      this.#uploads.set(
+      this.#pump(
         sequence,
-        new ChunkPump(
-          message as AsyncIterable<unknown>,
-          0,
-          (message) => send({ sequence, type: 14, message }),
-          (error) => {
-            this.#uploads.delete(sequence);
-            send(
-              error === undefined
-                ? { sequence, type: 15 }
-                : { sequence, type: 15, error: handlerError(error) },
-            );
-          },
-        ),
+        3,
+        message as AsyncIterable<unknown>,
+        0,
+        14,
+        (error) =>
+          send(
+            error === undefined
+              ? { sequence, type: 15 }
+              : { sequence, type: 15, error: handlerError(error) },
+          ),
       );
     }
   }
@@ -418,12 +427,14 @@ export class Streams {
     const { sequence, credit } = frame;
     if (credit) this.#accepted.set(sequence, credit);
     if (!frame.upload) return;
+    const key = sequence * 4 + 2;
     const send = this.#send;
     const queue = new ChunkQueue(DEFAULT_CREDIT, () => {
-      if (this.#received.delete(sequence)) send({ sequence, type: 17 });
+      if (this.#ends.delete(key)) send({ sequence, type: 17 });
     });
     queue.bind((credit) => send({ sequence, type: 16, credit }));
-    this.#received.set(sequence, frame.message = queue);
+    this.#ends.set(key, queue);
+    frame.message = queue;
     send({ sequence, type: 16, credit: DEFAULT_CREDIT });
   }
 
@@ -446,8 +457,9 @@ export class Streams {
     const credit = this.#accepted.get(sequence);
     this.#accepted.delete(sequence);
     const stream = ok && isStream(value);
+    const received = sequence * 4 + 2;
     // Streamed params stay readable while a streamed result is sent.
-    if (!stream || !credit) this.#received.delete(sequence);
+    if (!stream || !credit) this.#ends.delete(received);
     if (!stream) return false;
     if (!credit) {
       // Nobody to read it: say so, and let the source clean up.
@@ -455,19 +467,16 @@ export class Streams {
       this.#send({ sequence, type: 2, error: STREAM_NOT_REQUESTED });
       return true;
     }
-    const send = this.#send;
-    const pump = new ChunkPump(
-      value,
-      credit,
-      (message) => send({ sequence, type: 12, message }),
-      (error) => {
-        this.#producers.delete(sequence);
-        this.#received.delete(sequence);
-        if (error === undefined) send({ sequence, type: 2 });
-        else this.#fail(sequence, error);
-      },
-    );
-    this.#producers.set(sequence, [pump, (reason) => context.abort(reason)]);
+    this.producing++;
+    this.#pump(sequence, 1, value, credit, 12, (error) => {
+      this.producing--;
+      this.#ends.delete(received);
+      if (error === undefined) this.#send({ sequence, type: 2 });
+      else this.#fail(sequence, error);
+    }).abort = (reason) => {
+      this.producing--;
+      context.abort(reason);
+    };
     return true;
   }
 
@@ -480,24 +489,27 @@ export class Streams {
    */
   cancel(sequence: number, reason: unknown = cancelled()): void {
     this.#accepted.delete(sequence);
-    const producer = this.#producers.get(sequence);
-    this.#producers.delete(sequence);
-    producer?.[1](reason);
-    producer?.[0].stop();
-    this.#received.get(sequence)?.end(reason);
-    this.#received.delete(sequence);
+    for (const side of [1, 2]) {
+      const key = sequence * 4 + side;
+      const end = this.#ends.get(key);
+      this.#ends.delete(key);
+      if (end instanceof ChunkPump) end.stop(reason);
+      else end?.end(reason);
+    }
   }
 
   /**
    * Ends every stream: the connection closed.
    *
-   * @param error What the consumers see.
+   * @param error What the readers and the handlers see.
    */
   closeAll(error: unknown): void {
-    for (const sequence of this.#producers.keys()) this.cancel(sequence, error);
-    for (const queue of this.#received.values()) queue.end(error);
-    for (const queue of this.#results.values()) queue.end(error);
-    for (const pump of this.#uploads.values()) pump.stop();
+    const ends = [...this.#ends.values()];
+    this.#ends.clear();
+    for (const end of ends) {
+      if (end instanceof ChunkPump) end.stop(error);
+      else end.end(error);
+    }
   }
 
   /**
@@ -508,19 +520,9 @@ export class Streams {
    */
   dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): void {
     const { sequence, type } = frame;
-    if (type === 12) this.#results.get(sequence)?.push(frame.message);
-    else if (type === 13) {
-      this.#producers.get(sequence)?.[0].grant(frame.credit!);
-    } else if (type === 14) this.#received.get(sequence)?.push(frame.message);
-    else if (type === 16) this.#uploads.get(sequence)?.grant(frame.credit!);
-    else if (type === 15) {
-      this.#received.get(sequence)?.end(
-        frame.error && new RemoteError(frame.error),
-      );
-      this.#received.delete(sequence);
-    } else {
-      this.#uploads.get(sequence)?.stop();
-      this.#uploads.delete(sequence);
-    }
+    const key = sequence * 4 + SIDE[type - 12];
+    const end = this.#ends.get(key);
+    if (type === 15 || type === 17) this.#ends.delete(key);
+    end?.take(frame);
   }
 }

@@ -121,7 +121,7 @@ export function validateFrame(value: unknown): Frame {
           `"${field}" must be a string of at most ${MAX_METHOD_LENGTH} characters`;
       }
     }
-  } else if (type === 2) {
+  } else if (type === 2 || type === 15) {
     const error = value.error;
     if (
       error !== undefined &&

@@ -154,8 +154,8 @@ export type StreamFrame =
 
 /**
  * What is wrong with the stream fields of a parsed frame: `credit` of types
- * 1 (optional), 13 and 16, `upload` of type 1, `error` of type 15.
- * Internal: the codec's `validateFrame` calls it.
+ * 1 (optional), 13 and 16, `upload` of type 1 (type 15's `error` is checked
+ * as a response's). Internal: the codec's `validateFrame` calls it.
  *
  * @param value The parsed frame.
  * @returns The problem, or `undefined` when the fields are valid.
@@ -163,24 +163,11 @@ export type StreamFrame =
 export function streamFieldProblem(
   value: Record<string, unknown>,
 ): string | undefined {
-  const { type, credit } = value;
+  const { type, credit, upload } = value;
   if (
     (credit !== undefined || type === 13 || type === 16) &&
     !(Number.isInteger(credit) && (credit as number) > 0 &&
       (credit as number) <= 0x7fff_ffff)
-  ) {
-    return `"credit" must be a positive integer`;
-  }
-  if (value.upload !== undefined && value.upload !== true) {
-    return `"upload" must be true`;
-  }
-  const error = value.error as Record<string, unknown> | undefined;
-  if (
-    type === 15 && error !== undefined &&
-    !(typeof error === "object" && error !== null &&
-      typeof error.code === "string" && typeof error.message === "string")
-  ) {
-    return `"error" must have string "code" and "message"`;
-  }
-  return undefined;
+  ) return `"credit" must be a positive integer`;
+  if (upload !== undefined && upload !== true) return `"upload" must be true`;
 }

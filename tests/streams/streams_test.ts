@@ -3,6 +3,7 @@ import { binaryCodec } from "../../binary.ts";
 import {
   ConnectionClosedError,
   DuplexError,
+  Peer,
   RemoteError,
   type RequestContext,
 } from "../../mod.ts";
@@ -42,6 +43,19 @@ Deno.test("Client.stream() consumes an async generator and a ReadableStream retu
   // A plain result is the only chunk; undefined is none.
   assert.deepEqual(await collect(client.stream("plain", 7)), [7]);
   assert.deepEqual(await collect(client.stream("plain")), []);
+});
+
+Deno.test("Client.stream() called while connecting waits in the offline queue, then streams", async () => {
+  await using s = await setup((server) => {
+    server.handle("count", (n: number) => count(n));
+  });
+  const { client } = s;
+  await client.close();
+  const connected = client.connect();
+  const stream = client.stream<number>("count", 3);
+  assert.equal(client.state, "connecting");
+  assert.deepEqual(await collect(stream), [0, 1, 2]);
+  await connected;
 });
 
 Deno.test("Client.call() uploads an async iterable or a ReadableStream of bytes to a handler", async () => {
@@ -384,4 +398,46 @@ Deno.test("A connection drop ends open streams with ConnectionClosedError on bot
   assert.ok(
     await deadline(uploadEnded.promise) instanceof ConnectionClosedError,
   );
+});
+
+Deno.test("Peer.stream(): a producer that sends more chunks than granted fails the stream with INVALID_FRAME and is cancelled", async () => {
+  const cancelled = signal<unknown>();
+  await using http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.onmessage = (event) => {
+        const frame = JSON.parse(event.data);
+        if (frame.type === 4) return cancelled.resolve(frame);
+        // Ignores the credit: ten chunks at once.
+        for (let i = 0; i < 10; i++) {
+          socket.send(
+            JSON.stringify({ sequence: frame.sequence, type: 12, message: i }),
+          );
+        }
+      };
+      return response;
+    },
+  );
+  const socket = new WebSocket(`ws://127.0.0.1:${http.addr.port}`);
+  await new Promise((resolve) => socket.onopen = resolve);
+  const peer = new Peer(socket);
+  const got: unknown[] = [];
+  await assert.rejects(
+    async () => {
+      for await (const chunk of peer.stream("flood", null, { credit: 4 })) {
+        got.push(chunk);
+      }
+    },
+    (error) => error instanceof DuplexError && error.code === "INVALID_FRAME",
+  );
+  // The reader granted more as it read, but never all ten.
+  assert.ok(got.length < 10, `read ${got.length} chunks`);
+  assert.equal(
+    (await deadline(cancelled.promise) as { type: number }).type,
+    4,
+  );
+  const closed = new Promise((resolve) => socket.onclose = resolve);
+  socket.close();
+  await closed;
 });
