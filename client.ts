@@ -56,6 +56,13 @@ export {
   type ClientState,
   ReconnectingEvent,
 } from "./src/client/client_events.ts";
+export {
+  type ClientSessionOptions,
+  SessionEvent,
+  type SessionStorageLike,
+} from "./src/client/client_session.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export type { SessionLossReason } from "./src/wire/session_frames.ts";
 export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
   Heartbeat,

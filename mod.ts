@@ -54,6 +54,14 @@ export type {
 } from "./src/wire/stream_frames.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
+  SESSION_PROTOCOL,
+  SessionFrameType,
+  type SessionHello,
+  type SessionLossReason,
+  type SessionState,
+} from "./src/wire/session_frames.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export {
   CloseCode,
   isFinalCloseCode,
   reportedCloseCode,

@@ -133,6 +133,19 @@ export {
   ServerMetrics,
 } from "./src/server/metrics.ts";
 export {
+  type ExpireDetail,
+  type ResumeDetail,
+  type SessionOptions,
+} from "./src/server/session_options.ts";
+export {
+  MemorySessionStore,
+  type SessionRecord,
+  type SessionStore,
+} from "./src/server/session_store.ts";
+export { SessionMetrics } from "./src/server/session_metrics.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export type { SessionLossReason } from "./src/wire/session_frames.ts";
+export {
   isHostAllowed,
   isOriginAllowed,
   type OriginPolicy,

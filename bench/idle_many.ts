@@ -157,6 +157,7 @@ export async function measureIdleMany(
     } by this machine's hard open-files limit (${limit}; raising it needs CAP_SYS_RESOURCE)`
     : `aimed at ${target.toLocaleString("en-US")}`;
   const label = `${aim.toLocaleString("en-US")} idle connections (opt-in)`;
+  const processes = Math.ceil(target / perProcess);
   return [
     {
       section: "Memory (idle connections, lean client)",
@@ -174,11 +175,9 @@ export async function measureIdleMany(
         raw: pick("raw", "bytesPerConnection"),
         duplex: pick("duplex", "bytesPerConnection"),
       },
-      note: `${capped}; ${
-        Math.ceil(target / perProcess)
-      } client processes, destinations ${IDLE_MANY_HOSTS[0]}–${
-        IDLE_MANY_HOSTS.at(-1)
-      }`,
+      note: `${capped}; ${processes} client process${
+        processes === 1 ? "" : "es"
+      }, destinations ${IDLE_MANY_HOSTS[0]}–${IDLE_MANY_HOSTS.at(-1)}`,
     },
     {
       section: "Memory (idle connections, lean client)",

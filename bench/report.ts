@@ -100,6 +100,25 @@ export function formatValue(value: number | undefined): string {
   return value.toFixed(Math.abs(value) >= 10 ? 1 : 3);
 }
 
+/**
+ * The spread of Duplex/raw across repeats: each repeat's Duplex figure over
+ * the raw figure of the same repeat (they ran back to back).
+ *
+ * @param row The row.
+ * @returns The lowest and highest ratio, or undefined with fewer than 2.
+ */
+export function ratioSpread(row: Row): [number, number] | undefined {
+  const raw = row.runs.raw ?? [];
+  const duplex = row.runs.duplex ?? [];
+  const ratios: number[] = [];
+  for (let i = 0; i < Math.min(raw.length, duplex.length); i++) {
+    const r = duplex[i] / raw[i];
+    if (Number.isFinite(r)) ratios.push(r);
+  }
+  if (ratios.length < 2) return undefined;
+  return [Math.min(...ratios), Math.max(...ratios)];
+}
+
 function formatTarget(target: Target | undefined): string {
   if (target === undefined) return "";
   const sign = target.op === ">=" ? "≥" : "≤";
@@ -116,7 +135,7 @@ function verdict(row: Row): string {
 
 /**
  * Renders the rows as Markdown, one table per section, with a ratio column
- * per server other than raw.
+ * per server other than raw (Duplex's with its spread across repeats).
  *
  * @param rows The rows, in order.
  * @param servers The servers that appear in the run.
@@ -145,7 +164,13 @@ export function markdownTables(rows: Row[], servers: ServerName[]): string {
       const values = servers.map((s) => formatValue(row.medians[s]));
       const ratios = others.map((s) => {
         const r = ratio(row, s);
-        return Number.isNaN(r) ? "—" : `${r.toFixed(2)}×`;
+        if (Number.isNaN(r)) return "—";
+        const spread = s === "duplex" ? ratioSpread(row) : undefined;
+        return spread === undefined
+          ? `${r.toFixed(2)}×`
+          : `${r.toFixed(2)}× (${spread[0].toFixed(2)}–${
+            spread[1].toFixed(2)
+          })`;
       });
       out.push(
         `| ${row.workload} | ${row.wire || "—"} | ${row.figure} | ${
@@ -285,4 +310,116 @@ export function svgChart(
     `</svg>`,
   );
   return parts.join("\n") + "\n";
+}
+
+/** Cross-instance fan-out figures (bench/cluster_fanout.ts). */
+export interface ClusterFigures {
+  /** Deliveries/s across 2 instances on Redis. */
+  clusterDeliveriesPerSecond: number;
+  /** Deliveries/s on one instance with every receiver. */
+  singleDeliveriesPerSecond: number;
+}
+
+/** Everything a run writes to bench/results/<name>.json. */
+export interface Results {
+  /** When the run ended (ISO 8601). */
+  date: string;
+  /** The machine, runtimes and load average. */
+  machine: string;
+  /** Deno's version. */
+  deno: string;
+  /** Node and the peers' versions, in a `--peers` run. */
+  peers?: unknown;
+  /** Repeats per figure. */
+  repeats: number;
+  /** Whether it was a BENCH_QUICK run. */
+  quick: boolean;
+  /** Every figure. */
+  rows: Row[];
+  /** RequestTracker figures, in the default run. */
+  tracker?: unknown;
+  /** Cross-instance fan-out, when measured. */
+  cluster?: ClusterFigures;
+  /** Client bundle sizes, in the default run. */
+  bundle?: unknown;
+  /** How long the run took. */
+  seconds: number;
+}
+
+/**
+ * The servers that appear in a run's rows, raw first.
+ *
+ * @param rows The rows.
+ * @returns The servers.
+ */
+export function serversOf(rows: Row[]): ServerName[] {
+  const seen = new Set(rows.flatMap((row) => Object.keys(row.medians)));
+  return (["raw", "duplex", "ws", "socketio"] as const).filter((s) =>
+    s === "raw" || s === "duplex" || seen.has(s)
+  );
+}
+
+/**
+ * The Markdown document of a run: title, machine, tables, cluster line.
+ *
+ * @param results The run.
+ * @returns The Markdown text.
+ */
+export function resultsMarkdown(results: Results): string {
+  const { cluster } = results;
+  return [
+    `Duplex benchmark — ${results.date} — median of ${results.repeats}${
+      results.quick ? " (BENCH_QUICK: small counts, not for comparison)" : ""
+    }`,
+    "",
+    `Machine: ${results.machine}.`,
+    "",
+    "Duplex/raw: ratio of the medians (lowest–highest ratio of one repeat's",
+    "back-to-back pair, a measure of the noise).",
+    "",
+    markdownTables(results.rows, serversOf(results.rows)),
+    results.tracker === undefined
+      ? "" // not a default run: the library figures were not measured
+      : cluster === undefined
+      ? "Cross-instance fan-out on Redis: not measured (quick run, or bench/cluster_fanout.ts failed: see the log)."
+      : `Cross-instance fan-out on Redis (2 instances × 500 receivers, 1,000 notifications): ${
+        Math.round(cluster.clusterDeliveriesPerSecond).toLocaleString("en-US")
+      } deliveries/s; one instance with all 1,000 receivers: ${
+        Math.round(cluster.singleDeliveriesPerSecond).toLocaleString("en-US")
+      } deliveries/s.`,
+    "",
+    `Run took ${results.seconds.toFixed(0)} s.`,
+  ].join("\n");
+}
+
+/**
+ * Writes `<path>.json`, `<path>.md` and `<path>.svg` for a run, formatted
+ * with `deno fmt`.
+ *
+ * @param path The path without extension.
+ * @param results The run.
+ */
+export async function writeResults(
+  path: string,
+  results: Results,
+): Promise<void> {
+  await Deno.writeTextFile(
+    `${path}.json`,
+    JSON.stringify(results, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(`${path}.md`, resultsMarkdown(results) + "\n");
+  await Deno.writeTextFile(
+    `${path}.svg`,
+    svgChart(
+      results.rows,
+      serversOf(results.rows),
+      `Duplex benchmark, ${results.date.slice(0, 10)}`,
+    ),
+  );
+  // Format them as the repository's `deno fmt --check` gate expects.
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", `${path}.json`, `${path}.md`, `${path}.svg`],
+    stdout: "null",
+    stderr: "inherit",
+  }).output();
 }

@@ -36,12 +36,14 @@ import {
 } from "./request_tracker_bench.ts";
 import { bundleSize } from "../scripts/bundle_size.ts";
 import {
-  markdownTables,
+  type ClusterFigures,
   meetsTarget,
+  type Results,
+  resultsMarkdown,
   type Row,
   type ServerName,
-  svgChart,
   type Target,
+  writeResults,
 } from "./report.ts";
 import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
 import { measureIdleMany } from "./idle_many.ts";
@@ -494,11 +496,6 @@ const cluster = extras ? await measureClusterFanout() : undefined;
 const bundle = extras ? await bundleSize() : undefined;
 const seconds = (performance.now() - started) / 1000;
 
-interface ClusterFigures {
-  clusterDeliveriesPerSecond: number;
-  singleDeliveriesPerSecond: number;
-}
-
 /** Cross-instance fan-out on a real redis-server (bench/cluster_fanout.ts). */
 async function measureClusterFanout(): Promise<ClusterFigures | undefined> {
   if (QUICK) return undefined;
@@ -570,9 +567,6 @@ if (tracker !== undefined && bundle !== undefined) {
   );
 }
 
-const servers: ServerName[] = PEERS
-  ? ["raw", "duplex", "ws", "socketio"]
-  : ["raw", "duplex"];
 const cpu = (() => {
   try {
     const info = Deno.readTextFileSync("/proc/cpuinfo");
@@ -590,25 +584,20 @@ const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
 }; load average before the run ${
   loadBefore.map((l) => l.toFixed(2)).join(" ")
 }`;
-const date = new Date().toISOString();
-const markdown = [
-  `Duplex benchmark — ${date} — median of ${REPEATS}${
-    QUICK ? " (BENCH_QUICK: small counts, not for comparison)" : ""
-  }`,
-  "",
-  `Machine: ${machine}.`,
-  "",
-  markdownTables(rows, servers),
-  cluster === undefined
-    ? "Cross-instance fan-out on Redis: not measured (quick, partial or --peers run, or bench/cluster_fanout.ts failed: see the log)."
-    : `Cross-instance fan-out on Redis (2 instances × 500 receivers, 1,000 notifications): ${
-      Math.round(cluster.clusterDeliveriesPerSecond).toLocaleString("en-US")
-    } deliveries/s; one instance with all 1,000 receivers: ${
-      Math.round(cluster.singleDeliveriesPerSecond).toLocaleString("en-US")
-    } deliveries/s.`,
-  "",
-  `Run took ${seconds.toFixed(0)} s.`,
-].join("\n");
+const results: Results = {
+  date: new Date().toISOString(),
+  machine,
+  deno: Deno.version.deno,
+  peers: peerVersions,
+  repeats: REPEATS,
+  quick: QUICK,
+  rows,
+  tracker,
+  cluster,
+  bundle,
+  seconds,
+};
+const markdown = resultsMarkdown(results);
 console.log(markdown);
 
 const name = QUICK
@@ -622,29 +611,5 @@ const name = QUICK
   : "latest";
 const resultsDir = new URL("results/", here);
 await Deno.mkdir(resultsDir, { recursive: true });
-await Deno.writeTextFile(
-  new URL(`${name}.json`, resultsDir),
-  JSON.stringify(
-    {
-      date,
-      machine,
-      deno: Deno.version.deno,
-      peers: peerVersions,
-      repeats: REPEATS,
-      quick: QUICK,
-      rows,
-      tracker,
-      cluster,
-      bundle,
-      seconds,
-    },
-    null,
-    2,
-  ) + "\n",
-);
-await Deno.writeTextFile(new URL(`${name}.md`, resultsDir), markdown + "\n");
-await Deno.writeTextFile(
-  new URL(`${name}.svg`, resultsDir),
-  svgChart(rows, servers, `Duplex benchmark, ${date.slice(0, 10)}`),
-);
+await writeResults(new URL(name, resultsDir).pathname, results);
 console.log(`\nWritten: bench/results/${name}.{json,md,svg}`);

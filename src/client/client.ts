@@ -26,6 +26,9 @@ import type {
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+import { ClientSession, type SessionOutcome } from "./client_session.ts";
 import type {
   ClientOptions,
   NotificationsOptions,
@@ -98,15 +101,22 @@ export class Client<
   #timer: ReturnType<typeof setTimeout> | undefined;
   #generation = 0;
   #attempts = 0;
+  #openedAt = 0;
   #closeCode = 1006;
   #closeReason = "";
   #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
+  /** The session across connections; `undefined` with `session: false`. */
+  #session: ClientSession<Peer<Local, Remote>> | undefined;
+  /** The WebSocket under the open connection. */
+  #transport: SocketLike | undefined;
   #onGlobal = (event: Event): void => {
-    if (event.type === "pagehide") this.#stop(1000, "Page hidden");
-    else this.#heartbeat?.wake();
+    if (event.type === "pagehide") {
+      this.#session?.suspend();
+      this.#stop(1000, "Page hidden");
+    } else this.#heartbeat?.wake();
   };
 
   /**
@@ -127,6 +137,16 @@ export class Client<
       timeoutError: (_, wait) => new QueueTimeoutError(wait),
       fullError: (limit) => new QueueFullError(limit),
     });
+    const session = options.session ?? true;
+    this.#session = session === false ? undefined : new ClientSession<
+      Peer<Local, Remote>
+    >(
+      session === true ? {} : session,
+      {
+        onDetach: (code, reason) => this.#dropped(code, reason),
+        onError: (error) => this.#error(error),
+      },
+    );
   }
 
   /** Where the client is in its life. */
@@ -374,13 +394,20 @@ export class Client<
       const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
-      // A codec with a subprotocol (binary) is offered first; a server
-      // that does not pick it leaves this connection on JSON.
+      const session = this.#session;
+      const protocols = session === undefined
+        ? [SUBPROTOCOL, ...extra]
+        : [SUBPROTOCOL, SESSION_PROTOCOL, ...extra];
+      // A codec's subprotocol (binary: duplex.v1.bin, and with a session
+      // duplex.session.bin) is offered first; a server that picks neither
+      // leaves the connection on JSON.
       const binary = options.codec?.protocol;
-      const socket = ws = this.#socket = new WebSocket(
-        target,
-        binary ? [binary, SUBPROTOCOL, ...extra] : [SUBPROTOCOL, ...extra],
-      );
+      const binarySession = SESSION_PROTOCOL +
+        (binary?.slice(SUBPROTOCOL.length) ?? "");
+      if (binary) {
+        protocols.unshift(binary, ...(session ? [binarySession] : []));
+      }
+      const socket = ws = this.#socket = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
@@ -400,53 +427,106 @@ export class Client<
       };
       socket.onopen = () => {
         if (generation !== this.#generation) return;
-        generation = -1;
-        // Without duplex.v1 (or the binary codec's protocol, which implies
-        // it) the server speaks the original protocol: only original frames
-        // may go out. A server that did not pick the binary codec leaves
-        // this connection on JSON.
         const chosen = socket.protocol;
-        const original = chosen !== SUBPROTOCOL &&
-          !(binary && chosen === binary);
-        this.#protocol = chosen;
-        const peer = new Peer<Local, Remote>(socket, {
-          ...options,
-          original,
-          codec: binary && chosen !== binary ? undefined : options.codec,
-        });
-        clearTimeout(this.#timer);
-        this.#socket = undefined;
-        this.#peer = peer;
-        this.#state = "open";
-        const openedAt = Date.now();
-        peer.addEventListener("close", (event) => {
-          if (peer !== this.#peer) return;
-          this.#peer = undefined;
-          this.#heartbeat?.stop();
-          this.#closeCode = event.code;
-          this.#closeReason = event.reason;
-          if (Date.now() - openedAt >= (options.resetAfter ?? 5_000)) {
-            this.#attempts = 0;
-          }
-          this.#ended(event);
-        });
-        peer.addEventListener("error", (event) => this.#error(event.error));
-        // An original server would relay pings as chat: no heartbeat.
-        this.#heartbeat = original ? undefined : new Heartbeat(
-          peer,
-          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
-          { interval: options.pingInterval, timeout: options.pingTimeout },
-        );
-        // Queued sends go out in order, each once, on this connection: in
-        // the microtasks queued here, before `open` and `connect()`.
-        this.#queue.resolveAll(peer);
-        queueMicrotask(() => {
-          this.#ready?.resolve();
-          this.#ready = undefined;
-          this.dispatchEvent(new Event("open"));
+        const coded = !!binary &&
+          (chosen === binary || (!!session && chosen === binarySession));
+        const peerOptions = coded || !binary
+          ? options
+          : { ...options, codec: undefined };
+        // The server grants a session by selecting the session protocol.
+        if (
+          session === undefined ||
+          (chosen !== SESSION_PROTOCOL && chosen !== binarySession)
+        ) {
+          generation = -1;
+          // Without duplex.v1 (or the codec's protocol, which implies it)
+          // the server speaks the original protocol: only original frames
+          // may go out.
+          const original = chosen !== SUBPROTOCOL && !coded;
+          this.#protocol = chosen;
+          const peer = new Peer<Local, Remote>(socket, {
+            ...peerOptions,
+            original,
+          });
+          this.#opened(peer, socket);
+          return;
+        }
+        // A session is duplex.v1 (on the binary codec: duplex.v1.bin).
+        this.#protocol = coded ? binary : SUBPROTOCOL;
+        session.handshake(socket, {
+          live: () => generation === this.#generation,
+          createPeer: (over) => new Peer<Local, Remote>(over, peerOptions),
+          done: (outcome) => {
+            generation = -1;
+            this.#opened(outcome.peer, socket, outcome);
+          },
+          failed: (error) => fail("session handshake failed", 1002, error),
         });
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
+  }
+
+  /** A connection opened (after its session handshake, if any). */
+  #opened(
+    peer: Peer<Local, Remote>,
+    socket: WebSocket,
+    outcome?: SessionOutcome<Peer<Local, Remote>>,
+  ): void {
+    const options = this.#options;
+    clearTimeout(this.#timer);
+    this.#socket = undefined;
+    this.#peer = peer;
+    this.#transport = socket;
+    this.#state = "open";
+    this.#openedAt = Date.now();
+    if (outcome === undefined || outcome.fresh) {
+      // A session's peer outlives its connections: its close is the
+      // session's end, which matters only while it is the open one.
+      peer.addEventListener("close", (event) => {
+        if (peer === this.#peer) this.#connectionEnded(event);
+      });
+      peer.addEventListener("error", (event) => this.#error(event.error));
+    }
+    const transport = outcome?.socket;
+    // An original server would relay pings as chat: no heartbeat.
+    this.#heartbeat = peer.original ? undefined : new Heartbeat(
+      peer,
+      transport === undefined
+        ? () => peer.close(CloseCode.PingTimeout, "Ping timeout")
+        : () => transport.drop(CloseCode.PingTimeout, "Ping timeout"),
+      { interval: options.pingInterval, timeout: options.pingTimeout },
+    );
+    // Queued sends go out in order, each once, on this connection: in
+    // the microtasks queued here, before `open` and `connect()`.
+    this.#queue.resolveAll(peer);
+    const event = outcome?.event;
+    queueMicrotask(() => {
+      this.#ready?.resolve();
+      this.#ready = undefined;
+      if (event !== undefined) this.dispatchEvent(event);
+      this.dispatchEvent(new Event("open"));
+    });
+  }
+
+  /** The open connection ended: reconnect or close. */
+  #connectionEnded(event: CloseEvent): void {
+    this.#peer = undefined;
+    this.#transport = undefined;
+    this.#heartbeat?.stop();
+    this.#closeCode = event.code;
+    this.#closeReason = event.reason;
+    if (Date.now() - this.#openedAt >= (this.#options.resetAfter ?? 5_000)) {
+      this.#attempts = 0;
+    }
+    this.#ended(event);
+  }
+
+  /** The session's WebSocket dropped; the session waits for a resume. */
+  #dropped(code: number, reason: string): void {
+    if (this.#transport === undefined) return;
+    this.#connectionEnded(
+      new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
+    );
   }
 
   /**
@@ -511,6 +591,8 @@ export class Client<
     clearTimeout(this.#timer);
     this.#heartbeat?.stop();
     this.#listen("removeEventListener");
+    // The session ends with the client (the server is told when connected).
+    this.#session?.close(code, reason);
     const closed = new ConnectionClosedError(code, reason, { cause: error });
     this.#queue.rejectAll(closed);
     this.#ready?.reject(

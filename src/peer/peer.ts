@@ -588,7 +588,8 @@ export class Peer<
     this.#closeReason = reason;
     this.#socket.removeEventListener("message", this);
     this.#socket.removeEventListener("close", this);
-    const error = new ConnectionClosedError(code, reason);
+    const error = this.#socket.closeError?.(code, reason) ??
+      new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
     this.#incoming?.abortAll(error);
     this.#streams?.closeAll(error);

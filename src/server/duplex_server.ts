@@ -35,7 +35,10 @@ import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
-import type { DuplexServerEventMap } from "./server_events.ts";
+import {
+  dispatchDisconnect,
+  type DuplexServerEventMap,
+} from "./server_events.ts";
 import {
   checkLimits,
   CLOSE_REPLACED,
@@ -48,6 +51,8 @@ import {
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
 import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
+import { ServerSessions } from "./server_sessions.ts";
+import type { SessionMetrics } from "./session_metrics.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -142,6 +147,7 @@ export class DuplexServer<
   #graceful: GracefulShutdown;
   #sendBudget: SendBudget;
   #slots: ConnectionSlots;
+  #sessions: ServerSessions<Local, Remote>;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -183,6 +189,7 @@ export class DuplexServer<
       idleTimeout: options.idleTimeout ?? 30,
       slots: this.#slots,
       trustProxy: options.trustProxy ?? false,
+      sessions: options.sessions !== false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
@@ -201,7 +208,21 @@ export class DuplexServer<
         this.metrics.render({
           ...this.#registry.snapshot(this.#graceful.inFlight),
           cluster: this.#cluster?.stats,
-        }),
+        }) + this.#sessions.render(),
+    });
+    this.#sessions = new ServerSessions<Local, Remote>(options.sessions || {}, {
+      registry: this.#registry,
+      metrics: this.metrics,
+      logger: this.#logger,
+      events: this,
+      peer: { peerOptions: this.#peerOptions, registry: this.registry },
+      budget: this.#sendBudget,
+      nextId: () => this.#nextId++,
+      forgetSocket: this.#forgetSocket,
+      onError: this.#handlerFailed,
+      abandoned: (upgraded) => this.#slots.release(upgraded.address),
+      opened: (connection) => this.#onOpen(connection),
+      ended: (...args) => this.#onClose(...args),
     });
     this.#fanOut = new FanOut(
       this.#registry,
@@ -230,6 +251,10 @@ export class DuplexServer<
     return this.#registry.connections.size;
   }
 
+  /** Session figures since the start (also in `/metrics`). */
+  get sessionMetrics(): SessionMetrics {
+    return this.#sessions.metrics;
+  }
   /** `true` once `shutdown()` was called. */
   get closing(): boolean {
     return this.#graceful.closing;
@@ -469,9 +494,10 @@ export class DuplexServer<
    */
   shutdown(): Promise<void> {
     this.#graceful.closing = true;
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
-      () => this.#broker.close(),
-    );
+    // Sessions waiting for their clients end with the server.
+    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+      .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
+      .finally(() => this.#broker.close());
     return this.#shutdown;
   }
 
@@ -494,6 +520,10 @@ export class DuplexServer<
   }
 
   #accept(upgraded: Upgraded): void {
+    if (upgraded.session) {
+      this.#sessions.accept(upgraded);
+      return;
+    }
     const connection = acceptConnection<Local, Remote>(upgraded, {
       id: this.#nextId++,
       peerOptions: this.#peerOptions,
@@ -501,14 +531,15 @@ export class DuplexServer<
       budget: this.#sendBudget,
       onClose: (connection, code, reason) =>
         this.#onClose(connection, code, reason),
-      onError: (user, error) =>
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
+      onError: this.#handlerFailed,
     });
     this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
   }
 
+  readonly #handlerFailed = (user: string, error: unknown): void =>
+    this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
     this.#registry.sockets.delete(connection);
     this.#sendBudget.forget(connection.budgeted);
@@ -550,19 +581,13 @@ export class DuplexServer<
     connection: ServerConnection<Local, Remote>,
     code: number,
     reason: string,
+    disconnected = false,
   ): void {
     if (!connection.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
-    this.metrics.countClose(code);
-    this.#logger?.info(
-      `disconnect user=${
-        JSON.stringify(user)
-      } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
-    );
-    this.dispatchEvent(
-      new CustomEvent("disconnect", { detail: { connection, code, reason } }),
-    );
+    const sessions = this.#sessions.host;
+    if (!disconnected) dispatchDisconnect(sessions, connection, code, reason);
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));

@@ -13,6 +13,7 @@ import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
 import type { StatusAuthorize } from "./status_routes.ts";
 import type { RateLimitOptions } from "../peer/rate_limiter.ts";
+import type { SessionOptions } from "./session_options.ts";
 
 /**
  * Where the server writes its log lines: one per connect and disconnect,
@@ -325,6 +326,16 @@ export interface DuplexServerOptions {
    * @default {undefined}
    */
   cluster?: Cluster;
+  /**
+   * Sessions for clients that ask for one (`duplex.v1` clients offering
+   * `duplex.session`, which the Duplex client does by default): a dropped
+   * connection loses nothing within the grace period. `false` turns them
+   * off (such clients are told, and run without). Original-protocol clients
+   * never have one.
+   *
+   * @default {{ grace: 120000, maxBufferedFrames: 10000, maxBufferedBytes: 8388608 }}
+   */
+  sessions?: SessionOptions | false;
   /**
    * Codecs offered besides JSON, each selected by a client that offers its
    * subprotocol (e.g. `binaryCodec` from `@duplex/ws/binary`, for

@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import type { Codec } from "../wire/codec.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
@@ -30,6 +31,8 @@ export interface UpgradePathOptions {
   idleTimeout: number;
   slots: ConnectionSlots;
   trustProxy: boolean;
+  /** Whether clients that ask get a session. */
+  sessions: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
@@ -39,10 +42,10 @@ export interface UpgradePathOptions {
    * given back when the socket has closed.
    */
   accept: (upgraded: Upgraded) => void;
-  /** Codecs offered besides JSON, by subprotocol. */
-  codecs: readonly Codec[];
   /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
   refusals: "status" | "close";
+  /** Codecs offered besides JSON, by subprotocol. */
+  codecs: readonly Codec[];
 }
 
 /** An upgrade that passed every check. */
@@ -54,6 +57,8 @@ export interface Upgraded {
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
+  /** The client asked for a session (it offered `duplex.session`). */
+  session: boolean;
   /** The codec the client chose, when not JSON. */
   codec?: Codec;
 }
@@ -176,24 +181,32 @@ export class UpgradePath {
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
-    // The first offered protocol the server supports: a codec's (which
-    // implies duplex.v1), duplex.v1, or none (the original protocol).
-    let protocol = "";
-    let codec: Codec | undefined;
-    for (const offered of offeredProtocols(request)) {
-      codec = options.codecs.find((codec) => codec.protocol === offered);
-      if (codec || offered === SUBPROTOCOL) {
-        protocol = offered;
-        break;
-      }
-    }
+    const offered = offeredProtocols(request);
+    // A codec the client offers (e.g. duplex.v1.bin) and the server has:
+    // the connection's protocol, which implies duplex.v1.
+    const codec = options.codecs.find((codec) =>
+      codec.protocol && offered.includes(codec.protocol)
+    );
+    const protocol = codec?.protocol ??
+      (offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "");
+    // A client that asks for a session and may have one: the answer names
+    // the session protocol (which implies duplex.v1), with the codec's
+    // suffix when it also chose a codec (duplex.session.bin).
+    const suffix = codec ? protocol.slice(SUBPROTOCOL.length) : "";
+    const session = protocol !== "" && options.sessions &&
+      offered.includes(SESSION_PROTOCOL + suffix);
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
       const { socket, response } = Deno.upgradeWebSocket(request, {
         idleTimeout: options.idleTimeout,
       });
-      if (protocol) response.headers.set("sec-websocket-protocol", protocol);
+      if (protocol) {
+        response.headers.set(
+          "sec-websocket-protocol",
+          session ? SESSION_PROTOCOL + suffix : protocol,
+        );
+      }
       options.accept({
         socket,
         response,
@@ -201,6 +214,7 @@ export class UpgradePath {
         protocol,
         data,
         address,
+        session,
         codec,
       });
       accepted();
