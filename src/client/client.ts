@@ -25,8 +25,8 @@ import type {
   TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
-import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
-import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { NotifyFrame } from "../wire/protocol.ts";
+import { offer, selection } from "./negotiation.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import { ClientSession, type SessionOutcome } from "./client_session.ts";
 import type {
@@ -395,18 +395,8 @@ export class Client<
       if (generation !== this.#generation) return;
       this.#href = String(target);
       const session = this.#session;
-      const protocols = session === undefined
-        ? [SUBPROTOCOL, ...extra]
-        : [SUBPROTOCOL, SESSION_PROTOCOL, ...extra];
-      // A codec's subprotocol (binary: duplex.v1.bin, and with a session
-      // duplex.session.bin) is offered first; a server that picks neither
-      // leaves the connection on JSON.
-      const binary = options.codec?.protocol;
-      const binarySession = SESSION_PROTOCOL +
-        (binary?.slice(SUBPROTOCOL.length) ?? "");
-      if (binary) {
-        protocols.unshift(binary, ...(session ? [binarySession] : []));
-      }
+      const codec = options.codec?.protocol;
+      const protocols = offer(codec, session !== undefined, extra);
       const socket = ws = this.#socket = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
@@ -427,35 +417,22 @@ export class Client<
       };
       socket.onopen = () => {
         if (generation !== this.#generation) return;
-        const chosen = socket.protocol;
-        const coded = !!binary &&
-          (chosen === binary || (!!session && chosen === binarySession));
-        const peerOptions = coded || !binary
-          ? options
-          : { ...options, codec: undefined };
-        // The server grants a session by selecting the session protocol.
-        if (
-          session === undefined ||
-          (chosen !== SESSION_PROTOCOL && chosen !== binarySession)
-        ) {
+        // The server grants a session (or a codec) by selecting its protocol.
+        const chosen = selection(socket.protocol, codec, !!session);
+        const opts = chosen.coded ? options : { ...options, codec: undefined };
+        this.#protocol = chosen.protocol;
+        if (session === undefined || !chosen.session) {
           generation = -1;
-          // Without duplex.v1 (or the codec's protocol, which implies it)
-          // the server speaks the original protocol: only original frames
-          // may go out.
-          const original = chosen !== SUBPROTOCOL && !coded;
-          this.#protocol = chosen;
-          const peer = new Peer<Local, Remote>(socket, {
-            ...peerOptions,
-            original,
-          });
+          // Without duplex.v1 the server speaks the original protocol: only
+          // original frames may go out.
+          const { original } = chosen;
+          const peer = new Peer<Local, Remote>(socket, { ...opts, original });
           this.#opened(peer, socket);
           return;
         }
-        // A session is duplex.v1 (on the binary codec: duplex.v1.bin).
-        this.#protocol = coded ? binary : SUBPROTOCOL;
         session.handshake(socket, {
           live: () => generation === this.#generation,
-          createPeer: (over) => new Peer<Local, Remote>(over, peerOptions),
+          createPeer: (over) => new Peer<Local, Remote>(over, opts),
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);

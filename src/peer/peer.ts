@@ -219,13 +219,9 @@ export class Peer<
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
+        const method = options.method;
         if (!("credit" in options) && !isStream(message)) {
-          this.#sendFrame({
-            sequence,
-            type: 1,
-            message,
-            method: options.method,
-          });
+          this.#sendFrame({ sequence, type: 1, message, method });
         } else this.#streamsOf().request(sequence, options, message, promise);
       } catch (error) {
         this.#tracker!.reject(sequence, error as Error);

@@ -137,13 +137,12 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     connection: ServerConnection<Local, Remote>,
     error: unknown,
   ) => void;
-  #codec: Codec;
+  #codec: Codec = jsonCodec;
 
   /**
    * @param registry The connections to deliver to.
    * @param onError Told of a send that failed for another reason than a
    * closed connection.
-   * @param codec Encodes pushes (a binary codec: binary values as bytes).
    */
   constructor(
     registry: ConnectionRegistry<Local, Remote>,
@@ -151,11 +150,14 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       connection: ServerConnection<Local, Remote>,
       error: unknown,
     ) => void,
-    codec: Codec = jsonCodec,
   ) {
     this.#registry = registry;
     this.#onError = onError;
-    this.#codec = codec;
+  }
+
+  /** Encodes pushes: with a binary codec, binary values travel as bytes. */
+  set codec(codec: Codec | undefined) {
+    this.#codec = codec ?? jsonCodec;
   }
 
   /** Sends an envelope to its local audience. */
