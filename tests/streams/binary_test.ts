@@ -24,7 +24,7 @@ Deno.test("Client with binaryCodec negotiates duplex.v1.bin and sends bytes in r
     { codec: binaryCodec },
   );
   const { server, client } = s;
-  assert.equal((client.peer!.socket as WebSocket).protocol, BINARY_SUBPROTOCOL);
+  assert.equal(client.protocol, BINARY_SUBPROTOCOL);
   assert.equal(server.connectionsOf("alice")[0].protocol, BINARY_SUBPROTOCOL);
 
   // Request and response.
@@ -65,7 +65,7 @@ Deno.test("DuplexServer without codecs refuses duplex.v1.bin: the client stays o
     {},
     { codec: binaryCodec },
   );
-  assert.equal((s.client.peer!.socket as WebSocket).protocol, "duplex.v1");
+  assert.equal(s.client.protocol, "duplex.v1");
   assert.equal(s.server.connectionsOf("alice")[0].protocol, "duplex.v1");
   // Plain JSON still works; the frames are text.
   assert.deepEqual(await s.client.call("echo", { a: 1 }), { a: 1 });
