@@ -12,7 +12,8 @@
  * - `GET /rss`: `{ rss, peak }` in bytes after a full GC; `peak` is the
  *   highest RSS sampled every 10 ms since the last `GET /rss?reset`.
  *
- * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`.
+ * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`;
+ * `SESSIONS=0` turns sessions off.
  *
  * @module
  */
@@ -33,6 +34,8 @@ const server = new DuplexServer({
   codecs: [binaryCodec],
   maxMessageSize: 4 * 1024 * 1024,
   rateLimit: false,
+  // SESSIONS=0: without sessions (the figures of the stream layer alone).
+  sessions: Deno.env.get("SESSIONS") === "0" ? false : undefined,
 });
 server.handle("upload", async (chunks: AsyncIterable<Uint8Array>) => {
   let total = 0;

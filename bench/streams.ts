@@ -12,7 +12,8 @@
  * 3. round trip: a 1 MiB `Uint8Array` through `call("echo")` against a raw
  *    binary echo, median of `--rounds` (default 40), interleaved.
  *
- * Prints one JSON object. `deno run -A bench/streams.ts [--upload-mib N]`.
+ * Prints one JSON object. `deno run -A bench/streams.ts [--upload-mib N]
+ * [--sessions 0]` (sessions are on by default, as in the client and server).
  *
  * @module
  */
@@ -25,8 +26,10 @@ const { values } = parseArgs({
   options: {
     "upload-mib": { type: "string", default: "1024" },
     rounds: { type: "string", default: "40" },
+    sessions: { type: "string", default: "1" },
   },
 });
+const SESSIONS = values.sessions !== "0";
 const UPLOAD = Number(values["upload-mib"]) * 1024 * 1024;
 const ROUNDS = Number(values.rounds);
 const CHUNK = 64 * 1024;
@@ -41,6 +44,7 @@ const child = new Deno.Command(Deno.execPath(), {
   ],
   stdout: "piped",
   stderr: "inherit",
+  env: { SESSIONS: SESSIONS ? "1" : "0" },
 }).spawn();
 const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
 const { value: line } = await reader.read();
@@ -91,6 +95,7 @@ const client = new Client(`ws://${base}/?user=bench`, {
   codec: binaryCodec,
   pingInterval: 0,
   timeout: 0,
+  session: SESSIONS,
 });
 await client.connect();
 
@@ -184,4 +189,6 @@ child.kill("SIGTERM");
 await child.status;
 await reader.cancel();
 
-console.log(JSON.stringify({ upload, download, roundTrip }, null, 2));
+console.log(
+  JSON.stringify({ sessions: SESSIONS, upload, download, roundTrip }, null, 2),
+);

@@ -67,7 +67,15 @@ async function bundled(source: string): Promise<number> {
   await Deno.writeTextFile(entry, source);
   const out = `${dir}/out.js`;
   const { code } = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--platform", "browser", "--minify", "--output", out, entry],
+    args: [
+      "bundle",
+      "--platform",
+      "browser",
+      "--minify",
+      "--output",
+      out,
+      entry,
+    ],
     stdout: "null",
     stderr: "null",
   }).output();
