@@ -7,7 +7,7 @@
 
 import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
-import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
+import { isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -469,8 +469,8 @@ export class Client<
     this.#heartbeat = peer.original ? undefined : new Heartbeat(
       peer,
       transport === undefined
-        ? () => peer.close(CloseCode.PingTimeout, "Ping timeout")
-        : () => transport.drop(CloseCode.PingTimeout, "Ping timeout"),
+        ? () => peer.close(4000, "Ping timeout")
+        : () => transport.drop(4000, "Ping timeout"), // CloseCode.PingTimeout
       { interval: options.pingInterval, timeout: options.pingTimeout },
     );
     // Queued sends go out in order, each once, on this connection: in
