@@ -43,6 +43,16 @@ export {
   SUBPROTOCOL,
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
+export type {
+  StreamChunkFrame,
+  StreamCreditFrame,
+  StreamFrame,
+  UploadCancelFrame,
+  UploadChunkFrame,
+  UploadCreditFrame,
+  UploadEndFrame,
+} from "./src/wire/stream_frames.ts";
+export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
   SESSION_PROTOCOL,
   SessionFrameType,

@@ -6,6 +6,8 @@
  */
 
 import { demoPage } from "./demo_page.ts";
+import { BINARY_BUNDLE } from "./binary_bundle.ts";
+import { binaryCodec } from "../wire/binary_codec.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -298,6 +300,8 @@ export function createChatServer(
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
     clientPath: "/client.js",
+    // The demo page sends images as bytes (its clients load /binary.js).
+    codecs: [binaryCodec],
     ...serverOptions,
   });
   chat(server, { presenceInterval });
@@ -311,6 +315,15 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
+  }
+  if (url.pathname === "/binary.js" && request.method === "GET") {
+    return new Response(BINARY_BUNDLE, {
+      headers: {
+        "content-type": "text/javascript; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+      },
+    });
   }
   return new Response("Not found\n", {
     status: 404,

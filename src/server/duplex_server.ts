@@ -196,6 +196,7 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      codecs: options.codecs ?? [],
       refusals: options.refusals ?? "status",
     });
     this.#registry.authorizeJoin = options.authorizeJoin;
@@ -231,6 +232,7 @@ export class DuplexServer<
         error,
       );
     });
+    this.#fanOut.codec = options.codecs?.find((codec) => codec.protocol);
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
@@ -325,17 +327,15 @@ export class DuplexServer<
 
   /**
    * Pushes a notification to one user (`to`), a room (`room`) or everyone,
-   * minus `except`. It is encoded once for all receivers. A notification with
-   * a `method` reaches only `duplex.v1` clients. Receivers whose send buffer
-   * is over the high-water mark get the backpressure policy; closed ones are
-   * skipped. With a cluster, local receivers get it at once and the other
-   * instances through the broker (at most once; broker trouble is logged by
-   * the cluster, never thrown here), unless `local` is set.
+   * minus `except`, encoded once for all. With a `method` it reaches only
+   * `duplex.v1` clients, with bytes only clients on the binary codec. Those
+   * over the high-water mark get the backpressure policy; closed ones are
+   * skipped. With a cluster, other instances get it through the broker (at
+   * most once; trouble is logged by the cluster), unless `local` is set.
    *
    * @param message The payload: any JSON value.
    * @param options The audience, method, `from`, `sequence` and `local`.
-   * @throws {TypeError} When both `to` and `room` are given, or the message
-   * cannot be encoded.
+   * @throws {TypeError} With both `to` and `room`, or a message it cannot send.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
     const spans = !options.local && this.#cluster !== undefined;
