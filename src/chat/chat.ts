@@ -15,7 +15,6 @@ import {
 import type { AnyEndpoint, Endpoint, Peer } from "../peer/peer.ts";
 import { PresenceFeed } from "../server/presence_feed.ts";
 import type { Connection } from "../server/connection.ts";
-import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { PresenceDiff, PresenceState } from "../wire/presence_frames.ts";
 
 /**
@@ -201,7 +200,8 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
   });
   const onConnect = (event: CustomEvent<Connection>) => {
     const connection = event.detail;
-    if (connection.protocol !== SUBPROTOCOL) return;
+    // Any negotiated protocol (duplex.v1, a session's, a codec's) is duplex.v1.
+    if (connection.protocol === "") return;
     legacy.set(connection.peer as Peer<Endpoint, Endpoint>, connection);
   };
   const onDisconnect = (event: CustomEvent<{ connection: Connection }>) => {

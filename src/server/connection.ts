@@ -42,7 +42,11 @@ export interface Connection<
   readonly id: number;
   /** The user, as authenticated. */
   readonly user: string;
-  /** The negotiated subprotocol: `"duplex.v1"`, or `""` for the original. */
+  /**
+   * The negotiated subprotocol: `"duplex.v1"` or one that implies it (a
+   * session's `"duplex.session"`, a codec's `"duplex.v1.bin"`, ...), or `""`
+   * for the original protocol.
+   */
   readonly protocol: string;
   /** The `data` the authenticate hook returned. */
   readonly data: unknown;
