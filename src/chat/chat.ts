@@ -11,6 +11,7 @@ import {
   type DuplexServerOptions,
 } from "../server/duplex_server.ts";
 import type { AnyEndpoint, Endpoint } from "../peer/peer.ts";
+import { EncodedResult } from "../server/encoded_result.ts";
 
 /**
  * What the chat server answers: `users.list` (who is online, sorted).
@@ -72,8 +73,11 @@ export interface ChatClientEndpoint extends Endpoint {
  */
 export const USERS_PAGE_SIZE: number = 1000;
 
+/** Encoded pages kept between presence changes (by first index and size). */
+const MAX_CACHED_PAGES = 16;
+
 /** One page of the sorted users: after the cursor, at most `limit`. */
-function usersPage(sorted: string[], params: unknown): string[] {
+function usersPage(sorted: string[], params: unknown): [number, number] {
   const { after, limit } = (params ?? {}) as {
     after?: unknown;
     limit?: unknown;
@@ -91,7 +95,7 @@ function usersPage(sorted: string[], params: unknown): string[] {
   const size = typeof limit === "number" && limit >= 1
     ? Math.min(Math.floor(limit), USERS_PAGE_SIZE)
     : USERS_PAGE_SIZE;
-  return sorted.slice(start, start + size);
+  return [start, Math.min(start + size, sorted.length)];
 }
 
 /**
@@ -141,18 +145,27 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     return "ok";
   });
   const cluster = server.cluster;
-  // The sorted list is kept between presence changes; each answer is one
-  // page of it (an amplification bound: see SECURITY.md).
+  // The sorted list, and its pages encoded, are kept between presence
+  // changes; each answer is one page (an amplification bound: SECURITY.md).
   let sorted: string[] | undefined;
+  const pages = new Map<string, EncodedResult>();
   const removeList = untyped.handle("users.list", (params) => {
     sorted ??= (cluster?.online() ?? untyped.users()).sort();
-    return usersPage(sorted, params);
+    const [start, end] = usersPage(sorted, params);
+    const key = `${start}:${end}`;
+    let page = pages.get(key);
+    if (page === undefined) {
+      page = new EncodedResult(sorted.slice(start, end));
+      if (pages.size < MAX_CACHED_PAGES) pages.set(key, page);
+    }
+    return page as unknown as string[];
   });
   // Every instance sees the cluster's presence events, so each one tells
   // only its own clients.
   const local = cluster !== undefined;
   const onOnline = (event: CustomEvent<{ user: string }>) => {
     sorted = undefined;
+    pages.clear();
     const { user } = event.detail;
     untyped.notify({ user }, {
       method: "presence.joined",
@@ -162,6 +175,7 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
   };
   const onOffline = (event: CustomEvent<{ user: string }>) => {
     sorted = undefined;
+    pages.clear();
     const { user } = event.detail;
     untyped.notify({ user }, { method: "presence.left", except: user, local });
   };

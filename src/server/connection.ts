@@ -10,6 +10,7 @@ import { type AnyEndpoint, type Endpoint, Peer } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { resultCodec } from "./encoded_result.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
@@ -124,6 +125,8 @@ export function acceptConnection<
   const peer = new Peer<Local, Remote>(budgeted, {
     identity: user,
     registry: options.registry,
+    // JSON, plus results encoded once by their handler (users.list pages).
+    codec: resultCodec,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.
