@@ -154,6 +154,8 @@ interface PendingHead {
   address: string;
   timer: ReturnType<typeof setTimeout> | undefined;
   dropped: boolean;
+  /** Whether it left the pending set (and its address's count). */
+  released: boolean;
 }
 
 /**
@@ -467,10 +469,22 @@ export class GuardedServer extends TypedEventTarget<GuardedServerEventMap>
     }
   }
 
+  /** Takes a head out of the unfinished ones (once). */
+  #release(pending: PendingHead): void {
+    clearTimeout(pending.timer);
+    if (pending.released) return;
+    pending.released = true;
+    if (!this.#pending.delete(pending)) return;
+    const { address } = pending;
+    const left = (this.#pendingByAddress.get(address) ?? 1) - 1;
+    if (left) this.#pendingByAddress.set(address, left);
+    else this.#pendingByAddress.delete(address);
+  }
+
   #drop(pending: PendingHead, reason: GuardDropReason): void {
     if (pending.dropped) return;
     pending.dropped = true;
-    clearTimeout(pending.timer);
+    this.#release(pending);
     closeQuietly(pending.conn);
     this.dropped[reason]++;
     this.dispatchEvent(
@@ -487,6 +501,7 @@ export class GuardedServer extends TypedEventTarget<GuardedServerEventMap>
       address,
       timer: undefined,
       dropped: false,
+      released: false,
     };
     const ofAddress = this.#pendingByAddress.get(address) ?? 0;
     if (ofAddress >= this.#maxPerAddress) {
@@ -509,11 +524,7 @@ export class GuardedServer extends TypedEventTarget<GuardedServerEventMap>
       read = await this.#readHead(conn, pending);
       if (read !== undefined) end = headEnd(read, 0);
     } finally {
-      clearTimeout(pending.timer);
-      this.#pending.delete(pending);
-      const left = (this.#pendingByAddress.get(address) ?? 1) - 1;
-      if (left) this.#pendingByAddress.set(address, left);
-      else this.#pendingByAddress.delete(address);
+      this.#release(pending);
     }
     if (pending.dropped || read === undefined) {
       closeQuietly(conn);
