@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type BackpressurePolicy, DuplexServer } from "../../server.ts";
+import { type BackpressurePolicy, chat, DuplexServer } from "../../server.ts";
 
 /** The configuration, passed as JSON in the first argument. */
 export interface StressServerConfig {
@@ -40,6 +40,10 @@ export interface StressServerConfig {
   samplePeak?: boolean;
   /** Server `rateLimit` (`false` by default here). */
   rateLimit?: { rate: number; burst: number; maxViolations?: number };
+  /** Use the server's default rate limit (frames and bytes). */
+  defaultRateLimit?: boolean;
+  /** Install the chat (relay, presence, `users.list`). */
+  chat?: boolean;
 }
 
 /** What `GET /stats` answers. */
@@ -142,7 +146,7 @@ const server = new DuplexServer({
   idleTimeout: config.idleTimeout ?? 30,
   highWaterMark: config.highWaterMark,
   backpressure: config.backpressure,
-  rateLimit: config.rateLimit ?? false,
+  rateLimit: config.defaultRateLimit ? undefined : config.rateLimit ?? false,
   maxInFlight: 10_000,
   sendBudget: config.sendBudget,
   totalSendBudget: config.totalSendBudget,
@@ -167,6 +171,7 @@ server.addEventListener("disconnect", (event) => {
   closeCodeOf[connection.user] = code;
 });
 server.addEventListener("error", () => errors++);
+if (config.chat) chat(server);
 
 server.handle("echo", (params) => params);
 server.handle("big", (size) => "x".repeat(Number(size)));

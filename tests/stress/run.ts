@@ -17,6 +17,12 @@ import {
   soak,
 } from "./scenarios.ts";
 import { fuzz } from "./fuzz.ts";
+import {
+  neverReading,
+  silentHeads,
+  upgradeStorm,
+  usersListAmplification,
+} from "./hardening.ts";
 
 const scale = Number(Deno.env.get("STRESS_SCALE") ?? 1);
 const n = (value: number) => Math.max(1, Math.round(value * scale));
@@ -70,6 +76,36 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       sampleMs: n(60_000),
       warmupMs: n(60_000),
       maxSlopeMBPerMin: 0.5,
+      verbose: true,
+    })],
+  ["never-reading", () =>
+    neverReading({
+      clients: n(20),
+      requests: 1_000,
+      size: 65_536,
+      maxGrowth: 400e6,
+      verbose: true,
+    })],
+  ["upgrade-storm", () =>
+    upgradeStorm({
+      upgrades: n(2_000),
+      maxConnections: 100,
+      authDelay: 200,
+      verbose: true,
+    })],
+  ["silent-heads", () =>
+    silentHeads({
+      connections: n(2_000),
+      openFiles: 512,
+      headerTimeout: 2_000,
+      verbose: true,
+    })],
+  ["amplification", () =>
+    usersListAmplification({
+      users: n(2_000),
+      attackers: 4,
+      batch: 100,
+      durationMs: n(10_000),
       verbose: true,
     })],
   [
@@ -149,6 +185,48 @@ console.log(
   `soak                   heap ${figure("soak", "heapSamplesMB")} MB, slope ${
     figure("soak", "heapSlopeMBPerMin")
   } MB/min`,
+);
+console.log(
+  `never-reading clients  ${
+    figure("never-reading clients", "closed1013")
+  } closed 1013 after asking ${
+    figure("never-reading clients", "responsesAskedMB")
+  } MB, twice; rss ${figure("never-reading clients", "rssBeforeMB")} → peak ${
+    figure("never-reading clients", "rssPeakMB1")
+  } → ${figure("never-reading clients", "rssAfterMB1")} MB (heap ${
+    figure("never-reading clients", "heapAfterMB1")
+  }); again: peak ${figure("never-reading clients", "rssPeakMB2")} → ${
+    figure("never-reading clients", "rssAfterMB2")
+  } MB`,
+);
+console.log(
+  `upgrade storm          ${figure("upgrade storm", "upgrades")} upgrades, ${
+    figure("upgrade storm", "accepted")
+  } accepted (maxConnections ${figure("upgrade storm", "maxConnections")}), ${
+    figure("upgrade storm", "refused503")
+  } refused 503`,
+);
+console.log(
+  `silent heads           guarded: ${
+    figure("silent heads", "silentOpened")
+  } dropped within ${
+    figure("silent heads", "allDroppedAfterMs")
+  } ms, real client opened in ${
+    figure("silent heads", "realClientOpenMs")
+  } ms; unguarded: ${figure("silent heads", "unguardedOpenAfterTimeout")} of ${
+    figure("silent heads", "unguardedOpened")
+  } still open, recovered in ${
+    figure("silent heads", "unguardedRecoveryMs")
+  } ms after they left`,
+);
+console.log(
+  `users.list             ${
+    figure("users.list amplification", "usersOnline")
+  } online, ${figure("users.list amplification", "requestKBps")} KB/s in → ${
+    figure("users.list amplification", "responseMBps")
+  } MB/s out (×${figure("users.list amplification", "ratio")}), largest page ${
+    figure("users.list amplification", "largestPage")
+  }, rate-limited ${figure("users.list amplification", "rateLimited")}`,
 );
 console.log(
   `inputs tried (fuzz)    ${figure("fuzz", "inputs")} (seed ${
