@@ -56,6 +56,13 @@ export {
   type ClientState,
   ReconnectingEvent,
 } from "./src/client/client_events.ts";
+export {
+  type ClientSessionOptions,
+  SessionEvent,
+  type SessionStorageLike,
+} from "./src/client/client_session.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export type { SessionLossReason } from "./src/wire/session_frames.ts";
 export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
   Heartbeat,
@@ -66,12 +73,21 @@ export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   QueueFullError,
   QueueTimeoutError,
   RemoteError,
   RequestTimeoutError,
 } from "./src/wire/errors.ts";
-export { type AnyEndpoint, type Endpoint } from "./src/peer/endpoint.ts";
+export {
+  type AnyEndpoint,
+  type AnyResult,
+  type Endpoint,
+  type MethodWithoutParams,
+  type NotificationWithoutPayload,
+  type TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";
+export type { Middleware, MiddlewareContext } from "./src/peer/middleware.ts";
 export {
   type NotificationListener,
   type RequestContext,
@@ -79,5 +95,7 @@ export {
 } from "./src/peer/handler.ts";
 export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { Receiver } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
 export { type NotifyFrame, SUBPROTOCOL } from "./src/wire/protocol.ts";
+export { CloseCode } from "./src/wire/close_codes.ts";

@@ -29,6 +29,7 @@
 
 export {
   type CancelFrame,
+  type ClosingFrame,
   ErrorCode,
   type ErrorPayload,
   type Frame,
@@ -43,9 +44,23 @@ export {
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
 export {
+  SESSION_PROTOCOL,
+  SessionFrameType,
+  type SessionHello,
+  type SessionLossReason,
+  type SessionState,
+} from "./src/wire/session_frames.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export {
+  CloseCode,
+  isFinalCloseCode,
+  reportedCloseCode,
+} from "./src/wire/close_codes.ts";
+export {
   ConnectError,
   ConnectionClosedError,
   DuplexError,
+  OriginalProtocolError,
   ProtocolError,
   QueueFullError,
   QueueTimeoutError,
@@ -93,4 +108,50 @@ export {
 export { type SocketLike } from "./src/peer/socket_like.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
+export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";
+export {
+  type InferInput,
+  type InferOutput,
+  type StandardIssue,
+  type StandardResult,
+  type StandardSchema,
+} from "./src/peer/standard_schema.ts";
+export {
+  type Contract,
+  type ContractEndpoint,
+  type ContractHandlerParams,
+  type ContractHandlerResult,
+  type ContractHandlers,
+  type ContractListeners,
+  type ContractNotifications,
+  type ContractParams,
+  type ContractRequests,
+  type ContractResult,
+  defineContract,
+  implement,
+  listen,
+  type MethodSchemas,
+  type RegistryHolder,
+} from "./src/peer/contract.ts";
+export {
+  bind,
+  type BoundContract,
+  type ContractSender,
+} from "./src/peer/contract_caller.ts";
+export {
+  validate,
+  ValidationError,
+  type ValidationIssue,
+} from "./src/peer/validation.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
+export type {
+  AnyResult,
+  MethodWithoutParams,
+  NotificationWithoutPayload,
+  TypedNotifyFrame,
+} from "./src/peer/endpoint.ts";

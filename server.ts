@@ -13,7 +13,8 @@
  * (one process); pass the cluster as the server's `cluster` option.
  *
  * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
- * serves the chat on `PORT` (default 8000), logs connects and disconnects to
+ * serves the chat on `PORT` (default 8000) and `DUPLEX_HOSTNAME` or an
+ * address in `HOSTNAME` (default every interface), logs connects and disconnects to
  * the console, and shuts down gracefully on SIGINT and SIGTERM. It listens
  * behind {@linkcode serveGuarded} (request heads must complete within
  * `DUPLEX_HEADER_TIMEOUT` ms, default 10,000) unless `DUPLEX_BEHIND_PROXY=1`
@@ -21,8 +22,9 @@
  * `X-Forwarded-For` and serves with `Deno.serve` directly). With
  * `REDIS_URL` set it joins the cluster of every instance on that Redis; on
  * Deno Deploy (`DENO_DEPLOYMENT_ID` set) it joins the other isolates through
- * `BroadcastChannel`; otherwise it runs alone. It runs unchanged on Deno
- * Deploy.
+ * `BroadcastChannel`; otherwise it runs alone. With `DUPLEX_CLUSTER_SECRET`
+ * set, the instances sign their broker messages with it (the same secret on
+ * every instance). It runs unchanged on Deno Deploy.
  *
  * @example Mount a server with a typed handler
  * ```ts
@@ -78,6 +80,10 @@ export {
 } from "./src/chat/chat.ts";
 export { demoPage } from "./src/chat/demo_page.ts";
 export {
+  CLIENT_SCRIPT_ETAG,
+  clientScript,
+} from "./src/server/client_script.ts";
+export {
   Cluster,
   CLUSTER_PROTOCOL_VERSION,
   type ClusterEventMap,
@@ -91,6 +97,7 @@ export {
 } from "./src/cluster/cluster.ts";
 export {
   type BrokerLogger,
+  BrokerOutcomeUnknownError,
   BrokerUnavailableError,
   type PubSub,
   type PubSubEventMap,
@@ -139,17 +146,38 @@ export {
   serveGuarded,
 } from "./src/server/guarded_listener.ts";
 export {
+  type ExpireDetail,
+  type ResumeDetail,
+  type SessionOptions,
+} from "./src/server/session_options.ts";
+export {
+  MemorySessionStore,
+  type SessionRecord,
+  type SessionStore,
+} from "./src/server/session_store.ts";
+export { SessionMetrics } from "./src/server/session_metrics.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export type { SessionLossReason } from "./src/wire/session_frames.ts";
+export {
   isHostAllowed,
   isOriginAllowed,
   type OriginPolicy,
 } from "./src/server/origin.ts";
 export { NotConnectedError } from "./src/cluster/not_connected_error.ts";
+export { refusalCloseCode } from "./src/server/refusal.ts";
+export type { ServerRequestContext } from "./src/server/server_context.ts";
+export {
+  ForbiddenError,
+  type Middleware,
+  type MiddlewareContext,
+} from "./src/peer/middleware.ts";
 // The shared types that the server API's signatures use, so that this entry
 // point is complete on its own.
 export { DuplexError, RemoteError } from "./src/wire/errors.ts";
 export type { RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type AnyEndpoint,
+  type AnyResult,
   type BackpressurePolicy,
   type Endpoint,
   type NotificationListener,
@@ -200,16 +228,31 @@ async function brokerFromEnv(
   return undefined;
 }
 
+/**
+ * The interface the program listens on: `DUPLEX_HOSTNAME`, else `HOSTNAME`
+ * when it holds an address (`127.0.0.1`, `::1`, `0.0.0.0`, `localhost`),
+ * else every interface. Shells and containers set `HOSTNAME` to the machine's
+ * name, which is not meant as a listening address, so a name is ignored.
+ */
+function listenHostname(): string {
+  const chosen = Deno.env.get("DUPLEX_HOSTNAME");
+  if (chosen) return chosen;
+  const hostname = Deno.env.get("HOSTNAME") ?? "";
+  const address = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:]*|localhost)$/i;
+  return address.test(hostname) ? hostname : "0.0.0.0";
+}
+
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  const hostname = Deno.env.get("DUPLEX_HOSTNAME") ?? "0.0.0.0";
+  const hostname = listenHostname();
   const logger = consoleLogger();
   const behindProxy = Deno.env.get("DUPLEX_BEHIND_PROXY") === "1";
   const headerTimeout = Number(
     Deno.env.get("DUPLEX_HEADER_TIMEOUT") ?? 10_000,
   );
   const pubsub = await brokerFromEnv(logger);
-  const cluster = pubsub && new Cluster(pubsub, { logger });
+  const secret = Deno.env.get("DUPLEX_CLUSTER_SECRET") || undefined;
+  const cluster = pubsub && new Cluster(pubsub, { logger, secret });
   const chatServer = createChatServer({
     logger,
     cluster,
@@ -226,7 +269,13 @@ if (import.meta.main) {
     );
   }
   const onListen = ({ hostname, port }: Deno.NetAddr): void => {
-    console.log(`Listening on http://${hostname}:${port}/`);
+    // A wildcard address cannot be opened in a browser: name localhost.
+    const host = hostname === "0.0.0.0" || hostname === "::"
+      ? "localhost"
+      : hostname.includes(":")
+      ? `[${hostname}]`
+      : hostname;
+    console.log(`Listening on http://${host}:${port}/`);
   };
   // Both survive running out of file descriptors (SECURITY.md). Without a
   // proxy in front, the guard drops request heads that do not complete in

@@ -6,11 +6,15 @@
  * against the raw baseline: no presence (each of 5,000 joins would notify
  * every user already there: 12.5 million frames of setup that the raw server
  * does not send), and no per-connection rate limit (the pipelined workload
- * would trip the flood defence). Prints `{"port": N}` on stdout once
- * listening; `GET /rss` answers the process RSS in bytes after a full GC.
+ * would trip the flood defence). Listens like bench/raw_server.ts (127.0.0.1
+ * port 0, plus `BENCH_HOSTS`) and prints `{"port": N}` once listening;
+ * `GET /rss` answers the process RSS in bytes after a full GC.
+ *
+ * @module
  */
 
 import { DuplexServer } from "../server.ts";
+import { listenAll } from "./listen.ts";
 
 function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
@@ -27,21 +31,10 @@ chat.onRequest((message, { from, sequence }) => {
   return "ok";
 });
 
-const server = Deno.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  onListen({ port }) {
-    console.log(JSON.stringify({ port }));
-  },
-}, (request, info) => {
+listenAll((request, info) => {
   if (new URL(request.url).pathname === "/rss") {
     gc();
     return Response.json({ rss: Deno.memoryUsage().rss });
   }
   return chat.fetch(request, info);
-});
-
-Deno.addSignalListener("SIGTERM", () => {
-  server.shutdown();
-  Deno.exit(0);
 });

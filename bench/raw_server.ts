@@ -4,10 +4,19 @@
  * starts with `{"sequence"` and arrive on a connection opened with
  * `?fanout=sender`: those are forwarded as they are to every other
  * connection (the cheapest possible broadcast), and the sender gets an echo.
+ * A client that offers the `duplex.v1` subprotocol gets it echoed back, so
+ * the same lean client can run against both servers.
  *
- * Prints `{"port": N}` on stdout once listening. `GET /rss` answers the
- * process RSS in bytes after a full GC.
+ * Listens on 127.0.0.1 port 0, and on the same port of every further
+ * loopback address listed in `BENCH_HOSTS` (comma-separated, e.g.
+ * `127.0.0.1,127.0.0.2`: more addresses, more client ports for the 100,000
+ * connection workload). Prints `{"port": N}` on stdout once listening.
+ * `GET /rss` answers the process RSS in bytes after a full GC.
+ *
+ * @module
  */
+
+import { listenAll } from "./listen.ts";
 
 const sockets = new Set<WebSocket>();
 
@@ -15,19 +24,18 @@ function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-const server = Deno.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  onListen({ port }) {
-    console.log(JSON.stringify({ port }));
-  },
-}, (request) => {
+function handler(request: Request): Response {
   const url = new URL(request.url);
   if (url.pathname === "/rss") {
     gc();
     return Response.json({ rss: Deno.memoryUsage().rss });
   }
-  const { socket, response } = Deno.upgradeWebSocket(request);
+  const offered = request.headers.get("sec-websocket-protocol") ?? "";
+  const { socket, response } = Deno.upgradeWebSocket(request, {
+    protocol: offered.split(",").some((p) => p.trim() === "duplex.v1")
+      ? "duplex.v1"
+      : undefined,
+  });
   const sender = url.searchParams.get("fanout") === "sender";
   socket.onopen = () => sockets.add(socket);
   socket.onclose = () => sockets.delete(socket);
@@ -41,9 +49,6 @@ const server = Deno.serve({
     }
     : (event) => socket.send(event.data);
   return response;
-});
+}
 
-Deno.addSignalListener("SIGTERM", () => {
-  server.shutdown();
-  Deno.exit(0);
-});
+listenAll(handler);

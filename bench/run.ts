@@ -1,12 +1,33 @@
 /**
  * `deno task bench`: Duplex against a raw Deno WebSocket baseline, in the same
- * run on the same machine. Every workload runs with the server and the load
- * generator in separate processes (a fresh server each time), raw and Duplex
- * interleaved, `REPEATS` times; the table shows medians and the ratio
- * Duplex/raw. The table is also written as JSON to bench/results/.
+ * run on the same machine.
+ *
+ * - Server alone: the same lean external client (bench/lean_client.ts: a raw
+ *   `WebSocket`, hand-written frames, replies only `JSON.parse`d) drives the
+ *   raw server and the Duplex chat server, once with the original protocol
+ *   and once as a `duplex.v1` client, so the ratio is the servers' own cost.
+ * - End-to-end: our `Client` against our server vs a raw client against the
+ *   raw server (bench/load.ts), as before.
+ * - Memory: server RSS per idle connection at 5,000 connections.
+ * - Write coalescing and the sessions cost: rows kept in the table and
+ *   printed "not built yet" until those features exist.
+ *
+ * Every measurement starts a fresh server process and runs its client in
+ * another process; servers are interleaved within each repeat; the tables
+ * show medians and ratios to raw Deno, each with its target and ✓/✗.
+ * `--peers` adds Socket.IO 4 and `ws` servers under Node (bench/peers/) to
+ * the server-alone and memory workloads (and leaves out end-to-end and the
+ * library figures, which do not involve them).
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
- * counts, for a smoke run), BENCH_ONLY=fanout,idle (only these workloads).
+ * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
+ * section ids: server, e2e, memory, extras). The opt-in workload
+ * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
+ *
+ * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
+ * `--peers`); quick and partial runs write bench/results/scratch.*.
+ *
+ * @module
  */
 
 import {
@@ -14,199 +35,471 @@ import {
   type TrackerFigures,
 } from "./request_tracker_bench.ts";
 import { bundleSize } from "../scripts/bundle_size.ts";
+import {
+  type ClusterFigures,
+  meetsTarget,
+  type Results,
+  resultsMarkdown,
+  type Row,
+  type ServerName,
+  type Target,
+  writeResults,
+} from "./report.ts";
+import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
+import { measureIdleMany } from "./idle_many.ts";
+import { spawnDeno, spawnServer } from "./process.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
-/** Comma-separated workload names to run (default: all). */
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
+const PEERS = Deno.args.includes("--peers");
 const here = new URL(".", import.meta.url);
-const root = new URL("..", import.meta.url);
 
-type Impl = "raw" | "duplex";
+/** Which program drives the servers. */
+type Driver = "lean" | "e2e";
 
-interface Workload {
-  name: string;
+/** One figure a workload reports. */
+interface FigureSpec {
+  key: string;
   label: string;
-  count: number;
-  /** Figures to report: key → [label, higher is better]. */
-  figures: Record<string, [string, boolean]>;
+  higherIsBetter: boolean;
+  target?: Target;
+  /** Factor from the driver's unit to the label's (ms → µs: 1,000). */
+  scale?: number;
 }
 
+/** One entry of the benchmark table. */
+interface Workload {
+  /** Name for BENCH_ONLY. */
+  id: string;
+  /** Section id for BENCH_ONLY, and its title. */
+  section: "server" | "e2e" | "memory" | "coalescing" | "sessions";
+  label: string;
+  /** Wires the lean client speaks to raw and Duplex ("" for e2e). */
+  wires: string[];
+  driver: Driver;
+  /** Workload name of the driver, count and size (window, receivers). */
+  workload: string;
+  count: number;
+  size?: number;
+  /** Whether the peers join (with `--peers`, on the original wire). */
+  peers: boolean;
+  figures: FigureSpec[];
+  /** Why the workload cannot run yet (the feature it measures is missing). */
+  missing?: string;
+}
+
+const SECTIONS: Record<Workload["section"], string> = {
+  server: "Server alone (same lean client for every server)",
+  e2e: "End-to-end (our Client vs a raw client)",
+  memory: "Memory (idle connections, lean client)",
+  coalescing: "Write coalescing (duplex.v1 batch frames)",
+  sessions: "Sessions on vs off",
+};
+
+const at = (op: ">=" | "<=", bound: number): Target => ({
+  op,
+  bound,
+  of: "ratio",
+});
+const requests = (target?: Target): FigureSpec => ({
+  key: "requestsPerSecond",
+  label: "requests/s",
+  higherIsBetter: true,
+  target,
+});
+const deliveries = (target?: Target): FigureSpec => ({
+  key: "deliveriesPerSecond",
+  label: "deliveries/s",
+  higherIsBetter: true,
+  target,
+});
+const latency = (p50?: Target): FigureSpec[] => [
+  {
+    key: "p50Ms",
+    label: "p50 latency (µs)",
+    higherIsBetter: false,
+    target: p50,
+    scale: 1000,
+  },
+  {
+    key: "p99Ms",
+    label: "p99 latency (µs)",
+    higherIsBetter: false,
+    scale: 1000,
+  },
+];
+const BOTH = ["original", "duplex.v1"];
+const NOT_BUILT = "not built yet";
+
+/** The benchmark table: one entry per workload. */
 const WORKLOADS: Workload[] = [
   {
-    name: "sequential",
-    label: "1. Sequential round trips (1 in flight)",
+    id: "seq",
+    section: "server",
+    label: "sequential round trips",
+    wires: BOTH,
+    driver: "lean",
+    workload: "sequential",
     count: QUICK ? 2000 : 10_000,
-    figures: {
-      requestsPerSecond: ["requests/s", true],
-      p50Ms: ["p50 latency (ms)", false],
-      p99Ms: ["p99 latency (ms)", false],
-    },
+    size: 1000,
+    peers: true,
+    figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
   },
   {
-    name: "pipelined",
-    label: "2. Pipelined (1,000 in flight)",
+    id: "pipe100",
+    section: "server",
+    label: "pipelined, 100 in flight",
+    wires: BOTH,
+    driver: "lean",
+    workload: "pipelined",
     count: QUICK ? 20_000 : 100_000,
-    figures: { requestsPerSecond: ["requests/s", true] },
+    size: 100,
+    peers: true,
+    figures: [requests(at(">=", 0.95))],
   },
   {
-    name: "fanout",
-    label: "3. Fan-out (1 sender, 1,000 receivers, 1,000 notifications)",
+    id: "pipe1000",
+    section: "server",
+    label: "pipelined, 1,000 in flight",
+    wires: BOTH,
+    driver: "lean",
+    workload: "pipelined",
+    count: QUICK ? 20_000 : 200_000,
+    size: 1000,
+    peers: true,
+    figures: [requests(at(">=", 0.95))],
+  },
+  {
+    id: "fan100",
+    section: "server",
+    label: "fan-out to 100 receivers",
+    wires: BOTH,
+    driver: "lean",
+    workload: "fanout",
+    count: QUICK ? 1000 : 10_000,
+    size: 100,
+    peers: true,
+    figures: [deliveries()],
+  },
+  {
+    id: "fan1000",
+    section: "server",
+    label: "fan-out to 1,000 receivers",
+    wires: BOTH,
+    driver: "lean",
+    workload: "fanout",
+    count: QUICK ? 100 : 1000,
+    size: 1000,
+    peers: true,
+    figures: [deliveries()],
+  },
+  {
+    id: "e2e-seq",
+    section: "e2e",
+    label: "sequential round trips",
+    wires: [""],
+    driver: "e2e",
+    workload: "sequential",
+    count: QUICK ? 2000 : 10_000,
+    peers: false,
+    figures: [requests(at(">=", 0.9)), ...latency(at("<=", 1.1))],
+  },
+  {
+    id: "e2e-pipe",
+    section: "e2e",
+    label: "pipelined, 1,000 in flight",
+    wires: [""],
+    driver: "e2e",
+    workload: "pipelined",
+    count: QUICK ? 20_000 : 100_000,
+    peers: false,
+    figures: [requests(at(">=", 0.9))],
+  },
+  {
+    id: "e2e-fan",
+    section: "e2e",
+    label: "fan-out to 1,000 receivers",
+    wires: [""],
+    driver: "e2e",
+    workload: "fanout",
     count: QUICK ? 200 : 1000,
-    figures: { deliveriesPerSecond: ["deliveries/s", true] },
+    peers: false,
+    figures: [deliveries(at(">=", 1))],
   },
   {
-    name: "idle",
-    label: "4. Memory (5,000 idle connections)",
+    id: "idle",
+    section: "memory",
+    label: `${QUICK ? "1,000" : "5,000"} idle connections`,
+    wires: BOTH,
+    driver: "lean",
+    workload: "idle",
     count: QUICK ? 1000 : 5000,
-    figures: { bytesPerConnection: ["server RSS bytes/connection", false] },
+    peers: true,
+    figures: [{
+      key: "bytesPerConnection",
+      label: "server RSS bytes/connection",
+      higherIsBetter: false,
+      target: at("<=", 1.15),
+    }],
+  },
+  {
+    id: "batch-pipe1000",
+    section: "coalescing",
+    label: "pipelined, 1,000 in flight",
+    wires: ["duplex.v1"],
+    driver: "lean",
+    workload: "pipelined",
+    count: 200_000,
+    size: 1000,
+    peers: false,
+    figures: [requests(at(">=", 1.5))],
+    missing: NOT_BUILT,
+  },
+  {
+    id: "batch-fan1000",
+    section: "coalescing",
+    label: "fan-out to 1,000 receivers",
+    wires: ["duplex.v1"],
+    driver: "lean",
+    workload: "fanout",
+    count: 1000,
+    size: 1000,
+    peers: false,
+    figures: [deliveries(at(">=", 1.5))],
+    missing: NOT_BUILT,
+  },
+  {
+    id: "batch-seq",
+    section: "coalescing",
+    label: "sequential round trips (unchanged)",
+    wires: ["duplex.v1"],
+    driver: "lean",
+    workload: "sequential",
+    count: 10_000,
+    peers: false,
+    figures: [requests(at(">=", 0.95))],
+    missing: NOT_BUILT,
+  },
+  {
+    id: "sessions-pipe1000",
+    section: "sessions",
+    label: "pipelined, 1,000 in flight (on/off)",
+    wires: ["duplex.v1"],
+    driver: "lean",
+    workload: "pipelined",
+    count: 200_000,
+    size: 1000,
+    peers: false,
+    figures: [requests(at(">=", 0.9))],
+    missing: NOT_BUILT,
+  },
+  {
+    id: "sessions-fan1000",
+    section: "sessions",
+    label: "fan-out to 1,000 receivers (on/off)",
+    wires: ["duplex.v1"],
+    driver: "lean",
+    workload: "fanout",
+    count: 1000,
+    size: 1000,
+    peers: false,
+    figures: [deliveries(at(">=", 0.9))],
+    missing: NOT_BUILT,
   },
 ];
 
-const SERVERS: Record<Impl, string> = {
-  raw: new URL("raw_server.ts", here).pathname,
-  duplex: new URL("duplex_server.ts", here).pathname,
-};
-
-/** Runs a deno command under `ulimit -n`; returns the child. */
-function spawn(args: string[], piped = true): Deno.ChildProcess {
-  // Raise the soft open-files limit to the hard one (5,000 sockets per side).
-  const command =
-    `ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "${Deno.execPath()}" ${
-      args.map((a) => `'${a}'`).join(" ")
-    }`;
-  return new Deno.Command("bash", {
-    args: ["-c", command],
-    cwd: root.pathname,
-    stdout: piped ? "piped" : "null",
-    stderr: "inherit",
-    stdin: "null",
-  }).spawn();
+function selected(id: string, section: string): boolean {
+  // --peers: the workloads the peers take part in, plus the not-built rows.
+  if (PEERS && ONLY === undefined) return section !== "e2e";
+  if (ONLY === undefined) return id !== "idle100k";
+  return ONLY.includes(id) || ONLY.includes(section);
 }
 
-async function readFirstLine(stream: ReadableStream<Uint8Array>): Promise<{
-  line: string;
-  rest: ReadableStreamDefaultReader<string>;
-}> {
-  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Cannot start server: no port printed (${text})`);
-    text += value;
+/** The servers of a workload on a wire. */
+function serversFor(workload: Workload, wire: string): ServerName[] {
+  const servers: ServerName[] = ["raw", "duplex"];
+  if (PEERS && workload.peers && wire === "original") {
+    servers.push("ws", "socketio");
   }
-  return { line: text.slice(0, text.indexOf("\n")), rest: reader };
+  return servers;
 }
 
+/** How to start each server: the command line after `exec`. */
+function serverCommand(server: ServerName): string[] {
+  const deno = (file: string) => [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--v8-flags=--expose-gc",
+    new URL(file, here).pathname,
+  ];
+  switch (server) {
+    case "raw":
+      return deno("raw_server.ts");
+    case "duplex":
+      return deno("duplex_server.ts");
+    case "ws":
+      return [
+        "node",
+        "--expose-gc",
+        new URL("peers/ws_server.cjs", here).pathname,
+      ];
+    case "socketio":
+      return [
+        "node",
+        "--expose-gc",
+        new URL("peers/socketio_server.cjs", here).pathname,
+      ];
+  }
+}
+
+/** One measurement: a fresh server, one client process, its figures. */
 async function runOnce(
-  impl: Impl,
+  server: ServerName,
   workload: Workload,
+  wire: string,
 ): Promise<Record<string, number>> {
-  const server = spawn(["run", "-A", "--v8-flags=--expose-gc", SERVERS[impl]]);
-  const { line, rest } = await readFirstLine(server.stdout);
-  // Keep draining the server's stdout so it never blocks on a full pipe.
-  const drain = (async () => {
-    while (!(await rest.read()).done) { /* discard */ }
-  })();
-  const { port } = JSON.parse(line);
+  const running = await spawnServer(serverCommand(server), {
+    DUPLEX_PEERS: PEERS_DIR,
+  });
   try {
-    const load = spawn([
-      "run",
-      "-A",
-      "bench/load.ts",
-      impl,
-      workload.name,
-      String(port),
-      String(workload.count),
-    ]);
-    const output = new TextDecoder().decode((await load.output()).stdout);
-    const status = await load.status;
-    if (!status.success) {
-      throw new Error(`Cannot run ${impl} ${workload.name}: load failed`);
+    const args = workload.driver === "lean"
+      ? [
+        new URL("lean_client.ts", here).pathname,
+        server === "socketio" ? "socketio" : wire,
+        workload.workload,
+        String(running.port),
+        String(workload.count),
+        String(workload.size ?? 0),
+      ]
+      : [
+        new URL("load.ts", here).pathname,
+        server,
+        workload.workload,
+        String(running.port),
+        String(workload.count),
+      ];
+    const { success, stdout } = await spawnDeno(args).output();
+    if (!success) {
+      throw new Error(`Cannot run ${server} ${workload.id}: client failed`);
     }
-    const lines = output.trim().split("\n");
+    const lines = new TextDecoder().decode(stdout).trim().split("\n");
     return JSON.parse(lines[lines.length - 1]);
   } finally {
-    server.kill("SIGTERM");
-    await server.status;
-    await drain.catch(() => {});
+    await running.stop();
   }
 }
 
 function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2
     ? sorted[middle]
     : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-function format(value: number): string {
-  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString("en-US");
-  return value.toFixed(3);
-}
-
-interface Row {
-  workload: string;
-  figure: string;
-  raw: number;
-  duplex: number;
-  /** Duplex/raw; for "lower is better" figures the ratio raw/duplex is in `score`. */
-  ratio: number;
-  higherIsBetter: boolean;
-  runs: { raw: number[]; duplex: number[] };
-}
-
-const rows: Row[] = [];
-const started = performance.now();
-for (const workload of WORKLOADS) {
-  if (ONLY !== undefined && !ONLY.includes(workload.name)) continue;
-  const results: Record<Impl, Record<string, number>[]> = {
-    raw: [],
-    duplex: [],
-  };
-  for (let i = 0; i < REPEATS; i++) {
-    for (const impl of ["raw", "duplex"] as const) {
-      results[impl].push(await runOnce(impl, workload));
+async function measure(workload: Workload, wire: string): Promise<Row[]> {
+  const servers = serversFor(workload, wire);
+  const results = new Map<ServerName, Record<string, number>[]>(
+    servers.map((s) => [s, []]),
+  );
+  for (let repeat = 0; repeat < REPEATS; repeat++) {
+    for (const server of servers) {
+      try {
+        results.get(server)!.push(await runOnce(server, workload, wire));
+      } catch (error) {
+        console.error(`${server} ${workload.id} ${wire}: ${error}`);
+        results.get(server)!.push({});
+      }
     }
   }
-  for (
-    const [key, [figure, higherIsBetter]] of Object.entries(workload.figures)
-  ) {
-    const raw = results.raw.map((r) => r[key]);
-    const duplex = results.duplex.map((r) => r[key]);
-    const row: Row = {
+  return workload.figures.map((figure) => {
+    const runs: Row["runs"] = {};
+    const medians: Row["medians"] = {};
+    for (const server of servers) {
+      runs[server] = results.get(server)!.map((r) =>
+        (r[figure.key] ?? NaN) * (figure.scale ?? 1)
+      );
+      medians[server] = median(runs[server]!);
+    }
+    return {
+      section: SECTIONS[workload.section],
       workload: workload.label,
-      figure,
-      raw: median(raw),
-      duplex: median(duplex),
-      ratio: median(duplex) / median(raw),
-      higherIsBetter,
-      runs: { raw, duplex },
+      wire,
+      figure: figure.label,
+      higherIsBetter: figure.higherIsBetter,
+      target: figure.target,
+      status: "measured",
+      medians,
+      runs,
     };
-    rows.push(row);
-    console.error(
-      `${workload.name} ${figure}: raw ${format(row.raw)}, duplex ${
-        format(row.duplex)
-      }, ratio ${row.ratio.toFixed(2)}`,
-    );
+  });
+}
+
+function notBuilt(workload: Workload): Row[] {
+  return workload.figures.map((figure) => ({
+    section: SECTIONS[workload.section],
+    workload: workload.label,
+    wire: workload.wires[0],
+    figure: figure.label,
+    higherIsBetter: figure.higherIsBetter,
+    target: figure.target,
+    status: workload.missing!,
+    medians: {},
+    runs: {},
+  }));
+}
+
+function progress(row: Row): void {
+  const figures = Object.entries(row.medians).map(([server, value]) =>
+    `${server} ${value?.toFixed(value > 100 ? 0 : 3)}`
+  ).join(", ");
+  const met = meetsTarget(row);
+  console.error(
+    `${row.workload} [${row.wire || "e2e"}] ${row.figure}: ${figures}${
+      met === undefined ? "" : met ? " ✓" : " ✗"
+    }`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+
+const started = performance.now();
+const loadBefore = Deno.loadavg();
+let peerVersions: PeerVersions | undefined;
+if (PEERS) peerVersions = await preparePeers();
+
+const rows: Row[] = [];
+for (const workload of WORKLOADS) {
+  if (!selected(workload.id, workload.section)) continue;
+  if (workload.missing !== undefined) {
+    rows.push(...notBuilt(workload));
+    continue;
+  }
+  for (const wire of workload.wires) {
+    for (const row of await measure(workload, wire)) {
+      progress(row);
+      rows.push(row);
+    }
   }
 }
-
-const tracker: TrackerFigures = await measureTrackerInChild();
-const cluster = await measureClusterFanout();
-const bundle = await bundleSize();
-const seconds = (performance.now() - started) / 1000;
-
-interface ClusterFigures {
-  clusterDeliveriesPerSecond: number;
-  singleDeliveriesPerSecond: number;
+if (ONLY?.includes("idle100k")) {
+  rows.push(...await measureIdleMany({ quick: QUICK, repeats: REPEATS }));
 }
+
+// The library figures do not involve the peers: only in the default run.
+const extras = !PEERS && (ONLY === undefined || ONLY.includes("extras"));
+const tracker = extras ? await measureTrackerInChild() : undefined;
+const cluster = extras ? await measureClusterFanout() : undefined;
+const bundle = extras ? await bundleSize() : undefined;
+const seconds = (performance.now() - started) / 1000;
 
 /** Cross-instance fan-out on a real redis-server (bench/cluster_fanout.ts). */
 async function measureClusterFanout(): Promise<ClusterFigures | undefined> {
   if (QUICK) return undefined;
-  const child = spawn(["run", "-A", "bench/cluster_fanout.ts"]);
+  const child = spawnDeno([new URL("cluster_fanout.ts", here).pathname]);
   const output = new TextDecoder().decode((await child.output()).stdout);
   if (!(await child.status).success) {
     console.error("cluster fan-out failed (is redis-server installed?)");
@@ -234,23 +527,46 @@ async function measureTrackerInChild(): Promise<TrackerFigures> {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-const TARGETS: Record<string, string> = {
-  "requests/s": "≥ 0.90",
-  "p50 latency (ms)": "≤ 1.10",
-  "deliveries/s": "≥ 1.00",
-  "server RSS bytes/connection": "≤ 1.15",
-};
+if (tracker !== undefined && bundle !== undefined) {
+  const section = "Library figures (Duplex alone)";
+  const row = (
+    figure: string,
+    value: number,
+    target: Target,
+    higherIsBetter: boolean,
+  ): Row => ({
+    section,
+    workload: figure.split(":")[0],
+    wire: "",
+    figure: figure.split(":")[1],
+    higherIsBetter,
+    target,
+    status: "measured",
+    medians: { duplex: value },
+    runs: { duplex: [value] },
+  });
+  rows.push(
+    row(
+      "RequestTracker:track+resolve pairs/s",
+      tracker.pairsPerSecond,
+      { op: ">=", bound: 3_000_000, of: "value" },
+      true,
+    ),
+    row(
+      `RequestTracker:heap bytes/pending (${tracker.pending} pending)`,
+      tracker.bytesPerPending,
+      { op: "<=", bound: 300, of: "value" },
+      false,
+    ),
+    row(
+      "Client bundle:bytes min+gzip",
+      bundle.gzip,
+      { op: "<=", bound: 7 * 1024, of: "value" },
+      false,
+    ),
+  );
+}
 
-const header =
-  "| Workload | Figure | Raw WebSocket | Duplex | Duplex/raw | Target |\n| --- | --- | ---: | ---: | ---: | --- |";
-const lines = rows.map((row) => {
-  const target = row.figure === "requests/s" && row.workload.startsWith("1.")
-    ? "≥ 0.90"
-    : TARGETS[row.figure] ?? "";
-  return `| ${row.workload} | ${row.figure} | ${format(row.raw)} | ${
-    format(row.duplex)
-  } | ${row.ratio.toFixed(2)}× | ${target} |`;
-});
 const cpu = (() => {
   try {
     const info = Deno.readTextFileSync("/proc/cpuinfo");
@@ -259,54 +575,41 @@ const cpu = (() => {
     return "unknown CPU";
   }
 })();
-const table = [
-  `Duplex benchmark — ${
-    new Date().toISOString()
-  } — Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores (${cpu}), median of ${REPEATS}`,
-  "",
-  header,
-  ...lines,
-  "",
-  `RequestTracker: ${
-    tracker.pairsPerSecond.toLocaleString("en-US")
-  } track+resolve pairs/s (target ≥ 3,000,000); ${tracker.bytesPerPending} heap bytes per pending request at ${
-    tracker.pending.toLocaleString("en-US")
-  } pending (target ≤ 300)`,
-  cluster === undefined
-    ? "Cross-instance fan-out: not measured (quick run or no redis-server)"
-    : `Fan-out across 2 instances on Redis (500 receivers each, 1,000 notifications): ${
-      Math.round(cluster.clusterDeliveriesPerSecond).toLocaleString("en-US")
-    } deliveries/s; 1 instance with all 1,000 receivers in the same run: ${
-      Math.round(cluster.singleDeliveriesPerSecond).toLocaleString("en-US")
-    } deliveries/s`,
-  `Client bundle: ${bundle.minified.toLocaleString("en-US")} bytes minified, ${
-    bundle.gzip.toLocaleString("en-US")
-  } bytes gzip (target ≤ 5,120)`,
-  `Run took ${seconds.toFixed(0)} s.`,
-].join("\n");
-console.log(table);
+const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
+  Math.round(Deno.systemMemoryInfo().total / 2 ** 30)
+} GiB, Linux ${Deno.osRelease()}, Deno ${Deno.version.deno}${
+  peerVersions === undefined
+    ? ""
+    : `, Node ${peerVersions.node} (socket.io ${peerVersions.socketIo}, ws ${peerVersions.ws})`
+}; load average before the run ${
+  loadBefore.map((l) => l.toFixed(2)).join(" ")
+}`;
+const results: Results = {
+  date: new Date().toISOString(),
+  machine,
+  deno: Deno.version.deno,
+  peers: peerVersions,
+  repeats: REPEATS,
+  quick: QUICK,
+  rows,
+  tracker,
+  cluster,
+  bundle,
+  seconds,
+};
+const markdown = resultsMarkdown(results);
+console.log(markdown);
 
+const name = QUICK
+  ? "scratch"
+  : ONLY?.length === 1 && ONLY[0] === "idle100k"
+  ? "idle100k"
+  : ONLY !== undefined
+  ? "scratch"
+  : PEERS
+  ? "latest-peers"
+  : "latest";
 const resultsDir = new URL("results/", here);
 await Deno.mkdir(resultsDir, { recursive: true });
-const json = JSON.stringify(
-  {
-    date: new Date().toISOString(),
-    deno: Deno.version.deno,
-    cores: navigator.hardwareConcurrency,
-    cpu,
-    repeats: REPEATS,
-    rows,
-    tracker,
-    cluster,
-    bundle,
-  },
-  null,
-  2,
-);
-const file = new URL(
-  `bench-${new Date().toISOString().replaceAll(":", "-")}.json`,
-  resultsDir,
-);
-await Deno.writeTextFile(file, json);
-await Deno.writeTextFile(new URL("latest.json", resultsDir), json);
-console.log(`\nJSON: ${file.pathname}`);
+await writeResults(new URL(name, resultsDir).pathname, results);
+console.log(`\nWritten: bench/results/${name}.{json,md,svg}`);

@@ -8,6 +8,13 @@
 export const DEADLINE_MS = 5_000;
 
 /**
+ * How long a test waits for a Worker to load, compile and report that it
+ * started: generous, because on a loaded 2-core machine module compilation
+ * alone can take seconds. A bound on failure, never a wait on success.
+ */
+export const WORKER_START_MS = 30_000;
+
+/**
  * Waits for one event of `type` on `target`, rejecting after `ms`.
  *
  * @param target The event target.

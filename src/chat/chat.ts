@@ -5,7 +5,7 @@
  * @module
  */
 
-import { demoClientScript, demoPage } from "./demo_page.ts";
+import { demoPage } from "./demo_page.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
@@ -240,6 +240,7 @@ export function createChatServer(
 ): DuplexServer<ChatServerEndpoint, ChatClientEndpoint> {
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
+    clientPath: "/client.js",
     ...options,
   });
   chat(server);
@@ -253,12 +254,6 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
-  }
-  if (
-    url.pathname === "/client.js" &&
-    (request.method === "GET" || request.method === "HEAD")
-  ) {
-    return demoClientScript();
   }
   return new Response("Not found\n", {
     status: 404,

@@ -51,6 +51,7 @@ export function demoHtml(nonce: string): string {
   .app {
     height: 100%; height: 100dvh; max-width: 72rem; margin: 0 auto;
     display: grid; grid-template-rows: auto auto minmax(0, 1fr) auto;
+    grid-template-columns: minmax(0, 1fr); /* long names never widen the page */
     gap: .75rem; padding: .75rem 1rem;
   }
   header { display: flex; flex-wrap: wrap; align-items: center; gap: .5rem 1rem; }
@@ -66,8 +67,10 @@ export function demoHtml(nonce: string): string {
     display: inline-flex; align-items: center; gap: .45rem; font-size: .9rem; font-weight: 600;
     padding: .25rem .75rem; border-radius: 999px; border: 1px solid var(--border);
     background: var(--panel); color: var(--muted); font-variant-numeric: tabular-nums;
+    min-width: 0; max-width: min(100%, 24rem);
   }
-  .state .dot { width: .6rem; height: .6rem; border-radius: 50%; background: currentColor; }
+  .state .dot { flex: none; width: .6rem; height: .6rem; border-radius: 50%; background: currentColor; }
+  #state-text { min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .state[data-state=open] { color: var(--ok); border-color: var(--ok); }
   .state[data-state=connecting], .state[data-state=reconnecting] { color: var(--warn); border-color: var(--warn); }
   .state[data-state=connecting] .dot, .state[data-state=reconnecting] .dot { animation: pulse 1s ease-in-out infinite; }
@@ -94,6 +97,9 @@ export function demoHtml(nonce: string): string {
   button:disabled { opacity: .4; cursor: not-allowed; }
   :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
   .hint { color: var(--muted); font-size: .85rem; margin: 0; }
+  .problem { flex-basis: 100%; color: var(--bad); font-size: .9rem; margin: 0; }
+  .problem:empty { display: none; }
+  input[aria-invalid=true] { border-color: var(--bad); }
   kbd {
     font: .8rem ui-monospace, SFMono-Regular, Menlo, monospace; padding: .05rem .35rem;
     border: 1px solid var(--border); border-bottom-width: 2px; border-radius: 4px; background: var(--bg);
@@ -126,6 +132,8 @@ export function demoHtml(nonce: string): string {
   .rtt { font-variant-numeric: tabular-nums; white-space: nowrap; }
   .rtt.done { color: var(--ok); }
   .msg.failed .rtt { color: var(--bad); }
+  .msg.pending .bubble { opacity: .7; outline: 1px dashed var(--warn); }
+  .msg.pending .rtt { color: var(--warn); }
   .msg.failed .bubble { outline: 1px dashed var(--bad); }
   .system { align-self: center; font-size: .85rem; color: var(--muted); text-align: center; overflow-wrap: anywhere; }
   .system time { margin-right: .35rem; }
@@ -180,9 +188,10 @@ export function demoHtml(nonce: string): string {
 
   <form id="login-form" class="login panel" autocomplete="off">
     <label for="name">Your name</label>
-    <input id="name" name="name" type="text" maxlength="64" required placeholder="e.g. Ada" autofocus spellcheck="false">
+    <input id="name" name="name" type="text" maxlength="64" required aria-describedby="name-problem" placeholder="e.g. Ada" autofocus spellcheck="false">
     <button id="open" type="submit">Open</button>
     <button id="close" type="button" class="secondary" disabled>Close</button>
+    <p id="name-problem" class="problem" role="alert"></p>
   </form>
 
   <main>
@@ -300,12 +309,15 @@ function renderUsers() {
 function setState(state, text) {
   $("state").dataset.state = state;
   $("state-text").textContent = text;
+  $("state").title = text; // the pill may cut a long name short
   const closed = state === "closed";
   nameInput.disabled = !closed;
   $("open").disabled = !closed;
   $("close").disabled = closed;
   messageInput.disabled = closed; // keep typing while it reconnects
-  $("send").disabled = state !== "open";
+  // While reconnecting the client queues what is sent: it goes out, in
+  // order, once the connection is back (shown as pending until then).
+  $("send").disabled = state !== "open" && state !== "reconnecting";
   $("people").classList.toggle("stale", state !== "open");
   $("empty-text").textContent = closed
     ? "Pick a name and press Enter to join."
@@ -375,7 +387,10 @@ async function open(name) {
     if (current !== client) return;
     stopCountdown();
     setState("open", "Online as " + me);
-    if (everOpen) system("Reconnected");
+    if (everOpen) {
+      const queued = log.querySelectorAll(".msg.pending").length;
+      system(queued ? "Reconnected: sending " + queued + " queued message" + (queued === 1 ? "" : "s") : "Reconnected");
+    }
     else system("You joined as ", { name: me });
     everOpen = true;
     lost = false;
@@ -421,10 +436,23 @@ async function open(name) {
   }
 }
 
+function nameProblem(text) {
+  $("name-problem").textContent = text;
+  nameInput.setAttribute("aria-invalid", text ? "true" : "false");
+}
+
+nameInput.addEventListener("input", () => nameProblem(""));
+
 $("login-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const name = nameInput.value.trim();
-  if (name && client === null) open(name);
+  if (!name) {
+    nameProblem("A name cannot be only spaces: type at least one letter or digit.");
+    nameInput.focus();
+    return;
+  }
+  nameProblem("");
+  if (client === null) open(name);
 });
 
 $("close").addEventListener("click", async () => {
@@ -439,23 +467,44 @@ $("send-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const text = messageInput.value;
   const current = client;
-  if (!text.trim() || current === null || current.state !== "open") return;
+  const state = current?.state;
+  if (!text.trim() || (state !== "open" && state !== "reconnecting")) return;
   messageInput.value = "";
   lastSent = text;
   const { item, rtt } = chat(me, text, true);
-  rtt.textContent = "sending…";
+  // Offline, the client queues the request and sends it on reconnect.
+  const queued = state !== "open";
+  if (queued) {
+    item.classList.add("pending");
+    rtt.textContent = "pending: sent on reconnect";
+  } else rtt.textContent = "sending…";
   const started = performance.now();
+  const sent = () => {
+    item.classList.remove("pending");
+    rtt.textContent = "sending…";
+  };
+  if (queued) current.addEventListener("open", sent, { once: true });
   try {
     const reply = await current.request(text);
     const ms = performance.now() - started;
-    rtt.dataset.rtt = ms.toFixed(3);
-    rtt.textContent = (reply === "ok" ? "✓ " : "") + (ms < 10 ? ms.toFixed(1) : Math.round(ms)) + " ms";
-    rtt.title = "Round-trip time of request(): relayed to everyone, answered " + JSON.stringify(reply);
+    const tick = reply === "ok" ? "✓ " : "";
+    if (queued) {
+      // The time includes the wait for the connection: not a round trip.
+      rtt.textContent = tick + "sent on reconnect";
+      rtt.title = "Queued while offline, sent once reconnected, answered " + JSON.stringify(reply);
+    } else {
+      rtt.dataset.rtt = ms.toFixed(3);
+      rtt.textContent = tick + (ms < 10 ? ms.toFixed(1) : Math.round(ms)) + " ms";
+      rtt.title = "Round-trip time of request(): relayed to everyone, answered " + JSON.stringify(reply);
+    }
     rtt.classList.add("done");
   } catch (error) {
+    item.classList.remove("pending");
     item.classList.add("failed");
     rtt.textContent = "✗ not delivered";
     rtt.title = error.message;
+  } finally {
+    current.removeEventListener("open", sent);
   }
 });
 

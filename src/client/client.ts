@@ -5,8 +5,9 @@
  * @module
  */
 
-import { Receiver } from "../peer/receiver.ts";
+import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
+import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -21,13 +22,13 @@ import type {
   AnyEndpoint,
   Endpoint,
   NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
+  TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+import { ClientSession, type SessionOutcome } from "./client_session.ts";
 import type {
   ClientOptions,
   NotificationsOptions,
@@ -40,9 +41,6 @@ import {
   ReconnectingEvent,
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
-
-/** Close codes by which a server refuses the client: no reconnection. */
-const REFUSED = [1008, 4001, 4003];
 
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
@@ -83,7 +81,7 @@ async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
 export class Client<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, ClientEventMap>
+> extends Sender<Local, Remote, ClientEventMap, Promise<boolean>>
   implements AsyncDisposable, Disposable {
   #url: UrlSource;
   /** The URL of the last attempt, for error messages. */
@@ -103,14 +101,22 @@ export class Client<
   #timer: ReturnType<typeof setTimeout> | undefined;
   #generation = 0;
   #attempts = 0;
+  #openedAt = 0;
   #closeCode = 1006;
   #closeReason = "";
+  #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
+  /** The session across connections; `undefined` with `session: false`. */
+  #session: ClientSession<Peer<Local, Remote>> | undefined;
+  /** The WebSocket under the open connection. */
+  #transport: SocketLike | undefined;
   #onGlobal = (event: Event): void => {
-    if (event.type === "pagehide") this.#stop(1000, "Page hidden");
-    else this.#heartbeat?.wake();
+    if (event.type === "pagehide") {
+      this.#session?.suspend();
+      this.#stop(1000, "Page hidden");
+    } else this.#heartbeat?.wake();
   };
 
   /**
@@ -131,11 +137,31 @@ export class Client<
       timeoutError: (_, wait) => new QueueTimeoutError(wait),
       fullError: (limit) => new QueueFullError(limit),
     });
+    const session = options.session ?? true;
+    this.#session = session === false ? undefined : new ClientSession<
+      Peer<Local, Remote>
+    >(
+      session === true ? {} : session,
+      {
+        onDetach: (code, reason) => this.#dropped(code, reason),
+        onError: (error) => this.#error(error),
+      },
+    );
   }
 
   /** Where the client is in its life. */
   get state(): ClientState {
     return this.#state;
+  }
+
+  /**
+   * The protocol the server speaks, as negotiated by the last connection:
+   * `"duplex.v1"`, or `""` for a server of the original protocol (see
+   * {@linkcode PeerOptions.original}: what the client then refuses to send).
+   * `""` before the first connection.
+   */
+  get protocol(): string {
+    return this.#protocol;
   }
 
   /** The connection while open, e.g. for its `stats`; else `undefined`. */
@@ -200,31 +226,12 @@ export class Client<
   }
 
   /**
-   * Sends a typed request to method `method` of the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {ConnectionClosedError} When the connection drops before the
-   * response, or the client is closed.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {RemoteError} When the server answered with an error.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
    * Sends a notification to the server's default listener, or to
    * `options.method`. While disconnected it waits in the offline queue.
+   *
+   * Safe to fire and forget: a failure is always reported by the `error`
+   * event, and the returned promise, which rejects with the same error, is
+   * already handled, so ignoring it never causes an unhandled rejection.
    *
    * @param message The payload: any JSON value.
    * @param options Method and abort signal.
@@ -233,27 +240,23 @@ export class Client<
    * @throws {ConnectionClosedError} When the client is closed.
    * @throws {QueueFullError} When too many messages wait for a connection.
    * @throws {QueueTimeoutError} When no connection came in time.
+   * @throws {OriginalProtocolError} When the server speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    return this.#send((peer) => peer.notify(message, options), options);
-  }
-
-  /**
-   * Sends a typed notification to the server.
-   *
-   * @typeParam M The method name.
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` once handed to the socket, `false` when dropped.
-   * @throws {ConnectionClosedError} When the client is closed.
-   * @throws {QueueFullError} When too many messages wait for a connection.
-   * @throws {QueueTimeoutError} When no connection came in time.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): Promise<boolean> {
-    return this.notify(payload, { method });
+    const sent = this.#send((peer) => peer.notify(message, options), options)
+      .catch((error: unknown) => {
+        // The queue rejects what waits in it with a request's wording.
+        throw error instanceof ConnectionClosedError &&
+            !error.message.startsWith("Cannot send notification")
+          ? new ConnectionClosedError(error.closeCode, error.reason, {
+            action: "send notification",
+            cause: error.cause,
+          })
+          : error;
+      });
+    sent.catch((error: unknown) => this.#error(error));
+    return sent;
   }
 
   /**
@@ -262,14 +265,21 @@ export class Client<
    * throws a `BUFFER_FULL` {@linkcode DuplexError} when the consumer falls
    * `bufferSize` notifications behind.
    *
+   * @typeParam M The method; its frames' `message` has its payload type.
    * @param options The method and the buffer size.
    * @returns An async iterator of notify frames (`message`, `method`,
    * `from`).
    */
-  notifications(
-    options: NotificationsOptions = {},
-  ): AsyncIterableIterator<NotifyFrame> {
-    return notificationStream(this.registry, this.#ends, options);
+  notifications<
+    M extends NotificationMethod<Local> | undefined = undefined,
+  >(
+    options: NotificationsOptions<M> = {},
+  ): AsyncIterableIterator<TypedNotifyFrame<Local, M>> {
+    return notificationStream(
+      this.registry,
+      this.#ends,
+      options,
+    ) as AsyncIterableIterator<TypedNotifyFrame<Local, M>>;
   }
 
   /**
@@ -291,7 +301,11 @@ export class Client<
    * @param code The close code: 1000 or 3000 to 4999.
    * @param reason The close reason (at most 123 bytes).
    * @returns Resolves when every socket of the client has closed, or after
-   * `closeTimeout`.
+   * `closeTimeout`. In Deno, a socket whose server never answers the close
+   * frame (an original-protocol server) stays CLOSING and keeps the process
+   * alive until the server drops the connection: Deno's client WebSocket
+   * cannot be terminated (denoland/deno#36337). Calling `close()` again
+   * waits for such sockets again.
    */
   close(code = 1000, reason = ""): Promise<void> {
     this.#stop(code, reason);
@@ -357,18 +371,18 @@ export class Client<
     const timeout = options.connectTimeout ?? 10_000;
     let ws: WebSocket | undefined;
     let reason = "connection failed";
-    let refused = false;
+    let status: number | undefined;
     const fail = (why: string, code?: number, cause?: unknown): void => {
       if (generation !== this.#generation) return;
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
       this.#socket = undefined;
-      const error = new ConnectError(this.#href, why, code, { cause });
+      const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
         error,
-        refused,
+        status === 401 || status === 403,
       );
     };
     this.#timer = setTimeout(
@@ -380,17 +394,19 @@ export class Client<
       const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
-      const socket = ws = this.#socket = new WebSocket(target, [
-        SUBPROTOCOL,
-        ...extra,
-      ]);
+      const session = this.#session;
+      const protocols = session === undefined
+        ? [SUBPROTOCOL, ...extra]
+        : [SUBPROTOCOL, SESSION_PROTOCOL, ...extra];
+      const socket = ws = this.#socket = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
         // Deno reports the HTTP status of a refused handshake; browsers
         // report nothing (the close code is 1006).
         reason = (event as ErrorEvent).message || reason;
-        refused ||= /\b40[13]\b/.test(reason);
+        status ??= Number(/status code:? (\d{3})\b/i.exec(reason)?.[1]) ||
+          undefined;
       };
       socket.onclose = (event) => {
         this.#sockets.delete(socket);
@@ -402,40 +418,96 @@ export class Client<
       };
       socket.onopen = () => {
         if (generation !== this.#generation) return;
-        generation = -1;
-        const peer = new Peer<Local, Remote>(socket, options);
-        clearTimeout(this.#timer);
-        this.#socket = undefined;
-        this.#peer = peer;
-        this.#state = "open";
-        const openedAt = Date.now();
-        peer.addEventListener("close", (event) => {
-          if (peer !== this.#peer) return;
-          this.#peer = undefined;
-          this.#heartbeat?.stop();
-          this.#closeCode = event.code;
-          this.#closeReason = event.reason;
-          if (Date.now() - openedAt >= (options.resetAfter ?? 5_000)) {
-            this.#attempts = 0;
-          }
-          this.#ended(event);
-        });
-        peer.addEventListener("error", (event) => this.#error(event.error));
-        this.#heartbeat = new Heartbeat(
-          peer,
-          () => peer.close(4000, "Ping timeout"),
-          { interval: options.pingInterval, timeout: options.pingTimeout },
-        );
-        // Queued sends go out in order, each once, on this connection: in
-        // the microtasks queued here, before `open` and `connect()`.
-        this.#queue.resolveAll(peer);
-        queueMicrotask(() => {
-          this.#ready?.resolve();
-          this.#ready = undefined;
-          this.dispatchEvent(new Event("open"));
+        // The server grants a session by selecting the session protocol.
+        if (session === undefined || socket.protocol !== SESSION_PROTOCOL) {
+          generation = -1;
+          // Without duplex.v1 the server speaks the original protocol: only
+          // original frames may go out.
+          const original = socket.protocol !== SUBPROTOCOL;
+          this.#protocol = socket.protocol;
+          const peer = new Peer<Local, Remote>(socket, {
+            ...options,
+            original,
+          });
+          this.#opened(peer, socket);
+          return;
+        }
+        // A session is duplex.v1.
+        this.#protocol = SUBPROTOCOL;
+        session.handshake(socket, {
+          live: () => generation === this.#generation,
+          createPeer: (over) => new Peer<Local, Remote>(over, options),
+          done: (outcome) => {
+            generation = -1;
+            this.#opened(outcome.peer, socket, outcome);
+          },
+          failed: (error) => fail("session handshake failed", 1002, error),
         });
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
+  }
+
+  /** A connection opened (after its session handshake, if any). */
+  #opened(
+    peer: Peer<Local, Remote>,
+    socket: WebSocket,
+    outcome?: SessionOutcome<Peer<Local, Remote>>,
+  ): void {
+    const options = this.#options;
+    clearTimeout(this.#timer);
+    this.#socket = undefined;
+    this.#peer = peer;
+    this.#transport = socket;
+    this.#state = "open";
+    this.#openedAt = Date.now();
+    if (outcome === undefined || outcome.fresh) {
+      // A session's peer outlives its connections: its close is the
+      // session's end, which matters only while it is the open one.
+      peer.addEventListener("close", (event) => {
+        if (peer === this.#peer) this.#connectionEnded(event);
+      });
+      peer.addEventListener("error", (event) => this.#error(event.error));
+    }
+    const transport = outcome?.socket;
+    // An original server would relay pings as chat: no heartbeat.
+    this.#heartbeat = peer.original ? undefined : new Heartbeat(
+      peer,
+      transport === undefined
+        ? () => peer.close(CloseCode.PingTimeout, "Ping timeout")
+        : () => transport.drop(CloseCode.PingTimeout, "Ping timeout"),
+      { interval: options.pingInterval, timeout: options.pingTimeout },
+    );
+    // Queued sends go out in order, each once, on this connection: in
+    // the microtasks queued here, before `open` and `connect()`.
+    this.#queue.resolveAll(peer);
+    const event = outcome?.event;
+    queueMicrotask(() => {
+      this.#ready?.resolve();
+      this.#ready = undefined;
+      if (event !== undefined) this.dispatchEvent(event);
+      this.dispatchEvent(new Event("open"));
+    });
+  }
+
+  /** The open connection ended: reconnect or close. */
+  #connectionEnded(event: CloseEvent): void {
+    this.#peer = undefined;
+    this.#transport = undefined;
+    this.#heartbeat?.stop();
+    this.#closeCode = event.code;
+    this.#closeReason = event.reason;
+    if (Date.now() - this.#openedAt >= (this.#options.resetAfter ?? 5_000)) {
+      this.#attempts = 0;
+    }
+    this.#ended(event);
+  }
+
+  /** The session's WebSocket dropped; the session waits for a resume. */
+  #dropped(code: number, reason: string): void {
+    if (this.#transport === undefined) return;
+    this.#connectionEnded(
+      new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
+    );
   }
 
   /**
@@ -459,7 +531,7 @@ export class Client<
   #mayRetry(event: CloseEvent, refused: boolean): boolean {
     const options = this.#options;
     try {
-      return !refused && !REFUSED.includes(event.code) &&
+      return !refused && !isFinalCloseCode(event.code) &&
         this.#attempts < (options.maxAttempts ?? Infinity) &&
         (options.shouldReconnect?.(event) ?? true);
     } catch (error) {
@@ -500,6 +572,8 @@ export class Client<
     clearTimeout(this.#timer);
     this.#heartbeat?.stop();
     this.#listen("removeEventListener");
+    // The session ends with the client (the server is told when connected).
+    this.#session?.close(code, reason);
     const closed = new ConnectionClosedError(code, reason, { cause: error });
     this.#queue.rejectAll(closed);
     this.#ready?.reject(

@@ -8,6 +8,7 @@
 
 import type { PeerOptions } from "../peer/peer_options.ts";
 import type { BackoffOptions } from "./backoff.ts";
+import type { ClientSessionOptions } from "./client_session.ts";
 
 /**
  * The server URL, or a function called before every attempt that returns it
@@ -53,6 +54,17 @@ export interface ClientOptions extends PeerOptions, BackoffOptions {
    */
   protocols?: string[] | (() => string[] | Promise<string[]>);
   /**
+   * Sessions: the client asks the server for one (offering
+   * `duplex.session`), and a dropped connection then loses nothing within
+   * the server's grace period: the client resumes, receives what it missed
+   * once and in order, and its requests are neither lost nor run twice
+   * (events `resumed`, `not-resumed`). `false`: no session (a dropped
+   * connection rejects pending requests with `ConnectionClosedError`).
+   *
+   * @default {true}
+   */
+  session?: boolean | ClientSessionOptions;
+  /**
    * Time allowed to one connection attempt (URL function, protocols
    * function and handshake), in milliseconds.
    *
@@ -82,9 +94,10 @@ export interface ClientOptions extends PeerOptions, BackoffOptions {
   /**
    * Decides whether to reconnect after a close (also called with a close
    * code 1006 event for each failed attempt). It is not consulted after
-   * `close()`, close codes 1008, 4001 and 4003, an HTTP 401 or 403
-   * handshake response (where the platform reveals it) or `maxAttempts`:
-   * those never reconnect.
+   * `close()`, the final close codes 1008 (policy), 4001 (unauthorized),
+   * 4003 (forbidden) and 4009 (replaced by a newer connection), an HTTP 401
+   * or 403 handshake response (where the platform reveals it) or
+   * `maxAttempts`: those never reconnect.
    *
    * @default {undefined}
    */
@@ -114,15 +127,17 @@ export interface ClientOptions extends PeerOptions, BackoffOptions {
   maxQueueWait?: number;
   /**
    * Quiet time in milliseconds after which the client pings the server;
-   * 0 disables the heartbeat (needed with servers that do not answer
-   * pings).
+   * 0 disables the heartbeat. Against a server of the original protocol
+   * the heartbeat is always off: such a server would relay each ping to
+   * every user as a chat message, and it offers nothing else to ping.
    *
    * @default {25000}
    */
   pingInterval?: number;
   /**
    * How long the client waits for any frame after a ping, in milliseconds,
-   * before it closes the connection with 4000 and reconnects.
+   * before it closes the connection with 4000 (ping timeout) and
+   * reconnects.
    *
    * @default {10000}
    */
@@ -165,13 +180,15 @@ export interface NotifyOptions {
  * const options: NotificationsOptions = { method: "presence.joined", bufferSize: 50 };
  * ```
  */
-export interface NotificationsOptions {
+export interface NotificationsOptions<
+  M extends string | undefined = string | undefined,
+> {
   /**
    * Only notifications of this method; none for every notification.
    *
    * @default {undefined}
    */
-  method?: string;
+  method?: M;
   /**
    * The most notifications buffered for a slow consumer. One more ends the
    * iteration with a `BUFFER_FULL` {@linkcode DuplexError} once the

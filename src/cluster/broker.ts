@@ -21,10 +21,25 @@ export interface Envelope {
   extended: boolean;
   /** One user (all of that user's connections). */
   user?: string;
-  /** The members of one room. */
-  room?: string;
-  /** A user none of whose connections receive it. */
-  except?: string;
+  /** The members of a room, or of several (each member once). */
+  room?: string | string[];
+  /** A user (or users) none of whose connections receive it. */
+  except?: string | string[];
+}
+
+/**
+ * Whether `user` is in `names` (one name or a list): the `except` test of
+ * a push.
+ *
+ * @param names A name, a list of names, or none.
+ * @param user The user.
+ * @returns `true` when listed.
+ */
+export function listed(
+  names: string | readonly string[] | undefined,
+  user: string,
+): boolean {
+  return names === user || (Array.isArray(names) && names.includes(user));
 }
 
 /** Receives envelopes for local delivery. */

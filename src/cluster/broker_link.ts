@@ -15,7 +15,9 @@ import {
   CLUSTER_PROTOCOL_VERSION,
   describe,
   type Envelope,
+  utf8Length,
 } from "./envelope.ts";
+import type { EnvelopeSignature } from "./envelope_signature.ts";
 
 /** What a {@linkcode BrokerLink} needs from its cluster. */
 export interface BrokerLinkOptions {
@@ -25,6 +27,10 @@ export interface BrokerLinkOptions {
   prefix: string;
   /** The cluster's counters (`published`, `publishFailed`). */
   stats: ClusterStats;
+  /** Signs every envelope when the cluster has a secret. */
+  signature: EnvelopeSignature | undefined;
+  /** The largest envelope published, in UTF-8 bytes. */
+  maxEnvelopeSize: number;
   /** Where log lines go. */
   logger: BrokerLogger | undefined;
   /** Whether the cluster is started and not closed. */
@@ -50,6 +56,8 @@ export class BrokerLink {
   #options: BrokerLinkOptions;
   #publishing = new Set<Promise<void>>();
   #failing = false;
+  #seq = 0;
+  #tail: Promise<void> = Promise.resolve();
 
   /**
    * Creates the link; it sends nothing by itself.
@@ -95,9 +103,20 @@ export class BrokerLink {
    * @throws {TypeError} What `JSON.stringify` throws (a BigInt, a cycle).
    */
   encode(envelope: Envelope): string {
+    if (this.#options.signature === undefined) {
+      return JSON.stringify({
+        v: CLUSTER_PROTOCOL_VERSION,
+        node: this.id,
+        ...envelope,
+      });
+    }
+    // Strictly increasing, and about the clock in microseconds, so that it
+    // keeps increasing across a restart with the same id.
+    this.#seq = Math.max(Date.now() * 1000, this.#seq + 1);
     return JSON.stringify({
       v: CLUSTER_PROTOCOL_VERSION,
       node: this.id,
+      seq: this.#seq,
       ...envelope,
     });
   }
@@ -112,7 +131,10 @@ export class BrokerLink {
   }
 
   /**
-   * Publishes; failures are counted, logged once per outage and reported.
+   * Publishes (signed when the cluster has a secret); failures are counted,
+   * logged once per outage and reported. An envelope over `maxEnvelopeSize`
+   * is not published: `onFailure` gets a `RangeError`, or without it the
+   * error is reported.
    *
    * @param channel The channel.
    * @param text The encoded envelope.
@@ -124,11 +146,29 @@ export class BrokerLink {
     onFailure?: (error: Error) => void,
   ): void {
     const stats = this.#options.stats;
+    const max = this.#options.maxEnvelopeSize;
+    if (text.length * 3 > max && utf8Length(text) > max) {
+      const error = new RangeError(
+        `Cannot publish envelope: ${
+          utf8Length(text)
+        } bytes exceed maxEnvelopeSize ${max}`,
+      );
+      if (onFailure !== undefined) onFailure(error);
+      else this.report("message to other instances dropped", error);
+      return;
+    }
+    const signature = this.#options.signature;
     let sent: Promise<void>;
-    try {
-      sent = Promise.resolve(this.#pubsub.publish(channel, text));
-    } catch (error) {
-      sent = Promise.reject(error);
+    if (signature === undefined) {
+      sent = this.#publish(channel, text);
+    } else {
+      // Signing is asynchronous: sign at once, publish in order.
+      const signed = signature.sign(channel, text);
+      const published = Promise.all([this.#tail, signed]).then(
+        ([, signedText]) => ({ sent: this.#publish(channel, signedText) }),
+      );
+      this.#tail = published.then(() => {}, () => {});
+      sent = published.then((result) => result.sent);
     }
     const settled = sent.then(
       () => {
@@ -156,6 +196,14 @@ export class BrokerLink {
     );
     this.#publishing.add(settled);
     settled.then(() => this.#publishing.delete(settled));
+  }
+
+  #publish(channel: string, text: string): Promise<void> {
+    try {
+      return Promise.resolve(this.#pubsub.publish(channel, text));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

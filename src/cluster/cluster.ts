@@ -26,6 +26,12 @@
  * `presenceTtl + heartbeatInterval`. The envelope format is documented on
  * {@linkcode CLUSTER_PROTOCOL_VERSION}.
  *
+ * The broker is a boundary: every received envelope is checked (size, fields,
+ * limits, and that a push "from" a user comes from the instance that
+ * announced the user) before anything reaches a client, and with a `secret`
+ * every envelope is signed and replays are refused. SECURITY.md ("Broker")
+ * says what remains trusted.
+ *
  * @module
  */
 
@@ -33,17 +39,16 @@ import { TypedEventTarget } from "../peer/typed_event_target.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import { NotConnectedError } from "./not_connected_error.ts";
 import type { BrokerLogger, PubSub, Unsubscribe } from "./pubsub.ts";
-import type {
-  ClusterEventMap,
-  ClusterOptions,
-  ClusterStats,
+import {
+  type ClusterEventMap,
+  type ClusterOptions,
+  type ClusterStats,
+  resolveClusterOptions,
 } from "./cluster_options.ts";
 import { BrokerLink } from "./broker_link.ts";
-import {
-  CLUSTER_PROTOCOL_VERSION,
-  decodeEnvelope,
-  type Envelope,
-} from "./envelope.ts";
+import type { Envelope } from "./envelope.ts";
+import { EnvelopeSignature } from "./envelope_signature.ts";
+import { Inbox } from "./inbox.ts";
 import type { LocalNode, Push, UserRequestOptions } from "./local_node.ts";
 import { Presence, type PresenceReason } from "./presence.ts";
 import { RemoteRequests } from "./remote_requests.ts";
@@ -114,6 +119,12 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     requestsSent: 0,
     requestsServed: 0,
     expired: 0,
+    oversized: 0,
+    unauthenticated: 0,
+    replayed: 0,
+    forged: 0,
+    late: 0,
+    outcomeUnknown: 0,
   };
   #pubsub: PubSub;
   #node: LocalNode | undefined;
@@ -123,13 +134,14 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   #logger: BrokerLogger | undefined;
   #presence: Presence;
   #requests: RemoteRequests;
+  #inbox: Inbox;
   #unsubscribes: Unsubscribe[] = [];
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
   #started = false;
   #closed = false;
   #closing: Promise<void> | undefined = undefined;
   #suspended = false;
-  #unsupportedLogged = false;
+  #announced = false;
   readonly #onUp = (): void => this.#brokerUp();
   readonly #onDown = (): void => this.#brokerDown();
 
@@ -144,52 +156,52 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
    */
   constructor(pubsub: PubSub, options: ClusterOptions = {}) {
     super();
-    const {
-      id = crypto.randomUUID(),
-      prefix = "duplex:",
-      heartbeatInterval = 5_000,
-      presenceTtl = 15_000,
-      timeout = 30_000,
-      maxPending = 10_000,
-    } = options;
-    if (id === "") {
-      throw new RangeError("Cannot create cluster: the id is empty");
-    }
-    if (!(heartbeatInterval > 0 && heartbeatInterval !== Infinity)) {
-      throw new RangeError(
-        `Cannot create cluster: heartbeatInterval must be a positive number, got ${heartbeatInterval}`,
-      );
-    }
-    if (!(presenceTtl > heartbeatInterval)) {
-      throw new RangeError(
-        `Cannot create cluster: presenceTtl ${presenceTtl} must exceed heartbeatInterval ${heartbeatInterval}`,
-      );
-    }
+    const resolved = resolveClusterOptions(options);
+    const { id, presenceTtl } = resolved;
+    const signature = resolved.secret === undefined
+      ? undefined
+      : new EnvelopeSignature(resolved.secret);
     this.id = id;
     this.#pubsub = pubsub;
     this.#node = options.node;
-    this.#interval = heartbeatInterval;
+    this.#interval = resolved.heartbeatInterval;
     this.#ttl = presenceTtl;
     this.#logger = options.logger;
     this.#link = new BrokerLink(pubsub, {
       id,
-      prefix,
+      prefix: resolved.prefix,
       stats: this.stats,
+      signature,
+      maxEnvelopeSize: resolved.maxEnvelopeSize,
       logger: this.#logger,
       live: () => this.#live(),
       closed: () => this.#closed,
       onError: (event) => this.dispatchEvent(event),
+    });
+    this.#inbox = new Inbox({
+      id,
+      allChannel: this.#link.allChannel,
+      maxEnvelopeSize: resolved.maxEnvelopeSize,
+      signature,
+      replayWindow: resolved.replayWindow,
+      stats: this.stats,
+      logger: this.#logger,
+      closed: () => this.#closed,
+      handle: (envelope, node, direct) => this.#handle(envelope, node, direct),
+      report: (what, error) => this.#link.report(what, error),
     });
     this.#presence = new Presence(
       id,
       presenceTtl,
       (type, detail) => this.dispatchEvent(new CustomEvent(type, { detail })),
       this.#logger,
+      {
+        maxUsersPerInstance: resolved.maxUsersPerInstance,
+        maxInstances: resolved.maxInstances,
+        maxTtl: resolved.maxPresenceTtl,
+      },
     );
-    this.#requests = new RemoteRequests(this.#link, this.stats, {
-      timeout,
-      maxPending,
-    });
+    this.#requests = new RemoteRequests(this.#link, this.stats, resolved);
   }
 
   /**
@@ -223,15 +235,21 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
       this.#unsubscribes.push(
         await this.#pubsub.subscribe(
           channel,
-          (data) => this.#receive(data, channel),
+          (data) => this.#inbox.receive(data, channel),
         ),
       );
     }
     if (this.#closed) return;
     this.#timer = setInterval(() => this.#tick(), this.#interval);
     this.#logger?.info(
-      `cluster ${this.id} started on ${this.#pubsub.name} (${this.#presence.localCount} local users)`,
+      `cluster ${this.id} started on ${this.#pubsub.name} (${this.#presence.localCount} local users)${
+        this.#suspended ? "; it announces itself once the broker is up" : ""
+      }`,
     );
+    // A transport still connecting (Redis on a clean start) would refuse
+    // these: the "up" event sends them instead.
+    if (this.#suspended) return;
+    this.#announced = true;
     this.#sendHeartbeat();
     this.#link.sendAll({ kind: "sync" });
   }
@@ -409,7 +427,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
         .catch(() => {})
     ));
     this.#requests.close();
-    await this.#link.settled();
+    await Promise.all([this.#link.settled(), this.#inbox.settled()]);
     this.#presence.clear();
     if (wasLive) this.#logger?.info(`cluster ${this.id} closed`);
   }
@@ -448,8 +466,10 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   }
 
   #tick(): void {
-    this.#sendHeartbeat();
+    this.#inbox.prune();
+    // While the broker is down a heartbeat would only be refused.
     if (this.#suspended) return;
+    this.#sendHeartbeat();
     for (const node of this.#presence.expired()) {
       this.stats.expired++;
       this.#drop(node, "expired");
@@ -470,62 +490,39 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     // Heartbeats were not heard while down: give every instance a fresh TTL
     // to announce itself again, and announce this one.
     this.#presence.refreshAll();
-    this.#logger?.info(`cluster ${this.id}: broker back; resyncing presence`);
+    this.#logger?.info(
+      this.#announced
+        ? `cluster ${this.id}: broker back; resyncing presence`
+        : `cluster ${this.id}: broker up; announcing this instance`,
+    );
+    this.#announced = true;
     this.#sendHeartbeat();
     this.#link.sendAll({ kind: "sync" });
   }
 
-  #invalid(reason: string): void {
-    this.stats.invalid++;
-    this.#logger?.warn(`cluster ${this.id}: dropped message: ${reason}`);
-  }
-
-  #receive(text: string, channel: string): void {
-    if (this.#closed) return;
-    const decoded = decodeEnvelope(text);
-    if ("invalid" in decoded) {
-      if (decoded.invalid !== "version") {
-        this.#invalid(decoded.invalid);
-        return;
-      }
-      this.stats.invalid++;
-      if (!this.#unsupportedLogged) {
-        this.#unsupportedLogged = true;
-        this.#logger?.warn(
-          `cluster ${this.id}: dropped message of version ${
-            JSON.stringify(decoded.version)
-          } (this instance speaks ${CLUSTER_PROTOCOL_VERSION}; not logged again)`,
-        );
-      }
-      return;
-    }
-    const { envelope, node } = decoded;
-    if (node === this.id) return; // Our own message, echoed by the broker.
-    const direct = channel !== this.#link.allChannel;
-    try {
-      if (this.#handle(envelope, node, direct)) this.stats.received++;
-      else this.#invalid(`bad ${JSON.stringify(envelope.kind)} from ${node}`);
-    } catch (error) {
-      this.#link.report("cannot handle message", error);
-    }
-  }
-
-  /** Acts on one valid-versioned envelope; `false` when it is malformed. */
-  #handle(envelope: Envelope, node: string, direct: boolean): boolean {
+  /** Acts on one checked envelope; `true`, or why it is dropped. */
+  #handle(envelope: Envelope, node: string, direct: boolean): true | string {
     switch (envelope.kind) {
       case "push": {
-        const push = readPush(envelope, direct);
-        if (push === undefined) return false;
+        const received = readPush(envelope, direct);
+        if (typeof received === "string") return received;
+        const { push, from } = received;
+        if (from !== undefined && !this.#presence.holds(node, from)) {
+          // Only the instance a user is connected to speaks for that user.
+          this.stats.forged++;
+          return `from ${
+            JSON.stringify(from)
+          }, a user ${node} did not announce`;
+        }
         this.#presence.touch(node);
         this.#deliver(push);
         return true;
       }
       case "join":
-        if (typeof envelope.user !== "string") return false;
-        this.#presence.join(node, envelope.user);
-        return true;
+        if (typeof envelope.user !== "string") return "bad user";
+        return this.#presence.join(node, envelope.user);
       case "leave":
-        if (typeof envelope.user !== "string") return false;
+        if (typeof envelope.user !== "string") return "bad user";
         this.#presence.leave(node, envelope.user);
         return true;
       case "hb": {
@@ -534,30 +531,33 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
           !Array.isArray(users) || !users.every((u) => typeof u === "string") ||
           !(typeof ttl === "number" && ttl > 0)
         ) {
-          return false;
+          return "bad users or ttl";
         }
-        this.#presence.heartbeat(node, users, ttl);
-        return true;
+        return this.#presence.heartbeat(node, users, ttl);
       }
-      case "sync":
-        this.#presence.seen(node);
+      case "sync": {
+        const seen = this.#presence.seen(node);
+        if (seen !== true) return seen;
         this.#sendHeartbeat();
         return true;
+      }
       case "bye":
         this.#drop(node, "goodbye");
         return true;
       case "req": {
-        if (!direct) return false;
+        if (!direct) return "not on a node channel";
         const user = envelope.user;
         const local = typeof user === "string" && this.#presence.isLocal(user)
           ? this.#node
           : undefined;
-        return this.#requests.serve(envelope, node, local);
+        return this.#requests.serve(envelope, node, local) || "bad fields";
       }
       case "res":
-        return direct && this.#requests.settle(envelope, node);
+        if (!direct) return "not on a node channel";
+        return this.#requests.settle(envelope, node) || "bad fields";
       case "cancel":
-        return direct && this.#requests.cancel(envelope, node);
+        if (!direct) return "not on a node channel";
+        return this.#requests.cancel(envelope, node) || "bad fields";
       default:
         return true; // A later kind: ignored.
     }

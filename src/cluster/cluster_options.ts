@@ -82,6 +82,62 @@ export interface ClusterOptions {
    */
   maxPending?: number;
   /**
+   * The most remote requests pending at once for one asker (the request's
+   * `from`), so that one client cannot take the whole `maxPending`. Requests
+   * without `from` (the application's own) count only against `maxPending`.
+   *
+   * @default {100}
+   */
+  maxPendingPerAsker?: number;
+  /**
+   * A secret shared by every instance: when set, every envelope is signed
+   * (HMAC-SHA-256), and messages without a valid signature, replayed, or
+   * outside `replayWindow` are dropped. At least 16 characters; use a random
+   * one (e.g. `openssl rand -base64 32`). `server.ts` reads it from
+   * `DUPLEX_CLUSTER_SECRET`.
+   *
+   * @default {undefined}
+   */
+  secret?: string;
+  /**
+   * With a `secret`: how far an envelope's `seq` (its sender's clock) may be
+   * from this instance's clock. It bounds clock skew and how long a captured
+   * message could be replayed.
+   *
+   * @default {30000}
+   */
+  replayWindow?: number;
+  /**
+   * The largest message accepted from the broker, in UTF-8 bytes; larger
+   * ones are dropped before they are parsed, and this instance never
+   * publishes one (a push is then reported as an `error`, a request rejects
+   * with `RangeError`).
+   *
+   * @default {4194304}
+   */
+  maxEnvelopeSize?: number;
+  /**
+   * The most users one other instance may announce; a heartbeat or join
+   * beyond it is dropped (counted as invalid).
+   *
+   * @default {10000}
+   */
+  maxUsersPerInstance?: number;
+  /**
+   * The most other instances known at once; messages of further instances
+   * are dropped until one leaves or expires.
+   *
+   * @default {256}
+   */
+  maxInstances?: number;
+  /**
+   * The longest TTL another instance may ask for in its heartbeat; longer
+   * ones are cut to it. At least `presenceTtl`.
+   *
+   * @default {60000, or presenceTtl when longer}
+   */
+  maxPresenceTtl?: number;
+  /**
    * Receives one line per instance joining or leaving, broker trouble and
    * invalid messages. Silent when absent.
    *
@@ -107,12 +163,113 @@ export interface ClusterStats {
   publishFailed: number;
   /** Valid messages received from other instances. */
   received: number;
-  /** Messages that were not valid envelopes, or of another version. */
-  invalid: number;
   /** Requests sent to other instances. */
   requestsSent: number;
   /** Requests from other instances answered here. */
   requestsServed: number;
   /** Instances dropped because their heartbeats stopped. */
   expired: number;
+  /**
+   * Messages received and dropped by a check (any reason: malformed, other
+   * version, over a limit, and the four reasons below).
+   */
+  invalid: number;
+  /** Of `invalid`: over `maxEnvelopeSize`. */
+  oversized: number;
+  /** Of `invalid`: without a valid signature (with a `secret`). */
+  unauthenticated: number;
+  /** Of `invalid`: seen before, or outside the replay window. */
+  replayed: number;
+  /** Of `invalid`: a push `from` a user its sender did not announce. */
+  forged: number;
+  /** Requests from other instances dropped because their deadline passed. */
+  late: number;
+  /**
+   * Requests whose publish timed out or broke off: they rejected with
+   * `BrokerOutcomeUnknownError` (they may still run).
+   */
+  outcomeUnknown: number;
+}
+
+/** Every option of a cluster with its default applied. Internal. */
+export type ResolvedClusterOptions =
+  & Required<
+    Omit<ClusterOptions, "node" | "logger" | "secret">
+  >
+  & Pick<ClusterOptions, "node" | "logger" | "secret">;
+
+/**
+ * Applies the defaults of {@linkcode ClusterOptions} and checks the values.
+ * Internal.
+ *
+ * @param options The options given.
+ * @returns Every option.
+ * @throws {RangeError} When a value is out of range.
+ */
+export function resolveClusterOptions(
+  options: ClusterOptions,
+): ResolvedClusterOptions {
+  const {
+    id = crypto.randomUUID(),
+    prefix = "duplex:",
+    heartbeatInterval = 5_000,
+    presenceTtl = 15_000,
+    timeout = 30_000,
+    maxPending = 10_000,
+    maxPendingPerAsker = 100,
+    replayWindow = 30_000,
+    maxEnvelopeSize = 4 * 1024 * 1024,
+    maxUsersPerInstance = 10_000,
+    maxInstances = 256,
+  } = options;
+  const maxPresenceTtl = options.maxPresenceTtl ??
+    Math.max(60_000, presenceTtl);
+  if (id === "") {
+    throw new RangeError("Cannot create cluster: the id is empty");
+  }
+  if (!(heartbeatInterval > 0 && heartbeatInterval !== Infinity)) {
+    throw new RangeError(
+      `Cannot create cluster: heartbeatInterval must be a positive number, got ${heartbeatInterval}`,
+    );
+  }
+  if (!(presenceTtl > heartbeatInterval)) {
+    throw new RangeError(
+      `Cannot create cluster: presenceTtl ${presenceTtl} must exceed heartbeatInterval ${heartbeatInterval}`,
+    );
+  }
+  if (!(maxPresenceTtl >= presenceTtl)) {
+    throw new RangeError(
+      `Cannot create cluster: maxPresenceTtl ${maxPresenceTtl} is below presenceTtl ${presenceTtl}`,
+    );
+  }
+  for (
+    const [name, value] of Object.entries({
+      maxPendingPerAsker,
+      replayWindow,
+      maxEnvelopeSize,
+      maxUsersPerInstance,
+      maxInstances,
+    })
+  ) {
+    if (!(value > 0)) {
+      throw new RangeError(
+        `Cannot create cluster: ${name} must be positive, got ${value}`,
+      );
+    }
+  }
+  return {
+    ...options,
+    id,
+    prefix,
+    heartbeatInterval,
+    presenceTtl,
+    timeout,
+    maxPending,
+    maxPendingPerAsker,
+    replayWindow,
+    maxEnvelopeSize,
+    maxUsersPerInstance,
+    maxInstances,
+    maxPresenceTtl,
+  };
 }

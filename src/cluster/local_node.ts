@@ -31,10 +31,10 @@ export interface Push {
   extended: boolean;
   /** One user: all of that user's connections. */
   user?: string;
-  /** The members of one room. */
-  room?: string;
-  /** A user none of whose connections receive it. */
-  except?: string;
+  /** The members of a room, or of several (each member once). */
+  room?: string | string[];
+  /** A user (or users) none of whose connections receive it. */
+  except?: string | string[];
 }
 
 /**

@@ -66,10 +66,21 @@ export type PresenceListener = (
   detail: PresenceDetail,
 ) => void;
 
+/** The limits on what other instances may announce. */
+export interface PresenceLimits {
+  /** The most users of one other instance. */
+  maxUsersPerInstance: number;
+  /** The most other instances. */
+  maxInstances: number;
+  /** The longest TTL another instance may ask for (longer ones are cut). */
+  maxTtl: number;
+}
+
 /** Presence as one instance knows it. */
 export class Presence {
   #id: string;
   #ttl: number;
+  #limits: PresenceLimits;
   #onChange: PresenceListener;
   #logger: BrokerLogger | undefined;
   #local = new Map<string, number>();
@@ -83,15 +94,18 @@ export class Presence {
    * @param ttl The TTL of an instance not heard from that did not say.
    * @param onChange Called for every cluster-wide join and leave.
    * @param logger Where instance joins are logged.
+   * @param limits What other instances may announce.
    */
   constructor(
     id: string,
     ttl: number,
     onChange: PresenceListener,
     logger: BrokerLogger | undefined,
+    limits: PresenceLimits,
   ) {
     this.#id = id;
     this.#ttl = ttl;
+    this.#limits = limits;
     this.#onChange = onChange;
     this.#logger = logger;
   }
@@ -164,16 +178,31 @@ export class Presence {
     return instances;
   }
 
-  /** Finds or creates what is known of another instance, and refreshes it. */
-  seen(node: string, ttl: number = this.#ttl): void {
+  /** Whether a user was announced by an instance (this one included). */
+  holds(node: string, user: string): boolean {
+    return this.#where.get(user)?.has(node) ?? false;
+  }
+
+  /**
+   * Finds or creates what is known of another instance, and refreshes it.
+   *
+   * @returns `true`, or why not when the instance is new and `maxInstances`
+   * are known.
+   */
+  seen(node: string, ttl: number = this.#ttl): true | string {
+    ttl = Math.min(ttl, this.#limits.maxTtl);
     let instance = this.#remote.get(node);
     if (instance === undefined) {
+      if (this.#remote.size >= this.#limits.maxInstances) {
+        return `over maxInstances ${this.#limits.maxInstances}`;
+      }
       instance = new Instance(ttl);
       this.#remote.set(node, instance);
       this.#logger?.info(`cluster ${this.#id}: instance ${node} joined`);
     }
     instance.seen = performance.now();
     instance.ttl = ttl;
+    return true;
   }
 
   /** Refreshes a known instance (any message from it proves it alive). */
@@ -182,11 +211,17 @@ export class Presence {
     if (instance !== undefined) instance.seen = performance.now();
   }
 
-  /** An instance announced a user. */
-  join(node: string, user: string): void {
-    this.seen(node);
-    this.#remote.get(node)!.users.add(user);
+  /** An instance announced a user; `true`, or why it was refused. */
+  join(node: string, user: string): true | string {
+    const seen = this.seen(node);
+    if (seen !== true) return seen;
+    const users = this.#remote.get(node)!.users;
+    if (!users.has(user) && users.size >= this.#limits.maxUsersPerInstance) {
+      return `over maxUsersPerInstance ${this.#limits.maxUsersPerInstance}`;
+    }
+    users.add(user);
     this.#add(node, user, "join");
+    return true;
   }
 
   /** An instance announced that a user left it. */
@@ -199,9 +234,17 @@ export class Presence {
     this.#remove(node, user, "leave");
   }
 
-  /** An instance listed all its users. */
-  heartbeat(node: string, users: readonly string[], ttl: number): void {
-    this.seen(node, ttl);
+  /** An instance listed all its users; `true`, or why it was refused. */
+  heartbeat(
+    node: string,
+    users: readonly string[],
+    ttl: number,
+  ): true | string {
+    if (users.length > this.#limits.maxUsersPerInstance) {
+      return `${users.length} users, over maxUsersPerInstance ${this.#limits.maxUsersPerInstance}`;
+    }
+    const seen = this.seen(node, ttl);
+    if (seen !== true) return seen;
     const instance = this.#remote.get(node)!;
     const next = new Set<string>(users);
     for (const user of instance.users) {
@@ -211,6 +254,7 @@ export class Presence {
       if (!instance.users.has(user)) this.#add(node, user, "heartbeat");
     }
     instance.users = next;
+    return true;
   }
 
   /**

@@ -121,7 +121,10 @@ export interface PubSub extends EventTarget, AsyncDisposable {
    * @param data The message.
    * @returns Settles once the broker took the message.
    * @throws {BrokerUnavailableError} When the broker is unreachable or the
-   * transport is closed; the message is dropped.
+   * transport is closed; the message was not sent.
+   * @throws {BrokerOutcomeUnknownError} When the message was handed to the
+   * broker but no answer came (timeout, connection lost): it may still be
+   * delivered.
    */
   publish(channel: string, data: string): Promise<void>;
   /**
@@ -175,6 +178,48 @@ export class BrokerUnavailableError extends DuplexError {
       options,
     );
     this.name = "BrokerUnavailableError";
+    this.broker = broker;
+  }
+}
+
+/**
+ * The broker was handed a message but did not confirm it (no answer within
+ * the publish timeout, or the connection broke off): the message may or may
+ * not be delivered, now or later. A cross-instance request that fails this
+ * way rejects with this error: its handler may still run. Distinct from
+ * {@linkcode BrokerUnavailableError}, which means nothing was sent.
+ *
+ * @example Usage
+ * ```ts
+ * import { BrokerOutcomeUnknownError } from "@duplex/ws/server";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new BrokerOutcomeUnknownError("redis", "no answer within 5000 ms");
+ * assert.equal(error.code, "OUTCOME_UNKNOWN");
+ * assert.equal(
+ *   error.message,
+ *   "Cannot confirm publish to redis: no answer within 5000 ms; the message may still be delivered",
+ * );
+ * ```
+ */
+export class BrokerOutcomeUnknownError extends DuplexError {
+  /** The transport's name, e.g. `"redis"`. */
+  readonly broker: string;
+
+  /**
+   * Creates the error.
+   *
+   * @param broker The transport's name.
+   * @param reason Why the publish is unconfirmed.
+   * @param options The standard error options (`cause`).
+   */
+  constructor(broker: string, reason: string, options?: ErrorOptions) {
+    super(
+      "OUTCOME_UNKNOWN",
+      `Cannot confirm publish to ${broker}: ${reason}; the message may still be delivered`,
+      options,
+    );
+    this.name = "BrokerOutcomeUnknownError";
     this.broker = broker;
   }
 }

@@ -16,6 +16,7 @@ import {
   DuplexError,
   RemoteError,
   RequestTimeoutError,
+  TooManyPendingError,
 } from "../wire/errors.ts";
 import type { ErrorPayload } from "../wire/protocol.ts";
 import { RequestTracker } from "../peer/request_tracker.ts";
@@ -29,6 +30,7 @@ import {
   optionalString,
 } from "./envelope.ts";
 import type { BrokerLink } from "./broker_link.ts";
+import { BrokerOutcomeUnknownError } from "./pubsub.ts";
 import type { LocalNode, UserRequestOptions } from "./local_node.ts";
 
 /** Options of {@linkcode RemoteRequests}. */
@@ -37,6 +39,8 @@ export interface RemoteRequestsOptions {
   timeout: number;
   /** The most requests pending at once. */
   maxPending: number;
+  /** The most requests pending at once for one `from`. */
+  maxPendingPerAsker: number;
 }
 
 /** The requests this instance asked of others and serves for others. */
@@ -44,6 +48,8 @@ export class RemoteRequests {
   #out: BrokerLink;
   #stats: ClusterStats;
   #timeout: number;
+  #maxPerAsker: number;
+  #perAsker = new Map<string, number>();
   #tracker: RequestTracker;
   #outgoing = new Map<
     number,
@@ -66,6 +72,7 @@ export class RemoteRequests {
     this.#out = out;
     this.#stats = stats;
     this.#timeout = options.timeout;
+    this.#maxPerAsker = options.maxPendingPerAsker;
     this.#tracker = new RequestTracker({
       timeout: options.timeout,
       maxPending: options.maxPending,
@@ -88,8 +95,12 @@ export class RemoteRequests {
     message: unknown,
     options: UserRequestOptions,
   ): Promise<R> {
-    const { signal } = options;
+    const { signal, from } = options;
     const timeout = options.timeout ?? this.#timeout;
+    const asking = from === undefined ? 0 : this.#perAsker.get(from) ?? 0;
+    if (asking >= this.#maxPerAsker) {
+      return Promise.reject(new TooManyPendingError(this.#maxPerAsker));
+    }
     let pending;
     try {
       pending = this.#tracker.track<R>({ timeout, signal });
@@ -105,8 +116,10 @@ export class RemoteRequests {
       message,
       timeout,
     };
+    // The asker gives up then: a request that arrives later is not run.
+    if (timeout > 0) envelope.deadline = Date.now() + timeout;
     if (options.method !== undefined) envelope.method = options.method;
-    if (options.from !== undefined) envelope.from = options.from;
+    if (from !== undefined) envelope.from = from;
     let text: string;
     try {
       text = this.#out.encode(envelope);
@@ -119,12 +132,30 @@ export class RemoteRequests {
       return promise;
     }
     this.#stats.requestsSent++;
-    this.#out.send(this.#out.channelOf(instance), text, (error) => {
-      if (this.#outgoing.delete(sequence)) {
-        this.#tracker.reject(sequence, error);
+    if (from !== undefined) this.#perAsker.set(from, asking + 1);
+    const channel = this.#out.channelOf(instance);
+    this.#out.send(channel, text, (error) => {
+      if (!this.#outgoing.delete(sequence)) return;
+      if (error instanceof BrokerOutcomeUnknownError) {
+        // It may still arrive: ask that instance to drop it (best effort;
+        // its deadline stops it anyway).
+        this.#stats.outcomeUnknown++;
+        if (this.#out.live()) {
+          this.#out.send(
+            channel,
+            this.#out.encode({ kind: "cancel", id: sequence }),
+          );
+        }
       }
+      this.#tracker.reject(sequence, error);
     });
-    return promise.finally(() => this.#outgoing.delete(sequence));
+    return promise.finally(() => {
+      this.#outgoing.delete(sequence);
+      if (from === undefined) return;
+      const left = (this.#perAsker.get(from) ?? 1) - 1;
+      if (left > 0) this.#perAsker.set(from, left);
+      else this.#perAsker.delete(from);
+    });
   }
 
   /**
@@ -140,12 +171,26 @@ export class RemoteRequests {
     node: string,
     localNode: LocalNode | undefined,
   ): boolean {
-    const { id, user, message, method, from, timeout } = envelope;
+    const { id, user, message, method, from, timeout, deadline } = envelope;
     if (
       !isId(id) || typeof user !== "string" || !optionalString(method) ||
-      !optionalString(from) || !(typeof timeout === "number" && timeout >= 0)
+      !optionalString(from) ||
+      !(typeof timeout === "number" && timeout >= 0) ||
+      !(deadline === undefined || Number.isFinite(deadline))
     ) {
       return false;
+    }
+    let localTimeout = timeout;
+    if (deadline !== undefined) {
+      const left = (deadline as number) - Date.now();
+      if (left <= 0) {
+        // The asker has given up: running it now would be a surprise.
+        this.#stats.late++;
+        return true;
+      }
+      localTimeout = timeout === 0
+        ? Math.ceil(left)
+        : Math.min(timeout, Math.ceil(left));
     }
     const channel = this.#out.channelOf(node);
     const respond = (reply: Envelope) => {
@@ -167,7 +212,10 @@ export class RemoteRequests {
     const controller = new AbortController();
     this.#serving.set(key, controller);
     this.#stats.requestsServed++;
-    const options: UserRequestOptions = { timeout, signal: controller.signal };
+    const options: UserRequestOptions = {
+      timeout: localTimeout,
+      signal: controller.signal,
+    };
     if (method !== undefined) options.method = method;
     if (from !== undefined) options.from = from;
     let answer: Promise<unknown>;

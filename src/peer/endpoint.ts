@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { NotifyFrame } from "../wire/protocol.ts";
+
 /**
  * What one side of a connection accepts: the requests it answers
  * (method → handler signature) and the notifications it receives
@@ -16,7 +18,7 @@
  * import type { Endpoint } from "@duplex/ws";
  *
  * interface ChatServer extends Endpoint {
- *   requests: { "users.list": (params: void) => string[] };
+ *   requests: { "users.list": () => string[] };
  *   notifications: { typing: { room: string } };
  * }
  * interface ChatClient extends Endpoint {
@@ -118,3 +120,80 @@ export type ResultOf<E extends Endpoint, M extends RequestMethod<E>> =
  */
 export type PayloadOf<E extends Endpoint, M extends NotificationMethod<E>> =
   E["notifications"][M];
+
+/**
+ * A notify frame of method `M` whose message has that notification's
+ * payload type; the plain `NotifyFrame` when `M` is not a method name.
+ *
+ * @example Usage
+ * ```ts
+ * import type { TypedNotifyFrame } from "@duplex/ws";
+ *
+ * type Api = { requests: {}; notifications: { tick: number } };
+ * const frame: TypedNotifyFrame<Api, "tick"> = { sequence: 0, type: 3, method: "tick", message: 1 };
+ * ```
+ */
+export type TypedNotifyFrame<
+  E extends Endpoint,
+  M extends NotificationMethod<E> | undefined,
+> = M extends NotificationMethod<E>
+  ? NotifyFrame & { method: M; message: PayloadOf<E, M> }
+  : NotifyFrame;
+
+/**
+ * The request methods of an endpoint that take no params (their params
+ * type accepts `undefined`): those that `call(method)` accepts alone.
+ *
+ * @example Usage
+ * ```ts
+ * import type { MethodWithoutParams } from "@duplex/ws";
+ *
+ * type Api = { requests: { list: () => string[]; sum: (p: number[]) => number }; notifications: {} };
+ * const name: MethodWithoutParams<Api> = "list";
+ * ```
+ */
+export type MethodWithoutParams<E extends Endpoint> = {
+  [M in RequestMethod<E>]: undefined extends ParamsOf<E, M> ? M : never;
+}[RequestMethod<E>];
+
+/**
+ * The notifications of an endpoint that carry no payload (`void`): those
+ * that `emit(method)` accepts alone.
+ *
+ * @example Usage
+ * ```ts
+ * import type { NotificationWithoutPayload } from "@duplex/ws";
+ *
+ * type Api = { requests: {}; notifications: { ready: void; tick: number } };
+ * const name: NotificationWithoutPayload<Api> = "ready";
+ * ```
+ */
+export type NotificationWithoutPayload<E extends Endpoint> = {
+  [M in NotificationMethod<E>]: undefined extends PayloadOf<E, M> ? M
+    : never;
+}[NotificationMethod<E>];
+
+/**
+ * Any value a handler may return, spelled out so that a handler's literal
+ * results (`"ok"`, `1 | 2`) keep their literal types without `as const`:
+ * the result type parameter of `handle()` is bounded by the endpoint's
+ * result and by this.
+ *
+ * @example Usage
+ * ```ts
+ * import type { AnyResult } from "@duplex/ws";
+ *
+ * const ok: AnyResult = "ok";
+ * ```
+ */
+export type AnyResult =
+  | string
+  | number
+  | boolean
+  | bigint
+  | symbol
+  | object
+  // deno-lint-ignore ban-types
+  | {}
+  | null
+  | undefined;

@@ -34,14 +34,23 @@ export interface RequestContext {
    * for a peer with no identity the frame's `from`.
    */
   readonly from: string | undefined;
+  /**
+   * The connection's data: on a server, what `authenticate` returned with
+   * the user (`{ user, data }`); elsewhere whatever was put in `peer.data`.
+   */
+  readonly data: unknown;
   /** Aborts when the caller cancels or the connection closes. */
   readonly signal: AbortSignal;
 }
 
 /**
  * Answers one request. Its return value (or the value of its promise)
- * becomes the response; a thrown {@linkcode RemoteError} is sent as is; any
- * other throw becomes a generic `INTERNAL_ERROR`.
+ * becomes the response. A thrown `DuplexError` — a {@linkcode RemoteError}
+ * of your own, or one that escaped from a call the handler made
+ * (`RequestTimeoutError`, `ConnectionClosedError`, `NotConnectedError`,
+ * `BrokerUnavailableError`, `ValidationError`...) — is sent with its `code`,
+ * `message` and `data`; any other throw becomes a generic `INTERNAL_ERROR`
+ * (and is reported on this side).
  *
  * @example Usage
  * ```ts
@@ -51,9 +60,13 @@ export interface RequestContext {
  *   numbers.reduce((a, b) => a + b, 0);
  * ```
  */
-export type RequestHandler<P = unknown, R = unknown> = (
+export type RequestHandler<
+  P = unknown,
+  R = unknown,
+  C extends RequestContext = RequestContext,
+> = (
   params: P,
-  context: RequestContext,
+  context: C,
 ) => R | Promise<R>;
 
 /**

@@ -2,13 +2,14 @@
  * The requests this side answers: {@linkcode IncomingRequests} runs the
  * handler of each one with its {@linkcode RequestContext}, keeps those whose
  * (asynchronous) handlers are still running, aborts one when its caller
- * cancels and all of them when the connection closes.
+ * cancels and all of them when the connection closes; and the error
+ * responses of requests that cannot run.
  *
  * @module
  */
 
-import { DuplexError } from "../wire/errors.ts";
-import type { RequestFrame } from "../wire/protocol.ts";
+import { DuplexError, RemoteError } from "../wire/errors.ts";
+import type { ErrorPayload, RequestFrame } from "../wire/protocol.ts";
 import type { Endpoint } from "./endpoint.ts";
 import type { RequestContext, RequestHandler } from "./handler.ts";
 import type { Peer } from "./peer.ts";
@@ -30,6 +31,9 @@ class Context implements RequestContext {
     this.sequence = sequence;
     this.method = method;
     this.from = from;
+  }
+  get data(): unknown {
+    return this.peer.data;
   }
   get signal(): AbortSignal {
     return (this.#controller ??= new AbortController()).signal;
@@ -55,6 +59,8 @@ export class IncomingRequests {
   #settle: Settle;
   // Created on first use: most handlers answer synchronously.
   #running: Map<number, Context> | undefined = undefined;
+  /** Called once when the last running handler finishes. */
+  onIdle: (() => void) | undefined = undefined;
 
   /**
    * @param peer The peer the requests came in on (the handlers' context).
@@ -112,6 +118,7 @@ export class IncomingRequests {
       if (running.get(sequence) !== context) return;
       running.delete(sequence);
       this.#settle(sequence, ok, value);
+      if (running.size === 0) this.#idle();
     };
     (result as PromiseLike<unknown>).then(
       (value) => done(true, value),
@@ -132,6 +139,7 @@ export class IncomingRequests {
     context.abort(
       new DuplexError("CANCELLED", "Request cancelled by the caller"),
     );
+    if (this.#running!.size === 0) this.#idle();
   }
 
   /**
@@ -145,5 +153,61 @@ export class IncomingRequests {
     const contexts = [...running.values()];
     running.clear();
     for (const context of contexts) context.abort(reason);
+    this.onIdle = undefined;
   }
+
+  #idle(): void {
+    const onIdle = this.onIdle;
+    this.onIdle = undefined;
+    onIdle?.();
+  }
+}
+
+/**
+ * The error response to a request that no handler takes.
+ *
+ * @param method The request's method; `undefined` for the default handler.
+ * @returns The `METHOD_NOT_FOUND` error.
+ */
+export function methodNotFound(method: string | undefined): ErrorPayload {
+  return {
+    code: "METHOD_NOT_FOUND",
+    message: `Cannot handle request: ${
+      method === undefined
+        ? "no default handler"
+        : `unknown method ${JSON.stringify(method)}`
+    }`,
+  };
+}
+
+/**
+ * The error response to a request whose sequence is already being handled.
+ *
+ * @param sequence The sequence.
+ * @returns The `INVALID_FRAME` error.
+ */
+export function alreadyInFlight(sequence: number): ErrorPayload {
+  return {
+    code: "INVALID_FRAME",
+    message: `Cannot handle request: sequence ${sequence} is already in flight`,
+  };
+}
+
+/**
+ * The error response of a handler that threw: a {@linkcode RemoteError} as
+ * is; any other `DuplexError` (one that escaped a call the handler made:
+ * `RequestTimeoutError`, `NotConnectedError`, `BrokerUnavailableError`...)
+ * with its code and message; anything else as a generic `INTERNAL_ERROR`
+ * (details stay local).
+ *
+ * @param error What the handler threw.
+ * @returns The error payload.
+ */
+export function handlerError(error: unknown): ErrorPayload {
+  if (error instanceof RemoteError) {
+    return { code: error.code, message: error.message, data: error.data };
+  }
+  return error instanceof DuplexError
+    ? { code: error.code, message: error.message }
+    : { code: "INTERNAL_ERROR", message: "Internal error" };
 }

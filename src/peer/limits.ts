@@ -215,7 +215,7 @@ export class PeerLimits implements PeerGuard {
     code: number,
     reason: string,
   ): false {
-    peer.close(code, reason);
+    peer.closeWithReason(code, reason);
     return false;
   }
 }

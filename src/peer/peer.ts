@@ -7,31 +7,33 @@
  * @module
  */
 
-import { Receiver } from "./receiver.ts";
+import { Sender } from "./sender.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import {
   ConnectionClosedError,
+  DuplexError,
   errorEvent,
-  ProtocolError,
   RemoteError,
 } from "../wire/errors.ts";
-import type {
-  ErrorPayload,
-  Frame,
-  NotifyFrame,
-  RequestFrame,
+import { chatOnly, checkOriginalRequest } from "./original_protocol.ts";
+import { asProtocolError, MalformedFrames } from "./malformed_frames.ts";
+import {
+  type ErrorPayload,
+  type Frame,
+  type NotifyFrame,
+  type RequestFrame,
+  SUBPROTOCOL,
 } from "../wire/protocol.ts";
+import { reportedCloseCode } from "../wire/close_codes.ts";
 import { PendingRequests } from "./pending_requests.ts";
-import { IncomingRequests } from "./incoming_requests.ts";
-import type {
-  AnyEndpoint,
-  Endpoint,
-  NotificationMethod,
-  ParamsOf,
-  PayloadOf,
-  RequestMethod,
-  ResultOf,
-} from "./endpoint.ts";
+import {
+  alreadyInFlight,
+  handlerError,
+  IncomingRequests,
+  methodNotFound,
+} from "./incoming_requests.ts";
+import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
+import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
 import type {
   PeerEventMap,
@@ -87,11 +89,11 @@ const OPEN = 1;
 export class Peer<
   Local extends Endpoint = AnyEndpoint,
   Remote extends Endpoint = AnyEndpoint,
-> extends Receiver<Local, PeerEventMap> {
+> extends Sender<Local, Remote, PeerEventMap, boolean> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0],
+    framesIn: [0, 0, 0, 0, 0, 0, 0, 0],
+    framesOut: [0, 0, 0, 0, 0, 0, 0, 0],
     malformed: 0,
     dropped: 0,
     rateLimited: 0,
@@ -109,10 +111,19 @@ export class Peer<
   #tracker: PendingRequests | undefined = undefined;
   #incoming: IncomingRequests | undefined = undefined;
   #options: PeerOptions;
-  #pingSequence = 0;
+  #original: boolean;
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
+  /** Allocated on the first malformed frame. */
+  #malformed: MalformedFrames | undefined = undefined;
+  /**
+   * The code and reason of a close under way: announced by the other side
+   * (a closing frame) or by this side (`closeWithReason()`).
+   */
+  #closing: { code: number; reason: string; remote: boolean } | undefined =
+    undefined;
+  #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
    * Wraps an open (or opening) socket.
@@ -126,6 +137,7 @@ export class Peer<
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
+    this.#original = options.original ?? false;
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -134,7 +146,10 @@ export class Peer<
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
       ...this.#options,
-      onAbandon: (sequence) => this.#sendFrame({ sequence, type: 4 }),
+      // An original-protocol peer would take a cancel for a request.
+      onAbandon: this.#original
+        ? undefined
+        : (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
     });
   }
@@ -142,6 +157,23 @@ export class Peer<
   /** The socket this peer runs over. */
   get socket(): SocketLike {
     return this.#socket;
+  }
+
+  /**
+   * The subprotocol the handshake selected (`"duplex.v1"`), or `""` (the
+   * original protocol, or a socket that does not say): the `protocol`
+   * option, else the socket's.
+   */
+  get protocol(): string {
+    return this.#options.protocol ?? this.#socket.protocol ?? "";
+  }
+
+  /**
+   * `true` when the other side speaks only the original protocol (see
+   * {@linkcode PeerOptions.original}).
+   */
+  get original(): boolean {
+    return this.#original;
   }
 
   /** `true` once the socket closed or `close()` was called. */
@@ -170,13 +202,16 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is or gets closed.
    * @throws {RemoteError} When the other side answered with an error.
    * @throws {TooManyPendingError} When too many requests are pending.
+   * @throws {OriginalProtocolError} With a method or a non-string message
+   * when the other side speaks the original protocol.
    */
   request<R = unknown>(
     message: unknown,
     options: RequestOptions & { method?: string } = {},
   ): Promise<R> {
     try {
-      if (this.#closed) throw this.#closedError();
+      if (this.#closed || this.#closing) throw this.#closedError();
+      if (this.#original) checkOriginalRequest(message, options.method);
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
@@ -191,25 +226,6 @@ export class Peer<
   }
 
   /**
-   * Sends a typed request to method `method` of the other side.
-   *
-   * @param method The method name.
-   * @param params The params.
-   * @param options Timeout and abort signal.
-   * @returns The method's result.
-   * @throws {RequestTimeoutError} When no response came in time.
-   * @throws {ConnectionClosedError} When the connection is or gets closed.
-   * @throws {RemoteError} When the other side answered with an error.
-   */
-  call<M extends RequestMethod<Remote>>(
-    method: M,
-    params: ParamsOf<Remote, M>,
-    options: RequestOptions = {},
-  ): Promise<ResultOf<Remote, M>> {
-    return this.request(params, { ...options, method });
-  }
-
-  /**
    * Sends a notification without a method, or with `options.method`. The
    * guard may drop it (backpressure) or close the connection.
    *
@@ -217,8 +233,11 @@ export class Peer<
    * @param options The method.
    * @returns `true` when it was handed to the socket.
    * @throws {ConnectionClosedError} When the connection is closed.
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: { method?: string } = {}): boolean {
+    if (this.#original && !this.#closed) throw chatOnly("send a notification");
     return this.sendNotification(
       this.#codec.encode({
         sequence: 0,
@@ -227,21 +246,6 @@ export class Peer<
         method: options.method,
       }),
     );
-  }
-
-  /**
-   * Sends a typed notification to the other side.
-   *
-   * @param method The method name.
-   * @param payload The payload.
-   * @returns `true` when it was handed to the socket.
-   * @throws {ConnectionClosedError} When the connection is closed.
-   */
-  emit<M extends NotificationMethod<Remote>>(
-    method: M,
-    payload: PayloadOf<Remote, M>,
-  ): boolean {
-    return this.notify(payload, { method });
   }
 
   /**
@@ -254,8 +258,8 @@ export class Peer<
    * @throws {ConnectionClosedError} When the connection is closed.
    */
   sendNotification(data: string | Uint8Array<ArrayBuffer>): boolean {
-    if (this.#closed || this.#socket.readyState !== OPEN) {
-      throw this.#closedError();
+    if (this.#closed || this.#closing || this.#socket.readyState !== OPEN) {
+      throw this.#closedError("send notification");
     }
     if (this.#options.guard?.outbound(this) === false) return false;
     this.#sendData(data, 3);
@@ -265,12 +269,15 @@ export class Peer<
   /**
    * Sends an application-level ping; the other side answers with a pong.
    * Any incoming frame counts as a sign of life (see `stats.framesIn`).
+   * Pings carry sequence 0, which no request has: a peer that answered one
+   * with a response could not settle a request.
+   *
+   * @throws {OriginalProtocolError} When the other side speaks the original
+   * protocol, which would relay the ping as a chat message.
    */
   ping(): void {
-    this.#sendFrame({
-      sequence: this.#pingSequence = (this.#pingSequence + 1) & 0x7fffffff,
-      type: 5,
-    });
+    if (this.#original) throw chatOnly("ping");
+    this.#sendFrame({ sequence: 0, type: 5 });
   }
 
   /**
@@ -292,6 +299,48 @@ export class Peer<
     this.#onClose(code, reason);
   }
 
+  /**
+   * Closes the connection for a reason the other side must learn even if
+   * the close frame is lost (a Deno server's close frame is, when the other
+   * side is still sending). With a `duplex.v1` peer it stops taking
+   * requests and notifications, lets the running handlers deliver their
+   * responses, then sends a closing frame (type 7) with `code` and `reason`
+   * and waits for the other side to close (a Duplex client does at once),
+   * each wait bounded by `grace` ms. With any other peer it is
+   * {@linkcode Peer.close}. Idempotent.
+   *
+   * @param code The close code.
+   * @param reason The close reason (at most 123 bytes).
+   * @param options How long each wait may last, in ms (default 1000).
+   */
+  closeWithReason(
+    code: number,
+    reason = "",
+    options: { grace?: number } = {},
+  ): void {
+    if (this.#closed || this.#closing) return;
+    if (this.protocol !== SUBPROTOCOL || this.#socket.readyState !== OPEN) {
+      this.close(code, reason);
+      return;
+    }
+    this.#closing = { code, reason, remote: false };
+    this.#tracker?.rejectAll(new ConnectionClosedError(code, reason));
+    const grace = options.grace ?? 1_000;
+    const announce = (): void => {
+      clearTimeout(this.#closingTimer);
+      if (this.#closed) return;
+      this.#sendFrame({ sequence: 0, type: 7, code, reason });
+      this.#closingTimer = setTimeout(() => this.close(code, reason), grace);
+    };
+    const incoming = this.#incoming;
+    if (incoming === undefined || incoming.size === 0) {
+      announce();
+    } else {
+      incoming.onIdle = announce;
+      this.#closingTimer = setTimeout(announce, grace);
+    }
+  }
+
   /** Closes with 1001 (going away). */
   [Symbol.dispose](): void {
     this.close(1001, "Going away");
@@ -307,7 +356,13 @@ export class Peer<
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
     } else {
-      this.#onClose((event as CloseEvent).code, (event as CloseEvent).reason);
+      // A close announced by a closing frame is reported as announced:
+      // its close frame may have been lost (then Deno reports 0).
+      const closing = this.#closing;
+      this.#onClose(
+        closing?.code ?? reportedCloseCode((event as CloseEvent).code),
+        closing?.reason ?? (event as CloseEvent).reason,
+      );
     }
   }
 
@@ -330,8 +385,14 @@ export class Peer<
     }
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
+    if (this.#original && (frame.type === 2 || frame.type === 3)) {
+      // The original server leaves out empty strings.
+      frame.message ??= "";
+    }
+    const closing = this.#closing;
     switch (frame.type) {
       case 1: {
+        if (closing) return;
         const error = refusal ?? guard?.admit(this);
         if (error) this.#respondError(sequence, error);
         else this.#onRequest(frame);
@@ -345,7 +406,10 @@ export class Peer<
         }
         return;
       case 3:
-        if (!refusal) this.#onNotification(frame);
+        if (!refusal && !closing) this.#onNotification(frame);
+        return;
+      case 7:
+        this.#onClosing(frame.code, frame.reason ?? "");
         return;
       case 4:
         this.#incoming?.cancel(sequence);
@@ -355,17 +419,28 @@ export class Peer<
     }
   }
 
+  /**
+   * The other side announced its close after its last response: what is
+   * still pending will not be answered; this side closes at once with the
+   * announced code.
+   */
+  #onClosing(code: number, reason: string): void {
+    if (this.#closing || this.#original) return;
+    this.#closing = { code, reason, remote: true };
+    this.close(code, reason);
+  }
+
   #onMalformed(error: unknown): void {
-    const protocolError = error instanceof ProtocolError
-      ? error
-      : new ProtocolError(
-        "Cannot decode frame: codec failed",
-        undefined,
-        undefined,
-        { cause: error },
-      );
+    const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
-    if (++this.stats.malformed > (this.#options.maxMalformed ?? 10)) {
+    this.stats.malformed++;
+    const options = this.#options;
+    if (
+      (this.#malformed ??= new MalformedFrames(
+        options.maxMalformed ?? 10,
+        options.malformedWindow ?? 60_000,
+      )).add()
+    ) {
       this.close(1002, "Too many malformed frames");
       return;
     }
@@ -383,17 +458,7 @@ export class Peer<
   #onRequest(frame: RequestFrame): void {
     const { sequence, method } = frame;
     const handler = this.registry.handlers.get(method);
-    if (!handler) {
-      this.#respondError(sequence, {
-        code: "METHOD_NOT_FOUND",
-        message: `Cannot handle request: ${
-          method === undefined
-            ? "no default handler"
-            : `unknown method ${JSON.stringify(method)}`
-        }`,
-      });
-      return;
-    }
+    if (!handler) return this.#respondError(sequence, methodNotFound(method));
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value) => {
@@ -402,30 +467,23 @@ export class Peer<
       },
     );
     if (incoming.has(sequence)) {
-      this.#respondError(sequence, {
-        code: "INVALID_FRAME",
-        message:
-          `Cannot handle request: sequence ${sequence} is already in flight`,
-      });
-      return;
+      return this.#respondError(sequence, alreadyInFlight(sequence));
     }
+    const chain = this.registry.middleware;
     incoming.run(
-      handler as RequestHandler<unknown, unknown>,
+      chain.length
+        ? throughMiddleware(chain, handler as RequestHandler, frame)
+        : handler as RequestHandler<unknown, unknown>,
       frame,
       this.identity ?? frame.from,
     );
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    if (!(error instanceof RemoteError)) {
-      this.#reportError(error);
-    }
-    this.#respondError(
-      sequence,
-      error instanceof RemoteError
-        ? { code: error.code, message: error.message, data: error.data }
-        : { code: "INTERNAL_ERROR", message: "Internal error" },
-    );
+    // Our typed errors pass with their code (one that escaped a call the
+    // handler made included); anything else is the handler's own failure.
+    if (!(error instanceof DuplexError)) this.#reportError(error);
+    this.#respondError(sequence, handlerError(error));
   }
 
   #respond(sequence: number, message: unknown): void {
@@ -442,6 +500,15 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
+    const chain = this.registry.middleware;
+    if (!chain.length) return this.#dispatch(frame);
+    const peer = this as Peer<Endpoint, Endpoint>;
+    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
+      error,
+    ) => this.#reportError(error));
+  }
+
+  #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
     this.#deliver(listeners.get(frame.method ?? ""), frame);
     this.#deliver(listeners.get(undefined), frame);
@@ -472,10 +539,12 @@ export class Peer<
     this.stats.framesOut[type]++;
   }
 
-  #closedError(): ConnectionClosedError {
+  #closedError(action?: string): ConnectionClosedError {
+    const closing = this.#closed ? undefined : this.#closing;
     return new ConnectionClosedError(
-      this.#closeCode || 1006,
-      this.#closeReason,
+      closing?.code ?? this.#closeCode,
+      closing?.reason ?? this.#closeReason,
+      { action },
     );
   }
 
@@ -487,11 +556,13 @@ export class Peer<
   #onClose(code: number, reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#closingTimer);
     this.#closeCode = code;
     this.#closeReason = reason;
     this.#socket.removeEventListener("message", this);
     this.#socket.removeEventListener("close", this);
-    const error = new ConnectionClosedError(code, reason);
+    const error = this.#socket.closeError?.(code, reason) ??
+      new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
     this.#incoming?.abortAll(error);
     this.#options.onClose?.(code, reason);

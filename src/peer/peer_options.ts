@@ -81,11 +81,40 @@ export interface PeerOptions {
    */
   maxPending?: number;
   /**
-   * Malformed frames tolerated before the connection is closed with 1002.
+   * Malformed frames tolerated within `malformedWindow`: one more closes the
+   * connection with 1002. Only recent ones count, so that a long-lived
+   * connection is not closed for rare mistakes spread over hours.
    *
    * @default {10}
    */
   maxMalformed?: number;
+  /**
+   * The window, in milliseconds, in which `maxMalformed` counts malformed
+   * frames.
+   *
+   * @default {60000}
+   */
+  malformedWindow?: number;
+  /**
+   * The subprotocol the handshake selected, for sockets that do not report
+   * it: a socket of `Deno.upgradeWebSocket` reports `""` whatever the
+   * server selected. Extensions of this side that need the other side's
+   * consent (the closing frame) are sent only with `"duplex.v1"`.
+   *
+   * @default {socket.protocol}
+   */
+  protocol?: string;
+  /**
+   * The other side speaks only the original protocol (it did not select
+   * `duplex.v1`; the {@linkcode Client} sets this from the handshake). Then
+   * this side sends only original frames: no cancels and no pings;
+   * requests with a method or a non-string message, notifications and
+   * `ping()` throw an {@linkcode OriginalProtocolError}; a missing
+   * `message` of a response or notification reads as `""`.
+   *
+   * @default {false}
+   */
+  original?: boolean;
   /**
    * Limits on incoming and outgoing traffic, e.g. a
    * {@linkcode PeerLimits} (message size, rate, requests in flight,

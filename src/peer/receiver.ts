@@ -7,7 +7,9 @@
  */
 
 import { TypedEventTarget } from "./typed_event_target.ts";
+import type { Middleware } from "./middleware.ts";
 import type {
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -46,6 +48,28 @@ export class Registry {
     string | undefined,
     Set<NotificationListener<never>>
   > = new Map();
+
+  /**
+   * Middleware run around every incoming request and notification, in
+   * order (see {@linkcode Registry.use}).
+   */
+  readonly middleware: Middleware[] = [];
+
+  /**
+   * Adds a middleware, run after those added before it, around every
+   * incoming request and notification of every peer using this registry.
+   *
+   * @param middleware The middleware.
+   * @returns A function that removes it.
+   */
+  use(middleware: Middleware): () => void {
+    const chain = this.middleware;
+    chain.push(middleware);
+    return () => {
+      const index = chain.indexOf(middleware);
+      if (index >= 0) chain.splice(index, 1);
+    };
+  }
 
   /**
    * Sets the handler of `method`, replacing any previous one.
@@ -130,6 +154,8 @@ export class Receiver<Local extends Endpoint, EventMap>
    * @typeParam M The method name.
    * @typeParam P The params type: the endpoint's, or for an untyped endpoint
    * whatever the handler declares.
+   * @typeParam R The result type: the endpoint's (literal results such as
+   * `"ok"` are kept, no `as const` needed).
    * @param method The method name.
    * @param handler The handler.
    * @returns A function that removes the handler.
@@ -137,11 +163,23 @@ export class Receiver<Local extends Endpoint, EventMap>
   handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R>,
   ): () => void {
     return this.registry.handle(method, handler);
+  }
+
+  /**
+   * Adds a middleware around every incoming request and notification (see
+   * `Middleware`): for authorization, timing, logging.
+   *
+   * @param middleware The middleware.
+   * @returns A function that removes it.
+   */
+  use(middleware: Middleware): () => void {
+    return this.registry.use(middleware);
   }
 
   /**

@@ -20,6 +20,8 @@
 export interface SocketLike {
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
   readonly readyState: number;
+  /** The negotiated subprotocol, when the socket knows it. */
+  readonly protocol?: string;
   /** Bytes queued by `send()` and not yet written. */
   readonly bufferedAmount: number;
   /** Queues one message. */
@@ -30,4 +32,9 @@ export interface SocketLike {
   addEventListener(type: string, listener: EventListenerObject): void;
   /** Stops listening. */
   removeEventListener(type: string, listener: EventListenerObject): void;
+  /**
+   * Optional: the error pending requests reject with when the socket
+   * closes (a session's transport says when the outcome is unknown).
+   */
+  closeError?(code: number, reason: string): Error | undefined;
 }

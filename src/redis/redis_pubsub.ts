@@ -17,6 +17,7 @@
 import {
   _dispatch,
   type BrokerLogger,
+  BrokerOutcomeUnknownError,
   BrokerUnavailableError,
   type PubSub,
   type PubSubListener,
@@ -95,7 +96,7 @@ export interface RedisPubSubOptions {
   connectTimeout?: number;
   /**
    * How long `publish` waits for Redis to take a message before it rejects
-   * with {@linkcode BrokerUnavailableError} (a half-open connection).
+   * with {@linkcode BrokerOutcomeUnknownError} (a half-open connection).
    *
    * @default {5000}
    */
@@ -311,7 +312,10 @@ export class RedisPubSub extends PubSubTarget implements PubSub {
    * @param data The message.
    * @returns Settles once Redis took it.
    * @throws {BrokerUnavailableError} At once while Redis is down or after
-   * `close()`; after `publishTimeout` when Redis does not answer.
+   * `close()` (nothing was sent).
+   * @throws {BrokerOutcomeUnknownError} After `publishTimeout` when Redis
+   * does not answer, or when the connection breaks before it answers (the
+   * message may still be delivered).
    */
   publish(channel: string, data: string): Promise<void> {
     const client = this.#publisher.client;
@@ -330,7 +334,7 @@ export class RedisPubSub extends PubSubTarget implements PubSub {
       ? setTimeout(() => {
         timedOut = true;
         this.stats.publishFailed++;
-        const error = new BrokerUnavailableError(
+        const error = new BrokerOutcomeUnknownError(
           this.name,
           `no answer within ${this.#publishTimeout} ms`,
         );
@@ -351,8 +355,10 @@ export class RedisPubSub extends PubSubTarget implements PubSub {
         clearTimeout(timer);
         if (timedOut) return;
         this.stats.publishFailed++;
+        // The command was written on a connection that was up: Redis may
+        // have taken it before the connection broke.
         reject(
-          new BrokerUnavailableError(this.name, describe(error), {
+          new BrokerOutcomeUnknownError(this.name, describe(error), {
             cause: error,
           }),
         );

@@ -6,7 +6,12 @@
  */
 
 import { PeerLimits } from "../peer/limits.ts";
-import { type AnyEndpoint, type Endpoint, Peer } from "../peer/peer.ts";
+import {
+  type AnyEndpoint,
+  type Endpoint,
+  Peer,
+  type SocketLike,
+} from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
@@ -63,6 +68,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly address: string | undefined,
   ) {
     this.extended = protocol === SUBPROTOCOL;
+    // Handlers and middleware read it as `context.data`.
+    peer.data = data;
   }
 
   /** Settles when the socket has closed; made only when someone waits. */
@@ -114,15 +121,55 @@ export function acceptConnection<
   upgraded: Upgraded,
   options: AcceptOptions<Local, Remote>,
 ): ServerConnection<Local, Remote> {
-  const { socket, user, protocol, data, address } = upgraded;
-  const peerOptions = options.peerOptions;
+  const { socket, user, protocol } = upgraded;
   // Assigned once, after the peer whose hooks need it.
   // deno-lint-ignore prefer-const
   let connection: ServerConnection<Local, Remote> | undefined;
   const budgeted = options.budget.wrap(socket, () => {
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
-  const peer = new Peer<Local, Remote>(budgeted, {
+  const peer = serverPeer<Local, Remote>(budgeted, user, protocol, {
+    ...options,
+    onClose: (code, reason) => {
+      if (connection !== undefined) options.onClose(connection, code, reason);
+    },
+  });
+  connection = new ServerConnection<Local, Remote>(
+    options.id,
+    user,
+    protocol,
+    upgraded.data,
+    peer,
+    socket,
+    budgeted,
+    upgraded.address,
+  );
+  // One listener object per connection, for both socket events. Deno does
+  // not need an "error" listener: an abrupt drop is followed by "close".
+  socket.addEventListener("close", connection, { once: true });
+  socket.addEventListener("open", connection, { once: true });
+  return connection;
+}
+
+/**
+ * The peer of a connection or a session: the server's registry, the
+ * per-connection limits, hooks rather than listeners.
+ */
+export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
+  socket: SocketLike,
+  user: string,
+  protocol: string,
+  options: {
+    peerOptions: PeerOptions;
+    registry: Registry;
+    onClose: (code: number, reason: string) => void;
+    onError: (user: string, error: unknown) => void;
+  },
+): Peer<Local, Remote> {
+  const peerOptions = options.peerOptions;
+  return new Peer<Local, Remote>(socket, {
+    // Deno's server sockets report no protocol: the closing frame needs it.
+    protocol,
     identity: user,
     registry: options.registry,
     // JSON, plus results encoded once by their handler (users.list pages).
@@ -132,9 +179,7 @@ export function acceptConnection<
     // Size, rate, in-flight and backpressure limits, per connection.
     guard: new PeerLimits(peerOptions),
     // Hooks rather than event listeners: cheaper per idle connection.
-    onClose: (code, reason) => {
-      if (connection !== undefined) options.onClose(connection, code, reason);
-    },
+    onClose: options.onClose,
     onError: (error) => {
       // Malformed frames are counted in the metrics; only failures of our
       // own code are reported.
@@ -142,19 +187,34 @@ export function acceptConnection<
       options.onError(user, error);
     },
   });
-  connection = new ServerConnection<Local, Remote>(
+}
+
+/**
+ * The connection of a session's socket (open already): the session's peer,
+ * the socket wrapped in the send budget (what the session writes to it).
+ */
+export function sessionConnection<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+>(
+  upgraded: Upgraded,
+  peer: Peer<Local, Remote>,
+  options: { id: number; budget: SendBudget },
+): ServerConnection<Local, Remote> {
+  const { socket } = upgraded;
+  const budgeted = options.budget.wrap(socket, () => {
+    peer.close(1013, "Too slow: send buffer full");
+  });
+  const connection = new ServerConnection<Local, Remote>(
     options.id,
-    user,
-    protocol,
-    data,
+    upgraded.user,
+    upgraded.protocol,
+    upgraded.data,
     peer,
     socket,
     budgeted,
-    address,
+    upgraded.address,
   );
-  // One listener object per connection, for both socket events. Deno does
-  // not need an "error" listener: an abrupt drop is followed by "close".
   socket.addEventListener("close", connection, { once: true });
-  socket.addEventListener("open", connection, { once: true });
   return connection;
 }

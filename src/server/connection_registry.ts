@@ -7,6 +7,8 @@
  */
 
 import type { Endpoint } from "../peer/peer.ts";
+import { ForbiddenError } from "../peer/middleware.ts";
+import { listed } from "../cluster/broker.ts";
 import type { ServerConnection } from "./connection.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
@@ -63,17 +65,9 @@ export class ConnectionRegistry<
    */
   remove(connection: ServerConnection<Local, Remote>): boolean {
     connection.registered = false;
-    const { user, peer } = connection;
+    const { user } = connection;
     this.connections.delete(connection);
-    const stats = peer.stats;
-    const totals = this.#closedStats;
-    for (let type = 0; type < totals.framesIn.length; type++) {
-      totals.framesIn[type] += stats.framesIn[type];
-      totals.framesOut[type] += stats.framesOut[type];
-    }
-    totals.dropped += stats.dropped;
-    totals.malformed += stats.malformed;
-    totals.rateLimited += stats.rateLimited;
+    this.#addStats(connection);
     const own = this.#users.get(user);
     own?.delete(connection);
     const last = own !== undefined && own.size === 0;
@@ -82,6 +76,38 @@ export class ConnectionRegistry<
       for (const room of this.roomsOf(user)) this.leave(room, user);
     }
     return last;
+  }
+
+  /** Adds a closed connection's stats to the totals. */
+  #addStats(connection: ServerConnection<Local, Remote>): void {
+    const stats = connection.peer.stats;
+    const totals = this.#closedStats;
+    for (let type = 0; type < totals.framesIn.length; type++) {
+      totals.framesIn[type] += stats.framesIn[type];
+      totals.framesOut[type] += stats.framesOut[type];
+    }
+    totals.dropped += stats.dropped;
+    totals.malformed += stats.malformed;
+    totals.rateLimited += stats.rateLimited;
+  }
+
+  /**
+   * Puts `fresh` in the place of `old` (a session resumed on a new
+   * connection): same user, same rooms, no presence change.
+   */
+  replace(
+    old: ServerConnection<Local, Remote>,
+    fresh: ServerConnection<Local, Remote>,
+  ): void {
+    if (!old.registered) return;
+    old.registered = false;
+    fresh.registered = true;
+    this.connections.delete(old);
+    this.connections.add(fresh);
+    const own = this.#users.get(old.user);
+    own?.delete(old);
+    own?.add(fresh);
+    // The two share the session's peer: its stats count once, at the end.
   }
 
   /** The users, in order of their first connection. */
@@ -106,9 +132,25 @@ export class ConnectionRegistry<
     return this.#rooms.get(room);
   }
 
-  /** Adds a connected user to a room; `false` when not connected. */
+  /** Decides joins (the server's `authorizeJoin` option). */
+  authorizeJoin:
+    | ((room: string, user: string, data: unknown) => boolean)
+    | undefined = undefined;
+
+  /**
+   * Adds a connected user to a room; `false` when not connected.
+   *
+   * @throws {ForbiddenError} When `authorizeJoin` refuses.
+   */
   join(room: string, user: string): boolean {
-    if (!this.#users.has(user)) return false;
+    const own = this.#users.get(user);
+    if (own === undefined) return false;
+    const data = own.values().next().value?.data;
+    if (this.authorizeJoin?.(room, user, data) === false) {
+      throw new ForbiddenError(
+        `Cannot join ${JSON.stringify(room)}: not allowed for this user`,
+      );
+    }
     let members = this.#rooms.get(room);
     if (members === undefined) this.#rooms.set(room, members = new Set());
     members.add(user);
@@ -142,13 +184,17 @@ export class ConnectionRegistry<
   /** Whether a local push to this audience could reach any connection. */
   hasAudience(
     to: string | undefined,
-    room: string | undefined,
-    except: string | undefined,
+    room: string | readonly string[] | undefined,
+    except: string | readonly string[] | undefined,
   ): boolean {
     const users = this.#users;
-    if (to !== undefined) return to !== except && users.has(to);
-    if (room !== undefined) return this.#rooms.has(room);
-    return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+    if (to !== undefined) return !listed(except, to) && users.has(to);
+    if (typeof room === "string") return this.#rooms.has(room);
+    if (room !== undefined) return room.some((name) => this.#rooms.has(name));
+    if (typeof except !== "object") {
+      return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+    }
+    return [...users.keys()].some((user) => !except.includes(user));
   }
 
   /** The figures behind `/metrics`: closed and open connections summed. */

@@ -12,6 +12,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
   AnyEndpoint,
+  AnyResult,
   Endpoint,
   NotificationMethod,
   ParamsOf,
@@ -30,16 +31,14 @@ import {
 import { SendBudget } from "./send_budget.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
-import {
-  FanOut,
-  type NotifyOptions,
-  pushEnvelope,
-  type PushOptions,
-} from "./fan_out.ts";
+import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
-import type { DuplexServerEventMap } from "./server_events.ts";
+import {
+  dispatchDisconnect,
+  type DuplexServerEventMap,
+} from "./server_events.ts";
 import {
   checkLimits,
   CLOSE_REPLACED,
@@ -50,7 +49,10 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
+import { ServerSessions } from "./server_sessions.ts";
+import type { SessionMetrics } from "./session_metrics.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -67,6 +69,7 @@ export {
   type ServerRateLimit,
 } from "./server_options.ts";
 export type { ServerRequestOptions } from "./server_request.ts";
+export type { ServerRequestContext } from "./server_context.ts";
 export type { StatusAuthorize } from "./status_routes.ts";
 
 /**
@@ -80,7 +83,7 @@ export type { StatusAuthorize } from "./status_routes.ts";
  * a user counts (several tabs): `online` fires on the first, `offline` after
  * the last; a push to the user reaches all of its connections, a request goes
  * to the most recent `duplex.v1` one. With `"replace"` the newer connection
- * closes the older ones with {@linkcode CLOSE_REPLACED} (4000).
+ * closes the older ones with {@linkcode CLOSE_REPLACED} (4009).
  *
  * Events: `connect` and `disconnect` (each connection), `online` and
  * `offline` (each user), `error` (a handler threw an unexpected error).
@@ -144,6 +147,7 @@ export class DuplexServer<
   #graceful: GracefulShutdown;
   #sendBudget: SendBudget;
   #slots: ConnectionSlots;
+  #sessions: ServerSessions<Local, Remote>;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -185,18 +189,39 @@ export class DuplexServer<
       idleTimeout: options.idleTimeout ?? 30,
       slots: this.#slots,
       trustProxy: options.trustProxy ?? false,
+      sessions: options.sessions !== false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      refusals: options.refusals ?? "status",
     });
+    this.#registry.authorizeJoin = options.authorizeJoin;
     this.#status = new StatusRoutes({
       healthPath: options.healthPath ?? "/healthz",
       metricsPath: options.metricsPath ?? "/metrics",
+      clientPath: options.clientPath ?? false,
       closing: () => this.#graceful.closing,
       authorize: options.authorizeStatus,
       render: () =>
-        this.metrics.render(this.#registry.snapshot(this.#graceful.inFlight)),
+        this.metrics.render({
+          ...this.#registry.snapshot(this.#graceful.inFlight),
+          cluster: this.#cluster?.stats,
+        }) + this.#sessions.render(),
+    });
+    this.#sessions = new ServerSessions<Local, Remote>(options.sessions || {}, {
+      registry: this.#registry,
+      metrics: this.metrics,
+      logger: this.#logger,
+      events: this,
+      peer: { peerOptions: this.#peerOptions, registry: this.registry },
+      budget: this.#sendBudget,
+      nextId: () => this.#nextId++,
+      forgetSocket: this.#forgetSocket,
+      onError: this.#handlerFailed,
+      abandoned: (upgraded) => this.#slots.release(upgraded.address),
+      opened: (connection) => this.#onOpen(connection),
+      ended: (...args) => this.#onClose(...args),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -220,6 +245,10 @@ export class DuplexServer<
     return this.#registry.connections.size;
   }
 
+  /** Session figures since the start (also in `/metrics`). */
+  get sessionMetrics(): SessionMetrics {
+    return this.#sessions.metrics;
+  }
   /** `true` once `shutdown()` was called. */
   get closing(): boolean {
     return this.#graceful.closing;
@@ -272,9 +301,10 @@ export class DuplexServer<
   override handle<
     M extends RequestMethod<Local>,
     P extends ParamsOf<Local, M> = ParamsOf<Local, M>,
+    R extends ResultOf<Local, M> & AnyResult = ResultOf<Local, M> & AnyResult,
   >(
     method: M,
-    handler: RequestHandler<P, ResultOf<Local, M>>,
+    handler: RequestHandler<P, R, ServerRequestContext>,
   ): () => void {
     return super.handle(method, this.#graceful.measure(handler));
   }
@@ -286,7 +316,9 @@ export class DuplexServer<
    * @param handler The handler; `context.from` is the sender's user id.
    * @returns A function that removes the handler.
    */
-  override onRequest(handler: RequestHandler<unknown, unknown>): () => void {
+  override onRequest(
+    handler: RequestHandler<unknown, unknown, ServerRequestContext>,
+  ): () => void {
     return super.onRequest(this.#graceful.measure(handler));
   }
 
@@ -305,24 +337,12 @@ export class DuplexServer<
    * cannot be encoded.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
-    const { to, room, except, local } = options;
-    if (to !== undefined && room !== undefined) {
-      throw new TypeError(
-        "Cannot push notification: give either to or room, not both",
-      );
-    }
-    if (
-      (local || this.#cluster === undefined) &&
-      !this.#registry.hasAudience(to, room, except)
-    ) {
-      // Nobody here could receive it and nothing spans instances: skip the
-      // encoding (the chat relay of a lone user, on every request).
-      return;
-    }
-    const envelope = pushEnvelope(message, options);
-    if (local) this.#fanOut.deliver(envelope);
-    else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-    else this.#broker.publish(envelope);
+    const spans = !options.local && this.#cluster !== undefined;
+    this.#fanOut.push(message, options, spans, (envelope) => {
+      if (options.local) this.#fanOut.deliver(envelope);
+      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
+      else this.#broker.publish(envelope);
+    });
   }
 
   /**
@@ -468,9 +488,10 @@ export class DuplexServer<
    */
   shutdown(): Promise<void> {
     this.#graceful.closing = true;
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
-      () => this.#broker.close(),
-    );
+    // Sessions waiting for their clients end with the server.
+    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+      .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
+      .finally(() => this.#broker.close());
     return this.#shutdown;
   }
 
@@ -480,8 +501,7 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const url = new URL(request.url);
-    const path = url.pathname;
+    const path = new URL(request.url).pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
       return this.upgrade(request, info);
     }
@@ -494,6 +514,10 @@ export class DuplexServer<
   }
 
   #accept(upgraded: Upgraded): void {
+    if (upgraded.session) {
+      this.#sessions.accept(upgraded);
+      return;
+    }
     const connection = acceptConnection<Local, Remote>(upgraded, {
       id: this.#nextId++,
       peerOptions: this.#peerOptions,
@@ -501,14 +525,15 @@ export class DuplexServer<
       budget: this.#sendBudget,
       onClose: (connection, code, reason) =>
         this.#onClose(connection, code, reason),
-      onError: (user, error) =>
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
+      onError: this.#handlerFailed,
     });
     this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
     connection.onOpen = this.#openConnection;
   }
 
+  readonly #handlerFailed = (user: string, error: unknown): void =>
+    this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
     this.#registry.sockets.delete(connection);
     this.#sendBudget.forget(connection.budgeted);
@@ -538,10 +563,10 @@ export class DuplexServer<
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      const reason = "Replaced by a newer connection";
       for (const older of [...own]) {
-        if (older !== connection) {
-          older.peer.close(CLOSE_REPLACED, "Replaced by a newer connection");
-        }
+        if (older === connection) continue;
+        older.peer.closeWithReason(CLOSE_REPLACED, reason);
       }
     }
   }
@@ -550,19 +575,13 @@ export class DuplexServer<
     connection: ServerConnection<Local, Remote>,
     code: number,
     reason: string,
+    disconnected = false,
   ): void {
     if (!connection.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
-    this.metrics.countClose(code);
-    this.#logger?.info(
-      `disconnect user=${
-        JSON.stringify(user)
-      } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
-    );
-    this.dispatchEvent(
-      new CustomEvent("disconnect", { detail: { connection, code, reason } }),
-    );
+    const sessions = this.#sessions.host;
+    if (!disconnected) dispatchDisconnect(sessions, connection, code, reason);
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));

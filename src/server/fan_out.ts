@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Envelope } from "../cluster/broker.ts";
+import { type Envelope, listed } from "../cluster/broker.ts";
 import type { Endpoint } from "../peer/peer.ts";
 import { jsonCodec } from "../wire/codec.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
@@ -23,27 +23,29 @@ import type { ConnectionRegistry } from "./connection_registry.ts";
  * import type { PushOptions } from "@duplex/ws/server";
  *
  * const toRoom: PushOptions = { room: "lobby", except: "alice" };
+ * const toSome: PushOptions = { to: ["alice", "bob"] };
+ * const toRooms: PushOptions = { room: ["lobby", "staff"], except: ["carol", "dave"] };
  * ```
  */
 export interface PushOptions {
   /**
-   * The user to push to (all of that user's connections).
+   * The user (all of that user's connections), or users, to push to.
    *
    * @default {undefined}
    */
-  to?: string;
+  to?: string | readonly string[];
   /**
-   * The room to push to.
+   * The room, or rooms, to push to (a member of several gets it once).
    *
    * @default {undefined}
    */
-  room?: string;
+  room?: string | readonly string[];
   /**
-   * A user none of whose connections receive it.
+   * A user, or users, none of whose connections receive it.
    *
    * @default {undefined}
    */
-  except?: string;
+  except?: string | readonly string[];
   /**
    * The frame's `from`: who the message is from. Absent for messages from
    * the server itself.
@@ -104,13 +106,20 @@ export function pushEnvelope(
     data: jsonCodec.encode(frame) as string,
     extended: method !== undefined,
   };
-  if (to !== undefined) envelope.user = to;
-  if (room !== undefined) envelope.room = room;
-  if (except !== undefined) envelope.except = except;
+  if (typeof to === "string") envelope.user = to;
+  if (room !== undefined) envelope.room = single(room);
+  if (except !== undefined) envelope.except = single(except);
   return envelope;
 }
 
 /** Local delivery: the one path every push takes after the broker. */
+/** One name stays a string (the original envelope); a list is copied. */
+function single(names: string | readonly string[]): string | string[] {
+  if (typeof names === "string") return names;
+  const unique = [...new Set(names)];
+  return unique.length === 1 ? unique[0] : unique;
+}
+
 export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
   #registry: ConnectionRegistry<Local, Remote>;
   #onError: (
@@ -139,26 +148,67 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     const { user, room, except, data, extended } = envelope;
     const registry = this.#registry;
     if (user !== undefined) {
-      if (user === except) return;
+      if (listed(except, user)) return;
       const own = registry.connectionsOf(user);
       if (own !== undefined) this.#sendAll(own, data, extended);
       return;
     }
     if (room !== undefined) {
-      const members = registry.roomMembers(room);
+      // Several rooms: each member once.
+      const members = typeof room === "string"
+        ? registry.roomMembers(room)
+        : new Set(
+          room.flatMap((name) => [...registry.roomMembers(name) ?? []]),
+        );
       if (members === undefined) return;
       for (const member of members) {
-        if (member === except) continue;
+        if (listed(except, member)) continue;
         const own = registry.connectionsOf(member);
         if (own !== undefined) this.#sendAll(own, data, extended);
       }
       return;
     }
     for (const connection of registry.connections) {
-      if (connection.user === except) continue;
+      if (listed(except, connection.user)) continue;
       if (extended && !connection.extended) continue;
       this.#send(connection, data);
     }
+  }
+
+  /**
+   * Encodes a push once and hands its envelope to `route`: one envelope, or
+   * one per user when `to` lists several. When nothing spans instances
+   * (`spans` false) and nobody here could receive it, nothing is encoded.
+   *
+   * @throws {TypeError} When both `to` and `room` are given.
+   */
+  push(
+    message: unknown,
+    options: NotifyOptions,
+    spans: boolean,
+    route: (envelope: Envelope) => void,
+  ): void {
+    const { to, room, except } = options;
+    if (to !== undefined && room !== undefined) {
+      throw new TypeError(
+        "Cannot push notification: give either to or room, not both",
+      );
+    }
+    const registry = this.#registry;
+    if (typeof to !== "object") {
+      // Nobody here could receive it and nothing spans instances: skip the
+      // encoding (the chat relay of a lone user, on every request).
+      if (spans || registry.hasAudience(to, room, except)) {
+        route(pushEnvelope(message, options));
+      }
+      return;
+    }
+    const audience = [...new Set(to)].filter((user) =>
+      spans || registry.hasAudience(user, room, except)
+    );
+    if (!audience.length) return;
+    const envelope = pushEnvelope(message, { ...options, to: undefined });
+    for (const user of audience) route({ ...envelope, user });
   }
 
   #sendAll(

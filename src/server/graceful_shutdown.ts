@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Endpoint, RequestHandler } from "../peer/peer.ts";
+import type { Endpoint, RequestContext, RequestHandler } from "../peer/peer.ts";
 import { RemoteError } from "../wire/errors.ts";
 import { ErrorCode } from "../wire/protocol.ts";
 import type { ServerConnection } from "./connection.ts";
@@ -46,7 +46,9 @@ export class GracefulShutdown {
    * Wraps a handler: counted while it runs, its latency observed, refused
    * with `SHUTTING_DOWN` once the server is closing.
    */
-  measure<P, R>(handler: RequestHandler<P, R>): RequestHandler<P, R> {
+  measure<P, R, C extends RequestContext>(
+    handler: RequestHandler<P, R, C>,
+  ): RequestHandler<P, R> {
     return (params, context) => {
       if (this.closing) {
         throw new RemoteError({
@@ -58,7 +60,8 @@ export class GracefulShutdown {
       this.#inFlight++;
       let result: R | Promise<R>;
       try {
-        result = handler(params, context);
+        // Every server connection has an identity: `from` is set.
+        result = handler(params, context as C);
       } catch (error) {
         this.#finished(start);
         throw error;

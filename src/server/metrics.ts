@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { ClusterStats } from "../cluster/cluster_options.ts";
+
 /** Frame type names by `type` number, as used in metric labels. */
 const TYPE_NAMES = [
   "",
@@ -81,16 +83,49 @@ export interface MetricsSnapshot {
   malformed: number;
   /** Frames refused by the rate limit. */
   rateLimited: number;
+  /** The cluster's counters, when the server is part of one. */
+  cluster?: ClusterStats;
 }
 
+/** The cluster counters, as `duplex_cluster_<name>_total`, with their help. */
+const CLUSTER_COUNTERS: ReadonlyArray<[keyof ClusterStats, string, string]> = [
+  ["published", "published", "Broker messages published."],
+  ["publishFailed", "publish_failed", "Broker messages the broker refused."],
+  ["received", "received", "Valid broker messages received."],
+  ["invalid", "invalid", "Broker messages dropped by a check."],
+  ["oversized", "oversized", "Of invalid: over the size cap."],
+  ["unauthenticated", "unauthenticated", "Of invalid: no valid signature."],
+  ["replayed", "replayed", "Of invalid: replayed or outside the window."],
+  [
+    "forged",
+    "forged",
+    "Of invalid: pushes from a user the sender did not announce.",
+  ],
+  [
+    "late",
+    "late_requests",
+    "Requests from other instances past their deadline.",
+  ],
+  [
+    "outcomeUnknown",
+    "outcome_unknown",
+    "Requests whose publish was unconfirmed.",
+  ],
+  ["requestsSent", "requests_sent", "Requests sent to other instances."],
+  ["requestsServed", "requests_served", "Requests served for other instances."],
+  ["expired", "expired_instances", "Instances dropped for missed heartbeats."],
+];
+
 /**
- * The label of a close code: the codes of RFC 6455 (1000–1015) and
- * `CLOSE_REPLACED` as they are; any other code, which a client
+ * The label of a close code: the codes of RFC 6455 (1000–1015), 4000 (ping
+ * timeout) and `CLOSE_REPLACED` (4009) as they are; any other code, which a client
  * chooses freely, in one of three buckets, so that clients cannot make the
  * label set grow without bound.
  */
 function closeCodeBucket(code: number): string {
-  if ((code >= 1000 && code <= 1015) || code === 4000) return String(code);
+  if ((code >= 1000 && code <= 1015) || code === 4000 || code === 4009) {
+    return String(code);
+  }
   if (code >= 3000 && code <= 3999) return "3xxx";
   if (code >= 4000 && code <= 4999) return "4xxx";
   return "other";
@@ -282,6 +317,13 @@ export class ServerMetrics {
       "Frames refused by the rate limit.",
       [["", snapshot.rateLimited]],
     );
+    const cluster = snapshot.cluster;
+    for (const [key, name, help] of cluster ? CLUSTER_COUNTERS : []) {
+      metric(`duplex_cluster_${name}_total`, "counter", help, [[
+        "",
+        cluster![key],
+      ]]);
+    }
     return lines.join("\n") + "\n";
   }
 }

@@ -11,6 +11,7 @@ import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
 import type { StatusAuthorize } from "./status_routes.ts";
+import type { SessionOptions } from "./session_options.ts";
 
 /**
  * Where the server writes its log lines: one per connect and disconnect,
@@ -40,7 +41,7 @@ export interface ServerLogger {
 /**
  * What happens when a user connects while already connected: `"allow"`
  * keeps every connection (several tabs), `"replace"` closes the older ones
- * with close code 4000.
+ * with close code 4009.
  *
  * @example Usage
  * ```ts
@@ -60,10 +61,10 @@ export type DuplicateUserPolicy = "allow" | "replace";
  * import { CLOSE_REPLACED } from "@duplex/ws/server";
  * import assert from "node:assert/strict";
  *
- * assert.equal(CLOSE_REPLACED, 4000);
+ * assert.equal(CLOSE_REPLACED, 4009);
  * ```
  */
-export const CLOSE_REPLACED: number = 4000;
+export const CLOSE_REPLACED: number = 4009;
 
 /**
  * The per-connection rate limit: a token bucket of incoming frames, one of
@@ -176,6 +177,34 @@ export interface DuplexServerOptions {
    * @default {"/metrics"}
    */
   metricsPath?: string | false;
+  /**
+   * Path at which `fetch` serves the browser client: the bundle of
+   * `client.ts`, an ES module exporting `Client` and the typed errors
+   * (`import { Client } from "/duplex.js"`), with an `ETag`; `false` for
+   * none.
+   *
+   * @default {false}
+   */
+  clientPath?: string | false;
+  /**
+   * How an upgrade is refused (bad origin, authentication, limits):
+   * `"status"` answers with the HTTP status (401, 403, 503...), which a
+   * browser cannot read; `"close"` accepts the WebSocket and closes it at
+   * once with code 4000 + status (4001, 4003, 4503...) and the refusal's
+   * message as the reason, so a browser learns why (4001 and 4003 also
+   * stop the client's reconnection).
+   *
+   * @default {"status"}
+   */
+  refusals?: "status" | "close";
+  /**
+   * Decides whether a user may join a room, with the data `authenticate`
+   * returned for the user's connection; `server.join()` throws a
+   * `ForbiddenError` (`FORBIDDEN`) when it returns `false`.
+   *
+   * @default {undefined} (every join is allowed)
+   */
+  authorizeJoin?: (room: string, user: string, data: unknown) => boolean;
   /**
    * Who may read the health check and the metrics; others get 403. Without
    * it they answer anyone: set it (or set the paths to `false`) when the
@@ -330,6 +359,16 @@ export interface DuplexServerOptions {
    * @default {undefined}
    */
   cluster?: Cluster;
+  /**
+   * Sessions for clients that ask for one (`duplex.v1` clients offering
+   * `duplex.session`, which the Duplex client does by default): a dropped
+   * connection loses nothing within the grace period. `false` turns them
+   * off (such clients are told, and run without). Original-protocol clients
+   * never have one.
+   *
+   * @default {{ grace: 120000, maxBufferedFrames: 10000, maxBufferedBytes: 8388608 }}
+   */
+  sessions?: SessionOptions | false;
 }
 
 /** A rate limit with every field set. */

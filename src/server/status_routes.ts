@@ -1,11 +1,12 @@
 /**
- * The status routes of a {@linkcode DuplexServer}: the health check and the
- * Prometheus metrics.
+ * The status routes of a {@linkcode DuplexServer}: the health check, the
+ * Prometheus metrics and (opt-in) the browser client.
  *
  * @module
  */
 
 import { text } from "./_http.ts";
+import { clientScript } from "./client_script.ts";
 
 /** What the status routes need. */
 export interface StatusRoutesOptions {
@@ -13,6 +14,8 @@ export interface StatusRoutesOptions {
   healthPath: string | false;
   /** Path of the metrics, or `false` for none. */
   metricsPath: string | false;
+  /** Path of the browser client, or `false` for none (open to everyone). */
+  clientPath: string | false;
   /** Whether the server is shutting down (the health check answers 503). */
   closing: () => boolean;
   /** The metrics in Prometheus' text format. */
@@ -59,7 +62,8 @@ export class StatusRoutes {
     info: Deno.ServeHandlerInfo | undefined,
   ): Promise<Response> | undefined {
     if (request.method !== "GET" && request.method !== "HEAD") return undefined;
-    const { healthPath, metricsPath, authorize } = this.#options;
+    const { healthPath, metricsPath, clientPath, authorize } = this.#options;
+    if (path === clientPath) return Promise.resolve(clientScript(request));
     if (path !== healthPath && path !== metricsPath) return undefined;
     if (authorize === undefined) return Promise.resolve(this.#status(path));
     return Promise.resolve(authorize(request, info)).then(

@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -15,6 +16,7 @@ import {
   MAX_USER_LENGTH,
 } from "./authenticate.ts";
 import { isUpgrade, text } from "./_http.ts";
+import { refuseByClosing } from "./refusal.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import { isHostAllowed, isOriginAllowed, type OriginPolicy } from "./origin.ts";
 import type { ServerLogger } from "./server_options.ts";
@@ -28,6 +30,8 @@ export interface UpgradePathOptions {
   idleTimeout: number;
   slots: ConnectionSlots;
   trustProxy: boolean;
+  /** Whether clients that ask get a session. */
+  sessions: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
@@ -37,6 +41,8 @@ export interface UpgradePathOptions {
    * given back when the socket has closed.
    */
   accept: (upgraded: Upgraded) => void;
+  /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
+  refusals: "status" | "close";
 }
 
 /** An upgrade that passed every check. */
@@ -48,6 +54,8 @@ export interface Upgraded {
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
+  /** The client asked for a session (it offered `duplex.session`). */
+  session: boolean;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -65,6 +73,20 @@ export class UpgradePath {
    * @returns The 101 response, or the refusal.
    */
   async upgrade(
+    request: Request,
+    info?: Deno.ServeHandlerInfo,
+  ): Promise<Response> {
+    const response = await this.#check(request, info);
+    if (
+      response.status !== 101 && this.#options.refusals === "close" &&
+      isUpgrade(request)
+    ) {
+      return refuseByClosing(request, response);
+    }
+    return response;
+  }
+
+  async #check(
     request: Request,
     info?: Deno.ServeHandlerInfo,
   ): Promise<Response> {
@@ -154,17 +176,33 @@ export class UpgradePath {
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
-    const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-      ? SUBPROTOCOL
-      : "";
+    const offered = offeredProtocols(request);
+    const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
+    // A client that asks for a session and may have one: the answer names
+    // the session protocol (which implies duplex.v1).
+    const session = protocol !== "" && options.sessions &&
+      offered.includes(SESSION_PROTOCOL);
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
       const { socket, response } = Deno.upgradeWebSocket(request, {
         idleTimeout: options.idleTimeout,
       });
-      if (protocol) response.headers.set("sec-websocket-protocol", protocol);
-      options.accept({ socket, response, user, protocol, data, address });
+      if (protocol) {
+        response.headers.set(
+          "sec-websocket-protocol",
+          session ? SESSION_PROTOCOL : protocol,
+        );
+      }
+      options.accept({
+        socket,
+        response,
+        user,
+        protocol,
+        data,
+        address,
+        session,
+      });
       accepted();
       return response;
     } catch (error) {

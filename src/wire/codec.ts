@@ -46,6 +46,8 @@ export interface Codec {
 
 /** The longest method name a frame may carry. */
 const MAX_METHOD_LENGTH = 256;
+/** The longest close reason a closing frame may carry (as WebSocket). */
+const MAX_REASON_LENGTH = 123;
 /** The string fields of requests and notifications. */
 const TEXT_FIELDS = ["method", "from"];
 
@@ -86,7 +88,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function validateFrame(value: unknown): Frame {
   if (!isRecord(value)) fail("a frame must be a JSON object");
   const type = value.type;
-  if (value.sequence === undefined && type === 3) value.sequence = 0;
+  // The original server leaves out a sequence of 0 (notifications, and the
+  // answer to a request that had none): read as 0, which matches no request.
+  if (value.sequence === undefined && (type === 3 || type === 2)) {
+    value.sequence = 0;
+  }
   const sequence = value.sequence as number;
   if (
     !(Number.isInteger(sequence) && sequence >= 0 && sequence <= MAX_SEQUENCE)
@@ -117,6 +123,18 @@ export function validateFrame(value: unknown): Frame {
         typeof error.message === "string")
     ) {
       problem = `"error" must be an object with string "code" and "message"`;
+    }
+  } else if (type === 7) {
+    const code = value.code as number;
+    const reason = value.reason;
+    if (!(Number.isInteger(code) && code >= 1000 && code <= 4999)) {
+      problem = `"code" must be an integer from 1000 to 4999`;
+    } else if (
+      reason !== undefined &&
+      !(typeof reason === "string" && reason.length <= MAX_REASON_LENGTH)
+    ) {
+      problem =
+        `"reason" must be a string of at most ${MAX_REASON_LENGTH} characters`;
     }
   } else if (type !== 4 && type !== 5 && type !== 6) {
     problem = `unknown type ${JSON.stringify(type)}`;

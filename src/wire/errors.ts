@@ -107,21 +107,63 @@ export class ConnectionClosedError extends DuplexError {
   /**
    * Creates the error for a connection closed with `closeCode` and `reason`.
    *
-   * @param closeCode The WebSocket close code.
+   * @param closeCode The WebSocket close code; 0 (Deno's abnormal closure)
+   * is reported as 1006.
    * @param reason The close reason.
-   * @param options The standard error options (`cause`).
+   * @param options The standard error options (`cause`), and what could not
+   * be done (`action`, default `"complete request"`; a notification says
+   * `"send notification"`).
    */
-  constructor(closeCode: number, reason: string, options?: ErrorOptions) {
+  constructor(
+    closeCode: number,
+    reason: string,
+    options?: ErrorOptions & { action?: string },
+  ) {
+    const code = closeCode || 1006;
     super(
       "CONNECTION_CLOSED",
-      `Cannot complete request: connection closed (${closeCode}${
-        reason ? ` ${reason}` : ""
-      })`,
+      `Cannot ${
+        options?.action ?? "complete request"
+      }: connection closed (${code}${reason ? ` ${reason}` : ""})`,
       options,
     );
     this.name = "ConnectionClosedError";
-    this.closeCode = closeCode;
+    this.closeCode = code;
     this.reason = reason;
+  }
+}
+
+/**
+ * The server speaks the original protocol (it did not select the
+ * `duplex.v1` subprotocol), which has only unnamed requests with a string
+ * message, their responses and chat notifications. What it cannot carry
+ * (methods, client notifications, non-string messages) is refused at once
+ * with this error instead of being sent: such a server would relay it to
+ * every user as a chat message.
+ *
+ * @example Usage
+ * ```ts
+ * import { OriginalProtocolError } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new OriginalProtocolError("call \"users.list\"", "it has no methods");
+ * assert.equal(error.code, "ORIGINAL_PROTOCOL");
+ * assert.match(error.message, /original protocol/);
+ * ```
+ */
+export class OriginalProtocolError extends DuplexError {
+  /**
+   * Creates the error.
+   *
+   * @param action What could not be done, e.g. `call "users.list"`.
+   * @param why What the original protocol lacks, e.g. `it has no methods`.
+   */
+  constructor(action: string, why: string) {
+    super(
+      "ORIGINAL_PROTOCOL",
+      `Cannot ${action}: the server speaks the original protocol (no duplex.v1 subprotocol) and ${why}`,
+    );
+    this.name = "OriginalProtocolError";
   }
 }
 
@@ -228,15 +270,18 @@ export class TooManyPendingError extends DuplexError {
 }
 
 /**
- * A connection attempt failed or timed out.
+ * A connection attempt failed or timed out. `status` is the HTTP status of
+ * a refused handshake when the platform reveals it (Deno does; browsers
+ * never do: see the server's `refusals: "close"` option).
  *
  * @example Usage
  * ```ts
  * import { ConnectError } from "@duplex/ws";
  * import assert from "node:assert/strict";
  *
- * const error = new ConnectError("ws://127.0.0.1:1/", "connection refused");
+ * const error = new ConnectError("ws://127.0.0.1:1/", "refused", 1006, { status: 401 });
  * assert.equal(error.code, "CONNECT_FAILED");
+ * assert.equal(error.status, 401);
  * ```
  */
 export class ConnectError extends DuplexError {
@@ -244,25 +289,30 @@ export class ConnectError extends DuplexError {
   declare readonly url: string;
   /** The close code, when the server closed during the handshake. */
   declare readonly closeCode: number | undefined;
+  /** The HTTP status of a refused handshake, when known. */
+  declare readonly status: number | undefined;
 
   /**
    * Creates the error.
    *
    * @param url The URL.
    * @param reason Why it failed.
-   * @param closeCode The close code, if any.
-   * @param options The standard error options (`cause`).
+   * @param closeCode The close code, if any (0 is reported as 1006).
+   * @param options The standard error options (`cause`) and the HTTP
+   * `status` of a refused handshake.
    */
   constructor(
     url: string,
     reason: string,
     closeCode?: number,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { status?: number },
   ) {
     super("CONNECT_FAILED", `Cannot connect to ${url}: ${reason}`, options);
     this.name = "ConnectError";
     this.url = url;
-    this.closeCode = closeCode;
+    // Deno reports an abnormal closure as 0.
+    this.closeCode = closeCode === 0 ? 1006 : closeCode;
+    this.status = options?.status;
   }
 }
 

@@ -35,6 +35,11 @@ export const FrameType: {
   readonly Ping: 5;
   /** Extension: the answer to a ping, with the ping's sequence. */
   readonly Pong: 6;
+  /**
+   * Extension: the sender is closing the connection with this close code
+   * and reason (sent before the close frame, which may be lost).
+   */
+  readonly Closing: 7;
 } = {
   Request: 1,
   Response: 2,
@@ -42,6 +47,7 @@ export const FrameType: {
   Cancel: 4,
   Ping: 5,
   Pong: 6,
+  Closing: 7,
 } as const;
 
 /**
@@ -217,6 +223,30 @@ export interface PongFrame {
 }
 
 /**
+ * Type 7 (extension, `duplex.v1` only): the sender closes the connection
+ * with `code` and `reason`. It precedes the close frame because a Deno
+ * server's close frame can be lost (the client then sees 1006): the receiver
+ * reports this code and reason whatever code its socket reports.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ClosingFrame } from "@duplex/ws";
+ *
+ * const closing: ClosingFrame = { sequence: 0, type: 7, code: 1008, reason: "Rate limit exceeded" };
+ * ```
+ */
+export interface ClosingFrame {
+  /** Always 0. */
+  sequence: number;
+  /** Always 7. */
+  type: 7;
+  /** The close code, 1000 to 4999. */
+  code: number;
+  /** The close reason, at most 123 characters. */
+  reason?: string;
+}
+
+/**
  * Any frame of the protocol.
  *
  * @example Usage
@@ -235,7 +265,8 @@ export type Frame =
   | NotifyFrame
   | CancelFrame
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | ClosingFrame;
 
 /**
  * The `code` values that Duplex itself puts in error responses. Handlers may

@@ -52,18 +52,30 @@ if (!hasChromium && !IN_CI) {
 
 interface ChatHttp {
   port: number;
+  chat: ReturnType<typeof createChatServer>;
+  /** Users whose upgrades get 503 (they keep reconnecting meanwhile). */
+  refused: Set<string>;
   stop(): Promise<void>;
 }
 
 function startServer(port: number): ChatHttp {
   const chat = createChatServer();
+  const refused = new Set<string>();
   const http = Deno.serve(
     { hostname: "127.0.0.1", port, onListen() {} },
-    chat.fetch,
+    (request, info) => {
+      const user = new URL(request.url).searchParams.get("user");
+      if (user !== null && refused.has(user)) {
+        return new Response("Come back later", { status: 503 });
+      }
+      return chat.fetch(request, info);
+    },
   );
   let stopped: Promise<void> | undefined;
   return {
     port: http.addr.port,
+    chat,
+    refused,
     stop() {
       return stopped ??= chat.shutdown().then(() => http.shutdown());
     },
@@ -75,7 +87,16 @@ interface PageView {
   state: string;
   stateText: string;
   users: string[];
-  messages: { who: string; text: string; mine: boolean; rtt?: string }[];
+  messages: {
+    who: string;
+    text: string;
+    mine: boolean;
+    pending: boolean;
+    rtt?: string;
+    rttText: string;
+  }[];
+  nameProblem: string;
+  sendDisabled: boolean;
   system: string[];
   pwned: unknown;
   images: number;
@@ -84,6 +105,7 @@ interface PageView {
 interface DomNode {
   textContent: string | null;
   className: string;
+  disabled?: boolean;
   dataset: Record<string, string | undefined>;
   querySelector(selector: string): DomNode | null;
   querySelectorAll(selector: string): ArrayLike<DomNode>;
@@ -106,8 +128,13 @@ function readView(): PageView {
       who: node.querySelector(".who")?.textContent ?? "",
       text: node.querySelector(".text")?.textContent ?? "",
       mine: node.className.includes("mine"),
+      pending: node.className.includes("pending"),
       rtt: node.querySelector(".rtt")?.dataset.rtt,
+      rttText: node.querySelector(".rtt")?.textContent ?? "",
     })),
+    nameProblem: root.document.querySelector("#name-problem")?.textContent ??
+      "",
+    sendDisabled: root.document.querySelector("#send")?.disabled ?? true,
     system: all("#log .system").map((node) => node.textContent ?? ""),
     pwned: root.__pwned,
     images: all("img").length,
@@ -191,7 +218,7 @@ function usersAre(page: Page, users: string[]): Promise<PageView> {
 
 Deno.test({
   name:
-    "demo page in Chromium: two users chat, RTT, escaping, presence, reconnect after a server restart",
+    "demo page in Chromium: two users chat, RTT, escaping, presence, a blank name explained, sends queued while reconnecting, a 64-character name in the pill, reconnect after a server restart",
   ignore: !hasChromium && !IN_CI,
   async fn() {
     if (!hasChromium) {
@@ -232,16 +259,36 @@ Deno.test({
         page.on("console", (message) => {
           // While the server restarts, a reconnect attempt that finds the
           // port closed is logged by Chromium itself: that is expected.
+          // So is a handshake the test refuses with 503 on purpose.
           if (
             message.type() === "error" &&
-            !/WebSocket connection to .* failed: .*ERR_CONNECTION_REFUSED/
-              .test(message.text())
+            !/WebSocket connection to .* failed: .*(ERR_CONNECTION_REFUSED|503)/
+              .test(message.text()) &&
+            !/status of 503/.test(message.text())
           ) problems.push(message.text());
         });
         await page.goto(`${origin}/`);
         pages.push(page);
       }
       const [ada, evil] = pages;
+
+      // A name of only spaces does nothing, and the page says why.
+      await ada.locator("#name").fill("     ");
+      await ada.locator("#name").press("Enter");
+      const spaces = await waitForView(
+        ada,
+        "why a name of spaces does nothing",
+        (v) => v.nameProblem.includes("only spaces"),
+        null,
+      );
+      assert.equal(spaces.state, "closed");
+      await ada.locator("#name").fill("a");
+      await waitForView(
+        ada,
+        "the problem cleared",
+        (v) => !v.nameProblem,
+        null,
+      );
 
       // Joins: each sees the other arrive.
       await login(ada, "ada");
@@ -267,6 +314,50 @@ Deno.test({
       }
       assert.ok(
         seen.system.some((line) => line.includes(`${EVIL_NAME} joined`)),
+      );
+
+      // Send works while reconnecting: the message waits in the client's
+      // queue, shown as pending, and goes out once the connection is back.
+      // Ada is kicked and refused (503) meanwhile; the other page stays.
+      server.refused.add("ada");
+      for (const connection of server.chat.connectionsOf("ada")) {
+        connection.peer.close(1012, "Service restart");
+      }
+      const kicked = await waitForView(
+        ada,
+        "the reconnecting state with Send enabled",
+        (v) => v.state === "reconnecting",
+        null,
+      );
+      assert.equal(kicked.sendDisabled, false);
+      await ada.locator("#message").fill("Queued while offline");
+      await ada.locator("#message").press("Enter");
+      await waitForView(
+        ada,
+        "the queued message marked pending",
+        (v) =>
+          v.messages.some((m) =>
+            m.mine && m.text === "Queued while offline" && m.pending &&
+            m.rttText.includes("pending")
+          ),
+        null,
+      );
+      server.refused.delete("ada");
+      await received(evil, "ada", "Queued while offline");
+      const flushed = await waitForView(
+        ada,
+        "the queued message marked sent",
+        (v) =>
+          v.messages.some((m) =>
+            m.mine && m.text === "Queued while offline" && !m.pending &&
+            m.rttText === "✓ sent on reconnect"
+          ),
+        null,
+      );
+      assert.ok(
+        flushed.system.some((line) =>
+          line.includes("Reconnected: sending 1 queued message")
+        ),
       );
 
       // The server restarts on the same port: both pages reconnect by
@@ -305,6 +396,45 @@ Deno.test({
       await usersAre(ada, ["ada"]);
       const left = await view(ada);
       assert.ok(left.system.some((line) => line.includes(`${EVIL_NAME} left`)));
+
+      // A name of 64 characters (the most the field takes) stays inside
+      // the status pill, on a wide and on a phone screen; the full text is
+      // its title.
+      const longName = "W".repeat(64);
+      await login(evil, longName);
+      for (const width of [1100, 390]) {
+        await evil.setViewportSize({ width, height: 760 });
+        const pill = await evil.evaluate(() => {
+          const doc = (globalThis as unknown as {
+            document: {
+              querySelector(s: string): {
+                scrollWidth: number;
+                clientWidth: number;
+                title: string;
+                getBoundingClientRect(): { left: number; right: number };
+              };
+              documentElement: { clientWidth: number };
+            };
+          }).document;
+          const state = doc.querySelector("#state");
+          const box = state.getBoundingClientRect();
+          return {
+            left: box.left,
+            right: box.right,
+            viewport: doc.documentElement.clientWidth,
+            overflow: state.scrollWidth - state.clientWidth,
+            title: state.title,
+          };
+        });
+        assert.ok(
+          pill.left >= 0 && pill.right <= pill.viewport && pill.overflow <= 1,
+          `the pill overflows at ${width} px: ${JSON.stringify(pill)}`,
+        );
+        assert.equal(pill.title, `Online as ${longName}`);
+      }
+      const longShot = new URL("demo_long_name.png", OUT);
+      await evil.screenshot({ path: longShot.pathname });
+      console.log(`screenshot: ${longShot.pathname}`);
 
       // The narrow (phone) layout, for a look.
       await ada.setViewportSize({ width: 390, height: 760 });

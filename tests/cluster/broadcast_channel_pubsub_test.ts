@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { BroadcastChannelPubSub } from "../../src/cluster/broadcast_channel_pubsub.ts";
 import { BrokerUnavailableError } from "../../src/cluster/pubsub.ts";
-import { deadline } from "../_helpers.ts";
+import { deadline, DEADLINE_MS, WORKER_START_MS } from "../_helpers.ts";
 
 type Message = Record<string, unknown>;
 
@@ -30,7 +30,12 @@ class WorkerInstance implements AsyncDisposable {
   static async start(id: string, prefix: string): Promise<WorkerInstance> {
     const instance = new WorkerInstance();
     instance.send({ cmd: "start", id, prefix });
-    await instance.next((m) => m.ev === "started", `${id} started`);
+    // A Worker loads and compiles its modules first: slow on a loaded machine.
+    await instance.next(
+      (m) => m.ev === "started",
+      `${id} started`,
+      WORKER_START_MS,
+    );
     return instance;
   }
 
@@ -39,13 +44,17 @@ class WorkerInstance implements AsyncDisposable {
   }
 
   /** The next message matching `match`, buffered or coming. */
-  next(match: (m: Message) => boolean, what: string): Promise<Message> {
+  next(
+    match: (m: Message) => boolean,
+    what: string,
+    ms: number = DEADLINE_MS,
+  ): Promise<Message> {
     const index = this.#buffer.findIndex(match);
     if (index >= 0) return Promise.resolve(this.#buffer.splice(index, 1)[0]);
     const { promise, resolve } = Promise.withResolvers<Message>();
     const waiter = { match, resolve };
     this.#waiters.push(waiter);
-    return deadline(promise, 3_000, what).catch((error) => {
+    return deadline(promise, ms, what).catch((error) => {
       this.#waiters = this.#waiters.filter((w) => w !== waiter);
       throw error;
     });
@@ -73,8 +82,8 @@ class WorkerInstance implements AsyncDisposable {
   }
 }
 
-function frame(message: string): string {
-  return JSON.stringify({ sequence: 0, type: 3, message });
+function frame(message: string, method?: string): string {
+  return JSON.stringify({ sequence: 0, type: 3, message, method });
 }
 
 function uniquePrefix(): string {
@@ -93,7 +102,7 @@ Deno.test("BroadcastChannelPubSub.publish() reaches other Workers and the main t
   one.send({ cmd: "publishRaw", channel: "news", data: "from one" });
   const raw = await two.next((m) => m.ev === "raw", "raw message");
   assert.deepEqual(raw, { ev: "raw", channel: "news", data: "from one" });
-  assert.equal(await deadline(onMain.promise, 3_000, "main"), "from one");
+  assert.equal(await deadline(onMain.promise, DEADLINE_MS, "main"), "from one");
 });
 
 Deno.test("BroadcastChannelPubSub does not deliver to itself, and rejects after close()", async () => {
@@ -105,12 +114,12 @@ Deno.test("BroadcastChannelPubSub does not deliver to itself, and rejects after 
   const onB = Promise.withResolvers<string>();
   await b.subscribe("x", onB.resolve);
   await a.publish("x", "1");
-  assert.equal(await deadline(onB.promise, 3_000, "b"), "1");
+  assert.equal(await deadline(onB.promise, DEADLINE_MS, "b"), "1");
   // b's message to a arrives after a's own would have (same channel order).
   const back = Promise.withResolvers<void>();
   await a.subscribe("x", () => back.resolve());
   await b.publish("x", "2");
-  await deadline(back.promise, 3_000, "a");
+  await deadline(back.promise, DEADLINE_MS, "a");
   assert.deepEqual(onA, ["2"]);
   await a.close();
   await a.close();
@@ -140,7 +149,12 @@ Deno.test("Cluster over BroadcastChannelPubSub spans Workers: pushes, requests, 
   a.send({ cmd: "publish", push: { data: frame("all"), extended: false } });
   a.send({
     cmd: "publish",
-    push: { data: frame("room"), extended: true, room: "lobby", except: "bob" },
+    push: {
+      data: frame("room", "news"),
+      extended: true,
+      room: "lobby",
+      except: "bob",
+    },
   });
   for (const instance of [a, b, c]) {
     const all = await instance.next(
@@ -149,11 +163,13 @@ Deno.test("Cluster over BroadcastChannelPubSub spans Workers: pushes, requests, 
     );
     assert.deepEqual(all.push, { data: frame("all"), extended: false });
     const room = await instance.next(
-      (m) => m.ev === "delivered" && (m.push as Message).data === frame("room"),
+      (m) =>
+        m.ev === "delivered" &&
+        (m.push as Message).data === frame("room", "news"),
       "room",
     );
     assert.deepEqual(room.push, {
-      data: frame("room"),
+      data: frame("room", "news"),
       extended: true,
       room: "lobby",
       except: "bob",

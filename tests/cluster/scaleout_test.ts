@@ -21,7 +21,7 @@ import type {
   NotifyFrame,
 } from "../../server.ts";
 import { RedisPubSub } from "../../redis.ts";
-import { deadline, DEADLINE_MS, once } from "../_helpers.ts";
+import { deadline, DEADLINE_MS, once, WORKER_START_MS } from "../_helpers.ts";
 import { redisTest } from "../_redis.ts";
 import { closeAndWait, open } from "../_server_helpers.ts";
 import {
@@ -348,7 +348,7 @@ class WorkerInstance {
       const started = await instance.#inbox.next(
         (m) => m.ev === "started",
         `worker ${command.id} to start`,
-        15_000,
+        WORKER_START_MS,
       );
       instance.port = started.port as number;
     } catch (error) {

@@ -4,6 +4,7 @@ import {
   DuplexError,
   type Endpoint,
   type NotifyFrame,
+  OriginalProtocolError,
   Peer,
   PeerLimits,
   type PeerOptions,
@@ -444,4 +445,118 @@ Deno.test("Peer closes with 1013 above the high-water mark when so configured", 
   assert.equal(socket.closedWith, 1013);
   assert.ok(peer.closed);
   assert.throws(() => peer.notify("y"), ConnectionClosedError);
+});
+
+Deno.test("Peer pings with sequence 0, so a response to a ping settles no request", async () => {
+  await using p = await pair();
+  const ping = once<MessageEvent>(p.raw, "message");
+  // The server side pings; the raw client reads the frame before its Peer.
+  p.server.ping();
+  assert.deepEqual(JSON.parse((await ping).data), { sequence: 0, type: 5 });
+  // A legacy peer that answered a ping with a response: no request matches.
+  const checked = Promise.withResolvers<void>();
+  p.client.onRequest(async () => {
+    await checked.promise;
+    return 1;
+  });
+  const pending = p.server.request("real", { timeout: 0 });
+  const unexpected = p.server.stats.unexpected;
+  p.raw.send(JSON.stringify({ sequence: 0, type: 2, message: "pong?" }));
+  // A frame sent after it comes back after it: the pong of this ping.
+  const pong = Promise.withResolvers<void>();
+  const onPong = (event: MessageEvent) => {
+    if (JSON.parse(event.data).type === 6) pong.resolve();
+  };
+  p.raw.addEventListener("message", onPong);
+  p.raw.send(JSON.stringify({ sequence: 3, type: 5 }));
+  await deadline(pong.promise);
+  p.raw.removeEventListener("message", onPong);
+  assert.equal(p.server.stats.unexpected, unexpected + 1);
+  assert.equal(p.server.pending, 1);
+  checked.resolve();
+  assert.equal(await pending, 1);
+});
+
+Deno.test("Peer counts recent malformed frames only (maxMalformed within malformedWindow)", async () => {
+  let now = 0;
+  const realNow = Date.now;
+  Date.now = () => now;
+  try {
+    await using p = await pair({ maxMalformed: 2, malformedWindow: 1_000 });
+    // Three malformed frames, each far from the others: never too many.
+    for (let i = 0; i < 3; i++) {
+      now += 5_000;
+      const answer = once<MessageEvent>(p.raw, "message");
+      p.raw.send(JSON.stringify({ sequence: 1, type: 99 }));
+      assert.equal(JSON.parse((await answer).data).error.code, "INVALID_FRAME");
+    }
+    assert.equal(p.server.closed, false);
+    assert.equal(p.server.stats.malformed, 3);
+    // Three within the window: closed with 1002.
+    const closed = once<CloseEvent>(p.server, "close");
+    for (let i = 0; i < 3; i++) p.raw.send("garbage");
+    assert.equal((await closed).code, 1002);
+  } finally {
+    Date.now = realNow;
+  }
+});
+
+Deno.test("Peer with original: true sends only original frames and refuses the rest at once", async () => {
+  const accepted = Promise.withResolvers<WebSocket>();
+  await using http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.addEventListener("open", () => accepted.resolve(socket));
+      return response;
+    },
+  );
+  const raw = new WebSocket(`ws://127.0.0.1:${http.addr.port}`);
+  await once(raw, "open");
+  const peer = new Peer(raw, { original: true });
+  const server = await deadline(accepted.promise);
+  const frames: unknown[] = [];
+  const answered = Promise.withResolvers<void>();
+  server.addEventListener("message", (event) => {
+    const frame = JSON.parse(event.data);
+    frames.push(frame);
+    // Answers as the original server: empty fields left out.
+    server.send(JSON.stringify({ sequence: frame.sequence, type: 2 }));
+    answered.resolve();
+  });
+  assert.throws(() => peer.ping(), OriginalProtocolError);
+  assert.throws(() => peer.notify("hi"), OriginalProtocolError);
+  await assert.rejects(peer.call("users.list", null), OriginalProtocolError);
+  await assert.rejects(peer.request(["a"]), OriginalProtocolError);
+  // Given up by its timeout: no cancel frame goes out.
+  assert.equal(await peer.request("hello"), "");
+  await answered.promise;
+  assert.deepEqual(frames, [{ sequence: 1, type: 1, message: "hello" }]);
+  const closed = once(server, "close");
+  peer.close();
+  await closed;
+});
+
+Deno.test("Peer.closeWithReason() delivers the running handlers' responses, then announces the close", async () => {
+  const release = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  await using p = await pair({ protocol: "duplex.v1" }, (server) => {
+    server.handle("slow", async () => {
+      started.resolve();
+      await release.promise;
+      return "done";
+    });
+  });
+  const slow = p.client.call("slow", null);
+  await started.promise;
+  const clientClosed = once<CloseEvent>(p.client, "close");
+  p.server.closeWithReason(4321, "Closing for a reason");
+  // Closing: the peer takes nothing new.
+  assert.throws(() => p.server.notify("late"), ConnectionClosedError);
+  release.resolve();
+  assert.equal(await slow, "done");
+  const event = await clientClosed;
+  assert.equal(event.code, 4321);
+  assert.equal(event.reason, "Closing for a reason");
+  assert.equal(p.server.stats.framesOut[7], 1);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   type BrokerLogger,
+  BrokerOutcomeUnknownError,
   BrokerUnavailableError,
 } from "../../src/cluster/pubsub.ts";
 import { RedisPubSub, type RedisPubSubOptions } from "../../redis.ts";
@@ -179,7 +180,7 @@ redisTest(
     await assert.rejects(
       a.publish("chat", "lost"),
       (error: Error) =>
-        error instanceof BrokerUnavailableError &&
+        error instanceof BrokerOutcomeUnknownError &&
         /no answer within 100 ms/.test(error.message),
     );
     await down;

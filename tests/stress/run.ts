@@ -23,6 +23,7 @@ import {
   upgradeStorm,
   usersListAmplification,
 } from "./hardening.ts";
+import { chaos } from "../sessions/_chaos.ts";
 
 const scale = Number(Deno.env.get("STRESS_SCALE") ?? 1);
 const n = (value: number) => Math.max(1, Math.round(value * scale));
@@ -106,6 +107,16 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       attackers: 4,
       batch: 100,
       durationMs: n(10_000),
+      verbose: true,
+    })],
+  ["sessions", () =>
+    chaos({
+      seed: Number(Deno.env.get("SESSIONS_CHAOS_SEED") ?? Date.now() % 1e9),
+      clients: 8,
+      requests: n(10_000),
+      serverRequests: n(10_000),
+      notifications: n(10_000),
+      durationMs: n(60_000),
       verbose: true,
     })],
   [

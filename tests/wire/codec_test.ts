@@ -121,7 +121,7 @@ Deno.test("jsonCodec.decode() rejects missing and unknown types", () => {
   const missing = decodeError('{"sequence":3}');
   assert.match(missing.message, /unknown type undefined/);
   assert.equal(missing.sequence, 3);
-  for (const type of [0, 7, -1, 1.5, "1", null, [1], {}]) {
+  for (const type of [0, 8, -1, 1.5, "1", null, [1], {}]) {
     const error = decodeError(JSON.stringify({ sequence: 4, type }));
     assert.match(error.message, /unknown type/);
     assert.equal(error.sequence, 4);
@@ -176,5 +176,39 @@ Deno.test("jsonCodec.encode() throws TypeError for values JSON cannot hold", () 
   assert.throws(
     () => jsonCodec.encode({ sequence: 1, type: 1, message: 1n }),
     TypeError,
+  );
+});
+
+Deno.test("jsonCodec.decode() reads a response without a sequence as 0 (the original server leaves it out)", () => {
+  assert.deepEqual(jsonCodec.decode('{"type":2,"message":"ok"}'), {
+    sequence: 0,
+    type: 2,
+    message: "ok",
+  });
+  assert.throws(() => jsonCodec.decode('{"type":1,"message":"hi"}'));
+});
+
+Deno.test("jsonCodec.decode() validates the closing frame (type 7)", () => {
+  assert.deepEqual(
+    jsonCodec.decode(
+      '{"sequence":0,"type":7,"code":1008,"reason":"slow down"}',
+    ),
+    { sequence: 0, type: 7, code: 1008, reason: "slow down" },
+  );
+  assert.throws(
+    () => jsonCodec.decode('{"sequence":0,"type":7,"code":99}'),
+    /"code" must be an integer from 1000 to 4999/,
+  );
+  assert.throws(
+    () =>
+      jsonCodec.decode(
+        JSON.stringify({
+          sequence: 0,
+          type: 7,
+          code: 1000,
+          reason: "x".repeat(124),
+        }),
+      ),
+    /"reason" must be a string/,
   );
 });

@@ -1,28 +1,29 @@
 /**
- * Generates `src/chat/demo_client_bundle.ts`: the browser bundle of `client.ts`
+ * Generates `src/server/client_bundle.ts`: the browser bundle of `client.ts`
  * (`deno bundle --platform browser --minify`) as a string constant, which
- * the chat server serves at `/client.js` for the demo page. The file is
- * generated ahead of time because Deno Deploy cannot run a subprocess.
+ * any `DuplexServer` serves with its `clientPath` option (the chat server at
+ * `/client.js`, for the demo page). The file is generated ahead of time
+ * because Deno Deploy cannot run a subprocess.
  *
  * The output is deterministic: the same sources and the same Deno version
- * give the same file byte for byte. `tests/demo_bundle_test.ts` fails when
+ * give the same file byte for byte. `tests/server/client_bundle_test.ts` fails when
  * the committed file is stale.
  *
- * Run it with `deno run -A scripts/build_demo_bundle.ts`.
+ * Run it with `deno run -A scripts/build_client_bundle.ts`.
  *
  * @module
  */
 
 /** Where the generated module is written, relative to the repository root. */
-export const OUTPUT_PATH = "src/chat/demo_client_bundle.ts";
+export const OUTPUT_PATH = "src/server/client_bundle.ts";
 
 /** The command that regenerates the file, for messages. */
-export const BUILD_COMMAND = "deno run -A scripts/build_demo_bundle.ts";
+export const BUILD_COMMAND = "deno run -A scripts/build_client_bundle.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
 /** What a build produces. */
-export interface DemoBundle {
+export interface ClientBundle {
   /** The minified browser bundle of `client.ts`. */
   bundle: string;
   /** SHA-256 (hex) of every local module that `client.ts` imports. */
@@ -43,7 +44,7 @@ async function run(args: string[], what: string): Promise<string> {
   }).output();
   if (code !== 0) {
     throw new Error(
-      `Cannot build the demo bundle: ${what} failed\n${
+      `Cannot build the client bundle: ${what} failed\n${
         new TextDecoder().decode(stderr)
       }`,
     );
@@ -91,7 +92,7 @@ export async function sourceHash(): Promise<string> {
  * @returns The bundle, its source hash and the module text.
  * @throws {Error} When `deno bundle` or `deno info` fails.
  */
-export async function buildDemoBundle(): Promise<DemoBundle> {
+export async function buildClientBundle(): Promise<ClientBundle> {
   const bundle = (await run(
     ["bundle", "--quiet", "--platform", "browser", "--minify", "client.ts"],
     "deno bundle",
@@ -104,19 +105,19 @@ export async function buildDemoBundle(): Promise<DemoBundle> {
     "// deno-lint-ignore-file",
     "/**",
     " * The browser bundle of `client.ts` (`deno bundle --platform browser",
-    " * --minify`), served by the chat server at `/client.js`.",
+    " * --minify`), served by a `DuplexServer` with the `clientPath` option.",
     " *",
     " * @module",
     " */",
     "",
     "/** The minified ES module that exports `Client` and the rest of `client.ts`. */",
-    `export const DEMO_CLIENT_BUNDLE: string = ${JSON.stringify(bundle)};`,
+    `export const CLIENT_BUNDLE: string = ${JSON.stringify(bundle)};`,
     "",
     "/** SHA-256 of the sources the bundle was built from (see the build script). */",
-    `export const DEMO_CLIENT_SOURCE_HASH: string = ${JSON.stringify(hash)};`,
+    `export const CLIENT_BUNDLE_SOURCE_HASH: string = ${JSON.stringify(hash)};`,
     "",
     "/** The Deno version that built the bundle. */",
-    `export const DEMO_CLIENT_DENO_VERSION: string = ${
+    `export const CLIENT_BUNDLE_DENO_VERSION: string = ${
       JSON.stringify(denoVersion)
     };`,
     "",
@@ -125,7 +126,7 @@ export async function buildDemoBundle(): Promise<DemoBundle> {
 }
 
 if (import.meta.main) {
-  const { bundle, module } = await buildDemoBundle();
+  const { bundle, module } = await buildClientBundle();
   await Deno.writeTextFile(new URL(OUTPUT_PATH, ROOT), module);
   console.log(
     `Wrote ${OUTPUT_PATH}: ${

@@ -1,0 +1,422 @@
+/**
+ * The lean external client: raw `WebSocket`s that send hand-written request
+ * frames and only `JSON.parse` what comes back, counting replies by their
+ * sequence. The same client drives every server, so the difference between
+ * two servers' figures is the servers' own cost. Runs one workload in its
+ * own process and prints its figures as JSON on the last line:
+ *
+ *   deno run -A bench/lean_client.ts <wire> <workload> <port> <count> [size]
+ *
+ * Wires: `original` (no subprotocol, `{"sequence":n,"type":1,"message":"hello"}`),
+ * `duplex.v1` (the same frames with the `duplex.v1` subprotocol offered and
+ * answered pings, which is all a Duplex client sends for a default request),
+ * `socketio` (Engine.IO v4 over a WebSocket: `42n["message","hello"]`
+ * answered by the ack `43n["ok"]`).
+ *
+ * Workloads: `sequential` (one in flight; size = warm-up count),
+ * `pipelined` (size = requests in flight), `fanout` (size = receivers;
+ * count = requests of the one sender, each relayed to every receiver),
+ * `idle` (count connections; server RSS growth per connection),
+ * `hold` (opens count connections spread over `BENCH_HOSTS`, prints how many
+ * opened, keeps them until stdin closes; size = number of the first user;
+ * used by the 100,000-connection workload).
+ *
+ * @module
+ */
+
+/** How a lean client speaks to one kind of server. */
+export interface Wire {
+  /** Subprotocols to offer. */
+  protocols: string[];
+  /** Path and query of the WebSocket URL, for user `user`. */
+  path(user: string): string;
+  /** The request frame with sequence (ack id) `sequence`. */
+  request(sequence: number): string;
+  /**
+   * Reads one incoming message: the sequence of a reply (≥ 1), 0 for any
+   * other delivery, or -1 for a control frame it answered or skipped.
+   */
+  read(data: string, socket: WebSocket): number;
+  /** Completes the handshake after `open` (Socket.IO's namespace connect). */
+  ready(socket: WebSocket): Promise<void>;
+}
+
+const HELLO = `"hello"`;
+
+function duplexWire(protocols: string[]): Wire {
+  return {
+    protocols,
+    path: (user) => `/?user=${user}`,
+    request: (sequence) =>
+      `{"sequence":${sequence},"type":1,"message":${HELLO}}`,
+    read(data, socket) {
+      const frame = JSON.parse(data);
+      switch (frame.type) {
+        case 3:
+          return 0;
+        case 5:
+          // A duplex.v1 peer answers pings (none are sent in a short run).
+          socket.send(`{"sequence":${frame.sequence},"type":6}`);
+          return -1;
+        default:
+          // 2 from a chat server; 1 echoed by the raw server.
+          return frame.sequence;
+      }
+    },
+    ready: () => Promise.resolve(),
+  };
+}
+
+const socketIoWire: Wire = {
+  protocols: [],
+  path: (user) => `/socket.io/?EIO=4&transport=websocket&user=${user}`,
+  request: (sequence) => `42${sequence}["message",${HELLO}]`,
+  read(data, socket) {
+    if (data.startsWith("43")) {
+      const bracket = data.indexOf("[");
+      JSON.parse(data.slice(bracket));
+      return Number(data.slice(2, bracket));
+    }
+    if (data.startsWith("42")) {
+      JSON.parse(data.slice(2));
+      return 0;
+    }
+    if (data === "2") socket.send("3"); // Engine.IO ping → pong
+    return -1;
+  },
+  ready(socket) {
+    // Engine.IO open packet "0{...}", then connect to namespace "/".
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    socket.onmessage = (event) => {
+      const data = String(event.data);
+      if (data.startsWith("0{")) socket.send("40");
+      else if (data.startsWith("40")) resolve();
+      else if (data.startsWith("44")) reject(new Error(`Cannot join: ${data}`));
+    };
+    return promise;
+  },
+};
+
+/**
+ * Returns the wire for a name.
+ *
+ * @param name `original`, `duplex.v1` or `socketio`.
+ * @returns The wire.
+ * @throws {TypeError} For another name.
+ */
+export function wireFor(name: string): Wire {
+  switch (name) {
+    case "original":
+      return duplexWire([]);
+    case "duplex.v1":
+      return duplexWire(["duplex.v1"]);
+    case "socketio":
+      return socketIoWire;
+    default:
+      throw new TypeError(`Cannot use wire: unknown "${name}"`);
+  }
+}
+
+/** Longest a workload may take before the client gives up, in ms. */
+const DEADLINE_MS = 180_000;
+
+function deadline<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`Cannot finish ${what}: over ${DEADLINE_MS} ms`)),
+      DEADLINE_MS,
+    );
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+async function open(
+  wire: Wire,
+  host: string,
+  port: number,
+  user: string,
+): Promise<WebSocket> {
+  const url = `ws://${host}:${port}${wire.path(user)}`;
+  const socket = new WebSocket(url, wire.protocols);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error(`Cannot open ${url}`));
+  });
+  await wire.ready(socket);
+  socket.onerror = null;
+  socket.onmessage = null;
+  return socket;
+}
+
+/** Opens `count` connections, `batch` handshakes at a time. */
+async function openMany(
+  wire: Wire,
+  hosts: string[],
+  port: number,
+  count: number,
+  first: number,
+  batch = 100,
+): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = [];
+  for (let start = 0; start < count; start += batch) {
+    const end = Math.min(count, start + batch);
+    const opening: Promise<WebSocket>[] = [];
+    for (let i = start; i < end; i++) {
+      const host = hosts[i % hosts.length];
+      opening.push(open(wire, host, port, `u${first + i}`));
+    }
+    sockets.push(...await Promise.all(opening));
+  }
+  return sockets;
+}
+
+async function closeAll(sockets: WebSocket[]): Promise<void> {
+  await Promise.all(sockets.map((socket) =>
+    new Promise((resolve) => {
+      if (socket.readyState === WebSocket.CLOSED) return resolve(undefined);
+      socket.onclose = resolve;
+      socket.close();
+    })
+  ));
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+/**
+ * Sequential round trips: one request in flight.
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on 127.0.0.1.
+ * @param count Timed round trips.
+ * @param warmup Round trips before timing.
+ * @returns requests/s, p50 and p99 latency in ms.
+ */
+export async function sequential(
+  wire: Wire,
+  port: number,
+  count: number,
+  warmup: number,
+): Promise<Record<string, number>> {
+  const socket = await open(wire, "127.0.0.1", port, "bench");
+  let expected = 0;
+  let next: () => void = () => {};
+  socket.onmessage = (event) => {
+    if (wire.read(event.data, socket) === expected) next();
+  };
+  const roundTrip = (sequence: number) =>
+    new Promise<void>((resolve) => {
+      next = resolve;
+      expected = sequence;
+      socket.send(wire.request(sequence));
+    });
+  for (let i = 1; i <= warmup; i++) await roundTrip(i);
+  const latencies = new Float64Array(count);
+  const start = performance.now();
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    await roundTrip(warmup + i + 1);
+    latencies[i] = performance.now() - t;
+  }
+  const elapsed = performance.now() - start;
+  await closeAll([socket]);
+  latencies.sort();
+  return {
+    requestsPerSecond: count / (elapsed / 1000),
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+  };
+}
+
+/**
+ * Pipelined: `window` requests in flight on one connection; each reply
+ * (counted once per sequence) lets the next request go.
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on 127.0.0.1.
+ * @param count Timed requests.
+ * @param window Requests in flight.
+ * @returns requests/s.
+ */
+export async function pipelined(
+  wire: Wire,
+  port: number,
+  count: number,
+  window: number,
+): Promise<Record<string, number>> {
+  const socket = await open(wire, "127.0.0.1", port, "bench");
+  const run = (total: number) =>
+    new Promise<void>((resolve, reject) => {
+      const seen = new Uint8Array(total + 1);
+      let sent = 0;
+      let received = 0;
+      socket.onmessage = (event) => {
+        const sequence = wire.read(event.data, socket);
+        if (sequence <= 0) return;
+        if (sequence > total || seen[sequence]) {
+          return reject(new Error(`Cannot count reply ${sequence}`));
+        }
+        seen[sequence] = 1;
+        received++;
+        if (sent < total) socket.send(wire.request(++sent));
+        else if (received === total) resolve();
+      };
+      while (sent < Math.min(window, total)) socket.send(wire.request(++sent));
+    });
+  await deadline(run(Math.min(5000, count)), "pipelined warm-up");
+  const start = performance.now();
+  await deadline(run(count), "pipelined");
+  const elapsed = performance.now() - start;
+  await closeAll([socket]);
+  return { requestsPerSecond: count / (elapsed / 1000) };
+}
+
+/**
+ * Fan-out: one sender sends `count` requests at once; the server relays
+ * each to every one of `receivers` connections and answers the sender.
+ * Timed until every delivery and every reply arrived.
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on 127.0.0.1.
+ * @param count Requests of the sender.
+ * @param receivers Connections that receive every relay.
+ * @returns deliveries/s.
+ */
+export async function fanout(
+  wire: Wire,
+  port: number,
+  count: number,
+  receivers: number,
+): Promise<Record<string, number>> {
+  const hosts = ["127.0.0.1"];
+  const sockets = await openMany(wire, hosts, port, receivers, 0);
+  let remaining = receivers * count;
+  const delivered = Promise.withResolvers<void>();
+  for (const socket of sockets) {
+    socket.onmessage = (event) => {
+      if (wire.read(event.data, socket) >= 0 && --remaining === 0) {
+        delivered.resolve();
+      }
+    };
+  }
+  const sender = await open(
+    wire,
+    "127.0.0.1",
+    port,
+    "sender&fanout=sender",
+  );
+  const seen = new Uint8Array(count + 1);
+  let acked = 0;
+  const answered = Promise.withResolvers<void>();
+  sender.onmessage = (event) => {
+    const sequence = wire.read(event.data, sender);
+    if (sequence > 0 && sequence <= count && !seen[sequence]) {
+      seen[sequence] = 1;
+      if (++acked === count) answered.resolve();
+    }
+  };
+  const start = performance.now();
+  for (let i = 1; i <= count; i++) sender.send(wire.request(i));
+  await deadline(
+    Promise.all([delivered.promise, answered.promise]),
+    "fan-out",
+  );
+  const elapsed = performance.now() - start;
+  await closeAll([...sockets, sender]);
+  return { deliveriesPerSecond: (receivers * count) / (elapsed / 1000) };
+}
+
+async function rss(port: number): Promise<number> {
+  const response = await fetch(`http://127.0.0.1:${port}/rss`);
+  return (await response.json()).rss;
+}
+
+/**
+ * Idle connections: the server's RSS growth per open connection.
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on 127.0.0.1.
+ * @param count Connections.
+ * @returns bytes per connection.
+ */
+export async function idle(
+  wire: Wire,
+  port: number,
+  count: number,
+): Promise<Record<string, number>> {
+  const before = await rss(port);
+  const sockets = await openMany(wire, ["127.0.0.1"], port, count, 0);
+  // Let the server settle the last handshakes before it is weighed.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const after = await rss(port);
+  await closeAll(sockets);
+  return { bytesPerConnection: (after - before) / count };
+}
+
+/**
+ * Holds up to `count` connections spread over `BENCH_HOSTS` until stdin
+ * closes; prints `{"opened": n}` once they are open (fewer than `count`
+ * when the server or this process ran out of descriptors).
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on every host.
+ * @param count Connections to open.
+ * @param first Number of the first user (unique across processes).
+ */
+export async function hold(
+  wire: Wire,
+  port: number,
+  count: number,
+  first: number,
+): Promise<void> {
+  const hosts = (Deno.env.get("BENCH_HOSTS") ?? "127.0.0.1").split(",");
+  const sockets: WebSocket[] = [];
+  const batch = 100;
+  let failure = "";
+  for (let start = 0; start < count && failure === ""; start += batch) {
+    const end = Math.min(count, start + batch);
+    const opening: Promise<WebSocket>[] = [];
+    for (let i = start; i < end; i++) {
+      opening.push(open(wire, hosts[i % hosts.length], port, `h${first + i}`));
+    }
+    for (const result of await Promise.allSettled(opening)) {
+      if (result.status === "fulfilled") sockets.push(result.value);
+      else failure = String(result.reason?.message ?? result.reason);
+    }
+  }
+  console.log(JSON.stringify({ opened: sockets.length, failure }));
+  for await (const _ of Deno.stdin.readable) { /* wait for EOF */ }
+  await closeAll(sockets);
+}
+
+if (import.meta.main) {
+  const [wireName, workload, portText, countText, sizeText] = Deno.args;
+  const wire = wireFor(wireName);
+  const port = Number(portText);
+  const count = Number(countText);
+  const size = Number(sizeText ?? 0);
+  let result: Record<string, number>;
+  switch (workload) {
+    case "sequential":
+      result = await sequential(wire, port, count, size || 1000);
+      break;
+    case "pipelined":
+      result = await pipelined(wire, port, count, size || 100);
+      break;
+    case "fanout":
+      result = await fanout(wire, port, count, size || 100);
+      break;
+    case "idle":
+      result = await idle(wire, port, count);
+      break;
+    case "hold":
+      await hold(wire, port, count, size);
+      Deno.exit(0);
+      break;
+    default:
+      throw new TypeError(`Cannot run workload: unknown "${workload}"`);
+  }
+  console.log(JSON.stringify(result));
+}

@@ -1,0 +1,57 @@
+/**
+ * {@linkcode MalformedFrames}: counts the malformed frames a peer received
+ * recently and tells when there are too many (the peer then closes with
+ * 1002). Only recent ones count, so that rare mistakes spread over a
+ * long-lived connection never close it.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../wire/errors.ts";
+
+/**
+ * The error a malformed frame is reported with: the codec's
+ * `ProtocolError`, or one that wraps what a custom codec threw.
+ *
+ * @param error What the codec threw.
+ * @returns The protocol error.
+ */
+export function asProtocolError(error: unknown): ProtocolError {
+  return error instanceof ProtocolError ? error : new ProtocolError(
+    "Cannot decode frame: codec failed",
+    undefined,
+    undefined,
+    { cause: error },
+  );
+}
+
+/** The times of the last malformed frames of one peer. Internal. */
+export class MalformedFrames {
+  #max: number;
+  #window: number;
+  #times: number[] = [];
+
+  /**
+   * @param max Malformed frames tolerated within `window`.
+   * @param window The window in milliseconds.
+   */
+  constructor(max: number, window: number) {
+    this.#max = max;
+    this.#window = window;
+  }
+
+  /**
+   * Records one malformed frame.
+   *
+   * @returns `true` when more than `max` came within `window`.
+   */
+  add(): boolean {
+    const max = this.#max;
+    if (!(max < Infinity)) return false;
+    const now = Date.now();
+    const times = this.#times;
+    times.push(now);
+    if (times.length > max + 1) times.shift();
+    return times.length > max && now - times[0] <= this.#window;
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * {@linkcode Sender}: the typed calls every sending side shares (the
+ * `Peer` and the `Client`): `call` and `emit`, typed by the other side's
+ * {@linkcode Endpoint}, on top of the side's own `request` and `notify`.
+ *
+ * @module
+ */
+
+import type {
+  Endpoint,
+  MethodWithoutParams,
+  NotificationMethod,
+  NotificationWithoutPayload,
+  ParamsOf,
+  PayloadOf,
+  RequestMethod,
+  ResultOf,
+} from "./endpoint.ts";
+import type { RequestOptions } from "./peer_options.ts";
+import { Receiver } from "./receiver.ts";
+
+/**
+ * A receiver that also sends: `request` and `notify` are the side's own,
+ * `call` and `emit` their typed forms. Methods without params are called as
+ * `call("users.list")`, notifications without payload sent as
+ * `emit("ready")`.
+ *
+ * @typeParam Local What this side answers and receives.
+ * @typeParam Remote What the other side answers and receives.
+ * @typeParam EventMap Event name → event type.
+ * @typeParam Sent What `notify` returns.
+ *
+ * @example Every Peer and Client is a Sender
+ * ```ts
+ * import { Peer, Sender } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(Peer.prototype instanceof Sender);
+ * ```
+ */
+export abstract class Sender<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+  EventMap,
+  Sent,
+> extends Receiver<Local, EventMap> {
+  /**
+   * Sends a request to the default handler, or to `options.method`.
+   *
+   * @typeParam R The result type.
+   * @param message The payload: any JSON value.
+   * @param options Method, timeout and abort signal.
+   * @returns The response payload.
+   */
+  abstract request<R = unknown>(
+    message: unknown,
+    options?: RequestOptions & { method?: string },
+  ): Promise<R>;
+
+  /**
+   * Sends a notification without a method, or with `options.method`.
+   *
+   * @param message The payload: any JSON value.
+   * @param options The method.
+   * @returns Whether it was handed to the socket.
+   */
+  abstract notify(message: unknown, options?: { method?: string }): Sent;
+
+  /**
+   * Sends a typed request to a method that takes no params:
+   * `call("users.list")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns The method's result.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {ConnectionClosedError} When the connection is or gets closed.
+   * @throws {RemoteError} When the other side answered with an error.
+   */
+  call<M extends MethodWithoutParams<Remote>>(
+    method: M,
+  ): Promise<ResultOf<Remote, M>>;
+  /**
+   * Sends a typed request to method `method` of the other side (the
+   * client's offline queue may also reject it: see `request`).
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @param params The params.
+   * @param options Timeout and abort signal.
+   * @returns The method's result.
+   * @throws {RequestTimeoutError} When no response came in time.
+   * @throws {ConnectionClosedError} When the connection is or gets closed.
+   * @throws {RemoteError} When the other side answered with an error.
+   */
+  call<M extends RequestMethod<Remote>>(
+    method: M,
+    params: ParamsOf<Remote, M>,
+    options?: RequestOptions,
+  ): Promise<ResultOf<Remote, M>>;
+  call(
+    method: string,
+    params?: unknown,
+    options: RequestOptions = {},
+  ): Promise<unknown> {
+    return this.request(params, { ...options, method });
+  }
+
+  /**
+   * Sends a typed notification that carries no payload: `emit("ready")`.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @returns What `notify` returns.
+   */
+  emit<M extends NotificationWithoutPayload<Remote>>(method: M): Sent;
+  /**
+   * Sends a typed notification to the other side.
+   *
+   * @typeParam M The method name.
+   * @param method The method name.
+   * @param payload The payload.
+   * @returns What `notify` returns.
+   */
+  emit<M extends NotificationMethod<Remote>>(
+    method: M,
+    payload: PayloadOf<Remote, M>,
+  ): Sent;
+  emit(method: string, payload?: unknown): Sent {
+    return this.notify(payload, { method });
+  }
+}
