@@ -18,135 +18,27 @@
 
 import { TypedEventTarget } from "../peer/typed_event_target.ts";
 import type { ServerLogger } from "./server_options.ts";
+import {
+  closeQuietly,
+  headEnd,
+  plainResponse,
+  pump,
+  rewriteHead,
+  SMALL_READ,
+  writeAll,
+} from "./_head_pipe.ts";
+import type {
+  GuardDropReason,
+  GuardedServeOptions,
+  GuardedServerEventMap,
+} from "./guarded_listener_options.ts";
 
-/**
- * Why the guard dropped a connection before its head completed:
- * `"timeout"` (not complete within `headerTimeout`), `"too-large"` (over
- * `maxHeadSize`: answered 431), `"address"` (its address already has
- * `maxPendingHeadsPerAddress` unfinished heads), `"evicted"` (the oldest
- * unfinished head, when `maxPendingHeads` were waiting), `"backend"` (the
- * server behind could not be reached: answered 503).
- *
- * @example Usage
- * ```ts
- * import type { GuardDropReason } from "@duplex/ws/server";
- *
- * const reason: GuardDropReason = "timeout";
- * ```
- */
-export type GuardDropReason =
-  | "timeout"
-  | "too-large"
-  | "address"
-  | "evicted"
-  | "backend";
-
-/**
- * The detail of a `"drop"` event of a {@linkcode GuardedServer}.
- *
- * @example Usage
- * ```ts
- * import type { GuardDropDetail } from "@duplex/ws/server";
- *
- * const detail: GuardDropDetail = { reason: "timeout", address: "192.0.2.1" };
- * ```
- */
-export interface GuardDropDetail {
-  /** Why it was dropped. */
-  reason: GuardDropReason;
-  /** The client's address. */
-  address: string;
-}
-
-/**
- * The events of a {@linkcode GuardedServer}.
- *
- * @example Usage
- * ```ts
- * import type { GuardedServerEventMap } from "@duplex/ws/server";
- *
- * const log = (event: GuardedServerEventMap["drop"]) => event.detail.reason;
- * ```
- */
-export interface GuardedServerEventMap {
-  /** A connection was dropped before its request head completed. */
-  drop: CustomEvent<GuardDropDetail>;
-}
-
-/**
- * Options of {@linkcode serveGuarded}.
- *
- * @example Usage
- * ```ts
- * import type { GuardedServeOptions } from "@duplex/ws/server";
- *
- * const options: GuardedServeOptions = { port: 8000, headerTimeout: 5_000 };
- * ```
- */
-export interface GuardedServeOptions {
-  /**
-   * The port; 0 picks one.
-   *
-   * @default {8000}
-   */
-  port?: number;
-  /**
-   * The address to listen on.
-   *
-   * @default {"0.0.0.0"}
-   */
-  hostname?: string;
-  /**
-   * Milliseconds a client has, from its connection, to send a complete
-   * request head; a slower one is dropped.
-   *
-   * @default {10000}
-   */
-  headerTimeout?: number;
-  /**
-   * The largest request head in bytes; a larger one is answered 431.
-   *
-   * @default {32768}
-   */
-  maxHeadSize?: number;
-  /**
-   * Unfinished heads in all; beyond it the oldest is dropped.
-   *
-   * @default {1000}
-   */
-  maxPendingHeads?: number;
-  /**
-   * Unfinished heads of one client address; beyond it new connections of
-   * that address are dropped at once.
-   *
-   * @default {32}
-   */
-  maxPendingHeadsPerAddress?: number;
-  /**
-   * Milliseconds before accepting again after the accept loop failed (out
-   * of file descriptors), and before restarting the server behind.
-   *
-   * @default {1000}
-   */
-  retryDelay?: number;
-  /**
-   * Where failures are logged.
-   *
-   * @default {silent}
-   */
-  logger?: ServerLogger;
-  /**
-   * Called once the guard listens.
-   *
-   * @default {undefined}
-   */
-  onListen?: (addr: Deno.NetAddr) => void;
-}
-
-const HEAD_END = [13, 10, 13, 10];
-/** Read size of an idle connection, and of one that is moving data. */
-const SMALL_READ = 2048;
-const LARGE_READ = 65536;
+export type {
+  GuardDropDetail,
+  GuardDropReason,
+  GuardedServeOptions,
+  GuardedServerEventMap,
+} from "./guarded_listener_options.ts";
 
 /** A connection whose head is being read. */
 interface PendingHead {
@@ -156,94 +48,6 @@ interface PendingHead {
   dropped: boolean;
   /** Whether it left the pending set (and its address's count). */
   released: boolean;
-}
-
-/**
- * The index just past the blank line that ends a head, or -1.
- *
- * @param bytes The bytes read so far.
- * @param from Where to start looking.
- */
-function headEnd(bytes: Uint8Array, from: number): number {
-  for (let i = Math.max(0, from - 3); i + 3 < bytes.length; i++) {
-    if (
-      bytes[i] === HEAD_END[0] && bytes[i + 1] === HEAD_END[1] &&
-      bytes[i + 2] === HEAD_END[2] && bytes[i + 3] === HEAD_END[3]
-    ) return i + 4;
-  }
-  return -1;
-}
-
-/**
- * The head to hand on: unchanged, except that it asks the server to close
- * the connection after its response (`Connection: close`, kept beside
- * `Upgrade` for a WebSocket handshake), so that no second head passes
- * unguarded. Header bytes are Latin-1.
- */
-function rewriteHead(head: Uint8Array): Uint8Array {
-  const text = new TextDecoder("latin1").decode(head);
-  const lines = text.slice(0, -4).split("\r\n");
-  let upgrade = false;
-  const kept = [lines[0]];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    const colon = line.indexOf(":");
-    const name = line.slice(0, colon).trim().toLowerCase();
-    if (name === "connection") {
-      if (/(^|,)\s*upgrade\s*(,|$)/i.test(line.slice(colon + 1))) {
-        upgrade = true;
-      }
-      continue;
-    }
-    if (name === "keep-alive") continue;
-    kept.push(line);
-  }
-  kept.push(upgrade ? "Connection: Upgrade, close" : "Connection: close");
-  const out = kept.join("\r\n") + "\r\n\r\n";
-  const bytes = new Uint8Array(out.length);
-  for (let i = 0; i < out.length; i++) bytes[i] = out.charCodeAt(i) & 0xff;
-  return bytes;
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    written += await conn.write(bytes.subarray(written));
-  }
-}
-
-/**
- * Copies `from` to `to` until `from` ends. An idle connection waits with a
- * small buffer; one that fills it reads in large ones until it slows.
- */
-async function pump(from: Deno.Conn, to: Deno.Conn): Promise<void> {
-  let buffer = new Uint8Array(SMALL_READ);
-  while (true) {
-    const n = await from.read(buffer);
-    if (n === null) return;
-    await writeAll(to, buffer.subarray(0, n));
-    if (n === buffer.length) {
-      if (buffer.length < LARGE_READ) buffer = new Uint8Array(LARGE_READ);
-    } else if (n < SMALL_READ && buffer.length > SMALL_READ) {
-      buffer = new Uint8Array(SMALL_READ);
-    }
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-const encoder = new TextEncoder();
-
-function plainResponse(status: string): Uint8Array {
-  return encoder.encode(
-    `HTTP/1.1 ${status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`,
-  );
 }
 
 /**
