@@ -403,6 +403,9 @@ export class GuardedServer extends TypedEventTarget<GuardedServerEventMap>
       return;
     }
     const port = backend.localAddr.port;
+    // Small frames go out at once both ways (no Nagle delay on the hop).
+    conn.setNoDelay(true);
+    backend.setNoDelay(true);
     this.#clients.set(port, conn.remoteAddr);
     this.#piped.add(conn);
     this.#piped.add(backend);
