@@ -85,6 +85,7 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       requests: 1_000,
       size: 65_536,
       maxGrowth: 400e6,
+      waves: n(6),
       verbose: true,
     })],
   ["upgrade-storm", () =>
@@ -197,18 +198,19 @@ console.log(
     figure("soak", "heapSlopeMBPerMin")
   } MB/min`,
 );
+const waves = Object.entries(
+  results.find((r) => r.name === "never-reading clients")?.figures ?? {},
+).filter(([key]) => key.startsWith("rssAfterMB")).map(([, value]) => value);
 console.log(
   `never-reading clients  ${
     figure("never-reading clients", "closed1013")
-  } closed 1013 after asking ${
+  } closed 1013 in ${waves.length} waves of 20 asking ${
     figure("never-reading clients", "responsesAskedMB")
-  } MB, twice; rss ${figure("never-reading clients", "rssBeforeMB")} → peak ${
+  } MB each; rss ${figure("never-reading clients", "rssBeforeMB")} → peak ${
     figure("never-reading clients", "rssPeakMB1")
-  } → ${figure("never-reading clients", "rssAfterMB1")} MB (heap ${
+  } in the first; after each: ${waves.join(" → ")} MB (JS heap ${
     figure("never-reading clients", "heapAfterMB1")
-  }); again: peak ${figure("never-reading clients", "rssPeakMB2")} → ${
-    figure("never-reading clients", "rssAfterMB2")
-  } MB`,
+  } MB)`,
 );
 console.log(
   `upgrade storm          ${figure("upgrade storm", "upgrades")} upgrades, ${
