@@ -74,6 +74,7 @@ export {
 export {
   chat,
   type ChatClientEndpoint,
+  type ChatOptions,
   type ChatServerEndpoint,
   createChatServer,
   USERS_PAGE_SIZE,
@@ -93,6 +94,7 @@ export {
   type PresenceDetail,
   type PresenceReason,
   type Push,
+  type RoomDetail,
   type UserRequestOptions,
 } from "./src/cluster/cluster.ts";
 export {
@@ -132,6 +134,16 @@ export {
   type ServerRequestOptions,
   type StatusAuthorize,
 } from "./src/server/duplex_server.ts";
+export {
+  PresenceFeed,
+  type PresenceFeedOptions,
+  type PresenceFeedStats,
+} from "./src/server/presence_feed.ts";
+export type {
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+} from "./src/wire/presence_frames.ts";
 export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,

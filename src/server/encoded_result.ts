@@ -31,6 +31,16 @@ export class EncodedResult {
     this.json = json;
     this.length = json.length;
   }
+
+  /**
+   * The value again, for a codec that encodes with `JSON.stringify` without
+   * knowing this class (the binary codec): correct, though not cached.
+   *
+   * @returns The decoded value.
+   */
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
 }
 
 /**

@@ -6,6 +6,7 @@
  */
 
 import type { Registry } from "../peer/receiver.ts";
+import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
@@ -369,6 +370,14 @@ export interface DuplexServerOptions {
    * @default {{ grace: 120000, maxBufferedFrames: 10000, maxBufferedBytes: 8388608 }}
    */
   sessions?: SessionOptions | false;
+  /**
+   * Codecs offered besides JSON, each selected by a client that offers its
+   * subprotocol (e.g. `binaryCodec` from `@duplex/ws/binary`, for
+   * `duplex.v1.bin`). Clients that offer none of them stay on JSON.
+   *
+   * @default {[]}
+   */
+  codecs?: readonly Codec[];
 }
 
 /** A rate limit with every field set. */

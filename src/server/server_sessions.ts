@@ -373,6 +373,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     const host = this.host;
     session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
       ...host.peer,
+      codec: upgrade.codec,
       onClose: (code, why) => this.#onEnd(session, code, why),
       onError: host.onError,
     });

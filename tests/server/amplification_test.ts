@@ -137,4 +137,6 @@ Deno.test("resultCodec splices an EncodedResult and encodes every other frame as
     type: 2,
   });
   assert.throws(() => new EncodedResult(undefined), TypeError);
+  // A codec that knows nothing of it still encodes the value.
+  assert.equal(JSON.stringify({ message: page }), '{"message":["a","é"]}');
 });
