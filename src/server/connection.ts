@@ -16,6 +16,7 @@ import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { resultCodec } from "./encoded_result.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
@@ -185,7 +186,9 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,
-    codec,
+    // The negotiated codec, else JSON plus results encoded once by their
+    // handler (users.list pages).
+    codec: codec ?? resultCodec,
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
