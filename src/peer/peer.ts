@@ -388,7 +388,11 @@ export class Peer<
   receive(data: unknown): void {
     if (this.#closed) return;
     const guard = this.#options.guard;
-    const refusal = guard?.inbound(this, data);
+    // While streams are open a frame may be one this side asked for (a
+    // chunk it granted credit for): only the size limit applies to it, and
+    // whether it was asked for is known once decoded.
+    const streams = guard && this.#streams?.open ? this.#streams : undefined;
+    let refusal = guard?.inbound(this, data, streams !== undefined);
     if (refusal === false) return;
     let frame: Frame;
     try {
@@ -396,6 +400,10 @@ export class Peer<
     } catch (error) {
       this.#onMalformed(error);
       return;
+    }
+    if (streams !== undefined && !streams.asked(frame)) {
+      refusal = guard!.inbound(this, data);
+      if (refusal === false) return;
     }
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
