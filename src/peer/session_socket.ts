@@ -37,13 +37,19 @@ export interface SessionLimits {
   maxAge: number;
   /** Acknowledge after this many frames. */
   ackEvery: number;
+  /**
+   * Acknowledge after this many bytes (binary bytes, or UTF-16 units of
+   * text), so that large frames are acknowledged long before the other
+   * side's byte bound.
+   */
+  ackBytes: number;
   /** Acknowledge at most this long after a frame arrived, in ms. */
   ackDelay: number;
 }
 
 /**
  * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
- * every 64 frames or 1 s.
+ * every 64 frames, 1 MiB or 1 s, whichever comes first.
  *
  * @param options The limits given.
  * @returns Every limit.
@@ -55,6 +61,7 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
     maxBytes: options.maxBytes ?? 8 * 1024 * 1024,
     maxAge: options.maxAge ?? 120_000,
     ackEvery: options.ackEvery ?? 64,
+    ackBytes: options.ackBytes ?? 1024 * 1024,
     ackDelay: options.ackDelay ?? 1_000,
   };
   for (const [name, value] of Object.entries(limits)) {
@@ -96,6 +103,8 @@ export class SessionSocket implements SocketLike {
   #received = 0;
   /** The count our last acknowledgement carried. */
   #acknowledged = 0;
+  /** Bytes received since our last acknowledgement. */
+  #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
@@ -234,6 +243,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = transport;
     // The handshake told the other side our count.
     this.#acknowledged = this.#received;
+    this.#unacknowledgedBytes = 0;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
     const frames = this.#outbox?.pending() ?? [];
@@ -387,7 +397,11 @@ export class SessionSocket implements SocketLike {
           return;
         }
         const received = ++this.#received;
-        if (received - this.#acknowledged >= this.#limits.ackEvery) {
+        const limits = this.#limits;
+        if (
+          received - this.#acknowledged >= limits.ackEvery ||
+          (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
+        ) {
           this.#acknowledge();
         } else if (this.#ackTimer === undefined) {
           this.#ackTimer = setTimeout(
@@ -464,6 +478,7 @@ export class SessionSocket implements SocketLike {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
     this.#acknowledged = this.#received;
+    this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#received));
   }
 
@@ -480,6 +495,13 @@ export class SessionSocket implements SocketLike {
       listener.handleEvent(event);
     }
   }
+}
+
+/** A message's size: its bytes, or the UTF-16 units of a text. */
+function sizeOf(data: unknown): number {
+  return typeof data === "string"
+    ? data.length
+    : (data as ArrayBufferLike).byteLength ?? 0;
 }
 
 /** The delayed acknowledgement (no closure per session). */
