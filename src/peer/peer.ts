@@ -388,9 +388,6 @@ export class Peer<
   receive(data: unknown): void {
     if (this.#closed) return;
     const guard = this.#options.guard;
-    // While streams are open a frame may be one this side asked for (a
-    // chunk it granted credit for): only the size limit applies to it, and
-    // whether it was asked for is known once decoded.
     const streams = guard && this.#streams?.open ? this.#streams : undefined;
     let refusal = guard?.inbound(this, data, streams !== undefined);
     if (refusal === false) return;
@@ -401,10 +398,8 @@ export class Peer<
       this.#onMalformed(error);
       return;
     }
-    if (streams !== undefined && !streams.asked(frame)) {
-      refusal = guard!.inbound(this, data);
-      if (refusal === false) return;
-    }
+    if (streams?.asked(frame) === false) refusal = guard!.inbound(this, data);
+    if (refusal === false) return;
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
     if (this.#original && (frame.type === 2 || frame.type === 3)) {
