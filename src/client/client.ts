@@ -26,6 +26,7 @@ import type {
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
 import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
+import { BATCH_CAPABILITY } from "../wire/batch.ts";
 import type {
   ClientOptions,
   NotificationsOptions,
@@ -374,8 +375,10 @@ export class Client<
       const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
+      // duplex.batch: this client reads batch frames (never selected).
       const socket = ws = this.#socket = new WebSocket(target, [
         SUBPROTOCOL,
+        BATCH_CAPABILITY,
         ...extra,
       ]);
       this.#sockets.add(socket);
@@ -402,7 +405,11 @@ export class Client<
         // original frames may go out.
         const original = socket.protocol !== SUBPROTOCOL;
         this.#protocol = socket.protocol;
-        const peer = new Peer<Local, Remote>(socket, { ...options, original });
+        const peer = new Peer<Local, Remote>(socket, {
+          ...options,
+          original,
+          batches: true,
+        });
         clearTimeout(this.#timer);
         this.#socket = undefined;
         this.#peer = peer;

@@ -8,7 +8,8 @@
  */
 
 import { Sender } from "./sender.ts";
-import { type Codec, jsonCodec } from "../wire/codec.ts";
+import { type Codec, encodeJsonResponse, jsonCodec } from "../wire/codec.ts";
+import { isBatch, readBatch } from "../wire/batch.ts";
 import {
   ConnectionClosedError,
   DuplexError,
@@ -376,6 +377,14 @@ export class Peer<
     const guard = this.#options.guard;
     const refusal = guard?.inbound(this, data);
     if (refusal === false) return;
+    if (this.#options.batches && isBatch(data)) {
+      readBatch(
+        data,
+        (frame) => this.#closed || this.#onFrame(frame, refusal),
+        (error) => this.#onMalformed(error),
+      );
+      return;
+    }
     let frame: Frame;
     try {
       frame = this.#codec.decode(data);
@@ -383,6 +392,11 @@ export class Peer<
       this.#onMalformed(error);
       return;
     }
+    this.#onFrame(frame, refusal);
+  }
+
+  #onFrame(frame: Frame, refusal: ErrorPayload | undefined): void {
+    const guard = this.#options.guard;
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
     if (this.#original && (frame.type === 2 || frame.type === 3)) {
@@ -488,7 +502,11 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      this.#sendFrame({ sequence, type: 2, message });
+      if (this.#codec === jsonCodec) {
+        this.#sendData(encodeJsonResponse(sequence, message), 2);
+      } else {
+        this.#sendFrame({ sequence, type: 2, message });
+      }
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }

@@ -11,6 +11,7 @@ import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
+import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
 
@@ -96,6 +97,8 @@ export interface AcceptOptions<
   peerOptions: PeerOptions;
   registry: Registry;
   budget: SendBudget;
+  /** Write coalescing, for connections whose client reads batches. */
+  coalescer: Coalescer | undefined;
   onClose: (
     connection: ServerConnection<Local, Remote>,
     code: number,
@@ -123,7 +126,10 @@ export function acceptConnection<
   const budgeted = options.budget.wrap(socket, () => {
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
-  const peer = new Peer<Local, Remote>(budgeted, {
+  // Batches above the budget: it counts (and may refuse) whole batches.
+  const coalescer = upgraded.batches ? options.coalescer : undefined;
+  const out = coalescer ? new CoalescingSocket(budgeted, coalescer) : budgeted;
+  const peer = new Peer<Local, Remote>(out, {
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,

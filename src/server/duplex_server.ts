@@ -29,6 +29,7 @@ import {
   type ServerConnection,
 } from "./connection.ts";
 import { SendBudget } from "./send_budget.ts";
+import { Coalescer } from "./coalescing_socket.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
@@ -142,6 +143,7 @@ export class DuplexServer<
   #graceful: GracefulShutdown;
   #sendBudget: SendBudget;
   #slots: ConnectionSlots;
+  #coalescer: Coalescer | undefined;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -172,6 +174,7 @@ export class DuplexServer<
       options.totalSendBudget ?? 256 * 1024 * 1024,
     );
     this.#logger = options.logger;
+    this.#coalescer = options.coalesce === false ? undefined : new Coalescer();
     this.#graceful = new GracefulShutdown(
       this.metrics,
       options.shutdownTimeout ?? 5_000,
@@ -493,6 +496,7 @@ export class DuplexServer<
       peerOptions: this.#peerOptions,
       registry: this.registry,
       budget: this.#sendBudget,
+      coalescer: this.#coalescer,
       onClose: (connection, code, reason) =>
         this.#onClose(connection, code, reason),
       onError: (user, error) =>

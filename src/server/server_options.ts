@@ -197,6 +197,16 @@ export interface DuplexServerOptions {
    */
   idleTimeout?: number;
   /**
+   * Write coalescing: the frames a connection is sent in one turn of the
+   * event loop leave as one WebSocket message (a batch frame), for clients
+   * that offered `duplex.batch` (the Duplex `Client` does). A frame alone in
+   * its turn leaves as it is, without waiting. `false` sends every frame as
+   * its own message.
+   *
+   * @default {true}
+   */
+  coalesce?: boolean;
+  /**
    * The largest incoming message in bytes; a larger one closes that
    * connection with 1009.
    *

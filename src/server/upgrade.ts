@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { BATCH_CAPABILITY } from "../wire/batch.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -48,6 +49,8 @@ export interface Upgraded {
   response: Response;
   user: string;
   protocol: string;
+  /** The client reads batch frames (offered `duplex.batch` on `duplex.v1`). */
+  batches: boolean;
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
@@ -171,9 +174,10 @@ export class UpgradePath {
     if (options.closing()) {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
-    const protocol = offeredProtocols(request).includes(SUBPROTOCOL)
-      ? SUBPROTOCOL
-      : "";
+    const offered = offeredProtocols(request);
+    const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
+    // A capability the client declares by offering it; never selected.
+    const batches = protocol !== "" && offered.includes(BATCH_CAPABILITY);
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
@@ -181,7 +185,15 @@ export class UpgradePath {
         idleTimeout: options.idleTimeout,
       });
       if (protocol) response.headers.set("sec-websocket-protocol", protocol);
-      options.accept({ socket, response, user, protocol, data, address });
+      options.accept({
+        socket,
+        response,
+        user,
+        protocol,
+        batches,
+        data,
+        address,
+      });
       accepted();
       return response;
     } catch (error) {

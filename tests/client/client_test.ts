@@ -142,7 +142,9 @@ Deno.test("Client.connect() opens, offers duplex.v1 and the extra protocols, and
   await opened;
   assert.equal(client.state, "open");
   assert.equal(await client.request("hello"), "ok");
-  assert.deepEqual(server.offered, ["duplex.v1, duplex.auth.token123"]);
+  assert.deepEqual(server.offered, [
+    "duplex.v1, duplex.batch, duplex.auth.token123",
+  ]);
   assert.equal(client.peer?.socket.readyState, WebSocket.OPEN);
   await client.connect(); // already open: resolves at once
   const closed = once<CloseEvent>(client, "close");
@@ -444,8 +446,11 @@ Deno.test("Client calls the URL function and the protocols function before every
   await reopened;
   assert.ok(urls >= 2);
   assert.equal(tokens, urls);
-  assert.equal(server.offered[0], "duplex.v1, duplex.auth.t1");
-  assert.equal(server.offered.at(-1), `duplex.v1, duplex.auth.t${tokens}`);
+  assert.equal(server.offered[0], "duplex.v1, duplex.batch, duplex.auth.t1");
+  assert.equal(
+    server.offered.at(-1),
+    `duplex.v1, duplex.batch, duplex.auth.t${tokens}`,
+  );
   await client.close();
 });
 
