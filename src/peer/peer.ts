@@ -8,7 +8,7 @@
  */
 
 import { Sender } from "./sender.ts";
-import { type Codec, encodeJsonResponse, jsonCodec } from "../wire/codec.ts";
+import { type Codec, jsonCodec } from "../wire/codec.ts";
 import { isBatch, readBatch } from "../wire/batch.ts";
 import {
   ConnectionClosedError,
@@ -502,11 +502,12 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      if (this.#codec === jsonCodec) {
-        this.#sendData(encodeJsonResponse(sequence, message), 2);
-      } else {
-        this.#sendFrame({ sequence, type: 2, message });
-      }
+      const codec = this.#codec;
+      this.#sendData(
+        codec.encodeResponse?.(sequence, message) ??
+          codec.encode({ sequence, type: 2, message }),
+        2,
+      );
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }

@@ -12,6 +12,7 @@ import { ProtocolError } from "../wire/errors.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
+import { serverJsonCodec } from "./server_codec.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
 
@@ -134,6 +135,7 @@ export function acceptConnection<
     protocol,
     identity: user,
     registry: options.registry,
+    codec: serverJsonCodec,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.

@@ -58,16 +58,23 @@ export function readBatch(
   onFrame: (frame: Frame) => void,
   onMalformed: (error: unknown) => void,
 ): void {
-  let frames: unknown;
-  let count: unknown;
+  let batch: { sequence?: unknown; message?: unknown } | undefined;
+  let cause: unknown;
   try {
-    ({ message: frames, sequence: count } = JSON.parse(data));
+    batch = JSON.parse(data);
   } catch (error) {
-    onMalformed(malformed("not valid JSON", error));
-    return;
+    cause = error;
   }
-  if (!Array.isArray(frames) || count !== frames.length) {
-    onMalformed(malformed(`"message" must be an array of "sequence" frames`));
+  const frames = batch?.message;
+  if (!Array.isArray(frames) || batch!.sequence !== frames.length) {
+    onMalformed(
+      new ProtocolError(
+        `Cannot decode batch: "message" must be an array of "sequence" frames`,
+        undefined,
+        11,
+        { cause },
+      ),
+    );
     return;
   }
   for (const value of frames) {
@@ -80,15 +87,6 @@ export function readBatch(
     }
     onFrame(frame);
   }
-}
-
-function malformed(reason: string, cause?: unknown): ProtocolError {
-  return new ProtocolError(
-    `Cannot decode batch: ${reason}`,
-    undefined,
-    11,
-    { cause },
-  );
 }
 
 /**
