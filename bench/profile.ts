@@ -116,6 +116,26 @@ async function profileOnce(
   return { times: selfTimes(profile), client };
 }
 
+/** What a function's self time is spent on (the groups of docs/performance.md). */
+function groupOf(label: string): string {
+  if (/^(decode|validateFrame|isRecord|readBatch) /.test(label)) {
+    return "decode";
+  }
+  if (/^(op_now|now ext|observeRequest|#untimed|#finished)/.test(label)) {
+    return "clock + histogram";
+  }
+  if (/^(encode|encodeJsonResponse|encodeBatch) /.test(label)) return "encode";
+  if (/ (peer|server|wire|bench)\//.test(label)) {
+    return "dispatch (our code: peer, server, handler, coalescing)";
+  }
+  if (/timer/i.test(label)) return "runtime: WebSocket idle timer";
+  if (/^op_ws_|websocket|event\.js|webidl|async_op|setPromise/.test(label)) {
+    return "runtime: WebSocket send/receive, events";
+  }
+  if (label === "(garbage collector)") return "garbage collection";
+  return "runtime: other";
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -157,8 +177,16 @@ if (import.meta.main) {
   console.log(
     `\n${server} ${wire} ${workload} ${count}/${size}: busy ${
       busy.toFixed(0)
-    } ns per unit (median of ${repeats}); self time by function:`,
+    } ns per unit (median of ${repeats}); self time by group, then by function:`,
   );
+  const groups = new Map<string, number>();
+  for (const [label, ns] of perUnit) {
+    if (label === "(idle)") continue;
+    groups.set(groupOf(label), (groups.get(groupOf(label)) ?? 0) + ns);
+  }
+  for (const [group, ns] of [...groups].sort((a, b) => b[1] - a[1])) {
+    console.log(`${ns.toFixed(0).padStart(8)}  [${group}]`);
+  }
   for (
     const [label, ns] of perUnit.slice(
       0,
