@@ -69,6 +69,7 @@ export {
 export {
   chat,
   type ChatClientEndpoint,
+  type ChatOptions,
   type ChatServerEndpoint,
   createChatServer,
   USERS_PAGE_SIZE,
@@ -88,6 +89,7 @@ export {
   type PresenceDetail,
   type PresenceReason,
   type Push,
+  type RoomDetail,
   type UserRequestOptions,
 } from "./src/cluster/cluster.ts";
 export {
@@ -128,10 +130,33 @@ export {
   type StatusAuthorize,
 } from "./src/server/duplex_server.ts";
 export {
+  PresenceFeed,
+  type PresenceFeedOptions,
+  type PresenceFeedStats,
+} from "./src/server/presence_feed.ts";
+export type {
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+} from "./src/wire/presence_frames.ts";
+export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,
   ServerMetrics,
 } from "./src/server/metrics.ts";
+export {
+  type ExpireDetail,
+  type ResumeDetail,
+  type SessionOptions,
+} from "./src/server/session_options.ts";
+export {
+  MemorySessionStore,
+  type SessionRecord,
+  type SessionStore,
+} from "./src/server/session_store.ts";
+export { SessionMetrics } from "./src/server/session_metrics.ts";
+export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
+export type { SessionLossReason } from "./src/wire/session_frames.ts";
 export {
   isHostAllowed,
   isOriginAllowed,

@@ -7,7 +7,7 @@
 
 import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
-import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
+import { isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -25,8 +25,10 @@ import type {
   TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
-import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
-import { BATCH_CAPABILITY } from "../wire/batch.ts";
+import type { NotifyFrame } from "../wire/protocol.ts";
+import { offer, selection } from "./negotiation.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+import { ClientSession, type SessionOutcome } from "./client_session.ts";
 import type {
   ClientOptions,
   NotificationsOptions,
@@ -99,15 +101,22 @@ export class Client<
   #timer: ReturnType<typeof setTimeout> | undefined;
   #generation = 0;
   #attempts = 0;
+  #openedAt = 0;
   #closeCode = 1006;
   #closeReason = "";
   #protocol = "";
   #ready: PromiseWithResolvers<void> | undefined;
   /** Ends the open iterators. */
   #ends = new Set<() => void>();
+  /** The session across connections; `undefined` with `session: false`. */
+  #session: ClientSession<Peer<Local, Remote>> | undefined;
+  /** The WebSocket under the open connection. */
+  #transport: SocketLike | undefined;
   #onGlobal = (event: Event): void => {
-    if (event.type === "pagehide") this.#stop(1000, "Page hidden");
-    else this.#heartbeat?.wake();
+    if (event.type === "pagehide") {
+      this.#session?.suspend();
+      this.#stop(1000, "Page hidden");
+    } else this.#heartbeat?.wake();
   };
 
   /**
@@ -128,6 +137,16 @@ export class Client<
       timeoutError: (_, wait) => new QueueTimeoutError(wait),
       fullError: (limit) => new QueueFullError(limit),
     });
+    const session = options.session ?? true;
+    this.#session = session === false ? undefined : new ClientSession<
+      Peer<Local, Remote>
+    >(
+      session === true ? {} : session,
+      {
+        onDetach: (code, reason) => this.#dropped(code, reason),
+        onError: (error) => this.#error(error),
+      },
+    );
   }
 
   /** Where the client is in its life. */
@@ -375,12 +394,10 @@ export class Client<
       const extra = await evaluate(options.protocols ?? []);
       if (generation !== this.#generation) return;
       this.#href = String(target);
-      // duplex.batch: this client reads batch frames (never selected).
-      const socket = ws = this.#socket = new WebSocket(target, [
-        SUBPROTOCOL,
-        BATCH_CAPABILITY,
-        ...extra,
-      ]);
+      const session = this.#session;
+      const codec = options.codec?.protocol;
+      const protocols = offer(codec, session !== undefined, extra);
+      const socket = ws = this.#socket = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
@@ -400,49 +417,98 @@ export class Client<
       };
       socket.onopen = () => {
         if (generation !== this.#generation) return;
-        generation = -1;
-        // Without duplex.v1 the server speaks the original protocol: only
-        // original frames may go out.
-        const original = socket.protocol !== SUBPROTOCOL;
-        this.#protocol = socket.protocol;
-        const peer = new Peer<Local, Remote>(socket, {
+        // The server grants a session (or a codec) by selecting its protocol.
+        const chosen = selection(socket.protocol, codec, !!session);
+        // batches: it offered duplex.batch (see offer()).
+        const opts = {
           ...options,
-          original,
+          codec: chosen.coded ? options.codec : undefined,
           batches: true,
-        });
-        clearTimeout(this.#timer);
-        this.#socket = undefined;
-        this.#peer = peer;
-        this.#state = "open";
-        const openedAt = Date.now();
-        peer.addEventListener("close", (event) => {
-          if (peer !== this.#peer) return;
-          this.#peer = undefined;
-          this.#heartbeat?.stop();
-          this.#closeCode = event.code;
-          this.#closeReason = event.reason;
-          if (Date.now() - openedAt >= (options.resetAfter ?? 5_000)) {
-            this.#attempts = 0;
-          }
-          this.#ended(event);
-        });
-        peer.addEventListener("error", (event) => this.#error(event.error));
-        // An original server would relay pings as chat: no heartbeat.
-        this.#heartbeat = original ? undefined : new Heartbeat(
-          peer,
-          () => peer.close(CloseCode.PingTimeout, "Ping timeout"),
-          { interval: options.pingInterval, timeout: options.pingTimeout },
-        );
-        // Queued sends go out in order, each once, on this connection: in
-        // the microtasks queued here, before `open` and `connect()`.
-        this.#queue.resolveAll(peer);
-        queueMicrotask(() => {
-          this.#ready?.resolve();
-          this.#ready = undefined;
-          this.dispatchEvent(new Event("open"));
+        };
+        this.#protocol = chosen.protocol;
+        if (session === undefined || !chosen.session) {
+          generation = -1;
+          // Without duplex.v1 the server speaks the original protocol: only
+          // original frames may go out.
+          const { original } = chosen;
+          const peer = new Peer<Local, Remote>(socket, { ...opts, original });
+          this.#opened(peer, socket);
+          return;
+        }
+        session.handshake(socket, {
+          live: () => generation === this.#generation,
+          createPeer: (over) => new Peer<Local, Remote>(over, opts),
+          done: (outcome) => {
+            generation = -1;
+            this.#opened(outcome.peer, socket, outcome);
+          },
+          failed: (error) => fail("session handshake failed", 1002, error),
         });
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
+  }
+
+  /** A connection opened (after its session handshake, if any). */
+  #opened(
+    peer: Peer<Local, Remote>,
+    socket: WebSocket,
+    outcome?: SessionOutcome<Peer<Local, Remote>>,
+  ): void {
+    const options = this.#options;
+    clearTimeout(this.#timer);
+    this.#socket = undefined;
+    this.#peer = peer;
+    this.#transport = socket;
+    this.#state = "open";
+    this.#openedAt = Date.now();
+    if (outcome === undefined || outcome.fresh) {
+      // A session's peer outlives its connections: its close is the
+      // session's end, which matters only while it is the open one.
+      peer.addEventListener("close", (event) => {
+        if (peer === this.#peer) this.#connectionEnded(event);
+      });
+      peer.addEventListener("error", (event) => this.#error(event.error));
+    }
+    const transport = outcome?.socket;
+    // An original server would relay pings as chat: no heartbeat.
+    this.#heartbeat = peer.original ? undefined : new Heartbeat(
+      peer,
+      transport === undefined
+        ? () => peer.close(4000, "Ping timeout")
+        : () => transport.drop(4000, "Ping timeout"), // CloseCode.PingTimeout
+      { interval: options.pingInterval, timeout: options.pingTimeout },
+    );
+    // Queued sends go out in order, each once, on this connection: in
+    // the microtasks queued here, before `open` and `connect()`.
+    this.#queue.resolveAll(peer);
+    const event = outcome?.event;
+    queueMicrotask(() => {
+      this.#ready?.resolve();
+      this.#ready = undefined;
+      if (event !== undefined) this.dispatchEvent(event);
+      this.dispatchEvent(new Event("open"));
+    });
+  }
+
+  /** The open connection ended: reconnect or close. */
+  #connectionEnded(event: CloseEvent): void {
+    this.#peer = undefined;
+    this.#transport = undefined;
+    this.#heartbeat?.stop();
+    this.#closeCode = event.code;
+    this.#closeReason = event.reason;
+    if (Date.now() - this.#openedAt >= (this.#options.resetAfter ?? 5_000)) {
+      this.#attempts = 0;
+    }
+    this.#ended(event);
+  }
+
+  /** The session's WebSocket dropped; the session waits for a resume. */
+  #dropped(code: number, reason: string): void {
+    if (this.#transport === undefined) return;
+    this.#connectionEnded(
+      new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
+    );
   }
 
   /**
@@ -507,6 +573,8 @@ export class Client<
     clearTimeout(this.#timer);
     this.#heartbeat?.stop();
     this.#listen("removeEventListener");
+    // The session ends with the client (the server is told when connected).
+    this.#session?.close(code, reason);
     const closed = new ConnectionClosedError(code, reason, { cause: error });
     this.#queue.rejectAll(closed);
     this.#ready?.reject(

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { SessionEvent } from "./client_session.ts";
+
 /**
  * Where the client is in its life:
  * - `"closed"`: not started, closed by `close()`, or given up;
@@ -76,6 +78,16 @@ export interface ClientEventMap {
   close: CloseEvent;
   /** The client waits `delay` ms before attempt number `attempt`. */
   reconnecting: ReconnectingEvent;
+  /**
+   * The session resumed on the new connection (before its `open`): nothing
+   * was lost.
+   */
+  resumed: SessionEvent;
+  /**
+   * The session was lost (`reason`) and a new one started (before `open`):
+   * resynchronise.
+   */
+  "not-resumed": SessionEvent;
   /**
    * A connection attempt failed (`error` is a `ConnectError`), or a handler
    * or listener threw, or a frame broke the protocol.

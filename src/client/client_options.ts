@@ -8,6 +8,7 @@
 
 import type { PeerOptions } from "../peer/peer_options.ts";
 import type { BackoffOptions } from "./backoff.ts";
+import type { ClientSessionOptions } from "./client_session.ts";
 
 /**
  * The server URL, or a function called before every attempt that returns it
@@ -52,6 +53,17 @@ export interface ClientOptions extends PeerOptions, BackoffOptions {
    * @default {[]}
    */
   protocols?: string[] | (() => string[] | Promise<string[]>);
+  /**
+   * Sessions: the client asks the server for one (offering
+   * `duplex.session`), and a dropped connection then loses nothing within
+   * the server's grace period: the client resumes, receives what it missed
+   * once and in order, and its requests are neither lost nor run twice
+   * (events `resumed`, `not-resumed`). `false`: no session (a dropped
+   * connection rejects pending requests with `ConnectionClosedError`).
+   *
+   * @default {true}
+   */
+  session?: boolean | ClientSessionOptions;
   /**
    * Time allowed to one connection attempt (URL function, protocols
    * function and handshake), in milliseconds.

@@ -32,4 +32,9 @@ export interface SocketLike {
   addEventListener(type: string, listener: EventListenerObject): void;
   /** Stops listening. */
   removeEventListener(type: string, listener: EventListenerObject): void;
+  /**
+   * Optional: the error pending requests reject with when the socket
+   * closes (a session's transport says when the outcome is unknown).
+   */
+  closeError?(code: number, reason: string): Error | undefined;
 }

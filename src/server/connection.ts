@@ -6,9 +6,15 @@
  */
 
 import { PeerLimits } from "../peer/limits.ts";
-import { type AnyEndpoint, type Endpoint, Peer } from "../peer/peer.ts";
+import {
+  type AnyEndpoint,
+  type Endpoint,
+  Peer,
+  type SocketLike,
+} from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
@@ -62,8 +68,11 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly socket: WebSocket,
     readonly budgeted: BudgetedSocket,
     readonly address: string | undefined,
+    /** What the peer (or the session) writes to: `budgeted`, or batches. */
+    readonly out: SocketLike = budgeted,
   ) {
-    this.extended = protocol === SUBPROTOCOL;
+    // duplex.v1, or a codec's subprotocol (which implies it).
+    this.extended = protocol !== "";
     // Handlers and middleware read it as `context.data`.
     peer.data = data;
   }
@@ -98,8 +107,6 @@ export interface AcceptOptions<
   peerOptions: PeerOptions;
   registry: Registry;
   budget: SendBudget;
-  /** Write coalescing, for connections whose client reads batches. */
-  coalescer: Coalescer | undefined;
   onClose: (
     connection: ServerConnection<Local, Remote>,
     code: number,
@@ -119,31 +126,79 @@ export function acceptConnection<
   upgraded: Upgraded,
   options: AcceptOptions<Local, Remote>,
 ): ServerConnection<Local, Remote> {
-  const { socket, user, protocol, data, address } = upgraded;
-  const peerOptions = options.peerOptions;
+  const { socket, user, protocol, codec } = upgraded;
   // Assigned once, after the peer whose hooks need it.
   // deno-lint-ignore prefer-const
   let connection: ServerConnection<Local, Remote> | undefined;
   const budgeted = options.budget.wrap(socket, () => {
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
-  // Batches above the budget: it counts (and may refuse) whole batches.
-  const coalescer = upgraded.batches ? options.coalescer : undefined;
-  const out = coalescer ? new CoalescingSocket(budgeted, coalescer) : budgeted;
-  const peer = new Peer<Local, Remote>(out, {
+  const out = coalesced(
+    upgraded,
+    budgeted,
+    options.peerOptions.coalescer,
+  );
+  // A codec's protocol (duplex.v1.bin) is duplex.v1 to the peer.
+  const peer = serverPeer<Local, Remote>(
+    out,
+    user,
+    codec ? SUBPROTOCOL : protocol,
+    {
+      ...options,
+      codec,
+      onClose: (code, reason) => {
+        if (connection !== undefined) options.onClose(connection, code, reason);
+      },
+    },
+  );
+  connection = new ServerConnection<Local, Remote>(
+    options.id,
+    user,
+    protocol,
+    upgraded.data,
+    peer,
+    socket,
+    budgeted,
+    upgraded.address,
+    out,
+  );
+  // One listener object per connection, for both socket events. Deno does
+  // not need an "error" listener: an abrupt drop is followed by "close".
+  socket.addEventListener("close", connection, { once: true });
+  socket.addEventListener("open", connection, { once: true });
+  return connection;
+}
+
+/**
+ * The peer of a connection or a session: the server's registry, the
+ * per-connection limits, hooks rather than listeners.
+ */
+export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
+  socket: SocketLike,
+  user: string,
+  protocol: string,
+  options: {
+    peerOptions: PeerOptions;
+    registry: Registry;
+    onClose: (code: number, reason: string) => void;
+    onError: (user: string, error: unknown) => void;
+    /** The codec the client chose, when not JSON. */
+    codec?: Codec;
+  },
+): Peer<Local, Remote> {
+  const { peerOptions, codec } = options;
+  return new Peer<Local, Remote>(socket, {
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,
+    codec: codec ?? serverJsonCodec,
     registry: options.registry,
-    codec: serverJsonCodec,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.
     guard: new PeerLimits(peerOptions),
     // Hooks rather than event listeners: cheaper per idle connection.
-    onClose: (code, reason) => {
-      if (connection !== undefined) options.onClose(connection, code, reason);
-    },
+    onClose: options.onClose,
     onError: (error) => {
       // Malformed frames are counted in the metrics; only failures of our
       // own code are reported.
@@ -151,19 +206,52 @@ export function acceptConnection<
       options.onError(user, error);
     },
   });
-  connection = new ServerConnection<Local, Remote>(
+}
+
+/**
+ * The connection of a session's socket (open already): the session's peer,
+ * the socket wrapped in the send budget (what the session writes to it).
+ */
+export function sessionConnection<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+>(
+  upgraded: Upgraded,
+  peer: Peer<Local, Remote>,
+  options: { id: number; budget: SendBudget; coalescer: Coalescer | undefined },
+): ServerConnection<Local, Remote> {
+  const { socket } = upgraded;
+  const budgeted = options.budget.wrap(socket, () => {
+    peer.close(1013, "Too slow: send buffer full");
+  });
+  // Under the session: it numbers frames before they are batched.
+  const out = coalesced(upgraded, budgeted, options.coalescer);
+  const connection = new ServerConnection<Local, Remote>(
     options.id,
-    user,
-    protocol,
-    data,
+    upgraded.user,
+    upgraded.protocol,
+    upgraded.data,
     peer,
     socket,
     budgeted,
-    address,
+    upgraded.address,
+    out,
   );
-  // One listener object per connection, for both socket events. Deno does
-  // not need an "error" listener: an abrupt drop is followed by "close".
   socket.addEventListener("close", connection, { once: true });
-  socket.addEventListener("open", connection, { once: true });
   return connection;
+}
+
+/**
+ * What a connection writes to: the budgeted socket, behind a coalescer when
+ * the client reads batches (the budget then counts, and may refuse, whole
+ * batches).
+ */
+function coalesced(
+  upgraded: Upgraded,
+  budgeted: BudgetedSocket,
+  coalescer: Coalescer | undefined,
+): SocketLike {
+  return upgraded.batches && coalescer !== undefined
+    ? new CoalescingSocket(budgeted, coalescer)
+    : budgeted;
 }

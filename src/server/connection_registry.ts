@@ -58,6 +58,20 @@ export class ConnectionRegistry<
   }
 
   /**
+   * Closes the user's connections other than `newer` with `code`: a newer
+   * connection replaced them (`duplicateUser: "replace"`).
+   */
+  closeOlder(
+    newer: ServerConnection<Local, Remote>,
+    code: number,
+    reason: string,
+  ): void {
+    for (const older of [...this.#users.get(newer.user) ?? []]) {
+      if (older !== newer) older.peer.closeWithReason(code, reason);
+    }
+  }
+
+  /**
    * Unregisters a connection that closed, adds its stats to the totals and,
    * after a user's last connection, takes the user out of every room.
    *
@@ -65,17 +79,9 @@ export class ConnectionRegistry<
    */
   remove(connection: ServerConnection<Local, Remote>): boolean {
     connection.registered = false;
-    const { user, peer } = connection;
+    const { user } = connection;
     this.connections.delete(connection);
-    const stats = peer.stats;
-    const totals = this.#closedStats;
-    for (let type = 0; type < totals.framesIn.length; type++) {
-      totals.framesIn[type] += stats.framesIn[type];
-      totals.framesOut[type] += stats.framesOut[type];
-    }
-    totals.dropped += stats.dropped;
-    totals.malformed += stats.malformed;
-    totals.rateLimited += stats.rateLimited;
+    this.#addStats(connection);
     const own = this.#users.get(user);
     own?.delete(connection);
     const last = own !== undefined && own.size === 0;
@@ -84,6 +90,38 @@ export class ConnectionRegistry<
       for (const room of this.roomsOf(user)) this.leave(room, user);
     }
     return last;
+  }
+
+  /** Adds a closed connection's stats to the totals. */
+  #addStats(connection: ServerConnection<Local, Remote>): void {
+    const stats = connection.peer.stats;
+    const totals = this.#closedStats;
+    for (let type = 0; type < totals.framesIn.length; type++) {
+      totals.framesIn[type] += stats.framesIn[type];
+      totals.framesOut[type] += stats.framesOut[type];
+    }
+    totals.dropped += stats.dropped;
+    totals.malformed += stats.malformed;
+    totals.rateLimited += stats.rateLimited;
+  }
+
+  /**
+   * Puts `fresh` in the place of `old` (a session resumed on a new
+   * connection): same user, same rooms, no presence change.
+   */
+  replace(
+    old: ServerConnection<Local, Remote>,
+    fresh: ServerConnection<Local, Remote>,
+  ): void {
+    if (!old.registered) return;
+    old.registered = false;
+    fresh.registered = true;
+    this.connections.delete(old);
+    this.connections.add(fresh);
+    const own = this.#users.get(old.user);
+    own?.delete(old);
+    own?.add(fresh);
+    // The two share the session's peer: its stats count once, at the end.
   }
 
   /** The users, in order of their first connection. */

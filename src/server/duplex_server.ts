@@ -29,14 +29,16 @@ import {
   type ServerConnection,
 } from "./connection.ts";
 import { SendBudget } from "./send_budget.ts";
-import { Coalescer } from "./coalescing_socket.ts";
 import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
-import type { DuplexServerEventMap } from "./server_events.ts";
+import {
+  dispatchDisconnect,
+  type DuplexServerEventMap,
+} from "./server_events.ts";
 import {
   checkLimits,
   CLOSE_REPLACED,
@@ -47,8 +49,11 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import { clusterNode, type ServerNode } from "./cluster_node.ts";
 import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
+import { ServerSessions } from "./server_sessions.ts";
+import type { SessionMetrics } from "./session_metrics.ts";
 
 export type { AuthContext, Authenticate, AuthResult } from "./authenticate.ts";
 export type { Connection } from "./connection.ts";
@@ -137,13 +142,14 @@ export class DuplexServer<
   #logger: ServerLogger | undefined;
   #broker: Broker;
   #cluster: Cluster | undefined;
+  #node: ServerNode<Local, Remote> | undefined;
   #upgradePath: UpgradePath;
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
   #graceful: GracefulShutdown;
   #sendBudget: SendBudget;
   #slots: ConnectionSlots;
-  #coalescer: Coalescer | undefined;
+  #sessions: ServerSessions<Local, Remote>;
   #nextId = 1;
   #shutdown: Promise<void> | undefined = undefined;
 
@@ -174,7 +180,6 @@ export class DuplexServer<
       options.totalSendBudget ?? 256 * 1024 * 1024,
     );
     this.#logger = options.logger;
-    this.#coalescer = options.coalesce === false ? undefined : new Coalescer();
     this.#graceful = new GracefulShutdown(
       this.metrics,
       options.shutdownTimeout ?? 5_000,
@@ -186,10 +191,12 @@ export class DuplexServer<
       idleTimeout: options.idleTimeout ?? 30,
       slots: this.#slots,
       trustProxy: options.trustProxy ?? false,
+      sessions: options.sessions !== false,
       metrics: this.metrics,
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      codecs: options.codecs ?? [],
       refusals: options.refusals ?? "status",
     });
     this.#registry.authorizeJoin = options.authorizeJoin;
@@ -203,7 +210,21 @@ export class DuplexServer<
         this.metrics.render({
           ...this.#registry.snapshot(this.#graceful.inFlight),
           cluster: this.#cluster?.stats,
-        }),
+        }) + this.#sessions.render(),
+    });
+    this.#sessions = new ServerSessions<Local, Remote>(options.sessions || {}, {
+      registry: this.#registry,
+      metrics: this.metrics,
+      logger: this.#logger,
+      events: this,
+      peer: { peerOptions: this.#peerOptions, registry: this.registry },
+      budget: this.#sendBudget,
+      nextId: () => this.#nextId++,
+      forgetSocket: this.#forgetSocket,
+      onError: this.#handlerFailed,
+      abandoned: (upgraded) => this.#slots.release(upgraded.address),
+      opened: (connection) => this.#onOpen(connection),
+      ended: (...args) => this.#onClose(...args),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -211,14 +232,14 @@ export class DuplexServer<
         error,
       );
     });
+    this.#fanOut.codec = options.codecs?.find((codec) => codec.protocol);
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
-    this.#cluster?.attach({
-      deliver: (envelope) => this.#fanOut.deliver(envelope),
-      request: (user, message, options) =>
-        requestLocal(this.#registry, user, message, options),
-    });
+    if (this.#cluster !== undefined) {
+      this.#node = clusterNode(this.#cluster.id, this.#registry, this.#fanOut);
+      this.#cluster.attach(this.#node);
+    }
     this.fetch = (request, info) => this.#route(request, info);
   }
 
@@ -227,6 +248,10 @@ export class DuplexServer<
     return this.#registry.connections.size;
   }
 
+  /** Session figures since the start (also in `/metrics`). */
+  get sessionMetrics(): SessionMetrics {
+    return this.#sessions.metrics;
+  }
   /** `true` once `shutdown()` was called. */
   get closing(): boolean {
     return this.#graceful.closing;
@@ -302,17 +327,15 @@ export class DuplexServer<
 
   /**
    * Pushes a notification to one user (`to`), a room (`room`) or everyone,
-   * minus `except`. It is encoded once for all receivers. A notification with
-   * a `method` reaches only `duplex.v1` clients. Receivers whose send buffer
-   * is over the high-water mark get the backpressure policy; closed ones are
-   * skipped. With a cluster, local receivers get it at once and the other
-   * instances through the broker (at most once; broker trouble is logged by
-   * the cluster, never thrown here), unless `local` is set.
+   * minus `except`, encoded once for all. With a `method` it reaches only
+   * `duplex.v1` clients, with bytes only clients on the binary codec. Those
+   * over the high-water mark get the backpressure policy; closed ones are
+   * skipped. With a cluster, other instances get it through the broker (at
+   * most once; trouble is logged by the cluster), unless `local` is set.
    *
    * @param message The payload: any JSON value.
    * @param options The audience, method, `from`, `sequence` and `local`.
-   * @throws {TypeError} When both `to` and `room` are given, or the message
-   * cannot be encoded.
+   * @throws {TypeError} With both `to` and `room`, or a message it cannot send.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
     const spans = !options.local && this.#cluster !== undefined;
@@ -396,13 +419,14 @@ export class DuplexServer<
   /**
    * Adds a connected user to a room. Membership is per user (all of the
    * user's connections) and ends when the user's last connection closes.
+   * With a cluster it acts wherever the user is connected.
    *
    * @param room The room name.
    * @param user The user id.
    * @returns `false` when the user is not connected.
    */
   join(room: string, user: string): boolean {
-    return this.#registry.join(room, user);
+    return this.#cluster?.join(room, user) ?? this.#registry.join(room, user);
   }
 
   /**
@@ -413,27 +437,27 @@ export class DuplexServer<
    * @returns `true` when the user was a member.
    */
   leave(room: string, user: string): boolean {
-    return this.#registry.leave(room, user);
+    return this.#cluster?.leave(room, user) ?? this.#registry.leave(room, user);
   }
 
   /**
-   * The members of a room.
+   * The members of a room (with a cluster: on every instance).
    *
    * @param room The room name.
    * @returns The user ids; empty for an unknown room.
    */
   members(room: string): string[] {
-    return this.#registry.members(room);
+    return this.#cluster?.members(room) ?? this.#registry.members(room);
   }
 
   /**
-   * The rooms of a user.
+   * The rooms of a user (with a cluster: on every instance).
    *
    * @param user The user id.
    * @returns The room names.
    */
   roomsOf(user: string): string[] {
-    return this.#registry.roomsOf(user);
+    return this.#cluster?.roomsOf(user) ?? this.#registry.roomsOf(user);
   }
 
   /**
@@ -466,9 +490,10 @@ export class DuplexServer<
    */
   shutdown(): Promise<void> {
     this.#graceful.closing = true;
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets).finally(
-      () => this.#broker.close(),
-    );
+    // Sessions waiting for their clients end with the server.
+    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+      .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
+      .finally(() => this.#broker.close());
     return this.#shutdown;
   }
 
@@ -491,29 +516,30 @@ export class DuplexServer<
   }
 
   #accept(upgraded: Upgraded): void {
+    if (upgraded.session) {
+      this.#sessions.accept(upgraded);
+      return;
+    }
     const connection = acceptConnection<Local, Remote>(upgraded, {
       id: this.#nextId++,
       peerOptions: this.#peerOptions,
       registry: this.registry,
       budget: this.#sendBudget,
-      coalescer: this.#coalescer,
       onClose: (connection, code, reason) =>
         this.#onClose(connection, code, reason),
-      onError: (user, error) =>
-        this.#reportError(`handler failed user=${JSON.stringify(user)}`, error),
+      onError: this.#handlerFailed,
     });
     this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
-    connection.onOpen = this.#openConnection;
+    connection.onOpen = (opened) => this.#onOpen(opened);
   }
 
+  readonly #handlerFailed = (user: string, error: unknown): void =>
+    this.#reportError(`handler failed user=${JSON.stringify(user)}`, error);
   readonly #forgetSocket = (connection: ServerConnection<Local, Remote>) => {
     this.#registry.sockets.delete(connection);
     this.#sendBudget.forget(connection.budgeted);
     this.#slots.release(connection.address);
-  };
-  readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
-    this.#onOpen(connection);
   };
 
   #onOpen(connection: ServerConnection<Local, Remote>): void {
@@ -523,7 +549,7 @@ export class DuplexServer<
       return;
     }
     const { user } = connection;
-    const { own, first } = this.#registry.add(connection);
+    const { first } = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${
@@ -531,16 +557,15 @@ export class DuplexServer<
       }`,
     );
     this.dispatchEvent(new CustomEvent("connect", { detail: connection }));
+    this.#node?.opened(connection);
     if (first) {
       this.#cluster?.addLocalUser(user);
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      this.#cluster?.replace(user);
       const reason = "Replaced by a newer connection";
-      for (const older of [...own]) {
-        if (older === connection) continue;
-        older.peer.closeWithReason(CLOSE_REPLACED, reason);
-      }
+      this.#registry.closeOlder(connection, CLOSE_REPLACED, reason);
     }
   }
 
@@ -548,19 +573,13 @@ export class DuplexServer<
     connection: ServerConnection<Local, Remote>,
     code: number,
     reason: string,
+    disconnected = false,
   ): void {
     if (!connection.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
-    this.metrics.countClose(code);
-    this.#logger?.info(
-      `disconnect user=${
-        JSON.stringify(user)
-      } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
-    );
-    this.dispatchEvent(
-      new CustomEvent("disconnect", { detail: { connection, code, reason } }),
-    );
+    const sessions = this.#sessions.host;
+    if (!disconnected) dispatchDisconnect(sessions, connection, code, reason);
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));

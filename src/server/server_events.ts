@@ -6,6 +6,9 @@
 
 import type { Endpoint } from "../peer/peer.ts";
 import type { Connection } from "./connection.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { ServerLogger } from "./server_options.ts";
+import type { ExpireDetail, ResumeDetail } from "./session_options.ts";
 
 /**
  * The detail of a `disconnect` event.
@@ -46,6 +49,41 @@ export interface DuplexServerEventMap {
   online: CustomEvent<{ user: string }>;
   /** A user's last connection closed. */
   offline: CustomEvent<{ user: string }>;
+  /**
+   * A client resumed its session on a new connection (after its `connect`):
+   * it got the frames it missed; its rooms and presence never changed.
+   */
+  resume: CustomEvent<ResumeDetail>;
+  /**
+   * A session ended without a deliberate close: its client stayed away
+   * longer than the grace period, or its buffer overflowed while away.
+   */
+  expire: CustomEvent<ExpireDetail>;
   /** A handler or listener threw an unexpected error. */
   error: ErrorEvent;
+}
+
+/**
+ * A connection's socket closed: counted by close code, logged, and told as
+ * `disconnect` (internal: the server and its sessions).
+ */
+export function dispatchDisconnect(
+  server: {
+    metrics: ServerMetrics;
+    logger: ServerLogger | undefined;
+    events: EventTarget;
+  },
+  connection: Connection<Endpoint, Endpoint>,
+  code: number,
+  reason: string,
+): void {
+  server.metrics.countClose(code);
+  server.logger?.info(
+    `disconnect user=${
+      JSON.stringify(connection.user)
+    } id=${connection.id} code=${code} reason=${JSON.stringify(reason)}`,
+  );
+  server.events.dispatchEvent(
+    new CustomEvent("disconnect", { detail: { connection, code, reason } }),
+  );
 }

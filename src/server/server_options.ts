@@ -5,13 +5,16 @@
  * @module
  */
 
+import { Coalescer } from "./coalescing_socket.ts";
 import type { Registry } from "../peer/receiver.ts";
+import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
 import type { StatusAuthorize } from "./status_routes.ts";
 import type { RateLimitOptions } from "../peer/rate_limiter.ts";
+import type { SessionOptions } from "./session_options.ts";
 
 /**
  * Where the server writes its log lines: one per connect and disconnect,
@@ -334,6 +337,24 @@ export interface DuplexServerOptions {
    * @default {undefined}
    */
   cluster?: Cluster;
+  /**
+   * Sessions for clients that ask for one (`duplex.v1` clients offering
+   * `duplex.session`, which the Duplex client does by default): a dropped
+   * connection loses nothing within the grace period. `false` turns them
+   * off (such clients are told, and run without). Original-protocol clients
+   * never have one.
+   *
+   * @default {{ grace: 120000, maxBufferedFrames: 10000, maxBufferedBytes: 8388608 }}
+   */
+  sessions?: SessionOptions | false;
+  /**
+   * Codecs offered besides JSON, each selected by a client that offers its
+   * subprotocol (e.g. `binaryCodec` from `@duplex/ws/binary`, for
+   * `duplex.v1.bin`). Clients that offer none of them stay on JSON.
+   *
+   * @default {[]}
+   */
+  codecs?: readonly Codec[];
 }
 
 const DEFAULT_RATE_LIMIT: ServerRateLimit = {
@@ -351,6 +372,8 @@ export interface PeerOptions {
   highWaterMark: number;
   backpressure: BackpressurePolicy;
   timeout: number;
+  /** Write coalescing (one per server), unless `coalesce` is `false`. */
+  coalescer: Coalescer | undefined;
 }
 
 /** The per-connection options with their defaults applied. */
@@ -366,6 +389,7 @@ export function peerOptions(options: DuplexServerOptions): PeerOptions {
     highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
     backpressure: options.backpressure ?? "drop",
     timeout: options.timeout ?? 30_000,
+    coalescer: options.coalesce === false ? undefined : new Coalescer(),
   };
 }
 

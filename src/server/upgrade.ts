@@ -8,6 +8,8 @@
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { BATCH_CAPABILITY } from "../wire/batch.ts";
+import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { Codec } from "../wire/codec.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -30,6 +32,8 @@ export interface UpgradePathOptions {
   idleTimeout: number;
   slots: ConnectionSlots;
   trustProxy: boolean;
+  /** Whether clients that ask get a session. */
+  sessions: boolean;
   metrics: ServerMetrics;
   logger: ServerLogger | undefined;
   /** Whether the server is shutting down. */
@@ -41,6 +45,8 @@ export interface UpgradePathOptions {
   accept: (upgraded: Upgraded) => void;
   /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
   refusals: "status" | "close";
+  /** Codecs offered besides JSON, by subprotocol. */
+  codecs: readonly Codec[];
 }
 
 /** An upgrade that passed every check. */
@@ -54,6 +60,10 @@ export interface Upgraded {
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
+  /** The client asked for a session (it offered `duplex.session`). */
+  session: boolean;
+  /** The codec the client chose, when not JSON. */
+  codec?: Codec;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -175,7 +185,19 @@ export class UpgradePath {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
     const offered = offeredProtocols(request);
-    const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
+    // A codec the client offers (e.g. duplex.v1.bin) and the server has:
+    // the connection's protocol, which implies duplex.v1.
+    const codec = options.codecs.find((codec) =>
+      codec.protocol && offered.includes(codec.protocol)
+    );
+    const protocol = codec?.protocol ??
+      (offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "");
+    // A client that asks for a session and may have one: the answer names
+    // the session protocol (which implies duplex.v1), with the codec's
+    // suffix when it also chose a codec (duplex.session.bin).
+    const suffix = codec ? protocol.slice(SUBPROTOCOL.length) : "";
+    const session = protocol !== "" && options.sessions &&
+      offered.includes(SESSION_PROTOCOL + suffix);
     // A capability the client declares by offering it; never selected.
     const batches = protocol !== "" && offered.includes(BATCH_CAPABILITY);
     try {
@@ -184,7 +206,12 @@ export class UpgradePath {
       const { socket, response } = Deno.upgradeWebSocket(request, {
         idleTimeout: options.idleTimeout,
       });
-      if (protocol) response.headers.set("sec-websocket-protocol", protocol);
+      if (protocol) {
+        response.headers.set(
+          "sec-websocket-protocol",
+          session ? SESSION_PROTOCOL + suffix : protocol,
+        );
+      }
       options.accept({
         socket,
         response,
@@ -193,6 +220,8 @@ export class UpgradePath {
         batches,
         data,
         address,
+        session,
+        codec,
       });
       accepted();
       return response;

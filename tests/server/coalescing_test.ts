@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
 import { DuplexServer } from "../../server.ts";
+import { SessionSocket } from "../../src/peer/session_socket.ts";
 import { deadline, once } from "../_helpers.ts";
 import {
   closeAndWait,
@@ -220,6 +221,32 @@ Deno.test("Client reads batches: pipelined requests and a burst of pushes arrive
   assert.deepEqual(pushed, Array.from({ length: 100 }, (_, i) => i));
   const [connection] = duplex.connectionsOf("ann");
   assert.equal(connection.peer.stats.framesOut[3], 100);
+  const closed = once(client, "close");
+  client.close();
+  await closed;
+  await duplex.shutdown();
+});
+
+Deno.test("Sessions count the frames inside a batch on both sides", async () => {
+  const duplex = new DuplexServer();
+  await using http = listen(duplex);
+  const client = new Client(wsUrl(http, "ann"));
+  await client.connect();
+  await until(duplex, () => duplex.isOnline("ann"));
+  const all = Promise.withResolvers<void>();
+  let count = 0;
+  client.on("tick", () => {
+    if (++count === 100) all.resolve();
+  });
+  for (let i = 0; i < 100; i++) duplex.emit("tick", i, { to: "ann" });
+  await deadline(all.promise);
+  const [connection] = duplex.connectionsOf("ann");
+  const serverSide = connection.peer.socket as SessionSocket;
+  const clientSide = client.peer!.socket as SessionSocket;
+  assert.ok(serverSide instanceof SessionSocket);
+  // Counted one by one on the server, as a batch's count on the client.
+  assert.equal(serverSide.sent, 100);
+  assert.equal(clientSide.received, 100);
   const closed = once(client, "close");
   client.close();
   await closed;

@@ -17,6 +17,7 @@ import {
   soak,
 } from "./scenarios.ts";
 import { fuzz } from "./fuzz.ts";
+import { chaos } from "../sessions/_chaos.ts";
 
 const scale = Number(Deno.env.get("STRESS_SCALE") ?? 1);
 const n = (value: number) => Math.max(1, Math.round(value * scale));
@@ -70,6 +71,16 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       sampleMs: n(60_000),
       warmupMs: n(60_000),
       maxSlopeMBPerMin: 0.5,
+      verbose: true,
+    })],
+  ["sessions", () =>
+    chaos({
+      seed: Number(Deno.env.get("SESSIONS_CHAOS_SEED") ?? Date.now() % 1e9),
+      clients: 8,
+      requests: n(10_000),
+      serverRequests: n(10_000),
+      notifications: n(10_000),
+      durationMs: n(60_000),
       verbose: true,
     })],
   [

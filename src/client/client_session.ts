@@ -1,0 +1,418 @@
+/**
+ * The client's side of sessions: {@linkcode ClientSession} keeps the
+ * session (id, secret, its transport and its peer) across the client's
+ * connections, writes the hello of each new connection and applies the
+ * server's answer: resumed (the same peer goes on, the missed frames are
+ * replayed) or not (a new session with a new peer; the old one's pending
+ * requests reject with `OutcomeUnknownError`). The options and events of
+ * sessions live here too.
+ *
+ * @module
+ */
+
+import type { Endpoint, Peer } from "../peer/peer.ts";
+import {
+  type SessionLimits,
+  sessionLimits,
+  SessionSocket,
+} from "../peer/session_socket.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+import { ProtocolError } from "../wire/errors.ts";
+import {
+  decodeState,
+  encodeHello,
+  sessionFrameType,
+  type SessionHello,
+  type SessionLossReason,
+} from "../wire/session_frames.ts";
+
+/**
+ * Where a browser page keeps its session across a reload:
+ * `sessionStorage` fits (or anything with these three methods).
+ *
+ * @example Usage
+ * ```ts
+ * import type { SessionStorageLike } from "@duplex/ws/client";
+ *
+ * const memory = new Map<string, string>();
+ * const storage: SessionStorageLike = {
+ *   getItem: (key) => memory.get(key) ?? null,
+ *   setItem: (key, value) => void memory.set(key, value),
+ *   removeItem: (key) => void memory.delete(key),
+ * };
+ * ```
+ */
+export interface SessionStorageLike {
+  /** Reads a value; `null` when absent. */
+  getItem(key: string): string | null;
+  /** Writes a value. */
+  setItem(key: string, value: string): void;
+  /** Deletes a value. */
+  removeItem(key: string): void;
+}
+
+/**
+ * Session options of a {@linkcode Client} (`ClientOptions.session`).
+ *
+ * @example Keep the session across page reloads
+ * ```ts
+ * import type { ClientSessionOptions } from "@duplex/ws/client";
+ *
+ * const options: ClientSessionOptions = { storage: globalThis.sessionStorage };
+ * ```
+ */
+export interface ClientSessionOptions {
+  /**
+   * Keeps the session's id, secret and count in this storage when the page
+   * is hidden (`pagehide`), so that the next page of the tab resumes it and
+   * receives what it missed during the reload. The requests of the old page
+   * are gone with it. Opt-in: give `sessionStorage`.
+   *
+   * @default {undefined}
+   */
+  storage?: SessionStorageLike;
+  /**
+   * The storage key.
+   *
+   * @default {"duplex.session"}
+   */
+  key?: string;
+  /**
+   * The most frames the client keeps for a replay (sent, not acknowledged
+   * by the server). Beyond it the session is given up at the next drop.
+   *
+   * @default {10000}
+   */
+  maxBufferedFrames?: number;
+  /**
+   * The most bytes the client keeps for a replay.
+   *
+   * @default {8388608}
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Acknowledge the server's frames after this many.
+   *
+   * @default {64}
+   */
+  ackEvery?: number;
+  /**
+   * Acknowledge at most this long after a frame arrived, in ms.
+   *
+   * @default {1000}
+   */
+  ackDelay?: number;
+}
+
+/**
+ * The `resumed` and `not-resumed` events of a {@linkcode Client}.
+ * `resumed`: the connection dropped and came back within the server's grace
+ * period; every frame missed meanwhile was delivered (`replayed` of them),
+ * once and in order, and requests in flight go on. `not-resumed`: the
+ * session was lost (`reason`); a new one started. Notifications may have
+ * been missed, rooms and server-side state of the old session are gone, and
+ * requests sent before the drop rejected with `OutcomeUnknownError`:
+ * resynchronise.
+ *
+ * @example Usage
+ * ```ts
+ * import { SessionEvent } from "@duplex/ws/client";
+ * import assert from "node:assert/strict";
+ *
+ * const event = new SessionEvent("not-resumed", { reason: "expired" });
+ * assert.equal(event.reason, "expired");
+ * ```
+ */
+export class SessionEvent extends Event {
+  /** Why the session was not resumed (`not-resumed` only). */
+  declare readonly reason: SessionLossReason | undefined;
+  /** Frames the server sent again (`resumed` only). */
+  declare readonly replayed: number;
+
+  /**
+   * Creates the event.
+   *
+   * @param type `"resumed"` or `"not-resumed"`.
+   * @param init The reason or the count of replayed frames.
+   */
+  constructor(
+    type: "resumed" | "not-resumed",
+    init: { reason?: SessionLossReason; replayed?: number } = {},
+  ) {
+    super(type);
+    this.reason = init.reason;
+    this.replayed = init.replayed ?? 0;
+  }
+}
+
+/** What the server's answer to a hello made of a connection. */
+export interface SessionOutcome<P> {
+  /** The peer to use: the session's, or a plain one. */
+  peer: P;
+  /** The session's transport; `undefined` without a session. */
+  socket: SessionSocket | undefined;
+  /** `true` when `peer` is new (listeners to add). */
+  fresh: boolean;
+  /** The event to dispatch, if any. */
+  event: SessionEvent | undefined;
+}
+
+/** The hooks a client gives its session's transport. */
+export interface ClientSessionHooks {
+  /** The transport dropped. */
+  onDetach(code: number, reason: string): void;
+  /** A session frame broke the protocol. */
+  onError(error: unknown): void;
+}
+
+/** The client's session across its connections. Internal. */
+export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
+  #id: string | undefined = undefined;
+  #secret: string | undefined = undefined;
+  #socket: SessionSocket | undefined = undefined;
+  #peer: P | undefined = undefined;
+  #limits: SessionLimits;
+  #storage: SessionStorageLike | undefined;
+  #key: string;
+  #restored: Required<SessionHello> | undefined = undefined;
+  #hooks: ClientSessionHooks;
+  /** Suspended for the next page: a close keeps the storage. */
+  #suspended = false;
+
+  /**
+   * @param options The session options.
+   * @param hooks Told when the transport drops.
+   */
+  constructor(options: ClientSessionOptions, hooks: ClientSessionHooks) {
+    this.#hooks = hooks;
+    this.#limits = sessionLimits({
+      maxFrames: options.maxBufferedFrames,
+      maxBytes: options.maxBufferedBytes,
+      maxAge: Number.MAX_SAFE_INTEGER,
+      ackEvery: options.ackEvery,
+      ackDelay: options.ackDelay,
+    });
+    this.#storage = options.storage;
+    this.#key = options.key ?? "duplex.session";
+    this.#restored = this.#load();
+  }
+
+  /** The session's transport, while a session exists. */
+  get socket(): SessionSocket | undefined {
+    return this.#socket;
+  }
+
+  /** The session's peer, while a session exists. */
+  get peer(): P | undefined {
+    return this.#peer;
+  }
+
+  /** The session id, while a session exists. */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  /**
+   * The hello of a new connection: resume the session when there is one
+   * that can be resumed, else start one.
+   *
+   * @returns The encoded hello.
+   */
+  hello(): string {
+    const socket = this.#socket;
+    if (
+      socket !== undefined && !socket.ended && socket.lost === undefined &&
+      this.#id !== undefined
+    ) {
+      return encodeHello({
+        id: this.#id,
+        secret: this.#secret,
+        received: socket.received,
+      });
+    }
+    return encodeHello(this.#restored ?? {});
+  }
+
+  /**
+   * Runs the session handshake on a new connection: sends the hello and
+   * applies the server's answer (its first frame).
+   *
+   * @param transport The new, open WebSocket.
+   * @param steps Whether the attempt still counts, how to make a peer, and
+   * what to do with the outcome or the failure.
+   */
+  handshake(
+    transport: WebSocket,
+    steps: {
+      live: () => boolean;
+      createPeer: (socket: SocketLike) => P;
+      done: (outcome: SessionOutcome<P>) => void;
+      failed: (error: unknown) => void;
+    },
+  ): void {
+    transport.send(this.hello());
+    transport.onmessage = (event) => {
+      transport.onmessage = null;
+      if (!steps.live()) return;
+      let outcome: SessionOutcome<P>;
+      try {
+        outcome = this.established(transport, event.data, steps.createPeer);
+      } catch (error) {
+        steps.failed(error);
+        return;
+      }
+      steps.done(outcome);
+    };
+  }
+
+  /**
+   * Applies the server's answer to the hello.
+   *
+   * @param transport The new WebSocket.
+   * @param data The server's first frame.
+   * @param createPeer Makes a peer over a socket.
+   * @returns The peer to use and the event to dispatch.
+   * @throws {ProtocolError} When the answer is not a session state, or a
+   * resume cannot replay (the connection must be dropped and retried).
+   */
+  established(
+    transport: SocketLike,
+    data: unknown,
+    createPeer: (socket: SocketLike) => P,
+  ): SessionOutcome<P> {
+    if (sessionFrameType(data) !== 9) {
+      throw new ProtocolError(
+        "Cannot start session: the server's first frame is not a session state",
+      );
+    }
+    const state = decodeState(data as string);
+    this.#suspended = false;
+    const old = this.#socket;
+    const restored = this.#restored;
+    this.#restored = undefined;
+    if (state.resumed) {
+      if (old === undefined && restored !== undefined) {
+        // A reloaded page: a new peer over the restored session.
+        this.#id = restored.id;
+        this.#secret = restored.secret;
+        const socket = this.#socket = new SessionSocket(
+          this.#limits,
+          this.#hooks,
+        );
+        socket.restore(restored.received);
+        this.#peer = createPeer(socket);
+        socket.attach(transport, state.received!);
+        return {
+          peer: this.#peer,
+          socket,
+          fresh: true,
+          event: new SessionEvent("resumed", { replayed: state.replayed }),
+        };
+      }
+      const replayed = old?.attach(transport, state.received!) ?? -1;
+      if (replayed < 0) {
+        // The server's count does not fit ours: this session is broken.
+        this.#lose("unknown");
+        throw new ProtocolError(
+          "Cannot resume session: the server's count does not match",
+        );
+      }
+      return {
+        peer: this.#peer!,
+        socket: old,
+        fresh: false,
+        event: new SessionEvent("resumed", { replayed: state.replayed }),
+      };
+    }
+    const asked = (old !== undefined && !old.ended) || restored !== undefined;
+    const reason = state.reason ?? old?.lost ?? "unknown";
+    this.#lose(reason);
+    const event = asked || old !== undefined
+      ? new SessionEvent("not-resumed", {
+        reason: old !== undefined && old.ended && !asked ? "closed" : reason,
+      })
+      : undefined;
+    this.#id = state.id;
+    this.#secret = state.secret;
+    const socket = this.#socket = new SessionSocket(this.#limits, this.#hooks);
+    this.#peer = createPeer(socket);
+    socket.attach(transport, 0);
+    return { peer: this.#peer, socket, fresh: true, event };
+  }
+
+  /**
+   * Ends the session on purpose (the client closes): the server is told
+   * when connected; pending requests reject with `ConnectionClosedError`.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   */
+  close(code: number, reason: string): void {
+    if (!this.#suspended) this.#storage?.removeItem(this.#key);
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#peer = undefined;
+    this.#id = this.#secret = undefined;
+    socket?.close(code, reason);
+  }
+
+  /**
+   * Keeps the session for the next page (a `pagehide` with storage):
+   * saves it and closes the connection with 1001 without ending the
+   * session; the client's close that follows ends it only locally.
+   *
+   * @returns `true` when it was saved.
+   */
+  suspend(): boolean {
+    const socket = this.#socket;
+    if (
+      this.#storage === undefined || socket === undefined || socket.ended ||
+      socket.lost !== undefined || this.#id === undefined
+    ) {
+      return false;
+    }
+    this.#storage.setItem(
+      this.#key,
+      JSON.stringify({
+        id: this.#id,
+        secret: this.#secret,
+        received: socket.received,
+      }),
+    );
+    // The server keeps the session for its grace period: no `end`.
+    const transport = socket.detach();
+    try {
+      transport?.close(1001, "Page hidden");
+    } catch {
+      transport?.close();
+    }
+    this.#suspended = true;
+    return true;
+  }
+
+  /** Ends the current session as lost (its peer's pending requests reject). */
+  #lose(reason: SessionLossReason): void {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    this.#peer = undefined;
+    this.#id = this.#secret = undefined;
+    if (socket !== undefined && !socket.ended) socket.end(reason);
+  }
+
+  #load(): Required<SessionHello> | undefined {
+    try {
+      const text = this.#storage?.getItem(this.#key);
+      if (!text) return undefined;
+      const value = JSON.parse(text);
+      if (
+        typeof value?.id === "string" && typeof value.secret === "string" &&
+        Number.isSafeInteger(value.received)
+      ) {
+        return { id: value.id, secret: value.secret, received: value.received };
+      }
+    } catch {
+      // Unreadable: start afresh.
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * {@linkcode SessionOutbox}: the frames one side of a session sent and the
+ * other has not acknowledged yet, bounded in frames, bytes and age.
+ *
+ * @module
+ */
+
+/** The limits of a {@linkcode SessionOutbox}. */
+export interface OutboxLimits {
+  /** The most unacknowledged frames. */
+  maxFrames: number;
+  /** The most unacknowledged bytes (string length for text frames). */
+  maxBytes: number;
+  /** The oldest an unacknowledged frame may get, in ms (checked every 64). */
+  maxAge: number;
+}
+
+type Data = string | Uint8Array<ArrayBuffer>;
+
+/**
+ * A queue of sent frames numbered from 1 in send order: `acked` frames were
+ * acknowledged and dropped, the ones after it are kept for a replay. Its
+ * arrays are allocated on the first frame, so an idle session costs a few
+ * fields.
+ */
+export class SessionOutbox {
+  /** Frames acknowledged (and dropped) so far. */
+  acked = 0;
+  /** Frames sent so far. */
+  sent = 0;
+  #frames: Data[] | undefined = undefined;
+  /**
+   * When the oldest kept frame was sent, at most: set when the outbox
+   * becomes non-empty and after each trim that leaves frames (so an age
+   * errs low by at most one acknowledgement interval).
+   */
+  #oldestAt = 0;
+  #head = 0;
+  #bytes = 0;
+  #limits: OutboxLimits;
+
+  /** @param limits The bounds; beyond one `push` returns `false`. */
+  constructor(limits: OutboxLimits) {
+    this.#limits = limits;
+  }
+
+  /** Frames kept (sent and not acknowledged). */
+  get size(): number {
+    return this.sent - this.acked;
+  }
+
+  /** Bytes kept. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /**
+   * Keeps one more sent frame.
+   *
+   * @param data The frame as sent.
+   * @param now Reads the clock, in ms.
+   * @returns `false` when a limit is exceeded (the frame is counted as sent
+   * but the outbox can no longer replay: the caller gives the session up).
+   */
+  push(data: Data, now: () => number): boolean {
+    const sent = ++this.sent;
+    let frames = this.#frames;
+    if (frames === undefined) {
+      frames = this.#frames = [];
+      this.#oldestAt = now();
+    }
+    // Bytes are kept as a copy: a binary codec reuses its buffer.
+    frames.push(typeof data === "string" ? data : data.slice());
+    this.#bytes += typeof data === "string" ? data.length : data.byteLength;
+    const limits = this.#limits;
+    return sent - this.acked <= limits.maxFrames &&
+      this.#bytes <= limits.maxBytes &&
+      // The clock is read once every 64 frames.
+      ((sent & 63) !== 0 || now() - this.#oldestAt <= limits.maxAge);
+  }
+
+  /**
+   * Counts a sent frame without keeping it (the session can no longer
+   * replay anyway).
+   */
+  skip(): void {
+    this.sent++;
+  }
+
+  /**
+   * Drops the frames up to number `count`, which the other side received.
+   *
+   * @param count The other side's cumulative count.
+   * @returns `false` when `count` is impossible (beyond what was sent, or
+   * below what was already dropped).
+   */
+  trim(count: number): boolean {
+    if (count > this.sent || count < this.acked) return false;
+    const frames = this.#frames;
+    if (frames === undefined) {
+      this.acked = count;
+      return true;
+    }
+    let head = this.#head;
+    let bytes = this.#bytes;
+    for (let n = this.acked; n < count; n++) {
+      const data = frames[head];
+      bytes -= typeof data === "string" ? data.length : data.byteLength;
+      frames[head] = "";
+      head++;
+    }
+    this.acked = count;
+    this.#bytes = bytes;
+    if (head === frames.length) {
+      // Empty: release the array (an idle session keeps none).
+      this.#frames = undefined;
+      this.#head = 0;
+      return true;
+    }
+    this.#oldestAt = Date.now();
+    if (head > 1024 && head * 2 > frames.length) {
+      frames.splice(0, head);
+      this.#head = 0;
+    } else {
+      this.#head = head;
+    }
+    return true;
+  }
+
+  /**
+   * The kept frames, oldest first (for a replay).
+   *
+   * @returns A copy of the list.
+   */
+  pending(): Data[] {
+    return this.#frames?.slice(this.#head) ?? [];
+  }
+
+  /** Drops every kept frame; the counts stay. */
+  clear(): void {
+    this.#frames = undefined;
+    this.#head = 0;
+    this.#bytes = 0;
+    this.acked = this.sent;
+  }
+}

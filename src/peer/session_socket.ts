@@ -1,0 +1,499 @@
+/**
+ * {@linkcode SessionSocket}: the resumable transport of a session. It sits
+ * between a {@linkcode Peer} and the WebSocket of the moment: the peer sees
+ * one socket for the whole session, while the WebSockets under it come and
+ * go. It counts the frames each way, keeps what the other side has not
+ * acknowledged, acknowledges cumulatively, and replays on a resume.
+ * Runtime-neutral: the browser client uses it as well as the server.
+ *
+ * @module
+ */
+
+import {
+  decodeAck,
+  encodeAck,
+  isLiveness,
+  sessionFrameType,
+  type SessionLossReason,
+} from "../wire/session_frames.ts";
+import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
+import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { batchSize } from "../wire/batch.ts";
+import { SessionOutbox } from "./session_outbox.ts";
+import type { SocketLike } from "./socket_like.ts";
+
+const OPEN = 1;
+
+/**
+ * The limits and acknowledgement pacing of a {@linkcode SessionSocket}, all
+ * resolved (see {@linkcode sessionLimits}); one object is shared by every
+ * session of a server.
+ */
+export interface SessionLimits {
+  /** The most unacknowledged frames kept for a replay. */
+  maxFrames: number;
+  /** The most unacknowledged bytes kept. */
+  maxBytes: number;
+  /** The oldest an unacknowledged frame may get, in ms. */
+  maxAge: number;
+  /** Acknowledge after this many frames. */
+  ackEvery: number;
+  /** Acknowledge at most this long after a frame arrived, in ms. */
+  ackDelay: number;
+}
+
+/**
+ * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
+ * every 64 frames or 1 s.
+ *
+ * @param options The limits given.
+ * @returns Every limit.
+ * @throws {RangeError} When a limit is not a positive number.
+ */
+export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
+  const limits: SessionLimits = {
+    maxFrames: options.maxFrames ?? 10_000,
+    maxBytes: options.maxBytes ?? 8 * 1024 * 1024,
+    maxAge: options.maxAge ?? 120_000,
+    ackEvery: options.ackEvery ?? 64,
+    ackDelay: options.ackDelay ?? 1_000,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(value > 0)) {
+      throw new RangeError(
+        `Cannot configure sessions: ${name} must be a positive number`,
+      );
+    }
+  }
+  return limits;
+}
+
+/** What a {@linkcode SessionSocket} tells its owner. */
+export interface SessionHooks {
+  /**
+   * The transport closed (or was dropped) while the session lives on; also
+   * called, after the session ended, when the other side had ended it.
+   */
+  onDetach?(code: number, reason: string): void;
+  /** The buffer went over a limit: the session can no longer be resumed. */
+  onOverflow?(): void;
+  /** The other side ended the session on purpose (an ack with `end`). */
+  onRemoteEnd?(): void;
+  /** A session frame broke the protocol; the transport is closed with 1002. */
+  onError?(error: unknown): void;
+}
+
+/**
+ * One session's transport, as a {@linkcode SocketLike} for the peer: open
+ * (readyState 1) for the whole session, attached to a WebSocket or waiting
+ * for the next one. Sends go to the attached socket and into the outbox;
+ * while detached they only go into the outbox (and are replayed on the next
+ * `attach`). Internal: the server and the client create it.
+ */
+export class SessionSocket implements SocketLike {
+  #outbox: SessionOutbox | undefined = undefined;
+  #limits: SessionLimits;
+  #hooks: SessionHooks;
+  #received = 0;
+  /** The count our last acknowledgement carried. */
+  #acknowledged = 0;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #transport: SocketLike | undefined = undefined;
+  /** The peer's listeners (one of each: the peer listens once). */
+  #messageListeners: EventListenerObject[] | undefined = undefined;
+  #closeListeners: EventListenerObject[] | undefined = undefined;
+  #ended = false;
+  #remoteEnded = false;
+  /** Set when the outbox overflowed: no replay is possible any more. */
+  #lost: SessionLossReason | undefined = undefined;
+  /** Set when the session ended because it was lost (not on purpose). */
+  #endReason: SessionLossReason | undefined = undefined;
+  /** The counts were restored from storage: adopt the other side's count. */
+  #restored = false;
+
+  /**
+   * @param limits Limits and acknowledgement pacing (shared).
+   * @param hooks Who hears of drops, overflows and errors.
+   */
+  constructor(limits: SessionLimits, hooks: SessionHooks = {}) {
+    this.#limits = limits;
+    this.#hooks = hooks;
+  }
+
+  /** Always `duplex.v1`: sessions exist only there. */
+  get protocol(): string {
+    return SUBPROTOCOL;
+  }
+
+  /** 1 (open) for the whole session, 3 (closed) once it ended. */
+  get readyState(): number {
+    return this.#ended ? 3 : OPEN;
+  }
+
+  /** The attached socket's send buffer; 0 while detached. */
+  get bufferedAmount(): number {
+    return this.#transport?.bufferedAmount ?? 0;
+  }
+
+  /** Session frames received from the other side. */
+  get received(): number {
+    return this.#received;
+  }
+
+  /** Session frames sent to the other side. */
+  get sent(): number {
+    return this.#outbox?.sent ?? 0;
+  }
+
+  /** Frames kept for a replay (sent, not acknowledged). */
+  get buffered(): number {
+    return this.#outbox?.size ?? 0;
+  }
+
+  /** Bytes kept for a replay. */
+  get bufferedBytes(): number {
+    return this.#outbox?.bytes ?? 0;
+  }
+
+  /** `true` while a WebSocket is attached. */
+  get attached(): boolean {
+    return this.#transport !== undefined;
+  }
+
+  /** The attached WebSocket, if any. */
+  get transport(): SocketLike | undefined {
+    return this.#transport;
+  }
+
+  /** `true` once the session ended. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Set once the buffer overflowed (the session cannot be resumed). */
+  get lost(): SessionLossReason | undefined {
+    return this.#lost;
+  }
+
+  /**
+   * Whether a resume by a side that received `count` frames can replay
+   * everything after it.
+   *
+   * @param count The other side's count.
+   * @returns `true` when `attach` would succeed.
+   */
+  canResume(count: number): boolean {
+    if (this.#ended || this.#lost !== undefined) return false;
+    if (this.#restored) return true;
+    const outbox = this.#outbox;
+    if (outbox === undefined) return count === 0;
+    return count >= outbox.acked && count <= outbox.sent;
+  }
+
+  /**
+   * How many kept frames a side that received `count` frames missed (what
+   * `attach` would replay).
+   *
+   * @param count The other side's count.
+   * @returns The number of frames.
+   */
+  missed(count: number): number {
+    return this.#restored ? 0 : this.sent - count;
+  }
+
+  /**
+   * Restores the count of received frames (a browser page reload): the
+   * frames the old page sent but the other side did not get are gone, so
+   * the next `attach` adopts the other side's count as this side's.
+   *
+   * @param received The count saved by the old page.
+   */
+  restore(received: number): void {
+    this.#received = this.#acknowledged = received;
+    this.#restored = true;
+  }
+
+  /**
+   * Attaches a WebSocket after the session handshake and replays every
+   * kept frame after `count`, the other side's count.
+   *
+   * @param transport The open WebSocket.
+   * @param count How many of this side's frames the other side received.
+   * @returns The number of frames replayed, or -1 when the replay is
+   * impossible (nothing is attached then).
+   */
+  attach(transport: SocketLike, count: number): number {
+    if (!this.canResume(count)) return -1;
+    this.detach();
+    if (this.#restored) {
+      const outbox = this.#box();
+      outbox.sent = outbox.acked = count;
+      this.#restored = false;
+    } else {
+      this.#outbox?.trim(count);
+    }
+    this.#transport = transport;
+    // The handshake told the other side our count.
+    this.#acknowledged = this.#received;
+    transport.addEventListener("message", this);
+    transport.addEventListener("close", this);
+    const frames = this.#outbox?.pending() ?? [];
+    for (const frame of frames) transport.send(frame);
+    return frames.length;
+  }
+
+  /**
+   * Detaches the WebSocket without closing it or telling anyone (a newer
+   * one takes over).
+   *
+   * @returns The socket that was attached.
+   */
+  detach(): SocketLike | undefined {
+    const transport = this.#transport;
+    if (transport === undefined) return undefined;
+    this.#transport = undefined;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    transport.removeEventListener("message", this);
+    transport.removeEventListener("close", this);
+    return transport;
+  }
+
+  /**
+   * Closes the attached WebSocket but keeps the session for a resume (a
+   * heartbeat found it dead, or a resume takes over); `onDetach` is told at
+   * once, without waiting for the closing handshake.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   */
+  drop(code: number, reason: string): void {
+    const transport = this.detach();
+    if (transport === undefined) return;
+    closeQuietly(transport, code, reason);
+    this.#hooks.onDetach?.(code, reason);
+  }
+
+  /**
+   * Sends one session frame: kept until acknowledged, written to the
+   * attached socket if any. Pings and pongs only go to the attached socket.
+   *
+   * @param data The encoded frame.
+   */
+  send(data: string | Uint8Array<ArrayBuffer>): void {
+    if (this.#ended) return;
+    const transport = this.#transport;
+    if (isLiveness(data)) {
+      // Pings and pongs concern one connection: never kept or counted.
+      if (transport?.readyState === OPEN) transport.send(data);
+      return;
+    }
+    const outbox = this.#box();
+    if (this.#lost !== undefined) {
+      outbox.skip();
+    } else if (!outbox.push(data, Date.now)) {
+      this.#lost = "overflow";
+      outbox.clear();
+      this.#hooks.onOverflow?.();
+    }
+    if (transport !== undefined && transport.readyState === OPEN) {
+      transport.send(data);
+    }
+  }
+
+  /**
+   * Ends the session on purpose (the peer's `close()`): tells the other
+   * side (an ack with `end`) when attached, closes the WebSocket, and closes
+   * the peer. Idempotent.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   */
+  close(code = 1000, reason = ""): void {
+    if (this.#ended) return;
+    const transport = this.detach();
+    if (transport !== undefined && transport.readyState === OPEN) {
+      transport.send(encodeAck(this.#received, true));
+      closeQuietly(transport, code, reason);
+    }
+    this.#end(code, reason);
+  }
+
+  /**
+   * Ends a session that was lost (expired, overflowed, not resumed): the
+   * peer's pending requests reject with {@linkcode OutcomeUnknownError}.
+   *
+   * @param reason Why it was lost.
+   */
+  end(reason: SessionLossReason): void {
+    if (this.#ended) return;
+    this.#endReason = reason;
+    const transport = this.detach();
+    if (transport !== undefined) closeQuietly(transport, 1000, "Session lost");
+    this.#end(1006, `Session ${reason}`);
+  }
+
+  /**
+   * The error that the peer's pending requests reject with when the
+   * session ends: {@linkcode OutcomeUnknownError} when it was lost.
+   *
+   * @returns The error, or `undefined` for the peer's default.
+   */
+  closeError(): Error | undefined {
+    return this.#endReason === undefined
+      ? undefined
+      : new OutcomeUnknownError(this.#endReason);
+  }
+
+  /**
+   * Adds the peer's `message` or `close` listener.
+   *
+   * @param type The event type.
+   * @param listener The listener object.
+   */
+  addEventListener(type: string, listener: EventListenerObject): void {
+    if (type === "message") (this.#messageListeners ??= []).push(listener);
+    else if (type === "close") (this.#closeListeners ??= []).push(listener);
+  }
+
+  /**
+   * Removes a listener.
+   *
+   * @param type The event type.
+   * @param listener The listener object.
+   */
+  removeEventListener(type: string, listener: EventListenerObject): void {
+    const list = type === "message"
+      ? this.#messageListeners
+      : type === "close"
+      ? this.#closeListeners
+      : undefined;
+    const index = list?.indexOf(listener) ?? -1;
+    if (index >= 0) list!.splice(index, 1);
+  }
+
+  /**
+   * Receives the attached WebSocket's events. Public only because the
+   * session socket is its own listener object; not meant to be called.
+   *
+   * @param event A `message` or `close` event.
+   */
+  handleEvent(event: Event): void {
+    if (event.type === "message") {
+      const data = (event as MessageEvent).data;
+      const type = sessionFrameType(data);
+      if (type === 0) {
+        if (isLiveness(data)) {
+          this.#deliver(event);
+          return;
+        }
+        // A batch counts as the frames inside it (PROTOCOL.md "Batches").
+        const received = this.#received += batchSize(data);
+        if (received - this.#acknowledged >= this.#limits.ackEvery) {
+          this.#acknowledge();
+        } else if (this.#ackTimer === undefined) {
+          this.#ackTimer = setTimeout(
+            acknowledgeLater,
+            this.#limits.ackDelay,
+            this,
+          );
+        }
+        this.#deliver(event);
+      } else {
+        this.#onSessionFrame(type, data as string);
+      }
+    } else if (event.type === "close") {
+      const { code, reason } = event as CloseEvent;
+      if (this.detach() === undefined) return;
+      // Deno reports 0 for a connection that dropped without a close frame.
+      const reported = code || 1006;
+      if (this.#remoteEnded) this.#end(reported, reason);
+      this.#hooks.onDetach?.(reported, reason);
+    }
+  }
+
+  /** The outbox, made on the first frame sent (idle sessions have none). */
+  #box(): SessionOutbox {
+    return this.#outbox ??= new SessionOutbox(this.#limits);
+  }
+
+  #deliver(event: Event): void {
+    const listeners = this.#messageListeners;
+    if (listeners === undefined) return;
+    if (listeners.length === 1) listeners[0].handleEvent(event);
+    else for (const listener of [...listeners]) listener.handleEvent(event);
+  }
+
+  #onSessionFrame(type: number, data: string): void {
+    if (type === 10) {
+      try {
+        const { received, end } = decodeAck(data);
+        const outbox = this.#box();
+        if (this.#lost === undefined && !outbox.trim(received)) {
+          throw new RangeError(
+            `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
+          );
+        }
+        if (end) {
+          this.#remoteEnded = true;
+          this.#hooks.onRemoteEnd?.();
+        }
+      } catch (error) {
+        this.#violation(error);
+      }
+      return;
+    }
+    this.#violation(
+      new RangeError(`Cannot take session frame ${type}: session is running`),
+    );
+  }
+
+  #violation(error: unknown): void {
+    this.#hooks.onError?.(error);
+    this.drop(1002, "Session protocol error");
+  }
+
+  /**
+   * Acknowledges now what arrived since the last acknowledgement (the
+   * delayed acknowledgement's timer). Not meant to be called.
+   */
+  acknowledgeLater(): void {
+    this.#ackTimer = undefined;
+    if (this.#received > this.#acknowledged) this.#acknowledge();
+  }
+
+  #acknowledge(): void {
+    const transport = this.#transport;
+    if (transport === undefined || transport.readyState !== OPEN) return;
+    this.#acknowledged = this.#received;
+    transport.send(encodeAck(this.#received));
+  }
+
+  #end(code: number, reason: string): void {
+    this.#ended = true;
+    this.detach();
+    this.#outbox?.clear();
+    const event = new CloseEvent("close", {
+      code,
+      reason,
+      wasClean: code !== 1006,
+    });
+    for (const listener of [...this.#closeListeners ?? []]) {
+      listener.handleEvent(event);
+    }
+  }
+}
+
+/** The delayed acknowledgement (no closure per session). */
+function acknowledgeLater(socket: SessionSocket): void {
+  socket.acknowledgeLater();
+}
+
+/** Closes a socket, falling back to no code when the code is refused. */
+function closeQuietly(socket: SocketLike, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    socket.close();
+  }
+}

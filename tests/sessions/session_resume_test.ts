@@ -1,0 +1,258 @@
+import assert from "node:assert/strict";
+import {
+  type Client,
+  OutcomeUnknownError,
+  type SessionEvent,
+  type SessionStorageLike,
+} from "../../client.ts";
+import { deadline, once } from "../_helpers.ts";
+import type { Fault } from "../_fault_proxy.ts";
+import { setup } from "./_session_helpers.ts";
+
+for (const fault of ["rst", "fin", "midframe", "blackhole"] as Fault[]) {
+  Deno.test(`Session: a response cut off by a drop (${fault}) arrives after the resume; the handler ran once`, async () => {
+    await using t = setup();
+    let runs = 0;
+    const started = Promise.withResolvers<void>();
+    const release = Promise.withResolvers<void>();
+    t.server.handle("work", async (n: number) => {
+      runs++;
+      started.resolve();
+      await release.promise;
+      return n * 2;
+    });
+    const client = t.client("alice");
+    await client.connect();
+    const answer = client.call("work", 21);
+    await deadline(started.promise);
+    const resumed = once<SessionEvent>(client, "resumed");
+    const serverResumed = once(t.server, "resume");
+    // The response is written while the connection is cut.
+    const closed = once(client, "close");
+    t.proxy.cutAll(fault);
+    await closed;
+    release.resolve();
+    await resumed;
+    await serverResumed;
+    assert.equal(await answer, 42);
+    assert.equal(runs, 1);
+    assert.equal(t.server.sessionMetrics.resumed, 1);
+  });
+}
+
+Deno.test("Session: notifications and room pushes missed during a drop arrive once, in order; rooms kept, presence never flaps", async () => {
+  await using t = setup();
+  const alice = t.client("alice");
+  const bob = t.client("bob");
+  const presence: string[] = [];
+  bob.on(
+    "presence.left",
+    (m: { user: string }) => presence.push(`left ${m.user}`),
+  );
+  bob.on(
+    "presence.joined",
+    (m: { user: string }) => presence.push(`joined ${m.user}`),
+  );
+  t.server.addEventListener("online", (event) => {
+    const user = (event as CustomEvent<{ user: string }>).detail.user;
+    t.server.notify({ user }, { method: "presence.joined", except: user });
+  });
+  t.server.addEventListener("offline", (event) => {
+    const user = (event as CustomEvent<{ user: string }>).detail.user;
+    t.server.notify({ user }, { method: "presence.left", except: user });
+  });
+  await bob.connect();
+  await alice.connect();
+  assert.ok(t.server.join("room", "alice"));
+  const received: number[] = [];
+  alice.on("tick", (n: number) => received.push(n));
+  for (let n = 0; n < 10; n++) {
+    t.server.notify(n, { to: "alice", method: "tick" });
+  }
+  // Away: the proxy refuses new connections until the pushes are made.
+  t.proxy.refusing = true;
+  const disconnected = once(t.server, "disconnect");
+  t.proxy.cutAll("rst");
+  await disconnected;
+  assert.deepEqual(t.server.roomsOf("alice"), ["room"]);
+  assert.ok(t.server.isOnline("alice"));
+  for (let n = 10; n < 500; n++) {
+    if (n % 2) t.server.notify(n, { to: "alice", method: "tick" });
+    else t.server.notify(n, { room: "room", method: "tick" });
+  }
+  const resumed = once<SessionEvent>(alice, "resumed");
+  t.proxy.refusing = false;
+  const event = await resumed;
+  assert.ok(event.replayed >= 490);
+  // One more round trip: every replayed frame was delivered before it.
+  await alice.call("users.list", undefined).catch(() => {});
+  assert.deepEqual(received, Array.from({ length: 500 }, (_, n) => n));
+  assert.deepEqual(t.server.roomsOf("alice"), ["room"]);
+  assert.deepEqual(presence, ["joined alice"]);
+});
+
+Deno.test("Session: a server request whose answer was cut off resolves once after the resume", async () => {
+  await using t = setup();
+  const alice = t.client("alice");
+  let runs = 0;
+  const started = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  alice.handle("confirm", async (n: number) => {
+    runs++;
+    started.resolve();
+    await release.promise;
+    return n + 1;
+  });
+  await alice.connect();
+  const answer = t.server.request(1, { to: "alice", method: "confirm" });
+  await deadline(started.promise);
+  const resumed = once(alice, "resumed");
+  const closed = once(alice, "close");
+  t.proxy.cutAll("rst");
+  await closed;
+  release.resolve();
+  await resumed;
+  assert.equal(await answer, 2);
+  assert.equal(runs, 1);
+});
+
+Deno.test("Session: requests queued while away go out once after the resume", async () => {
+  await using t = setup();
+  const seen: number[] = [];
+  t.server.handle("add", (n: number) => {
+    seen.push(n);
+    return n;
+  });
+  const alice = t.client("alice");
+  await alice.connect();
+  t.proxy.refusing = true;
+  const closed = once(alice, "close");
+  t.proxy.cutAll("rst");
+  await closed;
+  const answers = [1, 2, 3].map((n) => alice.call("add", n));
+  const resumed = once(alice, "resumed");
+  t.proxy.refusing = false;
+  await resumed;
+  assert.deepEqual(await Promise.all(answers), [1, 2, 3]);
+  assert.deepEqual(seen, [1, 2, 3]);
+});
+
+Deno.test("Session: away longer than the grace period, the client is told (expired), its pending request rejects with OutcomeUnknownError, rooms are left", async () => {
+  await using t = setup({ sessions: { grace: 50 } });
+  const started = Promise.withResolvers<void>();
+  t.server.handle("hang", (_, context) => {
+    started.resolve();
+    // Runs until the session ends (which aborts it).
+    return new Promise((_, reject) =>
+      context.signal.addEventListener(
+        "abort",
+        () => reject(context.signal.reason),
+      )
+    );
+  });
+  const alice = t.client("alice");
+  await alice.connect();
+  t.server.join("room", "alice");
+  const oldSession = t.server.connectionsOf("alice")[0].peer;
+  const pending = alice.call("hang", undefined);
+  await deadline(started.promise);
+  t.proxy.refusing = true;
+  const expired = once<CustomEvent<{ user: string; reason: string }>>(
+    t.server,
+    "expire",
+  );
+  const offline = once(t.server, "offline");
+  t.proxy.cutAll("rst");
+  assert.equal((await expired).detail.reason, "expired");
+  await offline;
+  assert.deepEqual(t.server.roomsOf("alice"), []);
+  const notResumed = once<SessionEvent>(alice, "not-resumed");
+  t.proxy.refusing = false;
+  assert.equal((await notResumed).reason, "expired");
+  const error = await pending.then(() => undefined, (error) => error);
+  assert.ok(error instanceof OutcomeUnknownError);
+  assert.equal(error.sessionReason, "expired");
+  // Nothing of the old session is reused: a new peer, new state.
+  assert.notEqual(t.server.connectionsOf("alice")[0].peer, oldSession);
+  assert.equal(t.server.sessionMetrics.expired, 1);
+  assert.equal(t.server.sessionMetrics.notResumed.expired, 1);
+});
+
+Deno.test("Session: more missed frames than the buffer holds end the session at once (overflow), memory bounded, the client is told", async () => {
+  await using t = setup({ sessions: { maxBufferedFrames: 20 } });
+  const alice = t.client("alice");
+  await alice.connect();
+  t.proxy.refusing = true;
+  const disconnected = once(t.server, "disconnect");
+  t.proxy.cutAll("rst");
+  await disconnected;
+  const expired = once<CustomEvent<{ reason: string }>>(t.server, "expire");
+  for (let n = 0; n < 1_000; n++) {
+    t.server.notify("x".repeat(100), { to: "alice", method: "tick" });
+  }
+  assert.equal((await expired).detail.reason, "overflow");
+  assert.equal(t.server.sessionMetrics.overflows, 1);
+  assert.equal(t.server.isOnline("alice"), false);
+  const notResumed = once<SessionEvent>(alice, "not-resumed");
+  t.proxy.refusing = false;
+  assert.equal((await notResumed).reason, "overflow");
+});
+
+Deno.test("Session: a deliberate close ends the session at once (presence left without waiting for the grace period)", async () => {
+  await using t = setup({ sessions: { grace: 60_000 } });
+  const alice = t.client("alice");
+  await alice.connect();
+  const offline = once(t.server, "offline");
+  await alice.close();
+  await offline;
+  assert.equal(t.server.isOnline("alice"), false);
+});
+
+Deno.test("Session: a page reload with sessionStorage resumes and delivers what the page missed", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const first = t.client("alice", { session: { storage } });
+  const before: number[] = [];
+  first.on("tick", (n: number) => before.push(n));
+  await first.connect();
+  t.server.notify(1, { to: "alice", method: "tick" });
+  await alice_round_trip(first);
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  assert.ok(memory.has("duplex.session"));
+  t.server.notify(2, { to: "alice", method: "tick" });
+  t.server.notify(3, { to: "alice", method: "tick" });
+  const second = t.client("alice", { session: { storage } });
+  const after: number[] = [];
+  second.on("tick", (n: number) => after.push(n));
+  const resumed = once<SessionEvent>(second, "resumed");
+  await second.connect();
+  assert.equal((await resumed).replayed, 2);
+  await alice_round_trip(second);
+  assert.deepEqual(before, [1]);
+  assert.deepEqual(after, [2, 3]);
+});
+
+/** A request round trip: everything the server sent before has arrived. */
+async function alice_round_trip(client: Client): Promise<void> {
+  await client.request(null, { method: "nothing" }).catch(() => {});
+}
+
+Deno.test("Session: clients that do not ask, and servers with sessions off, see no session frames", async () => {
+  await using t = setup({ sessions: false });
+  const alice = t.client("alice");
+  await alice.connect();
+  assert.equal((alice.peer?.socket as WebSocket).protocol, "duplex.v1");
+  assert.equal(t.server.sessionMetrics.started, 0);
+  await using u = setup();
+  const bob = u.client("bob", { session: false });
+  await bob.connect();
+  assert.equal(u.server.sessionMetrics.started, 0);
+  assert.equal((bob.peer?.socket as WebSocket).protocol, "duplex.v1");
+});
