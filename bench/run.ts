@@ -11,8 +11,9 @@
  * - Memory: server RSS per idle connection at 5,000 connections.
  * - Write coalescing: the lean client offers `duplex.batch` to Duplex (and
  *   reads its batch frames) and is a plain `duplex.v1` client to raw.
- * - The sessions cost: rows kept in the table and printed "not built yet"
- *   until the feature exists.
+ * - The benchmarks other features keep in files of their own
+ *   (bench/others.ts: sessions_bench.ts, streams.ts, presence.ts), each
+ *   figure with its issue's target.
  *
  * Every measurement starts a fresh server process and runs its client in
  * another process; servers are interleaved within each repeat; the tables
@@ -23,7 +24,8 @@
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
  * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
- * section ids: server, e2e, memory, extras). The opt-in workload
+ * section ids: server, e2e, memory, coalescing, extras, sessions,
+ * streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
  *
  * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
@@ -49,6 +51,7 @@ import {
 } from "./report.ts";
 import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
 import { measureIdleMany } from "./idle_many.ts";
+import { measureOthers } from "./others.ts";
 import { spawnDeno, spawnServer } from "./process.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
@@ -137,7 +140,6 @@ const latency = (p50?: Target): FigureSpec[] => [
   },
 ];
 const BOTH = ["original", "duplex.v1"];
-const NOT_BUILT = "not built yet";
 
 /** The benchmark table: one entry per workload. */
 const WORKLOADS: Workload[] = [
@@ -288,32 +290,6 @@ const WORKLOADS: Workload[] = [
     peers: false,
     figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
     duplexWire: "batch",
-  },
-  {
-    id: "sessions-pipe1000",
-    section: "sessions",
-    label: "pipelined, 1,000 in flight (on/off)",
-    wires: ["duplex.v1"],
-    driver: "lean",
-    workload: "pipelined",
-    count: 200_000,
-    size: 1000,
-    peers: false,
-    figures: [requests(at(">=", 0.9))],
-    missing: NOT_BUILT,
-  },
-  {
-    id: "sessions-fan1000",
-    section: "sessions",
-    label: "fan-out to 1,000 receivers (on/off)",
-    wires: ["duplex.v1"],
-    driver: "lean",
-    workload: "fanout",
-    count: 1000,
-    size: 1000,
-    peers: false,
-    figures: [deliveries(at(">=", 0.9))],
-    missing: NOT_BUILT,
   },
 ];
 
@@ -496,6 +472,16 @@ for (const workload of WORKLOADS) {
       rows.push(row);
     }
   }
+}
+// The feature benchmarks of their own files (sessions, streams, presence):
+// in the default run, or by their section ids.
+if (!PEERS) {
+  rows.push(
+    ...await measureOthers(
+      (section) => ONLY === undefined || ONLY.includes(section),
+      QUICK,
+    ),
+  );
 }
 if (ONLY?.includes("idle100k")) {
   rows.push(...await measureIdleMany({ quick: QUICK, repeats: REPEATS }));

@@ -35,7 +35,8 @@ import {
 } from "./incoming_requests.ts";
 import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
 import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
-import type { NotificationListener, RequestHandler } from "./handler.ts";
+import type { RequestHandler } from "./handler.ts";
+import { deliver } from "./receiver.ts";
 import type {
   PeerEventMap,
   PeerOptions,
@@ -466,15 +467,8 @@ export class Peer<
     const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
     this.stats.malformed++;
-    const options = this.#options;
-    if (
-      (this.#malformed ??= new MalformedFrames(
-        options.maxMalformed ?? 10,
-        options.malformedWindow ?? 60_000,
-      )).add()
-    ) {
-      this.close(1002, "Too many malformed frames");
-      return;
+    if ((this.#malformed ??= new MalformedFrames(this.#options)).add()) {
+      return this.close(1002, "Too many malformed frames");
     }
     const { sequence, frameType } = protocolError;
     // Answer when the sender may be waiting; never answer a response, which
@@ -525,12 +519,8 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      const codec = this.#codec;
-      this.#sendData(
-        codec.encodeResponse?.(sequence, message) ??
-          codec.encode({ sequence, type: 2, message }),
-        2,
-      );
+      const fast = this.#codec.encodeResponse?.(sequence, message);
+      this.#sendFrame({ sequence, type: 2, message }, fast);
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }
@@ -552,27 +542,14 @@ export class Peer<
 
   #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
-    this.#deliver(listeners.get(frame.method ?? ""), frame);
-    this.#deliver(listeners.get(undefined), frame);
-  }
-
-  #deliver(
-    set: Set<NotificationListener<never>> | undefined,
-    frame: NotifyFrame,
-  ): void {
-    // No iterator when nobody listens (the common case of `undefined`).
-    if (!set?.size) return;
-    for (const listener of set) {
-      try {
-        (listener as NotificationListener<unknown>)(frame.message, frame);
-      } catch (error) {
-        this.#reportError(error);
-      }
+    const failed = deliver(listeners.get(frame.method ?? ""), frame);
+    for (const error of deliver(listeners.get(undefined), frame, failed)) {
+      this.#reportError(error);
     }
   }
 
-  #sendFrame(frame: Frame): void {
-    this.#sendData(this.#codec.encode(frame), frame.type);
+  #sendFrame(frame: Frame, data = this.#codec.encode(frame)): void {
+    this.#sendData(data, frame.type);
   }
 
   #sendData(data: string | Uint8Array<ArrayBuffer>, type: number): void {
