@@ -58,6 +58,14 @@ export const PARTS: Part[] = [
     ],
   },
   {
+    name: "streams (credit flow control, uploads, downloads)",
+    code: ["src/peer/streams.ts", "src/wire/stream_frames.ts"],
+  },
+  {
+    name: "codec negotiation (subprotocol offer and selection)",
+    code: ["src/client/negotiation.ts"],
+  },
+  {
     name: "offline queue",
     code: ["src/client/client.ts#Client.#send"],
   },

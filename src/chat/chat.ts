@@ -13,9 +13,9 @@ import {
   type DuplexServerOptions,
 } from "../server/duplex_server.ts";
 import type { AnyEndpoint, Endpoint, Peer } from "../peer/peer.ts";
+import { EncodedResult } from "../server/encoded_result.ts";
 import { PresenceFeed } from "../server/presence_feed.ts";
 import type { Connection } from "../server/connection.ts";
-import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { PresenceDiff, PresenceState } from "../wire/presence_frames.ts";
 
 /**
@@ -108,8 +108,11 @@ export interface ChatOptions {
   presenceInterval?: number;
 }
 
+/** Encoded pages kept between presence changes (by first index and size). */
+const MAX_CACHED_PAGES = 16;
+
 /** One page of the sorted users: after the cursor, at most `limit`. */
-function usersPage(sorted: string[], params: unknown): string[] {
+function usersPage(sorted: string[], params: unknown): [number, number] {
   const { after, limit } = (params ?? {}) as {
     after?: unknown;
     limit?: unknown;
@@ -127,7 +130,7 @@ function usersPage(sorted: string[], params: unknown): string[] {
   const size = typeof limit === "number" && limit >= 1
     ? Math.min(Math.floor(limit), USERS_PAGE_SIZE)
     : USERS_PAGE_SIZE;
-  return sorted.slice(start, start + size);
+  return [start, Math.min(start + size, sorted.length)];
 }
 
 /**
@@ -184,12 +187,20 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     return "ok";
   });
   const cluster = server.cluster;
-  // The sorted list is kept between presence changes; each answer is one
-  // page of it (an amplification bound: see SECURITY.md).
+  // The sorted list, and its pages encoded, are kept between presence
+  // changes; each answer is one page (an amplification bound: SECURITY.md).
   let sorted: string[] | undefined;
+  const pages = new Map<string, EncodedResult>();
   const removeList = untyped.handle("users.list", (params) => {
     sorted ??= (cluster?.online() ?? untyped.users()).sort();
-    return usersPage(sorted, params);
+    const [start, end] = usersPage(sorted, params);
+    const key = `${start}:${end}`;
+    let page = pages.get(key);
+    if (page === undefined) {
+      page = new EncodedResult(sorted.slice(start, end));
+      if (pages.size < MAX_CACHED_PAGES) pages.set(key, page);
+    }
+    return page as unknown as string[];
   });
   // The duplex.v1 connections that do not listen to the feed get one
   // notification per presence change, as before the feed existed; listening
@@ -201,7 +212,8 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
   });
   const onConnect = (event: CustomEvent<Connection>) => {
     const connection = event.detail;
-    if (connection.protocol !== SUBPROTOCOL) return;
+    // Any negotiated protocol (duplex.v1, a session's, a codec's) is duplex.v1.
+    if (connection.protocol === "") return;
     legacy.set(connection.peer as Peer<Endpoint, Endpoint>, connection);
   };
   const onDisconnect = (event: CustomEvent<{ connection: Connection }>) => {
@@ -211,6 +223,7 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
   // only its own clients.
   const tell = (user: string, method: string) => {
     sorted = undefined;
+    pages.clear();
     if (legacy.size === 0) return;
     const data = JSON.stringify({
       sequence: 0,

@@ -44,7 +44,11 @@ export interface Connection<
   readonly id: number;
   /** The user, as authenticated. */
   readonly user: string;
-  /** The negotiated subprotocol: `"duplex.v1"`, or `""` for the original. */
+  /**
+   * The negotiated subprotocol: `"duplex.v1"` or one that implies it (a
+   * session's `"duplex.session"`, a codec's `"duplex.v1.bin"`, ...), or `""`
+   * for the original protocol.
+   */
   readonly protocol: string;
   /** The `data` the authenticate hook returned. */
   readonly data: unknown;
@@ -191,6 +195,8 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,
+    // The negotiated codec, else JSON with the response fast path and
+    // results encoded once by their handler (users.list pages).
     codec: codec ?? serverJsonCodec,
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
