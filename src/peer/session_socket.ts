@@ -18,6 +18,7 @@ import {
 } from "../wire/session_frames.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { batchSize } from "../wire/batch.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import type { SocketLike } from "./socket_like.ts";
 
@@ -396,7 +397,8 @@ export class SessionSocket implements SocketLike {
           this.#deliver(event);
           return;
         }
-        const received = ++this.#received;
+        // A batch counts as the frames inside it (PROTOCOL.md "Batches").
+        const received = this.#received += batchSize(data);
         const limits = this.#limits;
         if (
           received - this.#acknowledged >= limits.ackEvery ||
