@@ -12,6 +12,11 @@
  * answered pings, which is all a Duplex client sends for a default request),
  * `batch` (`duplex.v1` offering `duplex.batch` too: replies may come as batch
  * frames, `{"type":11,"sequence":n,"message":[...]}`, parsed once each),
+ * `session` (`duplex.v1` offering `duplex.session`: after `open` it sends
+ * the hello `{"type":8,"sequence":0,"message":{}}` and waits for the type-9
+ * state; it counts the session frames it receives, a batch as its
+ * `sequence`, and acknowledges them cumulatively, `{"type":10,"sequence":n}`,
+ * every 64 frames; PROTOCOL.md "Sessions"),
  * `socketio` (Engine.IO v4 over a WebSocket: `42n["message","hello"]`
  * answered by the ack `43n["ok"]`).
  *
@@ -79,6 +84,61 @@ function duplexWire(protocols: string[]): Wire {
   };
 }
 
+/** How often the session wire acknowledges: the server's default pacing. */
+const ACK_EVERY = 64;
+
+/**
+ * The `duplex.v1` wire with a session: the same frames, plus the hello, the
+ * count of session frames received and an acknowledgement every
+ * {@linkcode ACK_EVERY}, which is all the session layer asks of a client
+ * that never drops its connection.
+ */
+function sessionWire(): Wire {
+  const plain = duplexWire(["duplex.v1", "duplex.session"]);
+  // Per socket: session frames received, and the count last acknowledged.
+  const counts = new WeakMap<WebSocket, { received: number; acked: number }>();
+  return {
+    ...plain,
+    read(data, socket, each) {
+      // Session frames (states, acks) are not counted, nor are pings/pongs.
+      if (data.startsWith(`{"type":9`) || data.startsWith(`{"type":10`)) return;
+      if (data.endsWith(`"type":5}`) || data.endsWith(`"type":6}`)) {
+        return plain.read(data, socket, each);
+      }
+      const count = counts.get(socket)!;
+      count.received += data.startsWith(`{"type":11`)
+        ? Number(data.slice(22, data.indexOf(",", 22)))
+        : 1;
+      if (count.received - count.acked >= ACK_EVERY) {
+        count.acked = count.received;
+        socket.send(`{"type":10,"sequence":${count.received}}`);
+      }
+      plain.read(data, socket, each);
+    },
+    ready(socket) {
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      socket.onmessage = (event) => {
+        const data = String(event.data);
+        if (!data.startsWith(`{"type":9`)) {
+          return reject(new Error(`Cannot start a session: ${data}`));
+        }
+        if (!data.includes(`"resumed":false`)) {
+          return reject(new Error(`Cannot start a session: ${data}`));
+        }
+        counts.set(socket, { received: 0, acked: 0 });
+        resolve();
+      };
+      socket.onclose = () =>
+        reject(new Error("Cannot start a session: closed"));
+      if (socket.protocol !== "duplex.session") {
+        reject(new Error(`Cannot start a session: got "${socket.protocol}"`));
+      }
+      socket.send(`{"type":8,"sequence":0,"message":{}}`);
+      return promise.finally(() => socket.onclose = null);
+    },
+  };
+}
+
 const socketIoWire: Wire = {
   protocols: [],
   path: (user) => `/socket.io/?EIO=4&transport=websocket&user=${user}`,
@@ -112,7 +172,8 @@ const socketIoWire: Wire = {
  * Returns the wire for a name.
  *
  * @param name `original`, `duplex.v1`, `batch` (`duplex.v1` offering
- * `duplex.batch`: reads batch frames) or `socketio`.
+ * `duplex.batch`: reads batch frames), `session` (`duplex.v1` offering
+ * `duplex.session`: a session, acknowledged every 64 frames) or `socketio`.
  * @returns The wire.
  * @throws {TypeError} For another name.
  */
@@ -124,6 +185,8 @@ export function wireFor(name: string): Wire {
       return duplexWire(["duplex.v1"]);
     case "batch":
       return duplexWire(["duplex.v1", "duplex.batch"]);
+    case "session":
+      return sessionWire();
     case "socketio":
       return socketIoWire;
     default:

@@ -11,6 +11,8 @@
  * - Memory: server RSS per idle connection at 5,000 connections.
  * - Write coalescing: the lean client offers `duplex.batch` to Duplex (and
  *   reads its batch frames) and is a plain `duplex.v1` client to raw.
+ * - Sessions on vs off, server alone: the lean client with and without a
+ *   session (wire `session`) against the same Duplex server; on/off ≥ 0.90.
  * - The benchmarks other features keep in files of their own
  *   (bench/others.ts: sessions_bench.ts, streams.ts, presence.ts), each
  *   figure with its issue's target.
@@ -24,8 +26,8 @@
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
  * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
- * section ids: server, e2e, memory, coalescing, extras, sessions,
- * streams, presence). The opt-in workload
+ * section ids: server, e2e, memory, coalescing, session-server, extras,
+ * sessions, streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
  *
  * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
@@ -78,7 +80,13 @@ interface Workload {
   /** Name for BENCH_ONLY. */
   id: string;
   /** Section id for BENCH_ONLY, and its title. */
-  section: "server" | "e2e" | "memory" | "coalescing" | "sessions";
+  section:
+    | "server"
+    | "e2e"
+    | "memory"
+    | "coalescing"
+    | "sessions"
+    | "session-server";
   label: string;
   /** Wires the lean client speaks to raw and Duplex ("" for e2e). */
   wires: string[];
@@ -97,6 +105,12 @@ interface Workload {
    * raw server's (`batch`: it also offers `duplex.batch`).
    */
   duplexWire?: string;
+  /**
+   * Duplex against itself: the lean client speaks `wires[0]` (off) and
+   * `wires[1]` (on) to the same Duplex bench server, interleaved; the rows
+   * are both medians and their ratio on/off, with `figures[0].target`.
+   */
+  onOff?: boolean;
 }
 
 const SECTIONS: Record<Workload["section"], string> = {
@@ -105,6 +119,7 @@ const SECTIONS: Record<Workload["section"], string> = {
   memory: "Memory (idle connections, lean client)",
   coalescing: "Write coalescing (duplex.v1 batch frames)",
   sessions: "Sessions on vs off",
+  "session-server": "Sessions on vs off, server alone (lean client)",
 };
 
 const at = (op: ">=" | "<=", bound: number): Target => ({
@@ -140,6 +155,8 @@ const latency = (p50?: Target): FigureSpec[] => [
   },
 ];
 const BOTH = ["original", "duplex.v1"];
+/** Sessions on/off (issue 14): the ratio of Duplex's own two figures. */
+const on: Target = { op: ">=", bound: 0.9, of: "value" };
 
 /** The benchmark table: one entry per workload. */
 const WORKLOADS: Workload[] = [
@@ -291,11 +308,34 @@ const WORKLOADS: Workload[] = [
     figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
     duplexWire: "batch",
   },
+  ...[
+    ["session-pipe1000", "pipelined, 1,000 in flight", "pipelined", 1000],
+    ["session-fan100", "fan-out to 100 receivers", "fanout", 100],
+    ["session-fan1000", "fan-out to 1,000 receivers", "fanout", 1000],
+  ].map(([id, label, workload, size]): Workload => ({
+    id: id as string,
+    section: "session-server",
+    label: label as string,
+    wires: ["duplex.v1", "session"],
+    driver: "lean",
+    workload: workload as string,
+    count: workload === "pipelined"
+      ? (QUICK ? 20_000 : 200_000)
+      : size === 100
+      ? (QUICK ? 1000 : 10_000)
+      : (QUICK ? 100 : 1000),
+    size: size as number,
+    peers: false,
+    figures: [workload === "pipelined" ? requests(on) : deliveries(on)],
+    onOff: true,
+  })),
 ];
 
 function selected(id: string, section: string): boolean {
   // --peers: the workloads the peers take part in, plus the not-built rows.
-  if (PEERS && ONLY === undefined) return section !== "e2e";
+  if (PEERS && ONLY === undefined) {
+    return section !== "e2e" && section !== "session-server";
+  }
   if (ONLY === undefined) return id !== "idle100k";
   return ONLY.includes(id) || ONLY.includes(section);
 }
@@ -426,6 +466,62 @@ async function measure(workload: Workload, wire: string): Promise<Row[]> {
   });
 }
 
+/**
+ * Sessions on vs off, server alone: the same Duplex bench server driven by
+ * the lean client as a plain `duplex.v1` client (off) and with a session
+ * (on), interleaved, a fresh server each time.
+ */
+async function measureOnOff(workload: Workload): Promise<Row[]> {
+  const [off, on] = workload.wires;
+  const results: Record<string, Record<string, number>[]> = {
+    [off]: [],
+    [on]: [],
+  };
+  for (let repeat = 0; repeat < REPEATS; repeat++) {
+    for (const wire of [off, on]) {
+      try {
+        results[wire].push(await runOnce("duplex", workload, wire));
+      } catch (error) {
+        console.error(`duplex ${workload.id} ${wire}: ${error}`);
+        results[wire].push({});
+      }
+    }
+  }
+  return workload.figures.flatMap((figure) => {
+    const runsOf = (wire: string) =>
+      results[wire].map((r) => r[figure.key] ?? NaN);
+    const row = (
+      label: string,
+      runs: number[],
+      value: number,
+      target?: Target,
+    ): Row => ({
+      section: SECTIONS[workload.section],
+      workload: workload.label,
+      wire: `${off} vs ${on}`,
+      figure: label,
+      higherIsBetter: figure.higherIsBetter,
+      target,
+      status: "measured",
+      medians: { duplex: value },
+      runs: { duplex: runs },
+    });
+    const offRuns = runsOf(off);
+    const onRuns = runsOf(on);
+    const ratios = onRuns.map((value, i) => value / offRuns[i]);
+    return [
+      row(`${figure.label}, off (${off})`, offRuns, median(offRuns)),
+      row(`${figure.label}, on (${on})`, onRuns, median(onRuns)),
+      row(
+        "on/off",
+        ratios,
+        median(onRuns) / median(offRuns),
+        figure.target,
+      ),
+    ];
+  });
+}
+
 function notBuilt(workload: Workload): Row[] {
   return workload.figures.map((figure) => ({
     section: SECTIONS[workload.section],
@@ -464,6 +560,13 @@ for (const workload of WORKLOADS) {
   if (!selected(workload.id, workload.section)) continue;
   if (workload.missing !== undefined) {
     rows.push(...notBuilt(workload));
+    continue;
+  }
+  if (workload.onOff) {
+    for (const row of await measureOnOff(workload)) {
+      progress(row);
+      rows.push(row);
+    }
     continue;
   }
   for (const wire of workload.wires) {
