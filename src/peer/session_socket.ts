@@ -441,7 +441,11 @@ export class SessionSocket implements SocketLike {
   #onSessionFrame(type: number, data: string): void {
     if (type === 10) {
       try {
-        const { received, end } = decodeAck(data);
+        // The plain ack, as every client writes it, without JSON.parse.
+        const plain = plainAckCount(data);
+        const { received, end } = plain >= 0
+          ? { received: plain, end: false }
+          : decodeAck(data);
         const outbox = this.#box();
         if (this.#lost === undefined && !outbox.trim(received)) {
           throw new RangeError(
@@ -504,6 +508,30 @@ function sizeOf(data: unknown): number {
   return typeof data === "string"
     ? data.length
     : (data as ArrayBufferLike).byteLength ?? 0;
+}
+
+/**
+ * The count of a plain acknowledgement, `{"type":10,"sequence":n}` exactly,
+ * read without `JSON.parse`; -1 for any other form (which `decodeAck` then
+ * reads, or refuses: leading zeros, counts past 2^53 - 1, other fields).
+ */
+function plainAckCount(data: string): number {
+  // `{"type":10,"sequence":` is 22 characters; at most 16 digits follow.
+  const last = data.length - 1;
+  if (
+    last < 23 || last > 38 || data.charCodeAt(last) !== 125 ||
+    !data.startsWith('"sequence":', 11) ||
+    (data.charCodeAt(22) === 48 && last > 23)
+  ) {
+    return -1;
+  }
+  let count = 0;
+  for (let i = 22; i < last; i++) {
+    const digit = data.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    count = count * 10 + digit;
+  }
+  return count <= Number.MAX_SAFE_INTEGER ? count : -1;
 }
 
 /** The delayed acknowledgement (no closure per session). */
