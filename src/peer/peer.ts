@@ -181,6 +181,18 @@ export class Peer<
     return this.#closed;
   }
 
+  /**
+   * Rejects one pending request with `error` (a session resumed on another
+   * instance found its outcome unknown). Internal to the session layer.
+   *
+   * @param sequence The request's sequence.
+   * @param error The error to reject with.
+   * @returns `true` when it was pending.
+   */
+  failRequest(sequence: number, error: Error): boolean {
+    return this.#tracker?.reject(sequence, error) ?? false;
+  }
+
   /** Outgoing requests waiting for their response. */
   get pending(): number {
     return this.#tracker?.size ?? 0;

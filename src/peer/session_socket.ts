@@ -80,6 +80,15 @@ export interface SessionHooks {
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
   onError?(error: unknown): void;
+  /** A frame was kept for a replay (journaled by a shared store). */
+  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
+  /** The other side acknowledged `count` frames in all. */
+  onAcked?(count: number): void;
+  /**
+   * While holding (see `hold`): a frame arrived and waits for `release`;
+   * `count` is the frames received in all.
+   */
+  onHeld?(data: unknown, count: number): void;
 }
 
 /**
@@ -109,6 +118,10 @@ export class SessionSocket implements SocketLike {
   #endReason: SessionLossReason | undefined = undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
+  /** Holding: frames received and not yet released to the peer. */
+  #held: Event[] | undefined = undefined;
+  /** Frames received and released (the count acknowledgements carry). */
+  #released = 0;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -139,6 +152,11 @@ export class SessionSocket implements SocketLike {
     return this.#received;
   }
 
+  /** Frames received and handed to the peer (all of them unless holding). */
+  get released(): number {
+    return this.#durable();
+  }
+
   /** Session frames sent to the other side. */
   get sent(): number {
     return this.#outbox?.sent ?? 0;
@@ -152,6 +170,11 @@ export class SessionSocket implements SocketLike {
   /** Bytes kept for a replay. */
   get bufferedBytes(): number {
     return this.#outbox?.bytes ?? 0;
+  }
+
+  /** The kept frames, oldest first (a copy). */
+  pendingFrames(): (string | Uint8Array<ArrayBuffer>)[] {
+    return this.#outbox?.pending() ?? [];
   }
 
   /** `true` while a WebSocket is attached. */
@@ -213,6 +236,69 @@ export class SessionSocket implements SocketLike {
   }
 
   /**
+   * Holds every received frame until `release` (a shared store: a frame is
+   * stored before its handler runs). Acknowledgements then carry the count
+   * released, never more.
+   */
+  hold(): void {
+    this.#held ??= [];
+    this.#released = this.#received;
+  }
+
+  /**
+   * Hands the held frames up to number `count` to the peer, and
+   * acknowledges them when due.
+   *
+   * @param count Frames received in all that may go on.
+   */
+  release(count: number): void {
+    const held = this.#held;
+    if (held === undefined || count <= this.#released) return;
+    const events = held.splice(0, count - this.#released);
+    this.#released = count;
+    if (this.#released - this.#acknowledged >= this.#limits.ackEvery) {
+      this.#acknowledge();
+    } else if (this.#ackTimer === undefined && this.#transport !== undefined) {
+      this.#ackTimer = setTimeout(
+        acknowledgeLater,
+        this.#limits.ackDelay,
+        this,
+      );
+    }
+    for (const event of events) {
+      if (this.#ended) return;
+      this.#deliver(event);
+    }
+  }
+
+  /**
+   * Loads a session from a shared store (another instance ran it): the
+   * counts, the unacknowledged frames, and the other side's count. When the
+   * other side received more than was stored (the previous instance died
+   * before storing what it sent), its count is adopted.
+   *
+   * @param received Frames of the other side received and stored.
+   * @param sent Frames sent, as stored.
+   * @param frames The last stored frames, not acknowledged.
+   * @param theirs Frames the other side says it received.
+   */
+  load(
+    received: number,
+    sent: number,
+    frames: readonly (string | Uint8Array<ArrayBuffer>)[],
+    theirs: number,
+  ): void {
+    this.#received = this.#acknowledged = this.#released = received;
+    const outbox = this.#box();
+    if (theirs >= sent) {
+      outbox.sent = outbox.acked = theirs;
+      return;
+    }
+    outbox.sent = outbox.acked = sent - frames.length;
+    for (const frame of frames) outbox.push(frame, Date.now);
+  }
+
+  /**
    * Attaches a WebSocket after the session handshake and replays every
    * kept frame after `count`, the other side's count.
    *
@@ -233,7 +319,7 @@ export class SessionSocket implements SocketLike {
     }
     this.#transport = transport;
     // The handshake told the other side our count.
-    this.#acknowledged = this.#received;
+    this.#acknowledged = this.#durable();
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
     const frames = this.#outbox?.pending() ?? [];
@@ -294,6 +380,8 @@ export class SessionSocket implements SocketLike {
       this.#lost = "overflow";
       outbox.clear();
       this.#hooks.onOverflow?.();
+    } else {
+      this.#hooks.onSent?.(data);
     }
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(data);
@@ -387,6 +475,11 @@ export class SessionSocket implements SocketLike {
           return;
         }
         const received = ++this.#received;
+        if (this.#held !== undefined) {
+          this.#held.push(event);
+          this.#hooks.onHeld?.(data, received);
+          return;
+        }
         if (received - this.#acknowledged >= this.#limits.ackEvery) {
           this.#acknowledge();
         } else if (this.#ackTimer === undefined) {
@@ -432,6 +525,7 @@ export class SessionSocket implements SocketLike {
             `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
           );
         }
+        this.#hooks.onAcked?.(received);
         if (end) {
           this.#remoteEnded = true;
           this.#hooks.onRemoteEnd?.();
@@ -457,14 +551,21 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
-    if (this.#received > this.#acknowledged) this.#acknowledge();
+    if (this.#durable() > this.#acknowledged) this.#acknowledge();
+  }
+
+  /** What may be acknowledged: every frame, or those released. */
+  #durable(): number {
+    return this.#held === undefined ? this.#received : this.#released;
   }
 
   #acknowledge(): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
-    this.#acknowledged = this.#received;
-    transport.send(encodeAck(this.#received));
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#acknowledged = this.#durable();
+    transport.send(encodeAck(this.#acknowledged));
   }
 
   #end(code: number, reason: string): void {

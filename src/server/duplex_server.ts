@@ -487,9 +487,9 @@ export class DuplexServer<
    * deadline passed.
    */
   shutdown(): Promise<void> {
-    this.#graceful.closing = true;
-    // Sessions waiting for their clients end with the server.
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+    if (!this.#sessions.shared) this.#graceful.closing = true; // see handOver
+    const drain = () => this.#graceful.drain(this.#registry.sockets);
+    this.#shutdown ??= this.#sessions.handOver(drain).then(drain)
       .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
       .finally(() => this.#broker.close());
     return this.#shutdown;

@@ -125,6 +125,14 @@ export interface SessionState {
   received?: number;
   /** When resumed: how many frames the server sends again after this one. */
   replayed?: number;
+  /**
+   * When resumed on another instance after the one that ran the session
+   * died: the sequences of the client's requests that reached it and whose
+   * response was not stored. Their handlers may or may not have run; the
+   * client rejects those still pending with `OutcomeUnknownError`, and
+   * nothing else is affected. Absent when empty.
+   */
+  inDoubt?: number[];
   /** When a new session started: its id. */
   id?: string;
   /** When a new session started: its secret (only ever sent in this frame). */
@@ -290,8 +298,22 @@ export function decodeState(data: string): SessionState {
   >;
   if (resumed === true) {
     if (!isCount(received)) throw invalid("resumed without received", 9);
-    const replayed = (message as { replayed?: unknown }).replayed;
-    return { resumed, received, replayed: isCount(replayed) ? replayed : 0 };
+    const { replayed, inDoubt } = message as {
+      replayed?: unknown;
+      inDoubt?: unknown;
+    };
+    const state: SessionState = {
+      resumed,
+      received,
+      replayed: isCount(replayed) ? replayed : 0,
+    };
+    if (inDoubt !== undefined) {
+      if (!Array.isArray(inDoubt) || !inDoubt.every(isCount)) {
+        throw invalid("bad inDoubt", 9);
+      }
+      state.inDoubt = inDoubt;
+    }
+    return state;
   }
   if (resumed !== false) throw invalid("bad resumed", 9);
   const state: SessionState = { resumed };
