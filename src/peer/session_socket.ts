@@ -527,6 +527,8 @@ export class SessionSocket implements SocketLike {
         }
         this.#hooks.onAcked?.(received);
         if (end) {
+          // Ended on purpose: nothing to resume, what is held runs now.
+          this.release(this.#received);
           this.#remoteEnded = true;
           this.#hooks.onRemoteEnd?.();
         }

@@ -403,7 +403,11 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
         );
       }, this.#timeout);
     });
-    return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+    return Promise.race([promise, expired]).catch((error: unknown) => {
+      // A connection that broke is replaced on the next call.
+      if (!client.isReady) this.#drop(client);
+      throw error;
+    }).finally(() => clearTimeout(timer));
   }
 
   #drop(client: RedisClient): void {
@@ -416,7 +420,10 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
   async #connected(): Promise<RedisClient> {
     if (this.#closed) throw new Error("Cannot use RedisSessionStore: closed");
     const client = this.#client;
-    if (client !== undefined && this.#shas !== undefined) return client;
+    if (client !== undefined && !client.isReady) this.#drop(client);
+    if (this.#client !== undefined && this.#shas !== undefined) {
+      return this.#client;
+    }
     this.#connecting ??= this.#connect().finally(() => {
       this.#connecting = undefined;
     });

@@ -133,3 +133,49 @@ redisTest(
     assert.deepEqual([...setup.counts.values()], [1, 1]);
   },
 );
+
+redisTest(
+  "RedisSessionStore: a shutdown hands sessions over: the running handler answers, no offline or online",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("cy");
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    await client.call("join", "lobby");
+    const presence: string[] = [];
+    for (const { name, server } of setup.instances) {
+      for (const type of ["online", "offline", "expire"]) {
+        server.addEventListener(type, () => presence.push(`${name}:${type}`));
+      }
+    }
+    const slow = client.call("hang");
+    await deadline(
+      (async () => {
+        while (setup.gates.length === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+      5_000,
+      "the handler to start",
+    );
+    const back = resumed(client);
+    const down = a.server.shutdown();
+    // The handler finishes while a drains; its answer reaches the client on b.
+    setTimeout(() => setup.gates[0].resolve("done"), 50);
+    const event = await back;
+    assert.equal(event.inDoubt, 0);
+    assert.equal(await slow, "done");
+    await down;
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(b.server.roomsOf("cy"), ["lobby"]);
+    // b took the user over before a let it go: b's `online` only, no flap
+    // seen by a cluster (a's local offline comes after b's online).
+    assert.deepEqual(presence.filter((p) => p.startsWith("b:")), ["b:online"]);
+    assert.ok(!presence.includes("a:expire"));
+    assert.ok(
+      presence.indexOf("b:online") < presence.indexOf("a:offline"),
+      presence.join(),
+    );
+  },
+);
