@@ -65,6 +65,16 @@ export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";
 export type { SessionLossReason } from "./src/wire/session_frames.ts";
 export { backoffDelay, type BackoffOptions } from "./src/client/backoff.ts";
 export {
+  type PresenceChange,
+  PresenceView,
+  type PresenceViewEventMap,
+} from "./src/client/presence_view.ts";
+export type {
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+} from "./src/wire/presence_frames.ts";
+export {
   Heartbeat,
   type HeartbeatOptions,
   type Pingable,
@@ -94,6 +104,7 @@ export {
   type RequestHandler,
 } from "./src/peer/handler.ts";
 export { type RequestOptions } from "./src/peer/peer_options.ts";
+export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export { Receiver } from "./src/peer/receiver.ts";
 export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";

@@ -43,6 +43,16 @@ export {
   SUBPROTOCOL,
 } from "./src/wire/protocol.ts";
 export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
+export type {
+  StreamChunkFrame,
+  StreamCreditFrame,
+  StreamFrame,
+  UploadCancelFrame,
+  UploadChunkFrame,
+  UploadCreditFrame,
+  UploadEndFrame,
+} from "./src/wire/stream_frames.ts";
+export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
   SESSION_PROTOCOL,
   SessionFrameType,
@@ -106,6 +116,13 @@ export {
   type RequestOptions,
 } from "./src/peer/peer_options.ts";
 export { type SocketLike } from "./src/peer/socket_like.ts";
+export {
+  isPresenceMeta,
+  MAX_PRESENCE_META_SIZE,
+  type PresenceDiff,
+  type PresenceMeta,
+  type PresenceState,
+} from "./src/wire/presence_frames.ts";
 export { Peer } from "./src/peer/peer.ts";
 export { Receiver, Registry } from "./src/peer/receiver.ts";
 export { Sender } from "./src/peer/sender.ts";

@@ -15,7 +15,11 @@
  * Run as a program (`deno run -A server.ts`, or `deno task start`), this file
  * serves the chat on `PORT` (default 8000) and `DUPLEX_HOSTNAME` or an
  * address in `HOSTNAME` (default every interface), logs connects and disconnects to
- * the console, and shuts down gracefully on SIGINT and SIGTERM. With
+ * the console, and shuts down gracefully on SIGINT and SIGTERM. It listens
+ * behind {@linkcode serveGuarded} (request heads must complete within
+ * `DUPLEX_HEADER_TIMEOUT` ms, default 10,000) unless `DUPLEX_BEHIND_PROXY=1`
+ * says a proxy in front provides that (then it trusts the proxy's
+ * `X-Forwarded-For` and serves with `Deno.serve` directly). With
  * `REDIS_URL` set it joins the cluster of every instance on that Redis; on
  * Deno Deploy (`DENO_DEPLOYMENT_ID` set) it joins the other isolates through
  * `BroadcastChannel`; otherwise it runs alone. With `DUPLEX_CLUSTER_SECRET`
@@ -59,6 +63,7 @@ import { Cluster } from "./src/cluster/cluster.ts";
 import type { ServerLogger } from "./src/server/duplex_server.ts";
 import type { PubSub } from "./src/cluster/pubsub.ts";
 import { serveForever } from "./src/server/serve_forever.ts";
+import { serveGuarded } from "./src/server/guarded_listener.ts";
 
 export {
   AUTH_PROTOCOL_PREFIX,
@@ -69,6 +74,7 @@ export {
 export {
   chat,
   type ChatClientEndpoint,
+  type ChatOptions,
   type ChatServerEndpoint,
   createChatServer,
   USERS_PAGE_SIZE,
@@ -88,6 +94,7 @@ export {
   type PresenceDetail,
   type PresenceReason,
   type Push,
+  type RoomDetail,
   type UserRequestOptions,
 } from "./src/cluster/cluster.ts";
 export {
@@ -128,10 +135,28 @@ export {
   type StatusAuthorize,
 } from "./src/server/duplex_server.ts";
 export {
+  PresenceFeed,
+  type PresenceFeedOptions,
+  type PresenceFeedStats,
+} from "./src/server/presence_feed.ts";
+export type {
+  PresenceDiff,
+  PresenceMeta,
+  PresenceState,
+} from "./src/wire/presence_frames.ts";
+export {
   LATENCY_BUCKETS,
   type MetricsSnapshot,
   ServerMetrics,
 } from "./src/server/metrics.ts";
+export {
+  type GuardDropDetail,
+  type GuardDropReason,
+  type GuardedServeOptions,
+  GuardedServer,
+  type GuardedServerEventMap,
+  serveGuarded,
+} from "./src/server/guarded_listener.ts";
 export {
   type ExpireDetail,
   type ResumeDetail,
@@ -237,10 +262,18 @@ if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? 8000);
   const hostname = listenHostname();
   const logger = consoleLogger();
+  const behindProxy = Deno.env.get("DUPLEX_BEHIND_PROXY") === "1";
+  const headerTimeout = Number(
+    Deno.env.get("DUPLEX_HEADER_TIMEOUT") ?? 10_000,
+  );
   const pubsub = await brokerFromEnv(logger);
   const secret = Deno.env.get("DUPLEX_CLUSTER_SECRET") || undefined;
   const cluster = pubsub && new Cluster(pubsub, { logger, secret });
-  const chatServer = createChatServer({ logger, cluster });
+  const chatServer = createChatServer({
+    logger,
+    cluster,
+    trustProxy: behindProxy,
+  });
   // Redis down at start is survivable: start() subscribes in the background
   // and the cluster syncs once Redis is up.
   await cluster?.start();
@@ -251,21 +284,27 @@ if (import.meta.main) {
         "configure authenticate before exposing this server (SECURITY.md)",
     );
   }
-  // Survives running out of file descriptors: listens again (SECURITY.md).
-  const http = serveForever(chatServer.fetch, {
-    port,
-    hostname,
-    logger,
-    onListen({ hostname, port }) {
-      // A wildcard address cannot be opened in a browser: name localhost.
-      const host = hostname === "0.0.0.0" || hostname === "::"
-        ? "localhost"
-        : hostname.includes(":")
-        ? `[${hostname}]`
-        : hostname;
-      console.log(`Listening on http://${host}:${port}/`);
-    },
-  });
+  const onListen = ({ hostname, port }: Deno.NetAddr): void => {
+    // A wildcard address cannot be opened in a browser: name localhost.
+    const host = hostname === "0.0.0.0" || hostname === "::"
+      ? "localhost"
+      : hostname.includes(":")
+      ? `[${hostname}]`
+      : hostname;
+    console.log(`Listening on http://${host}:${port}/`);
+  };
+  // Both survive running out of file descriptors (SECURITY.md). Without a
+  // proxy in front, the guard drops request heads that do not complete in
+  // time (slowloris), which Deno.serve alone never does.
+  const http = behindProxy
+    ? serveForever(chatServer.fetch, { port, hostname, logger, onListen })
+    : serveGuarded(chatServer.fetch, {
+      port,
+      hostname,
+      logger,
+      headerTimeout,
+      onListen,
+    });
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;

@@ -6,11 +6,17 @@
  */
 
 import { demoPage } from "./demo_page.ts";
+import { BINARY_BUNDLE } from "./binary_bundle.ts";
+import { binaryCodec } from "../wire/binary_codec.ts";
 import {
   DuplexServer,
   type DuplexServerOptions,
 } from "../server/duplex_server.ts";
-import type { AnyEndpoint, Endpoint } from "../peer/peer.ts";
+import type { AnyEndpoint, Endpoint, Peer } from "../peer/peer.ts";
+import { EncodedResult } from "../server/encoded_result.ts";
+import { PresenceFeed } from "../server/presence_feed.ts";
+import type { Connection } from "../server/connection.ts";
+import type { PresenceDiff, PresenceState } from "../wire/presence_frames.ts";
 
 /**
  * What the chat server answers: `users.list` (who is online, sorted).
@@ -29,6 +35,12 @@ export interface ChatServerEndpoint extends Endpoint {
   requests: {
     /** The users online, sorted; params `{ after?, limit? }` page them. */
     "users.list": (params?: unknown) => string[];
+    /** Starts the presence feed for this connection (`presence.state` now). */
+    "presence.listen": (params?: unknown) => { interval: number };
+    /** Stops it; `false` when it was not listening. */
+    "presence.unlisten": (params?: unknown) => boolean;
+    /** Sets the caller's metadata: a `PresenceMeta`, or `null` to remove it. */
+    "presence.set": (meta?: unknown) => boolean;
   };
   /** The chat receives no notifications with a method. */
   notifications: Record<never, never>;
@@ -56,6 +68,10 @@ export interface ChatClientEndpoint extends Endpoint {
     "presence.joined": { user: string };
     /** A user's last connection closed. */
     "presence.left": { user: string };
+    /** Everyone online, once, after `presence.listen`. */
+    "presence.state": PresenceState;
+    /** What changed since the last diff, at most one per interval. */
+    "presence.diff": PresenceDiff;
   };
 }
 
@@ -72,8 +88,31 @@ export interface ChatClientEndpoint extends Endpoint {
  */
 export const USERS_PAGE_SIZE: number = 1000;
 
+/**
+ * Options of {@linkcode chat}.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ChatOptions } from "@duplex/ws/server";
+ *
+ * const options: ChatOptions = { presenceInterval: 500 };
+ * ```
+ */
+export interface ChatOptions {
+  /**
+   * The shortest time between two `presence.diff` frames to a client that
+   * listens (see {@linkcode PresenceFeed}).
+   *
+   * @default {1000}
+   */
+  presenceInterval?: number;
+}
+
+/** Encoded pages kept between presence changes (by first index and size). */
+const MAX_CACHED_PAGES = 16;
+
 /** One page of the sorted users: after the cursor, at most `limit`. */
-function usersPage(sorted: string[], params: unknown): string[] {
+function usersPage(sorted: string[], params: unknown): [number, number] {
   const { after, limit } = (params ?? {}) as {
     after?: unknown;
     limit?: unknown;
@@ -91,7 +130,7 @@ function usersPage(sorted: string[], params: unknown): string[] {
   const size = typeof limit === "number" && limit >= 1
     ? Math.min(Math.floor(limit), USERS_PAGE_SIZE)
     : USERS_PAGE_SIZE;
-  return sorted.slice(start, start + size);
+  return [start, Math.min(start + size, sorted.length)];
 }
 
 /**
@@ -103,7 +142,12 @@ function usersPage(sorted: string[], params: unknown): string[] {
  *   answered `{"sequence": <same>, "type": 2, "message": "ok"}`, in that
  *   order;
  * - a user's first connection sends `presence.joined` `{ user }` to every
- *   other `duplex.v1` client, and its last closing `presence.left`;
+ *   other `duplex.v1` client that does not listen to the presence feed, and
+ *   its last closing `presence.left`;
+ * - a {@linkcode PresenceFeed}: a client that calls `presence.listen` gets
+ *   `presence.state`, then batched `presence.diff` frames (at most one per
+ *   `presenceInterval`) instead of the per-user notifications, and may set
+ *   its metadata with `presence.set`;
  * - `users.list` answers the users online, sorted, at most
  *   {@linkcode USERS_PAGE_SIZE} per call: `{ after: <last user of the
  *   previous page>, limit? }` asks for the next page.
@@ -116,6 +160,7 @@ function usersPage(sorted: string[], params: unknown): string[] {
  * `"expired"`), which every instance sees and delivers to its own clients.
  *
  * @param server The server.
+ * @param options The presence interval.
  * @returns A function that uninstalls the chat.
  *
  * @example Usage
@@ -129,6 +174,7 @@ function usersPage(sorted: string[], params: unknown): string[] {
  */
 export function chat<Local extends Endpoint, Remote extends Endpoint>(
   server: DuplexServer<Local, Remote>,
+  options: ChatOptions = {},
 ): () => void {
   const untyped = server as unknown as DuplexServer<AnyEndpoint, AnyEndpoint>;
   const removeRelay = untyped.onRequest((message, context) => {
@@ -141,30 +187,65 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
     return "ok";
   });
   const cluster = server.cluster;
-  // The sorted list is kept between presence changes; each answer is one
-  // page of it (an amplification bound: see SECURITY.md).
+  // The sorted list, and its pages encoded, are kept between presence
+  // changes; each answer is one page (an amplification bound: SECURITY.md).
   let sorted: string[] | undefined;
+  const pages = new Map<string, EncodedResult>();
   const removeList = untyped.handle("users.list", (params) => {
     sorted ??= (cluster?.online() ?? untyped.users()).sort();
-    return usersPage(sorted, params);
+    const [start, end] = usersPage(sorted, params);
+    const key = `${start}:${end}`;
+    let page = pages.get(key);
+    if (page === undefined) {
+      page = new EncodedResult(sorted.slice(start, end));
+      if (pages.size < MAX_CACHED_PAGES) pages.set(key, page);
+    }
+    return page as unknown as string[];
   });
+  // The duplex.v1 connections that do not listen to the feed get one
+  // notification per presence change, as before the feed existed; listening
+  // ones get the feed's batched diffs only.
+  const legacy = new Map<Peer<Endpoint, Endpoint>, Connection>();
+  const feed = new PresenceFeed(server, {
+    interval: options.presenceInterval,
+    onListen: (peer) => legacy.delete(peer),
+  });
+  const onConnect = (event: CustomEvent<Connection>) => {
+    const connection = event.detail;
+    // Any negotiated protocol (duplex.v1, a session's, a codec's) is duplex.v1.
+    if (connection.protocol === "") return;
+    legacy.set(connection.peer as Peer<Endpoint, Endpoint>, connection);
+  };
+  const onDisconnect = (event: CustomEvent<{ connection: Connection }>) => {
+    legacy.delete(event.detail.connection.peer as Peer<Endpoint, Endpoint>);
+  };
   // Every instance sees the cluster's presence events, so each one tells
   // only its own clients.
-  const local = cluster !== undefined;
-  const onOnline = (event: CustomEvent<{ user: string }>) => {
+  const tell = (user: string, method: string) => {
     sorted = undefined;
-    const { user } = event.detail;
-    untyped.notify({ user }, {
-      method: "presence.joined",
-      except: user,
-      local,
+    pages.clear();
+    if (legacy.size === 0) return;
+    const data = JSON.stringify({
+      sequence: 0,
+      type: 3,
+      message: { user },
+      method,
     });
+    for (const connection of legacy.values()) {
+      if (connection.user === user) continue;
+      try {
+        connection.peer.sendNotification(data);
+      } catch {
+        // Closed since it was listed: its disconnect removes it.
+      }
+    }
   };
-  const onOffline = (event: CustomEvent<{ user: string }>) => {
-    sorted = undefined;
-    const { user } = event.detail;
-    untyped.notify({ user }, { method: "presence.left", except: user, local });
-  };
+  const onOnline = (event: CustomEvent<{ user: string }>) =>
+    tell(event.detail.user, "presence.joined");
+  const onOffline = (event: CustomEvent<{ user: string }>) =>
+    tell(event.detail.user, "presence.left");
+  untyped.addEventListener("connect", onConnect);
+  untyped.addEventListener("disconnect", onDisconnect);
   const source: EventTarget = cluster ?? server;
   const [joined, left] = cluster === undefined
     ? ["online", "offline"]
@@ -174,6 +255,9 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
   return () => {
     removeRelay();
     removeList();
+    feed.close();
+    untyped.removeEventListener("connect", onConnect);
+    untyped.removeEventListener("disconnect", onDisconnect);
     source.removeEventListener(joined, onOnline as EventListener);
     source.removeEventListener(left, onOffline as EventListener);
   };
@@ -183,7 +267,8 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
  * Creates the chat server: a {@linkcode DuplexServer} with {@linkcode chat}
  * installed and the demo page at `GET /`.
  *
- * @param options The server options; `fallback` defaults to the demo page.
+ * @param options The server options (`fallback` defaults to the demo page)
+ * and the chat's `presenceInterval`.
  * @returns The server; pass its `fetch` to `Deno.serve`.
  *
  * @example Two users chat
@@ -222,14 +307,17 @@ export function chat<Local extends Endpoint, Remote extends Endpoint>(
  * ```
  */
 export function createChatServer(
-  options: DuplexServerOptions = {},
+  options: DuplexServerOptions & ChatOptions = {},
 ): DuplexServer<ChatServerEndpoint, ChatClientEndpoint> {
+  const { presenceInterval, ...serverOptions } = options;
   const server = new DuplexServer<ChatServerEndpoint, ChatClientEndpoint>({
     fallback: serveDemoPage,
     clientPath: "/client.js",
-    ...options,
+    // The demo page sends images as bytes (its clients load /binary.js).
+    codecs: [binaryCodec],
+    ...serverOptions,
   });
-  chat(server);
+  chat(server, { presenceInterval });
   return server;
 }
 
@@ -240,6 +328,15 @@ function serveDemoPage(request: Request): Response {
     (request.method === "GET" || request.method === "HEAD")
   ) {
     return demoPage();
+  }
+  if (url.pathname === "/binary.js" && request.method === "GET") {
+    return new Response(BINARY_BUNDLE, {
+      headers: {
+        "content-type": "text/javascript; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-content-type-options": "nosniff",
+      },
+    });
   }
   return new Response("Not found\n", {
     status: 404,

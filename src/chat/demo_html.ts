@@ -140,6 +140,9 @@ export function demoHtml(nonce: string): string {
   .system strong { color: var(--text); }
   .composer { display: flex; gap: .5rem; padding: .75rem; border-top: 1px solid var(--border); }
   .composer input { flex: 1 1 auto; }
+  .composer input[type=file] { display: none; }
+  .bubble img { display: block; max-width: min(16rem, 100%); max-height: 16rem; border-radius: 6px; margin-top: .25rem; }
+  .messages.dropping { outline: 2px dashed var(--accent); outline-offset: -6px; }
   .people { padding: 1rem; min-height: 0; overflow-y: auto; }
   .count {
     color: var(--accent-text); background: var(--accent); border-radius: 999px;
@@ -208,6 +211,8 @@ export function demoHtml(nonce: string): string {
       <form id="send-form" class="composer" autocomplete="off">
         <label for="message" class="visually-hidden">Message</label>
         <input id="message" name="message" type="text" maxlength="2000" placeholder="Write a message, press Enter" disabled>
+        <input id="image" type="file" accept="image/png,image/jpeg,image/gif,image/webp">
+        <button id="attach" type="button" class="secondary" title="Send an image (or paste or drop one)" disabled>Image</button>
         <button id="send" type="submit" disabled>Send</button>
       </form>
     </section>
@@ -225,6 +230,7 @@ export function demoHtml(nonce: string): string {
 </div>
 <script type="module" nonce="${nonce}">
 import { Client } from "/client.js";
+import { binaryCodec } from "/binary.js";
 
 const $ = (id) => document.getElementById(id);
 const log = $("log");
@@ -318,6 +324,7 @@ function setState(state, text) {
   // While reconnecting the client queues what is sent: it goes out, in
   // order, once the connection is back (shown as pending until then).
   $("send").disabled = state !== "open" && state !== "reconnecting";
+  $("attach").disabled = state !== "open";
   $("people").classList.toggle("stale", state !== "open");
   $("empty-text").textContent = closed
     ? "Pick a name and press Enter to join."
@@ -329,6 +336,44 @@ function setState(state, text) {
 function stopCountdown() {
   if (countdown !== null) clearInterval(countdown);
   countdown = null;
+}
+
+// Images travel as bytes (binary codec), shown from blob: URLs; raster only.
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+const MAX_IMAGE = 900 * 1024;
+
+function isImage(message) {
+  return message !== null && typeof message === "object" &&
+    message.image instanceof Uint8Array && IMAGE_TYPES.includes(message.type);
+}
+
+function showImage(who, message, mine) {
+  const shown = chat(who, "", mine);
+  const img = document.createElement("img");
+  img.alt = "Image from " + (mine ? "you" : who);
+  img.src = URL.createObjectURL(new Blob([message.image], { type: message.type }));
+  shown.item.querySelector(".text").append(img);
+  return shown;
+}
+
+async function sendImage(file) {
+  const current = client;
+  if (!file || current?.state !== "open") return;
+  if (!IMAGE_TYPES.includes(file.type)) return system("Only PNG, JPEG, GIF and WebP images can be sent");
+  if (file.size > MAX_IMAGE) return system("Images are limited to 900 KB");
+  if (current.protocol !== "duplex.v1.bin") return system("This server does not take images");
+  const message = { image: new Uint8Array(await file.arrayBuffer()), type: file.type };
+  const { item, rtt } = showImage(me, message, true);
+  rtt.textContent = "sending…";
+  try {
+    await current.request(message);
+    rtt.textContent = "✓ sent";
+    rtt.classList.add("done");
+  } catch (error) {
+    item.classList.add("failed");
+    rtt.textContent = "✗ not delivered";
+    rtt.title = error.message;
+  }
 }
 
 function describe(message) {
@@ -365,11 +410,13 @@ async function open(name) {
   const url = new URL("/ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.searchParams.set("user", name);
-  const current = new Client(url.href, { minDelay: 300, maxDelay: 5000 });
+  const current = new Client(url.href, { minDelay: 300, maxDelay: 5000, codec: binaryCodec });
   client = current;
   window.duplex = current;
   current.onNotify((message, frame) => {
-    if (current === client) chat(frame.from ?? "unknown", describe(message), false);
+    if (current !== client) return;
+    if (isImage(message)) showImage(frame.from ?? "unknown", message, false);
+    else chat(frame.from ?? "unknown", describe(message), false);
   });
   current.on("presence.joined", ({ user }) => {
     if (current !== client) return;
@@ -506,6 +553,32 @@ $("send-form").addEventListener("submit", async (event) => {
   } finally {
     current.removeEventListener("open", sent);
   }
+});
+
+$("attach").addEventListener("click", () => $("image").click());
+$("image").addEventListener("change", () => {
+  const input = $("image");
+  sendImage(input.files[0]).finally(() => { input.value = ""; });
+});
+messageInput.addEventListener("paste", (event) => {
+  const file = Array.from(event.clipboardData?.files ?? []).find((f) => f.type.startsWith("image/"));
+  if (!file) return;
+  event.preventDefault();
+  sendImage(file);
+});
+const dropZone = log.parentElement;
+dropZone.addEventListener("dragover", (event) => {
+  if (!client || !event.dataTransfer?.types.includes("Files")) return;
+  event.preventDefault();
+  dropZone.classList.add("dropping");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dropping"));
+dropZone.addEventListener("drop", (event) => {
+  dropZone.classList.remove("dropping");
+  const file = event.dataTransfer?.files[0];
+  if (!file) return;
+  event.preventDefault();
+  sendImage(file);
 });
 
 messageInput.addEventListener("keydown", (event) => {

@@ -40,7 +40,7 @@ export function demoPage(): Response {
         "default-src 'none'",
         `script-src 'self' 'nonce-${nonce}'`,
         "style-src 'unsafe-inline'",
-        "img-src data:",
+        "img-src data: blob:",
         "connect-src 'self'",
         "base-uri 'none'",
         "form-action 'none'",

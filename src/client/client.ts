@@ -7,7 +7,7 @@
 
 import { Sender } from "../peer/sender.ts";
 import { backoffDelay } from "./backoff.ts";
-import { CloseCode, isFinalCloseCode } from "../wire/close_codes.ts";
+import { isFinalCloseCode } from "../wire/close_codes.ts";
 import {
   ConnectError,
   ConnectionClosedError,
@@ -25,8 +25,8 @@ import type {
   TypedNotifyFrame,
 } from "../peer/endpoint.ts";
 import type { RequestOptions } from "../peer/peer_options.ts";
-import { type NotifyFrame, SUBPROTOCOL } from "../wire/protocol.ts";
-import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { NotifyFrame } from "../wire/protocol.ts";
+import { offer, selection } from "./negotiation.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import { ClientSession, type SessionOutcome } from "./client_session.ts";
 import type {
@@ -395,9 +395,8 @@ export class Client<
       if (generation !== this.#generation) return;
       this.#href = String(target);
       const session = this.#session;
-      const protocols = session === undefined
-        ? [SUBPROTOCOL, ...extra]
-        : [SUBPROTOCOL, SESSION_PROTOCOL, ...extra];
+      const codec = options.codec?.protocol;
+      const protocols = offer(codec, session !== undefined, extra);
       const socket = ws = this.#socket = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
@@ -418,25 +417,22 @@ export class Client<
       };
       socket.onopen = () => {
         if (generation !== this.#generation) return;
-        // The server grants a session by selecting the session protocol.
-        if (session === undefined || socket.protocol !== SESSION_PROTOCOL) {
+        // The server grants a session (or a codec) by selecting its protocol.
+        const chosen = selection(socket.protocol, codec, !!session);
+        const opts = chosen.coded ? options : { ...options, codec: undefined };
+        this.#protocol = chosen.protocol;
+        if (session === undefined || !chosen.session) {
           generation = -1;
           // Without duplex.v1 the server speaks the original protocol: only
           // original frames may go out.
-          const original = socket.protocol !== SUBPROTOCOL;
-          this.#protocol = socket.protocol;
-          const peer = new Peer<Local, Remote>(socket, {
-            ...options,
-            original,
-          });
+          const { original } = chosen;
+          const peer = new Peer<Local, Remote>(socket, { ...opts, original });
           this.#opened(peer, socket);
           return;
         }
-        // A session is duplex.v1.
-        this.#protocol = SUBPROTOCOL;
         session.handshake(socket, {
           live: () => generation === this.#generation,
-          createPeer: (over) => new Peer<Local, Remote>(over, options),
+          createPeer: (over) => new Peer<Local, Remote>(over, opts),
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);
@@ -473,8 +469,8 @@ export class Client<
     this.#heartbeat = peer.original ? undefined : new Heartbeat(
       peer,
       transport === undefined
-        ? () => peer.close(CloseCode.PingTimeout, "Ping timeout")
-        : () => transport.drop(CloseCode.PingTimeout, "Ping timeout"),
+        ? () => peer.close(4000, "Ping timeout")
+        : () => transport.drop(4000, "Ping timeout"), // CloseCode.PingTimeout
       { interval: options.pingInterval, timeout: options.pingTimeout },
     );
     // Queued sends go out in order, each once, on this connection: in

@@ -1,36 +1,26 @@
 /**
  * The cross-instance layer: several server instances behind any load
  * balancer (no sticky sessions) share users, rooms, broadcasts, requests and
- * presence through a {@linkcode PubSub} broker.
+ * presence through a {@linkcode PubSub} broker. Each instance owns one
+ * {@linkcode Cluster} and attaches its local server as a
+ * {@linkcode LocalNode}; the cluster does the rest:
  *
- * Each instance owns one {@linkcode Cluster} and attaches its local server as
- * a {@linkcode LocalNode}: a function that delivers an already-encoded frame
- * to local connections, and one that sends a request to a local user. The
- * cluster does the rest:
+ * - pushes ({@linkcode Cluster.publish}): delivered locally at once and sent,
+ *   encoded once, to the other instances (a user's push only where the user
+ *   is);
+ * - requests to a user on any instance ({@linkcode Cluster.request});
+ * - presence: local users announced and re-announced every
+ *   `heartbeatInterval`, an instance not heard from within `presenceTtl`
+ *   dropped with its users, `join` / `leave` / `update` events, the online
+ *   list and small per-user metadata;
+ * - rooms ({@linkcode Cluster.join}, `leave`, `members`, `roomsOf`) for the
+ *   whole cluster; a dead instance's memberships go with its users.
  *
- * - {@linkcode Cluster.publish} delivers a push locally at once and sends it,
- *   encoded once, to the other instances: everyone, a room, everyone but one
- *   user (`except`), or one user (only to the instances where the user is);
- * - {@linkcode Cluster.request} asks a user connected to any instance and
- *   routes the response back, with a timeout and typed errors;
- * - presence: {@linkcode Cluster.addLocalUser} / `removeLocalUser` announce
- *   local users; every instance re-announces its users each
- *   `heartbeatInterval`; an instance not heard from within `presenceTtl` is
- *   dropped with its users. `join` and `leave` events report cluster-wide
- *   changes; {@linkcode Cluster.online} lists the users.
- *
- * Guarantees: messages from one instance are delivered to another in the
- * order they were published (per channel on transports without a total
- * order); the broker delivers at most once (nothing is retried or replayed);
- * users of an instance that dies disappear from every other instance within
- * `presenceTtl + heartbeatInterval`. The envelope format is documented on
- * {@linkcode CLUSTER_PROTOCOL_VERSION}.
- *
- * The broker is a boundary: every received envelope is checked (size, fields,
- * limits, and that a push "from" a user comes from the instance that
- * announced the user) before anything reaches a client, and with a `secret`
- * every envelope is signed and replays are refused. SECURITY.md ("Broker")
- * says what remains trusted.
+ * Messages from one instance reach another in order, at most once. Every
+ * received envelope is checked before anything reaches a client, and with a
+ * `secret` signed (SECURITY.md, "Broker"). The envelope format is documented
+ * on {@linkcode CLUSTER_PROTOCOL_VERSION}; docs/scaling-out.md has the
+ * guarantees.
  *
  * @module
  */
@@ -43,16 +33,19 @@ import {
   type ClusterEventMap,
   type ClusterOptions,
   type ClusterStats,
+  emptyClusterStats,
   resolveClusterOptions,
 } from "./cluster_options.ts";
 import { BrokerLink } from "./broker_link.ts";
-import type { Envelope } from "./envelope.ts";
 import { EnvelopeSignature } from "./envelope_signature.ts";
 import { Inbox } from "./inbox.ts";
 import type { LocalNode, Push, UserRequestOptions } from "./local_node.ts";
 import { Presence, type PresenceReason } from "./presence.ts";
 import { RemoteRequests } from "./remote_requests.ts";
-import { pushEnvelope, readPush } from "./routed_push.ts";
+import { ClusterRooms } from "./rooms.ts";
+import { isPresenceMeta, type PresenceMeta } from "../wire/presence_frames.ts";
+import { type ReceiveContext, receiveEnvelope } from "./receive.ts";
+import { pushEnvelope } from "./routed_push.ts";
 
 // The types of the cluster's API live in their own files; they are
 // re-exported here so that `cluster.ts` stays the one import of its users.
@@ -63,6 +56,7 @@ export type {
 } from "./cluster_options.ts";
 export type { LocalNode, Push, UserRequestOptions } from "./local_node.ts";
 export type { PresenceDetail, PresenceReason } from "./presence.ts";
+export type { RoomDetail } from "./rooms.ts";
 export { CLUSTER_PROTOCOL_VERSION } from "./envelope.ts";
 
 /**
@@ -111,21 +105,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   /** This instance's id. */
   readonly id: string;
   /** Counters, for metrics. */
-  readonly stats: ClusterStats = {
-    published: 0,
-    publishFailed: 0,
-    received: 0,
-    invalid: 0,
-    requestsSent: 0,
-    requestsServed: 0,
-    expired: 0,
-    oversized: 0,
-    unauthenticated: 0,
-    replayed: 0,
-    forged: 0,
-    late: 0,
-    outcomeUnknown: 0,
-  };
+  readonly stats: ClusterStats = emptyClusterStats();
   #pubsub: PubSub;
   #node: LocalNode | undefined;
   #link: BrokerLink;
@@ -134,6 +114,8 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   #logger: BrokerLogger | undefined;
   #presence: Presence;
   #requests: RemoteRequests;
+  #rooms: ClusterRooms;
+  #context: ReceiveContext;
   #inbox: Inbox;
   #unsubscribes: Unsubscribe[] = [];
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
@@ -187,7 +169,8 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
       stats: this.stats,
       logger: this.#logger,
       closed: () => this.#closed,
-      handle: (envelope, node, direct) => this.#handle(envelope, node, direct),
+      handle: (envelope, node, direct) =>
+        receiveEnvelope(this.#context, envelope, node, direct),
       report: (what, error) => this.#link.report(what, error),
     });
     this.#presence = new Presence(
@@ -202,6 +185,28 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
       },
     );
     this.#requests = new RemoteRequests(this.#link, this.stats, resolved);
+    const presence = this.#presence;
+    this.#rooms = new ClusterRooms({
+      id,
+      link: this.#link,
+      node: () => this.#node,
+      isLocal: (user) => presence.isLocal(user),
+      holds: (instance, user) => presence.holds(instance, user),
+      remoteInstancesOf: (user) => presence.remoteInstancesOf(user),
+      maxMemberships: resolved.maxMembershipsPerInstance,
+      onChange: (detail) =>
+        this.dispatchEvent(new CustomEvent("room", { detail })),
+    });
+    this.#context = {
+      presence,
+      rooms: this.#rooms,
+      requests: this.#requests,
+      stats: this.stats,
+      node: () => this.#node,
+      deliver: (push) => this.#deliver(push),
+      goodbye: (node) => this.#drop(node, "goodbye"),
+      sendHeartbeat: () => this.#sendHeartbeat(),
+    };
   }
 
   /**
@@ -332,6 +337,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   addLocalUser(user: string): void {
     if (!this.#presence.addLocal(user)) return;
     if (this.#live()) this.#link.sendAll({ kind: "join", user });
+    this.#rooms.adopt(user);
   }
 
   /**
@@ -344,9 +350,88 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
   removeLocalUser(user: string): boolean {
     const removed = this.#presence.removeLocal(user);
     if (removed === "absent") return false;
-    if (removed === "last" && this.#live()) {
-      this.#link.sendAll({ kind: "leave", user });
+    if (removed !== "last") return true;
+    this.#rooms.forgetLocal(user);
+    if (this.#live()) this.#link.sendAll({ kind: "leave", user });
+    return true;
+  }
+
+  /**
+   * Closes the user's connections opened earlier on the other instances
+   * (`duplicateUser: "replace"` across the cluster): call it when a user's
+   * connection opens here.
+   *
+   * @param user The user.
+   */
+  replace(user: string): void {
+    const at = Date.now();
+    if (this.#live()) this.#link.sendAll({ kind: "replace", user, at });
+  }
+
+  /**
+   * Adds a user to a room wherever the user is connected: here at once,
+   * elsewhere through the broker (`members()` shows it once announced).
+   * It ends with the user's last connection anywhere.
+   *
+   * @param room The room (at most 256 characters).
+   * @param user The user.
+   * @returns `false` when the user is connected nowhere.
+   * @throws {RangeError} When the room name is longer than 256 characters.
+   */
+  join(room: string, user: string): boolean {
+    return this.#rooms.change(room, user, true);
+  }
+
+  /**
+   * Removes a user from a room wherever the user is connected.
+   *
+   * @param room The room.
+   * @param user The user.
+   * @returns Whether the user was a member, as this instance knew it.
+   * @throws {RangeError} When the room name is longer than 256 characters.
+   */
+  leave(room: string, user: string): boolean {
+    return this.#rooms.change(room, user, false);
+  }
+
+  /**
+   * The members of a room on every instance.
+   *
+   * @param room The room.
+   * @returns The user ids.
+   */
+  members(room: string): string[] {
+    return this.#rooms.members(room);
+  }
+
+  /**
+   * The rooms of a user on every instance.
+   *
+   * @param user The user.
+   * @returns The room names.
+   */
+  roomsOf(user: string): string[] {
+    return this.#rooms.roomsOf(user);
+  }
+
+  /**
+   * Sets (`undefined`: removes) the presence metadata of a user connected
+   * here; an `update` event follows on every instance.
+   *
+   * @param user The user, connected here.
+   * @param meta The metadata (at most 256 bytes), or `undefined`.
+   * @returns `false` when the user is not connected here.
+   * @throws {TypeError} When `meta` is not valid {@linkcode PresenceMeta}.
+   */
+  setMeta(user: string, meta: PresenceMeta | undefined): boolean {
+    if (meta !== undefined && !isPresenceMeta(meta)) {
+      throw new TypeError(
+        "Cannot set presence metadata: a flat object of at most 256 bytes is needed",
+      );
     }
+    if (!this.#presence.isLocal(user)) return false;
+    this.#presence.setMeta(this.id, user, meta);
+    if (this.#live()) this.#link.sendAll({ kind: "meta", user, meta });
     return true;
   }
 
@@ -429,6 +514,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.#requests.close();
     await Promise.all([this.#link.settled(), this.#inbox.settled()]);
     this.#presence.clear();
+    this.#rooms.clear();
     if (wasLive) this.#logger?.info(`cluster ${this.id} closed`);
   }
 
@@ -441,6 +527,8 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
       kind: "hb",
       users: this.#presence.localUsers(),
       ttl: this.#ttl,
+      rooms: this.#rooms.localTable(),
+      meta: this.#presence.localMeta(),
     });
   }
 
@@ -456,6 +544,7 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
 
   /** Forgets another instance: its users, and the requests it was part of. */
   #drop(node: string, reason: PresenceReason): void {
+    this.#rooms.drop(node);
     const users = this.#presence.drop(node, reason);
     if (users === undefined) return;
     this.#requests.forget(node);
@@ -498,68 +587,5 @@ export class Cluster extends TypedEventTarget<ClusterEventMap>
     this.#announced = true;
     this.#sendHeartbeat();
     this.#link.sendAll({ kind: "sync" });
-  }
-
-  /** Acts on one checked envelope; `true`, or why it is dropped. */
-  #handle(envelope: Envelope, node: string, direct: boolean): true | string {
-    switch (envelope.kind) {
-      case "push": {
-        const received = readPush(envelope, direct);
-        if (typeof received === "string") return received;
-        const { push, from } = received;
-        if (from !== undefined && !this.#presence.holds(node, from)) {
-          // Only the instance a user is connected to speaks for that user.
-          this.stats.forged++;
-          return `from ${
-            JSON.stringify(from)
-          }, a user ${node} did not announce`;
-        }
-        this.#presence.touch(node);
-        this.#deliver(push);
-        return true;
-      }
-      case "join":
-        if (typeof envelope.user !== "string") return "bad user";
-        return this.#presence.join(node, envelope.user);
-      case "leave":
-        if (typeof envelope.user !== "string") return "bad user";
-        this.#presence.leave(node, envelope.user);
-        return true;
-      case "hb": {
-        const { users, ttl } = envelope;
-        if (
-          !Array.isArray(users) || !users.every((u) => typeof u === "string") ||
-          !(typeof ttl === "number" && ttl > 0)
-        ) {
-          return "bad users or ttl";
-        }
-        return this.#presence.heartbeat(node, users, ttl);
-      }
-      case "sync": {
-        const seen = this.#presence.seen(node);
-        if (seen !== true) return seen;
-        this.#sendHeartbeat();
-        return true;
-      }
-      case "bye":
-        this.#drop(node, "goodbye");
-        return true;
-      case "req": {
-        if (!direct) return "not on a node channel";
-        const user = envelope.user;
-        const local = typeof user === "string" && this.#presence.isLocal(user)
-          ? this.#node
-          : undefined;
-        return this.#requests.serve(envelope, node, local) || "bad fields";
-      }
-      case "res":
-        if (!direct) return "not on a node channel";
-        return this.#requests.settle(envelope, node) || "bad fields";
-      case "cancel":
-        if (!direct) return "not on a node channel";
-        return this.#requests.cancel(envelope, node) || "bad fields";
-      default:
-        return true; // A later kind: ignored.
-    }
   }
 }

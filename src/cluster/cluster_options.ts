@@ -7,6 +7,7 @@
 import type { BrokerLogger } from "./pubsub.ts";
 import type { LocalNode } from "./local_node.ts";
 import type { PresenceDetail } from "./presence.ts";
+import type { RoomDetail } from "./rooms.ts";
 
 /**
  * The events of a {@linkcode Cluster}.
@@ -23,6 +24,10 @@ export interface ClusterEventMap {
   join: CustomEvent<PresenceDetail>;
   /** A user went offline everywhere in the cluster (last instance). */
   leave: CustomEvent<PresenceDetail>;
+  /** A user's presence metadata changed (`detail.meta`, absent: removed). */
+  update: CustomEvent<PresenceDetail>;
+  /** A user entered or left a room, cluster-wide. */
+  room: CustomEvent<RoomDetail>;
   /** The broker refused a message, or a node function threw. */
   error: ErrorEvent;
 }
@@ -57,16 +62,18 @@ export interface ClusterOptions {
    */
   node?: LocalNode;
   /**
-   * How often this instance publishes its users.
+   * How often this instance publishes its users (and their rooms and
+   * metadata).
    *
-   * @default {5000}
+   * @default {2000}
    */
   heartbeatInterval?: number;
   /**
    * How long another instance's users stay listed without a heartbeat.
-   * Must exceed `heartbeatInterval`.
+   * Must exceed `heartbeatInterval`. The users of an instance that died
+   * are gone everywhere within `presenceTtl + heartbeatInterval`.
    *
-   * @default {15000}
+   * @default {6000}
    */
   presenceTtl?: number;
   /**
@@ -123,6 +130,14 @@ export interface ClusterOptions {
    * @default {10000}
    */
   maxUsersPerInstance?: number;
+  /**
+   * The most room memberships (user in room) one other instance may
+   * announce; a heartbeat or room change beyond it is dropped (counted as
+   * invalid).
+   *
+   * @default {100000}
+   */
+  maxMembershipsPerInstance?: number;
   /**
    * The most other instances known at once; messages of further instances
    * are dropped until one leaves or expires.
@@ -191,6 +206,29 @@ export interface ClusterStats {
   outcomeUnknown: number;
 }
 
+/**
+ * Counters at zero. Internal.
+ *
+ * @returns A fresh {@linkcode ClusterStats}.
+ */
+export function emptyClusterStats(): ClusterStats {
+  return {
+    published: 0,
+    publishFailed: 0,
+    received: 0,
+    invalid: 0,
+    requestsSent: 0,
+    requestsServed: 0,
+    expired: 0,
+    oversized: 0,
+    unauthenticated: 0,
+    replayed: 0,
+    forged: 0,
+    late: 0,
+    outcomeUnknown: 0,
+  };
+}
+
 /** Every option of a cluster with its default applied. Internal. */
 export type ResolvedClusterOptions =
   & Required<
@@ -212,14 +250,15 @@ export function resolveClusterOptions(
   const {
     id = crypto.randomUUID(),
     prefix = "duplex:",
-    heartbeatInterval = 5_000,
-    presenceTtl = 15_000,
+    heartbeatInterval = 2_000,
+    presenceTtl = 6_000,
     timeout = 30_000,
     maxPending = 10_000,
     maxPendingPerAsker = 100,
     replayWindow = 30_000,
     maxEnvelopeSize = 4 * 1024 * 1024,
     maxUsersPerInstance = 10_000,
+    maxMembershipsPerInstance = 100_000,
     maxInstances = 256,
   } = options;
   const maxPresenceTtl = options.maxPresenceTtl ??
@@ -248,6 +287,7 @@ export function resolveClusterOptions(
       replayWindow,
       maxEnvelopeSize,
       maxUsersPerInstance,
+      maxMembershipsPerInstance,
       maxInstances,
     })
   ) {
@@ -269,6 +309,7 @@ export function resolveClusterOptions(
     replayWindow,
     maxEnvelopeSize,
     maxUsersPerInstance,
+    maxMembershipsPerInstance,
     maxInstances,
     maxPresenceTtl,
   };

@@ -31,9 +31,13 @@ import type { ErrorPayload } from "../wire/protocol.ts";
  * | `cancel` | node:<id> | `id`                                                                                            |
  * | `join`   | all       | `user`                                                                                          |
  * | `leave`  | all       | `user`                                                                                          |
- * | `hb`     | all       | `users` (every local user), `ttl` (ms)                                                          |
+ * | `hb`     | all       | `users` (every local user), `ttl` (ms), `rooms`? (`{room: [user]}`), `meta`? (`{user: meta}`)     |
  * | `sync`   | all       | (asks every instance to send `hb` now)                                                          |
  * | `bye`    | all       | (the sender leaves: drop its users now)                                                         |
+ * | `room`   | all       | `user`, `room`, `in` (the sender's user entered or left a room)                                  |
+ * | `roomreq`| node:<id> | `user`, `room`, `in` (asks the user's instance to change it)                                    |
+ * | `meta`   | all       | `user`, `meta`? (presence metadata of the sender's user)                                        |
+ * | `replace`| all       | `user`, `at` (close that user's connections opened before `at`)                                 |
  *
  * Version 2 adds:
  * - `deadline` on `req`: the asker's clock (ms since the epoch) when it gives

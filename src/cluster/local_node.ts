@@ -115,4 +115,31 @@ export interface LocalNode {
     message: unknown,
     options: UserRequestOptions,
   ): Promise<unknown>;
+  /**
+   * Adds a user connected here to a room (cluster-wide rooms). Without it,
+   * this instance keeps no rooms.
+   *
+   * @param room The room.
+   * @param user The user.
+   * @returns `false` when the user is not connected here.
+   */
+  join?(room: string, user: string): boolean;
+  /**
+   * Removes a user connected here from a room.
+   *
+   * @param room The room.
+   * @param user The user.
+   * @returns `true` when the user was a member.
+   */
+  leave?(room: string, user: string): boolean;
+  /**
+   * Another instance opened a connection of a user under
+   * `duplicateUser: "replace"`: closes this instance's connections of the
+   * user opened before it (4009).
+   *
+   * @param user The user.
+   * @param at When the newer connection opened (ms since the epoch).
+   * @param instance The instance where it opened.
+   */
+  replace?(user: string, at: number, instance: string): void;
 }

@@ -11,6 +11,7 @@
  */
 
 import type { BrokerLogger } from "./pubsub.ts";
+import { isPresenceMeta, type PresenceMeta } from "../wire/presence_frames.ts";
 
 /**
  * Why a `join` or `leave` event fired:
@@ -18,7 +19,8 @@ import type { BrokerLogger } from "./pubsub.ts";
  *   `addLocalUser` / `removeLocalUser`);
  * - `"heartbeat"`: an instance's periodic list added or lacked a user;
  * - `"expired"`: the instance holding the user was not heard from in time;
- * - `"goodbye"`: the instance holding the user closed.
+ * - `"goodbye"`: the instance holding the user closed;
+ * - `"meta"`: the user's metadata changed (`update` events).
  *
  * @example Usage
  * ```ts
@@ -32,7 +34,8 @@ export type PresenceReason =
   | "leave"
   | "heartbeat"
   | "expired"
-  | "goodbye";
+  | "goodbye"
+  | "meta";
 
 /**
  * The detail of `join` and `leave` events.
@@ -51,6 +54,8 @@ export interface PresenceDetail {
   instance: string;
   /** Why it changed. */
   reason: PresenceReason;
+  /** The user's metadata (`update` events; absent when removed). */
+  meta?: PresenceMeta;
 }
 
 /** What this instance knows of another one. */
@@ -62,7 +67,7 @@ class Instance {
 
 /** Called when a user comes online or goes offline cluster-wide. */
 export type PresenceListener = (
-  type: "join" | "leave",
+  type: "join" | "leave" | "update",
   detail: PresenceDetail,
 ) => void;
 
@@ -86,6 +91,8 @@ export class Presence {
   #local = new Map<string, number>();
   #remote = new Map<string, Instance>();
   #where = new Map<string, Set<string>>();
+  /** User → the metadata last announced, and by which instance. */
+  #meta = new Map<string, { instance: string; meta: PresenceMeta }>();
 
   /**
    * Creates an empty presence.
@@ -257,6 +264,89 @@ export class Presence {
     return true;
   }
 
+  /** A user's metadata, as last announced. */
+  metaOf(user: string): PresenceMeta | undefined {
+    return this.#meta.get(user)?.meta;
+  }
+
+  /** The metadata of this instance's users, for the heartbeat. */
+  localMeta(): Record<string, PresenceMeta> | undefined {
+    let table: Record<string, PresenceMeta> | undefined;
+    for (const [user, { instance, meta }] of this.#meta) {
+      if (instance === this.#id) (table ??= {})[user] = meta;
+    }
+    return table;
+  }
+
+  /**
+   * Sets (or with `undefined` removes) the metadata of a user that an
+   * instance holds (this one included); the last one announced wins.
+   *
+   * @returns `true`, or why it is refused.
+   */
+  setMeta(
+    instance: string,
+    user: string,
+    meta: PresenceMeta | undefined,
+  ): true | string {
+    if (!this.holds(instance, user)) {
+      return `metadata of ${
+        JSON.stringify(user)
+      }, a user ${instance} did not announce`;
+    }
+    const current = this.#meta.get(user);
+    if (meta === undefined) {
+      if (current === undefined) return true;
+      this.#meta.delete(user);
+    } else {
+      if (
+        current !== undefined &&
+        JSON.stringify(current.meta) === JSON.stringify(meta)
+      ) {
+        current.instance = instance;
+        return true;
+      }
+      this.#meta.set(user, { instance, meta });
+    }
+    const detail: PresenceDetail = { user, instance, reason: "meta" };
+    if (meta !== undefined) detail.meta = meta;
+    this.#onChange("update", detail);
+    return true;
+  }
+
+  /**
+   * An instance's heartbeat listed the metadata of its users: metadata last
+   * announced by it follows the list; others' stays.
+   *
+   * @returns `true`, or why the list is refused.
+   */
+  heartbeatMeta(node: string, table: unknown): true | string {
+    if (
+      table !== undefined &&
+      (typeof table !== "object" || table === null || Array.isArray(table))
+    ) {
+      return "meta is not an object";
+    }
+    const listed = (table ?? {}) as Record<string, unknown>;
+    for (const user in listed) {
+      if (!isPresenceMeta(listed[user])) return "bad meta";
+    }
+    for (const [user, { instance }] of [...this.#meta]) {
+      if (instance === node && !(user in listed)) {
+        this.setMeta(node, user, undefined);
+      }
+    }
+    for (const user in listed) {
+      const current = this.#meta.get(user);
+      if (current === undefined || current.instance === node) {
+        if (this.holds(node, user)) {
+          this.setMeta(node, user, listed[user] as PresenceMeta);
+        }
+      }
+    }
+    return true;
+  }
+
   /**
    * Forgets an instance and its users.
    *
@@ -290,6 +380,7 @@ export class Presence {
   clear(): void {
     this.#remote.clear();
     this.#where.clear();
+    this.#meta.clear();
   }
 
   #add(instance: string, user: string, reason: PresenceReason): void {
@@ -305,6 +396,7 @@ export class Presence {
     if (where === undefined || !where.delete(instance)) return;
     if (where.size > 0) return;
     this.#where.delete(user);
+    this.#meta.delete(user);
     this.#onChange("leave", { user, instance, reason });
   }
 }

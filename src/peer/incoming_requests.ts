@@ -32,13 +32,22 @@ class Context implements RequestContext {
     this.method = method;
     this.from = from;
   }
+  #aborted = false;
+  #reason: unknown;
   get data(): unknown {
     return this.peer.data;
   }
   get signal(): AbortSignal {
-    return (this.#controller ??= new AbortController()).signal;
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      // Asked for after the abort (e.g. in a finally block): aborted too.
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
   abort(reason: unknown): void {
+    this.#aborted = true;
+    this.#reason = reason;
     this.#controller?.abort(reason);
   }
 }
@@ -48,7 +57,12 @@ class Context implements RequestContext {
  * not with what it threw. Not called for a request aborted by
  * {@linkcode IncomingRequests.abortAll} or cancelled.
  */
-export type Settle = (sequence: number, ok: boolean, value: unknown) => void;
+export type Settle = (
+  sequence: number,
+  ok: boolean,
+  value: unknown,
+  context: { abort(reason: unknown): void },
+) => void;
 
 /**
  * The incoming requests of one peer. Internal: the {@linkcode Peer} creates
@@ -105,11 +119,11 @@ export class IncomingRequests {
     try {
       result = handler(frame.message, context);
     } catch (error) {
-      this.#settle(sequence, false, error);
+      this.#settle(sequence, false, error, context);
       return;
     }
     if (typeof (result as PromiseLike<unknown>)?.then !== "function") {
-      this.#settle(sequence, true, result);
+      this.#settle(sequence, true, result, context);
       return;
     }
     const running = this.#running ??= new Map();
@@ -117,7 +131,7 @@ export class IncomingRequests {
     const done = (ok: boolean, value: unknown): void => {
       if (running.get(sequence) !== context) return;
       running.delete(sequence);
-      this.#settle(sequence, ok, value);
+      this.#settle(sequence, ok, value, context);
       if (running.size === 0) this.#idle();
     };
     (result as PromiseLike<unknown>).then(

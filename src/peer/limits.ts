@@ -39,10 +39,10 @@ export interface PeerLimitsOptions {
    */
   maxMessageSize?: number;
   /**
-   * Token bucket for incoming frames. A frame over the limit is refused
-   * (requests get a `RATE_LIMITED` error response, notifications and pings
-   * are dropped); `maxViolations` refusals in a row close the connection
-   * with 1008.
+   * Token bucket for incoming frames, and optionally a second one for their
+   * bytes. A frame over either is refused (requests get a `RATE_LIMITED`
+   * error response, notifications and pings are dropped); `maxViolations`
+   * refusals in a row close the connection with 1008.
    *
    * @default {undefined}
    */
@@ -53,6 +53,20 @@ export interface PeerLimitsOptions {
      * @default {50}
      */
     maxViolations?: number;
+    /**
+     * Incoming bytes per second (binary bytes, or UTF-16 units of a text
+     * message: its UTF-8 size for ASCII, at least a third of it otherwise);
+     * unlimited when not set.
+     *
+     * @default {undefined}
+     */
+    bytesPerSecond?: number;
+    /**
+     * Bytes that may arrive at once; a larger message is always refused.
+     *
+     * @default {bytesPerSecond}
+     */
+    burstBytes?: number;
   };
   /**
    * Send-buffer size in bytes above which notifications are subject to
@@ -92,6 +106,7 @@ export class PeerLimits implements PeerGuard {
   #maxInFlight: number;
   #maxMessageSize: number;
   #limiter: RateLimiter | undefined;
+  #bytes: RateLimiter | undefined;
   #maxViolations: number;
   #violations = 0;
   #highWaterMark: number;
@@ -108,6 +123,11 @@ export class PeerLimits implements PeerGuard {
     this.#maxInFlight = options.maxInFlight ?? Infinity;
     this.#maxMessageSize = options.maxMessageSize ?? Infinity;
     this.#limiter = rateLimit ? new RateLimiter(rateLimit) : undefined;
+    const bytesPerSecond = rateLimit?.bytesPerSecond;
+    this.#bytes = bytesPerSecond === undefined ? undefined : new RateLimiter({
+      rate: bytesPerSecond,
+      burst: rateLimit?.burstBytes ?? bytesPerSecond,
+    });
     this.#maxViolations = rateLimit?.maxViolations ?? 50;
     this.#highWaterMark = options.highWaterMark ?? 4 * 1024 * 1024;
     this.#closeOnBackpressure = options.backpressure === "close";
@@ -115,7 +135,7 @@ export class PeerLimits implements PeerGuard {
 
   /**
    * Closes the peer with 1009 for a message over `maxMessageSize`, refuses
-   * a message over the rate limit, and closes with 1008 after
+   * a message over the rate limit (frames or bytes), and closes with 1008 after
    * `maxViolations` refusals in a row.
    *
    * @param peer The peer that received the message.
@@ -127,7 +147,9 @@ export class PeerLimits implements PeerGuard {
     data: unknown,
   ): ErrorPayload | false | undefined {
     const max = this.#maxMessageSize;
+    let size: number;
     if (typeof data === "string") {
+      size = data.length;
       // Up to three UTF-8 bytes per UTF-16 unit: count exactly only when
       // the length alone does not decide.
       if (
@@ -137,11 +159,15 @@ export class PeerLimits implements PeerGuard {
       ) {
         return this.#close(peer, 1009, "Message too big");
       }
-    } else if (((data as ArrayBufferLike).byteLength ?? 0) > max) {
+    } else if ((size = (data as ArrayBufferLike).byteLength ?? 0) > max) {
       return this.#close(peer, 1009, "Message too big");
     }
     const limiter = this.#limiter;
-    if (limiter === undefined || limiter.take()) {
+    const bytes = this.#bytes;
+    if (
+      (limiter === undefined || limiter.take()) &&
+      (bytes === undefined || bytes.take(size))
+    ) {
       this.#violations = 0;
       return undefined;
     }

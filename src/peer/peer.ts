@@ -42,6 +42,7 @@ import type {
   RequestOptions,
 } from "./peer_options.ts";
 import type { SocketLike } from "./socket_like.ts";
+import { isStream, Streams } from "./streams.ts";
 
 // The types of the peer's signatures, for the modules that import them from
 // here (the server, the cluster and the chat).
@@ -92,8 +93,8 @@ export class Peer<
 > extends Sender<Local, Remote, PeerEventMap, boolean> {
   /** Counters of this connection. */
   readonly stats: PeerStats = {
-    framesIn: [0, 0, 0, 0, 0, 0, 0, 0],
-    framesOut: [0, 0, 0, 0, 0, 0, 0, 0],
+    framesIn: new Array(18).fill(0),
+    framesOut: new Array(18).fill(0),
     malformed: 0,
     dropped: 0,
     rateLimited: 0,
@@ -110,6 +111,7 @@ export class Peer<
   // most of them never send a request or run an asynchronous handler.
   #tracker: PendingRequests | undefined = undefined;
   #incoming: IncomingRequests | undefined = undefined;
+  #streams: Streams | undefined = undefined;
   #options: PeerOptions;
   #original: boolean;
   #closed = false;
@@ -138,6 +140,8 @@ export class Peer<
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
     this.#original = options.original ?? false;
+    // Binary codecs need bytes, not Blobs (a Deno client's default).
+    if (options.codec) Object.assign(socket, { binaryType: "arraybuffer" });
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");
@@ -198,9 +202,9 @@ export class Peer<
     return this.#tracker?.size ?? 0;
   }
 
-  /** Incoming requests whose (asynchronous) handlers are still running. */
+  /** Incoming requests whose handlers or streamed results still run. */
   get inFlight(): number {
-    return this.#incoming?.size ?? 0;
+    return (this.#incoming?.size ?? 0) + (this.#streams?.producing ?? 0);
   }
 
   /**
@@ -227,7 +231,10 @@ export class Peer<
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
-        this.#sendFrame({ sequence, type: 1, message, method: options.method });
+        const method = options.method;
+        if (!("credit" in options) && !isStream(message)) {
+          this.#sendFrame({ sequence, type: 1, message, method });
+        } else this.#streamsOf().request(sequence, options, message, promise);
       } catch (error) {
         this.#tracker!.reject(sequence, error as Error);
       }
@@ -235,6 +242,13 @@ export class Peer<
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  #streamsOf(): Streams {
+    return this.#streams ??= new Streams(
+      (frame) => this.#sendFrame(frame),
+      (sequence, error) => this.#handlerFailed(sequence, error),
+    );
   }
 
   /**
@@ -425,9 +439,13 @@ export class Peer<
         return;
       case 4:
         this.#incoming?.cancel(sequence);
+        this.#streams?.cancel(sequence);
         return;
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
+        return;
+      default: // 12 to 17: streams
+        this.#streams?.dispatch(frame);
     }
   }
 
@@ -473,7 +491,11 @@ export class Peer<
     if (!handler) return this.#respondError(sequence, methodNotFound(method));
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
-      (sequence, ok, value) => {
+      (sequence, ok, value, context) => {
+        const streams = ok && isStream(value)
+          ? this.#streamsOf()
+          : this.#streams;
+        if (streams?.settle(sequence, ok, value, context)) return;
         if (ok) this.#respond(sequence, value);
         else this.#handlerFailed(sequence, value);
       },
@@ -481,6 +503,7 @@ export class Peer<
     if (incoming.has(sequence)) {
       return this.#respondError(sequence, alreadyInFlight(sequence));
     }
+    if (frame.credit || frame.upload) this.#streamsOf().accept(frame);
     const chain = this.registry.middleware;
     incoming.run(
       chain.length
@@ -577,6 +600,7 @@ export class Peer<
       new ConnectionClosedError(code, reason);
     this.#tracker?.rejectAll(error);
     this.#incoming?.abortAll(error);
+    this.#streams?.closeAll(error);
     this.#options.onClose?.(code, reason);
     this.dispatchEvent(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),

@@ -38,6 +38,16 @@ export interface RateLimitOptions {
  * assert.ok(limiter.take());
  * assert.equal(limiter.take(), false);
  * ```
+ *
+ * @example A byte budget: take a message's size
+ * ```ts
+ * import { RateLimiter } from "@duplex/ws";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = new RateLimiter({ rate: 1024, burst: 4096 });
+ * assert.ok(bytes.take(3000));
+ * assert.equal(bytes.take(3000), false);
+ * ```
  */
 export class RateLimiter {
   #rate: number;
@@ -65,22 +75,23 @@ export class RateLimiter {
   }
 
   /**
-   * Takes one token.
+   * Takes `count` tokens (one frame, or a message's bytes), or none.
    *
-   * @returns `true` when a token was available.
+   * @param count How many tokens.
+   * @returns `true` when that many were available (and taken).
    */
-  take(): boolean {
+  take(count: number = 1): boolean {
     const now = performance.now();
     const tokens = Math.min(
       this.#burst,
       this.#tokens + (now - this.#last) * this.#rate,
     );
     this.#last = now;
-    if (tokens < 1) {
+    if (tokens < count) {
       this.#tokens = tokens;
       return false;
     }
-    this.#tokens = tokens - 1;
+    this.#tokens = tokens - count;
     return true;
   }
 }

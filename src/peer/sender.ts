@@ -18,6 +18,7 @@ import type {
 } from "./endpoint.ts";
 import type { RequestOptions } from "./peer_options.ts";
 import { Receiver } from "./receiver.ts";
+import { consume, type StreamOptions } from "./streams.ts";
 
 /**
  * A receiver that also sends: `request` and `notify` are the side's own,
@@ -128,5 +129,32 @@ export abstract class Sender<
   ): Sent;
   emit(method: string, payload?: unknown): Sent {
     return this.notify(payload, { method });
+  }
+
+  /**
+   * Calls `method` (`undefined`: the default handler) and reads its result,
+   * an async iterable or `ReadableStream` on the other side, chunk by chunk:
+   * at most `credit` chunks in flight. Leaving the loop early or aborting
+   * `signal` stops the producer. A plain result is the only chunk (none for
+   * `undefined`). `params` may be a stream too (an upload).
+   *
+   * @typeParam T The chunk type.
+   * @param method The method name.
+   * @param params The params: any value, or a stream to upload.
+   * @param options Credit, abort signal and timeout.
+   * @returns The chunks, for `for await`.
+   * @throws {RemoteError} (from the loop) When the producer failed.
+   * @throws {ConnectionClosedError} (from the loop) When the connection
+   * closed first.
+   */
+  stream<T = unknown>(
+    method: string | undefined,
+    params?: unknown,
+    options: StreamOptions = {},
+  ): AsyncIterableIterator<T> {
+    return consume<T>(
+      options,
+      (call) => this.request(params, { ...call, method }),
+    );
   }
 }

@@ -69,7 +69,8 @@ export class SessionOutbox {
       frames = this.#frames = [];
       this.#oldestAt = now();
     }
-    frames.push(data);
+    // Bytes are kept as a copy: a binary codec reuses its buffer.
+    frames.push(typeof data === "string" ? data : data.slice());
     this.#bytes += typeof data === "string" ? data.length : data.byteLength;
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&

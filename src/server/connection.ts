@@ -14,7 +14,9 @@ import {
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { resultCodec } from "./encoded_result.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
@@ -41,7 +43,11 @@ export interface Connection<
   readonly id: number;
   /** The user, as authenticated. */
   readonly user: string;
-  /** The negotiated subprotocol: `"duplex.v1"`, or `""` for the original. */
+  /**
+   * The negotiated subprotocol: `"duplex.v1"` or one that implies it (a
+   * session's `"duplex.session"`, a codec's `"duplex.v1.bin"`, ...), or `""`
+   * for the original protocol.
+   */
   readonly protocol: string;
   /** The `data` the authenticate hook returned. */
   readonly data: unknown;
@@ -68,7 +74,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly budgeted: BudgetedSocket,
     readonly address: string | undefined,
   ) {
-    this.extended = protocol === SUBPROTOCOL;
+    // duplex.v1, or a codec's subprotocol (which implies it).
+    this.extended = protocol !== "";
     // Handlers and middleware read it as `context.data`.
     peer.data = data;
   }
@@ -122,19 +129,26 @@ export function acceptConnection<
   upgraded: Upgraded,
   options: AcceptOptions<Local, Remote>,
 ): ServerConnection<Local, Remote> {
-  const { socket, user, protocol } = upgraded;
+  const { socket, user, protocol, codec } = upgraded;
   // Assigned once, after the peer whose hooks need it.
   // deno-lint-ignore prefer-const
   let connection: ServerConnection<Local, Remote> | undefined;
   const budgeted = options.budget.wrap(socket, () => {
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
-  const peer = serverPeer<Local, Remote>(budgeted, user, protocol, {
-    ...options,
-    onClose: (code, reason) => {
-      if (connection !== undefined) options.onClose(connection, code, reason);
+  // A codec's protocol (duplex.v1.bin) is duplex.v1 to the peer.
+  const peer = serverPeer<Local, Remote>(
+    budgeted,
+    user,
+    codec ? SUBPROTOCOL : protocol,
+    {
+      ...options,
+      codec,
+      onClose: (code, reason) => {
+        if (connection !== undefined) options.onClose(connection, code, reason);
+      },
     },
-  });
+  );
   connection = new ServerConnection<Local, Remote>(
     options.id,
     user,
@@ -165,13 +179,18 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     registry: Registry;
     onClose: (code: number, reason: string) => void;
     onError: (user: string, error: unknown) => void;
+    /** The codec the client chose, when not JSON. */
+    codec?: Codec;
   },
 ): Peer<Local, Remote> {
-  const peerOptions = options.peerOptions;
+  const { peerOptions, codec } = options;
   return new Peer<Local, Remote>(socket, {
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,
+    // The negotiated codec, else JSON plus results encoded once by their
+    // handler (users.list pages).
+    codec: codec ?? resultCodec,
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,

@@ -58,6 +58,20 @@ export class ConnectionRegistry<
   }
 
   /**
+   * Closes the user's connections other than `newer` with `code`: a newer
+   * connection replaced them (`duplicateUser: "replace"`).
+   */
+  closeOlder(
+    newer: ServerConnection<Local, Remote>,
+    code: number,
+    reason: string,
+  ): void {
+    for (const older of [...this.#users.get(newer.user) ?? []]) {
+      if (older !== newer) older.peer.closeWithReason(code, reason);
+    }
+  }
+
+  /**
    * Unregisters a connection that closed, adds its stats to the totals and,
    * after a user's last connection, takes the user out of every room.
    *

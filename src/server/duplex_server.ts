@@ -49,6 +49,7 @@ import {
   type ServerLogger,
 } from "./server_options.ts";
 import { requestLocal, type ServerRequestOptions } from "./server_request.ts";
+import { clusterNode, type ServerNode } from "./cluster_node.ts";
 import type { ServerRequestContext } from "./server_context.ts";
 import { type Upgraded, UpgradePath } from "./upgrade.ts";
 import { ServerSessions } from "./server_sessions.ts";
@@ -141,6 +142,7 @@ export class DuplexServer<
   #logger: ServerLogger | undefined;
   #broker: Broker;
   #cluster: Cluster | undefined;
+  #node: ServerNode<Local, Remote> | undefined;
   #upgradePath: UpgradePath;
   #registry: ConnectionRegistry<Local, Remote> = new ConnectionRegistry();
   #fanOut: FanOut<Local, Remote>;
@@ -194,6 +196,7 @@ export class DuplexServer<
       logger: this.#logger,
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
+      codecs: options.codecs ?? [],
       refusals: options.refusals ?? "status",
     });
     this.#registry.authorizeJoin = options.authorizeJoin;
@@ -222,6 +225,7 @@ export class DuplexServer<
       abandoned: (upgraded) => this.#slots.release(upgraded.address),
       opened: (connection) => this.#onOpen(connection),
       ended: (...args) => this.#onClose(...args),
+      join: (room, user) => this.join(room, user),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -229,14 +233,14 @@ export class DuplexServer<
         error,
       );
     });
+    this.#fanOut.codec = options.codecs?.find((codec) => codec.protocol);
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
     this.#cluster = options.cluster;
-    this.#cluster?.attach({
-      deliver: (envelope) => this.#fanOut.deliver(envelope),
-      request: (user, message, options) =>
-        requestLocal(this.#registry, user, message, options),
-    });
+    if (this.#cluster !== undefined) {
+      this.#node = clusterNode(this.#cluster.id, this.#registry, this.#fanOut);
+      this.#cluster.attach(this.#node);
+    }
     this.fetch = (request, info) => this.#route(request, info);
   }
 
@@ -324,17 +328,15 @@ export class DuplexServer<
 
   /**
    * Pushes a notification to one user (`to`), a room (`room`) or everyone,
-   * minus `except`. It is encoded once for all receivers. A notification with
-   * a `method` reaches only `duplex.v1` clients. Receivers whose send buffer
-   * is over the high-water mark get the backpressure policy; closed ones are
-   * skipped. With a cluster, local receivers get it at once and the other
-   * instances through the broker (at most once; broker trouble is logged by
-   * the cluster, never thrown here), unless `local` is set.
+   * minus `except`, encoded once for all. With a `method` it reaches only
+   * `duplex.v1` clients, with bytes only clients on the binary codec. Those
+   * over the high-water mark get the backpressure policy; closed ones are
+   * skipped. With a cluster, other instances get it through the broker (at
+   * most once; trouble is logged by the cluster), unless `local` is set.
    *
    * @param message The payload: any JSON value.
    * @param options The audience, method, `from`, `sequence` and `local`.
-   * @throws {TypeError} When both `to` and `room` are given, or the message
-   * cannot be encoded.
+   * @throws {TypeError} With both `to` and `room`, or a message it cannot send.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
     const spans = !options.local && this.#cluster !== undefined;
@@ -418,13 +420,14 @@ export class DuplexServer<
   /**
    * Adds a connected user to a room. Membership is per user (all of the
    * user's connections) and ends when the user's last connection closes.
+   * With a cluster it acts wherever the user is connected.
    *
    * @param room The room name.
    * @param user The user id.
    * @returns `false` when the user is not connected.
    */
   join(room: string, user: string): boolean {
-    return this.#registry.join(room, user);
+    return this.#cluster?.join(room, user) ?? this.#registry.join(room, user);
   }
 
   /**
@@ -435,27 +438,27 @@ export class DuplexServer<
    * @returns `true` when the user was a member.
    */
   leave(room: string, user: string): boolean {
-    return this.#registry.leave(room, user);
+    return this.#cluster?.leave(room, user) ?? this.#registry.leave(room, user);
   }
 
   /**
-   * The members of a room.
+   * The members of a room (with a cluster: on every instance).
    *
    * @param room The room name.
    * @returns The user ids; empty for an unknown room.
    */
   members(room: string): string[] {
-    return this.#registry.members(room);
+    return this.#cluster?.members(room) ?? this.#registry.members(room);
   }
 
   /**
-   * The rooms of a user.
+   * The rooms of a user (with a cluster: on every instance).
    *
    * @param user The user id.
    * @returns The room names.
    */
   roomsOf(user: string): string[] {
-    return this.#registry.roomsOf(user);
+    return this.#cluster?.roomsOf(user) ?? this.#registry.roomsOf(user);
   }
 
   /**
@@ -529,7 +532,7 @@ export class DuplexServer<
     });
     this.#registry.sockets.add(connection);
     connection.onSocketClosed = this.#forgetSocket;
-    connection.onOpen = this.#openConnection;
+    connection.onOpen = (opened) => this.#onOpen(opened);
   }
 
   readonly #handlerFailed = (user: string, error: unknown): void =>
@@ -539,9 +542,6 @@ export class DuplexServer<
     this.#sendBudget.forget(connection.budgeted);
     this.#slots.release(connection.address);
   };
-  readonly #openConnection = (connection: ServerConnection<Local, Remote>) => {
-    this.#onOpen(connection);
-  };
 
   #onOpen(connection: ServerConnection<Local, Remote>): void {
     if (connection.peer.closed) return;
@@ -550,7 +550,7 @@ export class DuplexServer<
       return;
     }
     const { user } = connection;
-    const { own, first } = this.#registry.add(connection);
+    const { first } = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${
@@ -558,16 +558,15 @@ export class DuplexServer<
       }`,
     );
     this.dispatchEvent(new CustomEvent("connect", { detail: connection }));
+    this.#node?.opened(connection);
     if (first) {
       this.#cluster?.addLocalUser(user);
       this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
     }
     if (this.#duplicateUser === "replace") {
+      this.#cluster?.replace(user);
       const reason = "Replaced by a newer connection";
-      for (const older of [...own]) {
-        if (older === connection) continue;
-        older.peer.closeWithReason(CLOSE_REPLACED, reason);
-      }
+      this.#registry.closeOlder(connection, CLOSE_REPLACED, reason);
     }
   }
 

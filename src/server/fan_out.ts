@@ -8,7 +8,7 @@
 
 import { type Envelope, listed } from "../cluster/broker.ts";
 import type { Endpoint } from "../peer/peer.ts";
-import { jsonCodec } from "../wire/codec.ts";
+import { type Codec, jsonCodec } from "../wire/codec.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
 import type { ServerConnection } from "./connection.ts";
@@ -90,22 +90,33 @@ export interface NotifyOptions extends PushOptions {
 }
 
 /**
- * The envelope of a push: the notification encoded once, and its audience.
+ * A push as delivered locally: like an {@linkcode Envelope}, but its data
+ * may be binary, and then only connections of `protocol` receive it (the
+ * others count it in `stats.dropped`).
+ */
+export interface LocalPush extends Omit<Envelope, "data"> {
+  data: string | Uint8Array<ArrayBuffer>;
+  protocol?: string;
+}
+
+/**
+ * The envelope of a push: the notification encoded once (by `codec`, which
+ * makes binary values bytes when it is the binary codec), and its audience.
  *
  * @throws {TypeError} When the message cannot be encoded.
  */
 export function pushEnvelope(
   message: unknown,
   options: NotifyOptions,
-): Envelope {
+  codec: Codec = jsonCodec,
+): LocalPush {
   const { to, room, except, method, from, sequence = 0 } = options;
   const frame: NotifyFrame = { sequence, type: 3, message };
   if (method !== undefined) frame.method = method;
   if (from !== undefined) frame.from = from;
-  const envelope: Envelope = {
-    data: jsonCodec.encode(frame) as string,
-    extended: method !== undefined,
-  };
+  const data = codec.encode(frame);
+  const envelope: LocalPush = { data, extended: method !== undefined };
+  if (typeof data !== "string") envelope.protocol = codec.protocol;
   if (typeof to === "string") envelope.user = to;
   if (room !== undefined) envelope.room = single(room);
   if (except !== undefined) envelope.except = single(except);
@@ -126,6 +137,7 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     connection: ServerConnection<Local, Remote>,
     error: unknown,
   ) => void;
+  #codec: Codec = jsonCodec;
 
   /**
    * @param registry The connections to deliver to.
@@ -143,14 +155,19 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     this.#onError = onError;
   }
 
+  /** Encodes pushes: with a binary codec, binary values travel as bytes. */
+  set codec(codec: Codec | undefined) {
+    this.#codec = codec ?? jsonCodec;
+  }
+
   /** Sends an envelope to its local audience. */
-  deliver(envelope: Envelope): void {
-    const { user, room, except, data, extended } = envelope;
+  deliver(envelope: LocalPush): void {
+    const { user, room, except, data, extended, protocol } = envelope;
     const registry = this.#registry;
     if (user !== undefined) {
       if (listed(except, user)) return;
       const own = registry.connectionsOf(user);
-      if (own !== undefined) this.#sendAll(own, data, extended);
+      if (own !== undefined) this.#sendAll(own, data, extended, protocol);
       return;
     }
     if (room !== undefined) {
@@ -164,14 +181,14 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       for (const member of members) {
         if (listed(except, member)) continue;
         const own = registry.connectionsOf(member);
-        if (own !== undefined) this.#sendAll(own, data, extended);
+        if (own !== undefined) this.#sendAll(own, data, extended, protocol);
       }
       return;
     }
     for (const connection of registry.connections) {
       if (listed(except, connection.user)) continue;
       if (extended && !connection.extended) continue;
-      this.#send(connection, data);
+      this.#send(connection, data, protocol);
     }
   }
 
@@ -180,7 +197,10 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
    * one per user when `to` lists several. When nothing spans instances
    * (`spans` false) and nobody here could receive it, nothing is encoded.
    *
-   * @throws {TypeError} When both `to` and `room` are given.
+   * Binary data (see {@linkcode LocalPush}) is delivered here directly.
+   *
+   * @throws {TypeError} When both `to` and `room` are given, or binary data
+   * would have to cross instances (the broker carries text).
    */
   push(
     message: unknown,
@@ -199,7 +219,7 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       // Nobody here could receive it and nothing spans instances: skip the
       // encoding (the chat relay of a lone user, on every request).
       if (spans || registry.hasAudience(to, room, except)) {
-        route(pushEnvelope(message, options));
+        this.#route(pushEnvelope(message, options, this.#codec), spans, route);
       }
       return;
     }
@@ -207,22 +227,51 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       spans || registry.hasAudience(user, room, except)
     );
     if (!audience.length) return;
-    const envelope = pushEnvelope(message, { ...options, to: undefined });
-    for (const user of audience) route({ ...envelope, user });
+    const envelope = pushEnvelope(
+      message,
+      { ...options, to: undefined },
+      this.#codec,
+    );
+    for (const user of audience) {
+      this.#route({ ...envelope, user }, spans, route);
+    }
+  }
+
+  #route(
+    envelope: LocalPush,
+    spans: boolean,
+    route: (envelope: Envelope) => void,
+  ): void {
+    if (typeof envelope.data === "string") route(envelope as Envelope);
+    else if (spans) {
+      throw new TypeError(
+        "Cannot push binary data through the cluster: its broker carries text",
+      );
+    } else this.deliver(envelope);
   }
 
   #sendAll(
     connections: Iterable<ServerConnection<Local, Remote>>,
-    data: string,
+    data: string | Uint8Array<ArrayBuffer>,
     extended: boolean,
+    protocol: string | undefined,
   ): void {
     for (const connection of connections) {
       if (extended && !connection.extended) continue;
-      this.#send(connection, data);
+      this.#send(connection, data, protocol);
     }
   }
 
-  #send(connection: ServerConnection<Local, Remote>, data: string): void {
+  #send(
+    connection: ServerConnection<Local, Remote>,
+    data: string | Uint8Array<ArrayBuffer>,
+    protocol: string | undefined,
+  ): void {
+    if (protocol !== undefined && connection.protocol !== protocol) {
+      // Bytes its codec cannot carry: counted, not garbled.
+      connection.peer.stats.dropped++;
+      return;
+    }
     try {
       connection.peer.sendNotification(data);
     } catch (error) {

@@ -6,12 +6,12 @@
  */
 
 import type { Registry } from "../peer/receiver.ts";
+import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import type { Authenticate } from "./authenticate.ts";
 import type { OriginPolicy } from "./origin.ts";
 import type { StatusAuthorize } from "./status_routes.ts";
-import type { RateLimitOptions } from "../peer/rate_limiter.ts";
 import type { SessionOptions } from "./session_options.ts";
 
 /**
@@ -68,23 +68,57 @@ export type DuplicateUserPolicy = "allow" | "replace";
 export const CLOSE_REPLACED: number = 4009;
 
 /**
- * The per-connection rate limit: a token bucket of incoming frames, and how
- * many refused frames in a row close the connection with 1008.
+ * The per-connection rate limit: a token bucket of incoming frames, one of
+ * their bytes, and how many refused frames in a row close the connection
+ * with 1008.
  *
  * @example Usage
  * ```ts
  * import type { ServerRateLimit } from "@duplex/ws/server";
  *
- * const limit: ServerRateLimit = { rate: 50, burst: 100, maxViolations: 20 };
+ * const limit: ServerRateLimit = {
+ *   rate: 50,
+ *   burst: 100,
+ *   maxViolations: 20,
+ *   bytesPerSecond: 65_536,
+ *   burstBytes: 262_144,
+ * };
  * ```
  */
-export interface ServerRateLimit extends RateLimitOptions {
+export interface ServerRateLimit {
+  /**
+   * Incoming frames per second of one connection.
+   *
+   * @default {500}
+   */
+  rate?: number;
+  /**
+   * Frames that may arrive at once.
+   *
+   * @default {rate, or 1000 when rate is not set}
+   */
+  burst?: number;
   /**
    * Refusals in a row before the connection is closed with 1008.
    *
    * @default {50}
    */
   maxViolations?: number;
+  /**
+   * Incoming bytes per second of one connection: what it may make the
+   * server relay. Binary messages count their bytes, text messages their
+   * UTF-16 units (the UTF-8 size for ASCII).
+   *
+   * @default {1048576}
+   */
+  bytesPerSecond?: number;
+  /**
+   * Bytes one connection may send at once; keep it at least
+   * `maxMessageSize`, or larger messages are always refused.
+   *
+   * @default {4194304}
+   */
+  burstBytes?: number;
 }
 
 /**
@@ -212,11 +246,12 @@ export interface DuplexServerOptions {
    */
   maxInFlight?: number;
   /**
-   * Per-connection token bucket of incoming frames, or `false` for none.
-   * Frames over it get `RATE_LIMITED` error responses; `maxViolations`
-   * refusals in a row close the connection with 1008.
+   * Per-connection token buckets of incoming frames and bytes, or `false`
+   * for none. Frames over either get `RATE_LIMITED` error responses;
+   * `maxViolations` refusals in a row close the connection with 1008.
+   * Fields left out take their defaults.
    *
-   * @default {{ rate: 500, burst: 1000, maxViolations: 50 }}
+   * @default {{ rate: 500, burst: 1000, maxViolations: 50, bytesPerSecond: 1048576, burstBytes: 4194304 }}
    */
   rateLimit?: ServerRateLimit | false;
   /**
@@ -335,19 +370,32 @@ export interface DuplexServerOptions {
    * @default {{ grace: 120000, maxBufferedFrames: 10000, maxBufferedBytes: 8388608 }}
    */
   sessions?: SessionOptions | false;
+  /**
+   * Codecs offered besides JSON, each selected by a client that offers its
+   * subprotocol (e.g. `binaryCodec` from `@duplex/ws/binary`, for
+   * `duplex.v1.bin`). Clients that offer none of them stay on JSON.
+   *
+   * @default {[]}
+   */
+  codecs?: readonly Codec[];
 }
 
-const DEFAULT_RATE_LIMIT: ServerRateLimit = {
+/** A rate limit with every field set. */
+export type ResolvedRateLimit = Required<ServerRateLimit>;
+
+const DEFAULT_RATE_LIMIT: ResolvedRateLimit = {
   rate: 500,
   burst: 1000,
   maxViolations: 50,
+  bytesPerSecond: 1024 * 1024,
+  burstBytes: 4 * 1024 * 1024,
 };
 
 /** The per-connection options every server-side peer gets. */
 export interface PeerOptions {
   maxMessageSize: number;
   maxInFlight: number;
-  rateLimit: ServerRateLimit | undefined;
+  rateLimit: ResolvedRateLimit | undefined;
   maxMalformed: number;
   highWaterMark: number;
   backpressure: BackpressurePolicy;
@@ -356,9 +404,20 @@ export interface PeerOptions {
 
 /** The per-connection options with their defaults applied. */
 export function peerOptions(options: DuplexServerOptions): PeerOptions {
-  const rateLimit = options.rateLimit === undefined
+  const given = options.rateLimit;
+  const rateLimit = given === undefined
     ? DEFAULT_RATE_LIMIT
-    : options.rateLimit || undefined;
+    : given === false
+    ? undefined
+    : {
+      rate: given.rate ?? DEFAULT_RATE_LIMIT.rate,
+      burst: given.burst ?? given.rate ?? DEFAULT_RATE_LIMIT.burst,
+      maxViolations: given.maxViolations ?? DEFAULT_RATE_LIMIT.maxViolations,
+      bytesPerSecond: given.bytesPerSecond ??
+        DEFAULT_RATE_LIMIT.bytesPerSecond,
+      burstBytes: given.burstBytes ?? given.bytesPerSecond ??
+        DEFAULT_RATE_LIMIT.burstBytes,
+    };
   return {
     maxMessageSize: options.maxMessageSize ?? 1024 * 1024,
     maxInFlight: options.maxInFlight ?? 128,

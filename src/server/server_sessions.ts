@@ -43,7 +43,10 @@ import {
 } from "./session_store.ts";
 import { closeQuietly, Handshake } from "./session_handshake.ts";
 import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
-import { randomToken, sameSecret, Session } from "./server_session.ts";
+import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
+
+/** How long a session taken over elsewhere stays registered here, in ms. */
+const MOVED_DELAY = 1_000;
 import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 /** An upgraded socket that asked for a session. */
@@ -73,6 +76,8 @@ export interface SessionHost<Local extends Endpoint, Remote extends Endpoint> {
   abandoned(upgrade: SessionUpgrade): void;
   /** A new session's connection opened: register it. */
   opened(connection: ServerConnection<Local, Remote>): void;
+  /** Puts a user in a room (cluster-wide with a cluster). */
+  join(room: string, user: string): boolean;
   /** A session ended; `disconnected` when its `disconnect` was told. */
   ended(
     connection: ServerConnection<Local, Remote>,
@@ -99,6 +104,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   /** This instance's part of its owner tokens. */
   #instance = randomToken(6);
   #handingOver = false;
+  /** Sessions taken over elsewhere, about to leave. */
+  #leaving = new Set<Session<Local, Remote>>();
 
   /**
    * @param given The session options.
@@ -219,6 +226,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     for (const session of [...this.#live.values()]) {
       session.socket.close(code, reason);
     }
+    for (const session of [...this.#leaving]) this.#left(session);
     this.journal?.close();
   }
 
@@ -420,6 +428,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     const host = this.host;
     session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
       ...host.peer,
+      codec: upgrade.codec,
       onClose: (code, why) => this.#onEnd(session, code, why),
       onError: host.onError,
     });
@@ -503,11 +512,26 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
 
   /** Another instance runs the session now: it ends here quietly. */
   #moved(session: Session<Local, Remote>): void {
-    if (session.socket.ended) return;
+    if (session.socket.ended || session.moved) return;
     session.moved = true;
     this.journal?.forget(session);
     this.metrics.movedAway++;
+    clearTimeout(session.timer);
+    if (this.#live.get(session.id) === session) this.#live.delete(session.id);
+    // It leaves this instance's users and rooms a little later, once the
+    // new instance has announced it: the cluster sees no leave.
+    this.#leaving.add(session);
+    session.timer = setTimeout(() => this.#left(session), MOVED_DELAY);
+  }
+
+  #left(session: Session<Local, Remote>): void {
+    this.#leaving.delete(session);
     session.socket.end("unknown");
+  }
+
+  /** Settles once every session taken over elsewhere left here. */
+  async leaving(): Promise<void> {
+    while (this.#leaving.size > 0) await delay(MOVED_DELAY / 4);
   }
 
   /** The session's peer closed: the session is over. */

@@ -87,7 +87,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   host.opened(fresh);
   for (const room of stored.rooms) {
     try {
-      host.registry.join(room, fresh.user);
+      host.join(room, fresh.user);
     } catch (error) {
       shared.sessions.warn(
         `session room ${JSON.stringify(room)} not rejoined`,
@@ -145,4 +145,5 @@ export async function handOver<Local extends Endpoint, Remote extends Endpoint>(
   }
   for (const session of [...shared.live.values()]) shared.moved(session);
   journal.close();
+  await shared.sessions.leaving();
 }

@@ -8,6 +8,7 @@
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import type { Codec } from "../wire/codec.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
 import {
   type AuthContext,
@@ -43,6 +44,8 @@ export interface UpgradePathOptions {
   accept: (upgraded: Upgraded) => void;
   /** `"close"`: refusals become a WebSocket closed with 4000 + status. */
   refusals: "status" | "close";
+  /** Codecs offered besides JSON, by subprotocol. */
+  codecs: readonly Codec[];
 }
 
 /** An upgrade that passed every check. */
@@ -56,6 +59,8 @@ export interface Upgraded {
   address: string | undefined;
   /** The client asked for a session (it offered `duplex.session`). */
   session: boolean;
+  /** The codec the client chose, when not JSON. */
+  codec?: Codec;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -177,11 +182,19 @@ export class UpgradePath {
       return this.refuse(503, "Cannot connect: server shutting down");
     }
     const offered = offeredProtocols(request);
-    const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "";
+    // A codec the client offers (e.g. duplex.v1.bin) and the server has:
+    // the connection's protocol, which implies duplex.v1.
+    const codec = options.codecs.find((codec) =>
+      codec.protocol && offered.includes(codec.protocol)
+    );
+    const protocol = codec?.protocol ??
+      (offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : "");
     // A client that asks for a session and may have one: the answer names
-    // the session protocol (which implies duplex.v1).
+    // the session protocol (which implies duplex.v1), with the codec's
+    // suffix when it also chose a codec (duplex.session.bin).
+    const suffix = codec ? protocol.slice(SUBPROTOCOL.length) : "";
     const session = protocol !== "" && options.sessions &&
-      offered.includes(SESSION_PROTOCOL);
+      offered.includes(SESSION_PROTOCOL + suffix);
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
@@ -191,7 +204,7 @@ export class UpgradePath {
       if (protocol) {
         response.headers.set(
           "sec-websocket-protocol",
-          session ? SESSION_PROTOCOL : protocol,
+          session ? SESSION_PROTOCOL + suffix : protocol,
         );
       }
       options.accept({
@@ -202,6 +215,7 @@ export class UpgradePath {
         data,
         address,
         session,
+        codec,
       });
       accepted();
       return response;

@@ -75,7 +75,8 @@ export const CloseCode: {
  * ```
  */
 export function reportedCloseCode(code: number): number {
-  return code || CloseCode.Abnormal;
+  // Literals, not `CloseCode`: the browser bundle then leaves the object out.
+  return code || 1006;
 }
 
 /**
@@ -96,7 +97,6 @@ export function reportedCloseCode(code: number): number {
  * ```
  */
 export function isFinalCloseCode(code: number): boolean {
-  return code === CloseCode.PolicyViolation ||
-    code === CloseCode.Unauthorized || code === CloseCode.Forbidden ||
-    code === CloseCode.Replaced;
+  // PolicyViolation, Unauthorized, Forbidden, Replaced (literals, as above).
+  return code === 1008 || code === 4001 || code === 4003 || code === 4009;
 }

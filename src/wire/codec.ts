@@ -8,6 +8,7 @@
 
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
+import { streamFieldProblem } from "./stream_frames.ts";
 
 /**
  * Encodes frames to WebSocket messages and decodes them back, validating
@@ -26,6 +27,11 @@ import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
 export interface Codec {
   /** The codec's name, for logs and negotiation. */
   readonly name: string;
+  /**
+   * The WebSocket subprotocol that selects it (absent for the JSON codec,
+   * which `duplex.v1` and the original protocol use).
+   */
+  readonly protocol?: string;
   /**
    * Encodes one frame.
    *
@@ -115,7 +121,7 @@ export function validateFrame(value: unknown): Frame {
           `"${field}" must be a string of at most ${MAX_METHOD_LENGTH} characters`;
       }
     }
-  } else if (type === 2) {
+  } else if (type === 2 || type === 15) {
     const error = value.error;
     if (
       error !== undefined &&
@@ -136,8 +142,14 @@ export function validateFrame(value: unknown): Frame {
       problem =
         `"reason" must be a string of at most ${MAX_REASON_LENGTH} characters`;
     }
-  } else if (type !== 4 && type !== 5 && type !== 6) {
+  } else if (
+    type !== 4 && type !== 5 && type !== 6 &&
+    !((type as number) >= 12 && (type as number) <= 17)
+  ) {
     problem = `unknown type ${JSON.stringify(type)}`;
+  }
+  if (type === 1 || (type as number) >= 12) {
+    problem ??= streamFieldProblem(value);
   }
   if (problem) fail(problem, sequence, type);
   return value as unknown as Frame;

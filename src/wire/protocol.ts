@@ -9,6 +9,8 @@
  * @module
  */
 
+import type { StreamFrame } from "./stream_frames.ts";
+
 /**
  * Numeric frame types as they appear in the `type` field.
  *
@@ -40,6 +42,18 @@ export const FrameType: {
    * and reason (sent before the close frame, which may be lost).
    */
   readonly Closing: 7;
+  /** Extension: a chunk of a request's streamed result (responder → caller). */
+  readonly StreamChunk: 12;
+  /** Extension: credit for more result chunks (caller → responder). */
+  readonly StreamCredit: 13;
+  /** Extension: a chunk of a request's streamed params (caller → responder). */
+  readonly UploadChunk: 14;
+  /** Extension: the end of a request's streamed params (caller → responder). */
+  readonly UploadEnd: 15;
+  /** Extension: credit for more upload chunks (responder → caller). */
+  readonly UploadCredit: 16;
+  /** Extension: the responder stopped reading the upload. */
+  readonly UploadCancel: 17;
 } = {
   Request: 1,
   Response: 2,
@@ -48,6 +62,12 @@ export const FrameType: {
   Ping: 5,
   Pong: 6,
   Closing: 7,
+  StreamChunk: 12,
+  StreamCredit: 13,
+  UploadChunk: 14,
+  UploadEnd: 15,
+  UploadCredit: 16,
+  UploadCancel: 17,
 } as const;
 
 /**
@@ -121,6 +141,16 @@ export interface RequestFrame {
   method?: string;
   /** The sender's identity, as the server knows it. */
   from?: string;
+  /**
+   * Extension: the caller consumes a streamed result and grants this many
+   * chunks (type-12 frames).
+   */
+  credit?: number;
+  /**
+   * Extension: the params are a stream, sent as upload chunks once the
+   * responder grants credit; `message` is absent.
+   */
+  upload?: true;
 }
 
 /**
@@ -266,7 +296,8 @@ export type Frame =
   | CancelFrame
   | PingFrame
   | PongFrame
-  | ClosingFrame;
+  | ClosingFrame
+  | StreamFrame;
 
 /**
  * The `code` values that Duplex itself puts in error responses. Handlers may

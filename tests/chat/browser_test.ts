@@ -13,6 +13,7 @@
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "npm:playwright-core@1";
 import fs from "node:fs";
+import { Buffer } from "node:buffer";
 import { createChatServer } from "../../src/chat/chat.ts";
 
 // playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when it loads;
@@ -32,6 +33,13 @@ const IN_CI = Deno.env.get("CI") === "true";
 const WAIT_MS = 20_000;
 const OUT = new URL("../../out/", import.meta.url);
 const EVIL_NAME = "<img src=x onerror=window.__pwned=1>";
+/** A 1×1 PNG. */
+const PNG = Uint8Array.from(
+  atob(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==",
+  ),
+  (c) => c.charCodeAt(0),
+);
 const EVIL_TEXT = "<b>bold?</b><img src=y onerror=window.__pwned=2>";
 
 async function exists(path: string): Promise<boolean> {
@@ -316,6 +324,47 @@ Deno.test({
         seen.system.some((line) => line.includes(`${EVIL_NAME} joined`)),
       );
 
+      // An image picked on one page is shown on the other: bytes through
+      // the real client and the binary codec (duplex.v1.bin), no base64.
+      await ada.locator("#image").setInputFiles({
+        name: "dot.png",
+        mimeType: "image/png",
+        buffer: Buffer.from(PNG),
+      });
+      for (
+        const [page, alt] of [[ada, "Image from you"], [
+          evil,
+          "Image from ada",
+        ]] as const
+      ) {
+        await page.waitForFunction(
+          (alt) =>
+            Array.from(
+              (globalThis as unknown as {
+                document: {
+                  querySelectorAll(s: string): ArrayLike<{
+                    alt: string;
+                    complete: boolean;
+                    naturalWidth: number;
+                  }>;
+                };
+              }).document.querySelectorAll("#log img"),
+            ).some((img) =>
+              img.alt === alt && img.complete && img.naturalWidth === 1
+            ),
+          alt,
+          { timeout: WAIT_MS },
+        );
+      }
+      assert.equal(
+        await ada.evaluate(() =>
+          (globalThis as unknown as { duplex: { protocol: string } }).duplex
+            .protocol
+        ),
+        "duplex.v1.bin",
+      );
+      assert.equal((await view(evil)).images, 1);
+
       // Send works while reconnecting: the message waits in the client's
       // queue, shown as pending, and goes out once the connection is back.
       // Ada is kicked and refused (503) meanwhile; the other page stays.
@@ -444,7 +493,8 @@ Deno.test({
 
       assert.deepEqual(problems, [], "no page errors or console errors");
       const foreign = requests.filter((url) =>
-        !url.startsWith(`${origin}/`) && !url.startsWith("data:")
+        !url.startsWith(`${origin}/`) && !url.startsWith("data:") &&
+        !url.startsWith(`blob:${origin}/`)
       );
       assert.deepEqual(foreign, [], "no request leaves the server's origin");
       assert.ok(requests.includes(`${origin}/client.js`));

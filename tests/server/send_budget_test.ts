@@ -17,9 +17,10 @@ export async function hog(
   port: number,
   count: number,
   size: number,
+  user = "hog",
 ): Promise<RawWebSocket> {
   const socket = await RawWebSocket.connect(port, {
-    path: "/?user=hog",
+    path: `/?user=${user}`,
     headers: { "Sec-WebSocket-Protocol": "duplex.v1" },
   });
   const frames: Uint8Array[] = [];
@@ -58,6 +59,38 @@ Deno.test("DuplexServer sendBudget bounds a client that never reads: 1013, memor
       );
     } finally {
       socket.drop();
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("DuplexServer totalSendBudget: of two slow readers over the total together, the larger is closed with 1013", async () => {
+  // Each is within its own budget (64 MiB); together they pass the total
+  // (8 MiB). The one holding more than the average when it sends goes.
+  const server = await ServerProcess.start({
+    sendBudget: 64 * 1024 * 1024,
+    totalSendBudget: 8 * 1024 * 1024,
+  });
+  try {
+    const before = await server.stats();
+    const [large, small] = await Promise.all([
+      hog(server.port, 200, 256 * 1024, "large"), // 50 MiB of responses
+      hog(server.port, 200, 24 * 1024, "small"), // 4.7 MiB
+    ]);
+    try {
+      const after = await server.waitFor(
+        (stats) => stats.closeCodeOf.large === 1013,
+        10_000,
+        "the larger reader to be closed with 1013",
+      );
+      assert.equal(after.closeCodeOf.small, undefined);
+      assert.equal(after.connections, 1);
+      const growth = after.rss - before.rss;
+      assert.ok(growth < 60e6, `server rss grew ${mb(growth)} MB`);
+    } finally {
+      large.drop();
+      small.drop();
     }
   } finally {
     await server.stop();

@@ -209,10 +209,13 @@ Deno.test({
 
 Deno.test({
   name:
-    "server.ts survives running out of file descriptors: logs, listens again, keeps its WebSockets",
+    "server.ts behind a proxy survives running out of file descriptors: logs, listens again, keeps its WebSockets",
   ignore: Deno.build.os !== "linux",
   async fn() {
-    await using program = spawnProgram({ DUPLEX_HOSTNAME: "127.0.0.1" }, 64);
+    await using program = spawnProgram({
+      DUPLEX_HOSTNAME: "127.0.0.1",
+      DUPLEX_BEHIND_PROXY: "1",
+    }, 64);
     const port = await program.port();
     const firstListen = program.stdout.lines.findIndex((l) =>
       /^Listening on /.test(l)
@@ -234,6 +237,46 @@ Deno.test({
     await failed;
     for (const conn of idle) conn.close();
     await program.stdout.next(/^Listening on /, firstListen + 1);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    assert.equal(await health.text(), "ok\n");
+    alice.send('{"sequence":1,"type":1,"message":"still here"}');
+    assert.deepEqual(await aliceQueue.next(), {
+      sequence: 1,
+      type: 2,
+      message: "ok",
+    });
+    await closeAndWait(alice);
+  },
+});
+
+Deno.test({
+  name:
+    "server.ts (guarded) drops 100 silent connections under ulimit -n 64 and keeps serving",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    await using program = spawnProgram({
+      DUPLEX_HOSTNAME: "127.0.0.1",
+      DUPLEX_HEADER_TIMEOUT: "300",
+    }, 64);
+    const port = await program.port();
+    const alice = await open(`ws://127.0.0.1:${port}/?user=alice`);
+    const aliceQueue = new MessageQueue(alice);
+    await program.stdout.next(/connect user="alice"/);
+    // Silent connections: more than the process has descriptors for. The
+    // guard drops them (per-address cap, header timeout) or, out of
+    // descriptors, accepts again later; none stays open.
+    const idle: Deno.TcpConn[] = [];
+    for (let i = 0; i < 100; i++) {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    const buffer = new Uint8Array(16);
+    const ends = await deadline(
+      Promise.all(idle.map((conn) => conn.read(buffer).catch(() => null))),
+      15_000,
+      "the server to drop 100 silent connections",
+    );
+    assert.ok(ends.every((end) => end === null));
+    for (const conn of idle) conn.close();
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(await health.text(), "ok\n");
     alice.send('{"sequence":1,"type":1,"message":"still here"}');

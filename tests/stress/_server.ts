@@ -12,7 +12,7 @@
  * @module
  */
 
-import { type BackpressurePolicy, DuplexServer } from "../../server.ts";
+import { type BackpressurePolicy, chat, DuplexServer } from "../../server.ts";
 
 /** The configuration, passed as JSON in the first argument. */
 export interface StressServerConfig {
@@ -36,8 +36,14 @@ export interface StressServerConfig {
   maxConnectionsPerAddress?: number;
   /** Milliseconds the authenticate hook waits (an asynchronous check). */
   authDelay?: number;
+  /** Sample RSS every 20 ms and report the peak as `rssPeak`. */
+  samplePeak?: boolean;
   /** Server `rateLimit` (`false` by default here). */
   rateLimit?: { rate: number; burst: number; maxViolations?: number };
+  /** Use the server's default rate limit (frames and bytes). */
+  defaultRateLimit?: boolean;
+  /** Install the chat (relay, presence, `users.list`). */
+  chat?: boolean;
 }
 
 /** What `GET /stats` answers. */
@@ -55,15 +61,27 @@ export interface StressStats {
   pingsIn: number;
   executed: number;
   closeCodes: Record<string, number>;
+  /** The last close code of each user. */
+  closeCodeOf: Record<string, number>;
   unhandled: number;
   errors: number;
   rss: number;
+  /** The highest RSS sampled (with `samplePeak`), else `rss`. */
+  rssPeak: number;
   heapUsed: number;
 }
 
 const config: StressServerConfig = JSON.parse(Deno.args[0] ?? "{}");
 const encoder = new TextEncoder();
 const closeCodes: Record<string, number> = {};
+const closeCodeOf: Record<string, number> = {};
+let rssPeak = 0;
+if (config.samplePeak) {
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, Deno.memoryUsage().rss);
+  }, 20);
+  Deno.unrefTimer(sampler);
+}
 const knownRooms = new Set<string>();
 let pendingAsks = 0;
 let slowRunning = 0;
@@ -115,9 +133,11 @@ async function stats(): Promise<StressStats> {
     pingsIn: metric(text, 'duplex_frames_received_total\\{type="ping"\\}'),
     executed,
     closeCodes: { ...closeCodes },
+    closeCodeOf: { ...closeCodeOf },
     unhandled,
     errors,
     rss: memory.rss,
+    rssPeak: Math.max(rssPeak, memory.rss),
     heapUsed: memory.heapUsed,
   };
 }
@@ -126,7 +146,7 @@ const server = new DuplexServer({
   idleTimeout: config.idleTimeout ?? 30,
   highWaterMark: config.highWaterMark,
   backpressure: config.backpressure,
-  rateLimit: config.rateLimit ?? false,
+  rateLimit: config.defaultRateLimit ? undefined : config.rateLimit ?? false,
   maxInFlight: 10_000,
   sendBudget: config.sendBudget,
   totalSendBudget: config.totalSendBudget,
@@ -146,10 +166,12 @@ const server = new DuplexServer({
   },
 });
 server.addEventListener("disconnect", (event) => {
-  const { code } = event.detail;
+  const { code, connection } = event.detail;
   closeCodes[code] = (closeCodes[code] ?? 0) + 1;
+  closeCodeOf[connection.user] = code;
 });
 server.addEventListener("error", () => errors++);
+if (config.chat) chat(server);
 
 server.handle("echo", (params) => params);
 server.handle("big", (size) => "x".repeat(Number(size)));

@@ -17,6 +17,12 @@ import {
   soak,
 } from "./scenarios.ts";
 import { fuzz } from "./fuzz.ts";
+import {
+  neverReading,
+  silentHeads,
+  upgradeStorm,
+  usersListAmplification,
+} from "./hardening.ts";
 import { chaos } from "../sessions/_chaos.ts";
 import { clusterChaos } from "../sessions/_cluster_chaos.ts";
 
@@ -72,6 +78,37 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       sampleMs: n(60_000),
       warmupMs: n(60_000),
       maxSlopeMBPerMin: 0.5,
+      verbose: true,
+    })],
+  ["never-reading", () =>
+    neverReading({
+      clients: n(20),
+      requests: 1_000,
+      size: 65_536,
+      maxGrowth: 400e6,
+      waves: n(6),
+      verbose: true,
+    })],
+  ["upgrade-storm", () =>
+    upgradeStorm({
+      upgrades: n(2_000),
+      maxConnections: 100,
+      authDelay: 200,
+      verbose: true,
+    })],
+  ["silent-heads", () =>
+    silentHeads({
+      connections: n(2_000),
+      openFiles: 512,
+      headerTimeout: 2_000,
+      verbose: true,
+    })],
+  ["amplification", () =>
+    usersListAmplification({
+      users: n(2_000),
+      attackers: 4,
+      batch: 100,
+      durationMs: n(10_000),
       verbose: true,
     })],
   ["sessions", () =>
@@ -174,6 +211,49 @@ console.log(
   `soak                   heap ${figure("soak", "heapSamplesMB")} MB, slope ${
     figure("soak", "heapSlopeMBPerMin")
   } MB/min`,
+);
+const waves = Object.entries(
+  results.find((r) => r.name === "never-reading clients")?.figures ?? {},
+).filter(([key]) => key.startsWith("rssAfterMB")).map(([, value]) => value);
+console.log(
+  `never-reading clients  ${
+    figure("never-reading clients", "closed1013")
+  } closed 1013 in ${waves.length} waves of 20 asking ${
+    figure("never-reading clients", "responsesAskedMB")
+  } MB each; rss ${figure("never-reading clients", "rssBeforeMB")} → peak ${
+    figure("never-reading clients", "rssPeakMB1")
+  } in the first; after each: ${waves.join(" → ")} MB (JS heap ${
+    figure("never-reading clients", "heapAfterMB1")
+  } MB)`,
+);
+console.log(
+  `upgrade storm          ${figure("upgrade storm", "upgrades")} upgrades, ${
+    figure("upgrade storm", "accepted")
+  } accepted (maxConnections ${figure("upgrade storm", "maxConnections")}), ${
+    figure("upgrade storm", "refused503")
+  } refused 503`,
+);
+console.log(
+  `silent heads           guarded: ${
+    figure("silent heads", "silentOpened")
+  } dropped within ${
+    figure("silent heads", "allDroppedAfterMs")
+  } ms, real client opened in ${
+    figure("silent heads", "realClientOpenMs")
+  } ms; unguarded: ${figure("silent heads", "unguardedOpenAfterTimeout")} of ${
+    figure("silent heads", "unguardedOpened")
+  } still open, recovered in ${
+    figure("silent heads", "unguardedRecoveryMs")
+  } ms after they left`,
+);
+console.log(
+  `users.list             ${
+    figure("users.list amplification", "usersOnline")
+  } online, ${figure("users.list amplification", "requestKBps")} KB/s in → ${
+    figure("users.list amplification", "responseMBps")
+  } MB/s out (×${figure("users.list amplification", "ratio")}), largest page ${
+    figure("users.list amplification", "largestPage")
+  }, rate-limited ${figure("users.list amplification", "rateLimited")}`,
 );
 console.log(
   `inputs tried (fuzz)    ${figure("fuzz", "inputs")} (seed ${

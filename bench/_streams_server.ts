@@ -1,0 +1,83 @@
+/**
+ * The server process of `bench/streams.ts`: a DuplexServer with the binary
+ * codec (`/`) and a raw WebSocket endpoint (`/raw`) on the same port.
+ *
+ * - `upload` (Duplex): reads an uploaded stream and discards it; answers the
+ *   byte count.
+ * - `download` (Duplex): `{ chunks, size }` → a stream of `chunks` binary
+ *   chunks of `size` bytes; counts how many the producer pulled.
+ * - `echo` (Duplex): answers its params.
+ * - `/raw?mode=sink`: discards binary frames, answers the total to a text
+ *   `"done"`; `/raw?mode=echo`: echoes every frame.
+ * - `GET /rss`: `{ rss, peak }` in bytes after a full GC; `peak` is the
+ *   highest RSS sampled every 10 ms since the last `GET /rss?reset`.
+ *
+ * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`;
+ * `SESSIONS=0` turns sessions off.
+ *
+ * @module
+ */
+
+import { binaryCodec } from "../binary.ts";
+import { DuplexServer } from "../server.ts";
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+let peak = 0;
+const sampler = setInterval(() => {
+  peak = Math.max(peak, Deno.memoryUsage().rss);
+}, 10);
+
+const server = new DuplexServer({
+  codecs: [binaryCodec],
+  maxMessageSize: 4 * 1024 * 1024,
+  rateLimit: false,
+  // SESSIONS=0: without sessions (the figures of the stream layer alone).
+  sessions: Deno.env.get("SESSIONS") === "0" ? false : undefined,
+});
+server.handle("upload", async (chunks: AsyncIterable<Uint8Array>) => {
+  let total = 0;
+  for await (const chunk of chunks) total += chunk.byteLength;
+  return total;
+});
+server.handle(
+  "download",
+  async function* ({ chunks, size }: { chunks: number; size: number }) {
+    for (let i = 0; i < chunks; i++) yield new Uint8Array(size).fill(i);
+  },
+);
+server.handle("echo", (value: unknown) => value);
+
+function raw(request: Request, mode: string): Response {
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  let total = 0;
+  socket.onmessage = (event) => {
+    if (mode === "echo") socket.send(event.data);
+    else if (typeof event.data === "string") socket.send(String(total));
+    else total += (event.data as ArrayBuffer).byteLength;
+  };
+  return response;
+}
+
+const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
+  request,
+) => {
+  const url = new URL(request.url);
+  if (url.pathname === "/rss") {
+    gc();
+    const rss = Deno.memoryUsage().rss;
+    if (url.searchParams.has("reset")) peak = rss;
+    return Response.json({ rss, peak });
+  }
+  if (url.pathname === "/raw") {
+    return raw(request, url.searchParams.get("mode") ?? "sink");
+  }
+  return server.fetch(request);
+});
+console.log(JSON.stringify({ port: http.addr.port }));
+Deno.addSignalListener("SIGTERM", () => {
+  clearInterval(sampler);
+  server.shutdown().then(() => http.shutdown()).then(() => Deno.exit(0));
+});

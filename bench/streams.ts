@@ -1,0 +1,194 @@
+/**
+ * Binary and stream figures (issue 20), against a server in its own process
+ * (`bench/_streams_server.ts`) so that its RSS is its own:
+ *
+ * 1. upload: `--upload-mib` MiB (default 1024) in 64 KiB binary chunks
+ *    through a stream to a handler that discards them, against raw binary
+ *    frames of the same size to a raw endpoint that discards them; server
+ *    RSS growth (peak during the upload minus the level before, after GC).
+ * 2. slow download: 1,000 chunks of 16 KiB to a consumer that waits 1 ms
+ *    per chunk; the most chunks ever received and not yet consumed (must
+ *    not exceed the credit) and the server's RSS growth.
+ * 3. round trip: a 1 MiB `Uint8Array` through `call("echo")` against a raw
+ *    binary echo, median of `--rounds` (default 40), interleaved.
+ *
+ * Prints one JSON object. `deno run -A bench/streams.ts [--upload-mib N]
+ * [--sessions 0]` (sessions are on by default, as in the client and server).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { binaryCodec } from "../binary.ts";
+import { Client } from "../client.ts";
+
+const { values } = parseArgs({
+  options: {
+    "upload-mib": { type: "string", default: "1024" },
+    rounds: { type: "string", default: "40" },
+    sessions: { type: "string", default: "1" },
+  },
+});
+const SESSIONS = values.sessions !== "0";
+const UPLOAD = Number(values["upload-mib"]) * 1024 * 1024;
+const ROUNDS = Number(values.rounds);
+const CHUNK = 64 * 1024;
+const MIB = 1024 * 1024;
+
+const child = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    "--v8-flags=--expose-gc",
+    new URL("./_streams_server.ts", import.meta.url).pathname,
+  ],
+  stdout: "piped",
+  stderr: "inherit",
+  env: { SESSIONS: SESSIONS ? "1" : "0" },
+}).spawn();
+const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+const { value: line } = await reader.read();
+const { port } = JSON.parse(line!);
+const base = `127.0.0.1:${port}`;
+
+async function rss(reset = false): Promise<{ rss: number; peak: number }> {
+  const response = await fetch(`http://${base}/rss${reset ? "?reset" : ""}`);
+  return await response.json();
+}
+
+async function openRaw(mode: string): Promise<WebSocket> {
+  const socket = new WebSocket(`ws://${base}/raw?mode=${mode}`);
+  socket.binaryType = "arraybuffer";
+  await new Promise((resolve) => socket.onopen = resolve);
+  return socket;
+}
+
+async function rawUpload(bytes: number): Promise<number> {
+  const socket = await openRaw("sink");
+  const chunk = new Uint8Array(CHUNK).fill(1);
+  const started = performance.now();
+  for (let sent = 0; sent < bytes; sent += CHUNK) {
+    socket.send(chunk);
+    // Only enough pacing to bound the send buffer (8 MiB, far more than the
+    // stream's 16-chunk window): the fastest the raw socket goes.
+    while (socket.bufferedAmount > 8 * MIB) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+  }
+  const done = new Promise<string>((resolve) =>
+    socket.onmessage = (event) => resolve(event.data)
+  );
+  socket.send("done");
+  const total = Number(await done);
+  const seconds = (performance.now() - started) / 1000;
+  if (total !== bytes) throw new Error(`raw sink got ${total} of ${bytes}`);
+  socket.close();
+  return bytes / MIB / seconds;
+}
+
+async function* chunks(bytes: number): AsyncGenerator<Uint8Array> {
+  const chunk = new Uint8Array(CHUNK).fill(1);
+  for (let sent = 0; sent < bytes; sent += CHUNK) yield chunk;
+}
+
+const client = new Client(`ws://${base}/?user=bench`, {
+  codec: binaryCodec,
+  pingInterval: 0,
+  timeout: 0,
+  session: SESSIONS,
+});
+await client.connect();
+
+async function streamUpload(bytes: number): Promise<number> {
+  const started = performance.now();
+  const total = await client.call("upload", chunks(bytes), { timeout: 0 });
+  const seconds = (performance.now() - started) / 1000;
+  if (total !== bytes) throw new Error(`upload got ${total} of ${bytes}`);
+  return bytes / MIB / seconds;
+}
+
+// Warm up both paths.
+await rawUpload(32 * MIB);
+await streamUpload(32 * MIB);
+
+const rawMibS = await rawUpload(UPLOAD);
+const before = await rss(true);
+const streamMibS = await streamUpload(UPLOAD);
+const after = await rss();
+const upload = {
+  mib: UPLOAD / MIB,
+  chunkBytes: CHUNK,
+  streamMibPerS: Math.round(streamMibS),
+  rawMibPerS: Math.round(rawMibS),
+  ratio: Number((streamMibS / rawMibS).toFixed(3)),
+  serverRssGrowthMib: Number(((after.peak - before.rss) / MIB).toFixed(2)),
+};
+
+// Slow consumer.
+const credit = 16;
+const downloadBefore = await rss(true);
+let consumed = 0;
+let maxAhead = 0;
+const framesIn = client.peer!.stats.framesIn;
+const startFrames = framesIn[12];
+for await (
+  const chunk of client.stream<Uint8Array>("download", {
+    chunks: 1000,
+    size: 16 * 1024,
+  }, { credit })
+) {
+  if (chunk.byteLength !== 16 * 1024) throw new Error("short chunk");
+  consumed++;
+  maxAhead = Math.max(maxAhead, framesIn[12] - startFrames - consumed + 1);
+  await new Promise((resolve) => setTimeout(resolve, 1));
+}
+const downloadAfter = await rss();
+const download = {
+  chunks: consumed,
+  credit,
+  maxInFlight: maxAhead,
+  serverRssGrowthMib: Number(
+    ((downloadAfter.peak - downloadBefore.rss) / MIB).toFixed(2),
+  ),
+};
+
+// 1 MiB round trip.
+const payload = new Uint8Array(MIB).fill(7);
+const echo = await openRaw("echo");
+async function rawRound(): Promise<number> {
+  const started = performance.now();
+  const back = new Promise((resolve) => echo.onmessage = resolve);
+  echo.send(payload);
+  await back;
+  return performance.now() - started;
+}
+async function duplexRound(): Promise<number> {
+  const started = performance.now();
+  const back = await client.call("echo", payload) as Uint8Array;
+  if (back.byteLength !== MIB) throw new Error("short echo");
+  return performance.now() - started;
+}
+const raws: number[] = [];
+const duplexes: number[] = [];
+for (let i = 0; i < 5; i++) await rawRound() + await duplexRound();
+for (let i = 0; i < ROUNDS; i++) {
+  raws.push(await rawRound());
+  duplexes.push(await duplexRound());
+}
+const median = (values: number[]) =>
+  values.sort((a, b) => a - b)[values.length >> 1];
+const roundTrip = {
+  bytes: MIB,
+  rawMs: Number(median(raws).toFixed(2)),
+  duplexMs: Number(median(duplexes).toFixed(2)),
+  ratio: Number((median(duplexes) / median(raws)).toFixed(3)),
+};
+echo.close();
+await client.close();
+child.kill("SIGTERM");
+await child.status;
+await reader.cancel();
+
+console.log(
+  JSON.stringify({ sessions: SESSIONS, upload, download, roundTrip }, null, 2),
+);

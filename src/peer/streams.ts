@@ -1,0 +1,528 @@
+/**
+ * Streams over a {@linkcode Peer}: the consumer side ({@linkcode ChunkQueue},
+ * an async iterator that grants credit as it is read), the producer side
+ * ({@linkcode ChunkPump}, which pulls from an async iterable only while
+ * credit lasts), {@linkcode consume} (a request whose result is read as a
+ * stream), and {@linkcode Streams}, which routes a peer's stream frames
+ * (types 12 to 17). See PROTOCOL.md, "Streams", and docs/streams.md.
+ *
+ * @module
+ */
+
+import { DuplexError, RemoteError } from "../wire/errors.ts";
+import type { ErrorPayload, Frame, RequestFrame } from "../wire/protocol.ts";
+import { handlerError } from "./incoming_requests.ts";
+import type { RequestOptions } from "./peer_options.ts";
+
+/**
+ * The chunk type of a streamed result: `T` of an `AsyncIterable<T>` or
+ * `ReadableStream<T>`; a plain result type stands for a one-chunk stream.
+ *
+ * @example Usage
+ * ```ts
+ * import type { ChunkOf } from "@duplex/ws";
+ *
+ * const line: ChunkOf<AsyncIterable<string>> = "hello";
+ * ```
+ */
+export type ChunkOf<R> = R extends AsyncIterable<infer T> ? T
+  : R extends ReadableStream<infer T> ? T
+  : R;
+
+/**
+ * Options of `stream()` on a peer or a client.
+ *
+ * @example Usage
+ * ```ts
+ * import type { StreamOptions } from "@duplex/ws";
+ *
+ * const options: StreamOptions = { credit: 32, signal: AbortSignal.timeout(60_000) };
+ * ```
+ */
+export interface StreamOptions {
+  /**
+   * How many chunks the producer may send ahead of the consumer (the
+   * window): never more are in flight or buffered.
+   *
+   * @default {16}
+   */
+  credit?: number;
+  /**
+   * Aborting it stops the stream on both sides: the producer's signal
+   * aborts and its iterator's `return()` runs; the loop throws
+   * `signal.reason`.
+   *
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds within which the whole stream must end; 0 disables it.
+   *
+   * @default {0}
+   */
+  timeout?: number;
+}
+
+/** The request options by which `stream()` asks for a streamed result. */
+interface StreamCall extends RequestOptions {
+  method?: string;
+  credit?: number;
+  queue?: ChunkQueue;
+}
+
+/** The default window, in chunks. */
+export const DEFAULT_CREDIT = 16;
+
+const STREAM_NOT_REQUESTED: ErrorPayload = {
+  code: "STREAM_NOT_REQUESTED",
+  message: "Cannot answer request: the result is a stream (call stream())",
+};
+
+/** Whether a value is a stream: an async iterable or a ReadableStream. */
+export function isStream(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === "object" && value !== null &&
+    (Symbol.asyncIterator in value || "getReader" in value);
+}
+
+function cancelled(): DuplexError {
+  return new DuplexError("CANCELLED", "Stream cancelled");
+}
+
+/**
+ * The receiving end of one stream: buffers what arrives (never more than
+ * granted), hands it to `for await`, and grants credit back as it is read,
+ * in batches of half the window.
+ */
+export class ChunkQueue<T = unknown> implements AsyncIterable<T> {
+  #chunks: unknown[] = [];
+  #wake: (() => void) | undefined;
+  #done = false;
+  #error: unknown;
+  #window: number;
+  /** Granted and not arrived yet. */
+  #credit: number;
+  /** Read since the last grant. */
+  #owed = 0;
+  #grant: (credit: number) => void = () => {};
+  #stop: (reason: unknown) => void;
+
+  /**
+   * @param window The chunks granted at first, and at most outstanding.
+   * @param stop Tells the producer to stop (the reader left early).
+   */
+  constructor(window: number, stop: (reason: unknown) => void) {
+    this.#window = this.#credit = window;
+    this.#stop = stop;
+  }
+
+  /** Sets how credit is granted, once the stream has a sequence. */
+  bind(grant: (credit: number) => void): void {
+    this.#grant = grant;
+  }
+
+  /** A chunk arrived; one beyond the credit fails the stream. */
+  push(chunk: unknown): void {
+    if (this.#done) return;
+    if (--this.#credit < 0) {
+      const error = new DuplexError(
+        "INVALID_FRAME",
+        "Cannot read stream: more chunks than granted",
+      );
+      this.#stop(error);
+      return this.end(error);
+    }
+    this.#chunks.push(chunk);
+    this.#wake?.();
+  }
+
+  /** A chunk (types 12, 14) or the end of an upload (type 15) arrived. */
+  take(frame: { type: number; message?: unknown; error?: ErrorPayload }): void {
+    if (frame.type !== 15) this.push(frame.message);
+    else this.end(frame.error && new RemoteError(frame.error));
+  }
+
+  /**
+   * Ends the stream, with an error or not, after a `last` chunk unless it is
+   * `undefined` (a plain result). Idempotent.
+   */
+  end(error?: unknown, last?: unknown): void {
+    if (this.#done) return;
+    if (last !== undefined && error === undefined) this.#chunks.push(last);
+    this.#done = true;
+    this.#error = error;
+    this.#wake?.();
+  }
+
+  /**
+   * The chunks as they arrive; leaving the loop early stops the producer.
+   *
+   * @returns The async iterator.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    const chunks = this.#chunks;
+    try {
+      for (;;) {
+        if (chunks.length) {
+          if (!this.#done && ++this.#owed * 2 >= this.#window) {
+            this.#credit += this.#owed;
+            this.#grant(this.#owed);
+            this.#owed = 0;
+          }
+          yield chunks.shift() as T;
+        } else if (this.#done) {
+          if (this.#error !== undefined) throw this.#error;
+          return;
+        } else await new Promise<void>((resolve) => this.#wake = resolve);
+      }
+    } finally {
+      chunks.length = 0;
+      if (!this.#done) {
+        this.#done = true;
+        this.#stop(cancelled());
+      }
+    }
+  }
+}
+
+/** An iterator over a source (a ReadableStream without async iteration too). */
+function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
+  if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
+  const reader = (source as ReadableStream).getReader();
+  return {
+    next: () => reader.read() as Promise<IteratorResult<unknown>>,
+    return: () => reader.cancel().then(() => ({ done: true, value: null })),
+  };
+}
+
+/** Stops a source: its `return()` (or `cancel()`) runs; its failure is moot. */
+function stop(iterator: AsyncIterator<unknown>): void {
+  iterator.return?.()?.then(undefined, () => {});
+}
+
+/**
+ * The sending end of one stream: pulls a chunk from its source only when
+ * the consumer has credit for it, so a slow consumer slows the source and
+ * nothing piles up.
+ */
+export class ChunkPump {
+  #iterator: AsyncIterator<unknown>;
+  #credit: number;
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  /** Aborts the handler that produces it (a streamed result). */
+  abort: ((reason: unknown) => void) | undefined;
+
+  /**
+   * Starts pumping.
+   *
+   * @param source The async iterable or ReadableStream.
+   * @param credit The credit granted at first.
+   * @param send Sends one chunk.
+   * @param finish Called once when the source ended (no argument) or
+   * failed; not after {@linkcode ChunkPump.stop}.
+   */
+  constructor(
+    source: AsyncIterable<unknown>,
+    credit: number,
+    send: (chunk: unknown) => void,
+    finish: (error?: unknown) => void,
+  ) {
+    this.#credit = credit;
+    this.#iterator = iterate(source);
+    this.#run(send).then(
+      (ended) => ended && finish(),
+      (error) => this.#stopped || finish(error ?? new Error("Stream failed")),
+    );
+  }
+
+  /** Credit (types 13, 16) or the end of an upload's reading (17) arrived. */
+  take(frame: { type: number; credit?: number }): void {
+    if (frame.type === 17) return this.stop();
+    this.#credit += frame.credit!;
+    this.#wake?.();
+  }
+
+  /**
+   * Stops the source (its `return()` runs) and the handler that produces
+   * it; nothing more is sent. Idempotent.
+   *
+   * @param reason What the handler's signal says.
+   */
+  stop(reason: unknown = cancelled()): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.abort?.(reason);
+    this.#wake?.();
+    stop(this.#iterator);
+  }
+
+  /** Resolves `true` when the source ended, `false` when stopped. */
+  async #run(send: (chunk: unknown) => void): Promise<boolean> {
+    while (!this.#stopped) {
+      if (this.#credit <= 0) {
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        continue;
+      }
+      const result = await this.#iterator.next();
+      if (this.#stopped) break;
+      if (result.done) return this.#stopped = true;
+      this.#credit--;
+      send(result.value);
+    }
+    return false;
+  }
+}
+
+/**
+ * Sends a request through `request` asking for a streamed result, and
+ * returns the stream of its chunks. Internal: `stream()` of the peer and the
+ * client.
+ *
+ * @param options Credit, signal and timeout.
+ * @param request Sends the request with these options (the client may queue
+ * it until connected).
+ * @returns The chunks.
+ */
+export function consume<T>(
+  options: StreamOptions,
+  request: (options: StreamCall) => Promise<unknown>,
+): AsyncIterableIterator<T> {
+  const { credit = DEFAULT_CREDIT, signal, timeout = 0 } = options;
+  const controller = new AbortController();
+  const queue = new ChunkQueue<T>(credit, (reason) => controller.abort(reason));
+  const onAbort = () => controller.abort(signal!.reason);
+  const done = (error: unknown, last?: unknown): void => {
+    signal?.removeEventListener("abort", onAbort);
+    queue.end(error, last);
+  };
+  if (signal?.aborted) done(signal.reason);
+  else {
+    signal?.addEventListener("abort", onAbort, { once: true });
+    request({
+      signal: controller.signal,
+      timeout,
+      credit,
+      queue: queue as ChunkQueue,
+    })
+      .then((last) => done(undefined, last), done);
+  }
+  return queue[Symbol.asyncIterator]();
+}
+
+/**
+ * Which end of a request's streams a frame type goes to: my result (0),
+ * the result I produce (1), the params I receive (2), my params (3).
+ */
+const SIDE = [0, 1, 2, 2, 3, 3];
+
+/**
+ * The streams of one peer, by request sequence and side: the results it
+ * reads and produces, the params it receives and uploads. Internal: the
+ * peer creates it on first use.
+ */
+export class Streams {
+  /** Queues (sides 0, 2) and pumps (sides 1, 3), by `sequence * 4 + side`. */
+  #ends = new Map<number, ChunkQueue | ChunkPump>();
+  /** Incoming requests that asked for a streamed result: their credit. */
+  #accepted = new Map<number, number>();
+  /** Streamed results being sent (they count as requests in flight). */
+  producing = 0;
+  #send: (frame: Frame) => void;
+  #fail: (sequence: number, error: unknown) => void;
+
+  /**
+   * @param send Sends a frame on the peer.
+   * @param fail Answers request `sequence` with the error of its handler
+   * (here: of its streamed result).
+   */
+  constructor(
+    send: (frame: Frame) => void,
+    fail: (sequence: number, error: unknown) => void,
+  ) {
+    this.#send = send;
+    this.#fail = fail;
+  }
+
+  /** Sends chunks of `source` on `sequence` as frames of `type`. */
+  #pump(
+    sequence: number,
+    side: number,
+    source: AsyncIterable<unknown>,
+    credit: number,
+    type: 12 | 14,
+    finish: (error?: unknown) => void,
+  ): ChunkPump {
+    const key = sequence * 4 + side;
+    const pump = new ChunkPump(
+      source,
+      credit,
+      (message) => this.#send({ sequence, type, message }),
+      (error) => {
+        this.#ends.delete(key);
+        finish(error);
+      },
+    );
+    this.#ends.set(key, pump);
+    return pump;
+  }
+
+  /**
+   * Sends my request `sequence` whose result is read as a stream or whose
+   * params are a stream (then uploaded as the responder grants credit).
+   *
+   * @param sequence The request's sequence.
+   * @param options Its method, and from `stream()` the credit and queue.
+   * @param message The params.
+   * @param response The request's response.
+   */
+  request(
+    sequence: number,
+    options: StreamCall,
+    message: unknown,
+    response: Promise<unknown>,
+  ): void {
+    const { method, credit, queue } = options;
+    const send = this.#send;
+    const upload = isStream(message) || undefined;
+    send(
+      upload
+        ? { sequence, type: 1, method, credit, upload }
+        : { sequence, type: 1, message, method, credit },
+    );
+    const key = sequence * 4;
+    const over = (): void => {
+      if (this.#ends.get(key) === queue) this.#ends.delete(key);
+      this.dispatch({ sequence, type: 17 });
+    };
+    response.then(over, over);
+    if (queue) {
+      this.#ends.set(key, queue);
+      queue.bind((credit) => send({ sequence, type: 13, credit }));
+    }
+    if (upload) {
+      this.#pump(
+        sequence,
+        3,
+        message as AsyncIterable<unknown>,
+        0,
+        14,
+        (error) =>
+          send(
+            error === undefined
+              ? { sequence, type: 15 }
+              : { sequence, type: 15, error: handlerError(error) },
+          ),
+      );
+    }
+  }
+
+  /**
+   * Takes note of an incoming request's stream fields: the credit of a
+   * streamed result, and streamed params, which become the handler's params
+   * (a stream) with the first credit granted.
+   *
+   * @param frame The request.
+   */
+  accept(frame: RequestFrame): void {
+    const { sequence, credit } = frame;
+    if (credit) this.#accepted.set(sequence, credit);
+    if (!frame.upload) return;
+    const key = sequence * 4 + 2;
+    const send = this.#send;
+    const queue = new ChunkQueue(DEFAULT_CREDIT, () => {
+      if (this.#ends.delete(key)) send({ sequence, type: 17 });
+    });
+    queue.bind((credit) => send({ sequence, type: 16, credit }));
+    this.#ends.set(key, queue);
+    frame.message = queue;
+    send({ sequence, type: 16, credit: DEFAULT_CREDIT });
+  }
+
+  /**
+   * A handler finished: its streamed params are over, and a stream it
+   * returned is sent (or refused, when the caller did not ask for one).
+   *
+   * @param sequence The request's sequence.
+   * @param ok Whether the handler returned (rather than threw).
+   * @param value What it returned or threw.
+   * @param context Its context, whose signal aborts when the stream stops.
+   * @returns `true` when the answer was taken care of here.
+   */
+  settle(
+    sequence: number,
+    ok: boolean,
+    value: unknown,
+    context: { abort(reason: unknown): void },
+  ): boolean {
+    const credit = this.#accepted.get(sequence);
+    this.#accepted.delete(sequence);
+    const stream = ok && isStream(value);
+    const received = sequence * 4 + 2;
+    // Streamed params stay readable while a streamed result is sent.
+    if (!stream || !credit) this.#ends.delete(received);
+    if (!stream) return false;
+    if (!credit) {
+      // Nobody to read it: say so, and let the source clean up.
+      stop(iterate(value));
+      this.#send({ sequence, type: 2, error: STREAM_NOT_REQUESTED });
+      return true;
+    }
+    this.producing++;
+    this.#pump(sequence, 1, value, credit, 12, (error) => {
+      this.producing--;
+      this.#ends.delete(received);
+      if (error === undefined) this.#send({ sequence, type: 2 });
+      else this.#fail(sequence, error);
+    }).abort = (reason) => {
+      this.producing--;
+      context.abort(reason);
+    };
+    return true;
+  }
+
+  /**
+   * Stops what incoming request `sequence` streams and receives: its caller
+   * cancelled it (or the connection closed: `reason`).
+   *
+   * @param sequence The request's sequence.
+   * @param reason What the handler's signal and stream see.
+   */
+  cancel(sequence: number, reason: unknown = cancelled()): void {
+    this.#accepted.delete(sequence);
+    for (const side of [1, 2]) {
+      const key = sequence * 4 + side;
+      const end = this.#ends.get(key);
+      this.#ends.delete(key);
+      if (end instanceof ChunkPump) end.stop(reason);
+      else end?.end(reason);
+    }
+  }
+
+  /**
+   * Ends every stream: the connection closed.
+   *
+   * @param error What the readers and the handlers see.
+   */
+  closeAll(error: unknown): void {
+    const ends = [...this.#ends.values()];
+    this.#ends.clear();
+    for (const end of ends) {
+      if (end instanceof ChunkPump) end.stop(error);
+      else end.end(error);
+    }
+  }
+
+  /**
+   * Routes one stream frame (types 12 to 17); one that matches no stream is
+   * dropped (it may be late after a cancel).
+   *
+   * @param frame The frame.
+   */
+  dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): void {
+    const { sequence, type } = frame;
+    const key = sequence * 4 + SIDE[type - 12];
+    const end = this.#ends.get(key);
+    if (type === 15 || type === 17) this.#ends.delete(key);
+    end?.take(frame);
+  }
+}

@@ -1,0 +1,166 @@
+import assert from "node:assert/strict";
+import { binaryCodec } from "../../binary.ts";
+import { type Frame, jsonCodec, ProtocolError } from "../../mod.ts";
+
+const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+const buffer = new Uint8Array([9, 8, 7]).buffer;
+
+/** Every frame type that carries a payload, with binary values in it. */
+const FRAMES: Frame[] = [
+  { sequence: 1, type: 1, method: "put", message: { name: "a", bytes } },
+  { sequence: 2, type: 1, message: bytes, credit: 4 },
+  { sequence: 3, type: 2, message: [bytes, buffer, "text"] },
+  {
+    sequence: 4,
+    type: 2,
+    error: { code: "BAD", message: "no", data: { raw: bytes } },
+  },
+  { sequence: 0, type: 3, method: "image", message: { png: buffer } },
+  { sequence: 5, type: 12, message: bytes },
+  { sequence: 6, type: 14, message: { part: 1, data: buffer } },
+  {
+    sequence: 7,
+    type: 15,
+    error: { code: "E", message: "m", data: new Uint8Array(0) },
+  },
+];
+
+Deno.test("binaryCodec round-trips binary values in every frame type with their types", () => {
+  for (const frame of FRAMES) {
+    const data = binaryCodec.encode(frame);
+    assert.ok(data instanceof Uint8Array, `type ${frame.type} is binary`);
+    const decoded = binaryCodec.decode(data);
+    assert.deepEqual(decoded, frame);
+  }
+  const decoded = binaryCodec.decode(binaryCodec.encode(FRAMES[2])) as {
+    message: unknown[];
+  };
+  assert.ok(decoded.message[0] instanceof Uint8Array);
+  assert.ok(decoded.message[1] instanceof ArrayBuffer);
+});
+
+Deno.test("binaryCodec sends frames without binary values as the JSON codec's text", () => {
+  const frames: Frame[] = [
+    { sequence: 1, type: 1, message: "hi" },
+    { sequence: 1, type: 2, message: { a: [1, null, "\u0000x"] } },
+    { sequence: 0, type: 3, message: "\u0000\u0000", from: "bob" },
+    { sequence: 1, type: 13, credit: 8 },
+  ];
+  for (const frame of frames) {
+    const text = binaryCodec.encode(frame);
+    assert.equal(text, jsonCodec.encode(frame));
+    assert.deepEqual(binaryCodec.decode(text), frame);
+  }
+});
+
+Deno.test("binaryCodec keeps strings that look like placeholders beside binary values", () => {
+  const frame: Frame = {
+    sequence: 1,
+    type: 1,
+    message: { a: "\u0000u0", b: "\u0000", c: "\u0000\u0000a1", bytes },
+  };
+  assert.deepEqual(binaryCodec.decode(binaryCodec.encode(frame)), frame);
+});
+
+Deno.test("binaryCodec sends other typed arrays as Uint8Array of their bytes", () => {
+  const floats = new Float32Array([1.5, -2]);
+  const frame = binaryCodec.decode(
+    binaryCodec.encode({ sequence: 1, type: 2, message: floats }),
+  ) as { message: Uint8Array };
+  assert.ok(frame.message instanceof Uint8Array);
+  assert.deepEqual(
+    new Float32Array(frame.message.slice().buffer),
+    floats,
+  );
+});
+
+Deno.test("binaryCodec decodes Uint8Array values as views of the message, without copying", () => {
+  const big = new Uint8Array(1 << 20).fill(7);
+  const data = binaryCodec.encode({ sequence: 1, type: 2, message: big });
+  const frame = binaryCodec.decode(data) as { message: Uint8Array };
+  assert.equal(frame.message.buffer, (data as Uint8Array).buffer);
+  assert.equal(frame.message.byteLength, big.byteLength);
+});
+
+Deno.test("binaryCodec refuses broken binary messages with ProtocolError", () => {
+  // A copy: encode() reuses its buffer.
+  const good = (binaryCodec.encode(FRAMES[0]) as Uint8Array<ArrayBuffer>)
+    .slice();
+  const header = new DataView(good.buffer).getUint32(0);
+  const cases: Array<[string, unknown, RegExp]> = [
+    ["too short", new Uint8Array([0, 0]), /truncated header/],
+    ["header past the end", new Uint8Array([0, 0, 1, 0, 123]), /truncated/],
+    ["cut attachment", good.slice(0, good.byteLength - 1), /truncated/],
+    [
+      "header not JSON",
+      new Uint8Array([0, 0, 0, 2, 123, 123]),
+      /not JSON/,
+    ],
+    [
+      "header not UTF-8",
+      new Uint8Array([0, 0, 0, 2, 0xff, 0xfe]),
+      /not UTF-8/,
+    ],
+    [
+      "placeholder without attachment",
+      good.slice(0, 4 + header),
+      /no attachment/,
+    ],
+    ["a Blob", new Blob([good]), /ArrayBuffer/],
+  ];
+  for (const [what, data, message] of cases) {
+    assert.throws(
+      () => binaryCodec.decode(data),
+      (error: unknown) =>
+        error instanceof ProtocolError && message.test(error.message),
+      what,
+    );
+  }
+  // A valid envelope around an invalid frame is refused like JSON's.
+  const invalid = binaryCodec.encode(
+    { sequence: -1, type: 1, message: bytes } as unknown as Frame,
+  );
+  assert.throws(() => binaryCodec.decode(invalid), ProtocolError);
+});
+
+Deno.test("binaryCodec.encode() reuses its buffer: a message is valid until the next encode", () => {
+  const first = binaryCodec.encode({ sequence: 1, type: 2, message: bytes });
+  const copy = (first as Uint8Array).slice();
+  binaryCodec.encode({ sequence: 2, type: 2, message: new Uint8Array(9) });
+  assert.deepEqual(binaryCodec.decode(copy), {
+    sequence: 1,
+    type: 2,
+    message: bytes,
+  });
+});
+
+Deno.test("validateFrame checks the stream fields", () => {
+  const bad: unknown[] = [
+    { sequence: 1, type: 1, credit: 0 },
+    { sequence: 1, type: 1, credit: 1.5 },
+    { sequence: 1, type: 1, upload: 1 },
+    { sequence: 1, type: 13 },
+    { sequence: 1, type: 16, credit: -1 },
+    { sequence: 1, type: 15, error: "x" },
+    { sequence: 1, type: 18 },
+  ];
+  for (const value of bad) {
+    assert.throws(
+      () => jsonCodec.decode(JSON.stringify(value)),
+      ProtocolError,
+      JSON.stringify(value),
+    );
+  }
+  const good: unknown[] = [
+    { sequence: 1, type: 1, credit: 16, upload: true },
+    { sequence: 1, type: 12, message: 1 },
+    { sequence: 1, type: 13, credit: 1 },
+    { sequence: 1, type: 14 },
+    { sequence: 1, type: 15, error: { code: "A", message: "b" } },
+    { sequence: 1, type: 16, credit: 2 },
+    { sequence: 1, type: 17 },
+  ];
+  for (const value of good) {
+    assert.deepEqual(jsonCodec.decode(JSON.stringify(value)), value);
+  }
+});
