@@ -185,14 +185,7 @@ export class Peer<
     return this.#closed;
   }
 
-  /**
-   * Rejects one pending request with `error` (a session resumed on another
-   * instance found its outcome unknown). Internal to the session layer.
-   *
-   * @param sequence The request's sequence.
-   * @param error The error to reject with.
-   * @returns `true` when it was pending.
-   */
+  /** Rejects pending request `sequence` (a session's in-doubt request). */
   failRequest(sequence: number, error: Error): boolean {
     return this.#tracker?.reject(sequence, error) ?? false;
   }

@@ -19,6 +19,8 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
   declare peer: Peer<Local, Remote>;
   declare connection: ServerConnection<Local, Remote>;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Taken over elsewhere: when it leaves here. */
+  leaveTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Between a drop and the resume: `disconnect` was told. */
   detached = false;
   /** Why it ended, when not on purpose. */

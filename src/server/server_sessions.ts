@@ -259,7 +259,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   // The transport's hooks, through the session.
 
   onDetach(session: Session<Local, Remote>, code: number, reason: string) {
-    if (session.socket.ended) return;
+    if (session.socket.ended || session.moved) return;
     session.detached = true;
     this.#detached++;
     // The connection's `disconnect` (per socket); the session lives on.
@@ -521,17 +521,20 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     // It leaves this instance's users and rooms a little later, once the
     // new instance has announced it: the cluster sees no leave.
     this.#leaving.add(session);
-    session.timer = setTimeout(() => this.#left(session), MOVED_DELAY);
+    session.leaveTimer = setTimeout(() => this.#left(session), MOVED_DELAY);
   }
 
   #left(session: Session<Local, Remote>): void {
+    clearTimeout(session.leaveTimer);
     this.#leaving.delete(session);
     session.socket.end("unknown");
   }
 
   /** Settles once every session taken over elsewhere left here. */
   async leaving(): Promise<void> {
-    while (this.#leaving.size > 0) await delay(MOVED_DELAY / 4);
+    for (let n = 0; n < 8 && this.#leaving.size > 0; n++) {
+      await delay(MOVED_DELAY / 4);
+    }
   }
 
   /** The session's peer closed: the session is over. */
