@@ -10,6 +10,8 @@
  * Wires: `original` (no subprotocol, `{"sequence":n,"type":1,"message":"hello"}`),
  * `duplex.v1` (the same frames with the `duplex.v1` subprotocol offered and
  * answered pings, which is all a Duplex client sends for a default request),
+ * `batch` (`duplex.v1` offering `duplex.batch` too: replies may come as batch
+ * frames, `{"type":11,"sequence":n,"message":[...]}`, parsed once each),
  * `socketio` (Engine.IO v4 over a WebSocket: `42n["message","hello"]`
  * answered by the ack `43n["ok"]`).
  *
@@ -33,10 +35,11 @@ export interface Wire {
   /** The request frame with sequence (ack id) `sequence`. */
   request(sequence: number): string;
   /**
-   * Reads one incoming message: the sequence of a reply (≥ 1), 0 for any
-   * other delivery, or -1 for a control frame it answered or skipped.
+   * Reads one incoming message and calls `each` for every frame in it (a
+   * batch holds several): with the sequence of a reply (≥ 1) or 0 for any
+   * other delivery; control frames it answers or skips are not reported.
    */
-  read(data: string, socket: WebSocket): number;
+  read(data: string, socket: WebSocket, each: (sequence: number) => void): void;
   /** Completes the handshake after `open` (Socket.IO's namespace connect). */
   ready(socket: WebSocket): Promise<void>;
 }
@@ -44,24 +47,33 @@ export interface Wire {
 const HELLO = `"hello"`;
 
 function duplexWire(protocols: string[]): Wire {
+  const frame = (
+    frame: { type: number; sequence: number },
+    socket: WebSocket,
+    each: (sequence: number) => void,
+  ): void => {
+    switch (frame.type) {
+      case 3:
+        return each(0);
+      case 5:
+        // A duplex.v1 peer answers pings (none are sent in a short run).
+        socket.send(`{"sequence":${frame.sequence},"type":6}`);
+        return;
+      default:
+        // 2 from a chat server; 1 echoed by the raw server.
+        return each(frame.sequence);
+    }
+  };
   return {
     protocols,
     path: (user) => `/?user=${user}`,
     request: (sequence) =>
       `{"sequence":${sequence},"type":1,"message":${HELLO}}`,
-    read(data, socket) {
-      const frame = JSON.parse(data);
-      switch (frame.type) {
-        case 3:
-          return 0;
-        case 5:
-          // A duplex.v1 peer answers pings (none are sent in a short run).
-          socket.send(`{"sequence":${frame.sequence},"type":6}`);
-          return -1;
-        default:
-          // 2 from a chat server; 1 echoed by the raw server.
-          return frame.sequence;
-      }
+    read(data, socket, each) {
+      const parsed = JSON.parse(data);
+      if (parsed.type !== 11) return frame(parsed, socket, each);
+      // A batch (offered with duplex.batch): one parse for all its frames.
+      for (const inner of parsed.message) frame(inner, socket, each);
     },
     ready: () => Promise.resolve(),
   };
@@ -71,18 +83,17 @@ const socketIoWire: Wire = {
   protocols: [],
   path: (user) => `/socket.io/?EIO=4&transport=websocket&user=${user}`,
   request: (sequence) => `42${sequence}["message",${HELLO}]`,
-  read(data, socket) {
+  read(data, socket, each) {
     if (data.startsWith("43")) {
       const bracket = data.indexOf("[");
       JSON.parse(data.slice(bracket));
-      return Number(data.slice(2, bracket));
+      return each(Number(data.slice(2, bracket)));
     }
     if (data.startsWith("42")) {
       JSON.parse(data.slice(2));
-      return 0;
+      return each(0);
     }
     if (data === "2") socket.send("3"); // Engine.IO ping → pong
-    return -1;
   },
   ready(socket) {
     // Engine.IO open packet "0{...}", then connect to namespace "/".
@@ -100,7 +111,8 @@ const socketIoWire: Wire = {
 /**
  * Returns the wire for a name.
  *
- * @param name `original`, `duplex.v1` or `socketio`.
+ * @param name `original`, `duplex.v1`, `batch` (`duplex.v1` offering
+ * `duplex.batch`: reads batch frames) or `socketio`.
  * @returns The wire.
  * @throws {TypeError} For another name.
  */
@@ -110,6 +122,8 @@ export function wireFor(name: string): Wire {
       return duplexWire([]);
     case "duplex.v1":
       return duplexWire(["duplex.v1"]);
+    case "batch":
+      return duplexWire(["duplex.v1", "duplex.batch"]);
     case "socketio":
       return socketIoWire;
     default:
@@ -204,7 +218,9 @@ export async function sequential(
   let expected = 0;
   let next: () => void = () => {};
   socket.onmessage = (event) => {
-    if (wire.read(event.data, socket) === expected) next();
+    wire.read(event.data, socket, (sequence) => {
+      if (sequence === expected) next();
+    });
   };
   const roundTrip = (sequence: number) =>
     new Promise<void>((resolve) => {
@@ -252,8 +268,7 @@ export async function pipelined(
       const seen = new Uint8Array(total + 1);
       let sent = 0;
       let received = 0;
-      socket.onmessage = (event) => {
-        const sequence = wire.read(event.data, socket);
+      const reply = (sequence: number): void => {
         if (sequence <= 0) return;
         if (sequence > total || seen[sequence]) {
           return reject(new Error(`Cannot count reply ${sequence}`));
@@ -263,6 +278,7 @@ export async function pipelined(
         if (sent < total) socket.send(wire.request(++sent));
         else if (received === total) resolve();
       };
+      socket.onmessage = (event) => wire.read(event.data, socket, reply);
       while (sent < Math.min(window, total)) socket.send(wire.request(++sent));
     });
   await deadline(run(Math.min(5000, count)), "pipelined warm-up");
@@ -294,12 +310,11 @@ export async function fanout(
   const sockets = await openMany(wire, hosts, port, receivers, 0);
   let remaining = receivers * count;
   const delivered = Promise.withResolvers<void>();
+  const delivery = (): void => {
+    if (--remaining === 0) delivered.resolve();
+  };
   for (const socket of sockets) {
-    socket.onmessage = (event) => {
-      if (wire.read(event.data, socket) >= 0 && --remaining === 0) {
-        delivered.resolve();
-      }
-    };
+    socket.onmessage = (event) => wire.read(event.data, socket, delivery);
   }
   const sender = await open(
     wire,
@@ -310,13 +325,13 @@ export async function fanout(
   const seen = new Uint8Array(count + 1);
   let acked = 0;
   const answered = Promise.withResolvers<void>();
-  sender.onmessage = (event) => {
-    const sequence = wire.read(event.data, sender);
+  const ack = (sequence: number): void => {
     if (sequence > 0 && sequence <= count && !seen[sequence]) {
       seen[sequence] = 1;
       if (++acked === count) answered.resolve();
     }
   };
+  sender.onmessage = (event) => wire.read(event.data, sender, ack);
   const start = performance.now();
   for (let i = 1; i <= count; i++) sender.send(wire.request(i));
   await deadline(

@@ -9,8 +9,11 @@
  * - End-to-end: our `Client` against our server vs a raw client against the
  *   raw server (bench/load.ts), as before.
  * - Memory: server RSS per idle connection at 5,000 connections.
- * - Write coalescing and the sessions cost: rows kept in the table and
- *   printed "not built yet" until those features exist.
+ * - Write coalescing: the lean client offers `duplex.batch` to Duplex (and
+ *   reads its batch frames) and is a plain `duplex.v1` client to raw.
+ * - The benchmarks other features keep in files of their own
+ *   (bench/others.ts: sessions_bench.ts, streams.ts, presence.ts), each
+ *   figure with its issue's target.
  *
  * Every measurement starts a fresh server process and runs its client in
  * another process; servers are interleaved within each repeat; the tables
@@ -21,7 +24,8 @@
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
  * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
- * section ids: server, e2e, memory, extras). The opt-in workload
+ * section ids: server, e2e, memory, coalescing, extras, sessions,
+ * streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
  *
  * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
@@ -47,6 +51,7 @@ import {
 } from "./report.ts";
 import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
 import { measureIdleMany } from "./idle_many.ts";
+import { measureOthers } from "./others.ts";
 import { spawnDeno, spawnServer } from "./process.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
@@ -87,6 +92,11 @@ interface Workload {
   figures: FigureSpec[];
   /** Why the workload cannot run yet (the feature it measures is missing). */
   missing?: string;
+  /**
+   * The wire the lean client speaks to Duplex when it differs from the
+   * raw server's (`batch`: it also offers `duplex.batch`).
+   */
+  duplexWire?: string;
 }
 
 const SECTIONS: Record<Workload["section"], string> = {
@@ -130,7 +140,6 @@ const latency = (p50?: Target): FigureSpec[] => [
   },
 ];
 const BOTH = ["original", "duplex.v1"];
-const NOT_BUILT = "not built yet";
 
 /** The benchmark table: one entry per workload. */
 const WORKLOADS: Workload[] = [
@@ -250,11 +259,11 @@ const WORKLOADS: Workload[] = [
     wires: ["duplex.v1"],
     driver: "lean",
     workload: "pipelined",
-    count: 200_000,
+    count: QUICK ? 20_000 : 200_000,
     size: 1000,
     peers: false,
     figures: [requests(at(">=", 1.5))],
-    missing: NOT_BUILT,
+    duplexWire: "batch",
   },
   {
     id: "batch-fan1000",
@@ -263,11 +272,11 @@ const WORKLOADS: Workload[] = [
     wires: ["duplex.v1"],
     driver: "lean",
     workload: "fanout",
-    count: 1000,
+    count: QUICK ? 100 : 1000,
     size: 1000,
     peers: false,
     figures: [deliveries(at(">=", 1.5))],
-    missing: NOT_BUILT,
+    duplexWire: "batch",
   },
   {
     id: "batch-seq",
@@ -276,36 +285,11 @@ const WORKLOADS: Workload[] = [
     wires: ["duplex.v1"],
     driver: "lean",
     workload: "sequential",
-    count: 10_000,
-    peers: false,
-    figures: [requests(at(">=", 0.95))],
-    missing: NOT_BUILT,
-  },
-  {
-    id: "sessions-pipe1000",
-    section: "sessions",
-    label: "pipelined, 1,000 in flight (on/off)",
-    wires: ["duplex.v1"],
-    driver: "lean",
-    workload: "pipelined",
-    count: 200_000,
+    count: QUICK ? 2000 : 10_000,
     size: 1000,
     peers: false,
-    figures: [requests(at(">=", 0.9))],
-    missing: NOT_BUILT,
-  },
-  {
-    id: "sessions-fan1000",
-    section: "sessions",
-    label: "fan-out to 1,000 receivers (on/off)",
-    wires: ["duplex.v1"],
-    driver: "lean",
-    workload: "fanout",
-    count: 1000,
-    size: 1000,
-    peers: false,
-    figures: [deliveries(at(">=", 0.9))],
-    missing: NOT_BUILT,
+    figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
+    duplexWire: "batch",
   },
 ];
 
@@ -367,7 +351,11 @@ async function runOnce(
     const args = workload.driver === "lean"
       ? [
         new URL("lean_client.ts", here).pathname,
-        server === "socketio" ? "socketio" : wire,
+        server === "socketio"
+          ? "socketio"
+          : server === "duplex"
+          ? workload.duplexWire ?? wire
+          : wire,
         workload.workload,
         String(running.port),
         String(workload.count),
@@ -484,6 +472,16 @@ for (const workload of WORKLOADS) {
       rows.push(row);
     }
   }
+}
+// The feature benchmarks of their own files (sessions, streams, presence):
+// in the default run, or by their section ids.
+if (!PEERS) {
+  rows.push(
+    ...await measureOthers(
+      (section) => ONLY === undefined || ONLY.includes(section),
+      QUICK,
+    ),
+  );
 }
 if (ONLY?.includes("idle100k")) {
   rows.push(...await measureIdleMany({ quick: QUICK, repeats: REPEATS }));

@@ -76,6 +76,7 @@ export const PARTS: Part[] = [
       "src/client/client.ts",
       "src/client/backoff.ts",
       "src/client/client_events.ts",
+      "src/client/negotiation.ts",
       "src/wire/close_codes.ts",
     ],
   },
@@ -103,6 +104,14 @@ export const PARTS: Part[] = [
   {
     name: "malformed frames and original protocol",
     code: ["src/peer/malformed_frames.ts", "src/peer/original_protocol.ts"],
+  },
+  {
+    name: "streams (types 12 to 17, credit)",
+    code: ["src/peer/streams.ts", "src/wire/stream_frames.ts"],
+  },
+  {
+    name: "batch frames (reading write-coalesced batches)",
+    code: ["src/wire/batch.ts"],
   },
   { name: "error classes and messages", code: ["src/wire/errors.ts"] },
   { name: "middleware", code: ["src/peer/middleware.ts"] },

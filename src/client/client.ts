@@ -419,7 +419,12 @@ export class Client<
         if (generation !== this.#generation) return;
         // The server grants a session (or a codec) by selecting its protocol.
         const chosen = selection(socket.protocol, codec, !!session);
-        const opts = chosen.coded ? options : { ...options, codec: undefined };
+        // batches: it offered duplex.batch (see offer()).
+        const opts = {
+          ...options,
+          codec: chosen.coded ? options.codec : undefined,
+          batches: true,
+        };
         this.#protocol = chosen.protocol;
         if (session === undefined || !chosen.session) {
           generation = -1;

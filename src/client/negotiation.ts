@@ -9,6 +9,7 @@
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
+import { BATCH_CAPABILITY } from "../wire/batch.ts";
 
 /** What the server selected. */
 export interface Selection {
@@ -42,7 +43,8 @@ export function offer(
 ): string[] {
   const offered = session ? [SUBPROTOCOL, SESSION_PROTOCOL] : [SUBPROTOCOL];
   if (codec) offered.unshift(codec, ...(session ? [sessionOf(codec)] : []));
-  return [...offered, ...extra];
+  // duplex.batch: this client reads batch frames (never selected).
+  return [...offered, BATCH_CAPABILITY, ...extra];
 }
 
 /**

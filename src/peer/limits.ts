@@ -136,32 +136,23 @@ export class PeerLimits implements PeerGuard {
   /**
    * Closes the peer with 1009 for a message over `maxMessageSize`, refuses
    * a message over the rate limit (frames or bytes), and closes with 1008 after
-   * `maxViolations` refusals in a row.
+   * `maxViolations` refusals in a row. A message this side asked for (a
+   * stream chunk within the credit it granted: `asked`) is subject to the
+   * size limit only.
    *
    * @param peer The peer that received the message.
    * @param data The message as received.
+   * @param asked `true` to check only the size (see {@linkcode PeerGuard}).
    * @returns `false` when the peer was closed, `RATE_LIMITED` when refused.
    */
   inbound(
     peer: Peer<Endpoint, Endpoint>,
     data: unknown,
+    asked: boolean = false,
   ): ErrorPayload | false | undefined {
-    const max = this.#maxMessageSize;
-    let size: number;
-    if (typeof data === "string") {
-      size = data.length;
-      // Up to three UTF-8 bytes per UTF-16 unit: count exactly only when
-      // the length alone does not decide.
-      if (
-        data.length > max ||
-        data.length > max / 3 &&
-          new TextEncoder().encode(data).byteLength > max
-      ) {
-        return this.#close(peer, 1009, "Message too big");
-      }
-    } else if ((size = (data as ArrayBufferLike).byteLength ?? 0) > max) {
-      return this.#close(peer, 1009, "Message too big");
-    }
+    const size = this.#size(data);
+    if (size < 0) return this.#close(peer, 1009, "Message too big");
+    if (asked) return undefined;
     const limiter = this.#limiter;
     const bytes = this.#bytes;
     if (
@@ -176,6 +167,27 @@ export class PeerLimits implements PeerGuard {
       return this.#close(peer, 1008, "Rate limit exceeded");
     }
     return RATE_LIMITED;
+  }
+
+  /** The size a message counts for, or -1 when over `maxMessageSize`. */
+  #size(data: unknown): number {
+    const max = this.#maxMessageSize;
+    let size: number;
+    if (typeof data === "string") {
+      size = data.length;
+      // Up to three UTF-8 bytes per UTF-16 unit: count exactly only when
+      // the length alone does not decide.
+      if (
+        data.length > max ||
+        data.length > max / 3 &&
+          new TextEncoder().encode(data).byteLength > max
+      ) {
+        return -1;
+      }
+    } else if ((size = (data as ArrayBufferLike).byteLength ?? 0) > max) {
+      return -1;
+    }
+    return size;
   }
 
   /**

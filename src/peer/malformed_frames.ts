@@ -32,12 +32,12 @@ export class MalformedFrames {
   #times: number[] = [];
 
   /**
-   * @param max Malformed frames tolerated within `window`.
-   * @param window The window in milliseconds.
+   * @param options `maxMalformed` frames (default 10) tolerated within
+   * `malformedWindow` ms (default 60,000).
    */
-  constructor(max: number, window: number) {
-    this.#max = max;
-    this.#window = window;
+  constructor(options: { maxMalformed?: number; malformedWindow?: number }) {
+    this.#max = options.maxMalformed ?? 10;
+    this.#window = options.malformedWindow ?? 60_000;
   }
 
   /**

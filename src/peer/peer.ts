@@ -9,6 +9,7 @@
 
 import { Sender } from "./sender.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
+import { isBatch, readBatch } from "../wire/batch.ts";
 import {
   ConnectionClosedError,
   DuplexError,
@@ -34,7 +35,8 @@ import {
 } from "./incoming_requests.ts";
 import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
 import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
-import type { NotificationListener, RequestHandler } from "./handler.ts";
+import type { RequestHandler } from "./handler.ts";
+import { deliver } from "./receiver.ts";
 import type {
   PeerEventMap,
   PeerOptions,
@@ -172,10 +174,7 @@ export class Peer<
     return this.#options.protocol ?? this.#socket.protocol ?? "";
   }
 
-  /**
-   * `true` when the other side speaks only the original protocol (see
-   * {@linkcode PeerOptions.original}).
-   */
+  /** `true` when the other side speaks only the original protocol. */
   get original(): boolean {
     return this.#original;
   }
@@ -393,8 +392,18 @@ export class Peer<
   receive(data: unknown): void {
     if (this.#closed) return;
     const guard = this.#options.guard;
-    const refusal = guard?.inbound(this, data);
+    const streams = guard && this.#streams?.open ? this.#streams : undefined;
+    let refusal = guard?.inbound(this, data, streams !== undefined);
     if (refusal === false) return;
+    if (this.#options.batches && isBatch(data)) {
+      const admitted = refusal;
+      readBatch(
+        data,
+        (frame) => this.#closed || this.#onFrame(frame, admitted),
+        (error) => this.#onMalformed(error),
+      );
+      return;
+    }
     let frame: Frame;
     try {
       frame = this.#codec.decode(data);
@@ -402,6 +411,13 @@ export class Peer<
       this.#onMalformed(error);
       return;
     }
+    if (streams?.asked(frame) === false) refusal = guard!.inbound(this, data);
+    if (refusal === false) return;
+    this.#onFrame(frame, refusal);
+  }
+
+  #onFrame(frame: Frame, refusal: ErrorPayload | undefined): void {
+    const guard = this.#options.guard;
     const sequence = frame.sequence;
     this.stats.framesIn[frame.type]++;
     if (this.#original && (frame.type === 2 || frame.type === 3)) {
@@ -457,15 +473,8 @@ export class Peer<
     const protocolError = asProtocolError(error);
     this.#reportError(protocolError);
     this.stats.malformed++;
-    const options = this.#options;
-    if (
-      (this.#malformed ??= new MalformedFrames(
-        options.maxMalformed ?? 10,
-        options.malformedWindow ?? 60_000,
-      )).add()
-    ) {
-      this.close(1002, "Too many malformed frames");
-      return;
+    if ((this.#malformed ??= new MalformedFrames(this.#options)).add()) {
+      return this.close(1002, "Too many malformed frames");
     }
     const { sequence, frameType } = protocolError;
     // Answer when the sender may be waiting; never answer a response, which
@@ -516,7 +525,8 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      this.#sendFrame({ sequence, type: 2, message });
+      const fast = this.#codec.encodeResponse?.(sequence, message);
+      this.#sendFrame({ sequence, type: 2, message }, fast);
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }
@@ -538,27 +548,14 @@ export class Peer<
 
   #dispatch(frame: NotifyFrame): void {
     const listeners = this.registry.listeners;
-    this.#deliver(listeners.get(frame.method ?? ""), frame);
-    this.#deliver(listeners.get(undefined), frame);
-  }
-
-  #deliver(
-    set: Set<NotificationListener<never>> | undefined,
-    frame: NotifyFrame,
-  ): void {
-    // No iterator when nobody listens (the common case of `undefined`).
-    if (!set?.size) return;
-    for (const listener of set) {
-      try {
-        (listener as NotificationListener<unknown>)(frame.message, frame);
-      } catch (error) {
-        this.#reportError(error);
-      }
+    const failed = deliver(listeners.get(frame.method ?? ""), frame);
+    for (const error of deliver(listeners.get(undefined), frame, failed)) {
+      this.#reportError(error);
     }
   }
 
-  #sendFrame(frame: Frame): void {
-    this.#sendData(this.#codec.encode(frame), frame.type);
+  #sendFrame(frame: Frame, data = this.#codec.encode(frame)): void {
+    this.#sendData(data, frame.type);
   }
 
   #sendData(data: string | Uint8Array<ArrayBuffer>, type: number): void {

@@ -46,8 +46,16 @@ export interface PeerGuard {
    * Screens one incoming message before it is decoded. It may close the
    * peer.
    *
+   * While streams are open, a message may be one this side asked for: a
+   * stream chunk it granted credit for, or credit for chunks it sent. The
+   * peer then screens it twice: first with `asked` set, before decoding
+   * (apply only what every message is subject to, such as its size), then,
+   * unless it was asked for, again without `asked`, after decoding.
+   *
    * @param peer The peer that received it.
    * @param data The message as received.
+   * @param asked `true` for the first screening of a message that may have
+   * been asked for: rate limits do not apply to it.
    * @returns `undefined` to accept the message; `false` to ignore it; an
    * error to refuse it: a request gets it as its error response,
    * notifications and pings are dropped, responses and cancels are still
@@ -56,6 +64,7 @@ export interface PeerGuard {
   inbound(
     peer: Peer<Endpoint, Endpoint>,
     data: unknown,
+    asked?: boolean,
   ): ErrorPayload | false | undefined;
   /**
    * Decides whether an incoming request may start its handler now.

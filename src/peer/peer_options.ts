@@ -116,6 +116,15 @@ export interface PeerOptions {
    */
   original?: boolean;
   /**
+   * Read batch frames (type 11: several frames in one message, see
+   * PROTOCOL.md "Batches"). Set by the {@linkcode Client}, which offers
+   * the capability; a peer that did not offer it takes a batch for a
+   * malformed frame.
+   *
+   * @default {false}
+   */
+  batches?: boolean;
+  /**
    * Limits on incoming and outgoing traffic, e.g. a
    * {@linkcode PeerLimits} (message size, rate, requests in flight,
    * backpressure).

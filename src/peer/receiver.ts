@@ -18,6 +18,7 @@ import type {
   ResultOf,
 } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
+import type { NotifyFrame } from "../wire/protocol.ts";
 
 /**
  * Request handlers and notification listeners, by method. A registry can be
@@ -222,4 +223,32 @@ export class Receiver<Local extends Endpoint, EventMap>
   onNotify(listener: NotificationListener<unknown>): () => void {
     return this.registry.on("", listener);
   }
+}
+
+const NONE: unknown[] = [];
+
+/**
+ * Calls each listener of `set` with a notification; one that throws does
+ * not stop the others. Internal: the peer's dispatch.
+ *
+ * @param set The listeners, if any.
+ * @param frame The notification.
+ * @param failed Errors of earlier listeners, to add to.
+ * @returns What listeners threw (`failed` and these), in order.
+ */
+export function deliver(
+  set: Set<NotificationListener<never>> | undefined,
+  frame: NotifyFrame,
+  failed: unknown[] = NONE,
+): unknown[] {
+  // No iterator when nobody listens (the common case of `undefined`).
+  if (!set?.size) return failed;
+  for (const listener of set) {
+    try {
+      (listener as NotificationListener<unknown>)(frame.message, frame);
+    } catch (error) {
+      failed = failed === NONE ? [error] : [...failed, error];
+    }
+  }
+  return failed;
 }

@@ -18,10 +18,13 @@ import {
 } from "../wire/session_frames.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { batchSize } from "../wire/batch.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import type { SocketLike } from "./socket_like.ts";
 
 const OPEN = 1;
+
+type Data = string | Uint8Array<ArrayBuffer>;
 
 /**
  * The limits and acknowledgement pacing of a {@linkcode SessionSocket}, all
@@ -37,13 +40,19 @@ export interface SessionLimits {
   maxAge: number;
   /** Acknowledge after this many frames. */
   ackEvery: number;
+  /**
+   * Acknowledge after this many bytes (binary bytes, or UTF-16 units of
+   * text), so that large frames are acknowledged long before the other
+   * side's byte bound.
+   */
+  ackBytes: number;
   /** Acknowledge at most this long after a frame arrived, in ms. */
   ackDelay: number;
 }
 
 /**
  * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
- * every 64 frames or 1 s.
+ * every 64 frames, 1 MiB or 1 s, whichever comes first.
  *
  * @param options The limits given.
  * @returns Every limit.
@@ -55,6 +64,7 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
     maxBytes: options.maxBytes ?? 8 * 1024 * 1024,
     maxAge: options.maxAge ?? 120_000,
     ackEvery: options.ackEvery ?? 64,
+    ackBytes: options.ackBytes ?? 1024 * 1024,
     ackDelay: options.ackDelay ?? 1_000,
   };
   for (const [name, value] of Object.entries(limits)) {
@@ -84,10 +94,7 @@ export interface SessionHooks {
   onSent?(data: string | Uint8Array<ArrayBuffer>): void;
   /** The other side acknowledged `count` frames in all. */
   onAcked?(count: number): void;
-  /**
-   * While holding (see `hold`): a frame arrived and waits for `release`;
-   * `count` is the frames received in all.
-   */
+  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
   onHeld?(data: unknown, count: number): void;
 }
 
@@ -105,6 +112,8 @@ export class SessionSocket implements SocketLike {
   #received = 0;
   /** The count our last acknowledgement carried. */
   #acknowledged = 0;
+  /** Bytes received since our last acknowledgement. */
+  #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
@@ -119,7 +128,7 @@ export class SessionSocket implements SocketLike {
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
   /** Holding: frames received and not yet released to the peer. */
-  #held: Event[] | undefined = undefined;
+  #held: [Event, number][] | undefined = undefined;
   /** Frames received and released (the count acknowledgements carry). */
   #released = 0;
 
@@ -235,67 +244,30 @@ export class SessionSocket implements SocketLike {
     this.#restored = true;
   }
 
-  /**
-   * Holds every received frame until `release` (a shared store: a frame is
-   * stored before its handler runs). Acknowledgements then carry the count
-   * released, never more.
-   */
+  /** Holds received frames until `release` (stored before handled). */
   hold(): void {
     this.#held ??= [];
     this.#released = this.#received;
   }
 
-  /**
-   * Hands the held frames up to number `count` to the peer, and
-   * acknowledges them when due.
-   *
-   * @param count Frames received in all that may go on.
-   */
+  /** Hands the held frames up to number `count` to the peer. */
   release(count: number): void {
     const held = this.#held;
     if (held === undefined || count <= this.#released) return;
-    const events = held.splice(0, count - this.#released);
+    let n = 0;
+    while (n < held.length && held[n][1] <= count) n++;
+    const events = held.splice(0, n);
     this.#released = count;
-    if (this.#released - this.#acknowledged >= this.#limits.ackEvery) {
+    if (count - this.#acknowledged >= this.#limits.ackEvery) {
       this.#acknowledge();
-    } else if (this.#ackTimer === undefined && this.#transport !== undefined) {
-      this.#ackTimer = setTimeout(
-        acknowledgeLater,
-        this.#limits.ackDelay,
-        this,
-      );
-    }
-    for (const event of events) {
-      if (this.#ended) return;
-      this.#deliver(event);
-    }
+    } else if (this.#transport) this.#ackTimer ??= this.#later();
+    for (const [event] of events) if (!this.#ended) this.#deliver(event);
   }
 
-  /**
-   * Loads a session from a shared store (another instance ran it): the
-   * counts, the unacknowledged frames, and the other side's count. When the
-   * other side received more than was stored (the previous instance died
-   * before storing what it sent), its count is adopted.
-   *
-   * @param received Frames of the other side received and stored.
-   * @param sent Frames sent, as stored.
-   * @param frames The last stored frames, not acknowledged.
-   * @param theirs Frames the other side says it received.
-   */
-  load(
-    received: number,
-    sent: number,
-    frames: readonly (string | Uint8Array<ArrayBuffer>)[],
-    theirs: number,
-  ): void {
+  /** Loads a session another instance ran (see `SessionOutbox.load`). */
+  load(received: number, sent: number, frames: Data[], theirs: number): void {
     this.#received = this.#acknowledged = this.#released = received;
-    const outbox = this.#box();
-    if (theirs >= sent) {
-      outbox.sent = outbox.acked = theirs;
-      return;
-    }
-    outbox.sent = outbox.acked = sent - frames.length;
-    for (const frame of frames) outbox.push(frame, Date.now);
+    this.#box().load(sent, frames, theirs);
   }
 
   /**
@@ -320,6 +292,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = transport;
     // The handshake told the other side our count.
     this.#acknowledged = this.#durable();
+    this.#unacknowledgedBytes = 0;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
     const frames = this.#outbox?.pending() ?? [];
@@ -474,20 +447,21 @@ export class SessionSocket implements SocketLike {
           this.#deliver(event);
           return;
         }
-        const received = ++this.#received;
+        // A batch counts as the frames inside it (PROTOCOL.md "Batches").
+        const received = this.#received += batchSize(data);
         if (this.#held !== undefined) {
-          this.#held.push(event);
+          this.#held.push([event, received]);
           this.#hooks.onHeld?.(data, received);
           return;
         }
-        if (received - this.#acknowledged >= this.#limits.ackEvery) {
+        const limits = this.#limits;
+        if (
+          received - this.#acknowledged >= limits.ackEvery ||
+          (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
+        ) {
           this.#acknowledge();
         } else if (this.#ackTimer === undefined) {
-          this.#ackTimer = setTimeout(
-            acknowledgeLater,
-            this.#limits.ackDelay,
-            this,
-          );
+          this.#ackTimer = this.#later();
         }
         this.#deliver(event);
       } else {
@@ -501,6 +475,10 @@ export class SessionSocket implements SocketLike {
       if (this.#remoteEnded) this.#end(reported, reason);
       this.#hooks.onDetach?.(reported, reason);
     }
+  }
+
+  #later(): ReturnType<typeof setTimeout> {
+    return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -567,6 +545,7 @@ export class SessionSocket implements SocketLike {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#acknowledged = this.#durable();
+    this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));
   }
 
@@ -583,6 +562,13 @@ export class SessionSocket implements SocketLike {
       listener.handleEvent(event);
     }
   }
+}
+
+/** A message's size: its bytes, or the UTF-16 units of a text. */
+function sizeOf(data: unknown): number {
+  return typeof data === "string"
+    ? data.length
+    : (data as ArrayBufferLike).byteLength ?? 0;
 }
 
 /** The delayed acknowledgement (no closure per session). */

@@ -120,6 +120,15 @@ export class ChunkQueue<T = unknown> implements AsyncIterable<T> {
     this.#grant = grant;
   }
 
+  /**
+   * Whether the next chunk was asked for: credit for it is outstanding.
+   *
+   * @returns `true` while granted chunks have not all arrived.
+   */
+  asked(): boolean {
+    return !this.#done && this.#credit > 0;
+  }
+
   /** A chunk arrived; one beyond the credit fails the stream. */
   push(chunk: unknown): void {
     if (this.#done) return;
@@ -207,6 +216,10 @@ function stop(iterator: AsyncIterator<unknown>): void {
 export class ChunkPump {
   #iterator: AsyncIterator<unknown>;
   #credit: number;
+  /** Chunks sent so far. */
+  #sent = 0;
+  /** Credit granted by frames (types 13, 16) so far. */
+  #granted = 0;
   #wake: (() => void) | undefined;
   #stopped = false;
   /** Aborts the handler that produces it (a streamed result). */
@@ -235,9 +248,23 @@ export class ChunkPump {
     );
   }
 
+  /**
+   * Whether a credit frame was asked for: a reader grants credit only for
+   * chunks it read, so the credit granted by frames never exceeds the
+   * chunks sent (the first window comes with the request, or for an upload
+   * in one frame that is not asked for).
+   *
+   * @param frame The credit frame (type 13 or 16).
+   * @returns `true` when it grants no more than was sent.
+   */
+  asked(frame: { credit?: number }): boolean {
+    return this.#granted + frame.credit! <= this.#sent;
+  }
+
   /** Credit (types 13, 16) or the end of an upload's reading (17) arrived. */
   take(frame: { type: number; credit?: number }): void {
     if (frame.type === 17) return this.stop();
+    this.#granted += frame.credit!;
     this.#credit += frame.credit!;
     this.#wake?.();
   }
@@ -267,6 +294,7 @@ export class ChunkPump {
       if (this.#stopped) break;
       if (result.done) return this.#stopped = true;
       this.#credit--;
+      this.#sent++;
       send(result.value);
     }
     return false;
@@ -510,6 +538,30 @@ export class Streams {
       if (end instanceof ChunkPump) end.stop(error);
       else end.end(error);
     }
+  }
+
+  /** `true` while a stream is open (a chunk or credit may be asked for). */
+  get open(): boolean {
+    return this.#ends.size > 0;
+  }
+
+  /**
+   * Whether an incoming frame was asked for by this side: a chunk (types
+   * 12, 14) within the credit granted, or a credit frame (13, 16) that
+   * grants no more than the chunks sent. Such frames cannot amplify
+   * anything, so the rate limits exempt them (the size limit still applies).
+   *
+   * @param frame The decoded frame.
+   * @returns `true` when it was asked for.
+   */
+  asked(frame: Frame & { credit?: number }): boolean {
+    const type = frame.type;
+    if (type < 12 || type === 15 || type === 17) return false;
+    const end = this.#ends.get(frame.sequence * 4 + SIDE[type - 12]);
+    if (end === undefined) return false;
+    return type === 12 || type === 14
+      ? end instanceof ChunkQueue && end.asked()
+      : end instanceof ChunkPump && end.asked(frame);
   }
 
   /**

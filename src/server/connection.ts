@@ -16,8 +16,9 @@ import type { Registry } from "../peer/receiver.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
-import { resultCodec } from "./encoded_result.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
+import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
+import { serverJsonCodec } from "./server_codec.ts";
 import type { PeerOptions } from "./server_options.ts";
 import type { Upgraded } from "./upgrade.ts";
 
@@ -73,6 +74,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
     readonly socket: WebSocket,
     readonly budgeted: BudgetedSocket,
     readonly address: string | undefined,
+    /** What the peer (or the session) writes to: `budgeted`, or batches. */
+    readonly out: SocketLike = budgeted,
   ) {
     // duplex.v1, or a codec's subprotocol (which implies it).
     this.extended = protocol !== "";
@@ -136,9 +139,14 @@ export function acceptConnection<
   const budgeted = options.budget.wrap(socket, () => {
     connection?.peer.close(1013, "Too slow: send buffer full");
   });
+  const out = coalesced(
+    upgraded,
+    budgeted,
+    options.peerOptions.coalescer,
+  );
   // A codec's protocol (duplex.v1.bin) is duplex.v1 to the peer.
   const peer = serverPeer<Local, Remote>(
-    budgeted,
+    out,
     user,
     codec ? SUBPROTOCOL : protocol,
     {
@@ -158,6 +166,7 @@ export function acceptConnection<
     socket,
     budgeted,
     upgraded.address,
+    out,
   );
   // One listener object per connection, for both socket events. Deno does
   // not need an "error" listener: an abrupt drop is followed by "close".
@@ -188,9 +197,9 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // Deno's server sockets report no protocol: the closing frame needs it.
     protocol,
     identity: user,
-    // The negotiated codec, else JSON plus results encoded once by their
-    // handler (users.list pages).
-    codec: codec ?? resultCodec,
+    // The negotiated codec, else JSON with the response fast path and
+    // results encoded once by their handler (users.list pages).
+    codec: codec ?? serverJsonCodec,
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
@@ -217,12 +226,14 @@ export function sessionConnection<
 >(
   upgraded: Upgraded,
   peer: Peer<Local, Remote>,
-  options: { id: number; budget: SendBudget },
+  options: { id: number; budget: SendBudget; coalescer: Coalescer | undefined },
 ): ServerConnection<Local, Remote> {
   const { socket } = upgraded;
   const budgeted = options.budget.wrap(socket, () => {
     peer.close(1013, "Too slow: send buffer full");
   });
+  // Under the session: it numbers frames before they are batched.
+  const out = coalesced(upgraded, budgeted, options.coalescer);
   const connection = new ServerConnection<Local, Remote>(
     options.id,
     upgraded.user,
@@ -232,7 +243,23 @@ export function sessionConnection<
     socket,
     budgeted,
     upgraded.address,
+    out,
   );
   socket.addEventListener("close", connection, { once: true });
   return connection;
+}
+
+/**
+ * What a connection writes to: the budgeted socket, behind a coalescer when
+ * the client reads batches (the budget then counts, and may refuse, whole
+ * batches).
+ */
+function coalesced(
+  upgraded: Upgraded,
+  budgeted: BudgetedSocket,
+  coalescer: Coalescer | undefined,
+): SocketLike {
+  return upgraded.batches && coalescer !== undefined
+    ? new CoalescingSocket(budgeted, coalescer)
+    : budgeted;
 }

@@ -77,9 +77,12 @@ export class SendBudget {
     return buffered * this.#sockets.size <= total;
   }
 
-  /** Records what a send added to a socket's buffer. */
-  sent(socket: BudgetedSocket): void {
-    const buffered = socket.socket.bufferedAmount;
+  /**
+   * Records what a send added to a socket's buffer: `buffered`, an upper
+   * bound (the buffer before the send plus the most the data can take), so
+   * that the estimate still only errs high without reading the buffer again.
+   */
+  sent(socket: BudgetedSocket, buffered: number): void {
     this.#estimate += buffered - socket.counted;
     socket.counted = buffered;
   }
@@ -121,7 +124,9 @@ export class BudgetedSocket implements SocketLike {
   send(data: string | Uint8Array<ArrayBuffer>): void {
     const socket = this.socket;
     if (socket.readyState !== OPEN) return;
-    if (!this.#budget.admit(this, socket.bufferedAmount)) {
+    // One read of the buffer per send (an op call into the runtime).
+    const buffered = socket.bufferedAmount;
+    if (!this.#budget.admit(this, buffered)) {
       const overBudget = this.#overBudget;
       this.#overBudget = undefined;
       if (overBudget !== undefined) {
@@ -131,7 +136,11 @@ export class BudgetedSocket implements SocketLike {
       return;
     }
     socket.send(data);
-    this.#budget.sent(this);
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    this.#budget.sent(
+      this,
+      buffered + (typeof data === "string" ? data.length * 3 : data.byteLength),
+    );
   }
 
   /** Starts the closing handshake. */

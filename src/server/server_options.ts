@@ -5,6 +5,7 @@
  * @module
  */
 
+import { Coalescer } from "./coalescing_socket.ts";
 import type { Registry } from "../peer/receiver.ts";
 import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
@@ -232,6 +233,16 @@ export interface DuplexServerOptions {
    */
   idleTimeout?: number;
   /**
+   * Write coalescing: the frames a connection is sent in one turn of the
+   * event loop leave as one WebSocket message (a batch frame), for clients
+   * that offered `duplex.batch` (the Duplex `Client` does). A frame alone in
+   * its turn leaves as it is, without waiting. `false` sends every frame as
+   * its own message.
+   *
+   * @default {true}
+   */
+  coalesce?: boolean;
+  /**
    * The largest incoming message in bytes; a larger one closes that
    * connection with 1009.
    *
@@ -400,6 +411,8 @@ export interface PeerOptions {
   highWaterMark: number;
   backpressure: BackpressurePolicy;
   timeout: number;
+  /** Write coalescing (one per server), unless `coalesce` is `false`. */
+  coalescer: Coalescer | undefined;
 }
 
 /** The per-connection options with their defaults applied. */
@@ -426,6 +439,7 @@ export function peerOptions(options: DuplexServerOptions): PeerOptions {
     highWaterMark: options.highWaterMark ?? 4 * 1024 * 1024,
     backpressure: options.backpressure ?? "drop",
     timeout: options.timeout ?? 30_000,
+    coalescer: options.coalesce === false ? undefined : new Coalescer(),
   };
 }
 

@@ -417,7 +417,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       grace: this.#grace,
     };
     if (reason !== undefined) state.reason = reason;
-    const transport = session.connection.budgeted;
+    const transport = session.connection.out;
     transport.send(encodeState(state));
     session.socket.attach(transport, 0);
     this.host.opened(session.connection);
@@ -452,14 +452,14 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     }
     const fresh = this.#connection(upgrade, session.peer, session.id);
     session.connection = fresh;
-    fresh.budgeted.send(
+    fresh.out.send(
       encodeState({
         resumed: true,
         received: session.socket.released,
         replayed: session.socket.missed(received),
       }),
     );
-    const replayed = session.socket.attach(fresh.budgeted, received);
+    const replayed = session.socket.attach(fresh.out, received);
     this.metrics.resumed++;
     this.metrics.replayed += replayed;
     const host = this.host;
@@ -487,6 +487,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     const connection = sessionConnection(upgrade, peer, {
       id: host.nextId(),
       budget: host.budget,
+      coalescer: host.peer.peerOptions.coalescer,
     });
     connection.sessionId = sessionId;
     host.registry.sockets.add(connection);

@@ -7,6 +7,7 @@
  */
 
 import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { BATCH_CAPABILITY } from "../wire/batch.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import type { Codec } from "../wire/codec.ts";
 import { bearerToken, offeredProtocols } from "./auth.ts";
@@ -54,6 +55,8 @@ export interface Upgraded {
   response: Response;
   user: string;
   protocol: string;
+  /** The client reads batch frames (offered `duplex.batch` on `duplex.v1`). */
+  batches: boolean;
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
@@ -195,6 +198,8 @@ export class UpgradePath {
     const suffix = codec ? protocol.slice(SUBPROTOCOL.length) : "";
     const session = protocol !== "" && options.sessions &&
       offered.includes(SESSION_PROTOCOL + suffix);
+    // A capability the client declares by offering it; never selected.
+    const batches = protocol !== "" && offered.includes(BATCH_CAPABILITY);
     try {
       // The subprotocol is answered here rather than by Deno, whose check
       // splits the header on ", " only and refuses "duplex.v1,duplex.auth.x".
@@ -212,6 +217,7 @@ export class UpgradePath {
         response,
         user,
         protocol,
+        batches,
         data,
         address,
         session,

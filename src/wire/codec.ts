@@ -41,6 +41,19 @@ export interface Codec {
    */
   encode(frame: Frame): string | Uint8Array<ArrayBuffer>;
   /**
+   * Encodes a response `{ sequence, type: 2, message }` exactly as
+   * `encode` would, faster. Optional: without it the peer calls `encode`.
+   *
+   * @param sequence The request's sequence.
+   * @param message The result.
+   * @returns The WebSocket message.
+   * @throws {TypeError} When the payload cannot be encoded.
+   */
+  encodeResponse?(
+    sequence: number,
+    message: unknown,
+  ): string | Uint8Array<ArrayBuffer>;
+  /**
    * Decodes and validates one WebSocket message.
    *
    * @param data The message as received.
@@ -153,6 +166,35 @@ export function validateFrame(value: unknown): Frame {
   }
   if (problem) fail(problem, sequence, type);
   return value as unknown as Frame;
+}
+
+/**
+ * `jsonCodec.encode({ sequence, type: 2, message })`, byte for byte, without
+ * stringifying the frame object (half the time): the response to every
+ * request. A message with its own `toJSON` (which would be told another key)
+ * takes the general path. The server's codec uses it (browsers do not load
+ * it).
+ *
+ * @param sequence The request's sequence.
+ * @param message The result.
+ * @returns The encoded response frame.
+ * @throws {TypeError} When the result cannot be encoded.
+ */
+export function encodeJsonResponse(sequence: number, message: unknown): string {
+  const kind = typeof message;
+  if (
+    kind === "bigint" || kind === "function" ||
+    kind === "object" && message !== null &&
+      typeof (message as { toJSON?: unknown }).toJSON === "function"
+  ) {
+    return JSON.stringify({ sequence, type: 2, message });
+  }
+  const text = JSON.stringify(message);
+  // JSON.stringify leaves out a key whose value it cannot write (undefined,
+  // a symbol).
+  return text === undefined
+    ? `{"sequence":${sequence},"type":2}`
+    : `{"sequence":${sequence},"type":2,"message":${text}}`;
 }
 
 /**

@@ -143,7 +143,7 @@ Deno.test("Client.connect() opens, offers duplex.v1 and the extra protocols, and
   assert.equal(client.state, "open");
   assert.equal(await client.request("hello"), "ok");
   assert.deepEqual(server.offered, [
-    "duplex.v1, duplex.session, duplex.auth.token123",
+    "duplex.v1, duplex.session, duplex.batch, duplex.auth.token123",
   ]);
   assert.equal(client.peer?.socket.readyState, WebSocket.OPEN);
   await client.connect(); // already open: resolves at once
@@ -446,10 +446,13 @@ Deno.test("Client calls the URL function and the protocols function before every
   await reopened;
   assert.ok(urls >= 2);
   assert.equal(tokens, urls);
-  assert.equal(server.offered[0], "duplex.v1, duplex.session, duplex.auth.t1");
+  assert.equal(
+    server.offered[0],
+    "duplex.v1, duplex.session, duplex.batch, duplex.auth.t1",
+  );
   assert.equal(
     server.offered.at(-1),
-    `duplex.v1, duplex.session, duplex.auth.t${tokens}`,
+    `duplex.v1, duplex.session, duplex.batch, duplex.auth.t${tokens}`,
   );
   await client.close();
 });

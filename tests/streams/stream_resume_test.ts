@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { binaryCodec } from "../../binary.ts";
 import type { SessionEvent } from "../../client.ts";
+import type { RequestContext } from "../../mod.ts";
 import { deadline, once } from "../_helpers.ts";
 import { setup } from "../sessions/_session_helpers.ts";
 
@@ -56,3 +57,59 @@ for (const fault of ["rst", "midframe"] as const) {
     assert.equal(t.server.sessionMetrics.resumed, 2);
   });
 }
+
+/** The bytes a session keeps for a replay (its outbox). */
+function kept(socket: unknown): number {
+  return (socket as { bufferedBytes: number }).bufferedBytes;
+}
+
+// Default limits: the upload's chunks are credited, so the rate limits do
+// not cut it off, before or after the resume.
+Deno.test("A resume in the middle of a 32 MiB upload loses nothing; what either side keeps stays bounded by the window and the acknowledgement pacing", async () => {
+  const CHUNK = 64 * 1024;
+  const CHUNKS = 512;
+  await using t = setup({ codecs: [binaryCodec] });
+  let serverKept = 0;
+  const arrived: number[] = [];
+  t.server.handle(
+    "save",
+    async (chunks: AsyncIterable<Uint8Array>, context: RequestContext) => {
+      let total = 0;
+      for await (const chunk of chunks) {
+        assert.equal(chunk.byteLength, CHUNK);
+        arrived.push(chunk[0] | chunk[1] << 8);
+        total += chunk.byteLength;
+        serverKept = Math.max(serverKept, kept(context.peer.socket));
+      }
+      return total;
+    },
+  );
+  const client = t.client("alice", { codec: binaryCodec, pingInterval: 0 });
+  await client.connect();
+  let clientKept = 0;
+  async function* source(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < CHUNKS; i++) {
+      if (i === 200) {
+        const resumed = once<SessionEvent>(client, "resumed");
+        t.proxy.cutAll("midframe");
+        await deadline(resumed);
+      }
+      clientKept = Math.max(clientKept, kept(client.peer!.socket));
+      const chunk = new Uint8Array(CHUNK).fill(i & 255);
+      chunk[1] = i >> 8;
+      yield chunk;
+    }
+  }
+  assert.equal(
+    await client.call("save", source(), { timeout: 0 }),
+    CHUNKS * CHUNK,
+  );
+  assert.deepEqual(arrived, Array.from({ length: CHUNKS }, (_, i) => i));
+  assert.equal(t.server.sessionMetrics.resumed, 1);
+  // The client keeps what the server has not acknowledged: at most the
+  // window (16 chunks, 1 MiB) in flight plus the 1 MiB after which the
+  // server acknowledges (64 frames, 4 MiB, before acknowledging by bytes).
+  assert.ok(clientKept <= 2.5 * 1024 * 1024, `client kept ${clientKept}`);
+  // The server sends only credit: it keeps next to nothing.
+  assert.ok(serverKept < 64 * 1024, `server kept ${serverKept}`);
+});

@@ -1,0 +1,234 @@
+/**
+ * The feature benchmarks that live in files of their own, run by
+ * `deno task bench` as child processes and turned into rows of its table
+ * with their issues' targets:
+ *
+ * - `bench/sessions_bench.ts` (issue 14): sessions on vs off, idle memory
+ *   per session, resume of 1,000 missed notifications;
+ * - `bench/streams.ts` (issue 20): a stream upload against raw binary
+ *   frames, a slow download, a 1 MiB binary round trip;
+ * - `bench/presence.ts` (issue 15): presence storm and churn.
+ *
+ * A benchmark that fails leaves its rows out (its error is printed).
+ *
+ * @module
+ */
+
+import type { Row, Target } from "./report.ts";
+import { spawnDeno } from "./process.ts";
+
+const here = new URL(".", import.meta.url);
+
+/** The sections, for BENCH_ONLY. */
+export const OTHER_SECTIONS: Record<string, string> = {
+  sessions: "Sessions on vs off",
+  streams: "Binary and streams",
+  presence: "Presence (chat server, duplex.v1 clients)",
+};
+
+function value(op: ">=" | "<=", bound: number): Target {
+  return { op, bound, of: "value" };
+}
+
+function row(
+  section: string,
+  workload: string,
+  figure: string,
+  measured: number,
+  higherIsBetter: boolean,
+  target?: Target,
+): Row {
+  return {
+    section: OTHER_SECTIONS[section],
+    workload,
+    wire: "",
+    figure,
+    higherIsBetter,
+    target,
+    status: "measured",
+    medians: { duplex: measured },
+    runs: { duplex: [measured] },
+  };
+}
+
+async function run(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<string> {
+  const { success, stdout } = await spawnDeno(args, { env }).output();
+  if (!success) throw new Error(`Cannot run ${args.join(" ")}: it failed`);
+  return new TextDecoder().decode(stdout);
+}
+
+/** Sessions on vs off: `name: value unit` lines. */
+async function sessions(quick: boolean): Promise<Row[]> {
+  const text = await run(
+    [
+      "--v8-flags=--expose-gc",
+      new URL("sessions_bench.ts", here).pathname,
+    ],
+    quick ? { BENCH_QUICK: "1" } : {},
+  );
+  const figure = (name: string): number => {
+    const line = text.split("\n").find((l) => l.startsWith(`${name}: `));
+    if (line === undefined) throw new Error(`Cannot read "${name}"`);
+    return Number(line.slice(name.length + 2).split(" ")[0]);
+  };
+  const pipeOff = figure("pipelined, sessions off");
+  const pipeOn = figure("pipelined, sessions on");
+  const fanOff = figure("fan-out, sessions off");
+  const fanOn = figure("fan-out, sessions on");
+  const s = "sessions";
+  return [
+    row(s, "pipelined, 256 in flight", "requests/s, off", pipeOff, true),
+    row(s, "pipelined, 256 in flight", "requests/s, on", pipeOn, true),
+    row(
+      s,
+      "pipelined, 256 in flight",
+      "on/off",
+      pipeOn / pipeOff,
+      true,
+      value(">=", 0.9),
+    ),
+    row(s, "fan-out to 50 clients", "deliveries/s, off", fanOff, true),
+    row(s, "fan-out to 50 clients", "deliveries/s, on", fanOn, true),
+    row(
+      s,
+      "fan-out to 50 clients",
+      "on/off",
+      fanOn / fanOff,
+      true,
+      value(">=", 0.9),
+    ),
+    row(
+      s,
+      "idle session",
+      "heap bytes over a plain connection",
+      figure("idle session cost"),
+      false,
+      value("<=", 1024),
+    ),
+    row(
+      s,
+      "resume of 1,000 missed notifications",
+      "p50 (ms)",
+      figure("resume of 1,000 missed, p50"),
+      false,
+    ),
+    row(
+      s,
+      "resume of 1,000 missed notifications",
+      "p99 (ms)",
+      figure("resume of 1,000 missed, p99"),
+      false,
+      value("<=", 50),
+    ),
+  ];
+}
+
+/** Binary and streams: one JSON object. */
+async function streams(quick: boolean): Promise<Row[]> {
+  const text = await run([
+    new URL("streams.ts", here).pathname,
+    "--upload-mib",
+    quick ? "64" : "1024",
+  ]);
+  const { upload, download, roundTrip } = JSON.parse(
+    text.slice(text.indexOf("{")),
+  );
+  const s = "streams";
+  const up = `upload of ${upload.mib} MiB in 64 KiB chunks`;
+  return [
+    row(s, up, "stream MiB/s", upload.streamMibPerS, true),
+    row(s, up, "raw binary frames MiB/s", upload.rawMibPerS, true),
+    row(s, up, "stream/raw", upload.ratio, true, value(">=", 0.8)),
+    row(
+      s,
+      up,
+      "server RSS growth (MiB)",
+      upload.serverRssGrowthMib,
+      false,
+      value("<=", 8),
+    ),
+    row(
+      s,
+      `slow download, credit ${download.credit}`,
+      "most chunks in flight",
+      download.maxInFlight,
+      false,
+      value("<=", download.credit),
+    ),
+    row(
+      s,
+      "1 MiB binary round trip",
+      "time / raw echo",
+      roundTrip.ratio,
+      false,
+      value("<=", 1.1),
+    ),
+  ];
+}
+
+/** Presence: the JSON of its rows on the last line. */
+async function presence(): Promise<Row[]> {
+  const text = await run([new URL("presence.ts", here).pathname]);
+  const lines = text.trim().split("\n");
+  const rows = JSON.parse(lines[lines.length - 1]) as {
+    name: string;
+    perClient: number;
+    maxPerClient: number;
+    cpuMs: number;
+    listP50?: number;
+  }[];
+  return rows.flatMap((measured) => {
+    const s = "presence";
+    const storm10k = /10,?000/.test(measured.name) &&
+      /diff/.test(measured.name) && /storm|join/.test(measured.name);
+    const out = [
+      row(
+        s,
+        measured.name,
+        "most presence frames to one client",
+        measured.maxPerClient,
+        false,
+        storm10k ? value("<=", 40) : undefined,
+      ),
+      row(s, measured.name, "server CPU (ms)", measured.cpuMs, false),
+    ];
+    if (measured.listP50 !== undefined) {
+      out.push(
+        row(s, measured.name, "users.list p50 (ms)", measured.listP50, false),
+      );
+    }
+    return out;
+  });
+}
+
+/**
+ * Runs the selected benchmarks of other features.
+ *
+ * @param selected Whether a section (`sessions`, `streams`, `presence`)
+ * runs.
+ * @param quick Short runs.
+ * @returns Their rows.
+ */
+export async function measureOthers(
+  selected: (section: string) => boolean,
+  quick: boolean,
+): Promise<Row[]> {
+  const rows: Row[] = [];
+  const jobs: [string, () => Promise<Row[]>][] = [
+    ["sessions", () => sessions(quick)],
+    ["streams", () => streams(quick)],
+    ["presence", () => presence()],
+  ];
+  for (const [section, job] of jobs) {
+    if (!selected(section)) continue;
+    try {
+      rows.push(...await job());
+    } catch (error) {
+      console.error(`${section}: ${error}`);
+    }
+  }
+  return rows;
+}
