@@ -198,6 +198,8 @@ export async function clusterChaos(
     client.addEventListener("not-resumed", (event) => {
       figures.notResumed++;
       state.lostSession = true;
+      // Order holds within a session: the new one starts afresh.
+      state.ticks.push(0);
       say(
         `${user} not resumed: ${(event as Event & { reason: string }).reason}`,
       );
