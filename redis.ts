@@ -1,7 +1,8 @@
 /**
  * The Redis transport of a Duplex {@linkcode Cluster}: {@linkcode RedisPubSub}
  * carries the cluster's envelopes over Redis pub/sub with the official Node
- * client (`npm:redis`). It has its own entry point so that a server that does
+ * client (`npm:redis`), and {@linkcode RedisSessionStore} keeps the
+ * sessions that every instance shares (a client resumes on any instance). It has its own entry point so that a server that does
  * not use Redis (`@duplex/ws/server` alone) downloads no npm package.
  *
  * @example Join a cluster on Redis (options only; connects on start)
@@ -28,4 +29,8 @@ export {
   type RedisPubSubOptions,
   type RedisPubSubStats,
 } from "./src/redis/redis_pubsub.ts";
+export {
+  RedisSessionStore,
+  type RedisSessionStoreOptions,
+} from "./src/redis/redis_session_store.ts";
 export type { Cluster };

@@ -163,9 +163,13 @@ export {
   type SessionOptions,
 } from "./src/server/session_options.ts";
 export {
+  hashSecret,
   MemorySessionStore,
   type SessionRecord,
   type SessionStore,
+  type SessionWrite,
+  type SessionWriteResult,
+  type StoredSession,
 } from "./src/server/session_store.ts";
 export { SessionMetrics } from "./src/server/session_metrics.ts";
 export { OutcomeUnknownError } from "./src/wire/outcome_unknown_error.ts";

@@ -11,6 +11,7 @@
  *   `"done"`; `/raw?mode=echo`: echoes every frame.
  * - `GET /rss`: `{ rss, peak }` in bytes after a full GC; `peak` is the
  *   highest RSS sampled every 10 ms since the last `GET /rss?reset`.
+ * - `GET /cpu`: `{ cpuMs }`, the process's CPU time so far (user + system).
  *
  * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`;
  * `SESSIONS=0` turns sessions off.
@@ -18,6 +19,7 @@
  * @module
  */
 
+import process from "node:process";
 import { binaryCodec } from "../binary.ts";
 import { DuplexServer } from "../server.ts";
 
@@ -70,6 +72,10 @@ const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
     const rss = Deno.memoryUsage().rss;
     if (url.searchParams.has("reset")) peak = rss;
     return Response.json({ rss, peak });
+  }
+  if (url.pathname === "/cpu") {
+    const { user, system } = process.cpuUsage();
+    return Response.json({ cpuMs: (user + system) / 1000 });
   }
   if (url.pathname === "/raw") {
     return raw(request, url.searchParams.get("mode") ?? "sink");

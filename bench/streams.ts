@@ -12,12 +12,19 @@
  * 3. round trip: a 1 MiB `Uint8Array` through `call("echo")` against a raw
  *    binary echo, median of `--rounds` (default 40), interleaved.
  *
+ * With `--repeats N` (default 1) the upload and the round trips run N times,
+ * raw and Duplex interleaved, and every figure is the median; each also
+ * gives the CPU time of the client and of the server process (`cpuMs`),
+ * steadier than wall time on a shared machine.
+ *
  * Prints one JSON object. `deno run -A bench/streams.ts [--upload-mib N]
- * [--sessions 0]` (sessions are on by default, as in the client and server).
+ * [--rounds N] [--repeats N] [--sessions 0]` (sessions are on by default, as
+ * in the client and server).
  *
  * @module
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { binaryCodec } from "../binary.ts";
 import { Client } from "../client.ts";
@@ -27,11 +34,13 @@ const { values } = parseArgs({
     "upload-mib": { type: "string", default: "1024" },
     rounds: { type: "string", default: "40" },
     sessions: { type: "string", default: "1" },
+    repeats: { type: "string", default: "1" },
   },
 });
 const SESSIONS = values.sessions !== "0";
 const UPLOAD = Number(values["upload-mib"]) * 1024 * 1024;
 const ROUNDS = Number(values.rounds);
+const REPEATS = Number(values.repeats);
 const CHUNK = 64 * 1024;
 const MIB = 1024 * 1024;
 
@@ -54,6 +63,44 @@ const base = `127.0.0.1:${port}`;
 async function rss(reset = false): Promise<{ rss: number; peak: number }> {
   const response = await fetch(`http://${base}/rss${reset ? "?reset" : ""}`);
   return await response.json();
+}
+
+/** CPU ms of this process and of the server so far. */
+async function cpu(): Promise<{ client: number; server: number }> {
+  const { user, system } = process.cpuUsage();
+  const response = await fetch(`http://${base}/cpu`);
+  const { cpuMs } = await response.json();
+  return { client: (user + system) / 1000, server: cpuMs };
+}
+
+/** Runs `run`, adding the CPU ms it took on both sides to `into`. */
+async function timed<T>(
+  run: () => Promise<T>,
+  into: { client: number[]; server: number[] },
+): Promise<T> {
+  const before = await cpu();
+  const result = await run();
+  const after = await cpu();
+  into.client.push(after.client - before.client);
+  into.server.push(after.server - before.server);
+  return result;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function cpuFigures(
+  of: { client: number[]; server: number[] },
+): { client: number; server: number } {
+  return {
+    client: Math.round(median(of.client)),
+    server: Math.round(median(of.server)),
+  };
 }
 
 async function openRaw(mode: string): Promise<WebSocket> {
@@ -111,17 +158,29 @@ async function streamUpload(bytes: number): Promise<number> {
 await rawUpload(32 * MIB);
 await streamUpload(32 * MIB);
 
-const rawMibS = await rawUpload(UPLOAD);
-const before = await rss(true);
-const streamMibS = await streamUpload(UPLOAD);
-const after = await rss();
+const rawRuns: number[] = [];
+const streamRuns: number[] = [];
+const rawCpu = { client: [] as number[], server: [] as number[] };
+const streamCpu = { client: [] as number[], server: [] as number[] };
+let growth = 0;
+for (let repeat = 0; repeat < REPEATS; repeat++) {
+  rawRuns.push(await timed(() => rawUpload(UPLOAD), rawCpu));
+  const before = await rss(true);
+  streamRuns.push(await timed(() => streamUpload(UPLOAD), streamCpu));
+  const after = await rss();
+  growth = Math.max(growth, after.peak - before.rss);
+}
 const upload = {
   mib: UPLOAD / MIB,
   chunkBytes: CHUNK,
-  streamMibPerS: Math.round(streamMibS),
-  rawMibPerS: Math.round(rawMibS),
-  ratio: Number((streamMibS / rawMibS).toFixed(3)),
-  serverRssGrowthMib: Number(((after.peak - before.rss) / MIB).toFixed(2)),
+  repeats: REPEATS,
+  streamMibPerS: Math.round(median(streamRuns)),
+  rawMibPerS: Math.round(median(rawRuns)),
+  ratio: Number(
+    median(streamRuns.map((stream, i) => stream / rawRuns[i])).toFixed(3),
+  ),
+  cpuMs: { raw: cpuFigures(rawCpu), stream: cpuFigures(streamCpu) },
+  serverRssGrowthMib: Number((growth / MIB).toFixed(2)),
 };
 
 // Slow consumer.
@@ -170,18 +229,39 @@ async function duplexRound(): Promise<number> {
 }
 const raws: number[] = [];
 const duplexes: number[] = [];
+const rawRoundCpu = { client: [] as number[], server: [] as number[] };
+const duplexRoundCpu = { client: [] as number[], server: [] as number[] };
 for (let i = 0; i < 5; i++) await rawRound() + await duplexRound();
-for (let i = 0; i < ROUNDS; i++) {
-  raws.push(await rawRound());
-  duplexes.push(await duplexRound());
+for (let repeat = 0; repeat < REPEATS; repeat++) {
+  for (let i = 0; i < ROUNDS; i++) {
+    raws.push(await rawRound());
+    duplexes.push(await duplexRound());
+  }
+  // CPU in blocks (a fetch per round would swamp it).
+  await timed(async () => {
+    for (let i = 0; i < ROUNDS; i++) await rawRound();
+  }, rawRoundCpu);
+  await timed(async () => {
+    for (let i = 0; i < ROUNDS; i++) await duplexRound();
+  }, duplexRoundCpu);
 }
-const median = (values: number[]) =>
-  values.sort((a, b) => a - b)[values.length >> 1];
+const perRound = (of: { client: number[]; server: number[] }) => {
+  const { client, server } = cpuFigures(of);
+  return {
+    client: Number((median(of.client) / ROUNDS).toFixed(3)),
+    server: Number((median(of.server) / ROUNDS).toFixed(3)),
+    total: Number(((client + server) / ROUNDS).toFixed(3)),
+  };
+};
 const roundTrip = {
   bytes: MIB,
   rawMs: Number(median(raws).toFixed(2)),
   duplexMs: Number(median(duplexes).toFixed(2)),
   ratio: Number((median(duplexes) / median(raws)).toFixed(3)),
+  cpuMsPerRound: {
+    raw: perRound(rawRoundCpu),
+    duplex: perRound(duplexRoundCpu),
+  },
 };
 echo.close();
 await client.close();

@@ -52,6 +52,7 @@ export const PARTS: Part[] = [
     code: [
       "src/peer/session_socket.ts",
       "src/peer/session_outbox.ts",
+      "src/wire/buffer_pool.ts",
       "src/client/client_session.ts",
       "src/wire/session_frames.ts",
       "src/wire/outcome_unknown_error.ts",
@@ -59,7 +60,11 @@ export const PARTS: Part[] = [
   },
   {
     name: "streams (credit flow control, uploads, downloads)",
-    code: ["src/peer/streams.ts", "src/wire/stream_frames.ts"],
+    code: [
+      "src/peer/streams.ts",
+      "src/peer/chunk_queue.ts",
+      "src/wire/stream_frames.ts",
+    ],
   },
   {
     name: "codec negotiation (subprotocol offer and selection)",
@@ -107,7 +112,11 @@ export const PARTS: Part[] = [
   },
   {
     name: "streams (types 12 to 17, credit)",
-    code: ["src/peer/streams.ts", "src/wire/stream_frames.ts"],
+    code: [
+      "src/peer/streams.ts",
+      "src/peer/chunk_queue.ts",
+      "src/wire/stream_frames.ts",
+    ],
   },
   {
     name: "batch frames (reading write-coalesced batches)",

@@ -24,6 +24,8 @@ class Link {
   #midframe = false;
   #midframeTimer: ReturnType<typeof setTimeout> | undefined;
   readonly done: Promise<void>;
+  /** The server port. */
+  target = 0;
 
   constructor(client: Deno.TcpConn, server: Deno.TcpConn) {
     this.#client = client;
@@ -111,12 +113,14 @@ class Link {
 /**
  * A TCP proxy in front of `target` (a port on 127.0.0.1): clients connect
  * to `port`; `cutAll(fault)` cuts every live connection; `refusing` keeps
- * new ones out.
+ * new ones out. Given several ports it is a round-robin balancer: each new
+ * connection goes to the next port, skipping ports that refuse.
  */
 export class FaultProxy implements AsyncDisposable {
   readonly port: number;
   #listener: Deno.TcpListener;
-  #target: number;
+  #targets: readonly number[];
+  #next = 0;
   #links = new Set<Link>();
   #accepting: Promise<void>;
   #connecting = new Set<Promise<void>>();
@@ -125,12 +129,32 @@ export class FaultProxy implements AsyncDisposable {
   /** While set, new connections are closed at once (the server is away). */
   refusing = false;
 
-  /** @param target The port of the server on 127.0.0.1. */
-  constructor(target: number) {
-    this.#target = target;
+  /** @param target The port (or ports) of the server on 127.0.0.1. */
+  constructor(target: number | readonly number[]) {
+    this.#targets = typeof target === "number" ? [target] : target;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.port = this.#listener.addr.port;
     this.#accepting = this.#accept();
+  }
+
+  /** The ports new connections go to, in turn. */
+  set targets(ports: readonly number[]) {
+    this.#targets = ports;
+  }
+
+  /**
+   * Cuts every live connection to one port.
+   *
+   * @returns How many were cut.
+   */
+  cutTarget(port: number, fault: Fault): number {
+    let n = 0;
+    for (const link of this.#links) {
+      if (link.closed || link.blackholed || link.target !== port) continue;
+      link.cut(fault);
+      n++;
+    }
+    return n;
   }
 
   /** Live links (not cut, not closed). */
@@ -179,17 +203,23 @@ export class FaultProxy implements AsyncDisposable {
       client.close();
       return;
     }
-    let server: Deno.TcpConn;
-    try {
-      server = await Deno.connect({
-        hostname: "127.0.0.1",
-        port: this.#target,
-      });
-    } catch {
+    let server: Deno.TcpConn | undefined;
+    let port = 0;
+    for (let tries = 0; tries < this.#targets.length; tries++) {
+      port = this.#targets[this.#next++ % this.#targets.length];
+      try {
+        server = await Deno.connect({ hostname: "127.0.0.1", port });
+        break;
+      } catch {
+        // That one is down: the next.
+      }
+    }
+    if (server === undefined) {
       client.close();
       return;
     }
     const link = new Link(client, server);
+    link.target = port;
     this.#links.add(link);
     await link.done;
     this.#links.delete(link);

@@ -18,6 +18,7 @@ import {
 } from "../peer/session_socket.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
   decodeState,
   encodeHello,
@@ -128,6 +129,12 @@ export class SessionEvent extends Event {
   declare readonly reason: SessionLossReason | undefined;
   /** Frames the server sent again (`resumed` only). */
   declare readonly replayed: number;
+  /**
+   * Requests rejected with `OutcomeUnknownError` because the server
+   * instance that received them died before storing their response
+   * (`resumed` only; 0 on the same instance).
+   */
+  declare readonly inDoubt: number;
 
   /**
    * Creates the event.
@@ -137,11 +144,16 @@ export class SessionEvent extends Event {
    */
   constructor(
     type: "resumed" | "not-resumed",
-    init: { reason?: SessionLossReason; replayed?: number } = {},
+    init: {
+      reason?: SessionLossReason;
+      replayed?: number;
+      inDoubt?: number;
+    } = {},
   ) {
     super(type);
     this.reason = init.reason;
     this.replayed = init.replayed ?? 0;
+    this.inDoubt = init.inDoubt ?? 0;
   }
 }
 
@@ -317,11 +329,19 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           "Cannot resume session: the server's count does not match",
         );
       }
+      let inDoubt = 0;
+      for (const sequence of state.inDoubt ?? []) {
+        const error = new OutcomeUnknownError("unknown");
+        if (this.#peer!.failRequest(sequence, error)) inDoubt++;
+      }
       return {
         peer: this.#peer!,
         socket: old,
         fresh: false,
-        event: new SessionEvent("resumed", { replayed: state.replayed }),
+        event: new SessionEvent("resumed", {
+          replayed: state.replayed,
+          inDoubt,
+        }),
       };
     }
     const asked = (old !== undefined && !old.ended) || restored !== undefined;

@@ -174,10 +174,7 @@ export class Peer<
     return this.#options.protocol ?? this.#socket.protocol ?? "";
   }
 
-  /**
-   * `true` when the other side speaks only the original protocol (see
-   * {@linkcode PeerOptions.original}).
-   */
+  /** `true` when the other side speaks only the original protocol. */
   get original(): boolean {
     return this.#original;
   }
@@ -185,6 +182,11 @@ export class Peer<
   /** `true` once the socket closed or `close()` was called. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Rejects pending request `sequence` (a session's in-doubt request). */
+  failRequest(sequence: number, error: Error): boolean {
+    return this.#tracker?.reject(sequence, error) ?? false;
   }
 
   /** Outgoing requests waiting for their response. */

@@ -15,55 +15,13 @@ export interface OutboxLimits {
   maxAge: number;
 }
 
+import { keep, recycle } from "../wire/buffer_pool.ts";
+
 type Data = string | Uint8Array<ArrayBuffer>;
 
-/**
- * Buffers the copies of binary frames are made in, recycled once their
- * frames are acknowledged, by capacity: a stream of large chunks would
- * otherwise allocate (and fault in) a fresh buffer per chunk. Shared by
- * every outbox of the process and bounded by {@linkcode POOL_BYTES}.
- */
-const pool = new Map<number, ArrayBuffer[]>();
-/** The most bytes the pool keeps. */
-const POOL_BYTES = 8 * 1024 * 1024;
-let pooled = 0;
-
-/** A capacity class: at most 1/8 above `size`, at least 4 KiB. */
-function capacityOf(size: number): number {
-  if (size <= 4096) return 4096;
-  const step = 2 ** (Math.floor(Math.log2(size)) - 3);
-  return Math.ceil(size / step) * step;
-}
-
-/** A copy of `data` in a recycled buffer when one is free. */
-function copy(data: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
-  const size = data.byteLength;
-  const capacity = capacityOf(size);
-  const buffer = pool.get(capacity)?.pop();
-  if (buffer === undefined) {
-    // Small, or too large to pool: a plain copy.
-    if (capacity * 4 > POOL_BYTES || size < 1024) return data.slice();
-    const fresh = new Uint8Array(new ArrayBuffer(capacity), 0, size);
-    fresh.set(data);
-    return fresh;
-  }
-  pooled -= capacity;
-  const view = new Uint8Array(buffer, 0, size);
-  view.set(data);
-  return view;
-}
-
-/** Gives the buffer of an acknowledged copy back to the pool. */
-function recycle(data: Data): void {
-  if (typeof data === "string") return;
-  const buffer = data.buffer;
-  const capacity = buffer.byteLength;
-  if (capacity !== capacityOf(data.byteLength)) return;
-  if (pooled + capacity > POOL_BYTES) return;
-  let list = pool.get(capacity);
-  if (list === undefined) pool.set(capacity, list = []);
-  list.push(buffer);
-  pooled += capacity;
+/** Gives the buffer of an acknowledged binary frame back to the pool. */
+function release(data: Data): void {
+  if (typeof data !== "string") recycle(data);
 }
 
 /**
@@ -118,9 +76,9 @@ export class SessionOutbox {
       frames = this.#frames = [];
       this.#oldestAt = now();
     }
-    // Bytes are kept as a copy (a binary codec reuses its buffer), made in
-    // a recycled buffer when there is one.
-    frames.push(typeof data === "string" ? data : copy(data));
+    // Bytes are kept as they are when they are the binary codec's lent
+    // buffer (it then encodes the next frame elsewhere), else as a copy.
+    frames.push(typeof data === "string" ? data : keep(data));
     this.#bytes += typeof data === "string" ? data.length : data.byteLength;
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&
@@ -156,7 +114,7 @@ export class SessionOutbox {
     for (let n = this.acked; n < count; n++) {
       const data = frames[head];
       bytes -= typeof data === "string" ? data.length : data.byteLength;
-      recycle(data);
+      release(data);
       frames[head] = "";
       head++;
     }
@@ -187,11 +145,25 @@ export class SessionOutbox {
     return this.#frames?.slice(this.#head) ?? [];
   }
 
+  /**
+   * Loads the state another instance stored: `sent` frames, the last of
+   * them kept. When the other side received `theirs` ≥ `sent` (the previous
+   * instance sent frames it had not stored), its count is adopted.
+   */
+  load(sent: number, frames: readonly Data[], theirs: number): void {
+    if (theirs >= sent) {
+      this.sent = this.acked = theirs;
+      return;
+    }
+    this.sent = this.acked = sent - frames.length;
+    for (const frame of frames) this.push(frame, Date.now);
+  }
+
   /** Drops every kept frame; the counts stay. */
   clear(): void {
     const frames = this.#frames;
     if (frames !== undefined) {
-      for (let n = this.#head; n < frames.length; n++) recycle(frames[n]);
+      for (let n = this.#head; n < frames.length; n++) release(frames[n]);
     }
     this.#frames = undefined;
     this.#head = 0;

@@ -24,6 +24,8 @@ import type { SocketLike } from "./socket_like.ts";
 
 const OPEN = 1;
 
+type Data = string | Uint8Array<ArrayBuffer>;
+
 /**
  * The limits and acknowledgement pacing of a {@linkcode SessionSocket}, all
  * resolved (see {@linkcode sessionLimits}); one object is shared by every
@@ -88,6 +90,12 @@ export interface SessionHooks {
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
   onError?(error: unknown): void;
+  /** A frame was kept for a replay (journaled by a shared store). */
+  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
+  /** The other side acknowledged `count` frames in all. */
+  onAcked?(count: number): void;
+  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
+  onHeld?(data: unknown, count: number): void;
 }
 
 /**
@@ -119,6 +127,10 @@ export class SessionSocket implements SocketLike {
   #endReason: SessionLossReason | undefined = undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
+  /** Holding: frames received and not yet released to the peer. */
+  #held: [Event, number][] | undefined = undefined;
+  /** Frames received and released (the count acknowledgements carry). */
+  #released = 0;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -149,6 +161,11 @@ export class SessionSocket implements SocketLike {
     return this.#received;
   }
 
+  /** Frames received and handed to the peer (all of them unless holding). */
+  get released(): number {
+    return this.#durable();
+  }
+
   /** Session frames sent to the other side. */
   get sent(): number {
     return this.#outbox?.sent ?? 0;
@@ -162,6 +179,11 @@ export class SessionSocket implements SocketLike {
   /** Bytes kept for a replay. */
   get bufferedBytes(): number {
     return this.#outbox?.bytes ?? 0;
+  }
+
+  /** The kept frames, oldest first (a copy). */
+  pendingFrames(): (string | Uint8Array<ArrayBuffer>)[] {
+    return this.#outbox?.pending() ?? [];
   }
 
   /** `true` while a WebSocket is attached. */
@@ -222,6 +244,32 @@ export class SessionSocket implements SocketLike {
     this.#restored = true;
   }
 
+  /** Holds received frames until `release` (stored before handled). */
+  hold(): void {
+    this.#held ??= [];
+    this.#released = this.#received;
+  }
+
+  /** Hands the held frames up to number `count` to the peer. */
+  release(count: number): void {
+    const held = this.#held;
+    if (held === undefined || count <= this.#released) return;
+    let n = 0;
+    while (n < held.length && held[n][1] <= count) n++;
+    const events = held.splice(0, n);
+    this.#released = count;
+    if (count - this.#acknowledged >= this.#limits.ackEvery) {
+      this.#acknowledge();
+    } else if (this.#transport) this.#ackTimer ??= this.#later();
+    for (const [event] of events) if (!this.#ended) this.#deliver(event);
+  }
+
+  /** Loads a session another instance ran (see `SessionOutbox.load`). */
+  load(received: number, sent: number, frames: Data[], theirs: number): void {
+    this.#received = this.#acknowledged = this.#released = received;
+    this.#box().load(sent, frames, theirs);
+  }
+
   /**
    * Attaches a WebSocket after the session handshake and replays every
    * kept frame after `count`, the other side's count.
@@ -243,7 +291,7 @@ export class SessionSocket implements SocketLike {
     }
     this.#transport = transport;
     // The handshake told the other side our count.
-    this.#acknowledged = this.#received;
+    this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
@@ -305,6 +353,8 @@ export class SessionSocket implements SocketLike {
       this.#lost = "overflow";
       outbox.clear();
       this.#hooks.onOverflow?.();
+    } else {
+      this.#hooks.onSent?.(data);
     }
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(data);
@@ -399,6 +449,11 @@ export class SessionSocket implements SocketLike {
         }
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
+        if (this.#held !== undefined) {
+          this.#held.push([event, received]);
+          this.#hooks.onHeld?.(data, received);
+          return;
+        }
         const limits = this.#limits;
         if (
           received - this.#acknowledged >= limits.ackEvery ||
@@ -406,11 +461,7 @@ export class SessionSocket implements SocketLike {
         ) {
           this.#acknowledge();
         } else if (this.#ackTimer === undefined) {
-          this.#ackTimer = setTimeout(
-            acknowledgeLater,
-            this.#limits.ackDelay,
-            this,
-          );
+          this.#ackTimer = this.#later();
         }
         this.#deliver(event);
       } else {
@@ -424,6 +475,10 @@ export class SessionSocket implements SocketLike {
       if (this.#remoteEnded) this.#end(reported, reason);
       this.#hooks.onDetach?.(reported, reason);
     }
+  }
+
+  #later(): ReturnType<typeof setTimeout> {
+    return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -441,18 +496,17 @@ export class SessionSocket implements SocketLike {
   #onSessionFrame(type: number, data: string): void {
     if (type === 10) {
       try {
-        // The plain ack, as every client writes it, without JSON.parse.
-        const plain = plainAckCount(data);
-        const { received, end } = plain >= 0
-          ? { received: plain, end: false }
-          : decodeAck(data);
+        const { received, end } = decodeAck(data);
         const outbox = this.#box();
         if (this.#lost === undefined && !outbox.trim(received)) {
           throw new RangeError(
             `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
           );
         }
+        this.#hooks.onAcked?.(received);
         if (end) {
+          // Ended on purpose: nothing to resume, what is held runs now.
+          this.release(this.#received);
           this.#remoteEnded = true;
           this.#hooks.onRemoteEnd?.();
         }
@@ -477,15 +531,22 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
-    if (this.#received > this.#acknowledged) this.#acknowledge();
+    if (this.#durable() > this.#acknowledged) this.#acknowledge();
+  }
+
+  /** What may be acknowledged: every frame, or those released. */
+  #durable(): number {
+    return this.#held === undefined ? this.#received : this.#released;
   }
 
   #acknowledge(): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
-    this.#acknowledged = this.#received;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
-    transport.send(encodeAck(this.#received));
+    transport.send(encodeAck(this.#acknowledged));
   }
 
   #end(code: number, reason: string): void {
@@ -508,30 +569,6 @@ function sizeOf(data: unknown): number {
   return typeof data === "string"
     ? data.length
     : (data as ArrayBufferLike).byteLength ?? 0;
-}
-
-/**
- * The count of a plain acknowledgement, `{"type":10,"sequence":n}` exactly,
- * read without `JSON.parse`; -1 for any other form (which `decodeAck` then
- * reads, or refuses: leading zeros, counts past 2^53 - 1, other fields).
- */
-function plainAckCount(data: string): number {
-  // `{"type":10,"sequence":` is 22 characters; at most 16 digits follow.
-  const last = data.length - 1;
-  if (
-    last < 23 || last > 38 || data.charCodeAt(last) !== 125 ||
-    !data.startsWith('"sequence":', 11) ||
-    (data.charCodeAt(22) === 48 && last > 23)
-  ) {
-    return -1;
-  }
-  let count = 0;
-  for (let i = 22; i < last; i++) {
-    const digit = data.charCodeAt(i) - 48;
-    if (digit < 0 || digit > 9) return -1;
-    count = count * 10 + digit;
-  }
-  return count <= Number.MAX_SAFE_INTEGER ? count : -1;
 }
 
 /** The delayed acknowledgement (no closure per session). */

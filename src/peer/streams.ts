@@ -1,6 +1,6 @@
 /**
- * Streams over a {@linkcode Peer}: the consumer side ({@linkcode ChunkQueue},
- * an async iterator that grants credit as it is read), the producer side
+ * Streams over a {@linkcode Peer}: the consumer side (`ChunkQueue`, in
+ * `chunk_queue.ts`), the producer side
  * ({@linkcode ChunkPump}, which pulls from an async iterable only while
  * credit lasts), {@linkcode consume} (a request whose result is read as a
  * stream), and {@linkcode Streams}, which routes a peer's stream frames
@@ -9,7 +9,7 @@
  * @module
  */
 
-import { DuplexError, RemoteError } from "../wire/errors.ts";
+import { cancelled, ChunkQueue } from "./chunk_queue.ts";
 import type { ErrorPayload, Frame, RequestFrame } from "../wire/protocol.ts";
 import { handlerError } from "./incoming_requests.ts";
 import type { RequestOptions } from "./peer_options.ts";
@@ -82,115 +82,6 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
 export function isStream(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === "object" && value !== null &&
     (Symbol.asyncIterator in value || "getReader" in value);
-}
-
-function cancelled(): DuplexError {
-  return new DuplexError("CANCELLED", "Stream cancelled");
-}
-
-/**
- * The receiving end of one stream: buffers what arrives (never more than
- * granted), hands it to `for await`, and grants credit back as it is read,
- * in batches of half the window.
- */
-export class ChunkQueue<T = unknown> implements AsyncIterable<T> {
-  #chunks: unknown[] = [];
-  #wake: (() => void) | undefined;
-  #done = false;
-  #error: unknown;
-  #window: number;
-  /** Granted and not arrived yet. */
-  #credit: number;
-  /** Read since the last grant. */
-  #owed = 0;
-  #grant: (credit: number) => void = () => {};
-  #stop: (reason: unknown) => void;
-
-  /**
-   * @param window The chunks granted at first, and at most outstanding.
-   * @param stop Tells the producer to stop (the reader left early).
-   */
-  constructor(window: number, stop: (reason: unknown) => void) {
-    this.#window = this.#credit = window;
-    this.#stop = stop;
-  }
-
-  /** Sets how credit is granted, once the stream has a sequence. */
-  bind(grant: (credit: number) => void): void {
-    this.#grant = grant;
-  }
-
-  /**
-   * Whether the next chunk was asked for: credit for it is outstanding.
-   *
-   * @returns `true` while granted chunks have not all arrived.
-   */
-  asked(): boolean {
-    return !this.#done && this.#credit > 0;
-  }
-
-  /** A chunk arrived; one beyond the credit fails the stream. */
-  push(chunk: unknown): void {
-    if (this.#done) return;
-    if (--this.#credit < 0) {
-      const error = new DuplexError(
-        "INVALID_FRAME",
-        "Cannot read stream: more chunks than granted",
-      );
-      this.#stop(error);
-      return this.end(error);
-    }
-    this.#chunks.push(chunk);
-    this.#wake?.();
-  }
-
-  /** A chunk (types 12, 14) or the end of an upload (type 15) arrived. */
-  take(frame: { type: number; message?: unknown; error?: ErrorPayload }): void {
-    if (frame.type !== 15) this.push(frame.message);
-    else this.end(frame.error && new RemoteError(frame.error));
-  }
-
-  /**
-   * Ends the stream, with an error or not, after a `last` chunk unless it is
-   * `undefined` (a plain result). Idempotent.
-   */
-  end(error?: unknown, last?: unknown): void {
-    if (this.#done) return;
-    if (last !== undefined && error === undefined) this.#chunks.push(last);
-    this.#done = true;
-    this.#error = error;
-    this.#wake?.();
-  }
-
-  /**
-   * The chunks as they arrive; leaving the loop early stops the producer.
-   *
-   * @returns The async iterator.
-   */
-  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
-    const chunks = this.#chunks;
-    try {
-      for (;;) {
-        if (chunks.length) {
-          if (!this.#done && ++this.#owed * 2 >= this.#window) {
-            this.#credit += this.#owed;
-            this.#grant(this.#owed);
-            this.#owed = 0;
-          }
-          yield chunks.shift() as T;
-        } else if (this.#done) {
-          if (this.#error !== undefined) throw this.#error;
-          return;
-        } else await new Promise<void>((resolve) => this.#wake = resolve);
-      }
-    } finally {
-      chunks.length = 0;
-      if (!this.#done) {
-        this.#done = true;
-        this.#stop(cancelled());
-      }
-    }
-  }
 }
 
 /** An iterator over a source (a ReadableStream without async iteration too). */
@@ -334,7 +225,7 @@ export function consume<T>(
     })
       .then((last) => done(undefined, last), done);
   }
-  return queue[Symbol.asyncIterator]();
+  return queue;
 }
 
 /**

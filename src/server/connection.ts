@@ -61,6 +61,8 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
   implements Connection<Local, Remote> {
   registered = false;
   socketIsClosed = false;
+  /** The id of the session this socket carries, if any. */
+  sessionId: string | undefined = undefined;
   #closed: PromiseWithResolvers<void> | undefined = undefined;
   readonly extended: boolean;
   constructor(

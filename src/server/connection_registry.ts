@@ -146,6 +146,9 @@ export class ConnectionRegistry<
     return this.#rooms.get(room);
   }
 
+  /** Told when a user's rooms change (sessions store them). */
+  onRooms: ((user: string) => void) | undefined = undefined;
+
   /** Decides joins (the server's `authorizeJoin` option). */
   authorizeJoin:
     | ((room: string, user: string, data: unknown) => boolean)
@@ -171,6 +174,7 @@ export class ConnectionRegistry<
     let rooms = this.#userRooms.get(user);
     if (rooms === undefined) this.#userRooms.set(user, rooms = new Set());
     rooms.add(room);
+    this.onRooms?.(user);
     return true;
   }
 
@@ -182,6 +186,7 @@ export class ConnectionRegistry<
     const rooms = this.#userRooms.get(user);
     rooms?.delete(room);
     if (rooms?.size === 0) this.#userRooms.delete(user);
+    this.onRooms?.(user);
     return true;
   }
 

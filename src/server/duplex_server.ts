@@ -225,6 +225,7 @@ export class DuplexServer<
       abandoned: (upgraded) => this.#slots.release(upgraded.address),
       opened: (connection) => this.#onOpen(connection),
       ended: (...args) => this.#onClose(...args),
+      join: (room, user) => this.join(room, user),
     });
     this.#fanOut = new FanOut(this.#registry, (connection, error) => {
       this.#reportError(
@@ -489,9 +490,9 @@ export class DuplexServer<
    * deadline passed.
    */
   shutdown(): Promise<void> {
-    this.#graceful.closing = true;
-    // Sessions waiting for their clients end with the server.
-    this.#shutdown ??= this.#graceful.drain(this.#registry.sockets)
+    if (!this.#sessions.shared) this.#graceful.closing = true; // see handOver
+    const drain = () => this.#graceful.drain(this.#registry.sockets);
+    this.#shutdown ??= this.#sessions.handOver(drain).then(drain)
       .finally(() => this.#sessions.closeAll(1001, "Server shutting down"))
       .finally(() => this.#broker.close());
     return this.#shutdown;

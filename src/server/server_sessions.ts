@@ -11,11 +11,7 @@
  */
 
 import type { Endpoint, Peer } from "../peer/peer.ts";
-import {
-  type SessionLimits,
-  sessionLimits,
-  SessionSocket,
-} from "../peer/session_socket.ts";
+import { type SessionLimits, sessionLimits } from "../peer/session_socket.ts";
 import {
   decodeHello,
   encodeState,
@@ -39,7 +35,19 @@ import type { Upgraded } from "./upgrade.ts";
 import { dispatchDisconnect } from "./server_events.ts";
 import { SessionMetrics } from "./session_metrics.ts";
 import type { SessionOptions } from "./session_options.ts";
-import { MemorySessionStore, type SessionStore } from "./session_store.ts";
+import {
+  hashSecret,
+  MemorySessionStore,
+  type SessionStore,
+  type StoredSession,
+} from "./session_store.ts";
+import { closeQuietly, Handshake } from "./session_handshake.ts";
+import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
+import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
+
+/** How long a session taken over elsewhere stays registered here, in ms. */
+const MOVED_DELAY = 1_000;
+import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 /** An upgraded socket that asked for a session. */
 export type SessionUpgrade = Upgraded;
@@ -68,6 +76,8 @@ export interface SessionHost<Local extends Endpoint, Remote extends Endpoint> {
   abandoned(upgrade: SessionUpgrade): void;
   /** A new session's connection opened: register it. */
   opened(connection: ServerConnection<Local, Remote>): void;
+  /** Puts a user in a room (cluster-wide with a cluster). */
+  join(room: string, user: string): boolean;
   /** A session ended; `disconnected` when its `disconnect` was told. */
   ended(
     connection: ServerConnection<Local, Remote>,
@@ -77,110 +87,25 @@ export interface SessionHost<Local extends Endpoint, Remote extends Endpoint> {
   ): void;
 }
 
-/** One live session. It hears its transport's hooks. */
-class Session<Local extends Endpoint, Remote extends Endpoint> {
-  declare readonly socket: SessionSocket;
-  declare peer: Peer<Local, Remote>;
-  declare connection: ServerConnection<Local, Remote>;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** Between a drop and the resume: `disconnect` was told. */
-  detached = false;
-  /** Why it ended, when not on purpose. */
-  lostFor: SessionLossReason | undefined = undefined;
-
-  constructor(
-    readonly sessions: ServerSessions<Local, Remote>,
-    readonly id: string,
-    readonly user: string,
-    readonly secret: string,
-    limits: SessionLimits,
-  ) {
-    this.socket = new SessionSocket(limits, this);
-  }
-
-  onDetach(code: number, reason: string): void {
-    this.sessions.onDetach(this, code, reason);
-  }
-
-  onOverflow(): void {
-    this.sessions.onOverflow(this);
-  }
-
-  onRemoteEnd(): void {
-    // The client ended it on purpose (and closes its side).
-    this.socket.close(1000, "Session ended");
-  }
-
-  onError(error: unknown): void {
-    this.sessions.warn(
-      `session protocol error user=${JSON.stringify(this.user)}`,
-      error,
-    );
-  }
-}
-
-/** A socket between its upgrade and its hello. */
-class Handshake {
-  hello = false;
-  done = false;
-  timer: ReturnType<typeof setTimeout>;
-  constructor(
-    readonly upgrade: SessionUpgrade,
-    readonly onHello: (handshake: Handshake, data: unknown) => void,
-    readonly onGone: (handshake: Handshake, connected: boolean) => void,
-    timeout: number,
-  ) {
-    this.timer = setTimeout(() => {
-      if (this.finish(false)) {
-        closeQuietly(upgrade.socket, 1008, "Session hello expected");
-      }
-    }, timeout);
-    upgrade.socket.addEventListener("message", this);
-    upgrade.socket.addEventListener("close", this);
-  }
-
-  handleEvent(event: Event): void {
-    if (event.type === "close") {
-      this.finish(false);
-    } else if (this.hello) {
-      // Nothing may come between the hello and the server's answer.
-      if (this.finish(false)) {
-        closeQuietly(this.upgrade.socket, 1002, "Session state expected first");
-      }
-    } else {
-      this.hello = true;
-      this.onHello(this, (event as MessageEvent).data);
-    }
-  }
-
-  /**
-   * Stops listening; `connected` when the socket now has a connection.
-   *
-   * @returns `false` when it was finished already.
-   */
-  finish(connected: boolean): boolean {
-    if (this.done) return false;
-    this.done = true;
-    const socket = this.upgrade.socket;
-    clearTimeout(this.timer);
-    socket.removeEventListener("message", this);
-    socket.removeEventListener("close", this);
-    this.onGone(this, connected);
-    return true;
-  }
-}
-
 /** The sessions of one server. */
 export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   readonly metrics: SessionMetrics = new SessionMetrics();
   readonly host: SessionHost<Local, Remote>;
+  /** With a shared store: writes every session to it. */
+  readonly journal: SessionJournal | undefined;
   #live = new Map<string, Session<Local, Remote>>();
   #handshakes = new Set<Handshake>();
   #store: SessionStore;
   #limits: SessionLimits;
   #grace: number;
   #helloTimeout: number;
+  #handoverTimeout: number;
   #detached = 0;
+  /** This instance's part of its owner tokens. */
+  #instance = randomToken(6);
+  #handingOver = false;
+  /** Sessions taken over elsewhere, about to leave. */
+  #leaving = new Set<Session<Local, Remote>>();
 
   /**
    * @param given The session options.
@@ -191,6 +116,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.host = host;
     this.#grace = given.grace ?? 120_000;
     this.#helloTimeout = given.helloTimeout ?? 10_000;
+    this.#handoverTimeout = given.handoverTimeout ?? 10_000;
     this.#store = given.store ?? new MemorySessionStore();
     this.#limits = sessionLimits({
       maxFrames: given.maxBufferedFrames,
@@ -204,6 +130,17 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         "Cannot configure sessions: grace must be a positive number",
       );
     }
+    const store = this.#store;
+    if (store.claim !== undefined && store.write !== undefined) {
+      host.registry.onRooms = (user) => this.roomsChanged(user);
+      this.journal = new SessionJournal(store, {
+        fenced: (session) => this.#moved(session as Session<Local, Remote>),
+        failed: (error) => this.warn("session store write failed", error),
+      }, {
+        timeout: given.storeTimeout ?? 2_000,
+        refresh: Math.min(this.#grace / 4, 10_000),
+      });
+    }
   }
 
   /** Sessions open (connected or within their grace period). */
@@ -214,6 +151,29 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   /** Sessions waiting for their client. */
   get detached(): number {
     return this.#detached;
+  }
+
+  /** Whether sessions live in a store that several instances share. */
+  get shared(): boolean {
+    return this.journal !== undefined;
+  }
+
+  /** How long a shared store keeps a session without a write. */
+  storeTtl(session: Session<Local, Remote>): number {
+    // Attached sessions are written again every refresh (grace / 4 at most).
+    return session.socket.attached || this.#handingOver
+      ? this.#grace * 2
+      : this.#grace;
+  }
+
+  /** The user's rooms changed: stores them with each of its sessions. */
+  roomsChanged(user: string): void {
+    const journal = this.journal;
+    if (journal === undefined) return;
+    for (const connection of this.host.registry.connectionsOf(user) ?? []) {
+      const session = this.#live.get(connection.sessionId ?? "");
+      if (session !== undefined) journal.roomsChanged(session);
+    }
   }
 
   /** Logs a warning (never a secret). */
@@ -266,12 +226,40 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     for (const session of [...this.#live.values()]) {
       session.socket.close(code, reason);
     }
+    for (const session of [...this.#leaving]) this.#left(session);
+    this.journal?.close();
+  }
+
+  /**
+   * Hands every session over to the other instances (a rolling restart
+   * with a shared store); see {@linkcode handOver}.
+   */
+  handOver(drainHandlers: () => Promise<void>): Promise<void> {
+    if (this.journal === undefined) return Promise.resolve();
+    this.#handingOver = true;
+    for (const handshake of [...this.#handshakes]) {
+      handshake.finish(false);
+      closeQuietly(handshake.upgrade.socket, 1012, "Service restart");
+    }
+    return handOver(this.#shared(), drainHandlers, this.#handoverTimeout);
+  }
+
+  /** What the take-over and hand-over code uses of this object. */
+  #shared(): SharedSessions<Local, Remote> {
+    return {
+      sessions: this,
+      journal: this.journal!,
+      live: this.#live,
+      limits: this.#limits,
+      open: (session, upgrade) => this.#open(session, upgrade),
+      moved: (session) => this.#moved(session),
+    };
   }
 
   // The transport's hooks, through the session.
 
   onDetach(session: Session<Local, Remote>, code: number, reason: string) {
-    if (session.socket.ended) return;
+    if (session.socket.ended || session.moved) return;
     session.detached = true;
     this.#detached++;
     // The connection's `disconnect` (per socket); the session lives on.
@@ -280,10 +268,13 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       this.#expire(session, session.socket.lost);
       return;
     }
+    if (this.#handingOver) return;
     session.timer = setTimeout(
       () => this.#expire(session, "expired"),
       this.#grace,
     );
+    // The store keeps it for the grace period from now.
+    this.journal?.touch(session);
   }
 
   onOverflow(session: Session<Local, Remote>): void {
@@ -317,70 +308,107 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }
       return;
     }
-    let found: Session<Local, Remote> | SessionLossReason | undefined;
+    let found: Found<Local, Remote> | SessionLossReason | "busy" | undefined;
     if (hello.id !== undefined) {
       try {
         found = await this.#find(hello, upgrade.user);
       } catch (error) {
         this.warn("session store failed", error);
-        found = "unknown";
+        // A shared store that cannot answer: the client tries again later
+        // (the session is not given up).
+        found = this.shared ? "busy" : "unknown";
       }
     }
+    const secret = randomToken(32);
+    const secretHash = await hashSecret(secret);
     // Closed (or timed out) meanwhile: the session, if any, is untouched.
     if (socket.readyState !== 1) {
       handshake.finish(false);
       return;
     }
     if (!handshake.finish(true)) return;
+    if (found === "busy" || this.#handingOver) {
+      closeQuietly(socket, 1013, "Session busy, try again");
+      return;
+    }
     if (typeof found === "object") {
-      this.#resume(found, upgrade, hello.received!);
+      if (found instanceof Session) {
+        this.#resume(found, upgrade, hello.received!);
+      } else {
+        takeOver(this.#shared(), found, upgrade, hello.received!);
+      }
     } else {
       if (found !== undefined) {
         const counts = this.metrics.notResumed;
         counts[found] = (counts[found] ?? 0) + 1;
       }
-      this.#start(upgrade, found);
+      this.#start(upgrade, found, secret, secretHash);
     }
   }
 
   async #find(
     hello: SessionHello,
     user: string,
-  ): Promise<Session<Local, Remote> | SessionLossReason> {
+  ): Promise<Found<Local, Remote> | SessionLossReason | "busy"> {
     const record = await this.#store.get(hello.id!);
     if (record === undefined) return "unknown";
-    if (!sameSecret(record.secret, hello.secret!) || record.user !== user) {
+    const hash = await hashSecret(hello.secret!);
+    if (!sameSecret(record.secretHash, hash) || record.user !== user) {
       return "forbidden";
     }
     if (record.ended !== undefined) return record.ended;
     const session = this.#live.get(record.id);
+    if (this.journal !== undefined) {
+      if (
+        session !== undefined && !session.socket.ended &&
+        session.entry.owner === record.owner
+      ) {
+        // Ours still: what it received is stored before the answer.
+        if (!await this.journal.flushed(session)) return "busy";
+        if (session.socket.lost !== undefined) return session.socket.lost;
+        if (!session.socket.canResume(hello.received!)) return "unknown";
+        return session;
+      }
+      const owner = `${this.#instance}.${randomToken(6)}`;
+      const stored = await this.#store.claim!(record.id, owner);
+      if (stored === undefined) return "unknown";
+      if (stored === "busy") return "busy";
+      // The client acknowledged frames that were stored as unacknowledged:
+      // its count does not fit.
+      if (hello.received! < stored.sent - stored.frames.length) {
+        return "unknown";
+      }
+      return { stored, owner };
+    }
     if (session === undefined || session.socket.ended) return "unknown";
     if (session.socket.lost !== undefined) return session.socket.lost;
     if (!session.socket.canResume(hello.received!)) return "unknown";
     return session;
   }
 
-  #start(upgrade: SessionUpgrade, reason: SessionLossReason | undefined): void {
+  #start(
+    upgrade: SessionUpgrade,
+    reason: SessionLossReason | undefined,
+    secret: string,
+    secretHash: string,
+  ): void {
     const id = randomToken(16);
-    const secret = randomToken(32);
     const session = new Session<Local, Remote>(
       this,
       id,
       upgrade.user,
-      secret,
+      secretHash,
       this.#limits,
     );
-    const host = this.host;
-    session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
-      ...host.peer,
-      codec: upgrade.codec,
-      onClose: (code, why) => this.#onEnd(session, code, why),
-      onError: host.onError,
-    });
-    session.connection = this.#connection(upgrade, session.peer);
-    this.#live.set(id, session);
-    // The live session is its own record (no copy per session).
-    this.#save(session, Infinity);
+    this.#open(session, upgrade);
+    if (this.journal !== undefined) {
+      session.entry = new JournalEntry(`${this.#instance}.${id}`, 0);
+      session.socket.hold();
+      this.journal.add(session, true);
+    } else {
+      // The live session is its own record (no copy per session).
+      this.#save(session, Infinity);
+    }
     this.metrics.started++;
     const state: SessionState = {
       resumed: false,
@@ -393,6 +421,19 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     transport.send(encodeState(state));
     session.socket.attach(transport, 0);
     this.host.opened(session.connection);
+  }
+
+  /** Gives a new or taken-over session its peer and connection. */
+  #open(session: Session<Local, Remote>, upgrade: SessionUpgrade): void {
+    const host = this.host;
+    session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
+      ...host.peer,
+      codec: upgrade.codec,
+      onClose: (code, why) => this.#onEnd(session, code, why),
+      onError: host.onError,
+    });
+    session.connection = this.#connection(upgrade, session.peer, session.id);
+    this.#live.set(session.id, session);
   }
 
   #resume(
@@ -409,12 +450,12 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       session.detached = false;
       this.#detached--;
     }
-    const fresh = this.#connection(upgrade, session.peer);
+    const fresh = this.#connection(upgrade, session.peer, session.id);
     session.connection = fresh;
     fresh.out.send(
       encodeState({
         resumed: true,
-        received: session.socket.received,
+        received: session.socket.released,
         replayed: session.socket.missed(received),
       }),
     );
@@ -424,6 +465,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     const host = this.host;
     host.registry.replace(old, fresh);
     host.metrics.connectionsTotal++;
+    this.journal?.touch(session);
     host.logger?.info(
       `resume user=${
         JSON.stringify(fresh.user)
@@ -439,6 +481,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   #connection(
     upgrade: SessionUpgrade,
     peer: Peer<Local, Remote>,
+    sessionId: string,
   ): ServerConnection<Local, Remote> {
     const host = this.host;
     const connection = sessionConnection(upgrade, peer, {
@@ -446,6 +489,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       budget: host.budget,
       coalescer: host.peer.peerOptions.coalescer,
     });
+    connection.sessionId = sessionId;
     host.registry.sockets.add(connection);
     connection.onSocketClosed = host.forgetSocket;
     return connection;
@@ -453,29 +497,69 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
 
   #expire(session: Session<Local, Remote>, reason: SessionLossReason): void {
     if (session.socket.ended) return;
+    const journal = this.journal;
+    if (journal !== undefined && !session.entry.closed) {
+      // Only the owner ends it: the tombstone is written first.
+      journal.end(session, reason).then((ours) => {
+        if (ours) this.#expire(session, reason);
+        else this.#moved(session);
+      });
+      return;
+    }
     session.lostFor = reason;
     if (reason === "expired") this.metrics.expired++;
     session.socket.end(reason);
+  }
+
+  /** Another instance runs the session now: it ends here quietly. */
+  #moved(session: Session<Local, Remote>): void {
+    if (session.socket.ended || session.moved) return;
+    session.moved = true;
+    this.journal?.forget(session);
+    this.metrics.movedAway++;
+    clearTimeout(session.timer);
+    if (this.#live.get(session.id) === session) this.#live.delete(session.id);
+    // It leaves this instance's users and rooms a little later, once the
+    // new instance has announced it: the cluster sees no leave.
+    this.#leaving.add(session);
+    session.leaveTimer = setTimeout(() => this.#left(session), MOVED_DELAY);
+  }
+
+  #left(session: Session<Local, Remote>): void {
+    clearTimeout(session.leaveTimer);
+    this.#leaving.delete(session);
+    session.socket.end("unknown");
+  }
+
+  /** Settles once every session taken over elsewhere left here. */
+  async leaving(): Promise<void> {
+    for (let n = 0; n < 8 && this.#leaving.size > 0; n++) {
+      await delay(MOVED_DELAY / 4);
+    }
   }
 
   /** The session's peer closed: the session is over. */
   #onEnd(session: Session<Local, Remote>, code: number, reason: string): void {
     clearTimeout(session.timer);
     session.timer = undefined;
-    this.#live.delete(session.id);
+    if (this.#live.get(session.id) === session) this.#live.delete(session.id);
     const disconnected = session.detached;
     if (disconnected) {
       session.detached = false;
       this.#detached--;
     }
-    const { id, user, secret } = session;
-    this.#save(
-      { id, user, secret, ended: session.lostFor ?? "closed" },
-      this.#grace,
-    );
+    const { id, user, secretHash } = session;
+    if (this.journal === undefined) {
+      this.#save(
+        { id, user, secretHash, ended: session.lostFor ?? "closed" },
+        this.#grace,
+      );
+    } else if (!session.moved && !session.entry.closed) {
+      this.journal.end(session, session.lostFor ?? "closed").catch(() => {});
+    }
     this.host.ended(session.connection, code, reason, disconnected);
     const lostFor = session.lostFor;
-    if (lostFor !== undefined) {
+    if (lostFor !== undefined && !session.moved) {
       this.host.logger?.info(`session ${lostFor} user=${JSON.stringify(user)}`);
       this.host.events.dispatchEvent(
         new CustomEvent("expire", { detail: { user, reason: lostFor } }),
@@ -487,7 +571,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     record: {
       id: string;
       user: string;
-      secret: string;
+      secretHash: string;
       ended?: SessionLossReason;
     },
     ttl: number,
@@ -503,30 +587,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   }
 }
 
-/** `bytes` random bytes, base64url without padding. */
-function randomToken(bytes: number): string {
-  const random = crypto.getRandomValues(new Uint8Array(bytes));
-  let binary = "";
-  for (const byte of random) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
-}
-
-/** Compares two secrets in time independent of where they differ. */
-function sameSecret(expected: string, given: string): boolean {
-  let difference = expected.length ^ given.length;
-  for (let i = 0; i < expected.length; i++) {
-    difference |= expected.charCodeAt(i) ^ (given.charCodeAt(i) | 0);
-  }
-  return difference === 0;
-}
-
-function closeQuietly(socket: WebSocket, code: number, reason: string): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    socket.close();
-  }
-}
+/** A session found in a shared store, claimed by this instance. */
+type Found<Local extends Endpoint, Remote extends Endpoint> =
+  | Session<Local, Remote>
+  | { stored: StoredSession; owner: string };

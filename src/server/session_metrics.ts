@@ -29,6 +29,12 @@ export class SessionMetrics {
   overflows = 0;
   /** Frames replayed on resumes. */
   replayed = 0;
+  /** Shared store: sessions resumed here that another instance ran. */
+  takenOver = 0;
+  /** Shared store: requests reported in doubt on those resumes. */
+  inDoubt = 0;
+  /** Shared store: sessions that went on on another instance. */
+  movedAway = 0;
   /** Resumes refused, by reason. */
   readonly notResumed: Record<string, number> = {};
 
@@ -62,6 +68,15 @@ export class SessionMetrics {
       "# HELP duplex_session_frames_replayed_total Frames sent again on resumes.",
       "# TYPE duplex_session_frames_replayed_total counter",
       `duplex_session_frames_replayed_total ${this.replayed}`,
+      "# HELP duplex_sessions_taken_over_total Sessions resumed from the shared store.",
+      "# TYPE duplex_sessions_taken_over_total counter",
+      `duplex_sessions_taken_over_total ${this.takenOver}`,
+      "# HELP duplex_session_requests_in_doubt_total Requests reported in doubt on a take-over.",
+      "# TYPE duplex_session_requests_in_doubt_total counter",
+      `duplex_session_requests_in_doubt_total ${this.inDoubt}`,
+      "# HELP duplex_sessions_moved_away_total Sessions that went on on another instance.",
+      "# TYPE duplex_sessions_moved_away_total counter",
+      `duplex_sessions_moved_away_total ${this.movedAway}`,
       "# HELP duplex_sessions_not_resumed_total Resumes refused, by reason.",
       "# TYPE duplex_sessions_not_resumed_total counter",
     ];

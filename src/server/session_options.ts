@@ -72,11 +72,28 @@ export interface SessionOptions {
    */
   helloTimeout?: number;
   /**
-   * Where session records are kept.
+   * Where session records are kept. A store that several instances share
+   * (`RedisSessionStore` of `@duplex/ws/redis`) keeps each session's
+   * frames, counts, open requests and rooms too: a client resumes on any
+   * instance.
    *
    * @default {a new MemorySessionStore}
    */
   store?: SessionStore;
+  /**
+   * Shared store: how long one write to it may take before it is retried,
+   * in ms (received frames wait for it).
+   *
+   * @default {2000}
+   */
+  storeTimeout?: number;
+  /**
+   * Shared store: how long a shutdown waits for its sessions to be resumed
+   * on other instances, in ms.
+   *
+   * @default {10000}
+   */
+  handoverTimeout?: number;
 }
 
 /**

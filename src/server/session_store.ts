@@ -2,78 +2,30 @@
  * Where a {@linkcode DuplexServer} keeps the records of its sessions: the
  * {@linkcode SessionStore} interface and the in-memory
  * {@linkcode MemorySessionStore}. A record says who a session belongs to
- * and proves its secret; a record of an ended session (a tombstone) says
- * why, so that a late resume learns the reason ("expired") rather than
- * "unknown". The frames kept for a replay live with the session's transport.
+ * and holds the SHA-256 of its secret (never the secret); a record of an
+ * ended session (a tombstone) says why, so that a late resume learns the
+ * reason ("expired") rather than "unknown".
+ *
+ * With the three basic methods the frames kept for a replay live with the
+ * session's transport, in this process. A store that several instances
+ * share also implements `claim` and `write` (see `RedisSessionStore` in
+ * `@duplex/ws/redis`): then a session's counts, unacknowledged frames, open
+ * requests and rooms live in the store too, and a client resumes on any
+ * instance.
  *
  * @module
  */
 
-import type { SessionLossReason } from "../wire/session_frames.ts";
+import type { SessionRecord, SessionStore } from "../cluster/session_store.ts";
 
-/**
- * One session as the store keeps it.
- *
- * @example Usage
- * ```ts
- * import type { SessionRecord } from "@duplex/ws/server";
- *
- * const record: SessionRecord = { id: "k2J…", user: "alice", secret: "…" };
- * ```
- */
-export interface SessionRecord {
-  /** The session id (random, 22 characters). */
-  id: string;
-  /** The user it belongs to, as authenticated. */
-  user: string;
-  /** The secret a resume must present (random, 43 characters). */
-  secret: string;
-  /** Set once the session ended: why. */
-  ended?: SessionLossReason;
-}
-
-/**
- * The storage of session records. Every method may answer at once or with
- * a promise (a store over the network). Keep it small: a store implements
- * three methods.
- *
- * @example A store over a Map
- * ```ts
- * import type { SessionRecord, SessionStore } from "@duplex/ws/server";
- *
- * const map = new Map<string, SessionRecord>();
- * const store: SessionStore = {
- *   get: (id) => map.get(id),
- *   set: (record) => void map.set(record.id, record),
- *   delete: (id) => void map.delete(id),
- * };
- * ```
- */
-export interface SessionStore {
-  /**
-   * Finds a record.
-   *
-   * @param id The session id.
-   * @returns The record, or `undefined` when unknown (or expired).
-   */
-  get(
-    id: string,
-  ): SessionRecord | undefined | Promise<SessionRecord | undefined>;
-  /**
-   * Creates or replaces a record, kept for `ttl` ms (Infinity: until
-   * replaced or deleted).
-   *
-   * @param record The record.
-   * @param ttl How long to keep it, in ms.
-   */
-  set(record: SessionRecord, ttl: number): void | Promise<void>;
-  /**
-   * Deletes a record.
-   *
-   * @param id The session id.
-   */
-  delete(id: string): void | Promise<void>;
-}
+export {
+  hashSecret,
+  type SessionRecord,
+  type SessionStore,
+  type SessionWrite,
+  type SessionWriteResult,
+  type StoredSession,
+} from "../cluster/session_store.ts";
 
 /**
  * The default {@linkcode SessionStore}: a Map in this process, with lazy
@@ -85,7 +37,7 @@ export interface SessionStore {
  * import assert from "node:assert/strict";
  *
  * const store = new MemorySessionStore();
- * store.set({ id: "a", user: "alice", secret: "s" }, Infinity);
+ * store.set({ id: "a", user: "alice", secretHash: "9f86" }, Infinity);
  * assert.equal(store.get("a")?.user, "alice");
  * store.delete("a");
  * assert.equal(store.get("a"), undefined);

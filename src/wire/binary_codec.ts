@@ -9,6 +9,7 @@
  */
 
 import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
+import { lend } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
 import type { Frame } from "./protocol.ts";
 
@@ -32,9 +33,8 @@ const MARK = "\u0000";
 const VIEW = "u";
 const BUFFER = "a";
 const encoder = new TextEncoder();
-/** The largest message encoded into the reused buffer. */
-const MAX_SCRATCH = 16 * 1024 * 1024;
-let scratch = new Uint8Array(64 * 1024);
+/** The largest message encoded into a lent buffer. */
+const MAX_LENT = 16 * 1024 * 1024;
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 function fail(reason: string, cause?: unknown): never {
@@ -79,14 +79,10 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const header = encoder.encode(text);
   let size = 4 + header.byteLength;
   for (const part of parts) size += 4 + part.byteLength;
-  // One reused buffer: a fresh megabyte costs page faults that cost more
-  // than the copy (WebSocket.send copies what it is given at once).
-  if (size > scratch.byteLength && size <= MAX_SCRATCH) {
-    scratch = new Uint8Array(Math.max(size, scratch.byteLength * 2));
-  }
-  const out = size <= scratch.byteLength
-    ? scratch.subarray(0, size)
-    : new Uint8Array(size);
+  // A lent buffer, reused by the next encode unless a session's outbox keeps
+  // it: a fresh megabyte costs page faults that cost more than the copy
+  // (WebSocket.send copies what it is given at once).
+  const out = size <= MAX_LENT ? lend(size) : new Uint8Array(size);
   const view = new DataView(out.buffer, out.byteOffset, size);
   view.setUint32(0, header.byteLength);
   out.set(header, 4);
@@ -154,7 +150,8 @@ function decode(data: unknown): Frame {
  * and `DataView`s arrive as `Uint8Array` of their bytes). A received
  * `Uint8Array` is a view into the message's buffer, never a copy. An
  * encoded binary message is a view of a buffer that the next `encode`
- * reuses: send it (WebSocket `send()` copies) before encoding again. Frames
+ * reuses: send it (WebSocket `send()` copies) before encoding again (a
+ * session keeps that buffer itself until acknowledged, instead of a copy). Frames
  * without binary values are JSON text, exactly as with the JSON codec, so a
  * peer can switch codec without changing what plain frames look like.
  *

@@ -125,6 +125,14 @@ export interface SessionState {
   received?: number;
   /** When resumed: how many frames the server sends again after this one. */
   replayed?: number;
+  /**
+   * When resumed on another instance after the one that ran the session
+   * died: the sequences of the client's requests that reached it and whose
+   * response was not stored. Their handlers may or may not have run; the
+   * client rejects those still pending with `OutcomeUnknownError`, and
+   * nothing else is affected. Absent when empty.
+   */
+  inDoubt?: number[];
   /** When a new session started: its id. */
   id?: string;
   /** When a new session started: its secret (only ever sent in this frame). */
@@ -240,6 +248,30 @@ function isToken(value: unknown): value is string {
 }
 
 /**
+ * The count of a plain acknowledgement, `{"type":10,"sequence":n}` exactly,
+ * read without `JSON.parse`; -1 for any other form (which `JSON.parse` then
+ * reads, or refuses: leading zeros, counts past 2^53 - 1, other fields).
+ */
+function plainAckCount(data: string): number {
+  // `{"type":10,"sequence":` is 22 characters; at most 16 digits follow.
+  const last = data.length - 1;
+  if (
+    last < 23 || last > 38 || data.charCodeAt(last) !== 125 ||
+    !data.startsWith('{"type":10,"sequence":') ||
+    (data.charCodeAt(22) === 48 && last > 23)
+  ) {
+    return -1;
+  }
+  let count = 0;
+  for (let i = 22; i < last; i++) {
+    const digit = data.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return -1;
+    count = count * 10 + digit;
+  }
+  return count <= Number.MAX_SAFE_INTEGER ? count : -1;
+}
+
+/**
  * Decodes an acknowledgement (type 10).
  *
  * @param data The frame, as `sessionFrameType` recognised it.
@@ -247,6 +279,9 @@ function isToken(value: unknown): value is string {
  * @throws {ProtocolError} When the frame is malformed.
  */
 export function decodeAck(data: string): { received: number; end: boolean } {
+  // The plain ack, as every peer writes it, without JSON.parse.
+  const plain = plainAckCount(data);
+  if (plain >= 0) return { received: plain, end: false };
   const frame = parse(data, 10);
   if (!isCount(frame.sequence)) throw invalid("bad sequence", 10);
   return { received: frame.sequence, end: frame.end === true };
@@ -290,8 +325,22 @@ export function decodeState(data: string): SessionState {
   >;
   if (resumed === true) {
     if (!isCount(received)) throw invalid("resumed without received", 9);
-    const replayed = (message as { replayed?: unknown }).replayed;
-    return { resumed, received, replayed: isCount(replayed) ? replayed : 0 };
+    const { replayed, inDoubt } = message as {
+      replayed?: unknown;
+      inDoubt?: unknown;
+    };
+    const state: SessionState = {
+      resumed,
+      received,
+      replayed: isCount(replayed) ? replayed : 0,
+    };
+    if (inDoubt !== undefined) {
+      if (!Array.isArray(inDoubt) || !inDoubt.every(isCount)) {
+        throw invalid("bad inDoubt", 9);
+      }
+      state.inDoubt = inDoubt;
+    }
+    return state;
   }
   if (resumed !== false) throw invalid("bad resumed", 9);
   const state: SessionState = { resumed };

@@ -24,6 +24,7 @@ import {
   usersListAmplification,
 } from "./hardening.ts";
 import { chaos } from "../sessions/_chaos.ts";
+import { clusterChaos } from "../sessions/_cluster_chaos.ts";
 
 const scale = Number(Deno.env.get("STRESS_SCALE") ?? 1);
 const n = (value: number) => Math.max(1, Math.round(value * scale));
@@ -120,6 +121,19 @@ const scenarios: Array<[string, () => Promise<ScenarioResult>]> = [
       durationMs: n(60_000),
       verbose: true,
     })],
+  ["xsessions", async () => ({
+    name:
+      "sessions across instances (3 processes, kill -9, SIGTERM, Redis restart and 8 s freeze)",
+    ...await clusterChaos({
+      seed: Number(Deno.env.get("XSESSIONS_CHAOS_SEED") ?? Date.now() % 1e9),
+      clients: 8,
+      messages: n(100_000),
+      window: 8,
+      durationMs: n(60_000),
+      freezeMs: 8_000,
+      verbose: true,
+    }),
+  })],
   [
     "fuzz",
     () =>

@@ -1,0 +1,121 @@
+/**
+ * {@linkcode Session}: one live session of a server (its transport, peer
+ * and current connection; with a shared store, its journal entry), and the
+ * small helpers of the session code.
+ *
+ * @module
+ */
+
+import type { Endpoint, Peer } from "../peer/peer.ts";
+import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
+import type { SessionLossReason } from "../wire/session_frames.ts";
+import type { ServerConnection } from "./connection.ts";
+import type { JournalEntry } from "./session_journal.ts";
+import type { ServerSessions } from "./server_sessions.ts";
+
+/** One live session. It hears its transport's hooks. */
+export class Session<Local extends Endpoint, Remote extends Endpoint> {
+  declare readonly socket: SessionSocket;
+  declare peer: Peer<Local, Remote>;
+  declare connection: ServerConnection<Local, Remote>;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Taken over elsewhere: when it leaves here. */
+  leaveTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Between a drop and the resume: `disconnect` was told. */
+  detached = false;
+  /** Why it ended, when not on purpose. */
+  lostFor: SessionLossReason | undefined = undefined;
+  /** Shared store: taken over by another instance (ends here quietly). */
+  moved = false;
+  /** Shared store: what is written of it (undefined without one). */
+  entry: JournalEntry = undefined as unknown as JournalEntry;
+
+  constructor(
+    readonly sessions: ServerSessions<Local, Remote>,
+    readonly id: string,
+    readonly user: string,
+    readonly secretHash: string,
+    limits: SessionLimits,
+  ) {
+    this.socket = new SessionSocket(limits, this);
+  }
+
+  onDetach(code: number, reason: string): void {
+    this.sessions.onDetach(this, code, reason);
+  }
+
+  onOverflow(): void {
+    this.sessions.onOverflow(this);
+  }
+
+  onRemoteEnd(): void {
+    // The client ended it on purpose (and closes its side).
+    this.socket.close(1000, "Session ended");
+  }
+
+  onError(error: unknown): void {
+    this.sessions.warn(
+      `session protocol error user=${JSON.stringify(this.user)}`,
+      error,
+    );
+  }
+
+  onSent(data: string | Uint8Array<ArrayBuffer>): void {
+    this.sessions.journal?.sent(this, data);
+  }
+
+  onAcked(count: number): void {
+    this.sessions.journal?.acked(this, count);
+  }
+
+  onHeld(data: unknown, count: number): void {
+    this.sessions.journal?.received(this, data, count);
+  }
+
+  rooms(): string[] {
+    return this.sessions.host.registry.roomsOf(this.user);
+  }
+
+  ttl(): number {
+    return this.sessions.storeTtl(this);
+  }
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits for `promise`, but not past the time `end`. */
+export async function within(
+  promise: Promise<unknown>,
+  end: number,
+): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise,
+    new Promise((resolve) =>
+      timer = setTimeout(resolve, Math.max(0, end - Date.now()))
+    ),
+  ]);
+  clearTimeout(timer);
+}
+
+/** `bytes` random bytes, base64url without padding. */
+export function randomToken(bytes: number): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
+  let binary = "";
+  for (const byte of random) binary += String.fromCharCode(byte);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+/** Compares two secrets in time independent of where they differ. */
+export function sameSecret(expected: string, given: string): boolean {
+  let difference = expected.length ^ given.length;
+  for (let i = 0; i < expected.length; i++) {
+    difference |= expected.charCodeAt(i) ^ (given.charCodeAt(i) | 0);
+  }
+  return difference === 0;
+}

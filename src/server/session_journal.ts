@@ -1,0 +1,517 @@
+/**
+ * {@linkcode SessionJournal}: writes the sessions of a server to a shared
+ * {@linkcode SessionStore} (one that implements `claim` and `write`), so
+ * that a client resumes on any instance.
+ *
+ * Every change of a session (a frame sent, a frame received, a request
+ * opened or answered, an acknowledgement, its rooms) is noted in its
+ * {@linkcode JournalEntry}; once per event-loop turn the journal sends every
+ * noted change in one `write` (one round trip for all sessions). While a
+ * write is in flight the next changes wait for the following one, so the
+ * batches grow with the load and there is never more than one in flight.
+ *
+ * Received frames are held by the session's transport until the write that
+ * counts them is stored: a handler runs only for a frame the store knows
+ * of. A new instance that takes a session over therefore knows every
+ * request that may have run; those without a stored response are "in
+ * doubt". A failed write is merged into the next one and retried with
+ * backoff (frames keep being held meanwhile); a write refused because
+ * another instance claimed the session makes this one give it up.
+ *
+ * @module
+ */
+
+import type { SessionSocket } from "../peer/session_socket.ts";
+import type { SessionLossReason } from "../wire/session_frames.ts";
+import type {
+  SessionRecord,
+  SessionStore,
+  SessionWrite,
+  SessionWriteResult,
+} from "./session_store.ts";
+
+type Data = string | Uint8Array<ArrayBuffer>;
+
+/** What the journal needs of a session. */
+export interface JournaledSession {
+  /** The session id. */
+  readonly id: string;
+  /** The user. */
+  readonly user: string;
+  /** The SHA-256 of its secret. */
+  readonly secretHash: string;
+  /** Its transport. */
+  readonly socket: SessionSocket;
+  /** Its journal entry. */
+  readonly entry: JournalEntry;
+  /** The rooms of its user now. */
+  rooms(): string[];
+  /** How long the store should keep it without a write, in ms. */
+  ttl(): number;
+}
+
+/** One session's changes not yet stored, and what the journal knows of it. */
+export class JournalEntry {
+  /** The owner token this instance holds the session with. */
+  owner: string;
+  /** The version of the last write sent. */
+  version: number;
+  /** Frames sent and not yet written, the last one numbered `framesEnd`. */
+  frames: Data[] = [];
+  framesEnd = 0;
+  /** Requests received (and their sequences) not yet written. */
+  opened: number[] = [];
+  /** Requests answered not yet written. */
+  answered: number[] = [];
+  /** Every open request (sent in a snapshot). */
+  readonly open: Set<number> = new Set();
+  /** Client frames received, in all (held until stored). */
+  received = 0;
+  /** Server frames acknowledged by the client, in all. */
+  acked = 0;
+  roomsChanged = false;
+  /** The next write carries a full copy. */
+  snapshot = false;
+  ended: SessionLossReason | undefined = undefined;
+  /** Being handed over to another instance. */
+  handover = false;
+  /** Noted since the last write was taken. */
+  dirty = false;
+  /** Taken by the write in flight. */
+  writing = false;
+  /** Given up (claimed elsewhere, or ended and written). */
+  closed = false;
+  /** Waiters for everything noted to be stored. */
+  waiters: PromiseWithResolvers<boolean>[] | undefined = undefined;
+
+  /**
+   * @param owner The owner token.
+   * @param version The version stored so far.
+   */
+  constructor(owner: string, version: number) {
+    this.owner = owner;
+    this.version = version;
+  }
+}
+
+/** What the journal tells the server. */
+export interface JournalHost {
+  /** Another instance claimed the session: give it up here. */
+  fenced(session: JournaledSession): void;
+  /** A write failed (it is retried). */
+  failed(error: unknown): void;
+}
+
+/** The journal's counters. */
+export interface JournalStats {
+  /** Writes (round trips) sent. */
+  writes: number;
+  /** Session changes written. */
+  changes: number;
+  /** Frames written. */
+  frames: number;
+  /** Writes that failed and were retried. */
+  failures: number;
+}
+
+/** Parses the type and sequence of a frame from its first characters. */
+export function frameHead(data: unknown): [number, number] | undefined {
+  if (typeof data !== "string") return undefined;
+  const match = HEAD.exec(data);
+  if (match !== null) return [Number(match[2]), Number(match[1])];
+  return undefined;
+}
+const HEAD = /^\{"sequence":(\d+),"type":(\d+)/;
+
+/** The batching writer of one server's sessions. */
+export class SessionJournal {
+  readonly stats: JournalStats = {
+    writes: 0,
+    changes: 0,
+    frames: 0,
+    failures: 0,
+  };
+  #store: SessionStore;
+  #host: JournalHost;
+  #dirty = new Set<JournaledSession>();
+  #live = new Set<JournaledSession>();
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #refresh: ReturnType<typeof setInterval> | undefined = undefined;
+  #inFlight: Promise<void> | undefined = undefined;
+  #backoff = 0;
+  #timeout: number;
+  #closed = false;
+
+  /**
+   * @param store A store with `claim` and `write`.
+   * @param host Told of fenced sessions and failures.
+   * @param options `timeout`: how long one write may take before it counts
+   * as failed; `refresh`: how often every live session is written again
+   * (keeps it in the store, and re-creates it after the store lost it).
+   */
+  constructor(
+    store: SessionStore,
+    host: JournalHost,
+    options: { timeout: number; refresh: number },
+  ) {
+    this.#store = store;
+    this.#host = host;
+    this.#timeout = options.timeout;
+    this.#refresh = setInterval(() => this.#touchAll(), options.refresh);
+    Deno.unrefTimer(this.#refresh);
+  }
+
+  /** Sessions written by this journal. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Starts journaling a session (a new one: its first write is a copy). */
+  add(session: JournaledSession, fresh: boolean): void {
+    this.#live.add(session);
+    const entry = session.entry;
+    entry.received = session.socket.received;
+    entry.acked = session.socket.sent - session.socket.buffered;
+    entry.framesEnd = session.socket.sent;
+    if (fresh) entry.snapshot = true;
+    this.#note(session);
+  }
+
+  /** A frame was kept for a replay. */
+  sent(session: JournaledSession, data: Data): void {
+    const entry = session.entry;
+    entry.frames.push(data);
+    entry.framesEnd = session.socket.sent;
+    const head = frameHead(data);
+    if (head !== undefined && head[0] === 2 && entry.open.delete(head[1])) {
+      entry.answered.push(head[1]);
+    }
+    this.#note(session);
+  }
+
+  /** A frame arrived (held until written). */
+  received(session: JournaledSession, data: unknown, count: number): void {
+    const entry = session.entry;
+    entry.received = count;
+    const head = frameHead(data);
+    if (head !== undefined && head[0] === 1 && head[1] !== 0) {
+      entry.open.add(head[1]);
+      entry.opened.push(head[1]);
+    }
+    this.#note(session);
+  }
+
+  /** The client acknowledged `count` frames. */
+  acked(session: JournaledSession, count: number): void {
+    session.entry.acked = count;
+    this.#note(session);
+  }
+
+  /** The user's rooms changed. */
+  roomsChanged(session: JournaledSession): void {
+    session.entry.roomsChanged = true;
+    this.#note(session);
+  }
+
+  /** Writes the session again (keeps it in the store; a probe). */
+  touch(session: JournaledSession): void {
+    this.#note(session);
+  }
+
+  /** Marks the session as being handed over (a resume elsewhere waits). */
+  handover(session: JournaledSession, on: boolean): void {
+    session.entry.handover = on;
+    this.#note(session);
+  }
+
+  /** Requests closed without a response (reported in doubt on a resume). */
+  settleOpen(session: JournaledSession, sequences: readonly number[]): void {
+    for (const sequence of sequences) session.entry.answered.push(sequence);
+    this.#note(session);
+  }
+
+  /**
+   * Writes the session's end (a tombstone kept `ttl`) and stops journaling
+   * it.
+   *
+   * @returns `true` when stored as this instance's (else: fenced, failed).
+   */
+  end(session: JournaledSession, reason: SessionLossReason): Promise<boolean> {
+    session.entry.ended = reason;
+    const done = this.flushed(session);
+    return done.finally(() => this.forget(session));
+  }
+
+  /** Stops journaling a session (given up). */
+  forget(session: JournaledSession): void {
+    session.entry.closed = true;
+    this.#live.delete(session);
+    this.#dirty.delete(session);
+    for (const waiter of session.entry.waiters?.splice(0) ?? []) {
+      waiter.resolve(false);
+    }
+  }
+
+  /**
+   * Waits until everything noted of the session is stored.
+   *
+   * @returns `true` when stored, `false` when the session was given up.
+   */
+  flushed(session: JournaledSession): Promise<boolean> {
+    const entry = session.entry;
+    if (entry.closed) return Promise.resolve(false);
+    if (!entry.dirty && !entry.writing) return Promise.resolve(true);
+    const waiter = Promise.withResolvers<boolean>();
+    (entry.waiters ??= []).push(waiter);
+    this.#schedule();
+    return waiter.promise;
+  }
+
+  /**
+   * Writes what is noted at once, and waits for it (a shutdown).
+   *
+   * @returns Settles once every session written so far is stored or failed.
+   */
+  async drain(): Promise<void> {
+    await Promise.all([...this.#live].map((session) => this.flushed(session)));
+  }
+
+  /** Stops the refresh timer and any scheduled write. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#refresh);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const session of [...this.#live]) this.forget(session);
+  }
+
+  /** Settles once the write in flight (if any) ended. */
+  settled(): Promise<void> {
+    return this.#inFlight ?? Promise.resolve();
+  }
+
+  #note(session: JournaledSession): void {
+    const entry = session.entry;
+    if (entry.closed) return;
+    entry.dirty = true;
+    this.#dirty.add(session);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    if (this.#timer !== undefined || this.#inFlight !== undefined) return;
+    if (this.#dirty.size === 0) return;
+    this.#timer = setTimeout(() => this.#flush(), this.#backoff);
+  }
+
+  /** Writes every live session again (no change but the version). */
+  #touchAll(): void {
+    for (const session of this.#live) this.#note(session);
+  }
+
+  #flush(): void {
+    this.#timer = undefined;
+    if (this.#dirty.size === 0) return;
+    const sessions = [...this.#dirty];
+    this.#dirty.clear();
+    const batch: SessionWrite[] = [];
+    const taken: Taken[] = [];
+    for (const session of sessions) {
+      const [write, take] = this.#take(session);
+      batch.push(write);
+      taken.push(take);
+    }
+    this.stats.writes++;
+    this.stats.changes += batch.length;
+    const flight = this.#write(batch).then(
+      (results) => {
+        this.#backoff = 0;
+        for (let i = 0; i < sessions.length; i++) {
+          this.#done(sessions[i], batch[i], taken[i], results[i]);
+        }
+      },
+      (error: unknown) => {
+        this.stats.failures++;
+        this.#backoff = Math.min(1_000, Math.max(20, this.#backoff * 2));
+        this.#host.failed(error);
+        for (let i = 0; i < sessions.length; i++) {
+          this.#giveBack(sessions[i], taken[i]);
+        }
+      },
+    ).finally(() => {
+      this.#inFlight = undefined;
+      if (!this.#closed) this.#schedule();
+    });
+    this.#inFlight = flight;
+  }
+
+  #write(batch: SessionWrite[]): Promise<SessionWriteResult[]> {
+    const { promise, resolve, reject } = Promise.withResolvers<
+      SessionWriteResult[]
+    >();
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `Cannot write sessions: no answer from the store within ${this.#timeout} ms`,
+          ),
+        ),
+      this.#timeout,
+    );
+    this.#store.write!(batch).then(resolve, reject).finally(() =>
+      clearTimeout(timer)
+    );
+    return promise;
+  }
+
+  /** Builds a session's write and takes its noted changes. */
+  #take(session: JournaledSession): [SessionWrite, Taken] {
+    const entry = session.entry;
+    const socket = session.socket;
+    entry.dirty = false;
+    entry.writing = true;
+    const taken: Taken = {
+      frames: entry.frames,
+      framesEnd: entry.framesEnd,
+      opened: entry.opened,
+      answered: entry.answered,
+      rooms: entry.roomsChanged,
+      snapshot: entry.snapshot,
+      waiters: entry.waiters,
+    };
+    entry.frames = [];
+    entry.opened = [];
+    entry.answered = [];
+    entry.roomsChanged = false;
+    entry.snapshot = false;
+    entry.waiters = undefined;
+    const sent = taken.framesEnd;
+    const write: SessionWrite = {
+      id: session.id,
+      owner: entry.owner,
+      version: ++entry.version,
+      received: entry.received,
+      sent,
+      acked: Math.min(entry.acked, sent),
+      frames: [],
+      opened: taken.opened,
+      answered: taken.answered,
+      ttl: session.ttl(),
+    };
+    if (taken.snapshot) {
+      // Every unacknowledged frame, as the transport keeps them.
+      const kept = socket.pendingFrames();
+      write.frames = kept.map(storedFrame);
+      write.sent = socket.sent;
+      write.acked = socket.sent - kept.length;
+      write.opened = [];
+      write.answered = [];
+      const record: SessionRecord = {
+        id: session.id,
+        user: session.user,
+        secretHash: session.secretHash,
+        owner: entry.owner,
+      };
+      write.snapshot = {
+        record,
+        open: [...entry.open],
+        rooms: session.rooms(),
+      };
+      this.stats.frames += kept.length;
+    } else {
+      // Frames the client acknowledged meanwhile need no storing.
+      const keep = Math.min(taken.frames.length, sent - write.acked);
+      const frames = taken.frames;
+      for (let i = frames.length - keep; i < frames.length; i++) {
+        write.frames.push(storedFrame(frames[i]));
+      }
+      this.stats.frames += keep;
+      if (taken.rooms) write.rooms = session.rooms();
+    }
+    if (entry.ended !== undefined) write.ended = entry.ended;
+    if (entry.handover) write.handover = true;
+    return [write, taken];
+  }
+
+  #done(
+    session: JournaledSession,
+    write: SessionWrite,
+    taken: Taken,
+    result: SessionWriteResult | undefined,
+  ): void {
+    const entry = session.entry;
+    entry.writing = false;
+    if (entry.closed) return;
+    if (result === "ok") {
+      session.socket.release(write.received);
+      this.#wake(session, taken.waiters);
+    } else if (result === "missing") {
+      // The store lost it (restarted, or expired): send a full copy.
+      entry.snapshot = true;
+      this.#giveBack(session, taken);
+    } else {
+      for (const waiter of taken.waiters ?? []) waiter.resolve(false);
+      this.forget(session);
+      this.#host.fenced(session);
+    }
+  }
+
+  /** Resolves the waiters once nothing of the session is left to write. */
+  #wake(
+    session: JournaledSession,
+    waiters: PromiseWithResolvers<boolean>[] | undefined,
+  ): void {
+    if (waiters === undefined) return;
+    const entry = session.entry;
+    if (entry.dirty) {
+      (entry.waiters ??= []).push(...waiters);
+    } else {
+      for (const waiter of waiters) waiter.resolve(true);
+    }
+  }
+
+  /** A failed write: its changes go in front of the next one. */
+  #giveBack(session: JournaledSession, taken: Taken): void {
+    const entry = session.entry;
+    entry.writing = false;
+    if (entry.closed) return;
+    entry.frames = taken.frames.concat(entry.frames);
+    entry.opened = taken.opened.concat(entry.opened);
+    entry.answered = taken.answered.concat(entry.answered);
+    entry.roomsChanged ||= taken.rooms;
+    entry.snapshot ||= taken.snapshot;
+    if (taken.waiters !== undefined) {
+      entry.waiters = taken.waiters.concat(entry.waiters ?? []);
+    }
+    this.#note(session);
+  }
+}
+
+/** The changes one write took from an entry. */
+interface Taken {
+  frames: Data[];
+  framesEnd: number;
+  opened: number[];
+  answered: number[];
+  rooms: boolean;
+  snapshot: boolean;
+  waiters: PromiseWithResolvers<boolean>[] | undefined;
+}
+
+/** A frame as a store keeps it: text as is, binary as `\0` + base64. */
+export function storedFrame(data: Data): string {
+  if (typeof data === "string") return data;
+  let binary = "";
+  for (const byte of data) binary += String.fromCharCode(byte);
+  return "\0" + btoa(binary);
+}
+
+/** The frame a store kept. */
+export function loadedFrame(stored: string): Data {
+  if (stored.charCodeAt(0) !== 0) return stored;
+  const binary = atob(stored.slice(1));
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}

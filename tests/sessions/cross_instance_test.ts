@@ -1,0 +1,181 @@
+import assert from "node:assert/strict";
+import { Client, OutcomeUnknownError } from "../../client.ts";
+import { DuplexServer } from "../../server.ts";
+import { RedisSessionStore } from "../../redis.ts";
+import { listen } from "../_server_helpers.ts";
+import { FaultProxy } from "../_fault_proxy.ts";
+import { type RedisServer, redisTest } from "../_redis.ts";
+import { deadline, once } from "../_helpers.ts";
+import { FAST } from "./_session_helpers.ts";
+
+/** Two instances on one Redis behind a round-robin balancer. */
+function pair(redis: RedisServer) {
+  const counts = new Map<string, number>();
+  const gates: PromiseWithResolvers<string>[] = [];
+  const instances = ["a", "b"].map((name) => {
+    const store = new RedisSessionStore({ url: redis.url });
+    const server = new DuplexServer({
+      sessions: { store, grace: 30_000, handoverTimeout: 3_000 },
+    });
+    server.handle("work", (n: number) => {
+      counts.set(`${n}`, (counts.get(`${n}`) ?? 0) + 1);
+      return `${name}:${n}`;
+    });
+    server.handle("hang", () => {
+      const gate = Promise.withResolvers<string>();
+      gates.push(gate);
+      return gate.promise;
+    });
+    server.handle("join", (room: string, context) => {
+      server.join(room, context.from);
+      return server.roomsOf(context.from);
+    });
+    const http = listen(server);
+    return { name, server, http, store };
+  });
+  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
+  const clients: Client[] = [];
+  return {
+    instances,
+    proxy,
+    counts,
+    gates,
+    client(user: string): Client {
+      const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
+        ...FAST,
+      });
+      client.addEventListener("error", () => {});
+      clients.push(client);
+      return client;
+    },
+    async [Symbol.asyncDispose]() {
+      for (const gate of gates) gate.resolve("late");
+      await Promise.all(clients.map((client) => client.close()));
+      proxy.closeAll();
+      for (const { server, http, store } of instances) {
+        await server.shutdown();
+        await http.shutdown();
+        await store.close();
+      }
+      await proxy.close();
+    },
+  };
+}
+
+function resumed(client: Client): Promise<Event & { inDoubt: number }> {
+  return deadline(
+    once(client, "resumed") as Promise<Event & { inDoubt: number }>,
+    10_000,
+    "resumed",
+  );
+}
+
+redisTest(
+  "RedisSessionStore: a session resumes on another instance with its rooms and buffered pushes",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("ada");
+    await client.connect();
+    // Round robin: the first connection went to a.
+    assert.equal(await client.call("work", 1), "a:1");
+    assert.deepEqual(await client.call("join", "lobby"), ["lobby"]);
+    const ticks: number[] = [];
+    client.on("tick", (n: number) => ticks.push(n));
+    const back = resumed(client);
+    // Pushes while the client is away from a are stored, then it lands on b.
+    setup.proxy.cutAll("rst");
+    for (let n = 0; n < 5; n++) {
+      a.server.notify(n, { to: "ada", method: "tick" });
+    }
+    const event = await back;
+    assert.equal(event.inDoubt, 0);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(b.server.roomsOf("ada"), ["lobby"]);
+    const pushed = Promise.withResolvers<void>();
+    client.on("tick", (n: number) => n === 99 && pushed.resolve());
+    b.server.notify(99, { room: "lobby", method: "tick" });
+    await deadline(pushed.promise, 5_000, "room push on b");
+    assert.deepEqual(ticks, [0, 1, 2, 3, 4, 99]);
+    assert.deepEqual([...setup.counts.values()], [1, 1]);
+    assert.equal(b.server.sessionMetrics.takenOver, 1);
+  },
+);
+
+redisTest(
+  "RedisSessionStore: requests of an instance that died are in doubt, the others go on",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("bob");
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    const hung = client.call("hang");
+    hung.catch(() => {});
+    await deadline(
+      (async () => {
+        while (setup.gates.length === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+      5_000,
+      "the handler to start",
+    );
+    // a "dies": it can no longer write to the store, and is unreachable.
+    await a.store.close();
+    setup.proxy.targets = [b.http.addr.port];
+    const back = resumed(client);
+    setup.proxy.cutAll("rst");
+    const event = await back;
+    assert.equal(event.inDoubt, 1);
+    await assert.rejects(hung, OutcomeUnknownError);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual([...setup.counts.values()], [1, 1]);
+  },
+);
+
+redisTest(
+  "RedisSessionStore: a shutdown hands sessions over: the running handler answers, no offline or online",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("cy");
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    await client.call("join", "lobby");
+    const presence: string[] = [];
+    for (const { name, server } of setup.instances) {
+      for (const type of ["online", "offline", "expire"]) {
+        server.addEventListener(type, () => presence.push(`${name}:${type}`));
+      }
+    }
+    const slow = client.call("hang");
+    await deadline(
+      (async () => {
+        while (setup.gates.length === 0) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+      5_000,
+      "the handler to start",
+    );
+    const back = resumed(client);
+    const down = a.server.shutdown();
+    // The handler finishes while a drains; its answer reaches the client on b.
+    setTimeout(() => setup.gates[0].resolve("done"), 50);
+    const event = await back;
+    assert.equal(event.inDoubt, 0);
+    assert.equal(await slow, "done");
+    await down;
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(b.server.roomsOf("cy"), ["lobby"]);
+    // b took the user over before a let it go: b's `online` only, no flap
+    // seen by a cluster (a's local offline comes after b's online).
+    assert.deepEqual(presence.filter((p) => p.startsWith("b:")), ["b:online"]);
+    assert.ok(!presence.includes("a:expire"));
+    assert.ok(
+      presence.indexOf("b:online") < presence.indexOf("a:offline"),
+      presence.join(),
+    );
+  },
+);
