@@ -25,19 +25,7 @@ import {
   type Unsubscribe,
 } from "../cluster/pubsub.ts";
 
-type RedisModule = typeof import("npm:redis@^6.3.1");
-type RedisClient = ReturnType<RedisModule["createClient"]>;
-
-let redisModule: Promise<RedisModule> | undefined;
-
-/** Loads `npm:redis` once; a failed load is retried on the next call. */
-function loadRedis(): Promise<RedisModule> {
-  redisModule ??= import("npm:redis@^6.3.1").catch((error: unknown) => {
-    redisModule = undefined;
-    throw error;
-  });
-  return redisModule;
-}
+import { loadRedis, type RedisClient } from "./_load_redis.ts";
 
 /**
  * Options of a {@linkcode RedisPubSub}. Every delay is in milliseconds.

@@ -25,18 +25,7 @@ import type {
 } from "../cluster/session_store.ts";
 import type { SessionLossReason } from "../wire/session_frames.ts";
 
-type RedisModule = typeof import("npm:redis@^6.3.1");
-type RedisClient = ReturnType<RedisModule["createClient"]>;
-
-let redisModule: Promise<RedisModule> | undefined;
-
-function loadRedis(): Promise<RedisModule> {
-  redisModule ??= import("npm:redis@^6.3.1").catch((error: unknown) => {
-    redisModule = undefined;
-    throw error;
-  });
-  return redisModule;
-}
+import { loadRedis, type RedisClient } from "./_load_redis.ts";
 
 /** Applies one {@linkcode SessionWrite}; see the module doc. */
 const WRITE = `
