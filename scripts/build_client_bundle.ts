@@ -34,7 +34,15 @@ export interface ClientBundle {
   module: string;
 }
 
-async function run(args: string[], what: string): Promise<string> {
+/**
+ * Runs `deno` with `args` in the repository root and returns its output.
+ *
+ * @param args The arguments.
+ * @param what What is run, for the error message.
+ * @returns The standard output.
+ * @throws {Error} When the command fails.
+ */
+export async function runDeno(args: string[], what: string): Promise<string> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
@@ -44,7 +52,7 @@ async function run(args: string[], what: string): Promise<string> {
   }).output();
   if (code !== 0) {
     throw new Error(
-      `Cannot build the client bundle: ${what} failed\n${
+      `Cannot build a bundle: ${what} failed\n${
         new TextDecoder().decode(stderr)
       }`,
     );
@@ -53,15 +61,16 @@ async function run(args: string[], what: string): Promise<string> {
 }
 
 /**
- * Hashes the sources of every local module in the graph of `client.ts`
+ * Hashes the sources of every local module in the graph of `entry`
  * (sorted by path), so that staleness can be detected even when another
  * Deno version would bundle them differently.
  *
+ * @param entry The entry point, relative to the repository root.
  * @returns The SHA-256 in hex.
  */
-export async function sourceHash(): Promise<string> {
+export async function sourceHash(entry = "client.ts"): Promise<string> {
   const info = JSON.parse(
-    await run(["info", "--json", "client.ts"], "deno info"),
+    await runDeno(["info", "--json", entry], "deno info"),
   ) as { modules: { specifier: string }[] };
   const files = info.modules
     .map((module) => module.specifier)
@@ -93,7 +102,7 @@ export async function sourceHash(): Promise<string> {
  * @throws {Error} When `deno bundle` or `deno info` fails.
  */
 export async function buildClientBundle(): Promise<ClientBundle> {
-  const bundle = (await run(
+  const bundle = (await runDeno(
     ["bundle", "--quiet", "--platform", "browser", "--minify", "client.ts"],
     "deno bundle",
   )).trimEnd() + "\n";
