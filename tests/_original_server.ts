@@ -19,6 +19,8 @@
  * @module
  */
 
+import { random } from "./_random.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -43,18 +45,6 @@ export interface Received {
   user: string;
   /** The frame as sent. */
   text: string;
-}
-
-/** A small seeded generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Encodes one unmasked server frame. */

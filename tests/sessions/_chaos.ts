@@ -15,6 +15,7 @@ import { Client } from "../../client.ts";
 import { DuplexServer } from "../../server.ts";
 import { listen } from "../_server_helpers.ts";
 import { FaultProxy, FAULTS } from "../_fault_proxy.ts";
+import { random } from "../_random.ts";
 
 /** Options of {@linkcode chaos}. */
 export interface ChaosOptions {
@@ -43,18 +44,6 @@ export interface ChaosResult {
   name: string;
   failures: string[];
   figures: Record<string, number | string>;
-}
-
-/** A small seeded generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function delay(ms: number): Promise<void> {

@@ -23,6 +23,7 @@
 import { Client, OutcomeUnknownError } from "../../client.ts";
 import { FaultProxy, FAULTS } from "../_fault_proxy.ts";
 import { RedisServer } from "../_redis.ts";
+import { random } from "../_random.ts";
 
 /** Options of {@linkcode clusterChaos}. */
 export interface ClusterChaosOptions {
@@ -50,17 +51,6 @@ export interface ClusterChaosOptions {
 export interface ClusterChaosResult {
   failures: string[];
   figures: Record<string, number>;
-}
-
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function delay(ms: number): Promise<void> {
