@@ -48,11 +48,18 @@ export interface SessionLimits {
   ackBytes: number;
   /** Acknowledge at most this long after a frame arrived, in ms. */
   ackDelay: number;
+  /**
+   * Answer at once each ack that acknowledges new frames (the server): a
+   * client whose TCP holds small writes (Nagle; Deno's WebSocket client)
+   * would else wait ~40 ms for TCP's delayed acknowledgement of its ack.
+   */
+  answerAcks: boolean;
 }
 
 /**
  * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
- * every 64 frames, 1 MiB or 1 s, whichever comes first.
+ * every 64 frames, 1 MiB or 1 s, whichever comes first; acknowledgements
+ * not answered.
  *
  * @param options The limits given.
  * @returns Every limit.
@@ -66,9 +73,10 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
     ackEvery: options.ackEvery ?? 64,
     ackBytes: options.ackBytes ?? 1024 * 1024,
     ackDelay: options.ackDelay ?? 1_000,
+    answerAcks: options.answerAcks ?? false,
   };
   for (const [name, value] of Object.entries(limits)) {
-    if (!(value > 0)) {
+    if (name !== "answerAcks" && !(value > 0)) {
       throw new RangeError(
         `Cannot configure sessions: ${name} must be a positive number`,
       );
@@ -498,12 +506,16 @@ export class SessionSocket implements SocketLike {
       try {
         const { received, end } = decodeAck(data);
         const outbox = this.#box();
+        const fresh = received > outbox.acked;
         if (this.#lost === undefined && !outbox.trim(received)) {
           throw new RangeError(
             `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
           );
         }
         this.#hooks.onAcked?.(received);
+        // Written at once, it carries TCP's acknowledgement of the other
+        // side's (see `SessionLimits.answerAcks`); a repeated count gets none.
+        if (fresh && !end && this.#limits.answerAcks) this.#acknowledge();
         if (end) {
           // Ended on purpose: nothing to resume, what is held runs now.
           this.release(this.#received);

@@ -124,6 +124,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       maxAge: given.maxBufferedAge ?? this.#grace,
       ackEvery: given.ackEvery,
       ackDelay: given.ackDelay,
+      // Deno's WebSocket client runs Nagle's algorithm: see `answerAcks`.
+      answerAcks: true,
     });
     if (!(this.#grace > 0)) {
       throw new RangeError(

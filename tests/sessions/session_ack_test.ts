@@ -29,9 +29,9 @@ class FakeTransport implements SocketLike {
 }
 
 /** A session with 5 frames sent, and what its hooks heard. */
-function sessionWithFive() {
+function sessionWithFive(answerAcks = false) {
   const heard = { errors: 0, detached: 0, remoteEnd: 0 };
-  const session = new SessionSocket(sessionLimits({}), {
+  const session = new SessionSocket(sessionLimits({ answerAcks }), {
     onError: () => heard.errors++,
     onDetach: () => heard.detached++,
     onRemoteEnd: () => heard.remoteEnd++,
@@ -82,3 +82,34 @@ for (
     session.end("expired");
   });
 }
+
+Deno.test("SessionSocket: with answerAcks, an ack of new frames is answered at once with our count, a repeated one is not", () => {
+  const { session, transport, heard } = sessionWithFive(true);
+  // Two frames received from the other side: under the pacing of 64.
+  transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
+  transport.receive(`{"sequence":2,"type":3,"method":"b"}`);
+  const before = transport.sent.length;
+  transport.receive(`{"type":10,"sequence":3}`);
+  assert.deepEqual(transport.sent.slice(before), [`{"type":10,"sequence":2}`]);
+  // Nothing new acknowledged (and nothing new received): no answer.
+  transport.receive(`{"type":10,"sequence":3}`);
+  assert.equal(transport.sent.length, before + 1);
+  // New frames acknowledged, nothing new received: answered all the same.
+  transport.receive(`{"type":10,"sequence":4}`);
+  assert.deepEqual(transport.sent.slice(before + 1), [
+    `{"type":10,"sequence":2}`,
+  ]);
+  assert.equal(session.buffered, 1);
+  assert.equal(heard.errors, 0);
+  session.end("expired");
+});
+
+Deno.test("SessionSocket: without answerAcks (the client), an ack is not answered", () => {
+  const { session, transport } = sessionWithFive();
+  transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
+  const before = transport.sent.length;
+  transport.receive(`{"type":10,"sequence":3}`);
+  assert.equal(transport.sent.length, before);
+  assert.equal(session.buffered, 2);
+  session.end("expired");
+});
