@@ -16,7 +16,7 @@
  * the hello `{"type":8,"sequence":0,"message":{}}` and waits for the type-9
  * state; it counts the session frames it receives, a batch as its
  * `sequence`, and acknowledges them cumulatively, `{"type":10,"sequence":n}`,
- * every 64 frames; PROTOCOL.md "Sessions"),
+ * every `ackEvery` frames of the state (else 64); PROTOCOL.md "Sessions"),
  * `socketio` (Engine.IO v4 over a WebSocket: `42n["message","hello"]`
  * answered by the ack `43n["ok"]`).
  *
@@ -84,19 +84,23 @@ function duplexWire(protocols: string[]): Wire {
   };
 }
 
-/** How often the session wire acknowledges: the server's default pacing. */
+/** How often the session wire acknowledges when the state does not say. */
 const ACK_EVERY = 64;
 
 /**
  * The `duplex.v1` wire with a session: the same frames, plus the hello, the
- * count of session frames received and an acknowledgement every
- * {@linkcode ACK_EVERY}, which is all the session layer asks of a client
- * that never drops its connection.
+ * count of session frames received and an acknowledgement every `ackEvery`
+ * frames of the server's state (else {@linkcode ACK_EVERY}), which is all
+ * the session layer asks of a client that never drops its connection.
  */
 function sessionWire(): Wire {
   const plain = duplexWire(["duplex.v1", "duplex.session"]);
-  // Per socket: session frames received, and the count last acknowledged.
-  const counts = new WeakMap<WebSocket, { received: number; acked: number }>();
+  // Per socket: session frames received, the count last acknowledged, and
+  // the pacing.
+  const counts = new WeakMap<
+    WebSocket,
+    { received: number; acked: number; every: number }
+  >();
   return {
     ...plain,
     read(data, socket, each) {
@@ -109,7 +113,7 @@ function sessionWire(): Wire {
       count.received += data.startsWith(`{"type":11`)
         ? Number(data.slice(22, data.indexOf(",", 22)))
         : 1;
-      if (count.received - count.acked >= ACK_EVERY) {
+      if (count.received - count.acked >= count.every) {
         count.acked = count.received;
         socket.send(`{"type":10,"sequence":${count.received}}`);
       }
@@ -125,7 +129,8 @@ function sessionWire(): Wire {
         if (!data.includes(`"resumed":false`)) {
           return reject(new Error(`Cannot start a session: ${data}`));
         }
-        counts.set(socket, { received: 0, acked: 0 });
+        const every = JSON.parse(data).message.ackEvery ?? ACK_EVERY;
+        counts.set(socket, { received: 0, acked: 0, every });
         resolve();
       };
       socket.onclose = () =>
@@ -173,7 +178,7 @@ const socketIoWire: Wire = {
  *
  * @param name `original`, `duplex.v1`, `batch` (`duplex.v1` offering
  * `duplex.batch`: reads batch frames), `session` (`duplex.v1` offering
- * `duplex.session`: a session, acknowledged every 64 frames) or `socketio`.
+ * `duplex.session`: a session, acknowledged at the state's pacing) or `socketio`.
  * @returns The wire.
  * @throws {TypeError} For another name.
  */

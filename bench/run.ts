@@ -12,7 +12,9 @@
  * - Write coalescing: the lean client offers `duplex.batch` to Duplex (and
  *   reads its batch frames) and is a plain `duplex.v1` client to raw.
  * - Sessions on vs off, server alone: the lean client with and without a
- *   session (wire `session`) against the same Duplex server; on/off ≥ 0.90.
+ *   session (wire `session`) against the same Duplex server, interleaved;
+ *   pipelined and fan-out on/off ≥ 0.90, and sequential round trips as a
+ *   guard against acknowledgement stalls.
  * - The benchmarks other features keep in files of their own
  *   (bench/others.ts: sessions_bench.ts, streams.ts, presence.ts), each
  *   figure with its issue's target.
@@ -312,6 +314,9 @@ const WORKLOADS: Workload[] = [
     ["session-pipe1000", "pipelined, 1,000 in flight", "pipelined", 1000],
     ["session-fan100", "fan-out to 100 receivers", "fanout", 100],
     ["session-fan1000", "fan-out to 1,000 receivers", "fanout", 1000],
+    // A guard: an ack that nothing answers once cost ~40 ms every 64 round
+    // trips (Nagle's algorithm in Deno's client; PROTOCOL.md "Sessions").
+    ["session-seq", "sequential round trips (guard)", "sequential", 1000],
   ].map(([id, label, workload, size]): Workload => ({
     id: id as string,
     section: "session-server",
@@ -321,12 +326,14 @@ const WORKLOADS: Workload[] = [
     workload: workload as string,
     count: workload === "pipelined"
       ? (QUICK ? 20_000 : 200_000)
+      : workload === "sequential"
+      ? (QUICK ? 2000 : 10_000)
       : size === 100
       ? (QUICK ? 1000 : 10_000)
       : (QUICK ? 100 : 1000),
     size: size as number,
     peers: false,
-    figures: [workload === "pipelined" ? requests(on) : deliveries(on)],
+    figures: [workload === "fanout" ? deliveries(on) : requests(on)],
     onOff: true,
   })),
 ];

@@ -1,9 +1,13 @@
 /**
  * Session figures (issue 14), printed as lines "name: value unit":
  *
- * - throughput with sessions on vs off, same run, alternating: pipelined
- *   requests (one client, 256 in flight) and fan-out (50 clients, pushes to
- *   everyone);
+ * - throughput with sessions on vs off, same run, interleaved (off then on,
+ *   a fresh server each time, 5 repeats; medians): pipelined requests (one
+ *   client, 256 in flight) and fan-out (50 clients, pushes to everyone),
+ *   target on/off ≥ 0.90, with each pair's ratio and the process's CPU time
+ *   per unit (server and clients share this process); sequential round
+ *   trips (one client, one call in flight) as a guard against pacing stalls
+ *   (an ack that waits behind TCP's delayed acknowledgement costs ~40 ms);
  * - idle memory per session over a plain connection (server heap, 2,000
  *   raw clients each way);
  * - resume of a client that missed 1,000 notifications: time from the new
@@ -23,6 +27,30 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** This process's CPU time (user + system) in ms; NaN off Linux. */
+function cpuMs(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One timed run: units per second and CPU µs per unit. */
+interface Measured {
+  rate: number;
+  cpuUs: number;
+}
+
+function measured(units: number, started: number, cpu: number): Measured {
+  return {
+    rate: units / ((performance.now() - started) / 1000),
+    cpuUs: (cpuMs() - cpu) * 1000 / units,
+  };
 }
 
 function serve(sessions: boolean) {
@@ -48,24 +76,29 @@ function serve(sessions: boolean) {
   };
 }
 
-async function pipelined(sessions: boolean, total: number): Promise<number> {
+async function pipelined(
+  sessions: boolean,
+  total: number,
+  window = 256,
+): Promise<Measured> {
   const s = serve(sessions);
   const client = new Client(s.url("p"), { session: sessions, pingInterval: 0 });
   await client.connect();
   let next = 0;
   const started = performance.now();
+  const cpu = cpuMs();
   await Promise.all(
-    Array.from({ length: 256 }, async () => {
+    Array.from({ length: window }, async () => {
       while (next < total) await client.call("echo", next++);
     }),
   );
-  const rate = total / ((performance.now() - started) / 1000);
+  const result = measured(total, started, cpu);
   await client.close();
   await s.close();
-  return rate;
+  return result;
 }
 
-async function fanOut(sessions: boolean, pushes: number): Promise<number> {
+async function fanOut(sessions: boolean, pushes: number): Promise<Measured> {
   const s = serve(sessions);
   const clients = Array.from(
     { length: 50 },
@@ -82,15 +115,16 @@ async function fanOut(sessions: boolean, pushes: number): Promise<number> {
     });
   }
   const started = performance.now();
+  const cpu = cpuMs();
   for (let n = 0; n < pushes; n++) {
     s.server.notify(n, { method: "tick" });
     if (n % 100 === 99) await delay(0);
   }
   await done.promise;
-  const rate = expected / ((performance.now() - started) / 1000);
+  const result = measured(expected, started, cpu);
   await Promise.all(clients.map((c) => c.close()));
   await s.close();
-  return rate;
+  return result;
 }
 
 function median(values: number[]): number {
@@ -199,28 +233,59 @@ async function resumes(rounds: number, missed: number): Promise<number[]> {
   return times;
 }
 
-const rounds = quick ? 1 : 3;
-const pipe = { on: [] as number[], off: [] as number[] };
-const fan = { on: [] as number[], off: [] as number[] };
-for (let round = 0; round < rounds; round++) {
-  for (const sessions of [false, true]) {
-    const key = sessions ? "on" : "off";
-    pipe[key].push(await pipelined(sessions, quick ? 20_000 : 100_000));
-    fan[key].push(await fanOut(sessions, quick ? 400 : 2_000));
-  }
-}
+const rounds = quick ? 2 : 5;
+const workloads: {
+  name: string;
+  unit: string;
+  target?: number;
+  run: (sessions: boolean) => Promise<Measured>;
+}[] = [
+  {
+    name: "pipelined",
+    unit: "req/s",
+    target: 0.9,
+    run: (on) => pipelined(on, quick ? 20_000 : 100_000),
+  },
+  {
+    name: "fan-out",
+    unit: "deliveries/s",
+    target: 0.9,
+    run: (on) => fanOut(on, quick ? 1_000 : 4_000),
+  },
+  {
+    name: "sequential",
+    unit: "req/s",
+    target: 0.9,
+    run: (on) => pipelined(on, quick ? 1_000 : 5_000, 1),
+  },
+];
 const cost = (on: number, off: number) =>
   `${((1 - on / off) * 100).toFixed(1)} %`;
-const pipeOn = median(pipe.on);
-const pipeOff = median(pipe.off);
-const fanOn = median(fan.on);
-const fanOff = median(fan.off);
-console.log(`pipelined, sessions off: ${Math.round(pipeOff)} req/s`);
-console.log(`pipelined, sessions on: ${Math.round(pipeOn)} req/s`);
-console.log(`pipelined session cost: ${cost(pipeOn, pipeOff)}`);
-console.log(`fan-out, sessions off: ${Math.round(fanOff)} deliveries/s`);
-console.log(`fan-out, sessions on: ${Math.round(fanOn)} deliveries/s`);
-console.log(`fan-out session cost: ${cost(fanOn, fanOff)}`);
+for (const workload of workloads) {
+  const runs = { on: [] as Measured[], off: [] as Measured[] };
+  for (let round = 0; round < rounds; round++) {
+    // Interleaved: each pair ran under the same load.
+    runs.off.push(await workload.run(false));
+    runs.on.push(await workload.run(true));
+  }
+  const rateOff = median(runs.off.map((r) => r.rate));
+  const rateOn = median(runs.on.map((r) => r.rate));
+  const pairs = runs.on.map((r, i) => (r.rate / runs.off[i].rate).toFixed(2));
+  const ratio = rateOn / rateOff;
+  const cpuOff = median(runs.off.map((r) => r.cpuUs));
+  const cpuOn = median(runs.on.map((r) => r.cpuUs));
+  const { name, unit, target } = workload;
+  console.log(`${name}, sessions off: ${Math.round(rateOff)} ${unit}`);
+  console.log(`${name}, sessions on: ${Math.round(rateOn)} ${unit}`);
+  console.log(`${name} session cost: ${cost(rateOn, rateOff)}`);
+  console.log(
+    `${name} on/off: ${ratio.toFixed(2)} (target >= ${target}: ${
+      ratio >= target! ? "✓" : "✗"
+    }; pairs ${pairs.join(", ")}; CPU per unit off ${
+      cpuOff.toFixed(2)
+    } µs, on ${cpuOn.toFixed(2)} µs, on/off ${(cpuOn / cpuOff).toFixed(2)})`,
+  );
+}
 
 const count = quick ? 300 : 2_000;
 const plain = await idleMemory(false, count);

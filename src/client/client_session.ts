@@ -94,7 +94,7 @@ export interface ClientSessionOptions {
   /**
    * Acknowledge the server's frames after this many.
    *
-   * @default {64}
+   * @default {the server's `ackEvery` (its frame bound / 16), else 64}
    */
   ackEvery?: number;
   /**
@@ -184,6 +184,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #socket: SessionSocket | undefined = undefined;
   #peer: P | undefined = undefined;
   #limits: SessionLimits;
+  /** `ackEvery` was not given: the server's pacing applies. */
+  #paced: boolean;
   #storage: SessionStorageLike | undefined;
   #key: string;
   #restored: Required<SessionHello> | undefined = undefined;
@@ -197,6 +199,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   constructor(options: ClientSessionOptions, hooks: ClientSessionHooks) {
     this.#hooks = hooks;
+    this.#paced = options.ackEvery === undefined;
     this.#limits = sessionLimits({
       maxFrames: options.maxBufferedFrames,
       maxBytes: options.maxBufferedBytes,
@@ -354,6 +357,11 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       : undefined;
     this.#id = state.id;
     this.#secret = state.secret;
+    // The pacing the server asks for (fewer acks when it keeps more).
+    const ackEvery = state.ackEvery ?? this.#limits.ackEvery;
+    if (this.#paced && ackEvery !== this.#limits.ackEvery) {
+      this.#limits = { ...this.#limits, ackEvery };
+    }
     const socket = this.#socket = new SessionSocket(this.#limits, this.#hooks);
     this.#peer = createPeer(socket);
     socket.attach(transport, 0);

@@ -19,11 +19,6 @@ import { keep, recycle } from "../wire/buffer_pool.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
-/** Gives the buffer of an acknowledged binary frame back to the pool. */
-function release(data: Data): void {
-  if (typeof data !== "string") recycle(data);
-}
-
 /**
  * A queue of sent frames numbered from 1 in send order: `acked` frames were
  * acknowledged and dropped, the ones after it are kept for a replay. Its
@@ -76,13 +71,20 @@ export class SessionOutbox {
       frames = this.#frames = [];
       this.#oldestAt = now();
     }
-    // Bytes are kept as they are when they are the binary codec's lent
-    // buffer (it then encodes the next frame elsewhere), else as a copy.
-    frames.push(typeof data === "string" ? data : keep(data));
-    this.#bytes += typeof data === "string" ? data.length : data.byteLength;
+    // One type test per frame. Bytes are kept as they are when they are the
+    // binary codec's lent buffer (it then encodes the next frame elsewhere),
+    // else as a copy.
+    let bytes: number;
+    if (typeof data === "string") {
+      bytes = this.#bytes += data.length;
+      frames.push(data);
+    } else {
+      bytes = this.#bytes += data.byteLength;
+      frames.push(keep(data));
+    }
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&
-      this.#bytes <= limits.maxBytes &&
+      bytes <= limits.maxBytes &&
       // The clock is read once every 64 frames.
       ((sent & 63) !== 0 || now() - this.#oldestAt <= limits.maxAge);
   }
@@ -113,10 +115,14 @@ export class SessionOutbox {
     let bytes = this.#bytes;
     for (let n = this.acked; n < count; n++) {
       const data = frames[head];
-      bytes -= typeof data === "string" ? data.length : data.byteLength;
-      release(data);
-      frames[head] = "";
-      head++;
+      if (typeof data === "string") {
+        bytes -= data.length;
+      } else {
+        bytes -= data.byteLength;
+        // The buffer of an acknowledged binary frame goes back to the pool.
+        recycle(data);
+      }
+      frames[head++] = "";
     }
     this.acked = count;
     this.#bytes = bytes;
@@ -163,7 +169,10 @@ export class SessionOutbox {
   clear(): void {
     const frames = this.#frames;
     if (frames !== undefined) {
-      for (let n = this.#head; n < frames.length; n++) release(frames[n]);
+      for (let n = this.#head; n < frames.length; n++) {
+        const data = frames[n];
+        if (typeof data !== "string") recycle(data);
+      }
     }
     this.#frames = undefined;
     this.#head = 0;

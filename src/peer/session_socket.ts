@@ -122,6 +122,8 @@ export class SessionSocket implements SocketLike {
   #acknowledged = 0;
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
+  /** `#received` when the other side's last acknowledgement arrived. */
+  #receivedAtTheirAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
@@ -364,9 +366,8 @@ export class SessionSocket implements SocketLike {
     } else {
       this.#hooks.onSent?.(data);
     }
-    if (transport !== undefined && transport.readyState === OPEN) {
-      transport.send(data);
-    }
+    // No readyState read: a closing socket drops it (kept for the replay).
+    transport?.send(data);
   }
 
   /**
@@ -468,9 +469,7 @@ export class SessionSocket implements SocketLike {
           (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
         ) {
           this.#acknowledge();
-        } else if (this.#ackTimer === undefined) {
-          this.#ackTimer = this.#later();
-        }
+        } else this.#ackTimer ??= this.#later();
         this.#deliver(event);
       } else {
         this.#onSessionFrame(type, data as string);
@@ -506,16 +505,18 @@ export class SessionSocket implements SocketLike {
       try {
         const { received, end } = decodeAck(data);
         const outbox = this.#box();
-        const fresh = received > outbox.acked;
+        // New frames acknowledged by a side that sent since its last ack.
+        const answer = this.#limits.answerAcks && !end &&
+          received > outbox.acked &&
+          this.#received > this.#receivedAtTheirAck;
+        this.#receivedAtTheirAck = this.#received;
         if (this.#lost === undefined && !outbox.trim(received)) {
           throw new RangeError(
             `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
           );
         }
         this.#hooks.onAcked?.(received);
-        // Written at once, it carries TCP's acknowledgement of the other
-        // side's (see `SessionLimits.answerAcks`); a repeated count gets none.
-        if (fresh && !end && this.#limits.answerAcks) this.#acknowledge();
+        if (answer) this.#acknowledge();
         if (end) {
           // Ended on purpose: nothing to resume, what is held runs now.
           this.release(this.#received);
@@ -551,11 +552,10 @@ export class SessionSocket implements SocketLike {
     return this.#held === undefined ? this.#received : this.#released;
   }
 
+  /** Acknowledges now; a delayed one pending is left (one timer per delay). */
   #acknowledge(): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
     this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));

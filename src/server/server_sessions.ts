@@ -97,6 +97,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   #handshakes = new Set<Handshake>();
   #store: SessionStore;
   #limits: SessionLimits;
+  /** The pacing asked of clients: 1/16 of the frames kept, 1 to 1,024. */
+  #clientAckEvery: number;
   #grace: number;
   #helloTimeout: number;
   #handoverTimeout: number;
@@ -124,9 +126,10 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       maxAge: given.maxBufferedAge ?? this.#grace,
       ackEvery: given.ackEvery,
       ackDelay: given.ackDelay,
-      // Deno's WebSocket client runs Nagle's algorithm: see `answerAcks`.
-      answerAcks: true,
+      answerAcks: true, // Deno's WebSocket client runs Nagle's algorithm
     });
+    const sixteenth = Math.floor(this.#limits.maxFrames / 16);
+    this.#clientAckEvery = Math.max(1, Math.min(1024, sixteenth));
     if (!(this.#grace > 0)) {
       throw new RangeError(
         "Cannot configure sessions: grace must be a positive number",
@@ -417,6 +420,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       id,
       secret,
       grace: this.#grace,
+      ackEvery: this.#clientAckEvery,
     };
     if (reason !== undefined) state.reason = reason;
     const transport = session.connection.out;

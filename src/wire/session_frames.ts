@@ -139,6 +139,11 @@ export interface SessionState {
   secret?: string;
   /** When a new session started: how long the server keeps it after a drop, in ms. */
   grace?: number;
+  /**
+   * When a new session started: acknowledge at least every this many
+   * frames (the server's buffer bound over 16); absent: every 64.
+   */
+  ackEvery?: number;
   /** Why the session asked for was not resumed. */
   reason?: SessionLossReason;
 }
@@ -356,5 +361,10 @@ export function decodeState(data: string): SessionState {
   state.id = id;
   state.secret = secret;
   state.grace = grace;
+  const { ackEvery } = message as { ackEvery?: unknown };
+  if (ackEvery !== undefined) {
+    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 9);
+    state.ackEvery = ackEvery;
+  }
   return state;
 }

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import type { SocketLike } from "../../src/peer/socket_like.ts";
+import { Peer } from "../../src/peer/peer.ts";
+import { ClientSession } from "../../src/client/client_session.ts";
+import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
+import { ProtocolError } from "../../src/wire/errors.ts";
 
 /** A transport that records what the session writes and how it closes. */
 class FakeTransport implements SocketLike {
@@ -83,7 +87,7 @@ for (
   });
 }
 
-Deno.test("SessionSocket: with answerAcks, an ack of new frames is answered at once with our count, a repeated one is not", () => {
+Deno.test("SessionSocket: with answerAcks, an ack of new frames from a side that sent since its last ack is answered at once", () => {
   const { session, transport, heard } = sessionWithFive(true);
   // Two frames received from the other side: under the pacing of 64.
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
@@ -91,15 +95,21 @@ Deno.test("SessionSocket: with answerAcks, an ack of new frames is answered at o
   const before = transport.sent.length;
   transport.receive(`{"type":10,"sequence":3}`);
   assert.deepEqual(transport.sent.slice(before), [`{"type":10,"sequence":2}`]);
-  // Nothing new acknowledged (and nothing new received): no answer.
+  // Nothing new acknowledged: no answer.
+  transport.receive(`{"sequence":3,"type":3,"method":"c"}`);
   transport.receive(`{"type":10,"sequence":3}`);
   assert.equal(transport.sent.length, before + 1);
-  // New frames acknowledged, nothing new received: answered all the same.
+  // New frames acknowledged, but nothing sent since its last ack (a side
+  // that only receives): no answer either.
   transport.receive(`{"type":10,"sequence":4}`);
+  assert.equal(transport.sent.length, before + 1);
+  // Both again: answered.
+  transport.receive(`{"sequence":4,"type":3,"method":"d"}`);
+  transport.receive(`{"type":10,"sequence":5}`);
   assert.deepEqual(transport.sent.slice(before + 1), [
-    `{"type":10,"sequence":2}`,
+    `{"type":10,"sequence":4}`,
   ]);
-  assert.equal(session.buffered, 1);
+  assert.equal(session.buffered, 0);
   assert.equal(heard.errors, 0);
   session.end("expired");
 });
@@ -112,4 +122,55 @@ Deno.test("SessionSocket: without answerAcks (the client), an ack is not answere
   assert.equal(transport.sent.length, before);
   assert.equal(session.buffered, 2);
   session.end("expired");
+});
+
+/** A client session started by a state with `ackEvery`, and its transport. */
+function startedClient(ackEvery: number | undefined, given?: number) {
+  const client = new ClientSession<Peer>(
+    given === undefined ? {} : { ackEvery: given },
+    { onDetach() {}, onError() {} },
+  );
+  const transport = new FakeTransport();
+  const state = encodeState({
+    resumed: false,
+    id: "session-id",
+    secret: "session-secret",
+    grace: 1000,
+    ...(ackEvery === undefined ? {} : { ackEvery }),
+  });
+  client.established(transport, state, (socket) => new Peer(socket));
+  for (let i = 1; i <= 3; i++) {
+    transport.receive(`{"sequence":0,"type":3,"method":"m${i}"}`);
+  }
+  return {
+    client,
+    acks: transport.sent.filter((d) => d === `{"type":10,"sequence":3}`),
+  };
+}
+
+Deno.test("ClientSession: acknowledges at the pacing the server's state asks for, unless ackEvery was given", () => {
+  const paced = startedClient(3);
+  assert.equal(paced.acks.length, 1);
+  paced.client.close(1000, "");
+  const defaulted = startedClient(undefined);
+  assert.equal(defaulted.acks.length, 0);
+  defaulted.client.close(1000, "");
+  const given = startedClient(3, 64);
+  assert.equal(given.acks.length, 0);
+  given.client.close(1000, "");
+});
+
+Deno.test("decodeState: ackEvery is optional; when present it is an integer of at least 1", () => {
+  const base = { resumed: false, id: "i", secret: "s", grace: 5 };
+  assert.equal(decodeState(encodeState(base)).ackEvery, undefined);
+  assert.equal(
+    decodeState(encodeState({ ...base, ackEvery: 625 })).ackEvery,
+    625,
+  );
+  for (const ackEvery of [0, -1, 1.5, "64"]) {
+    const data = `{"type":9,"sequence":0,"message":${
+      JSON.stringify({ ...base, ackEvery })
+    }}`;
+    assert.throws(() => decodeState(data), ProtocolError);
+  }
 });
