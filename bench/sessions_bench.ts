@@ -250,7 +250,7 @@ const workloads: {
     name: "fan-out",
     unit: "deliveries/s",
     target: 0.9,
-    run: (on) => fanOut(on, quick ? 1_000 : 4_000),
+    run: (on) => fanOut(on, quick ? 1_000 : 10_000),
   },
   {
     name: "sequential",

@@ -34,7 +34,8 @@ export interface SessionOptions {
   grace?: number;
   /**
    * The most frames kept per session for a replay (sent, not acknowledged).
-   * Beyond it the session cannot be resumed (`overflow`).
+   * Beyond it the session cannot be resumed (`overflow`). Clients are asked
+   * (the state's `ackEvery`) to acknowledge every 1/16 of it, 1 to 1,024.
    *
    * @default {10000}
    */
