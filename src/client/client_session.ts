@@ -20,12 +20,16 @@ import type { SocketLike } from "../peer/socket_like.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
+  ackPacing,
   decodeState,
   encodeHello,
   sessionFrameType,
   type SessionHello,
   type SessionLossReason,
 } from "../wire/session_frames.ts";
+
+/** A session kept across a page reload. */
+type Saved = Required<Pick<SessionHello, "id" | "secret" | "received">>;
 
 /**
  * Where a browser page keeps its session across a reload:
@@ -188,7 +192,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #paced: boolean;
   #storage: SessionStorageLike | undefined;
   #key: string;
-  #restored: Required<SessionHello> | undefined = undefined;
+  #restored: Saved | undefined = undefined;
+  /** The pacing asked of the server (see `ackPacing`). */
+  #ackHint: number;
   #hooks: ClientSessionHooks;
   /** Suspended for the next page: a close keeps the storage. */
   #suspended = false;
@@ -210,6 +216,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#storage = options.storage;
     this.#key = options.key ?? "duplex.session";
     this.#restored = this.#load();
+    this.#ackHint = ackPacing(this.#limits.maxFrames);
   }
 
   /** The session's transport, while a session exists. */
@@ -243,9 +250,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         id: this.#id,
         secret: this.#secret,
         received: socket.received,
+        ackEvery: this.#ackHint,
       });
     }
-    return encodeHello(this.#restored ?? {});
+    return encodeHello({ ...this.#restored, ackEvery: this.#ackHint });
   }
 
   /**
@@ -427,7 +435,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     if (socket !== undefined && !socket.ended) socket.end(reason);
   }
 
-  #load(): Required<SessionHello> | undefined {
+  #load(): Saved | undefined {
     try {
       const text = this.#storage?.getItem(this.#key);
       if (!text) return undefined;

@@ -36,8 +36,10 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
     readonly user: string,
     readonly secretHash: string,
     limits: SessionLimits,
+    /** The pacing the client asked for in its hello, if any. */
+    ackEvery?: number,
   ) {
-    this.socket = new SessionSocket(limits, this);
+    this.socket = new SessionSocket(pacedLimits(limits, ackEvery), this);
   }
 
   onDetach(code: number, reason: string): void {
@@ -79,6 +81,26 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
   ttl(): number {
     return this.sessions.storeTtl(this);
   }
+}
+
+/** The limits with the pacing a client asked for, one object per pacing. */
+const paced = new WeakMap<SessionLimits, Map<number, SessionLimits>>();
+
+/** `limits` acknowledging every `ackEvery` frames (the client's hello). */
+export function pacedLimits(
+  limits: SessionLimits,
+  ackEvery: number | undefined,
+): SessionLimits {
+  if (ackEvery === undefined || ackEvery === limits.ackEvery) return limits;
+  let byPacing = paced.get(limits);
+  if (byPacing === undefined) paced.set(limits, byPacing = new Map());
+  let found = byPacing.get(ackEvery);
+  if (found === undefined) {
+    // Bounded: 1 to 1,024 are the pacings a Duplex client asks for.
+    if (byPacing.size >= 64) return { ...limits, ackEvery };
+    byPacing.set(ackEvery, found = { ...limits, ackEvery });
+  }
+  return found;
 }
 
 export function delay(ms: number): Promise<void> {

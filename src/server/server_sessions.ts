@@ -13,6 +13,7 @@
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, sessionLimits } from "../peer/session_socket.ts";
 import {
+  ackPacing,
   decodeHello,
   encodeState,
   sessionFrameType,
@@ -97,8 +98,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   #handshakes = new Set<Handshake>();
   #store: SessionStore;
   #limits: SessionLimits;
-  /** The pacing asked of clients: 1/16 of the frames kept, 1 to 1,024. */
-  #clientAckEvery: number;
+  #paced: boolean; // no ackEvery given: the client's hello sets it
   #grace: number;
   #helloTimeout: number;
   #handoverTimeout: number;
@@ -120,6 +120,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.#helloTimeout = given.helloTimeout ?? 10_000;
     this.#handoverTimeout = given.handoverTimeout ?? 10_000;
     this.#store = given.store ?? new MemorySessionStore();
+    this.#paced = given.ackEvery === undefined;
     this.#limits = sessionLimits({
       maxFrames: given.maxBufferedFrames,
       maxBytes: given.maxBufferedBytes,
@@ -128,8 +129,6 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       ackDelay: given.ackDelay,
       answerAcks: true, // Deno's WebSocket client runs Nagle's algorithm
     });
-    const sixteenth = Math.floor(this.#limits.maxFrames / 16);
-    this.#clientAckEvery = Math.max(1, Math.min(1024, sixteenth));
     if (!(this.#grace > 0)) {
       throw new RangeError(
         "Cannot configure sessions: grace must be a positive number",
@@ -347,7 +346,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         const counts = this.metrics.notResumed;
         counts[found] = (counts[found] ?? 0) + 1;
       }
-      this.#start(upgrade, found, secret, secretHash);
+      this.#start(upgrade, found, secret, secretHash, hello.ackEvery);
     }
   }
 
@@ -396,6 +395,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     reason: SessionLossReason | undefined,
     secret: string,
     secretHash: string,
+    ackEvery: number | undefined,
   ): void {
     const id = randomToken(16);
     const session = new Session<Local, Remote>(
@@ -404,6 +404,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       upgrade.user,
       secretHash,
       this.#limits,
+      this.#paced ? ackEvery : undefined,
     );
     this.#open(session, upgrade);
     if (this.journal !== undefined) {
@@ -420,7 +421,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       id,
       secret,
       grace: this.#grace,
-      ackEvery: this.#clientAckEvery,
+      ackEvery: ackPacing(this.#limits.maxFrames),
     };
     if (reason !== undefined) state.reason = reason;
     const transport = session.connection.out;

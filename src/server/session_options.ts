@@ -56,7 +56,7 @@ export interface SessionOptions {
   /**
    * Acknowledge the client's frames after this many.
    *
-   * @default {64}
+   * @default {the client's hello's `ackEvery` (its frame bound / 16), else 64}
    */
   ackEvery?: number;
   /**

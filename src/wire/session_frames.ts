@@ -103,6 +103,22 @@ export interface SessionHello {
   secret?: string;
   /** How many session frames of the server the client received. */
   received?: number;
+  /**
+   * Acknowledge the client's frames at least every this many (its buffer
+   * bound over 16, see {@linkcode ackPacing}); absent: every 64.
+   */
+  ackEvery?: number;
+}
+
+/**
+ * The acknowledgement pacing a side asks of the other (`ackEvery` of the
+ * hello and of the state): 1/16 of the frames it keeps, from 1 to 1,024.
+ *
+ * @param maxFrames The most frames the asking side keeps for a replay.
+ * @returns Frames between acknowledgements.
+ */
+export function ackPacing(maxFrames: number): number {
+  return Math.max(1, Math.min(1024, Math.floor(maxFrames / 16)));
 }
 
 /**
@@ -304,12 +320,20 @@ export function decodeHello(data: string): SessionHello {
   if (typeof message !== "object" || message === null) {
     throw invalid("hello without a message", 8);
   }
-  const { id, secret, received } = message as Record<string, unknown>;
-  if (id === undefined) return {};
+  const { id, secret, received, ackEvery } = message as Record<
+    string,
+    unknown
+  >;
+  const hello: SessionHello = {};
+  if (ackEvery !== undefined) {
+    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
+    hello.ackEvery = ackEvery;
+  }
+  if (id === undefined) return hello;
   if (!isToken(id) || !isToken(secret) || !isCount(received)) {
     throw invalid("resume needs id, secret and received", 8);
   }
-  return { id, secret, received };
+  return { id, secret, received, ...hello };
 }
 
 /**

@@ -3,7 +3,16 @@ import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import type { SocketLike } from "../../src/peer/socket_like.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
-import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
+import {
+  ackPacing,
+  decodeHello,
+  decodeState,
+  encodeHello,
+  encodeState,
+} from "../../src/wire/session_frames.ts";
+import { DuplexServer } from "../../server.ts";
+import { deadline, MessageQueue, once } from "../_helpers.ts";
+import { listen, open } from "../_server_helpers.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
 
 /** A transport that records what the session writes and how it closes. */
@@ -173,4 +182,53 @@ Deno.test("decodeState: ackEvery is optional; when present it is an integer of a
     }}`;
     assert.throws(() => decodeState(data), ProtocolError);
   }
+});
+
+Deno.test("decodeHello: ackEvery is optional in a start and a resume; when present it is an integer of at least 1", () => {
+  assert.deepEqual(decodeHello(encodeHello({ ackEvery: 625 })), {
+    ackEvery: 625,
+  });
+  assert.deepEqual(
+    decodeHello(encodeHello({ id: "i", secret: "s", received: 2 })),
+    { id: "i", secret: "s", received: 2 },
+  );
+  for (const ackEvery of [0, 2.5, "64"]) {
+    const data = `{"type":8,"sequence":0,"message":${
+      JSON.stringify({ ackEvery })
+    }}`;
+    assert.throws(() => decodeHello(data), ProtocolError);
+  }
+  // A client asks for 1/16 of what it keeps, from 1 to 1,024.
+  assert.equal(ackPacing(10_000), 625);
+  assert.equal(ackPacing(100_000), 1024);
+  assert.equal(ackPacing(8), 1);
+});
+
+Deno.test("Session: the server acknowledges at the pacing the client's hello asks for, and a ClientSession asks for its own", async () => {
+  const client = new ClientSession<Peer>({ maxBufferedFrames: 48 }, {
+    onDetach() {},
+    onError() {},
+  });
+  const asked = JSON.parse(client.hello()).message;
+  assert.equal(asked.ackEvery, 3);
+  // No delayed ack within the test: only the count can trigger one.
+  const server = new DuplexServer({ sessions: { ackDelay: 60_000 } });
+  await using http = listen(server);
+  const socket = await open(
+    `ws://127.0.0.1:${http.addr.port}/?user=paced`,
+    ["duplex.v1", "duplex.session"],
+  );
+  const queue = new MessageQueue(socket);
+  socket.send(client.hello());
+  assert.equal((await queue.next()).type, 9);
+  for (let i = 1; i <= 3; i++) {
+    socket.send(`{"sequence":0,"type":3,"method":"n${i}"}`);
+  }
+  // The ack comes after the third frame, not the 64th.
+  const ack = await deadline(queue.next());
+  assert.deepEqual(ack, { type: 10, sequence: 3 });
+  const closed = once(socket, "close");
+  socket.close();
+  await closed;
+  await server.shutdown();
 });
