@@ -81,6 +81,15 @@ export interface PeerOptions {
    */
   maxPending?: number;
   /**
+   * Sequences 1 to this one count as used: outgoing requests are numbered
+   * from the next one. A server sets it for a session that another
+   * instance ran, so that a late answer to that instance's request settles
+   * none of this peer's (it is counted as unexpected).
+   *
+   * @default {0}
+   */
+  usedSequences?: number;
+  /**
    * Malformed frames tolerated within `malformedWindow`: one more closes the
    * connection with 1002. Only recent ones count, so that a long-lived
    * connection is not closed for rare mistakes spread over hours.

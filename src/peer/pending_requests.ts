@@ -124,6 +124,8 @@ export interface PendingRequestsOptions
   timeoutError?: (sequence: number, timeout: number) => Error;
   /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
   fullError?: (limit: number) => Error;
+  /** Sequences 1 to this one count as used: the first request gets the next. */
+  usedSequences?: number;
 }
 
 /**
@@ -171,6 +173,7 @@ export class PendingRequests {
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
+    this.#last = (options.usedSequences ?? 0) % maxSequence;
   }
 
   /** The number of requests pending now. */

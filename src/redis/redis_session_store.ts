@@ -6,10 +6,10 @@
  *
  * Each session is three keys, with one hash tag so that a Redis Cluster
  * keeps them together: `duplex:s:{id}` (a hash: user, SHA-256 of the
- * secret, owner, counts, rooms, version), `duplex:s:{id}:f` (a list of the
- * frames the client has not acknowledged: appended on send, trimmed on
- * acknowledgement) and `duplex:s:{id}:o` (a set of the client requests
- * received whose response is not stored). Every write is one Lua script
+ * secret, owner, counts, the last server→client request, rooms, version),
+ * `duplex:s:{id}:f` (a list of the frames the client has not acknowledged:
+ * appended on send, trimmed on acknowledgement) and `duplex:s:{id}:o` (a
+ * set of the client requests received whose response is not stored). Every write is one Lua script
  * that checks the owner (fencing) and the version (idempotent retries); a
  * server sends the writes of one event-loop turn together (one round trip).
  *
@@ -49,7 +49,7 @@ end
 local sent = tonumber(redis.call('HGET', h, 'sent'))
 local newSent = tonumber(ARGV[4])
 local acked = math.max(tonumber(redis.call('HGET', h, 'acked')), tonumber(ARGV[5]))
-local i = 11
+local i = 12
 local opened = tonumber(ARGV[i])
 for k = 1, opened do redis.call('SADD', o, ARGV[i + k]) end
 i = i + opened + 1
@@ -68,6 +68,7 @@ if keep <= 0 then redis.call('DEL', f) else redis.call('LTRIM', f, -keep, -1) en
 redis.call('HSET', h, 'version', ARGV[2], 'sent', sent, 'acked', acked,
   'received', math.max(tonumber(redis.call('HGET', h, 'received')), tonumber(ARGV[3])))
 if ARGV[9] ~= '' then redis.call('HSET', h, 'rooms', ARGV[9]) end
+if ARGV[11] ~= '' then redis.call('HSET', h, 'requested', ARGV[11]) end
 if ARGV[8] == '1' then redis.call('HSET', h, 'draining', '1') else redis.call('HDEL', h, 'draining') end
 if ARGV[7] ~= '' then
   redis.call('HSET', h, 'ended', ARGV[7])
@@ -271,6 +272,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       received: Number(hash.received ?? 0),
       sent: Number(hash.sent ?? 0),
       frames,
+      requested: Number(hash.requested ?? 0),
       open: open.map(Number).sort((a, b) => a - b),
       rooms,
       version: Number(hash.version ?? 0),
@@ -309,6 +311,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
             secretHash: write.snapshot.record.secretHash,
           })
           : "",
+        write.requested !== undefined ? String(write.requested) : "",
       ];
       const opened = write.snapshot?.open ?? write.opened;
       args.push(String(opened.length), ...opened.map(String));

@@ -190,6 +190,8 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     onError: (user: string, error: unknown) => void;
     /** The codec the client chose, when not JSON. */
     codec?: Codec;
+    /** Request sequences an earlier instance of the session used. */
+    usedSequences?: number;
   },
 ): Peer<Local, Remote> {
   const { peerOptions, codec } = options;
@@ -203,6 +205,7 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     registry: options.registry,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
+    usedSequences: options.usedSequences,
     // Size, rate, in-flight and backpressure limits, per connection.
     guard: new PeerLimits(peerOptions),
     // Hooks rather than event listeners: cheaper per idle connection.

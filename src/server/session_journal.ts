@@ -67,6 +67,8 @@ export class JournalEntry {
   readonly open: Set<number> = new Set();
   /** Client frames received, in all (held until stored). */
   received = 0;
+  /** The sequence of the last request this session's server sent. */
+  requested = 0;
   /** Server frames acknowledged by the client, in all. */
   acked = 0;
   roomsChanged = false;
@@ -114,14 +116,57 @@ export interface JournalStats {
   failures: number;
 }
 
-/** Parses the type and sequence of a frame from its first characters. */
+/**
+ * The type and sequence of a frame as it travels: a JSON text frame, or a
+ * binary-codec frame (`u32 header length | header JSON | attachments`).
+ * Our own encoders write `{"sequence":n,"type":t` first, which is read
+ * without parsing; any other key order (another client's encoder) is
+ * parsed, so that every request is known to the store.
+ */
 export function frameHead(data: unknown): [number, number] | undefined {
-  if (typeof data !== "string") return undefined;
-  const match = HEAD.exec(data);
+  let text: string;
+  if (typeof data === "string") {
+    text = data;
+  } else {
+    const header = binaryHeader(data);
+    if (header === undefined) return undefined;
+    text = header;
+  }
+  const match = HEAD.exec(text);
   if (match !== null) return [Number(match[2]), Number(match[1])];
-  return undefined;
+  return parsedHead(text);
 }
 const HEAD = /^\{"sequence":(\d+),"type":(\d+)/;
+const utf8 = new TextDecoder();
+
+/** The JSON header of a binary-codec frame, or `undefined`. */
+function binaryHeader(data: unknown): string | undefined {
+  let bytes: Uint8Array;
+  if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else if (ArrayBuffer.isView(data)) {
+    bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } else return undefined;
+  if (bytes.byteLength < 4) return undefined;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  if (4 + length > bytes.byteLength) return undefined;
+  return utf8.decode(bytes.subarray(4, 4 + length));
+}
+
+/** Reads `type` and `sequence` of a frame in another key order. */
+function parsedHead(text: string): [number, number] | undefined {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof frame !== "object" || frame === null) return undefined;
+  const { type, sequence } = frame as { type?: unknown; sequence?: unknown };
+  if (!Number.isSafeInteger(type) || !Number.isSafeInteger(sequence)) {
+    return undefined;
+  }
+  return [type as number, sequence as number];
+}
 
 /** The batching writer of one server's sessions. */
 export class SessionJournal {
@@ -183,8 +228,10 @@ export class SessionJournal {
     entry.frames.push(data);
     entry.framesEnd = session.socket.sent;
     const head = frameHead(data);
-    if (head !== undefined && head[0] === 2 && entry.open.delete(head[1])) {
-      entry.answered.push(head[1]);
+    if (head !== undefined) {
+      if (head[0] === 2 && entry.open.delete(head[1])) {
+        entry.answered.push(head[1]);
+      } else if (head[0] === 1 && head[1] !== 0) entry.requested = head[1];
     }
     this.#note(session);
   }
@@ -374,6 +421,7 @@ export class SessionJournal {
     const taken: Taken = {
       frames: entry.frames,
       framesEnd: entry.framesEnd,
+      requested: entry.requested,
       opened: entry.opened,
       answered: entry.answered,
       rooms: entry.roomsChanged,
@@ -399,6 +447,7 @@ export class SessionJournal {
       answered: taken.answered,
       ttl: session.ttl(),
     };
+    if (taken.requested !== 0) write.requested = taken.requested;
     if (taken.snapshot) {
       // Every unacknowledged frame, as the transport keeps them.
       const kept = socket.pendingFrames();
@@ -492,6 +541,7 @@ export class SessionJournal {
 interface Taken {
   frames: Data[];
   framesEnd: number;
+  requested: number;
   opened: number[];
   answered: number[];
   rooms: boolean;
