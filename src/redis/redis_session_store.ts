@@ -91,6 +91,33 @@ return {redis.call('HGETALL', h), redis.call('LRANGE', f, 0, -1), redis.call('SM
 `;
 
 /**
+ * Marks this Redis's data generation: KEYS[1] holds the id of the
+ * generation (made by the first store that finds none); a store that saw
+ * another id before (ARGV[2]) learns that Redis lost its data, and notes
+ * when (`lost`, Redis time in ms) unless noted already. Returns the id.
+ */
+const MARK = `
+local k = KEYS[1]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local id = redis.call('HGET', k, 'id')
+if not id then
+  redis.call('HSET', k, 'id', ARGV[1])
+  id = ARGV[1]
+end
+if ARGV[2] ~= '' and id ~= ARGV[2] then redis.call('HSETNX', k, 'lost', now) end
+return id
+`;
+
+/** How long ago Redis lost its data (ms), or false. */
+const LOST = `
+local lost = redis.call('HGET', KEYS[1], 'lost')
+if not lost then return false end
+local t = redis.call('TIME')
+return t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(lost)
+`;
+
+/**
  * Options of a {@linkcode RedisSessionStore}.
  *
  * @example Usage
@@ -128,6 +155,17 @@ export interface RedisSessionStoreOptions {
    * @default {2000}
    */
   maxReconnectDelay?: number;
+  /**
+   * How long after Redis lost its data (a restart without persistence, a
+   * flush) a session it does not have is not yet "unknown": its owner may
+   * not have written it again. Until then `get` rejects (the server answers
+   * "busy, try again" and the client comes back). Keep it above the
+   * servers' refresh interval (a quarter of `grace`, at most 10 s) plus
+   * `maxReconnectDelay`.
+   *
+   * @default {15000}
+   */
+  recoveryWindow?: number;
 }
 
 /**
@@ -167,6 +205,9 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
   #client: RedisClient | undefined = undefined;
   #connecting: Promise<RedisClient> | undefined = undefined;
   #shas: { write: string; claim: string } | undefined = undefined;
+  #recoveryWindow: number;
+  /** The data generation this store last saw (see MARK). */
+  #generation = "";
   #attempt = 0;
   #retryAt = 0;
   #closed = false;
@@ -182,7 +223,11 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
     this.#prefix = options.prefix ?? "duplex:s:";
     this.#timeout = options.commandTimeout ?? 2_000;
     this.#maxDelay = options.maxReconnectDelay ?? 2_000;
-    if (!(this.#timeout > 0) || !(this.#maxDelay > 0)) {
+    this.#recoveryWindow = options.recoveryWindow ?? 15_000;
+    if (
+      !(this.#timeout > 0) || !(this.#maxDelay > 0) ||
+      !(this.#recoveryWindow >= 0)
+    ) {
       throw new RangeError(
         "Cannot create RedisSessionStore: timeouts must be positive",
       );
@@ -194,6 +239,8 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
    *
    * @param id The session id.
    * @returns The record, or `undefined`.
+   * @throws {Error} When Redis lost its data less than `recoveryWindow` ago
+   * and has no such session: its owner may not have written it again yet.
    */
   async get(id: string): Promise<SessionRecord | undefined> {
     const reply = await this.#command<(string | null)[]>([
@@ -205,7 +252,10 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       "ended",
     ]);
     const [user, secretHash, owner, ended] = reply;
-    if (user === null || secretHash === null) return undefined;
+    if (user === null || secretHash === null) {
+      await this.#recovered();
+      return undefined;
+    }
     const record: SessionRecord = { id, user, secretHash };
     if (owner !== null) record.owner = owner;
     if (ended !== null) record.ended = ended as SessionLossReason;
@@ -354,6 +404,22 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
     return `${this.#prefix}{${id}}`;
   }
 
+  /** Rejects while Redis lost its data less than the window ago. */
+  async #recovered(): Promise<void> {
+    if (this.#recoveryWindow === 0) return;
+    const ago = await this.#command<number | null>([
+      "EVAL",
+      LOST,
+      "1",
+      `${this.#prefix}generation`,
+    ]);
+    if (ago !== null && ago < this.#recoveryWindow) {
+      throw new Error(
+        `Cannot find session yet: Redis lost its data ${ago} ms ago and its owner may not have written it again`,
+      );
+    }
+  }
+
   async #command<T>(args: string[]): Promise<T> {
     const client = await this.#connected();
     return await this.#deadline(client.sendCommand(args) as Promise<T>, client);
@@ -455,13 +521,22 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       }
       this.#attempt = 0;
     }
-    const [write, claim] = await this.#deadline(
+    const [write, claim, generation] = await this.#deadline(
       Promise.all([
         client.sendCommand(["SCRIPT", "LOAD", WRITE]),
         client.sendCommand(["SCRIPT", "LOAD", CLAIM]),
+        client.sendCommand([
+          "EVAL",
+          MARK,
+          "1",
+          `${this.#prefix}generation`,
+          crypto.randomUUID(),
+          this.#generation,
+        ]),
       ]) as Promise<unknown> as Promise<string[]>,
       client,
     );
+    this.#generation = generation;
     this.#shas = { write, claim };
     return client;
   }

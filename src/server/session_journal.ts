@@ -16,7 +16,9 @@
  * request that may have run; those without a stored response are "in
  * doubt". A failed write is merged into the next one and retried with
  * backoff (frames keep being held meanwhile); a write refused because
- * another instance claimed the session makes this one give it up.
+ * another instance claimed the session makes this one give it up. A write
+ * answered "missing" (the store lost its data) makes every live session
+ * write a full copy at once.
  *
  * @module
  */
@@ -204,6 +206,13 @@ export class SessionJournal {
     this.#timeout = options.timeout;
     this.#refresh = setInterval(() => this.#touchAll(), options.refresh);
     Deno.unrefTimer(this.#refresh);
+    // An empty write connects the store now: a store that knows Redis
+    // from before can tell a later data loss (RedisSessionStore's
+    // `recoveryWindow`). A failure is the first write's to report.
+    this.#inFlight = store.write!([]).then(() => {}, () => {}).finally(() => {
+      this.#inFlight = undefined;
+      if (!this.#closed) this.#schedule();
+    });
   }
 
   /** Sessions written by this journal. */
@@ -377,6 +386,10 @@ export class SessionJournal {
         for (let i = 0; i < sessions.length; i++) {
           this.#done(sessions[i], batch[i], taken[i], results[i]);
         }
+        // The store lost a session: most likely all of them (a restart
+        // without persistence). Every live one is written at once, not at
+        // the next refresh, so that a resume elsewhere finds it soon.
+        if (results.includes("missing")) this.#touchAll();
       },
       (error: unknown) => {
         this.stats.failures++;

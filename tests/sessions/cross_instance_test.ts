@@ -14,19 +14,14 @@ import { deadline, once } from "../_helpers.ts";
 import { FAST } from "./_session_helpers.ts";
 
 /** Two instances on one Redis behind a round-robin balancer. */
-function pair(redis: RedisServer) {
-  return cluster(redis, ["a", "b"]);
-}
-
-/** Instances on one Redis behind a round-robin balancer. */
-function cluster(redis: RedisServer, names: string[]) {
+function pair(redis: RedisServer, grace = 30_000) {
   const counts = new Map<string, number>();
   const gates: PromiseWithResolvers<string>[] = [];
-  const instances = names.map((name) => {
+  const instances = ["a", "b"].map((name) => {
     const store = new RedisSessionStore({ url: redis.url });
     const server = new DuplexServer({
       codecs: [binaryCodec],
-      sessions: { store, grace: 30_000, handoverTimeout: 3_000 },
+      sessions: { store, grace, handoverTimeout: 3_000 },
     });
     server.handle("work", (n: number) => {
       counts.set(`${n}`, (counts.get(`${n}`) ?? 0) + 1);
@@ -268,5 +263,35 @@ redisTest(
       () => connection.peer.stats.unexpected === 1,
       "the answer to q1 dropped and counted",
     );
+  },
+);
+
+redisTest(
+  "RedisSessionStore: after Redis lost its data, a session resumes on another instance once its owner wrote it again",
+  async (redis) => {
+    // Grace 4 s: the owner writes its idle sessions again every second.
+    await using setup = pair(redis, 4_000);
+    const [a, b] = setup.instances;
+    const client = setup.client("eve");
+    const lost: string[] = [];
+    client.addEventListener("not-resumed", (event) => {
+      lost.push((event as Event & { reason: string }).reason);
+    });
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    assert.deepEqual(await client.call("join", "lobby"), ["lobby"]);
+    // Redis restarts without its data; the client's connection to a goes
+    // silent (a sees nothing, so writes nothing) and the client lands on b
+    // before a wrote the session again.
+    await redis.restart();
+    setup.proxy.targets = [b.http.addr.port];
+    const back = resumed(client);
+    setup.proxy.cutAll("blackhole");
+    await back;
+    assert.deepEqual(lost, []);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(b.server.roomsOf("eve"), ["lobby"]);
+    assert.equal(b.server.sessionMetrics.takenOver, 1);
+    assert.equal(a.server.sessionMetrics.takenOver, 0);
   },
 );
