@@ -115,6 +115,7 @@ export class SessionSocket implements SocketLike {
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #ackSoon = false; // #ackTimer is a due acknowledgement's (0 ms)
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
   #messageListeners: EventListenerObject[] | undefined = undefined;
@@ -312,6 +313,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = undefined;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackSoon = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -459,7 +461,7 @@ export class SessionSocket implements SocketLike {
           received - this.#acknowledged >= limits.ackEvery ||
           (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
         ) {
-          this.#acknowledge();
+          this.#acknowledgeSoon();
         } else if (this.#ackTimer === undefined) {
           this.#ackTimer = this.#later();
         }
@@ -479,6 +481,15 @@ export class SessionSocket implements SocketLike {
 
   #later(): ReturnType<typeof setTimeout> {
     return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
+  }
+
+  /** Due: sent after what this delivery makes us send (a lone ack ahead of
+   * them holds them ~40 ms under Nagle: Deno's client has no TCP_NODELAY). */
+  #acknowledgeSoon(): void {
+    if (this.#ackSoon) return;
+    this.#ackSoon = true;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = setTimeout(acknowledgeLater, 0, this);
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -531,6 +542,7 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
+    this.#ackSoon = false;
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
 
@@ -544,6 +556,7 @@ export class SessionSocket implements SocketLike {
     if (transport === undefined || transport.readyState !== OPEN) return;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackSoon = false;
     this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));
