@@ -12,6 +12,10 @@
  * set of the client requests received whose response is not stored). Every write is one Lua script
  * that checks the owner (fencing) and the version (idempotent retries); a
  * server sends the writes of one event-loop turn together (one round trip).
+ * One more key, `duplex:s:generation`, marks Redis's data: a store that
+ * finds it changed since it last connected knows that Redis lost its data,
+ * and answers "not yet" for a missing session during `recoveryWindow`
+ * (its owner writes it again meanwhile).
  *
  * @module
  */

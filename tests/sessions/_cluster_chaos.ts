@@ -38,10 +38,9 @@ export interface ClusterChaosOptions {
   /** How long Redis stays frozen, in ms. */
   freezeMs: number;
   /**
-   * Whether Redis is restarted (losing its data) mid-run. A client that
-   * resumes on another instance before its session was written again is not
-   * resumed (reason "unknown"): a known gap, so the short run in
-   * `deno task test` leaves this fault to the full stress run.
+   * Whether Redis is restarted (losing its data) mid-run (default: yes). A
+   * client that resumes elsewhere before its owner wrote the session again
+   * is told to try again until it did.
    */
   redisRestart?: boolean;
   verbose?: boolean;
