@@ -126,23 +126,23 @@ export interface JournalStats {
  * parsed, so that every request is known to the store.
  */
 export function frameHead(data: unknown): [number, number] | undefined {
-  let text: string;
   if (typeof data === "string") {
-    text = data;
-  } else {
-    const header = binaryHeader(data);
-    if (header === undefined) return undefined;
-    text = header;
+    const match = HEAD.exec(data);
+    if (match !== null) return [Number(match[2]), Number(match[1])];
+    return parsedHead(data);
   }
-  const match = HEAD.exec(text);
+  const header = binaryHeader(data);
+  if (header === undefined) return undefined;
+  // Our encoder's head is ASCII, within the header's first 64 bytes.
+  const match = HEAD.exec(latin1(header.subarray(0, 64)));
   if (match !== null) return [Number(match[2]), Number(match[1])];
-  return parsedHead(text);
+  return parsedHead(utf8.decode(header));
 }
 const HEAD = /^\{"sequence":(\d+),"type":(\d+)/;
 const utf8 = new TextDecoder();
 
-/** The JSON header of a binary-codec frame, or `undefined`. */
-function binaryHeader(data: unknown): string | undefined {
+/** The JSON header of a binary-codec frame (bytes), or `undefined`. */
+function binaryHeader(data: unknown): Uint8Array | undefined {
   let bytes: Uint8Array;
   if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
   else if (ArrayBuffer.isView(data)) {
@@ -151,7 +151,11 @@ function binaryHeader(data: unknown): string | undefined {
   if (bytes.byteLength < 4) return undefined;
   const length = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
   if (4 + length > bytes.byteLength) return undefined;
-  return utf8.decode(bytes.subarray(4, 4 + length));
+  return bytes.subarray(4, 4 + length);
+}
+
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
 }
 
 /** Reads `type` and `sequence` of a frame in another key order. */
@@ -209,7 +213,10 @@ export class SessionJournal {
     // An empty write connects the store now: a store that knows Redis
     // from before can tell a later data loss (RedisSessionStore's
     // `recoveryWindow`). A failure is the first write's to report.
-    this.#inFlight = store.write!([]).then(() => {}, () => {}).finally(() => {
+    this.#inFlight = Promise.resolve().then(() => store.write!([])).then(
+      () => {},
+      () => {},
+    ).finally(() => {
       this.#inFlight = undefined;
       if (!this.#closed) this.#schedule();
     });
