@@ -310,6 +310,8 @@ export async function clusterChaos(
   // The logs: who ran what, where.
   const runs = new Map<string, number>();
   const notes = new Map<string, number>();
+  /** Where each note ran (to tell where a lost one went). */
+  const ranOn = new Map<string, string>();
   for (const instance of instances) {
     const text = await Deno.readTextFile(instance.log).catch(() => "");
     for (const line of text.split("\n")) {
@@ -319,6 +321,7 @@ export async function clusterChaos(
       }
       if (kind === "N") {
         notes.set(`${user} ${k}`, (notes.get(`${user} ${k}`) ?? 0) + 1);
+        ranOn.set(`${user} ${k}`, at);
       }
       if (kind === "P" && user === "leave" && Number(at) < closingAt) {
         const who = states.find((s) => s.user === k);
@@ -343,7 +346,12 @@ export async function clusterChaos(
     for (const k of state.notes) {
       const count = notes.get(`${state.user} ${k}`) ?? 0;
       if (count > 1) fail(`${state.user}: note ${k} ran ${count} times`);
-      if (count === 0) figures.notesLost++;
+      if (count === 0) {
+        figures.notesLost++;
+        // The notes sent just before and after it: where they ran.
+        const near = [k - 1, k + 1].map((n) => ranOn.get(`${state.user} ${n}`));
+        say(`${state.user}: note ${k} lost (neighbours ran on ${near})`);
+      }
     }
   }
   figures.seconds = Math.round((performance.now() - started) / 100) / 10;
