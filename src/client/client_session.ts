@@ -169,6 +169,15 @@ export interface SessionOutcome<P> {
   event: SessionEvent | undefined;
 }
 
+/**
+ * Where a session's peers keep the last request sequence they allocated:
+ * shared by the peers of a tab's successive pages (see `PendingRequests`).
+ */
+export interface SequenceCounter {
+  /** The last sequence allocated (0: none yet). */
+  last: number;
+}
+
 /** The hooks a client gives its session's transport. */
 export interface ClientSessionHooks {
   /** The transport dropped. */
@@ -176,6 +185,15 @@ export interface ClientSessionHooks {
   /** A session frame broke the protocol. */
   onError(error: unknown): void;
 }
+
+/**
+ * Makes the session's peer over its transport, with the options the session
+ * adds (the request sequences).
+ */
+export type CreatePeer<P> = (
+  socket: SocketLike,
+  options: { sequences: SequenceCounter },
+) => P;
 
 /** The client's session across its connections. Internal. */
 export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
@@ -187,6 +205,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #storage: SessionStorageLike | undefined;
   #key: string;
   #restored: Required<SessionHello> | undefined = undefined;
+  /** The old page's last request sequence, with `#restored`. */
+  #restoredLast = 0;
+  /** The request sequences of the session's peer. */
+  #sequences: SequenceCounter = { last: 0 };
   #hooks: ClientSessionHooks;
   /** Suspended for the next page: a close keeps the storage. */
   #suspended = false;
@@ -257,7 +279,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     transport: WebSocket,
     steps: {
       live: () => boolean;
-      createPeer: (socket: SocketLike) => P;
+      createPeer: CreatePeer<P>;
       done: (outcome: SessionOutcome<P>) => void;
       failed: (error: unknown) => void;
     },
@@ -290,7 +312,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   established(
     transport: SocketLike,
     data: unknown,
-    createPeer: (socket: SocketLike) => P,
+    createPeer: CreatePeer<P>,
   ): SessionOutcome<P> {
     if (sessionFrameType(data) !== 9) {
       throw new ProtocolError(
@@ -304,7 +326,13 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#restored = undefined;
     if (state.resumed) {
       if (old === undefined && restored !== undefined) {
-        // A reloaded page: a new peer over the restored session.
+        // A reloaded page: a new peer over the restored session. The
+        // requests of the old page are gone with it, but the server may
+        // still answer them (a handler that was running, a response kept
+        // for the session): the new peer's sequences follow the old page's,
+        // so that such an answer matches nothing here (a stray, ignored)
+        // and the server never takes a new request for an old one still
+        // in flight.
         this.#id = restored.id;
         this.#secret = restored.secret;
         const socket = this.#socket = new SessionSocket(
@@ -312,7 +340,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           this.#hooks,
         );
         socket.restore(restored.received);
-        this.#peer = createPeer(socket);
+        const sequences = this.#sequences = { last: this.#restoredLast };
+        this.#peer = createPeer(socket, { sequences });
         socket.attach(transport, state.received!);
         return {
           peer: this.#peer,
@@ -355,7 +384,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#id = state.id;
     this.#secret = state.secret;
     const socket = this.#socket = new SessionSocket(this.#limits, this.#hooks);
-    this.#peer = createPeer(socket);
+    const sequences = this.#sequences = { last: 0 };
+    this.#peer = createPeer(socket, { sequences });
     socket.attach(transport, 0);
     return { peer: this.#peer, socket, fresh: true, event };
   }
@@ -397,6 +427,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         id: this.#id,
         secret: this.#secret,
         received: socket.received,
+        last: this.#sequences.last,
       }),
     );
     // The server keeps the session for its grace period: no `end`.
@@ -419,15 +450,24 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     if (socket !== undefined && !socket.ended) socket.end(reason);
   }
 
+  /**
+   * Takes the session the previous page kept: out of the storage, so that
+   * a tab that copies this one's storage (`window.open`, duplicating the
+   * tab) starts its own session instead of taking this one over.
+   */
   #load(): Required<SessionHello> | undefined {
     try {
-      const text = this.#storage?.getItem(this.#key);
+      const storage = this.#storage;
+      const text = storage?.getItem(this.#key);
       if (!text) return undefined;
+      storage!.removeItem(this.#key);
       const value = JSON.parse(text);
       if (
         typeof value?.id === "string" && typeof value.secret === "string" &&
         Number.isSafeInteger(value.received)
       ) {
+        const last = value.last;
+        this.#restoredLast = Number.isSafeInteger(last) && last > 0 ? last : 0;
         return { id: value.id, secret: value.secret, received: value.received };
       }
     } catch {

@@ -124,6 +124,12 @@ export interface PendingRequestsOptions
   timeoutError?: (sequence: number, timeout: number) => Error;
   /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
   fullError?: (limit: number) => Error;
+  /**
+   * Where the last sequence allocated is kept (default: a new one from 0).
+   * The peers of a session's successive pages share theirs, so that a new
+   * page never reuses a sequence the old one sent (see `ClientSession`).
+   */
+  sequences?: { last: number };
 }
 
 /**
@@ -144,7 +150,7 @@ export class PendingRequests {
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
-  #last = 0;
+  #sequences: { last: number };
 
   /**
    * Creates an empty set of pending requests.
@@ -171,6 +177,7 @@ export class PendingRequests {
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
+    this.#sequences = options.sequences ?? { last: 0 };
   }
 
   /** The number of requests pending now. */
@@ -208,11 +215,12 @@ export class PendingRequests {
     if (pending.size >= max) {
       throw this.#options.fullError?.(max) ?? new TooManyPendingError(max);
     }
-    let sequence = this.#last;
+    const sequences = this.#sequences;
+    let sequence = sequences.last;
     do {
       sequence = sequence >= this.#maxSequence ? 1 : sequence + 1;
     } while (pending.has(sequence));
-    this.#last = sequence;
+    sequences.last = sequence;
 
     let resolve!: (value: unknown) => void;
     const promise = new Promise<T>((r) => resolve = r as typeof resolve);

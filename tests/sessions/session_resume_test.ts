@@ -239,6 +239,44 @@ Deno.test("Session: a page reload with sessionStorage resumes and delivers what 
   assert.deepEqual(after, [2, 3]);
 });
 
+Deno.test("Session: after a page reload, the old page's requests settle nothing in the new page; the stored session is taken once", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const release = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  t.server.handle("slow", async () => {
+    started.resolve();
+    await release.promise;
+    return "old";
+  });
+  t.server.handle("echo", (text: string) => text);
+  const first = t.client("alice", { session: { storage } });
+  await first.connect();
+  const old = first.call("slow", null).catch((error) => error);
+  await started.promise;
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  assert.ok((await old) instanceof Error);
+  const second = t.client("alice", { session: { storage } });
+  // Taken out of the storage: a copy of this tab's storage starts afresh.
+  assert.equal(memory.has("duplex.session"), false);
+  const resumed = once<SessionEvent>(second, "resumed");
+  await second.connect();
+  await resumed;
+  // Sequence 1 is still running on the server for the old page.
+  assert.equal(await second.call("echo", "new"), "new");
+  release.resolve();
+  // The old response arrives (a stray) and settles nothing.
+  assert.equal(await second.call("echo", "after"), "after");
+  assert.equal(second.peer?.stats.unexpected, 1);
+});
+
 /** A request round trip: everything the server sent before has arrived. */
 async function alice_round_trip(client: Client): Promise<void> {
   await client.request(null, { method: "nothing" }).catch(() => {});
