@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type Client,
   OutcomeUnknownError,
+  RequestTimeoutError,
   type SessionEvent,
   type SessionStorageLike,
 } from "../../client.ts";
@@ -275,6 +276,38 @@ Deno.test("Session: after a page reload, the old page's requests settle nothing 
   // The old response arrives (a stray) and settles nothing.
   assert.equal(await second.call("echo", "after"), "after");
   assert.equal(second.peer?.stats.unexpected, 1);
+});
+
+Deno.test("Session: after a page reload, a server request the old page had received but not answered times out on the server; one sent during the reload is answered by the new page", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const first = t.client("alice", { session: { storage } });
+  const asked = Promise.withResolvers<void>();
+  first.handle("confirm", () => {
+    asked.resolve();
+    return new Promise(() => {}); // the page goes before it answers
+  });
+  await first.connect();
+  const unanswered = t.server.call("confirm", null, {
+    to: "alice",
+    timeout: 300,
+  }).catch((error) => error);
+  await asked.promise;
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  const duringReload = t.server.call("confirm", "again", { to: "alice" });
+  const second = t.client("alice", { session: { storage } });
+  second.handle("confirm", (question) => `new page: ${question}`);
+  await second.connect();
+  assert.equal(await duringReload, "new page: again");
+  const error = await unanswered;
+  assert.ok(error instanceof RequestTimeoutError, String(error));
 });
 
 /** A request round trip: everything the server sent before has arrived. */
