@@ -324,6 +324,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     const old = this.#socket;
     const restored = this.#restored;
     this.#restored = undefined;
+    // Taken once (a page back from the back/forward cache resumed from
+    // memory: no later copy of the tab's storage may take it over).
+    if (restored !== undefined) this.#storage?.removeItem(this.#key);
     if (state.resumed) {
       if (old === undefined && restored !== undefined) {
         // A reloaded page: a new peer over the restored session. The
@@ -409,7 +412,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   /**
    * Keeps the session for the next page (a `pagehide` with storage):
    * saves it and closes the connection with 1001 without ending the
-   * session; the client's close that follows ends it only locally.
+   * session; the client's close that follows ends it only locally. The
+   * next `connect()` of this client (a page back from the back/forward
+   * cache) resumes it as a reloaded page would.
    *
    * @returns `true` when it was saved.
    */
@@ -421,15 +426,17 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     ) {
       return false;
     }
-    this.#storage.setItem(
-      this.#key,
-      JSON.stringify({
-        id: this.#id,
-        secret: this.#secret,
-        received: socket.received,
-        last: this.#sequences.last,
-      }),
-    );
+    const saved = {
+      id: this.#id,
+      secret: this.#secret!,
+      received: socket.received,
+    };
+    const last = this.#sequences.last;
+    this.#storage.setItem(this.#key, JSON.stringify({ ...saved, last }));
+    // Also kept here: a page restored from the back/forward cache resumes
+    // it when it connects again, like the next page would.
+    this.#restored = saved;
+    this.#restoredLast = last;
     // The server keeps the session for its grace period: no `end`.
     const transport = socket.detach();
     try {

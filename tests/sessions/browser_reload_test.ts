@@ -15,6 +15,8 @@
  *   responses); a request queued offline in the old page never runs.
  * - A tab opened by the page (`window.open`, which copies `sessionStorage`)
  *   does not take the session over.
+ * - A page back from the back/forward cache (Playwright's flag that turns
+ *   the cache off left out) connects again and resumes.
  *
  * Outside CI the test is skipped when Chromium is missing; in CI
  * (`CI=true`) that is a failure.
@@ -104,6 +106,13 @@ client.addEventListener("error", (event) => {
   state.errors.push(String(event.error?.message ?? event.message));
   record();
 });
+globalThis.addEventListener("pageshow", (event) => {
+  // Back from the back/forward cache: the client closed on pagehide.
+  if (!event.persisted) return;
+  state.restoredFromCache = (state.restoredFromCache ?? 0) + 1;
+  record();
+  client.connect().then(() => { state.reconnected = true; record(); });
+});
 record();
 await client.connect();
 state.connected = true;
@@ -122,6 +131,10 @@ interface PageState {
   results: Record<string, { value?: unknown; error?: string }>;
   errors: string[];
   connected: boolean;
+  /** `pageshow` events with `persisted` (back from the cache). */
+  restoredFromCache?: number;
+  /** Connected again after that. */
+  reconnected?: boolean;
 }
 
 /** The server, its HTTP listener, hooks on its HTTP requests and counts. */
@@ -143,6 +156,11 @@ function startServer() {
       hook?.();
       if (pathname === "/favicon.ico") {
         return new Response(null, { status: 204 });
+      }
+      if (pathname === "/elsewhere") {
+        return new Response("<!doctype html><title>elsewhere</title>", {
+          headers: { "content-type": "text/html; charset=utf-8" },
+        });
       }
       if (pathname === "/" && request.headers.get("upgrade") === null) {
         return new Response(PAGE, {
@@ -180,11 +198,18 @@ function startServer() {
   };
 }
 
-/** Launches Chromium with the flags of the demo page's test. */
-function launch(): Promise<Browser> {
+/**
+ * Launches Chromium with the flags of the demo page's test; with
+ * `backForwardCache`, without the flag by which Playwright turns that cache
+ * off.
+ */
+function launch(backForwardCache = false): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    ignoreDefaultArgs: backForwardCache
+      ? ["--disable-back-forward-cache"]
+      : undefined,
     args: [
       "--headless",
       "--no-sandbox",
@@ -274,6 +299,16 @@ function ticksUpTo(page: Page, last: number): Promise<PageState> {
   );
 }
 
+/**
+ * Marks a promise that the test awaits later as handled, so that a failure
+ * before that await is reported as the failure it is, not as an uncaught
+ * rejection of this one.
+ */
+function quiet<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
 /** 0, 1, ... n - 1. */
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
@@ -282,13 +317,14 @@ function range(from: number, to: number): number[] {
 /** Runs `fn` with a fresh browser page, closing everything after. */
 async function withPage(
   fn: (page: Page, problems: string[]) => Promise<void>,
+  backForwardCache = false,
 ): Promise<void> {
   if (!hasChromium) {
     throw new Error(
       `Cannot run the browser test in CI: no Chromium at ${CHROMIUM} (apt-get install chromium)`,
     );
   }
-  const browser = await launch();
+  const browser = await launch(backForwardCache);
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -321,10 +357,10 @@ Deno.test({
       // `pagehide`), and when the new page asks for the client bundle.
       t.onGet.set("/", () => t.push(5));
       t.onGet.set("/duplex.js", () => t.push(5));
-      const disconnected = once(t.server, "disconnect", WAIT_MS).then(() =>
-        t.push(5)
+      const disconnected = quiet(
+        once(t.server, "disconnect", WAIT_MS).then(() => t.push(5)),
       );
-      const resumed = once(t.server, "resume", WAIT_MS);
+      const resumed = quiet(once(t.server, "resume", WAIT_MS));
       await page.reload();
       await deadline(disconnected, WAIT_MS, "the old page's disconnect");
       await deadline(resumed, WAIT_MS, "the server's resume");
@@ -381,7 +417,9 @@ Deno.test({
       await connected(page, 1);
       t.push(3);
       await ticksUpTo(page, 2);
-      const offline = once(t.server, "offline", WAIT_MS).then(() => t.push(3));
+      const offline = quiet(
+        once(t.server, "offline", WAIT_MS).then(() => t.push(3)),
+      );
       await page.reload();
       await deadline(offline, WAIT_MS, "the old session's end");
       const fresh = await connected(page, 2);
@@ -434,11 +472,11 @@ for (const when of ["running", "answered"] as const) {
         await deadline(started.promise, WAIT_MS, "the slow handler");
         // "answered": the response is written while no page is connected
         // (the session keeps it); "running": after the new page resumed.
-        const disconnected = once(t.server, "disconnect", WAIT_MS);
+        const disconnected = quiet(once(t.server, "disconnect", WAIT_MS));
         if (when === "answered") {
           disconnected.then(() => release.resolve(), () => {});
         }
-        const resumed = once(t.server, "resume", WAIT_MS);
+        const resumed = quiet(once(t.server, "resume", WAIT_MS));
         await page.reload();
         await deadline(disconnected, WAIT_MS, "the old page's disconnect");
         await deadline(resumed, WAIT_MS, "the server's resume");
@@ -491,7 +529,7 @@ Deno.test({
     await withPage(async (page, problems) => {
       await page.goto(`${t.origin}/?keep`);
       await connected(page, 1);
-      const resumed = once(t.server, "resume", WAIT_MS);
+      const resumed = quiet(once(t.server, "resume", WAIT_MS));
       await page.reload();
       await deadline(resumed, WAIT_MS, "the server's resume");
       await connected(page, 2);
@@ -544,7 +582,7 @@ Deno.test({
       // is gone by then.
       t.refusing = true;
       t.onGet.set("/duplex.js", () => t.refusing = false);
-      const dropped = once(t.server, "disconnect", WAIT_MS);
+      const dropped = quiet(once(t.server, "disconnect", WAIT_MS));
       const [connection] = t.server.connectionsOf("ada");
       (connection as unknown as { socket: WebSocket }).socket.close();
       await deadline(dropped, WAIT_MS, "the drop");
@@ -562,7 +600,7 @@ Deno.test({
         };
         g.track("queued", g.client.call("slow", "queued in the old page"));
       });
-      const resumed = once(t.server, "resume", WAIT_MS);
+      const resumed = quiet(once(t.server, "resume", WAIT_MS));
       await page.reload();
       await deadline(resumed, WAIT_MS, "the server's resume");
       const now = await until(
@@ -585,5 +623,45 @@ Deno.test({
       assert.equal(t.server.sessionMetrics.started, 1);
       assert.equal(t.server.sessionMetrics.resumed, 1);
     });
+  },
+});
+
+Deno.test({
+  name:
+    "Session in Chromium: a page back from the back/forward cache connects again and resumes its session: what was pushed while it was away arrives once, in order",
+  ignore,
+  async fn() {
+    await using t = startServer();
+    await withPage(async (page) => {
+      await page.goto(`${t.origin}/?keep`);
+      await connected(page, 1);
+      t.push(2);
+      await ticksUpTo(page, 1);
+      const disconnected = quiet(
+        once(t.server, "disconnect", WAIT_MS).then(() => t.push(3)),
+      );
+      await page.goto(`${t.origin}/elsewhere`);
+      await deadline(disconnected, WAIT_MS, "the page's disconnect");
+      const resumed = quiet(once(t.server, "resume", WAIT_MS));
+      // A page restored from the cache fires no new `load`.
+      await page.goBack({ waitUntil: "commit" });
+      await deadline(resumed, WAIT_MS, "the server's resume");
+      const back = await until(
+        page,
+        "the page back from the cache, connected again",
+        (s) => s.restoredFromCache === 1 && s.reconnected === true,
+        null,
+      );
+      assert.equal(back.page, 1, "the same page, from the cache");
+      const now = await ticksUpTo(page, 4);
+      assert.deepEqual(now.ticks, [0, 1, 2, 3, 4]);
+      assert.deepEqual(now.events, ["resumed 3"]);
+      assert.equal(t.server.sessionMetrics.started, 1);
+      assert.equal(t.server.sessionMetrics.resumed, 1);
+      assert.deepEqual(
+        { online: t.counts.online, offline: t.counts.offline },
+        { online: 1, offline: 0 },
+      );
+    }, true);
   },
 });

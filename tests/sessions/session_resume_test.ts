@@ -310,6 +310,58 @@ Deno.test("Session: after a page reload, a server request the old page had recei
   assert.ok(error instanceof RequestTimeoutError, String(error));
 });
 
+Deno.test("Session: a page back from the back/forward cache (pagehide, then connect() again) resumes its session and gets what it missed", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  t.server.handle("echo", (text: string) => text);
+  const page = t.client("alice", { session: { storage } });
+  const ticks: number[] = [];
+  page.on("tick", (n: number) => ticks.push(n));
+  await page.connect();
+  assert.equal(await page.call("echo", "before"), "before");
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  assert.equal(page.state, "closed");
+  t.server.notify(1, { to: "alice", method: "tick" });
+  t.server.notify(2, { to: "alice", method: "tick" });
+  // pageshow with event.persisted: the page connects again.
+  const resumed = once<SessionEvent>(page, "resumed");
+  await page.connect();
+  assert.equal((await resumed).replayed, 2);
+  assert.equal(await page.call("echo", "after"), "after");
+  assert.deepEqual(ticks, [1, 2]);
+  assert.equal(memory.has("duplex.session"), false, "taken once");
+  assert.equal(t.server.sessionMetrics.started, 1);
+  assert.equal(t.server.sessionMetrics.resumed, 1);
+});
+
+Deno.test("Session: a page reloaded after the grace period gets not-resumed (expired) and a new session", async () => {
+  await using t = setup({ sessions: { grace: 50 } });
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const first = t.client("alice", { session: { storage } });
+  await first.connect();
+  const expired = once(t.server, "expire");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await expired;
+  const second = t.client("alice", { session: { storage } });
+  const notResumed = once<SessionEvent>(second, "not-resumed");
+  await second.connect();
+  assert.equal((await notResumed).reason, "expired");
+  assert.equal(t.server.sessionMetrics.started, 2);
+  assert.equal(t.server.sessionMetrics.resumed, 0);
+});
+
 /** A request round trip: everything the server sent before has arrived. */
 async function alice_round_trip(client: Client): Promise<void> {
   await client.request(null, { method: "nothing" }).catch(() => {});
