@@ -17,6 +17,7 @@ import {
   SessionSocket,
 } from "../peer/session_socket.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
+import type { RequestSequences } from "../peer/pending_requests.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
@@ -67,7 +68,9 @@ export interface ClientSessionOptions {
    * Keeps the session's id, secret and count in this storage when the page
    * is hidden (`pagehide`), so that the next page of the tab resumes it and
    * receives what it missed during the reload. The requests of the old page
-   * are gone with it. Opt-in: give `sessionStorage`.
+   * are gone with it: they reject there, and the next page cancels them on
+   * the server. A page back from the back/forward cache resumes the same
+   * way when it connects again. Opt-in: give `sessionStorage`.
    *
    * @default {undefined}
    */
@@ -169,15 +172,6 @@ export interface SessionOutcome<P> {
   event: SessionEvent | undefined;
 }
 
-/**
- * Where a session's peers keep the last request sequence they allocated:
- * shared by the peers of a tab's successive pages (see `PendingRequests`).
- */
-export interface SequenceCounter {
-  /** The last sequence allocated (0: none yet). */
-  last: number;
-}
-
 /** The hooks a client gives its session's transport. */
 export interface ClientSessionHooks {
   /** The transport dropped. */
@@ -192,7 +186,7 @@ export interface ClientSessionHooks {
  */
 export type CreatePeer<P> = (
   socket: SocketLike,
-  options: { sequences: SequenceCounter },
+  options: { sequences: RequestSequences },
 ) => P;
 
 /** The client's session across its connections. Internal. */
@@ -207,8 +201,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #restored: Required<SessionHello> | undefined = undefined;
   /** The old page's last request sequence, with `#restored`. */
   #restoredLast = 0;
+  /** The old page's pending requests, to cancel, with `#restored`. */
+  #restoredPending: number[] = [];
   /** The request sequences of the session's peer. */
-  #sequences: SequenceCounter = { last: 0 };
+  #sequences: RequestSequences = { last: 0 };
   #hooks: ClientSessionHooks;
   /** Suspended for the next page: a close keeps the storage. */
   #suspended = false;
@@ -323,7 +319,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#suspended = false;
     const old = this.#socket;
     const restored = this.#restored;
+    const cancels = this.#restoredPending;
     this.#restored = undefined;
+    this.#restoredPending = [];
     // Taken once (a page back from the back/forward cache resumed from
     // memory: no later copy of the tab's storage may take it over).
     if (restored !== undefined) this.#storage?.removeItem(this.#key);
@@ -346,6 +344,12 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         const sequences = this.#sequences = { last: this.#restoredLast };
         this.#peer = createPeer(socket, { sequences });
         socket.attach(transport, state.received!);
+        // Its handlers and streams stop (a download would wait for credit
+        // for ever): a cancel (type 4) for each request the old page had
+        // pending, before anything of the new page.
+        for (const sequence of cancels) {
+          socket.send(`{"sequence":${sequence},"type":4}`);
+        }
         return {
           peer: this.#peer,
           socket,
@@ -431,12 +435,17 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       secret: this.#secret!,
       received: socket.received,
     };
-    const last = this.#sequences.last;
-    this.#storage.setItem(this.#key, JSON.stringify({ ...saved, last }));
+    const { last, pending: list } = this.#sequences;
+    const pending = pendingToCancel(list?.() ?? []);
+    this.#storage.setItem(
+      this.#key,
+      JSON.stringify({ ...saved, last, pending }),
+    );
     // Also kept here: a page restored from the back/forward cache resumes
     // it when it connects again, like the next page would.
     this.#restored = saved;
     this.#restoredLast = last;
+    this.#restoredPending = pending;
     // The server keeps the session for its grace period: no `end`.
     const transport = socket.detach();
     try {
@@ -475,6 +484,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       ) {
         const last = value.last;
         this.#restoredLast = Number.isSafeInteger(last) && last > 0 ? last : 0;
+        this.#restoredPending = pendingToCancel(
+          Array.isArray(value.pending) ? value.pending : [],
+        );
         return { id: value.id, secret: value.secret, received: value.received };
       }
     } catch {
@@ -482,4 +494,23 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     }
     return undefined;
   }
+}
+
+/**
+ * The most requests of an old page cancelled by the next one: all that a
+ * server with the default limits can be running for it (128 in flight),
+ * and far within its rate limit's burst (1,000 frames).
+ */
+const MAX_CANCELS = 256;
+
+/** The first `MAX_CANCELS` valid sequences of `list`. */
+function pendingToCancel(list: Iterable<unknown>): number[] {
+  const pending: number[] = [];
+  for (const sequence of list) {
+    if (pending.length === MAX_CANCELS) break;
+    if (Number.isSafeInteger(sequence) && (sequence as number) > 0) {
+      pending.push(sequence as number);
+    }
+  }
+  return pending;
 }

@@ -125,11 +125,21 @@ export interface PendingRequestsOptions
   /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
   fullError?: (limit: number) => Error;
   /**
-   * Where the last sequence allocated is kept (default: a new one from 0).
-   * The peers of a session's successive pages share theirs, so that a new
-   * page never reuses a sequence the old one sent (see `ClientSession`).
+   * Where the last sequence allocated is kept (default: a new one from 0),
+   * and through which the pending ones can be listed. The peers of a
+   * session's successive pages share theirs, so that a new page never
+   * reuses a sequence the old one sent, and cancels the old one's requests
+   * (see `ClientSession`).
    */
-  sequences?: { last: number };
+  sequences?: RequestSequences;
+}
+
+/** The request sequences of {@linkcode PendingRequestsOptions.sequences}. */
+export interface RequestSequences {
+  /** The last sequence allocated (0: none yet). */
+  last: number;
+  /** Lists the pending sequences, oldest first (set by the tracker). */
+  pending?: () => Iterable<number>;
 }
 
 /**
@@ -150,7 +160,7 @@ export class PendingRequests {
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
-  #sequences: { last: number };
+  #sequences: RequestSequences;
 
   /**
    * Creates an empty set of pending requests.
@@ -177,7 +187,8 @@ export class PendingRequests {
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
-    this.#sequences = options.sequences ?? { last: 0 };
+    const sequences = this.#sequences = options.sequences ?? { last: 0 };
+    sequences.pending = () => this.#pending.keys();
   }
 
   /** The number of requests pending now. */

@@ -441,16 +441,22 @@ Deno.test({
 for (const when of ["running", "answered"] as const) {
   Deno.test({
     name:
-      `Session in Chromium: a request of the old page whose handler was ${when} at the reload runs once, and its response settles nothing in the new page, whose own request gets its own response`,
+      `Session in Chromium: a request of the old page whose handler was ${when} at the reload runs once, ${
+        when === "running"
+          ? "is cancelled by the new page (its signal aborts, no response)"
+          : "and its replayed response settles nothing in the new page"
+      }; the new page's own request gets its own response`,
     ignore,
     async fn() {
       await using t = startServer();
       let slowRuns = 0;
       const started = Promise.withResolvers<void>();
       const release = Promise.withResolvers<void>();
-      t.server.handle("slow", async (text: string) => {
+      const aborted = Promise.withResolvers<unknown>();
+      t.server.handle("slow", async (text: string, { signal }) => {
         slowRuns++;
         started.resolve();
+        signal.addEventListener("abort", () => aborted.resolve(signal.reason));
         await release.promise;
         return `slow ${text}`;
       });
@@ -486,17 +492,26 @@ for (const when of ["running", "answered"] as const) {
           (s) => s.page === 2 && s.results.echo !== undefined,
           null,
         );
+        if (when === "running") {
+          // The new page cancelled it (before its own request).
+          const reason = await deadline(aborted.promise, WAIT_MS, "abort");
+          assert.equal((reason as { code?: string }).code, "CANCELLED");
+        }
         release.resolve();
-        // The old request's response reaches the new page (replayed or
-        // live) and is counted as a stray, settling nothing.
-        await page.waitForFunction(
-          () =>
-            (globalThis as unknown as {
-              client: { peer?: { stats: { unexpected: number } } };
-            }).client.peer?.stats.unexpected === 1,
-          null,
-          { timeout: WAIT_MS },
-        );
+        // A round trip after the handler ended: its response came before.
+        const unexpected = await page.evaluate(async () => {
+          const { client } = globalThis as unknown as {
+            client: {
+              call(method: string, params: unknown): Promise<unknown>;
+              peer: { stats: { unexpected: number } };
+            };
+          };
+          await client.call("echo", "after");
+          return client.peer.stats.unexpected;
+        });
+        // "answered": the response, replayed, is a stray that settles
+        // nothing; "running": cancelled, it is never sent.
+        assert.equal(unexpected, when === "answered" ? 1 : 0);
         const after = await stateOf(page);
         assert.deepEqual(now.results, { echo: { value: "echo page 2" } });
         assert.deepEqual(after.results, now.results);
@@ -507,7 +522,7 @@ for (const when of ["running", "answered"] as const) {
               "ConnectionClosedError: Cannot complete request: connection closed (1000 Page hidden)",
           },
         });
-        assert.deepEqual(echoed, ["page 2"]);
+        assert.deepEqual(echoed, ["page 2", "after"]);
         assert.equal(slowRuns, 1);
         assert.deepEqual(after.events, [
           "resumed " + (when === "answered" ? 1 : 0),
@@ -663,5 +678,68 @@ Deno.test({
         { online: 1, offline: 0 },
       );
     }, true);
+  },
+});
+
+Deno.test({
+  name:
+    "Session in Chromium: a download the old page was reading stops on the server when the new page resumes (its producer's finally runs)",
+  ignore,
+  async fn() {
+    await using t = startServer();
+    const stopped = Promise.withResolvers<number>();
+    t.server.handle("numbers", async function* () {
+      let n = 0;
+      try {
+        for (;;) yield n++;
+      } finally {
+        stopped.resolve(n);
+      }
+    });
+    await withPage(async (page) => {
+      await page.goto(`${t.origin}/?keep`);
+      await connected(page, 1);
+      // The old page reads three numbers, then stops reading (the server
+      // fills the window and waits for credit).
+      await page.evaluate(() => {
+        const g = globalThis as unknown as {
+          state: { chunks?: number[] };
+          client: { stream(method: string, p: unknown): AsyncIterable<number> };
+        };
+        const chunks: number[] = g.state.chunks = [];
+        (async () => {
+          for await (const n of g.client.stream("numbers", null)) {
+            chunks.push(n);
+            if (n === 2) await new Promise(() => {});
+          }
+        })();
+      });
+      await page.waitForFunction(
+        () =>
+          (globalThis as unknown as { state: { chunks: number[] } }).state
+            .chunks.length === 3,
+        null,
+        { timeout: WAIT_MS },
+      );
+      const resumed = quiet(once(t.server, "resume", WAIT_MS));
+      await page.reload();
+      await deadline(resumed, WAIT_MS, "the server's resume");
+      const produced = await deadline(stopped.promise, WAIT_MS, "the stop");
+      assert.ok(produced >= 3 && produced <= 3 + 16, `produced ${produced}`);
+      const [connection] = t.server.connectionsOf("ada");
+      assert.equal(connection.peer.inFlight, 0);
+      const now = await connected(page, 2);
+      assert.equal(now.events.length, 1);
+      assert.match(now.events[0], /^resumed \d+$/);
+      assert.deepEqual(now.errors, []);
+      assert.equal(
+        await page.evaluate(() =>
+          (globalThis as unknown as {
+            client: { peer: { stats: { unexpected: number } } };
+          }).client.peer.stats.unexpected
+        ),
+        0,
+      );
+    });
   },
 });
