@@ -54,6 +54,11 @@ export type {
 } from "./src/wire/stream_frames.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
+  type PeerStreams,
+  streams,
+  type StreamSupport,
+} from "./src/peer/stream_support.ts";
+export {
   SESSION_PROTOCOL,
   SessionFrameType,
   type SessionHello,

@@ -13,6 +13,7 @@ import {
   type SocketLike,
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
+import { streams } from "../peer/stream_support.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
@@ -201,6 +202,7 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // results encoded once by their handler (users.list pages).
     codec: codec ?? serverJsonCodec,
     registry: options.registry,
+    streams,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.
