@@ -91,8 +91,12 @@ export {
 } from "./src/peer/request_tracker.ts";
 export {
   type PendingRequest,
+  type TimedRequest,
+  type Timeouts,
+  type TimeoutsFactory,
   type TrackOptions,
 } from "./src/peer/pending_requests.ts";
+export { timeoutLists } from "./src/peer/timeout_lists.ts";
 export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,

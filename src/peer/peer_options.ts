@@ -10,6 +10,7 @@ import type { Codec } from "../wire/codec.ts";
 import type { PeerGuard } from "./peer_guard.ts";
 import type { Registry } from "./receiver.ts";
 import type { StreamSupport } from "./stream_support.ts";
+import type { TimeoutsFactory } from "./pending_requests.ts";
 
 /**
  * Options of one outgoing request.
@@ -158,6 +159,15 @@ export interface PeerOptions {
    * @default {undefined}
    */
   streams?: StreamSupport;
+  /**
+   * How the timeouts of pending requests are kept: by default one timer per
+   * request; {@linkcode timeoutLists} keeps one timer for all, O(1) per
+   * request, for a peer with very many pending requests (the server's peers
+   * use it).
+   *
+   * @default {one timer per request}
+   */
+  timeouts?: TimeoutsFactory;
 }
 
 /**

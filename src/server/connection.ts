@@ -14,6 +14,7 @@ import {
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
 import { streams } from "../peer/stream_support.ts";
+import { timeoutLists } from "../peer/timeout_lists.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
@@ -203,6 +204,7 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     codec: codec ?? serverJsonCodec,
     registry: options.registry,
     streams,
+    timeouts: timeoutLists,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.
