@@ -74,7 +74,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <title>reload</title>
 <script type="module">
-import { Client } from "/duplex.js";
+import { Client, streams } from "/duplex.js";
 const params = new URLSearchParams(location.search);
 const page = Number(sessionStorage.getItem("test.pages") ?? "0") + 1;
 sessionStorage.setItem("test.pages", String(page));
@@ -88,6 +88,7 @@ const client = globalThis.client = new Client(
   {
     minDelay: 1,
     maxDelay: 20,
+    streams,
     session: params.has("keep") ? { storage: sessionStorage } : true,
   },
 );
