@@ -189,6 +189,14 @@ export type CreatePeer<P> = (
   options: { sequences: RequestSequences },
 ) => P;
 
+/** What a page keeps of its session for the next page. */
+interface Kept extends Required<SessionHello> {
+  /** The last request sequence its peer allocated. */
+  last: number;
+  /** Its pending requests (to cancel), oldest first. */
+  pending: number[];
+}
+
 /** The client's session across its connections. Internal. */
 export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #id: string | undefined = undefined;
@@ -198,11 +206,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #limits: SessionLimits;
   #storage: SessionStorageLike | undefined;
   #key: string;
-  #restored: Required<SessionHello> | undefined = undefined;
-  /** The old page's last request sequence, with `#restored`. */
-  #restoredLast = 0;
-  /** The old page's pending requests, to cancel, with `#restored`. */
-  #restoredPending: number[] = [];
+  /** What the previous page (or this one, suspended) kept. */
+  #restored: Kept | undefined = undefined;
   /** The request sequences of the session's peer. */
   #sequences: RequestSequences = { last: 0 };
   #hooks: ClientSessionHooks;
@@ -260,7 +265,11 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         received: socket.received,
       });
     }
-    return encodeHello(this.#restored ?? {});
+    const kept = this.#restored;
+    // Only the hello's fields go on the wire.
+    return encodeHello(
+      kept ? { id: kept.id, secret: kept.secret, received: kept.received } : {},
+    );
   }
 
   /**
@@ -319,9 +328,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#suspended = false;
     const old = this.#socket;
     const restored = this.#restored;
-    const cancels = this.#restoredPending;
     this.#restored = undefined;
-    this.#restoredPending = [];
     // Taken once (a page back from the back/forward cache resumed from
     // memory: no later copy of the tab's storage may take it over).
     if (restored !== undefined) this.#storage?.removeItem(this.#key);
@@ -341,13 +348,13 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           this.#hooks,
         );
         socket.restore(restored.received);
-        const sequences = this.#sequences = { last: this.#restoredLast };
+        const sequences = this.#sequences = { last: restored.last };
         this.#peer = createPeer(socket, { sequences });
         socket.attach(transport, state.received!);
         // Its handlers and streams stop (a download would wait for credit
         // for ever): a cancel (type 4) for each request the old page had
         // pending, before anything of the new page.
-        for (const sequence of cancels) {
+        for (const sequence of restored.pending) {
           socket.send(`{"sequence":${sequence},"type":4}`);
         }
         return {
@@ -430,22 +437,16 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     ) {
       return false;
     }
-    const saved = {
+    // Also kept here: a page restored from the back/forward cache resumes
+    // it when it connects again, like the next page would.
+    const kept = this.#restored = {
       id: this.#id,
       secret: this.#secret!,
       received: socket.received,
+      last: this.#sequences.last,
+      pending: toCancel(this.#sequences.pending?.() ?? []),
     };
-    const { last, pending: list } = this.#sequences;
-    const pending = pendingToCancel(list?.() ?? []);
-    this.#storage.setItem(
-      this.#key,
-      JSON.stringify({ ...saved, last, pending }),
-    );
-    // Also kept here: a page restored from the back/forward cache resumes
-    // it when it connects again, like the next page would.
-    this.#restored = saved;
-    this.#restoredLast = last;
-    this.#restoredPending = pending;
+    this.#storage.setItem(this.#key, JSON.stringify(kept));
     // The server keeps the session for its grace period: no `end`.
     const transport = socket.detach();
     try {
@@ -471,7 +472,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * a tab that copies this one's storage (`window.open`, duplicating the
    * tab) starts its own session instead of taking this one over.
    */
-  #load(): Required<SessionHello> | undefined {
+  #load(): Kept | undefined {
     try {
       const storage = this.#storage;
       const text = storage?.getItem(this.#key);
@@ -482,12 +483,14 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         typeof value?.id === "string" && typeof value.secret === "string" &&
         Number.isSafeInteger(value.received)
       ) {
-        const last = value.last;
-        this.#restoredLast = Number.isSafeInteger(last) && last > 0 ? last : 0;
-        this.#restoredPending = pendingToCancel(
-          Array.isArray(value.pending) ? value.pending : [],
-        );
-        return { id: value.id, secret: value.secret, received: value.received };
+        const { id, secret, received, last } = value;
+        return {
+          id,
+          secret,
+          received,
+          last: Number.isSafeInteger(last) && last > 0 ? last : 0,
+          pending: toCancel(Array.isArray(value.pending) ? value.pending : []),
+        };
       }
     } catch {
       // Unreadable: start afresh.
@@ -504,13 +507,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
 const MAX_CANCELS = 256;
 
 /** The first `MAX_CANCELS` valid sequences of `list`. */
-function pendingToCancel(list: Iterable<unknown>): number[] {
-  const pending: number[] = [];
-  for (const sequence of list) {
-    if (pending.length === MAX_CANCELS) break;
-    if (Number.isSafeInteger(sequence) && (sequence as number) > 0) {
-      pending.push(sequence as number);
-    }
-  }
-  return pending;
+function toCancel(list: Iterable<unknown>): number[] {
+  return [...list].filter((n) => Number.isSafeInteger(n) && (n as number) > 0)
+    .slice(0, MAX_CANCELS) as number[];
 }
