@@ -97,11 +97,27 @@ export function decodeRequest(data: string): Frame | undefined {
   return { sequence, type: 1, message, method: data.slice(from, last) };
 }
 
+/**
+ * The last short string result and its JSON text: a handler that answers
+ * the same string every time (the chat relay's "ok") has it stringified
+ * once. Longer strings are not kept (nor compared).
+ */
+const MAX_KEPT = 64;
+let lastString = "";
+let lastJson = '""';
+
 /** `jsonCodec` with the fast paths for requests, responses and results. */
 export const serverJsonCodec: Codec = {
   name: jsonCodec.name,
   encode: resultCodec.encode,
   encodeResponse(sequence: number, message: unknown): string {
+    if (typeof message === "string" && message.length <= MAX_KEPT) {
+      if (message !== lastString) {
+        lastJson = JSON.stringify(message);
+        lastString = message;
+      }
+      return `{"sequence":${sequence},"type":2,"message":${lastJson}}`;
+    }
     return message instanceof EncodedResult
       ? `{"sequence":${sequence},"type":2,"message":${message.json}}`
       : encodeJsonResponse(sequence, message);

@@ -231,3 +231,37 @@ Deno.test("server codec: seeded differential fuzz against the JSON path", () => 
   // Both paths were exercised many times over.
   assert.ok(fast > 1_000 && slow > 1_000, `seed ${seed}: ${fast} / ${slow}`);
 });
+
+Deno.test("server codec: responses are byte for byte what stringifying the frame gives", () => {
+  const random = new Random(7);
+  const values: unknown[] = [
+    "ok",
+    "ok",
+    "",
+    'a"b',
+    "line\nbreak",
+    "\ud800",
+    "é😀",
+    "x".repeat(64),
+    "x".repeat(65),
+    "x".repeat(65),
+    0,
+    -0,
+    1e21,
+    NaN,
+    null,
+    true,
+    undefined,
+    [1, "a"],
+    { a: 1, b: [null] },
+    { toJSON: () => "mine" },
+  ];
+  for (let i = 0; i < 2_000; i++) values.push(text(random, 80));
+  for (const [i, message] of values.entries()) {
+    assert.equal(
+      serverJsonCodec.encodeResponse!(i, message),
+      jsonCodec.encode({ sequence: i, type: 2, message }),
+      `encoding ${String(message)}`,
+    );
+  }
+});
