@@ -123,13 +123,18 @@ async function profileOnce(
 
 /** What a function's self time is spent on (the groups of docs/performance.md). */
 function groupOf(label: string): string {
-  if (/^(decode|validateFrame|isRecord|readBatch) /.test(label)) {
+  if (
+    /^(decode|decodeRequest|plainStringEnd|validateFrame|isRecord|readBatch) /
+      .test(label)
+  ) {
     return "decode";
   }
   if (/^(op_now|now ext|observeRequest|#untimed|#finished)/.test(label)) {
     return "clock + histogram";
   }
-  if (/^(encode|encodeJsonResponse|encodeBatch) /.test(label)) return "encode";
+  if (/^(encode|encodeResponse|encodeJsonResponse|encodeBatch) /.test(label)) {
+    return "encode";
+  }
   if (/ (peer|server|wire|bench)\//.test(label)) {
     return "dispatch (our code: peer, server, handler, coalescing)";
   }

@@ -22,6 +22,9 @@
  * judge a change of a few percent while other work shares the machine
  * (use smaller counts: the server runs some 50 times slower).
  *
+ * With `BENCH_HANDLING=1` each server also prints, on stderr, its own
+ * handling time per message (bench/handling_time.ts).
+ *
  * @module
  */
 
@@ -78,6 +81,10 @@ function median(values: number[]): number {
 }
 
 const CALLGRIND = Deno.env.get("BENCH_CALLGRIND") === "1";
+/** `BENCH_HANDLING=1`: each server prints its handling time per message. */
+const HANDLING = Deno.env.get("BENCH_HANDLING") === "1"
+  ? ["--preload", new URL("handling_time.ts", here).pathname]
+  : [];
 
 async function callgrindControl(args: string[]): Promise<string> {
   const { stdout } = await new Deno.Command("callgrind_control", { args })
@@ -120,6 +127,7 @@ async function once(
     Deno.execPath(),
     "run",
     "-A",
+    ...HANDLING,
     script,
   ]);
   try {
