@@ -73,6 +73,14 @@ interface StreamCall extends RequestOptions {
 /** The default window, in chunks. */
 export const DEFAULT_CREDIT = 16;
 
+/**
+ * The bytes an upload's window may hold: the responder's window starts at
+ * {@linkcode DEFAULT_CREDIT} chunks and then holds as many chunks as fit
+ * here at the largest size seen (64 chunks of 64 KiB), enough to keep a
+ * loopback connection busy while credit travels back.
+ */
+const UPLOAD_BUDGET = 4 * 1024 * 1024;
+
 const STREAM_NOT_REQUESTED: ErrorPayload = {
   code: "STREAM_NOT_REQUESTED",
   message: "Cannot answer request: the result is a stream (call stream())",
@@ -350,7 +358,7 @@ export class Streams {
     const send = this.#send;
     const queue = new ChunkQueue(DEFAULT_CREDIT, () => {
       if (this.#ends.delete(key)) send({ sequence, type: 17 });
-    });
+    }, UPLOAD_BUDGET);
     queue.bind((credit) => send({ sequence, type: 16, credit }));
     this.#ends.set(key, queue);
     frame.message = queue;
