@@ -115,6 +115,8 @@ export class SessionSocket implements SocketLike {
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** An acknowledgement is due: it goes out with our next frame, or soon. */
+  #ackDue = false;
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
   #messageListeners: EventListenerObject[] | undefined = undefined;
@@ -312,6 +314,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = undefined;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackDue = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -346,6 +349,7 @@ export class SessionSocket implements SocketLike {
       if (transport?.readyState === OPEN) transport.send(data);
       return;
     }
+    if (this.#ackDue) this.#acknowledge();
     const outbox = this.#box();
     if (this.#lost !== undefined) {
       outbox.skip();
@@ -459,7 +463,7 @@ export class SessionSocket implements SocketLike {
           received - this.#acknowledged >= limits.ackEvery ||
           (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
         ) {
-          this.#acknowledge();
+          this.#ackSoon();
         } else if (this.#ackTimer === undefined) {
           this.#ackTimer = this.#later();
         }
@@ -475,6 +479,14 @@ export class SessionSocket implements SocketLike {
       if (this.#remoteEnded) this.#end(reported, reason);
       this.#hooks.onDetach?.(reported, reason);
     }
+  }
+
+  /** A due ack goes before our next frame or ends this task (performance.md). */
+  #ackSoon(): void {
+    if (this.#ackDue) return;
+    this.#ackDue = true;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = setTimeout(acknowledgeLater, 0, this);
   }
 
   #later(): ReturnType<typeof setTimeout> {
@@ -531,6 +543,7 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
+    this.#ackDue = false;
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
 
@@ -544,6 +557,7 @@ export class SessionSocket implements SocketLike {
     if (transport === undefined || transport.readyState !== OPEN) return;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackDue = false;
     this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));
