@@ -13,8 +13,12 @@ export function cancelled(): DuplexError {
   return new DuplexError("CANCELLED", "Stream cancelled");
 }
 
-/** The most chunks an adaptive window grows to (small chunks). */
-const MAX_WINDOW = 256;
+/**
+ * The most chunks an adaptive window grows to (small chunks): what a sender
+ * can make the reader hold is this many chunks of the largest size allowed
+ * (granted credit cannot be taken back when larger chunks follow).
+ */
+const MAX_WINDOW = 64;
 /** The fewest chunks an adaptive window shrinks to (large chunks). */
 const MIN_WINDOW = 4;
 /** The largest credit batch, in chunks (a window's half up to here). */

@@ -76,8 +76,8 @@ export const DEFAULT_CREDIT = 16;
 /**
  * The bytes an upload's window may hold: the responder's window starts at
  * {@linkcode DEFAULT_CREDIT} chunks and then holds as many chunks as fit
- * here at the largest size seen (64 chunks of 64 KiB), enough to keep a
- * loopback connection busy while credit travels back.
+ * here at the largest size seen, from 4 to 64 (64 chunks of 64 KiB), enough
+ * to keep a loopback connection busy while credit travels back.
  */
 const UPLOAD_BUDGET = 4 * 1024 * 1024;
 

@@ -82,9 +82,9 @@ Deno.test("Upload window: 512 KiB chunks shrink it to 8 chunks (4 MiB) once the 
   assert.equal(read, 60);
 });
 
-Deno.test("Upload window: small text chunks open it to at most 256; values of no plain size keep 16", async () => {
-  const text = await paused(1000, () => "x", () => 256, false);
-  assert.equal(text.pulledWhilePaused, 1 + 256);
+Deno.test("Upload window: small text chunks open it to at most 64; values of no plain size keep 16", async () => {
+  const text = await paused(1000, () => "x", () => 64, false);
+  assert.equal(text.pulledWhilePaused, 1 + 64);
   assert.equal(text.read, 1000);
   const values = await paused(100, (i) => ({ i }), () => 16, false);
   // One read owes one chunk: credit goes back in batches of half the window.
