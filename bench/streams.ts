@@ -35,7 +35,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { binaryCodec } from "../binary.ts";
-import { Client } from "../client.ts";
+import { Client, streams } from "../client.ts";
 
 const { values } = parseArgs({
   options: {
@@ -150,6 +150,7 @@ async function* chunks(bytes: number): AsyncGenerator<Uint8Array> {
 
 const client = new Client(`ws://${base}/?user=bench`, {
   codec: binaryCodec,
+  streams,
   pingInterval: 0,
   timeout: 0,
   session: SESSIONS,

@@ -127,7 +127,7 @@ export class Client<
    * @param options Reconnection, queue, heartbeat and connection options.
    */
   constructor(url: UrlSource, options: ClientOptions = {}) {
-    super(options.registry);
+    super(options.registry, options.streams);
     this.#url = url;
     this.#href = typeof url === "function" ? "(URL function)" : String(url);
     this.#options = { ...options, registry: this.registry };

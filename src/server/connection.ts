@@ -13,6 +13,8 @@ import {
   type SocketLike,
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
+import { streams } from "../peer/stream_support.ts";
+import { timeoutLists } from "../peer/timeout_lists.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
@@ -201,6 +203,8 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // results encoded once by their handler (users.list pages).
     codec: codec ?? serverJsonCodec,
     registry: options.registry,
+    streams,
+    timeouts: timeoutLists,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
     // Size, rate, in-flight and backpressure limits, per connection.

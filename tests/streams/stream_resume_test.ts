@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { binaryCodec } from "../../binary.ts";
-import type { SessionEvent } from "../../client.ts";
+import { type SessionEvent, streams } from "../../client.ts";
 import type { RequestContext } from "../../mod.ts";
 import { deadline, once } from "../_helpers.ts";
 import { setup } from "../sessions/_session_helpers.ts";
@@ -26,7 +26,7 @@ for (const fault of ["rst", "midframe"] as const) {
       for await (const chunk of chunks) uploads.push(chunk[0] | chunk[1] << 8);
       return uploads.length;
     });
-    const client = t.client("alice", { codec: binaryCodec });
+    const client = t.client("alice", { codec: binaryCodec, streams });
     await client.connect();
     assert.equal(client.protocol, "duplex.v1.bin");
 
@@ -84,7 +84,11 @@ Deno.test("A resume in the middle of a 32 MiB upload loses nothing; what either 
       return total;
     },
   );
-  const client = t.client("alice", { codec: binaryCodec, pingInterval: 0 });
+  const client = t.client("alice", {
+    codec: binaryCodec,
+    pingInterval: 0,
+    streams,
+  });
   await client.connect();
   let clientKept = 0;
   async function* source(): AsyncGenerator<Uint8Array> {
