@@ -115,7 +115,7 @@ export class SessionSocket implements SocketLike {
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** An acknowledgement is due: it goes out with our next frame, or soon. */
+  /** An acknowledgement is due: it follows our next frame, or goes soon. */
   #ackDue = false;
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
@@ -349,7 +349,6 @@ export class SessionSocket implements SocketLike {
       if (transport?.readyState === OPEN) transport.send(data);
       return;
     }
-    if (this.#ackDue) this.#acknowledge();
     const outbox = this.#box();
     if (this.#lost !== undefined) {
       outbox.skip();
@@ -363,6 +362,7 @@ export class SessionSocket implements SocketLike {
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(data);
     }
+    if (this.#ackDue) this.#acknowledge();
   }
 
   /**
@@ -481,7 +481,7 @@ export class SessionSocket implements SocketLike {
     }
   }
 
-  /** A due ack goes before our next frame or ends this task (performance.md). */
+  /** A due ack follows our next frame, or ends this task (performance.md). */
   #ackSoon(): void {
     if (this.#ackDue) return;
     this.#ackDue = true;
