@@ -18,7 +18,7 @@ export function cancelled(): DuplexError {
  * can make the reader hold is this many chunks of the largest size allowed
  * (granted credit cannot be taken back when larger chunks follow).
  */
-const MAX_WINDOW = 64;
+const MAX_WINDOW = 32;
 /** The fewest chunks an adaptive window shrinks to (large chunks). */
 const MIN_WINDOW = 4;
 /** The largest credit batch, in chunks (a window's half up to here). */

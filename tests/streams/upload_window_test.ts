@@ -56,35 +56,35 @@ async function paused<T>(
   return { pulledWhilePaused, read: await result as number };
 }
 
-Deno.test("Upload window: 64 KiB chunks open it to 64 chunks (4 MiB) after the first 16, never more in flight or buffered", async () => {
+Deno.test("Upload window: 64 KiB chunks open it to 32 chunks (2 MiB) after the first 16, never more in flight or buffered", async () => {
   const chunk = new Uint8Array(64 * 1024).fill(1);
   const { pulledWhilePaused, read } = await paused(
     300,
     () => chunk,
-    () => 64,
+    () => 32,
     true,
   );
-  // The first read made the window up to 64 granted-but-unread chunks.
-  assert.equal(pulledWhilePaused, 1 + 64);
+  // The first read made the window up to 32 granted-but-unread chunks.
+  assert.equal(pulledWhilePaused, 1 + 32);
   assert.equal(read, 300);
 });
 
-Deno.test("Upload window: 512 KiB chunks shrink it to 8 chunks (4 MiB) once the first 16 are read", async () => {
+Deno.test("Upload window: 512 KiB chunks shrink it to 4 chunks (2 MiB) once the first 16 are read", async () => {
   const chunk = new Uint8Array(512 * 1024).fill(2);
   const { pulledWhilePaused, read } = await paused(
     60,
     () => chunk,
-    // The first grant (16) stands; after it, at most 8 granted-but-unread.
-    (read) => Math.max(16 - read, 8),
+    // The first grant (16) stands; after it, at most 4 granted-but-unread.
+    (read) => Math.max(16 - read, 4),
     true,
   );
   assert.equal(pulledWhilePaused, 16);
   assert.equal(read, 60);
 });
 
-Deno.test("Upload window: small text chunks open it to at most 64; values of no plain size keep 16", async () => {
-  const text = await paused(1000, () => "x", () => 64, false);
-  assert.equal(text.pulledWhilePaused, 1 + 64);
+Deno.test("Upload window: small text chunks open it to at most 32; values of no plain size keep 16", async () => {
+  const text = await paused(1000, () => "x", () => 32, false);
+  assert.equal(text.pulledWhilePaused, 1 + 32);
   assert.equal(text.read, 1000);
   const values = await paused(100, (i) => ({ i }), () => 16, false);
   // One read owes one chunk: credit goes back in batches of half the window.
