@@ -437,7 +437,9 @@ export class Client<
         }
         session.handshake(socket, {
           live: () => generation === this.#generation,
-          createPeer: (over) => new Peer<Local, Remote>(over, opts),
+          // `sequences` reaches the peer's pending requests.
+          createPeer: (over, add) =>
+            new Peer<Local, Remote>(over, { ...opts, ...add }),
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);

@@ -201,6 +201,22 @@ export interface PendingRequestsOptions
   fullError?: (limit: number) => Error;
   /** How timeouts are kept (default: one timer per request). */
   timeouts?: TimeoutsFactory;
+  /**
+   * Where the last sequence allocated is kept (default: a new one from 0),
+   * and through which the pending ones can be listed. The peers of a
+   * session's successive pages share theirs, so that a new page never
+   * reuses a sequence the old one sent, and cancels the old one's requests
+   * (see `ClientSession`).
+   */
+  sequences?: RequestSequences;
+}
+
+/** The request sequences of {@linkcode PendingRequestsOptions.sequences}. */
+export interface RequestSequences {
+  /** The last sequence allocated (0: none yet). */
+  last: number;
+  /** Lists the pending sequences, oldest first (set by the tracker). */
+  pending?: () => Iterable<number>;
 }
 
 /**
@@ -215,7 +231,7 @@ export class PendingRequests {
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
-  #last = 0;
+  #sequences: RequestSequences;
 
   /**
    * Creates an empty set of pending requests.
@@ -243,6 +259,8 @@ export class PendingRequests {
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
     this.#timeouts = (options.timeouts ?? timers)(this.#expire);
+    const sequences = this.#sequences = options.sequences ?? { last: 0 };
+    sequences.pending = () => this.#pending.keys();
   }
 
   /** The number of requests pending now. */
@@ -280,11 +298,12 @@ export class PendingRequests {
     if (pending.size >= max) {
       throw this.#options.fullError?.(max) ?? new TooManyPendingError(max);
     }
-    let sequence = this.#last;
+    const sequences = this.#sequences;
+    let sequence = sequences.last;
     do {
       sequence = sequence >= this.#maxSequence ? 1 : sequence + 1;
     } while (pending.has(sequence));
-    this.#last = sequence;
+    sequences.last = sequence;
 
     let resolve!: (value: unknown) => void;
     const promise = new Promise<T>((r) => resolve = r as typeof resolve);

@@ -115,8 +115,7 @@ export class SessionSocket implements SocketLike {
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** An acknowledgement is due: it follows our next frame, or goes soon. */
-  #ackDue = false;
+  #ackSoon = false; // #ackTimer is a due acknowledgement's (0 ms)
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
   #messageListeners: EventListenerObject[] | undefined = undefined;
@@ -314,7 +313,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = undefined;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    this.#ackDue = false;
+    this.#ackSoon = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -362,7 +361,6 @@ export class SessionSocket implements SocketLike {
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(data);
     }
-    if (this.#ackDue) this.#acknowledge();
   }
 
   /**
@@ -463,7 +461,7 @@ export class SessionSocket implements SocketLike {
           received - this.#acknowledged >= limits.ackEvery ||
           (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
         ) {
-          this.#ackSoon();
+          this.#acknowledgeSoon();
         } else if (this.#ackTimer === undefined) {
           this.#ackTimer = this.#later();
         }
@@ -481,16 +479,17 @@ export class SessionSocket implements SocketLike {
     }
   }
 
-  /** A due ack follows our next frame, or ends this task (performance.md). */
-  #ackSoon(): void {
-    if (this.#ackDue) return;
-    this.#ackDue = true;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = setTimeout(acknowledgeLater, 0, this);
-  }
-
   #later(): ReturnType<typeof setTimeout> {
     return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
+  }
+
+  /** Due: sent after what this delivery makes us send (a lone ack ahead of
+   * them holds them ~40 ms under Nagle: Deno's client has no TCP_NODELAY). */
+  #acknowledgeSoon(): void {
+    if (this.#ackSoon) return;
+    this.#ackSoon = true;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = setTimeout(acknowledgeLater, 0, this);
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -543,7 +542,7 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
-    this.#ackDue = false;
+    this.#ackSoon = false;
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
 
@@ -557,7 +556,7 @@ export class SessionSocket implements SocketLike {
     if (transport === undefined || transport.readyState !== OPEN) return;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
-    this.#ackDue = false;
+    this.#ackSoon = false;
     this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));

@@ -192,6 +192,8 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     onError: (user: string, error: unknown) => void;
     /** The codec the client chose, when not JSON. */
     codec?: Codec;
+    /** The last request sequence an earlier instance of the session used. */
+    usedSequences?: number;
   },
 ): Peer<Local, Remote> {
   const { peerOptions, codec } = options;
@@ -207,6 +209,10 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     timeouts: timeoutLists,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
+    // Sequences follow an earlier instance's (reaches PendingRequests).
+    ...(options.usedSequences
+      ? { sequences: { last: options.usedSequences } }
+      : undefined),
     // Size, rate, in-flight and backpressure limits, per connection.
     guard: new PeerLimits(peerOptions),
     // Hooks rather than event listeners: cheaper per idle connection.

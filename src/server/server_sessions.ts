@@ -429,6 +429,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
       ...host.peer,
       codec: upgrade.codec,
+      usedSequences: session.usedSequences,
       onClose: (code, why) => this.#onEnd(session, code, why),
       onError: host.onError,
     });

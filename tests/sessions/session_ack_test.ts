@@ -82,3 +82,29 @@ for (
     session.end("expired");
   });
 }
+
+Deno.test("SessionSocket: a due ack goes out after the frames its delivery makes this side send, not alone ahead of them (Nagle)", async () => {
+  const session = new SessionSocket(sessionLimits({ ackEvery: 2 }));
+  const transport = new FakeTransport();
+  session.attach(transport, 0);
+  // Each frame received is answered a few promise hops later (as a
+  // client's next request is).
+  session.addEventListener("message", {
+    handleEvent() {
+      Promise.resolve().then(() => Promise.resolve()).then(() =>
+        session.send(`{"sequence":1,"type":1,"message":"next"}`)
+      );
+    },
+  });
+  transport.receive(`{"sequence":0,"type":3,"message":1}`);
+  transport.receive(`{"sequence":0,"type":3,"message":2}`);
+  assert.deepEqual(transport.sent, []);
+  // The next macrotask: the answers went first, then the ack of both.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(
+    transport.sent.map((frame) => JSON.parse(frame as string).type),
+    [1, 1, 10],
+  );
+  assert.equal(JSON.parse(transport.sent[2] as string).sequence, 2);
+  session.close();
+});
