@@ -105,6 +105,11 @@ export {
 } from "./src/peer/handler.ts";
 export { type RequestOptions } from "./src/peer/peer_options.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
+export {
+  type PeerStreams,
+  streams,
+  type StreamSupport,
+} from "./src/peer/stream_support.ts";
 export { Receiver } from "./src/peer/receiver.ts";
 export { Sender } from "./src/peer/sender.ts";
 export { TypedEventTarget } from "./src/peer/typed_event_target.ts";

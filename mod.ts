@@ -54,6 +54,11 @@ export type {
 } from "./src/wire/stream_frames.ts";
 export { type ChunkOf, type StreamOptions } from "./src/peer/streams.ts";
 export {
+  type PeerStreams,
+  streams,
+  type StreamSupport,
+} from "./src/peer/stream_support.ts";
+export {
   SESSION_PROTOCOL,
   SessionFrameType,
   type SessionHello,
@@ -86,8 +91,12 @@ export {
 } from "./src/peer/request_tracker.ts";
 export {
   type PendingRequest,
+  type TimedRequest,
+  type Timeouts,
+  type TimeoutsFactory,
   type TrackOptions,
 } from "./src/peer/pending_requests.ts";
+export { timeoutLists } from "./src/peer/timeout_lists.ts";
 export { RateLimiter, type RateLimitOptions } from "./src/peer/rate_limiter.ts";
 export {
   type BackpressurePolicy,

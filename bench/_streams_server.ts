@@ -5,12 +5,14 @@
  * - `upload` (Duplex): reads an uploaded stream and discards it; answers the
  *   byte count.
  * - `download` (Duplex): `{ chunks, size }` → a stream of `chunks` binary
- *   chunks of `size` bytes; counts how many the producer pulled.
+ *   chunks of `size` bytes; counts how many the producer pulled (`GET
+ *   /pulled`: `{ pulled }`).
  * - `echo` (Duplex): answers its params.
  * - `/raw?mode=sink`: discards binary frames, answers the total to a text
  *   `"done"`; `/raw?mode=echo`: echoes every frame.
  * - `GET /rss`: `{ rss, peak }` in bytes after a full GC; `peak` is the
- *   highest RSS sampled every 10 ms since the last `GET /rss?reset`.
+ *   highest RSS sampled every 10 ms since the last `GET /rss?reset`
+ *   (`?reset&live`: sampled every 50 ms, each after a full GC).
  * - `GET /cpu`: `{ cpuMs }`, the process's CPU time so far (user + system).
  *
  * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`;
@@ -28,7 +30,14 @@ function gc(): void {
 }
 
 let peak = 0;
+/** Whether each sample first collects garbage (`GET /rss?reset&live`). */
+let live = false;
+let ticks = 0;
 const sampler = setInterval(() => {
+  // Live: a full GC every 50 ms, so that the peak is what is kept alive
+  // (and what the allocator holds), not garbage V8 has not collected yet.
+  if (live && ++ticks % 5 !== 0) return;
+  if (live) gc();
   peak = Math.max(peak, Deno.memoryUsage().rss);
 }, 10);
 
@@ -44,10 +53,16 @@ server.handle("upload", async (chunks: AsyncIterable<Uint8Array>) => {
   for await (const chunk of chunks) total += chunk.byteLength;
   return total;
 });
+/** Chunks the current download's producer pulled so far. */
+let pulled = 0;
 server.handle(
   "download",
   async function* ({ chunks, size }: { chunks: number; size: number }) {
-    for (let i = 0; i < chunks; i++) yield new Uint8Array(size).fill(i);
+    pulled = 0;
+    for (let i = 0; i < chunks; i++) {
+      pulled++;
+      yield new Uint8Array(size).fill(i);
+    }
   },
 );
 server.handle("echo", (value: unknown) => value);
@@ -70,9 +85,13 @@ const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
   if (url.pathname === "/rss") {
     gc();
     const rss = Deno.memoryUsage().rss;
-    if (url.searchParams.has("reset")) peak = rss;
+    if (url.searchParams.has("reset")) {
+      peak = rss;
+      live = url.searchParams.has("live");
+    }
     return Response.json({ rss, peak });
   }
+  if (url.pathname === "/pulled") return Response.json({ pulled });
   if (url.pathname === "/cpu") {
     const { user, system } = process.cpuUsage();
     return Response.json({ cpuMs: (user + system) / 1000 });

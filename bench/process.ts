@@ -52,6 +52,8 @@ export function spawnDeno(
 export interface RunningServer {
   /** The port it printed. */
   port: number;
+  /** The server's process id. */
+  pid: number;
   /** Sends SIGTERM and waits for the exit. */
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export async function spawnServer(
     const { line, drained } = await firstLine(child.stdout);
     return {
       port: JSON.parse(line).port,
+      pid: child.pid,
       async stop() {
         child.kill("SIGTERM");
         await child.status;

@@ -4,7 +4,8 @@
  *
  *   deno run -A bench/profile.ts <server> <wire> <workload> <count> [size] [repeats]
  *
- * `server` is `raw` or `duplex`; `wire`, `workload`, `count` and `size` are
+ * `server` is `raw`, `duplex` or the path of another server program (one
+ * that prints `{"port": N}` like those two); `wire`, `workload`, `count` and `size` are
  * those of bench/lean_client.ts. The server runs under
  * `deno run --cpu-prof --cpu-prof-interval=100`; each repeat is a fresh
  * server. Prints, per repeat and as the median of the repeats, the server's
@@ -82,7 +83,11 @@ async function profileOnce(
   size: number,
 ): Promise<{ times: Map<string, number>; client: Record<string, number> }> {
   const dir = await Deno.makeTempDir({ prefix: "duplex-prof-" });
-  const file = server === "raw" ? "raw_server.ts" : "duplex_server.ts";
+  const file = server.endsWith(".ts")
+    ? server
+    : server === "raw"
+    ? "raw_server.ts"
+    : "duplex_server.ts";
   const running = await spawnServer([
     Deno.execPath(),
     "run",
@@ -118,13 +123,18 @@ async function profileOnce(
 
 /** What a function's self time is spent on (the groups of docs/performance.md). */
 function groupOf(label: string): string {
-  if (/^(decode|validateFrame|isRecord|readBatch) /.test(label)) {
+  if (
+    /^(decode|decodeRequest|plainStringEnd|validateFrame|isRecord|readBatch) /
+      .test(label)
+  ) {
     return "decode";
   }
   if (/^(op_now|now ext|observeRequest|#untimed|#finished)/.test(label)) {
     return "clock + histogram";
   }
-  if (/^(encode|encodeJsonResponse|encodeBatch) /.test(label)) return "encode";
+  if (/^(encode|encodeResponse|encodeJsonResponse|encodeBatch) /.test(label)) {
+    return "encode";
+  }
   if (/ (peer|server|wire|bench)\//.test(label)) {
     return "dispatch (our code: peer, server, handler, coalescing)";
   }

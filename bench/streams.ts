@@ -5,10 +5,17 @@
  * 1. upload: `--upload-mib` MiB (default 1024) in 64 KiB binary chunks
  *    through a stream to a handler that discards them, against raw binary
  *    frames of the same size to a raw endpoint that discards them; server
- *    RSS growth (peak during the upload minus the level before, after GC).
+ *    RSS growth: the highest RSS sampled every 10 ms during the upload minus
+ *    the RSS before it (after a full GC), the worst of the repeats, and the
+ *    same figure for the raw upload (what the runtime itself costs: each
+ *    message arrives in a fresh buffer that V8 collects when it sees fit);
+ *    then one more upload of each with a full GC before every sample (every
+ *    50 ms): the growth of what stays alive.
  * 2. slow download: 1,000 chunks of 16 KiB to a consumer that waits 1 ms
- *    per chunk; the most chunks ever received and not yet consumed (must
- *    not exceed the credit) and the server's RSS growth.
+ *    per chunk; the most chunks ever received and not yet consumed, and
+ *    every 50 chunks how far the producer has pulled ahead of the consumer
+ *    (neither may exceed the credit); the producer's RSS growth (flat:
+ *    at most 2 MiB, under an eighth of the 16 MiB produced).
  * 3. round trip: a 1 MiB `Uint8Array` through `call("echo")` against a raw
  *    binary echo, median of `--rounds` (default 40), interleaved.
  *
@@ -17,7 +24,8 @@
  * gives the CPU time of the client and of the server process (`cpuMs`),
  * steadier than wall time on a shared machine.
  *
- * Prints one JSON object. `deno run -A bench/streams.ts [--upload-mib N]
+ * Prints the targets of issue 20 with ✓ or ✗, then one JSON object.
+ * `deno run -A bench/streams.ts [--upload-mib N]
  * [--rounds N] [--repeats N] [--sessions 0]` (sessions are on by default, as
  * in the client and server).
  *
@@ -27,7 +35,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { binaryCodec } from "../binary.ts";
-import { Client } from "../client.ts";
+import { Client, streams } from "../client.ts";
 
 const { values } = parseArgs({
   options: {
@@ -60,8 +68,10 @@ const { value: line } = await reader.read();
 const { port } = JSON.parse(line!);
 const base = `127.0.0.1:${port}`;
 
-async function rss(reset = false): Promise<{ rss: number; peak: number }> {
-  const response = await fetch(`http://${base}/rss${reset ? "?reset" : ""}`);
+async function rss(
+  reset: "" | "reset" | "reset&live" = "",
+): Promise<{ rss: number; peak: number }> {
+  const response = await fetch(`http://${base}/rss?${reset}`);
   return await response.json();
 }
 
@@ -140,6 +150,7 @@ async function* chunks(bytes: number): AsyncGenerator<Uint8Array> {
 
 const client = new Client(`ws://${base}/?user=bench`, {
   codec: binaryCodec,
+  streams,
   pingInterval: 0,
   timeout: 0,
   session: SESSIONS,
@@ -163,13 +174,36 @@ const streamRuns: number[] = [];
 const rawCpu = { client: [] as number[], server: [] as number[] };
 const streamCpu = { client: [] as number[], server: [] as number[] };
 let growth = 0;
-for (let repeat = 0; repeat < REPEATS; repeat++) {
-  rawRuns.push(await timed(() => rawUpload(UPLOAD), rawCpu));
-  const before = await rss(true);
-  streamRuns.push(await timed(() => streamUpload(UPLOAD), streamCpu));
+let rawGrowth = 0;
+/** Runs an upload, returning its result and the server's RSS growth. */
+async function measured(run: () => Promise<number>): Promise<[number, number]> {
+  const before = await rss("reset");
+  const result = await run();
   const after = await rss();
-  growth = Math.max(growth, after.peak - before.rss);
+  return [result, after.peak - before.rss];
 }
+for (let repeat = 0; repeat < REPEATS; repeat++) {
+  const [raw, rawGrew] = await measured(() =>
+    timed(() => rawUpload(UPLOAD), rawCpu)
+  );
+  rawRuns.push(raw);
+  rawGrowth = Math.max(rawGrowth, rawGrew);
+  const [stream, grew] = await measured(() =>
+    timed(() => streamUpload(UPLOAD), streamCpu)
+  );
+  streamRuns.push(stream);
+  growth = Math.max(growth, grew);
+}
+// Once more each, with a full GC before every sample: what the upload keeps
+// alive (and the allocator holds), without the garbage V8 collects late.
+async function live(run: () => Promise<number>): Promise<number> {
+  const before = await rss("reset&live");
+  await run();
+  const after = await rss();
+  return after.peak - before.rss;
+}
+const rawLive = await live(() => rawUpload(UPLOAD));
+const streamLive = await live(() => streamUpload(UPLOAD));
 const upload = {
   mib: UPLOAD / MIB,
   chunkBytes: CHUNK,
@@ -181,13 +215,18 @@ const upload = {
   ),
   cpuMs: { raw: cpuFigures(rawCpu), stream: cpuFigures(streamCpu) },
   serverRssGrowthMib: Number((growth / MIB).toFixed(2)),
+  rawServerRssGrowthMib: Number((rawGrowth / MIB).toFixed(2)),
+  serverLiveRssGrowthMib: Number((streamLive / MIB).toFixed(2)),
+  rawServerLiveRssGrowthMib: Number((rawLive / MIB).toFixed(2)),
 };
 
 // Slow consumer.
 const credit = 16;
-const downloadBefore = await rss(true);
+const downloadBefore = await rss("reset");
 let consumed = 0;
 let maxAhead = 0;
+let maxPulledAhead = 0;
+const samples: number[] = [];
 const framesIn = client.peer!.stats.framesIn;
 const startFrames = framesIn[12];
 for await (
@@ -197,15 +236,27 @@ for await (
   }, { credit })
 ) {
   if (chunk.byteLength !== 16 * 1024) throw new Error("short chunk");
+  // Received and not consumed yet, this one included.
+  maxAhead = Math.max(maxAhead, framesIn[12] - startFrames - consumed);
   consumed++;
-  maxAhead = Math.max(maxAhead, framesIn[12] - startFrames - consumed + 1);
-  await new Promise((resolve) => setTimeout(resolve, 1));
+  if (consumed % 50 === 0) {
+    // The producer's lead over what was consumed (the slow consumer's
+    // wait: a fetch takes longer than the 1 ms sleep).
+    const response = await fetch(`http://${base}/pulled`);
+    const { pulled } = await response.json();
+    maxPulledAhead = Math.max(maxPulledAhead, pulled - consumed);
+    samples.push((await rss()).rss);
+  } else await new Promise((resolve) => setTimeout(resolve, 1));
 }
 const downloadAfter = await rss();
 const download = {
   chunks: consumed,
   credit,
   maxInFlight: maxAhead,
+  maxPulledAhead,
+  serverRssSpreadMib: Number(
+    ((Math.max(...samples) - Math.min(...samples)) / MIB).toFixed(2),
+  ),
   serverRssGrowthMib: Number(
     ((downloadAfter.peak - downloadBefore.rss) / MIB).toFixed(2),
   ),
@@ -269,6 +320,43 @@ child.kill("SIGTERM");
 await child.status;
 await reader.cancel();
 
+function check(ok: boolean, text: string): void {
+  console.log(`${ok ? "✓" : "✗"} ${text}`);
+}
+check(
+  upload.ratio >= 0.8,
+  `upload of ${upload.mib} MiB: ${upload.streamMibPerS} MiB/s, ` +
+    `${upload.ratio} of raw binary frames (${upload.rawMibPerS} MiB/s); ` +
+    `target at least 0.80`,
+);
+check(
+  upload.serverRssGrowthMib <= 8,
+  `upload: server RSS grew by ${upload.serverRssGrowthMib} MiB at most ` +
+    `(raw frames: ${upload.rawServerRssGrowthMib} MiB); target at most 8`,
+);
+check(
+  upload.serverLiveRssGrowthMib <= 8,
+  `upload, a full GC before each sample: server RSS grew by ` +
+    `${upload.serverLiveRssGrowthMib} MiB (raw frames: ` +
+    `${upload.rawServerLiveRssGrowthMib} MiB); target at most 8`,
+);
+check(
+  download.maxInFlight <= credit && download.maxPulledAhead <= credit,
+  `slow download: at most ${download.maxInFlight} chunks received and ` +
+    `not consumed, the producer at most ${download.maxPulledAhead} ahead; ` +
+    `credit ${credit}`,
+);
+check(
+  download.serverRssGrowthMib <= 2,
+  `slow download: producer RSS grew by ${download.serverRssGrowthMib} MiB ` +
+    `(spread of the samples ${download.serverRssSpreadMib} MiB); flat: ` +
+    `at most 2`,
+);
+check(
+  roundTrip.ratio <= 1.1,
+  `1 MiB round trip: ${roundTrip.duplexMs} ms, ${roundTrip.ratio} of a ` +
+    `raw binary echo (${roundTrip.rawMs} ms); target at most 1.10`,
+);
 console.log(
   JSON.stringify({ sessions: SESSIONS, upload, download, roundTrip }, null, 2),
 );

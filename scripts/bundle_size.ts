@@ -7,6 +7,9 @@
  *   The budget ({@linkcode BUDGET_BYTES}, 7 KB min+gzip) is about this
  *   figure; the script exits with 1 above it.
  * - (b) the whole `client.ts` entry (everything it exports).
+ * - (c) the typical app with stream support (`{ streams }`), and what is
+ *   left of stream support in (a), which does not opt in (at most
+ *   {@linkcode STREAMS_BUDGET_BYTES}; the script exits with 1 above it).
  * - What each part of (a) costs ({@linkcode PARTS}). Method: the bundle is
  *   built with a source map, which names the source file and line of every
  *   minified byte. A part's minified bytes are the bytes mapped to its
@@ -27,6 +30,21 @@ export const BUDGET_BYTES = 7 * 1024;
 
 /** The entry of the typical app, relative to the repository root. */
 export const TYPICAL_APP = "scripts/typical_app.ts";
+
+/**
+ * The typical app with stream support (the `streams` option): what opting
+ * in costs.
+ */
+export const TYPICAL_STREAM_APP = "scripts/typical_stream_app.ts";
+
+/**
+ * The most stream support may add to a JSON-only client that does not opt
+ * in, in gzip bytes (issue 20: 1 KB).
+ */
+export const STREAMS_BUDGET_BYTES = 1024;
+
+/** The part that is stream support (its files, and the refusals left). */
+export const STREAMS = "streams (credit flow control, uploads, downloads)";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -52,6 +70,7 @@ export const PARTS: Part[] = [
     code: [
       "src/peer/session_socket.ts",
       "src/peer/session_outbox.ts",
+      "src/peer/session_limits.ts",
       "src/wire/buffer_pool.ts",
       "src/client/client_session.ts",
       "src/wire/session_frames.ts",
@@ -59,11 +78,20 @@ export const PARTS: Part[] = [
     ],
   },
   {
-    name: "streams (credit flow control, uploads, downloads)",
+    name: STREAMS,
     code: [
       "src/peer/streams.ts",
       "src/peer/chunk_queue.ts",
+      "src/peer/stream_support.ts",
       "src/wire/stream_frames.ts",
+      // What stays without the `streams` option: the refusals.
+      "src/peer/sender.ts#Sender.stream",
+      "src/peer/sender.ts#Sender.#streams",
+      "src/peer/sender.ts#Sender.constructor",
+      "src/peer/sender.ts#STREAMS_UNSUPPORTED",
+      "src/peer/sender.ts#noStreams",
+      "src/peer/sender.ts#isStream",
+      "src/peer/peer.ts#Peer.#streamsOf",
     ],
   },
   {
@@ -100,7 +128,11 @@ export const PARTS: Part[] = [
   },
   {
     name: "peer: frames, dispatch, close (the rest of Peer)",
-    code: ["src/peer/peer.ts", "src/peer/sender.ts"],
+    code: [
+      "src/peer/peer.ts",
+      "src/peer/sender.ts",
+      "src/peer/peer_options.ts",
+    ],
   },
   {
     name: "codec and frame validation",
@@ -109,14 +141,6 @@ export const PARTS: Part[] = [
   {
     name: "malformed frames and original protocol",
     code: ["src/peer/malformed_frames.ts", "src/peer/original_protocol.ts"],
-  },
-  {
-    name: "streams (types 12 to 17, credit)",
-    code: [
-      "src/peer/streams.ts",
-      "src/peer/chunk_queue.ts",
-      "src/wire/stream_frames.ts",
-    ],
   },
   {
     name: "batch frames (reading write-coalesced batches)",
@@ -180,7 +204,8 @@ interface SourceMap {
   mappings: string;
 }
 
-async function build(entry: string, name: string): Promise<Built> {
+async function build(entry: string): Promise<Built> {
+  const name = entry.replace(/^.*\//, "").replace(/\.ts$/, "");
   const out = new URL(`dist/${name}.min.js`, ROOT);
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: [
@@ -232,8 +257,7 @@ async function build(entry: string, name: string): Promise<Built> {
 export async function bundleSize(
   entry: string = TYPICAL_APP,
 ): Promise<BundleSize> {
-  const name = entry === TYPICAL_APP ? "typical_app" : "client";
-  const { path, minified, gzip } = await build(entry, name);
+  const { path, minified, gzip } = await build(entry);
   return { path, minified, gzip };
 }
 
@@ -411,10 +435,7 @@ export async function analyze(
   entry: string = TYPICAL_APP,
   options: { members?: boolean } = {},
 ): Promise<Analysis> {
-  const built = await build(
-    entry,
-    entry === TYPICAL_APP ? "typical_app" : "client",
-  );
+  const built = await build(entry);
   const { origin } = origins(built);
   const byPart = new Map<string, Set<number>>();
   const byFile = new Map<string, Set<number>>();
@@ -466,11 +487,15 @@ function table(rows: Cost[], title: string): string[] {
 
 async function main(args: string[]): Promise<number> {
   const members = args.includes("--members");
-  const [app, all] = await Promise.all([
+  const [app, all, streaming] = await Promise.all([
     analyze(TYPICAL_APP, { members }),
     bundleSize("client.ts"),
+    bundleSize(TYPICAL_STREAM_APP),
   ]);
   const over = app.gzip - BUDGET_BYTES;
+  // Stream support in (a), which does not opt in: its files (none should
+  // be left) and the refusals of stream calls.
+  const left = app.parts.find((part) => part.name === STREAMS)!;
   const lines = [
     "Browser client, deno bundle --platform browser --minify, gzip level 6 (bytes)",
     `  (a) typical app (${TYPICAL_APP}: imports just Client and uses it)`,
@@ -480,6 +505,15 @@ async function main(args: string[]): Promise<number> {
     })`,
     "  (b) the whole client.ts entry",
     `      minified ${number(all.minified)}, gzip ${number(all.gzip)}`,
+    `  (c) the typical app with streams (${TYPICAL_STREAM_APP}: { streams })`,
+    `      minified ${number(streaming.minified)}, gzip ${
+      number(streaming.gzip)
+    } (opting in costs ${number(streaming.gzip - app.gzip)})`,
+    "  Stream support left in (a), which does not opt in (issue 20: at most",
+    `  ${number(STREAMS_BUDGET_BYTES)} B gzip): ${number(left.minified)} B ` +
+    `minified, ${number(left.gzip)} B gzip ${
+      left.gzip <= STREAMS_BUDGET_BYTES ? "✓" : "✗"
+    }`,
     "",
     "What each part of (a) costs: minified bytes from the source map; gzip:",
     "what (a) loses without the part's bytes (shared text compresses once, so",
@@ -492,6 +526,13 @@ async function main(args: string[]): Promise<number> {
     lines.push("", ...table(app.members.slice(0, 60), "member"));
   }
   console.log(lines.join("\n"));
+  if (left.gzip > STREAMS_BUDGET_BYTES) {
+    console.error(
+      `Over budget: stream support adds ${number(left.gzip)} bytes gzip ` +
+        "to a client that does not opt in",
+    );
+    return 1;
+  }
   if (over > 0) {
     console.error(
       `Over budget: (a) is ${number(app.gzip)} bytes gzip, the budget ${

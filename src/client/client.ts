@@ -127,7 +127,7 @@ export class Client<
    * @param options Reconnection, queue, heartbeat and connection options.
    */
   constructor(url: UrlSource, options: ClientOptions = {}) {
-    super(options.registry);
+    super(options.registry, options.streams);
     this.#url = url;
     this.#href = typeof url === "function" ? "(URL function)" : String(url);
     this.#options = { ...options, registry: this.registry };
@@ -437,7 +437,9 @@ export class Client<
         }
         session.handshake(socket, {
           live: () => generation === this.#generation,
-          createPeer: (over) => new Peer<Local, Remote>(over, opts),
+          // `sequences` reaches the peer's pending requests.
+          createPeer: (over, add) =>
+            new Peer<Local, Remote>(over, { ...opts, ...add }),
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);

@@ -17,6 +17,7 @@ import {
   SessionSocket,
 } from "../peer/session_socket.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
+import type { RequestSequences } from "../peer/pending_requests.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
@@ -27,9 +28,6 @@ import {
   type SessionHello,
   type SessionLossReason,
 } from "../wire/session_frames.ts";
-
-/** A session kept across a page reload. */
-type Saved = Required<Pick<SessionHello, "id" | "secret" | "received">>;
 
 /**
  * Where a browser page keeps its session across a reload:
@@ -71,7 +69,9 @@ export interface ClientSessionOptions {
    * Keeps the session's id, secret and count in this storage when the page
    * is hidden (`pagehide`), so that the next page of the tab resumes it and
    * receives what it missed during the reload. The requests of the old page
-   * are gone with it. Opt-in: give `sessionStorage`.
+   * are gone with it: they reject there, and the next page cancels them on
+   * the server. A page back from the back/forward cache resumes the same
+   * way when it connects again. Opt-in: give `sessionStorage`.
    *
    * @default {undefined}
    */
@@ -181,6 +181,24 @@ export interface ClientSessionHooks {
   onError(error: unknown): void;
 }
 
+/**
+ * Makes the session's peer over its transport, with the options the session
+ * adds (the request sequences).
+ */
+export type CreatePeer<P> = (
+  socket: SocketLike,
+  options: { sequences: RequestSequences },
+) => P;
+
+/** What a page keeps of its session for the next page. */
+interface Kept
+  extends Required<Pick<SessionHello, "id" | "secret" | "received">> {
+  /** The last request sequence its peer allocated. */
+  last: number;
+  /** Its pending requests (to cancel), oldest first. */
+  pending: number[];
+}
+
 /** The client's session across its connections. Internal. */
 export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #id: string | undefined = undefined;
@@ -192,7 +210,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #paced: boolean;
   #storage: SessionStorageLike | undefined;
   #key: string;
-  #restored: Saved | undefined = undefined;
+  /** What the previous page (or this one, suspended) kept. */
+  #restored: Kept | undefined = undefined;
+  /** The request sequences of the session's peer. */
+  #sequences: RequestSequences = { last: 0 };
   /** The pacing asked of the server (see `ackPacing`). */
   #ackHint: number;
   #hooks: ClientSessionHooks;
@@ -253,7 +274,18 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         ackEvery: this.#ackHint,
       });
     }
-    return encodeHello({ ...this.#restored, ackEvery: this.#ackHint });
+    const kept = this.#restored;
+    // Only the hello's fields go on the wire.
+    return encodeHello(
+      kept
+        ? {
+          id: kept.id,
+          secret: kept.secret,
+          received: kept.received,
+          ackEvery: this.#ackHint,
+        }
+        : { ackEvery: this.#ackHint },
+    );
   }
 
   /**
@@ -268,7 +300,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     transport: WebSocket,
     steps: {
       live: () => boolean;
-      createPeer: (socket: SocketLike) => P;
+      createPeer: CreatePeer<P>;
       done: (outcome: SessionOutcome<P>) => void;
       failed: (error: unknown) => void;
     },
@@ -301,7 +333,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   established(
     transport: SocketLike,
     data: unknown,
-    createPeer: (socket: SocketLike) => P,
+    createPeer: CreatePeer<P>,
   ): SessionOutcome<P> {
     if (sessionFrameType(data) !== 9) {
       throw new ProtocolError(
@@ -313,9 +345,18 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     const old = this.#socket;
     const restored = this.#restored;
     this.#restored = undefined;
+    // Taken once (a page back from the back/forward cache resumed from
+    // memory: no later copy of the tab's storage may take it over).
+    if (restored !== undefined) this.#storage?.removeItem(this.#key);
     if (state.resumed) {
       if (old === undefined && restored !== undefined) {
-        // A reloaded page: a new peer over the restored session.
+        // A reloaded page: a new peer over the restored session. The
+        // requests of the old page are gone with it, but the server may
+        // still answer them (a handler that was running, a response kept
+        // for the session): the new peer's sequences follow the old page's,
+        // so that such an answer matches nothing here (a stray, ignored)
+        // and the server never takes a new request for an old one still
+        // in flight.
         this.#id = restored.id;
         this.#secret = restored.secret;
         const socket = this.#socket = new SessionSocket(
@@ -323,8 +364,15 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           this.#hooks,
         );
         socket.restore(restored.received);
-        this.#peer = createPeer(socket);
+        const sequences = this.#sequences = { last: restored.last };
+        this.#peer = createPeer(socket, { sequences });
         socket.attach(transport, state.received!);
+        // Its handlers and streams stop (a download would wait for credit
+        // for ever): a cancel (type 4) for each request the old page had
+        // pending, before anything of the new page.
+        for (const sequence of restored.pending) {
+          socket.send(`{"sequence":${sequence},"type":4}`);
+        }
         return {
           peer: this.#peer,
           socket,
@@ -371,7 +419,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       this.#limits = { ...this.#limits, ackEvery };
     }
     const socket = this.#socket = new SessionSocket(this.#limits, this.#hooks);
-    this.#peer = createPeer(socket);
+    const sequences = this.#sequences = { last: 0 };
+    this.#peer = createPeer(socket, { sequences });
     socket.attach(transport, 0);
     return { peer: this.#peer, socket, fresh: true, event };
   }
@@ -395,7 +444,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   /**
    * Keeps the session for the next page (a `pagehide` with storage):
    * saves it and closes the connection with 1001 without ending the
-   * session; the client's close that follows ends it only locally.
+   * session; the client's close that follows ends it only locally. The
+   * next `connect()` of this client (a page back from the back/forward
+   * cache) resumes it as a reloaded page would.
    *
    * @returns `true` when it was saved.
    */
@@ -407,14 +458,16 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     ) {
       return false;
     }
-    this.#storage.setItem(
-      this.#key,
-      JSON.stringify({
-        id: this.#id,
-        secret: this.#secret,
-        received: socket.received,
-      }),
-    );
+    // Also kept here: a page restored from the back/forward cache resumes
+    // it when it connects again, like the next page would.
+    const kept = this.#restored = {
+      id: this.#id,
+      secret: this.#secret!,
+      received: socket.received,
+      last: this.#sequences.last,
+      pending: toCancel(this.#sequences.pending?.() ?? []),
+    };
+    this.#storage.setItem(this.#key, JSON.stringify(kept));
     // The server keeps the session for its grace period: no `end`.
     const transport = socket.detach();
     try {
@@ -435,20 +488,47 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     if (socket !== undefined && !socket.ended) socket.end(reason);
   }
 
-  #load(): Saved | undefined {
+  /**
+   * Takes the session the previous page kept: out of the storage, so that
+   * a tab that copies this one's storage (`window.open`, duplicating the
+   * tab) starts its own session instead of taking this one over.
+   */
+  #load(): Kept | undefined {
     try {
-      const text = this.#storage?.getItem(this.#key);
+      const storage = this.#storage;
+      const text = storage?.getItem(this.#key);
       if (!text) return undefined;
+      storage!.removeItem(this.#key);
       const value = JSON.parse(text);
       if (
         typeof value?.id === "string" && typeof value.secret === "string" &&
         Number.isSafeInteger(value.received)
       ) {
-        return { id: value.id, secret: value.secret, received: value.received };
+        const { id, secret, received, last } = value;
+        return {
+          id,
+          secret,
+          received,
+          last: Number.isSafeInteger(last) && last > 0 ? last : 0,
+          pending: toCancel(Array.isArray(value.pending) ? value.pending : []),
+        };
       }
     } catch {
       // Unreadable: start afresh.
     }
     return undefined;
   }
+}
+
+/**
+ * The most requests of an old page cancelled by the next one: all that a
+ * server with the default limits can be running for it (128 in flight),
+ * and far within its rate limit's burst (1,000 frames).
+ */
+const MAX_CANCELS = 256;
+
+/** The first `MAX_CANCELS` valid sequences of `list`. */
+function toCancel(list: Iterable<unknown>): number[] {
+  return [...list].filter((n) => Number.isSafeInteger(n) && (n as number) > 0)
+    .slice(0, MAX_CANCELS) as number[];
 }

@@ -48,7 +48,7 @@ export interface SessionRecord {
  * const stored: StoredSession = {
  *   record: { id: "k2J…", user: "alice", secretHash: "9f86…" },
  *   received: 12, sent: 40, frames: ['{"sequence":0,"type":3,"message":1}'],
- *   open: [7], rooms: ["lobby"], version: 9,
+ *   requested: 3, open: [7], rooms: ["lobby"], version: 9,
  * };
  * ```
  */
@@ -64,6 +64,12 @@ export interface StoredSession {
   sent: number;
   /** The stored frames not acknowledged by the client: the last of `sent`. */
   frames: string[];
+  /**
+   * The sequence of the last server→client request stored (0: none). A
+   * new owner numbers its requests past it, so that a late answer to an
+   * earlier owner's request never settles one of its own.
+   */
+  requested: number;
   /** Sequences of client requests received with no response stored. */
   open: number[];
   /** The rooms of the session's user, as stored. */
@@ -104,6 +110,11 @@ export interface SessionWrite {
   acked: number;
   /** The server frames numbered `sent - frames.length + 1` to `sent`. */
   frames: string[];
+  /**
+   * The sequence of the last server→client request among the frames sent
+   * (when there was one).
+   */
+  requested?: number;
   /** Client requests received since the last write. */
   opened: number[];
   /** Requests answered since the last write. */

@@ -14,11 +14,34 @@ export function cancelled(): DuplexError {
 }
 
 /**
+ * The most chunks an adaptive window grows to (small chunks): what a sender
+ * can make the reader hold is this many chunks of the largest size allowed
+ * (granted credit cannot be taken back when larger chunks follow).
+ */
+const MAX_WINDOW = 32;
+/** The fewest chunks an adaptive window shrinks to (large chunks). */
+const MIN_WINDOW = 4;
+/** The largest credit batch, in chunks (a window's half up to here). */
+const MAX_BATCH = 16;
+
+/** Bytes of a chunk when they are plain to see (bytes or text), else -1. */
+function sizeOf(chunk: unknown): number {
+  if (typeof chunk === "string") return chunk.length;
+  const size = (chunk as { byteLength?: unknown } | null)?.byteLength;
+  return typeof size === "number" ? size : -1;
+}
+
+/**
  * The receiving end of one stream: buffers what arrives (never more than
  * granted), hands it to `for await`, and grants credit back as it is read,
- * in batches of half the window. It is its own iterator, written by hand
- * (not an async generator): one promise per chunk, and a chunk that finds
- * the reader waiting goes straight to it.
+ * so that granted-but-unread chunks make up the window again, in batches of
+ * half the window (at most {@linkcode MAX_BATCH} chunks). A window with a
+ * byte budget (an upload's) adapts to the chunks' size: as many chunks as the
+ * budget holds at the largest size seen, from {@linkcode MIN_WINDOW} to
+ * {@linkcode MAX_WINDOW}; chunks of no plain size keep the first window.
+ * It is its own iterator, written by hand (not an async generator): one
+ * promise per chunk, and a chunk that finds the reader waiting goes straight
+ * to it.
  */
 export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   #chunks: unknown[] = [];
@@ -28,20 +51,29 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   #waiting: Promise<IteratorResult<T, undefined>> | undefined;
   #done = false;
   #error: unknown;
+  /** Granted-but-unread chunks the reader keeps up (in flight or buffered). */
   #window: number;
+  /** The smallest grant worth a frame. */
+  #batch: number;
+  /** Bytes the window may hold (0: a fixed window). */
+  #budget: number;
+  /** The largest chunk seen, in bytes. */
+  #largest = 0;
   /** Granted and not arrived yet. */
   #credit: number;
-  /** Read since the last grant. */
-  #owed = 0;
   #grant: (credit: number) => void = () => {};
   #stop: (reason: unknown) => void;
 
   /**
-   * @param window The chunks granted at first, and at most outstanding.
+   * @param window The chunks granted at first, and the window.
    * @param stop Tells the producer to stop (the reader left early).
+   * @param budget Bytes the window may hold: the window then adapts to the
+   * chunks' size; 0 (the default) keeps it fixed.
    */
-  constructor(window: number, stop: (reason: unknown) => void) {
+  constructor(window: number, stop: (reason: unknown) => void, budget = 0) {
     this.#window = this.#credit = window;
+    this.#batch = Math.max(1, Math.min(window >> 1, MAX_BATCH));
+    this.#budget = budget;
     this.#stop = stop;
   }
 
@@ -70,8 +102,22 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
       this.#stop(error);
       return this.end(error);
     }
+    if (this.#budget > 0) this.#fit(chunk);
     this.#chunks.push(chunk);
     this.#wake();
+  }
+
+  /** Sets an adaptive window from the largest chunk seen so far. */
+  #fit(chunk: unknown): void {
+    const size = sizeOf(chunk);
+    if (size <= this.#largest) return;
+    this.#largest = size;
+    const window = Math.max(
+      MIN_WINDOW,
+      Math.min(MAX_WINDOW, Math.floor(this.#budget / Math.max(size, 1))),
+    );
+    this.#window = window;
+    this.#batch = Math.max(1, Math.min(window >> 1, MAX_BATCH));
   }
 
   /** A chunk (types 12, 14) or the end of an upload (type 15) arrived. */
@@ -154,12 +200,17 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   #read(): IteratorResult<T, undefined> {
     const chunks = this.#chunks;
     if (chunks.length) {
-      if (!this.#done && ++this.#owed * 2 >= this.#window) {
-        this.#credit += this.#owed;
-        this.#grant(this.#owed);
-        this.#owed = 0;
+      const value = chunks.shift() as T;
+      if (!this.#done) {
+        // Make the window up again: granted-but-unread chunks are the
+        // credit outstanding and the chunks buffered.
+        const grant = this.#window - this.#credit - chunks.length;
+        if (grant >= this.#batch) {
+          this.#credit += grant;
+          this.#grant(grant);
+        }
       }
-      return { value: chunks.shift() as T, done: false };
+      return { value, done: false };
     }
     const error = this.#error;
     this.#error = undefined;

@@ -8,6 +8,23 @@
  */
 
 import { ProtocolError } from "../wire/errors.ts";
+import type { ErrorPayload } from "../wire/protocol.ts";
+
+/**
+ * The answer to a malformed frame whose sender may be waiting for one (an
+ * `INVALID_FRAME` error for its sequence), else `undefined`: a response is
+ * never answered, which could settle an unrelated request of the other
+ * side with the same sequence, nor a cancel.
+ *
+ * @param error The frame's decoding error.
+ * @returns The error payload to answer `error.sequence` with.
+ */
+export function invalidFrame(error: ProtocolError): ErrorPayload | undefined {
+  const { sequence, frameType } = error;
+  return sequence !== undefined && frameType !== 2 && frameType !== 4
+    ? { code: "INVALID_FRAME", message: error.message }
+    : undefined;
+}
 
 /**
  * The error a malformed frame is reported with: the codec's

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { Sender } from "./sender.ts";
+import { isStream, noStreams, Sender } from "./sender.ts";
+import { STREAMS_UNSUPPORTED } from "./sender.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
 import { isBatch, readBatch } from "../wire/batch.ts";
 import {
@@ -17,7 +18,11 @@ import {
   RemoteError,
 } from "../wire/errors.ts";
 import { chatOnly, checkOriginalRequest } from "./original_protocol.ts";
-import { asProtocolError, MalformedFrames } from "./malformed_frames.ts";
+import {
+  asProtocolError,
+  invalidFrame,
+  MalformedFrames,
+} from "./malformed_frames.ts";
 import {
   type ErrorPayload,
   type Frame,
@@ -37,17 +42,17 @@ import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
 import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { RequestHandler } from "./handler.ts";
 import { deliver } from "./receiver.ts";
-import type {
-  PeerEventMap,
-  PeerOptions,
-  PeerStats,
-  RequestOptions,
+import {
+  type PeerEventMap,
+  type PeerOptions,
+  type PeerStats,
+  peerStats,
+  type RequestOptions,
 } from "./peer_options.ts";
 import type { SocketLike } from "./socket_like.ts";
-import { isStream, Streams } from "./streams.ts";
+import type { PeerStreams } from "./stream_support.ts";
 
-// The types of the peer's signatures, for the modules that import them from
-// here (the server, the cluster and the chat).
+// The types of its signatures, for the server, the cluster and the chat.
 export type * from "./endpoint.ts";
 export type * from "./handler.ts";
 export type * from "./peer_guard.ts";
@@ -94,14 +99,7 @@ export class Peer<
   Remote extends Endpoint = AnyEndpoint,
 > extends Sender<Local, Remote, PeerEventMap, boolean> {
   /** Counters of this connection. */
-  readonly stats: PeerStats = {
-    framesIn: new Array(18).fill(0),
-    framesOut: new Array(18).fill(0),
-    malformed: 0,
-    dropped: 0,
-    rateLimited: 0,
-    unexpected: 0,
-  };
+  readonly stats: PeerStats = peerStats();
   /** The remote side's identity, when known (see {@linkcode PeerOptions}). */
   declare readonly identity: string | undefined;
   /** Free for the application: e.g. the user record of this connection. */
@@ -109,11 +107,10 @@ export class Peer<
 
   #socket: SocketLike;
   #codec: Codec;
-  // Created on first use: a server holds one peer per idle connection, and
-  // most of them never send a request or run an asynchronous handler.
+  // Created on first use: most of a server's idle peers never need them.
   #tracker: PendingRequests | undefined = undefined;
   #incoming: IncomingRequests | undefined = undefined;
-  #streams: Streams | undefined = undefined;
+  #streams: PeerStreams | undefined = undefined;
   #options: PeerOptions;
   #original: boolean;
   #closed = false;
@@ -125,8 +122,7 @@ export class Peer<
    * The code and reason of a close under way: announced by the other side
    * (a closing frame) or by this side (`closeWithReason()`).
    */
-  #closing: { code: number; reason: string; remote: boolean } | undefined =
-    undefined;
+  #closing: { code: number; reason: string } | undefined = undefined;
   #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
@@ -136,7 +132,7 @@ export class Peer<
    * @param options Codec, timeout, limits, identity and registry.
    */
   constructor(socket: SocketLike, options: PeerOptions = {}) {
-    super(options.registry);
+    super(options.registry, options.streams);
     this.#socket = socket;
     this.#options = options;
     this.#codec = options.codec ?? jsonCodec;
@@ -236,8 +232,10 @@ export class Peer<
     }
   }
 
-  #streamsOf(): Streams {
-    return this.#streams ??= new Streams(
+  #streamsOf(): PeerStreams {
+    const support = this.#options.streams;
+    if (!support) throw noStreams();
+    return this.#streams ??= support.ends(
       (frame) => this.#sendFrame(frame),
       (sequence, error) => this.#handlerFailed(sequence, error),
     );
@@ -341,7 +339,7 @@ export class Peer<
       this.close(code, reason);
       return;
     }
-    this.#closing = { code, reason, remote: false };
+    this.#closing = { code, reason };
     this.#tracker?.rejectAll(new ConnectionClosedError(code, reason));
     const grace = options.grace ?? 1_000;
     const announce = (): void => {
@@ -465,7 +463,7 @@ export class Peer<
    */
   #onClosing(code: number, reason: string): void {
     if (this.#closing || this.#original) return;
-    this.#closing = { code, reason, remote: true };
+    this.#closing = { code, reason };
     this.close(code, reason);
   }
 
@@ -476,15 +474,8 @@ export class Peer<
     if ((this.#malformed ??= new MalformedFrames(this.#options)).add()) {
       return this.close(1002, "Too many malformed frames");
     }
-    const { sequence, frameType } = protocolError;
-    // Answer when the sender may be waiting; never answer a response, which
-    // could settle an unrelated request of ours with the same sequence.
-    if (sequence !== undefined && frameType !== 2 && frameType !== 4) {
-      this.#respondError(sequence, {
-        code: "INVALID_FRAME",
-        message: protocolError.message,
-      });
-    }
+    const answer = invalidFrame(protocolError);
+    if (answer) this.#respondError(protocolError.sequence!, answer);
   }
 
   #onRequest(frame: RequestFrame): void {
@@ -494,6 +485,10 @@ export class Peer<
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
+        if (ok && isStream(value) && !this.#options.streams) {
+          ok = false;
+          value = noStreams();
+        }
         const streams = ok && isStream(value)
           ? this.#streamsOf()
           : this.#streams;
@@ -505,7 +500,13 @@ export class Peer<
     if (incoming.has(sequence)) {
       return this.#respondError(sequence, alreadyInFlight(sequence));
     }
-    if (frame.credit || frame.upload) this.#streamsOf().accept(frame);
+    // No stream support: refused (an upload stops when its sender reads it).
+    if (frame.credit || frame.upload) {
+      if (!this.#options.streams) {
+        return this.#respondError(sequence, STREAMS_UNSUPPORTED);
+      }
+      this.#streamsOf().accept(frame);
+    }
     const chain = this.registry.middleware;
     incoming.run(
       chain.length

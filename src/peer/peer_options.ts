@@ -9,6 +9,8 @@
 import type { Codec } from "../wire/codec.ts";
 import type { PeerGuard } from "./peer_guard.ts";
 import type { Registry } from "./receiver.ts";
+import type { StreamSupport } from "./stream_support.ts";
+import type { TimeoutsFactory } from "./pending_requests.ts";
 
 /**
  * Options of one outgoing request.
@@ -147,6 +149,25 @@ export interface PeerOptions {
    * @default {a new registry}
    */
   registry?: Registry;
+  /**
+   * Stream support: {@linkcode streams}, imported from `@duplex/ws` or
+   * `@duplex/ws/client`. It makes `stream()`, stream uploads and streamed
+   * results work; without it they are refused with a `STREAMS_UNSUPPORTED`
+   * error (an app that never streams ships less code). The server's peers
+   * always have it.
+   *
+   * @default {undefined}
+   */
+  streams?: StreamSupport;
+  /**
+   * How the timeouts of pending requests are kept: by default one timer per
+   * request; {@linkcode timeoutLists} keeps one timer for all, O(1) per
+   * request, for a peer with very many pending requests (the server's peers
+   * use it).
+   *
+   * @default {one timer per request}
+   */
+  timeouts?: TimeoutsFactory;
 }
 
 /**
@@ -189,4 +210,16 @@ export interface PeerStats {
   rateLimited: number;
   /** Responses that matched no pending request. */
   unexpected: number;
+}
+
+/** Zeroed counters of a new peer. Internal. */
+export function peerStats(): PeerStats {
+  return {
+    framesIn: new Array(18).fill(0),
+    framesOut: new Array(18).fill(0),
+    malformed: 0,
+    dropped: 0,
+    rateLimited: 0,
+    unexpected: 0,
+  };
 }

@@ -2,10 +2,10 @@
  * The map of pending requests keyed by sequence, with timeouts, abort signals
  * and a bound.
  *
- * Timeouts cost O(1) per request whatever the number pending: requests that
- * share a timeout value sit in one doubly linked list ordered by deadline
- * (appending keeps it ordered, unlinking is O(1)), and a single timer follows
- * the earliest deadline of the (few) lists.
+ * Timeouts are kept by a {@linkcode Timeouts}: by default one timer per
+ * request (what a browser client needs: a few pending requests); a server's
+ * peers and the `RequestTracker` use `timeoutLists` (`timeout_lists.ts`),
+ * O(1) per request whatever the number pending.
  *
  * @module
  */
@@ -61,19 +61,81 @@ export interface PendingRequest<T> {
 }
 
 /**
- * A pending request, and also the head of a timeout list (a ring whose head
- * is not a request). Only `resolve` is kept: rejecting resolves with a
- * rejected promise, which lets V8 free the separate reject function. A
- * request without a timeout links to itself, so that unlinking is a no-op.
+ * A pending request as a {@linkcode Timeouts} sees it: its sequence, and
+ * fields for the timeouts' own bookkeeping (the ring of `timeoutLists`, the
+ * timer of the default). A request without a timeout links to itself.
+ *
+ * @example Usage
+ * ```ts
+ * import type { TimedRequest } from "@duplex/ws";
+ *
+ * const seen = (request: TimedRequest) => request.sequence;
+ * ```
  */
-interface Entry {
+export interface TimedRequest {
+  /** The request's sequence. */
   readonly sequence: number;
+  /** `performance.now()` deadline (rounded up to an integer), or 0. */
+  deadline: number;
+  /** The previous request in a ring of requests. */
+  prev: TimedRequest;
+  /** The next request in a ring of requests. */
+  next: TimedRequest;
+  /** The request's own timer, if any. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * How the timeouts of one peer's (or tracker's) pending requests are kept.
+ * Made by a {@linkcode TimeoutsFactory} given the function to call when a
+ * request's timeout passes.
+ *
+ * @example Usage
+ * ```ts
+ * import { timeoutLists, type Timeouts } from "@duplex/ws";
+ *
+ * const timeouts: Timeouts = timeoutLists(() => {});
+ * ```
+ */
+export interface Timeouts {
+  /**
+   * Starts the timeout of a request just tracked.
+   *
+   * @param request The request.
+   * @param timeout Its timeout in milliseconds (finite, above 0).
+   */
+  start(request: TimedRequest, timeout: number): void;
+  /**
+   * Stops it: the request settled (called for every request, with a
+   * timeout or not).
+   *
+   * @param request The request.
+   */
+  stop(request: TimedRequest): void;
+}
+
+/**
+ * Makes the {@linkcode Timeouts} of one set of pending requests:
+ * `timeoutLists`, or the default (one timer per request).
+ *
+ * @example Usage
+ * ```ts
+ * import { timeoutLists, type TimeoutsFactory } from "@duplex/ws";
+ *
+ * const factory: TimeoutsFactory = timeoutLists;
+ * ```
+ */
+export type TimeoutsFactory = (
+  expire: (request: TimedRequest, timeout: number) => void,
+) => Timeouts;
+
+/**
+ * A pending request. Only `resolve` is kept: rejecting resolves with a
+ * rejected promise, which lets V8 free the separate reject function.
+ */
+interface Entry extends TimedRequest {
   /** `undefined` once settled. */
   resolve: ((value: unknown) => void) | undefined;
-  /** `performance.now()` deadline, rounded up to an integer (a small integer is stored unboxed). */
-  deadline: number;
-  prev: Entry;
-  next: Entry;
   /** The abort listener, for requests with a signal. */
   abort: AbortListener | undefined;
 }
@@ -84,19 +146,32 @@ interface AbortListener {
   handleEvent(): void;
 }
 
-function entry(
-  sequence: number,
-  resolve?: (value: unknown) => void,
-): Entry {
+function entry(sequence: number, resolve: (value: unknown) => void): Entry {
   const entry: Entry = {
     sequence,
     resolve,
     deadline: 0,
     prev: undefined!,
     next: undefined!,
+    timer: undefined,
     abort: undefined,
   };
-  return entry.prev = entry.next = entry;
+  entry.prev = entry.next = entry;
+  return entry;
+}
+
+/** The default timeouts: one timer per request. */
+function timers(
+  expire: (request: TimedRequest, timeout: number) => void,
+): Timeouts {
+  return {
+    start(request, timeout) {
+      request.timer = setTimeout(expire, timeout, request, timeout);
+    },
+    stop(request) {
+      clearTimeout(request.timer);
+    },
+  };
 }
 
 /**
@@ -124,6 +199,24 @@ export interface PendingRequestsOptions
   timeoutError?: (sequence: number, timeout: number) => Error;
   /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
   fullError?: (limit: number) => Error;
+  /** How timeouts are kept (default: one timer per request). */
+  timeouts?: TimeoutsFactory;
+  /**
+   * Where the last sequence allocated is kept (default: a new one from 0),
+   * and through which the pending ones can be listed. The peers of a
+   * session's successive pages share theirs, so that a new page never
+   * reuses a sequence the old one sent, and cancels the old one's requests
+   * (see `ClientSession`).
+   */
+  sequences?: RequestSequences;
+}
+
+/** The request sequences of {@linkcode PendingRequestsOptions.sequences}. */
+export interface RequestSequences {
+  /** The last sequence allocated (0: none yet). */
+  last: number;
+  /** Lists the pending sequences, oldest first (set by the tracker). */
+  pending?: () => Iterable<number>;
 }
 
 /**
@@ -133,18 +226,12 @@ export interface PendingRequestsOptions
  */
 export class PendingRequests {
   #pending = new Map<number, Entry>();
-  /**
-   * Timeout value → head of the ring of requests with that timeout, in
-   * insertion order, which is also deadline order.
-   */
-  #lists = new Map<number, Entry>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = Infinity;
+  #timeouts: Timeouts;
   #options: PendingRequestsOptions;
   #timeout: number;
   #maxPending: number;
   #maxSequence: number;
-  #last = 0;
+  #sequences: RequestSequences;
 
   /**
    * Creates an empty set of pending requests.
@@ -171,6 +258,9 @@ export class PendingRequests {
     // Never more pending than there are sequences: allocation always ends.
     this.#maxPending = Math.min(maxPending, maxSequence);
     this.#maxSequence = maxSequence;
+    this.#timeouts = (options.timeouts ?? timers)(this.#expire);
+    const sequences = this.#sequences = options.sequences ?? { last: 0 };
+    sequences.pending = () => this.#pending.keys();
   }
 
   /** The number of requests pending now. */
@@ -208,11 +298,12 @@ export class PendingRequests {
     if (pending.size >= max) {
       throw this.#options.fullError?.(max) ?? new TooManyPendingError(max);
     }
-    let sequence = this.#last;
+    const sequences = this.#sequences;
+    let sequence = sequences.last;
     do {
       sequence = sequence >= this.#maxSequence ? 1 : sequence + 1;
     } while (pending.has(sequence));
-    this.#last = sequence;
+    sequences.last = sequence;
 
     let resolve!: (value: unknown) => void;
     const promise = new Promise<T>((r) => resolve = r as typeof resolve);
@@ -221,16 +312,7 @@ export class PendingRequests {
 
     const timeout = options.timeout ?? this.#timeout;
     if (timeout > 0 && timeout < Infinity) {
-      let head = this.#lists.get(timeout);
-      if (!head) this.#lists.set(timeout, head = entry(0));
-      const deadline = request.deadline = Math.ceil(
-        performance.now() + timeout,
-      );
-      const last = head.prev;
-      request.prev = last;
-      request.next = head;
-      last.next = head.prev = request;
-      if (deadline < this.#timerAt) this.#schedule(deadline);
+      this.#timeouts.start(request, timeout);
     }
     if (signal) {
       const abort: AbortListener = request.abort = {
@@ -293,9 +375,6 @@ export class PendingRequests {
   resolveAll(value: unknown): number {
     const entries = [...this.#pending.values()];
     for (const request of entries) this.#settle(request, REJECTED_ALL)(value);
-    this.#lists.clear();
-    clearTimeout(this.#timer);
-    this.#timerAt = Infinity;
     return entries.length;
   }
 
@@ -320,11 +399,10 @@ export class PendingRequests {
 
   /** Removes the request from every structure; returns its resolve. */
   #settle(request: Entry, outcome: number): (value: unknown) => void {
-    const { resolve, prev, next, abort } = request;
+    const { resolve, abort } = request;
     request.resolve = undefined;
     this.#pending.delete(request.sequence);
-    prev.next = next;
-    next.prev = prev;
+    this.#timeouts.stop(request);
     if (abort) {
       abort.signal.removeEventListener("abort", abort);
       request.abort = undefined;
@@ -333,38 +411,14 @@ export class PendingRequests {
     return resolve!;
   }
 
-  /** Sets the one timer for `deadline`. */
-  #schedule(deadline: number): void {
-    clearTimeout(this.#timer);
-    this.#timerAt = deadline;
-    this.#timer = setTimeout(
-      this.#expire,
-      Math.max(0, deadline - performance.now()),
+  /** Rejects a request whose timeout passed. */
+  #expire = (request: TimedRequest, timeout: number): void => {
+    const { sequence } = request;
+    this.#give(
+      request as Entry,
+      this.#options.timeoutError?.(sequence, timeout) ??
+        new RequestTimeoutError(sequence, timeout),
+      TIMED_OUT,
     );
-  }
-
-  /** Rejects every request whose deadline passed, then re-arms the timer. */
-  #expire = (): void => {
-    this.#timerAt = Infinity;
-    const now = performance.now();
-    const timeoutError = this.#options.timeoutError;
-    let earliest = Infinity;
-    for (const [timeout, head] of this.#lists) {
-      // Deadline order: stop at the first request still in time.
-      let request = head.next;
-      for (; request !== head && request.deadline <= now; request = head.next) {
-        const { sequence } = request;
-        this.#give(
-          request,
-          timeoutError?.(sequence, timeout) ??
-            new RequestTimeoutError(sequence, timeout),
-          TIMED_OUT,
-        );
-      }
-      if (request !== head && request.deadline < earliest) {
-        earliest = request.deadline;
-      }
-    }
-    if (earliest < this.#timerAt) this.#schedule(earliest);
   };
 }

@@ -12,6 +12,7 @@ import {
   REJECTED,
   type TrackOptions,
 } from "./pending_requests.ts";
+import { timeoutLists } from "./timeout_lists.ts";
 
 /**
  * Why a response matched no pending request.
@@ -198,6 +199,7 @@ export class RequestTracker implements Disposable {
   constructor(options: RequestTrackerOptions = {}) {
     const metrics = this.#metrics = new Metrics(options.onUnexpected);
     this.#core = new PendingRequests({
+      timeouts: timeoutLists,
       ...options,
       onUnexpected: metrics.stray,
       onSettle: metrics.settled,

@@ -17,8 +17,36 @@ import type {
   ResultOf,
 } from "./endpoint.ts";
 import type { RequestOptions } from "./peer_options.ts";
-import { Receiver } from "./receiver.ts";
-import { consume, type StreamOptions } from "./streams.ts";
+import { Receiver, type Registry } from "./receiver.ts";
+import type { StreamOptions } from "./streams.ts";
+import type { StreamSupport } from "./stream_support.ts";
+import { DuplexError } from "../wire/errors.ts";
+import type { ErrorPayload } from "../wire/protocol.ts";
+
+/**
+ * The answer of a side without stream support to a stream it cannot take
+ * (a streamed result or upload asked of it), and the error of its own
+ * `stream()` and stream uploads. Internal.
+ */
+export const STREAMS_UNSUPPORTED: ErrorPayload = {
+  code: "STREAMS_UNSUPPORTED",
+  message:
+    "Cannot stream: no stream support (pass the streams option: import { streams })",
+};
+
+/** Whether a value is a stream: an async iterable or a ReadableStream. */
+export function isStream(value: unknown): boolean {
+  return typeof value === "object" && value !== null &&
+    (Symbol.asyncIterator in value || "getReader" in value);
+}
+
+/** The error of a stream call on a side without stream support. Internal. */
+export function noStreams(): DuplexError {
+  return new DuplexError(
+    STREAMS_UNSUPPORTED.code,
+    STREAMS_UNSUPPORTED.message,
+  );
+}
 
 /**
  * A receiver that also sends: `request` and `notify` are the side's own,
@@ -45,6 +73,19 @@ export abstract class Sender<
   EventMap,
   Sent,
 > extends Receiver<Local, EventMap> {
+  #streams: StreamSupport | undefined;
+
+  /**
+   * Creates the sending side.
+   *
+   * @param registry The handler registry (shared, or a new one).
+   * @param streams Stream support (see `streams`), for `stream()`.
+   */
+  constructor(registry?: Registry, streams?: StreamSupport) {
+    super(registry);
+    this.#streams = streams;
+  }
+
   /**
    * Sends a request to the default handler, or to `options.method`.
    *
@@ -136,7 +177,8 @@ export abstract class Sender<
    * an async iterable or `ReadableStream` on the other side, chunk by chunk:
    * at most `credit` chunks in flight. Leaving the loop early or aborting
    * `signal` stops the producer. A plain result is the only chunk (none for
-   * `undefined`). `params` may be a stream too (an upload).
+   * `undefined`). `params` may be a stream too (an upload). Needs stream
+   * support: the `streams` option of the client or peer.
    *
    * @typeParam T The chunk type.
    * @param method The method name.
@@ -146,13 +188,16 @@ export abstract class Sender<
    * @throws {RemoteError} (from the loop) When the producer failed.
    * @throws {ConnectionClosedError} (from the loop) When the connection
    * closed first.
+   * @throws {DuplexError} With code `STREAMS_UNSUPPORTED` when this side
+   * was created without the `streams` option.
    */
   stream<T = unknown>(
     method: string | undefined,
     params?: unknown,
     options: StreamOptions = {},
   ): AsyncIterableIterator<T> {
-    return consume<T>(
+    if (!this.#streams) throw noStreams();
+    return this.#streams.consume<T>(
       options,
       (call) => this.request(params, { ...call, method }),
     );

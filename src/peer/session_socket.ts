@@ -21,69 +21,13 @@ import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import type { SocketLike } from "./socket_like.ts";
+import type { SessionLimits } from "./session_limits.ts";
+
+export { type SessionLimits, sessionLimits } from "./session_limits.ts";
 
 const OPEN = 1;
 
 type Data = string | Uint8Array<ArrayBuffer>;
-
-/**
- * The limits and acknowledgement pacing of a {@linkcode SessionSocket}, all
- * resolved (see {@linkcode sessionLimits}); one object is shared by every
- * session of a server.
- */
-export interface SessionLimits {
-  /** The most unacknowledged frames kept for a replay. */
-  maxFrames: number;
-  /** The most unacknowledged bytes kept. */
-  maxBytes: number;
-  /** The oldest an unacknowledged frame may get, in ms. */
-  maxAge: number;
-  /** Acknowledge after this many frames. */
-  ackEvery: number;
-  /**
-   * Acknowledge after this many bytes (binary bytes, or UTF-16 units of
-   * text), so that large frames are acknowledged long before the other
-   * side's byte bound.
-   */
-  ackBytes: number;
-  /** Acknowledge at most this long after a frame arrived, in ms. */
-  ackDelay: number;
-  /**
-   * Answer at once each ack that acknowledges new frames (the server): a
-   * client whose TCP holds small writes (Nagle; Deno's WebSocket client)
-   * would else wait ~40 ms for TCP's delayed acknowledgement of its ack.
-   */
-  answerAcks: boolean;
-}
-
-/**
- * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
- * every 64 frames, 1 MiB or 1 s, whichever comes first; acknowledgements
- * not answered.
- *
- * @param options The limits given.
- * @returns Every limit.
- * @throws {RangeError} When a limit is not a positive number.
- */
-export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
-  const limits: SessionLimits = {
-    maxFrames: options.maxFrames ?? 10_000,
-    maxBytes: options.maxBytes ?? 8 * 1024 * 1024,
-    maxAge: options.maxAge ?? 120_000,
-    ackEvery: options.ackEvery ?? 64,
-    ackBytes: options.ackBytes ?? 1024 * 1024,
-    ackDelay: options.ackDelay ?? 1_000,
-    answerAcks: options.answerAcks ?? false,
-  };
-  for (const [name, value] of Object.entries(limits)) {
-    if (name !== "answerAcks" && !(value > 0)) {
-      throw new RangeError(
-        `Cannot configure sessions: ${name} must be a positive number`,
-      );
-    }
-  }
-  return limits;
-}
 
 /** What a {@linkcode SessionSocket} tells its owner. */
 export interface SessionHooks {
@@ -125,6 +69,7 @@ export class SessionSocket implements SocketLike {
   /** `#received` when the other side's last acknowledgement arrived. */
   #receivedAtTheirAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #ackSoon = false; // #ackTimer is a due acknowledgement's (0 ms)
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
   #messageListeners: EventListenerObject[] | undefined = undefined;
@@ -322,6 +267,7 @@ export class SessionSocket implements SocketLike {
     this.#transport = undefined;
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
+    this.#ackSoon = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -468,7 +414,7 @@ export class SessionSocket implements SocketLike {
           received - this.#acknowledged >= limits.ackEvery ||
           (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
         ) {
-          this.#acknowledge();
+          this.#acknowledgeSoon();
         } else this.#ackTimer ??= this.#later();
         this.#deliver(event);
       } else {
@@ -486,6 +432,15 @@ export class SessionSocket implements SocketLike {
 
   #later(): ReturnType<typeof setTimeout> {
     return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
+  }
+
+  /** Due: sent after what this delivery makes us send (a lone ack ahead of
+   * them holds them ~40 ms under Nagle: Deno's client has no TCP_NODELAY). */
+  #acknowledgeSoon(): void {
+    if (this.#ackSoon) return;
+    this.#ackSoon = true;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = setTimeout(acknowledgeLater, 0, this);
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -544,6 +499,7 @@ export class SessionSocket implements SocketLike {
    */
   acknowledgeLater(): void {
     this.#ackTimer = undefined;
+    this.#ackSoon = false;
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
 
@@ -556,6 +512,9 @@ export class SessionSocket implements SocketLike {
   #acknowledge(): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#ackSoon = false;
     this.#acknowledged = this.#durable();
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));

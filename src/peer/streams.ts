@@ -73,6 +73,16 @@ interface StreamCall extends RequestOptions {
 /** The default window, in chunks. */
 export const DEFAULT_CREDIT = 16;
 
+/**
+ * The bytes an upload's window may hold: the responder's window starts at
+ * {@linkcode DEFAULT_CREDIT} chunks and then holds as many chunks as fit
+ * here at the largest size seen, from 4 to 32 (32 chunks of 64 KiB), enough
+ * to keep a loopback connection busy while credit travels back (a larger
+ * window costs the uploader more: a session keeps every chunk in flight in a
+ * buffer of its own, and 64 of them in turn missed the CPU caches).
+ */
+const UPLOAD_BUDGET = 2_097_152; // 2 MiB (a literal: bundlers drop it unused)
+
 const STREAM_NOT_REQUESTED: ErrorPayload = {
   code: "STREAM_NOT_REQUESTED",
   message: "Cannot answer request: the result is a stream (call stream())",
@@ -350,7 +360,7 @@ export class Streams {
     const send = this.#send;
     const queue = new ChunkQueue(DEFAULT_CREDIT, () => {
       if (this.#ends.delete(key)) send({ sequence, type: 17 });
-    });
+    }, UPLOAD_BUDGET);
     queue.bind((credit) => send({ sequence, type: 16, credit }));
     this.#ends.set(key, queue);
     frame.message = queue;

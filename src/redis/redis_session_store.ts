@@ -6,12 +6,16 @@
  *
  * Each session is three keys, with one hash tag so that a Redis Cluster
  * keeps them together: `duplex:s:{id}` (a hash: user, SHA-256 of the
- * secret, owner, counts, rooms, version), `duplex:s:{id}:f` (a list of the
- * frames the client has not acknowledged: appended on send, trimmed on
- * acknowledgement) and `duplex:s:{id}:o` (a set of the client requests
- * received whose response is not stored). Every write is one Lua script
+ * secret, owner, counts, the last server→client request, rooms, version),
+ * `duplex:s:{id}:f` (a list of the frames the client has not acknowledged:
+ * appended on send, trimmed on acknowledgement) and `duplex:s:{id}:o` (a
+ * set of the client requests received whose response is not stored). Every write is one Lua script
  * that checks the owner (fencing) and the version (idempotent retries); a
  * server sends the writes of one event-loop turn together (one round trip).
+ * One more key, `duplex:s:generation`, marks Redis's data: a store that
+ * finds it changed since it last connected knows that Redis lost its data,
+ * and answers "not yet" for a missing session during `recoveryWindow`
+ * (its owner writes it again meanwhile).
  *
  * @module
  */
@@ -49,7 +53,7 @@ end
 local sent = tonumber(redis.call('HGET', h, 'sent'))
 local newSent = tonumber(ARGV[4])
 local acked = math.max(tonumber(redis.call('HGET', h, 'acked')), tonumber(ARGV[5]))
-local i = 11
+local i = 12
 local opened = tonumber(ARGV[i])
 for k = 1, opened do redis.call('SADD', o, ARGV[i + k]) end
 i = i + opened + 1
@@ -68,6 +72,7 @@ if keep <= 0 then redis.call('DEL', f) else redis.call('LTRIM', f, -keep, -1) en
 redis.call('HSET', h, 'version', ARGV[2], 'sent', sent, 'acked', acked,
   'received', math.max(tonumber(redis.call('HGET', h, 'received')), tonumber(ARGV[3])))
 if ARGV[9] ~= '' then redis.call('HSET', h, 'rooms', ARGV[9]) end
+if ARGV[11] ~= '' then redis.call('HSET', h, 'requested', ARGV[11]) end
 if ARGV[8] == '1' then redis.call('HSET', h, 'draining', '1') else redis.call('HDEL', h, 'draining') end
 if ARGV[7] ~= '' then
   redis.call('HSET', h, 'ended', ARGV[7])
@@ -87,6 +92,33 @@ if redis.call('HEXISTS', h, 'ended') == 1 then return false end
 if redis.call('HEXISTS', h, 'draining') == 1 then return 'busy' end
 redis.call('HSET', h, 'owner', ARGV[1])
 return {redis.call('HGETALL', h), redis.call('LRANGE', f, 0, -1), redis.call('SMEMBERS', o)}
+`;
+
+/**
+ * Marks this Redis's data generation: KEYS[1] holds the id of the
+ * generation (made by the first store that finds none); a store that saw
+ * another id before (ARGV[2]) learns that Redis lost its data, and notes
+ * when (`lost`, Redis time in ms) unless noted already. Returns the id.
+ */
+const MARK = `
+local k = KEYS[1]
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local id = redis.call('HGET', k, 'id')
+if not id then
+  redis.call('HSET', k, 'id', ARGV[1])
+  id = ARGV[1]
+end
+if ARGV[2] ~= '' and id ~= ARGV[2] then redis.call('HSETNX', k, 'lost', now) end
+return id
+`;
+
+/** How long ago Redis lost its data (ms), or false. */
+const LOST = `
+local lost = redis.call('HGET', KEYS[1], 'lost')
+if not lost then return false end
+local t = redis.call('TIME')
+return t[1] * 1000 + math.floor(t[2] / 1000) - tonumber(lost)
 `;
 
 /**
@@ -127,6 +159,17 @@ export interface RedisSessionStoreOptions {
    * @default {2000}
    */
   maxReconnectDelay?: number;
+  /**
+   * How long after Redis lost its data (a restart without persistence, a
+   * flush) a session it does not have is not yet "unknown": its owner may
+   * not have written it again. Until then `get` rejects (the server answers
+   * "busy, try again" and the client comes back). Keep it above the
+   * servers' refresh interval (a quarter of `grace`, at most 10 s) plus
+   * `maxReconnectDelay`.
+   *
+   * @default {15000}
+   */
+  recoveryWindow?: number;
 }
 
 /**
@@ -166,6 +209,9 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
   #client: RedisClient | undefined = undefined;
   #connecting: Promise<RedisClient> | undefined = undefined;
   #shas: { write: string; claim: string } | undefined = undefined;
+  #recoveryWindow: number;
+  /** The data generation this store last saw (see MARK). */
+  #generation = "";
   #attempt = 0;
   #retryAt = 0;
   #closed = false;
@@ -181,7 +227,11 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
     this.#prefix = options.prefix ?? "duplex:s:";
     this.#timeout = options.commandTimeout ?? 2_000;
     this.#maxDelay = options.maxReconnectDelay ?? 2_000;
-    if (!(this.#timeout > 0) || !(this.#maxDelay > 0)) {
+    this.#recoveryWindow = options.recoveryWindow ?? 15_000;
+    if (
+      !(this.#timeout > 0) || !(this.#maxDelay > 0) ||
+      !(this.#recoveryWindow >= 0)
+    ) {
       throw new RangeError(
         "Cannot create RedisSessionStore: timeouts must be positive",
       );
@@ -193,6 +243,8 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
    *
    * @param id The session id.
    * @returns The record, or `undefined`.
+   * @throws {Error} When Redis lost its data less than `recoveryWindow` ago
+   * and has no such session: its owner may not have written it again yet.
    */
   async get(id: string): Promise<SessionRecord | undefined> {
     const reply = await this.#command<(string | null)[]>([
@@ -204,7 +256,10 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       "ended",
     ]);
     const [user, secretHash, owner, ended] = reply;
-    if (user === null || secretHash === null) return undefined;
+    if (user === null || secretHash === null) {
+      await this.#recovered();
+      return undefined;
+    }
     const record: SessionRecord = { id, user, secretHash };
     if (owner !== null) record.owner = owner;
     if (ended !== null) record.ended = ended as SessionLossReason;
@@ -271,6 +326,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       received: Number(hash.received ?? 0),
       sent: Number(hash.sent ?? 0),
       frames,
+      requested: Number(hash.requested ?? 0),
       open: open.map(Number).sort((a, b) => a - b),
       rooms,
       version: Number(hash.version ?? 0),
@@ -309,6 +365,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
             secretHash: write.snapshot.record.secretHash,
           })
           : "",
+        write.requested !== undefined ? String(write.requested) : "",
       ];
       const opened = write.snapshot?.open ?? write.opened;
       args.push(String(opened.length), ...opened.map(String));
@@ -349,6 +406,22 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
 
   #key(id: string): string {
     return `${this.#prefix}{${id}}`;
+  }
+
+  /** Rejects while Redis lost its data less than the window ago. */
+  async #recovered(): Promise<void> {
+    if (this.#recoveryWindow === 0) return;
+    const ago = await this.#command<number | null>([
+      "EVAL",
+      LOST,
+      "1",
+      `${this.#prefix}generation`,
+    ]);
+    if (ago !== null && ago < this.#recoveryWindow) {
+      throw new Error(
+        `Cannot find session yet: Redis lost its data ${ago} ms ago and its owner may not have written it again`,
+      );
+    }
   }
 
   async #command<T>(args: string[]): Promise<T> {
@@ -452,13 +525,22 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
       }
       this.#attempt = 0;
     }
-    const [write, claim] = await this.#deadline(
+    const [write, claim, generation] = await this.#deadline(
       Promise.all([
         client.sendCommand(["SCRIPT", "LOAD", WRITE]),
         client.sendCommand(["SCRIPT", "LOAD", CLAIM]),
+        client.sendCommand([
+          "EVAL",
+          MARK,
+          "1",
+          `${this.#prefix}generation`,
+          crypto.randomUUID(),
+          this.#generation,
+        ]),
       ]) as Promise<unknown> as Promise<string[]>,
       client,
     );
+    this.#generation = generation;
     this.#shas = { write, claim };
     return client;
   }

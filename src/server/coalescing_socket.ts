@@ -8,7 +8,11 @@
  * buffered one microtask apart within the same turn, so a chain of
  * microtasks that sees no new frame for {@linkcode IDLE_HOPS} hops in a row
  * knows the burst ended. A frame alone in its turn leaves as it is, before
- * the turn ends (`setImmediate`, measured, cost a round trip 3–8 µs more).
+ * the turn ends (`setImmediate`, measured, cost a round trip 3–8 µs more);
+ * and once a connection's last burst was a single frame (a client waiting
+ * for each answer), its next first frame is sent at once, without the hops,
+ * as fast as without coalescing; frames that follow it in the same turn are
+ * queued and batched as before.
  *
  * @module
  */
@@ -60,7 +64,7 @@ export class Coalescer {
     this.#scheduled = false;
     const queued = this.#queued;
     this.#queued = [];
-    for (const socket of queued) socket.flush();
+    for (const socket of queued) socket.endBurst();
   }
 }
 
@@ -85,6 +89,15 @@ export class CoalescingSocket implements SocketLike {
   #coalescer: Coalescer;
   #queue: string[] = [];
   #length = 0;
+  /** Waiting for the end of a burst (scheduled with the coalescer). */
+  #inBurst = false;
+  /** Frames of the current burst sent already (at once, or flushed). */
+  #sent = 0;
+  /**
+   * The last burst was a single frame: the next burst's first frame is
+   * sent at once. A new connection starts by batching.
+   */
+  #lone = false;
   /** The inner socket's buffer, read once per turn while frames wait. */
   #buffered = -1;
 
@@ -125,12 +138,30 @@ export class CoalescingSocket implements SocketLike {
       this.#inner.send(data);
       return;
     }
+    this.#coalescer.frames++;
+    if (!this.#inBurst) {
+      this.#inBurst = true;
+      this.#coalescer.schedule(this);
+      if (this.#lone) {
+        // Most likely alone again: no wait.
+        this.#sent = 1;
+        this.#inner.send(data);
+        return;
+      }
+    }
     const queue = this.#queue;
     queue.push(data);
     this.#length += data.length;
-    this.#coalescer.frames++;
-    if (queue.length === 1) this.#coalescer.schedule(this);
     if (this.#length >= MAX_BATCH) this.flush();
+  }
+
+  /** The burst is over: sends what is queued, and learns its size. */
+  endBurst(): void {
+    const frames = this.#sent + this.#queue.length;
+    this.flush();
+    this.#inBurst = false;
+    this.#sent = 0;
+    this.#lone = frames === 1;
   }
 
   /** Sends what is queued: one frame as it is, several as a batch. */
@@ -140,6 +171,7 @@ export class CoalescingSocket implements SocketLike {
     this.#queue = [];
     this.#length = 0;
     this.#buffered = -1;
+    this.#sent += queue.length;
     this.#inner.send(queue.length === 1 ? queue[0] : encodeBatch(queue));
   }
 

@@ -13,6 +13,8 @@ import {
   type SocketLike,
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
+import { streams } from "../peer/stream_support.ts";
+import { timeoutLists } from "../peer/timeout_lists.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
@@ -190,6 +192,8 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     onError: (user: string, error: unknown) => void;
     /** The codec the client chose, when not JSON. */
     codec?: Codec;
+    /** The last request sequence an earlier instance of the session used. */
+    usedSequences?: number;
   },
 ): Peer<Local, Remote> {
   const { peerOptions, codec } = options;
@@ -201,8 +205,14 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     // results encoded once by their handler (users.list pages).
     codec: codec ?? serverJsonCodec,
     registry: options.registry,
+    streams,
+    timeouts: timeoutLists,
     maxMalformed: peerOptions.maxMalformed,
     timeout: peerOptions.timeout,
+    // Sequences follow an earlier instance's (reaches PendingRequests).
+    ...(options.usedSequences
+      ? { sequences: { last: options.usedSequences } }
+      : undefined),
     // Size, rate, in-flight and backpressure limits, per connection.
     guard: new PeerLimits(peerOptions),
     // Hooks rather than event listeners: cheaper per idle connection.

@@ -15,6 +15,13 @@ import type { SocketLike } from "../peer/peer.ts";
 /** The close code of a connection over its send budget. */
 export const CLOSE_TOO_SLOW = 1013;
 const OPEN = 1;
+/**
+ * Bytes a socket may be counted for (an upper bound) before a send reads
+ * its buffer again: below it a send needs no read (an op call into the
+ * runtime per frame that the raw echo does not pay), since neither budget
+ * can be exceeded.
+ */
+const UNREAD = 16_384;
 
 /** The budgets of one server, shared by its connections. */
 export class SendBudget {
@@ -78,6 +85,27 @@ export class SendBudget {
   }
 
   /**
+   * Whether `socket` may send `bytes` more without reading its buffer: its
+   * count (an upper bound) stays under {@linkcode UNREAD} and the
+   * connection's budget, and the estimate under half the total, so that
+   * {@linkcode admit} would say yes whatever the buffer holds. Counts them
+   * when it may.
+   */
+  admitUnread(socket: BudgetedSocket, bytes: number): boolean {
+    const counted = socket.counted + bytes;
+    const estimate = this.#estimate + bytes;
+    if (
+      counted > UNREAD || counted > this.#perConnection ||
+      estimate > this.#total / 2
+    ) {
+      return false;
+    }
+    socket.counted = counted;
+    this.#estimate = estimate;
+    return true;
+  }
+
+  /**
    * Records what a send added to a socket's buffer: `buffered`, an upper
    * bound (the buffer before the send plus the most the data can take), so
    * that the estimate still only errs high without reading the buffer again.
@@ -124,7 +152,14 @@ export class BudgetedSocket implements SocketLike {
   send(data: string | Uint8Array<ArrayBuffer>): void {
     const socket = this.socket;
     if (socket.readyState !== OPEN) return;
-    // One read of the buffer per send (an op call into the runtime).
+    // At most 3 UTF-8 bytes per UTF-16 unit.
+    const bytes = typeof data === "string" ? data.length * 3 : data.byteLength;
+    // Far from both budgets: no need to read the buffer.
+    if (this.#budget.admitUnread(this, bytes)) {
+      socket.send(data);
+      return;
+    }
+    // Otherwise one read of the buffer (an op call into the runtime).
     const buffered = socket.bufferedAmount;
     if (!this.#budget.admit(this, buffered)) {
       const overBudget = this.#overBudget;
@@ -136,11 +171,7 @@ export class BudgetedSocket implements SocketLike {
       return;
     }
     socket.send(data);
-    // At most 3 UTF-8 bytes per UTF-16 unit.
-    this.#budget.sent(
-      this,
-      buffered + (typeof data === "string" ? data.length * 3 : data.byteLength),
-    );
+    this.#budget.sent(this, buffered + bytes);
   }
 
   /** Starts the closing handshake. */

@@ -1,25 +1,129 @@
 /**
  * The codec of the server's JSON connections: the JSON codec, with responses
  * encoded by {@linkcode encodeJsonResponse} (byte for byte the same, in half
- * the time) rather than by stringifying the frame object, and results a
- * handler encoded once ({@linkcode EncodedResult}) spliced in as they are.
- * The browser client keeps the plain `jsonCodec`, so it does not carry this
- * code.
+ * the time) rather than by stringifying the frame object, results a handler
+ * encoded once ({@linkcode EncodedResult}) spliced in as they are, and the
+ * common request frames read by {@linkcode decodeRequest} without
+ * `JSON.parse`. The browser client keeps the plain `jsonCodec`, so it does
+ * not carry this code.
  *
  * @module
  */
 
 import { type Codec, encodeJsonResponse, jsonCodec } from "../wire/codec.ts";
+import { type Frame, MAX_SEQUENCE } from "../wire/protocol.ts";
 import { EncodedResult, resultCodec } from "./encoded_result.ts";
 
-/** `jsonCodec` with the fast path for responses and encoded results. */
+/** What every request frame the fast path reads starts with. */
+const HEAD = '{"sequence":';
+/** What follows the sequence of a request with a string message. */
+const TYPE_MESSAGE = ',"type":1,"message":"';
+/** What follows the message of a request with a method. */
+const METHOD = ',"method":"';
+
+/**
+ * Longer strings are left to `JSON.parse`, which scans them faster than a
+ * loop over their characters. Below the JSON codec's longest method name
+ * (256), so a method the fast path reads is never too long.
+ */
+const MAX_PLAIN = 128;
+
+/**
+ * Where the JSON string that starts at `from` (after its opening quote)
+ * ends, when it is at most {@linkcode MAX_PLAIN} long and holds no escape
+ * and no control character; otherwise -1.
+ */
+function plainStringEnd(data: string, from: number): number {
+  const end = data.indexOf('"', from);
+  if (end < 0 || end - from > MAX_PLAIN) return -1;
+  for (let i = from; i < end; i++) {
+    const code = data.charCodeAt(i);
+    if (code === 92 || code < 32) return -1; // \ or a control character
+  }
+  return end;
+}
+
+/**
+ * Reads a request frame in the exact form JSON.stringify gives the frames a
+ * client sends for a default request, without `JSON.parse`:
+ * `{"sequence":N,"type":1,"message":"text"}`, optionally followed by
+ * `,"method":"name"` before the closing brace, where N is an integer from 0
+ * to {@linkcode MAX_SEQUENCE} without leading zeros, and neither string has
+ * an escape or a control character (nor more than 128 characters). The frame equals what `JSON.parse` and
+ * `validateFrame` make of the same text (keys in the same order). Anything
+ * else (other types, other key orders, whitespace, escapes, numbers written
+ * otherwise, non-string messages, too long a method, invalid JSON) gives
+ * `undefined`, and the JSON path decides: it accepts or refuses it with its
+ * own typed errors.
+ *
+ * @param data The message as received.
+ * @returns The request frame, or `undefined` when the JSON path must decide.
+ */
+export function decodeRequest(data: string): Frame | undefined {
+  if (!data.startsWith(HEAD)) return undefined;
+  let i = HEAD.length;
+  const first = data.charCodeAt(i) - 48;
+  if (!(first >= 0 && first <= 9)) return undefined;
+  let sequence = first;
+  i++;
+  // No leading zero: "0" alone, or a first digit from 1 to 9.
+  if (first !== 0) {
+    const last = i + 9; // at most 10 digits
+    for (; i < last; i++) {
+      const digit = data.charCodeAt(i) - 48;
+      if (!(digit >= 0 && digit <= 9)) break;
+      sequence = sequence * 10 + digit;
+    }
+  }
+  if (sequence > MAX_SEQUENCE || !data.startsWith(TYPE_MESSAGE, i)) {
+    return undefined;
+  }
+  const start = i + TYPE_MESSAGE.length;
+  const end = plainStringEnd(data, start);
+  if (end < 0) return undefined;
+  const message = data.slice(start, end);
+  const length = data.length;
+  if (end === length - 2) {
+    return data.charCodeAt(length - 1) === 125 // }
+      ? { sequence, type: 1, message }
+      : undefined;
+  }
+  if (!data.startsWith(METHOD, end + 1)) return undefined;
+  const from = end + 1 + METHOD.length;
+  const last = plainStringEnd(data, from);
+  if (last !== length - 2 || data.charCodeAt(length - 1) !== 125) {
+    return undefined;
+  }
+  return { sequence, type: 1, message, method: data.slice(from, last) };
+}
+
+/**
+ * The last short string result and its JSON text: a handler that answers
+ * the same string every time (the chat relay's "ok") has it stringified
+ * once. Longer strings are not kept (nor compared).
+ */
+const MAX_KEPT = 64;
+let lastString = "";
+let lastJson = '""';
+
+/** `jsonCodec` with the fast paths for requests, responses and results. */
 export const serverJsonCodec: Codec = {
   name: jsonCodec.name,
   encode: resultCodec.encode,
   encodeResponse(sequence: number, message: unknown): string {
+    if (typeof message === "string" && message.length <= MAX_KEPT) {
+      if (message !== lastString) {
+        lastJson = JSON.stringify(message);
+        lastString = message;
+      }
+      return `{"sequence":${sequence},"type":2,"message":${lastJson}}`;
+    }
     return message instanceof EncodedResult
       ? `{"sequence":${sequence},"type":2,"message":${message.json}}`
       : encodeJsonResponse(sequence, message);
   },
-  decode: jsonCodec.decode,
+  decode(data: unknown): Frame {
+    return (typeof data === "string" ? decodeRequest(data) : undefined) ??
+      jsonCodec.decode(data);
+  },
 };

@@ -27,6 +27,8 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
   lostFor: SessionLossReason | undefined = undefined;
   /** Shared store: taken over by another instance (ends here quietly). */
   moved = false;
+  /** Shared store: request sequences its earlier instances used. */
+  usedSequences = 0;
   /** Shared store: what is written of it (undefined without one). */
   entry: JournalEntry = undefined as unknown as JournalEntry;
 

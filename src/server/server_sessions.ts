@@ -46,8 +46,7 @@ import { closeQuietly, Handshake } from "./session_handshake.ts";
 import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
 import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
 
-/** How long a session taken over elsewhere stays registered here, in ms. */
-const MOVED_DELAY = 1_000;
+const MOVED_DELAY = 1_000; // ms a session taken over elsewhere stays here
 import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 /** An upgraded socket that asked for a session. */
@@ -436,6 +435,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     session.peer = serverPeer(session.socket, upgrade.user, SUBPROTOCOL, {
       ...host.peer,
       codec: upgrade.codec,
+      usedSequences: session.usedSequences,
       onClose: (code, why) => this.#onEnd(session, code, why),
       onError: host.onError,
     });

@@ -16,7 +16,9 @@
  * request that may have run; those without a stored response are "in
  * doubt". A failed write is merged into the next one and retried with
  * backoff (frames keep being held meanwhile); a write refused because
- * another instance claimed the session makes this one give it up.
+ * another instance claimed the session makes this one give it up. A write
+ * answered "missing" (the store lost its data) makes every live session
+ * write a full copy at once.
  *
  * @module
  */
@@ -67,6 +69,8 @@ export class JournalEntry {
   readonly open: Set<number> = new Set();
   /** Client frames received, in all (held until stored). */
   received = 0;
+  /** The sequence of the last request this session's server sent. */
+  requested = 0;
   /** Server frames acknowledged by the client, in all. */
   acked = 0;
   roomsChanged = false;
@@ -114,14 +118,61 @@ export interface JournalStats {
   failures: number;
 }
 
-/** Parses the type and sequence of a frame from its first characters. */
+/**
+ * The type and sequence of a frame as it travels: a JSON text frame, or a
+ * binary-codec frame (`u32 header length | header JSON | attachments`).
+ * Our own encoders write `{"sequence":n,"type":t` first, which is read
+ * without parsing; any other key order (another client's encoder) is
+ * parsed, so that every request is known to the store.
+ */
 export function frameHead(data: unknown): [number, number] | undefined {
-  if (typeof data !== "string") return undefined;
-  const match = HEAD.exec(data);
+  if (typeof data === "string") {
+    const match = HEAD.exec(data);
+    if (match !== null) return [Number(match[2]), Number(match[1])];
+    return parsedHead(data);
+  }
+  const header = binaryHeader(data);
+  if (header === undefined) return undefined;
+  // Our encoder's head is ASCII, within the header's first 64 bytes.
+  const match = HEAD.exec(latin1(header.subarray(0, 64)));
   if (match !== null) return [Number(match[2]), Number(match[1])];
-  return undefined;
+  return parsedHead(utf8.decode(header));
 }
 const HEAD = /^\{"sequence":(\d+),"type":(\d+)/;
+const utf8 = new TextDecoder();
+
+/** The JSON header of a binary-codec frame (bytes), or `undefined`. */
+function binaryHeader(data: unknown): Uint8Array | undefined {
+  let bytes: Uint8Array;
+  if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else if (ArrayBuffer.isView(data)) {
+    bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  } else return undefined;
+  if (bytes.byteLength < 4) return undefined;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  if (4 + length > bytes.byteLength) return undefined;
+  return bytes.subarray(4, 4 + length);
+}
+
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
+}
+
+/** Reads `type` and `sequence` of a frame in another key order. */
+function parsedHead(text: string): [number, number] | undefined {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof frame !== "object" || frame === null) return undefined;
+  const { type, sequence } = frame as { type?: unknown; sequence?: unknown };
+  if (!Number.isSafeInteger(type) || !Number.isSafeInteger(sequence)) {
+    return undefined;
+  }
+  return [type as number, sequence as number];
+}
 
 /** The batching writer of one server's sessions. */
 export class SessionJournal {
@@ -159,6 +210,16 @@ export class SessionJournal {
     this.#timeout = options.timeout;
     this.#refresh = setInterval(() => this.#touchAll(), options.refresh);
     Deno.unrefTimer(this.#refresh);
+    // An empty write connects the store now: a store that knows Redis
+    // from before can tell a later data loss (RedisSessionStore's
+    // `recoveryWindow`). A failure is the first write's to report.
+    this.#inFlight = Promise.resolve().then(() => store.write!([])).then(
+      () => {},
+      () => {},
+    ).finally(() => {
+      this.#inFlight = undefined;
+      if (!this.#closed) this.#schedule();
+    });
   }
 
   /** Sessions written by this journal. */
@@ -183,8 +244,10 @@ export class SessionJournal {
     entry.frames.push(data);
     entry.framesEnd = session.socket.sent;
     const head = frameHead(data);
-    if (head !== undefined && head[0] === 2 && entry.open.delete(head[1])) {
-      entry.answered.push(head[1]);
+    if (head !== undefined) {
+      if (head[0] === 2 && entry.open.delete(head[1])) {
+        entry.answered.push(head[1]);
+      } else if (head[0] === 1 && head[1] !== 0) entry.requested = head[1];
     }
     this.#note(session);
   }
@@ -330,6 +393,10 @@ export class SessionJournal {
         for (let i = 0; i < sessions.length; i++) {
           this.#done(sessions[i], batch[i], taken[i], results[i]);
         }
+        // The store lost a session: most likely all of them (a restart
+        // without persistence). Every live one is written at once, not at
+        // the next refresh, so that a resume elsewhere finds it soon.
+        if (results.includes("missing")) this.#touchAll();
       },
       (error: unknown) => {
         this.stats.failures++;
@@ -374,6 +441,7 @@ export class SessionJournal {
     const taken: Taken = {
       frames: entry.frames,
       framesEnd: entry.framesEnd,
+      requested: entry.requested,
       opened: entry.opened,
       answered: entry.answered,
       rooms: entry.roomsChanged,
@@ -399,6 +467,7 @@ export class SessionJournal {
       answered: taken.answered,
       ttl: session.ttl(),
     };
+    if (taken.requested !== 0) write.requested = taken.requested;
     if (taken.snapshot) {
       // Every unacknowledged frame, as the transport keeps them.
       const kept = socket.pendingFrames();
@@ -492,6 +561,7 @@ export class SessionJournal {
 interface Taken {
   frames: Data[];
   framesEnd: number;
+  requested: number;
   opened: number[];
   answered: number[];
   rooms: boolean;

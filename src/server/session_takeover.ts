@@ -56,6 +56,10 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
     shared.limits,
   );
   session.entry = new JournalEntry(owner, stored.version);
+  // The client may hold requests the previous owner sent but did not
+  // store: one sequence at most per frame past the stored ones.
+  const used = stored.requested + Math.max(0, received - stored.sent);
+  session.usedSequences = session.entry.requested = used;
   const socket = session.socket;
   socket.load(
     stored.received,

@@ -13,7 +13,10 @@ import {
   BUDGET_BYTES,
   bundleSize,
   PARTS,
+  STREAMS,
+  STREAMS_BUDGET_BYTES,
   TYPICAL_APP,
+  TYPICAL_STREAM_APP,
 } from "../../scripts/bundle_size.ts";
 
 Deno.test("analyze() attributes every byte of the typical app's bundle to a part", async () => {
@@ -39,4 +42,23 @@ Deno.test("bundleSize() of the whole client.ts is at least the typical app's", a
   ]);
   assert.ok(all.minified >= app.minified);
   assert.equal(BUDGET_BYTES, 7_168);
+});
+
+Deno.test("analyze(): an app without the streams option ships no stream code but the refusals (issue 20: at most 1 KB)", async () => {
+  const [app, streaming] = await Promise.all([
+    analyze(TYPICAL_APP),
+    analyze(TYPICAL_STREAM_APP),
+  ]);
+  const files = (analysis: typeof app) =>
+    analysis.files.map((file) => file.name);
+  for (const file of ["src/peer/streams.ts", "src/peer/chunk_queue.ts"]) {
+    assert.ok(!files(app).includes(file), `${file} is in the bundle`);
+    assert.ok(files(streaming).includes(file), `${file} is not bundled`);
+  }
+  const left = app.parts.find((part) => part.name === STREAMS)!;
+  assert.ok(
+    left.gzip <= STREAMS_BUDGET_BYTES,
+    `stream support left: ${left.gzip} bytes gzip`,
+  );
+  assert.ok(streaming.gzip > app.gzip + 1_000);
 });

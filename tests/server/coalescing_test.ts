@@ -2,6 +2,11 @@ import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
 import { DuplexServer } from "../../server.ts";
 import { SessionSocket } from "../../src/peer/session_socket.ts";
+import {
+  Coalescer,
+  CoalescingSocket,
+  IDLE_HOPS,
+} from "../../src/server/coalescing_socket.ts";
 import { deadline, once } from "../_helpers.ts";
 import {
   closeAndWait,
@@ -251,4 +256,51 @@ Deno.test("Sessions count the frames inside a batch on both sides", async () => 
   client.close();
   await closed;
   await duplex.shutdown();
+});
+
+/** Resolves after the coalescer's hops (and a margin) have run. */
+async function afterBurst(): Promise<void> {
+  for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
+}
+
+Deno.test("CoalescingSocket sends the first frame of a burst at once after a lone frame, and batches the rest", async () => {
+  const sent: string[] = [];
+  const inner = {
+    readyState: 1,
+    bufferedAmount: 0,
+    protocol: "duplex.v1",
+    send: (data: string) => sent.push(data),
+    close: () => {},
+    addEventListener: () => {},
+    removeEventListener: () => {},
+  };
+  const socket = new CoalescingSocket(inner, new Coalescer());
+  const frame = (n: number) => `{"sequence":${n},"type":2,"message":"ok"}`;
+  // A new connection batches from its first frame.
+  socket.send(frame(1));
+  assert.equal(sent.length, 0);
+  await afterBurst();
+  assert.deepEqual(sent, [frame(1)]);
+  // That burst was one frame: the next one leaves at once, unbatched.
+  socket.send(frame(2));
+  assert.deepEqual(sent, [frame(1), frame(2)]);
+  await afterBurst();
+  // A burst after a lone frame: the first at once, the rest in one batch.
+  socket.send(frame(3));
+  assert.equal(sent.length, 3);
+  socket.send(frame(4));
+  socket.send(frame(5));
+  assert.equal(sent.length, 3);
+  await afterBurst();
+  assert.equal(sent.length, 4);
+  assert.equal(JSON.parse(sent[3]).sequence, 2);
+  // The last burst was not lone: the next is batched whole.
+  for (let n = 6; n <= 8; n++) socket.send(frame(n));
+  assert.equal(sent.length, 4);
+  await afterBurst();
+  assert.equal(sent.length, 5);
+  assert.deepEqual(
+    JSON.parse(sent[4]).message.map((f: { sequence: number }) => f.sequence),
+    [6, 7, 8],
+  );
 });

@@ -1,7 +1,8 @@
 /**
  * The send budget against a client that sends requests and never reads its
  * socket: the server's memory stays bounded (measured in a child process)
- * and the connection is closed with 1013.
+ * and the connection is closed with 1013; and the reads of a socket's buffer
+ * that a send skips while far from both budgets.
  *
  * @module
  */
@@ -95,4 +96,59 @@ Deno.test("DuplexServer totalSendBudget: of two slow readers over the total toge
   } finally {
     await server.stop();
   }
+});
+
+/** A socket whose buffer holds `buffered` bytes, counting reads of it. */
+function countingSocket(): {
+  socket: WebSocket;
+  reads: () => number;
+  fill: (bytes: number) => void;
+  sent: string[];
+} {
+  let reads = 0;
+  let buffered = 0;
+  const sent: string[] = [];
+  const socket = {
+    readyState: 1,
+    get bufferedAmount() {
+      reads++;
+      return buffered;
+    },
+    send(data: string) {
+      sent.push(data);
+    },
+  } as unknown as WebSocket;
+  return {
+    socket,
+    reads: () => reads,
+    fill: (bytes) => buffered = bytes,
+    sent,
+  };
+}
+
+Deno.test("SendBudget reads a socket's buffer only when a send could near a budget, and decides as if it always did", async () => {
+  const { SendBudget } = await import("../../src/server/send_budget.ts");
+  const budget = new SendBudget(1 << 20, 1 << 30);
+  const fast = countingSocket();
+  let closed = 0;
+  const wrapped = budget.wrap(fast.socket, () => closed++);
+  // 40-character frames count 120 bytes each: 1,000 sends, few reads.
+  const frame = "x".repeat(40);
+  for (let i = 0; i < 1000; i++) wrapped.send(frame);
+  assert.equal(fast.sent.length, 1000);
+  assert.ok(fast.reads() > 0 && fast.reads() <= 10, `${fast.reads()} reads`);
+  // A buffer over the connection's budget is seen at the next read.
+  fast.fill(2 << 20);
+  for (let i = 0; i < 200 && closed === 0; i++) wrapped.send(frame);
+  assert.equal(closed, 1);
+  // A small budget: every send reads, as before.
+  const tight = new SendBudget(100, 1 << 30);
+  const slow = countingSocket();
+  const strict = tight.wrap(slow.socket, () => closed++);
+  for (let i = 0; i < 5; i++) strict.send(frame);
+  assert.equal(slow.reads(), 5);
+  slow.fill(101);
+  strict.send(frame);
+  assert.equal(closed, 2);
+  assert.equal(slow.sent.length, 5);
 });

@@ -38,10 +38,9 @@ export interface ClusterChaosOptions {
   /** How long Redis stays frozen, in ms. */
   freezeMs: number;
   /**
-   * Whether Redis is restarted (losing its data) mid-run. A client that
-   * resumes on another instance before its session was written again is not
-   * resumed (reason "unknown"): a known gap, so the short run in
-   * `deno task test` leaves this fault to the full stress run.
+   * Whether Redis is restarted (losing its data) mid-run (default: yes). A
+   * client that resumes elsewhere before its owner wrote the session again
+   * is told to try again until it did.
    */
   redisRestart?: boolean;
   verbose?: boolean;
@@ -311,6 +310,8 @@ export async function clusterChaos(
   // The logs: who ran what, where.
   const runs = new Map<string, number>();
   const notes = new Map<string, number>();
+  /** Where each note ran (to tell where a lost one went). */
+  const ranOn = new Map<string, string>();
   for (const instance of instances) {
     const text = await Deno.readTextFile(instance.log).catch(() => "");
     for (const line of text.split("\n")) {
@@ -320,6 +321,7 @@ export async function clusterChaos(
       }
       if (kind === "N") {
         notes.set(`${user} ${k}`, (notes.get(`${user} ${k}`) ?? 0) + 1);
+        ranOn.set(`${user} ${k}`, at);
       }
       if (kind === "P" && user === "leave" && Number(at) < closingAt) {
         const who = states.find((s) => s.user === k);
@@ -344,7 +346,12 @@ export async function clusterChaos(
     for (const k of state.notes) {
       const count = notes.get(`${state.user} ${k}`) ?? 0;
       if (count > 1) fail(`${state.user}: note ${k} ran ${count} times`);
-      if (count === 0) figures.notesLost++;
+      if (count === 0) {
+        figures.notesLost++;
+        // The notes sent just before and after it: where they ran.
+        const near = [k - 1, k + 1].map((n) => ranOn.get(`${state.user} ${n}`));
+        say(`${state.user}: note ${k} lost (neighbours ran on ${near})`);
+      }
     }
   }
   figures.seconds = Math.round((performance.now() - started) / 100) / 10;

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { Client, OutcomeUnknownError } from "../../client.ts";
+import {
+  Client,
+  type ClientOptions,
+  OutcomeUnknownError,
+} from "../../client.ts";
+import { binaryCodec } from "../../binary.ts";
 import { DuplexServer } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { listen } from "../_server_helpers.ts";
@@ -9,13 +14,14 @@ import { deadline, once } from "../_helpers.ts";
 import { FAST } from "./_session_helpers.ts";
 
 /** Two instances on one Redis behind a round-robin balancer. */
-function pair(redis: RedisServer) {
+function pair(redis: RedisServer, grace = 30_000) {
   const counts = new Map<string, number>();
   const gates: PromiseWithResolvers<string>[] = [];
   const instances = ["a", "b"].map((name) => {
     const store = new RedisSessionStore({ url: redis.url });
     const server = new DuplexServer({
-      sessions: { store, grace: 30_000, handoverTimeout: 3_000 },
+      codecs: [binaryCodec],
+      sessions: { store, grace, handoverTimeout: 3_000 },
     });
     server.handle("work", (n: number) => {
       counts.set(`${n}`, (counts.get(`${n}`) ?? 0) + 1);
@@ -40,9 +46,10 @@ function pair(redis: RedisServer) {
     proxy,
     counts,
     gates,
-    client(user: string): Client {
+    client(user: string, options: ClientOptions = {}): Client {
       const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
         ...FAST,
+        ...options,
       });
       client.addEventListener("error", () => {});
       clients.push(client);
@@ -177,5 +184,114 @@ redisTest(
       presence.indexOf("b:online") < presence.indexOf("a:offline"),
       presence.join(),
     );
+  },
+);
+
+/** Waits until `check` holds (polled: the state of another part). */
+async function until(check: () => boolean, what: string): Promise<void> {
+  await deadline(
+    (async () => {
+      while (!check()) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    5_000,
+    what,
+  );
+}
+
+redisTest(
+  "RedisSessionStore: a binary-codec request of an instance that died is in doubt, never run twice",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("bin", { codec: binaryCodec });
+    await client.connect();
+    assert.equal(client.protocol, "duplex.v1.bin");
+    assert.equal(await client.call("work", 1), "a:1");
+    // Bytes in the params: the request travels as a binary frame.
+    const hung = client.call("hang", new Uint8Array([1, 2, 3]));
+    hung.catch(() => {});
+    await until(() => setup.gates.length === 1, "the handler to start");
+    await a.store.close();
+    setup.proxy.targets = [b.http.addr.port];
+    const back = resumed(client);
+    setup.proxy.cutAll("rst");
+    const event = await back;
+    assert.equal(event.inDoubt, 1);
+    await assert.rejects(hung, OutcomeUnknownError);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.equal(setup.gates.length, 1);
+    assert.deepEqual([...setup.counts.values()], [1, 1]);
+  },
+);
+
+redisTest(
+  "RedisSessionStore: a late answer to a dead instance's request never settles the new instance's request",
+  async (redis) => {
+    await using setup = pair(redis);
+    const [a, b] = setup.instances;
+    const client = setup.client("dee");
+    const asked: PromiseWithResolvers<void>[] = [];
+    const started: string[] = [];
+    client.handle("ask", async (question: string) => {
+      const gate = Promise.withResolvers<void>();
+      asked.push(gate);
+      started.push(question);
+      await gate.promise;
+      return `answer:${question}`;
+    });
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    const first = a.server.request("q1", { to: "dee", method: "ask" });
+    first.catch(() => {});
+    await until(() => started.length === 1, "the client to get q1");
+    // a dies with q1 pending; the client answers it later, on b.
+    await a.store.close();
+    setup.proxy.targets = [b.http.addr.port];
+    const back = resumed(client);
+    setup.proxy.cutAll("rst");
+    await back;
+    const second = b.server.request<string>("q2", { to: "dee", method: "ask" });
+    await until(() => started.length === 2, "the client to get q2");
+    asked[0].resolve();
+    asked[1].resolve();
+    assert.equal(
+      await deadline(second, 5_000, "the answer to q2"),
+      "answer:q2",
+    );
+    const [connection] = b.server.connectionsOf("dee") ?? [];
+    await until(
+      () => connection.peer.stats.unexpected === 1,
+      "the answer to q1 dropped and counted",
+    );
+  },
+);
+
+redisTest(
+  "RedisSessionStore: after Redis lost its data, a session resumes on another instance once its owner wrote it again",
+  async (redis) => {
+    // Grace 4 s: the owner writes its idle sessions again every second.
+    await using setup = pair(redis, 4_000);
+    const [a, b] = setup.instances;
+    const client = setup.client("eve");
+    const lost: string[] = [];
+    client.addEventListener("not-resumed", (event) => {
+      lost.push((event as Event & { reason: string }).reason);
+    });
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    assert.deepEqual(await client.call("join", "lobby"), ["lobby"]);
+    // Redis restarts without its data; the client's connection to a goes
+    // silent (a sees nothing, so writes nothing) and the client lands on b
+    // before a wrote the session again.
+    await redis.restart();
+    setup.proxy.targets = [b.http.addr.port];
+    const back = resumed(client);
+    setup.proxy.cutAll("blackhole");
+    await back;
+    assert.deepEqual(lost, []);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(b.server.roomsOf("eve"), ["lobby"]);
+    assert.equal(b.server.sessionMetrics.takenOver, 1);
+    assert.equal(a.server.sessionMetrics.takenOver, 0);
   },
 );

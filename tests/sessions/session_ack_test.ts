@@ -153,20 +153,20 @@ function startedClient(ackEvery: number | undefined, given?: number) {
   }
   return {
     client,
-    acks: transport.sent.filter((d) => d === `{"type":10,"sequence":3}`),
+    // A due ack goes out in the next macrotask.
+    acks: () => transport.sent.filter((d) => d === `{"type":10,"sequence":3}`),
   };
 }
 
-Deno.test("ClientSession: acknowledges at the pacing the server's state asks for, unless ackEvery was given", () => {
+Deno.test("ClientSession: acknowledges at the pacing the server's state asks for, unless ackEvery was given", async () => {
   const paced = startedClient(3);
-  assert.equal(paced.acks.length, 1);
-  paced.client.close(1000, "");
   const defaulted = startedClient(undefined);
-  assert.equal(defaulted.acks.length, 0);
-  defaulted.client.close(1000, "");
   const given = startedClient(3, 64);
-  assert.equal(given.acks.length, 0);
-  given.client.close(1000, "");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(paced.acks().length, 1);
+  assert.equal(defaulted.acks().length, 0);
+  assert.equal(given.acks().length, 0);
+  for (const { client } of [paced, defaulted, given]) client.close(1000, "");
 });
 
 Deno.test("decodeState: ackEvery is optional; when present it is an integer of at least 1", () => {
@@ -231,4 +231,30 @@ Deno.test("Session: the server acknowledges at the pacing the client's hello ask
   socket.close();
   await closed;
   await server.shutdown();
+});
+
+Deno.test("SessionSocket: a due ack goes out after the frames its delivery makes this side send, not alone ahead of them (Nagle)", async () => {
+  const session = new SessionSocket(sessionLimits({ ackEvery: 2 }));
+  const transport = new FakeTransport();
+  session.attach(transport, 0);
+  // Each frame received is answered a few promise hops later (as a
+  // client's next request is).
+  session.addEventListener("message", {
+    handleEvent() {
+      Promise.resolve().then(() => Promise.resolve()).then(() =>
+        session.send(`{"sequence":1,"type":1,"message":"next"}`)
+      );
+    },
+  });
+  transport.receive(`{"sequence":0,"type":3,"message":1}`);
+  transport.receive(`{"sequence":0,"type":3,"message":2}`);
+  assert.deepEqual(transport.sent, []);
+  // The next macrotask: the answers went first, then the ack of both.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(
+    transport.sent.map((frame) => JSON.parse(frame as string).type),
+    [1, 1, 10],
+  );
+  assert.equal(JSON.parse(transport.sent[2] as string).sequence, 2);
+  session.close();
 });

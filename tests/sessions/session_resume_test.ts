@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   type Client,
   OutcomeUnknownError,
+  RequestTimeoutError,
   type SessionEvent,
   type SessionStorageLike,
 } from "../../client.ts";
@@ -237,6 +238,132 @@ Deno.test("Session: a page reload with sessionStorage resumes and delivers what 
   await alice_round_trip(second);
   assert.deepEqual(before, [1]);
   assert.deepEqual(after, [2, 3]);
+});
+
+Deno.test("Session: after a page reload, the new page cancels the old page's pending requests and never reuses their sequences; the stored session is taken once", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const release = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  const aborted = Promise.withResolvers<void>();
+  t.server.handle("slow", async (_: unknown, { signal }) => {
+    started.resolve();
+    signal.addEventListener("abort", () => aborted.resolve());
+    await release.promise;
+    return "old";
+  });
+  t.server.handle("echo", (text: string) => text);
+  const first = t.client("alice", { session: { storage } });
+  await first.connect();
+  const old = first.call("slow", null).catch((error) => error);
+  await started.promise;
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  assert.ok((await old) instanceof Error);
+  const second = t.client("alice", { session: { storage } });
+  // Taken out of the storage: a copy of this tab's storage starts afresh.
+  assert.equal(memory.has("duplex.session"), false);
+  const resumed = once<SessionEvent>(second, "resumed");
+  await second.connect();
+  await resumed;
+  // Sequence 1 of the old page: cancelled before the new page's first
+  // request (sequence 2, not 1).
+  assert.equal(await second.call("echo", "new"), "new");
+  await aborted.promise;
+  release.resolve();
+  // Cancelled: its response is never sent.
+  assert.equal(await second.call("echo", "after"), "after");
+  assert.equal(second.peer?.stats.unexpected, 0);
+});
+
+Deno.test("Session: after a page reload, a server request the old page had received but not answered times out on the server; one sent during the reload is answered by the new page", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const first = t.client("alice", { session: { storage } });
+  const asked = Promise.withResolvers<void>();
+  first.handle("confirm", () => {
+    asked.resolve();
+    return new Promise(() => {}); // the page goes before it answers
+  });
+  await first.connect();
+  const unanswered = t.server.call("confirm", null, {
+    to: "alice",
+    timeout: 300,
+  }).catch((error) => error);
+  await asked.promise;
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  const duringReload = t.server.call("confirm", "again", { to: "alice" });
+  const second = t.client("alice", { session: { storage } });
+  second.handle("confirm", (question) => `new page: ${question}`);
+  await second.connect();
+  assert.equal(await duringReload, "new page: again");
+  const error = await unanswered;
+  assert.ok(error instanceof RequestTimeoutError, String(error));
+});
+
+Deno.test("Session: a page back from the back/forward cache (pagehide, then connect() again) resumes its session and gets what it missed", async () => {
+  await using t = setup();
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  t.server.handle("echo", (text: string) => text);
+  const page = t.client("alice", { session: { storage } });
+  const ticks: number[] = [];
+  page.on("tick", (n: number) => ticks.push(n));
+  await page.connect();
+  assert.equal(await page.call("echo", "before"), "before");
+  const disconnected = once(t.server, "disconnect");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await disconnected;
+  assert.equal(page.state, "closed");
+  t.server.notify(1, { to: "alice", method: "tick" });
+  t.server.notify(2, { to: "alice", method: "tick" });
+  // pageshow with event.persisted: the page connects again.
+  const resumed = once<SessionEvent>(page, "resumed");
+  await page.connect();
+  assert.equal((await resumed).replayed, 2);
+  assert.equal(await page.call("echo", "after"), "after");
+  assert.deepEqual(ticks, [1, 2]);
+  assert.equal(memory.has("duplex.session"), false, "taken once");
+  assert.equal(t.server.sessionMetrics.started, 1);
+  assert.equal(t.server.sessionMetrics.resumed, 1);
+});
+
+Deno.test("Session: a page reloaded after the grace period gets not-resumed (expired) and a new session", async () => {
+  await using t = setup({ sessions: { grace: 50 } });
+  const memory = new Map<string, string>();
+  const storage: SessionStorageLike = {
+    getItem: (key) => memory.get(key) ?? null,
+    setItem: (key, value) => void memory.set(key, value),
+    removeItem: (key) => void memory.delete(key),
+  };
+  const first = t.client("alice", { session: { storage } });
+  await first.connect();
+  const expired = once(t.server, "expire");
+  globalThis.dispatchEvent(new Event("pagehide"));
+  await expired;
+  const second = t.client("alice", { session: { storage } });
+  const notResumed = once<SessionEvent>(second, "not-resumed");
+  await second.connect();
+  assert.equal((await notResumed).reason, "expired");
+  assert.equal(t.server.sessionMetrics.started, 2);
+  assert.equal(t.server.sessionMetrics.resumed, 0);
 });
 
 /** A request round trip: everything the server sent before has arrived. */

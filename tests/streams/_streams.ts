@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Client, type ClientOptions } from "../../client.ts";
+import { Client, type ClientOptions, streams } from "../../client.ts";
 import { DuplexServer, type DuplexServerOptions } from "../../server.ts";
 import { listen, until, wsUrl } from "../_server_helpers.ts";
 
@@ -18,7 +18,8 @@ export interface Setup extends AsyncDisposable {
 
 /**
  * Starts a server (`configure` registers its handlers) and connects a
- * client as user `alice`.
+ * client as user `alice`, with stream support unless `clientOptions` says
+ * otherwise.
  */
 export async function setup(
   configure: (server: DuplexServer) => void,
@@ -30,6 +31,7 @@ export async function setup(
   const http = listen(server);
   const client = new Client(wsUrl(http, "alice"), {
     pingInterval: 0,
+    streams,
     ...clientOptions,
   });
   const registered = until(server, () => server.connections === 1);

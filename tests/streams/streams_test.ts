@@ -6,6 +6,7 @@ import {
   Peer,
   RemoteError,
   type RequestContext,
+  streams,
 } from "../../mod.ts";
 import { deadline } from "../_helpers.ts";
 import { setup, signal } from "./_streams.ts";
@@ -422,7 +423,7 @@ Deno.test("Peer.stream(): a producer that sends more chunks than granted fails t
   );
   const socket = new WebSocket(`ws://127.0.0.1:${http.addr.port}`);
   await new Promise((resolve) => socket.onopen = resolve);
-  const peer = new Peer(socket);
+  const peer = new Peer(socket, { streams });
   const got: unknown[] = [];
   const chunks = peer.stream("flood", null, { credit: 4 });
   // Nothing is read (so no credit granted) until the fifth chunk overflowed
