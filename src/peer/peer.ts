@@ -38,10 +38,10 @@ import {
   IncomingRequests,
   methodNotFound,
 } from "./incoming_requests.ts";
-import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
+import { throughMiddleware } from "./middleware.ts";
 import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { RequestHandler } from "./handler.ts";
-import { deliver } from "./receiver.ts";
+import { dispatchNotification } from "./receiver.ts";
 import {
   type PeerEventMap,
   type PeerOptions,
@@ -485,7 +485,11 @@ export class Peer<
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
-        if (ok && isStream(value) && !this.#options.streams) {
+        const plain = !isStream(value);
+        if (ok && plain && this.#streams === undefined) {
+          return this.#respond(sequence, value);
+        }
+        if (ok && !plain && !this.#options.streams) {
           ok = false;
           value = noStreams();
         }
@@ -526,8 +530,9 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      const fast = this.#codec.encodeResponse?.(sequence, message);
-      this.#sendFrame({ sequence, type: 2, message }, fast);
+      const data = this.#codec.encodeResponse?.(sequence, message) ??
+        this.#codec.encode({ sequence, type: 2, message });
+      this.#sendData(data, 2);
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }
@@ -539,20 +544,8 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
-    const chain = this.registry.middleware;
-    if (!chain.length) return this.#dispatch(frame);
     const peer = this as Peer<Endpoint, Endpoint>;
-    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
-      error,
-    ) => this.#reportError(error));
-  }
-
-  #dispatch(frame: NotifyFrame): void {
-    const listeners = this.registry.listeners;
-    const failed = deliver(listeners.get(frame.method ?? ""), frame);
-    for (const error of deliver(listeners.get(undefined), frame, failed)) {
-      this.#reportError(error);
-    }
+    dispatchNotification(this.registry, peer, frame, this.#options.onError);
   }
 
   #sendFrame(frame: Frame, data = this.#codec.encode(frame)): void {

@@ -7,7 +7,6 @@
  */
 
 import { TypedEventTarget } from "./typed_event_target.ts";
-import type { Middleware } from "./middleware.ts";
 import type {
   AnyResult,
   Endpoint,
@@ -19,6 +18,9 @@ import type {
 } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
+import { errorEvent } from "../wire/errors.ts";
+import { type Middleware, notifyThroughMiddleware } from "./middleware.ts";
+import type { Peer } from "./peer.ts";
 
 /**
  * Request handlers and notification listeners, by method. A registry can be
@@ -251,4 +253,57 @@ export function deliver(
     }
   }
   return failed;
+}
+
+/** Reports what a listener or middleware threw, as the peer does. */
+function report(
+  peer: Peer<Endpoint, Endpoint>,
+  onError: ((error: unknown) => void) | undefined,
+  error: unknown,
+): void {
+  onError?.(error);
+  peer.dispatchEvent(errorEvent(error));
+}
+
+/** The listeners of the frame's method, then those of every notification. */
+function deliverAll(
+  listeners: Registry["listeners"],
+  peer: Peer<Endpoint, Endpoint>,
+  frame: NotifyFrame,
+  onError: ((error: unknown) => void) | undefined,
+): void {
+  const failed = deliver(listeners.get(frame.method ?? ""), frame);
+  for (const error of deliver(listeners.get(undefined), frame, failed)) {
+    report(peer, onError, error);
+  }
+}
+
+/**
+ * Hands an incoming notification to the listeners of `registry`, through
+ * its middleware when it has any (no closure otherwise); what a listener or
+ * a middleware threw goes to `onError` and the peer's `error` event.
+ * Internal: the peer's dispatch.
+ *
+ * @param registry The handlers and listeners.
+ * @param peer The connection it came in on.
+ * @param frame The notification.
+ * @param onError The peer's `onError` option.
+ */
+export function dispatchNotification(
+  registry: Registry,
+  peer: Peer<Endpoint, Endpoint>,
+  frame: NotifyFrame,
+  onError: ((error: unknown) => void) | undefined,
+): void {
+  const chain = registry.middleware;
+  if (!chain.length) {
+    return deliverAll(registry.listeners, peer, frame, onError);
+  }
+  notifyThroughMiddleware(
+    chain,
+    peer,
+    frame,
+    () => deliverAll(registry.listeners, peer, frame, onError),
+    (error) => report(peer, onError, error),
+  );
 }
