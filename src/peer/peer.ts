@@ -38,10 +38,10 @@ import {
   IncomingRequests,
   methodNotFound,
 } from "./incoming_requests.ts";
-import { throughMiddleware } from "./middleware.ts";
+import { notifyThroughMiddleware, throughMiddleware } from "./middleware.ts";
 import type { AnyEndpoint, Endpoint } from "./endpoint.ts";
 import type { RequestHandler } from "./handler.ts";
-import { dispatchNotification } from "./receiver.ts";
+import { deliver } from "./receiver.ts";
 import {
   type PeerEventMap,
   type PeerOptions,
@@ -485,17 +485,12 @@ export class Peer<
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
-        const plain = !isStream(value);
-        if (ok && plain && this.#streams === undefined) {
-          return this.#respond(sequence, value);
+        const stream = ok && isStream(value);
+        // Without stream support, no stream ends exist to settle.
+        if (stream && !this.#options.streams) {
+          return this.#handlerFailed(sequence, noStreams());
         }
-        if (ok && !plain && !this.#options.streams) {
-          ok = false;
-          value = noStreams();
-        }
-        const streams = ok && isStream(value)
-          ? this.#streamsOf()
-          : this.#streams;
+        const streams = stream ? this.#streamsOf() : this.#streams;
         if (streams?.settle(sequence, ok, value, context)) return;
         if (ok) this.#respond(sequence, value);
         else this.#handlerFailed(sequence, value);
@@ -544,8 +539,17 @@ export class Peer<
 
   #onNotification(frame: NotifyFrame): void {
     if (this.identity !== undefined) frame.from = this.identity;
+    const chain = this.registry.middleware;
+    if (!chain.length) return this.#dispatch(frame);
     const peer = this as Peer<Endpoint, Endpoint>;
-    dispatchNotification(this.registry, peer, frame, this.#options.onError);
+    notifyThroughMiddleware(chain, peer, frame, () => this.#dispatch(frame), (
+      error,
+    ) => this.#reportError(error));
+  }
+
+  #dispatch(frame: NotifyFrame): void {
+    const failed = deliver(this.registry.listeners, frame);
+    for (const error of failed) this.#reportError(error);
   }
 
   #sendFrame(frame: Frame, data = this.#codec.encode(frame)): void {

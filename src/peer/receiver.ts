@@ -7,6 +7,7 @@
  */
 
 import { TypedEventTarget } from "./typed_event_target.ts";
+import type { Middleware } from "./middleware.ts";
 import type {
   AnyResult,
   Endpoint,
@@ -18,9 +19,6 @@ import type {
 } from "./endpoint.ts";
 import type { NotificationListener, RequestHandler } from "./handler.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
-import { errorEvent } from "../wire/errors.ts";
-import { type Middleware, notifyThroughMiddleware } from "./middleware.ts";
-import type { Peer } from "./peer.ts";
 
 /**
  * Request handlers and notification listeners, by method. A registry can be
@@ -229,19 +227,11 @@ export class Receiver<Local extends Endpoint, EventMap>
 
 const NONE: unknown[] = [];
 
-/**
- * Calls each listener of `set` with a notification; one that throws does
- * not stop the others. Internal: the peer's dispatch.
- *
- * @param set The listeners, if any.
- * @param frame The notification.
- * @param failed Errors of earlier listeners, to add to.
- * @returns What listeners threw (`failed` and these), in order.
- */
-export function deliver(
+/** Calls each listener of `set`; adds what they threw to `failed`. */
+function deliverTo(
   set: Set<NotificationListener<never>> | undefined,
   frame: NotifyFrame,
-  failed: unknown[] = NONE,
+  failed: unknown[],
 ): unknown[] {
   // No iterator when nobody listens (the common case of `undefined`).
   if (!set?.size) return failed;
@@ -255,55 +245,19 @@ export function deliver(
   return failed;
 }
 
-/** Reports what a listener or middleware threw, as the peer does. */
-function report(
-  peer: Peer<Endpoint, Endpoint>,
-  onError: ((error: unknown) => void) | undefined,
-  error: unknown,
-): void {
-  onError?.(error);
-  peer.dispatchEvent(errorEvent(error));
-}
-
-/** The listeners of the frame's method, then those of every notification. */
-function deliverAll(
-  listeners: Registry["listeners"],
-  peer: Peer<Endpoint, Endpoint>,
-  frame: NotifyFrame,
-  onError: ((error: unknown) => void) | undefined,
-): void {
-  const failed = deliver(listeners.get(frame.method ?? ""), frame);
-  for (const error of deliver(listeners.get(undefined), frame, failed)) {
-    report(peer, onError, error);
-  }
-}
-
 /**
- * Hands an incoming notification to the listeners of `registry`, through
- * its middleware when it has any (no closure otherwise); what a listener or
- * a middleware threw goes to `onError` and the peer's `error` event.
- * Internal: the peer's dispatch.
+ * Calls the listeners of a notification's method, then those of every
+ * notification; one that throws does not stop the others. Internal: the
+ * peer's dispatch.
  *
- * @param registry The handlers and listeners.
- * @param peer The connection it came in on.
+ * @param listeners The registry's listeners.
  * @param frame The notification.
- * @param onError The peer's `onError` option.
+ * @returns What listeners threw, in order.
  */
-export function dispatchNotification(
-  registry: Registry,
-  peer: Peer<Endpoint, Endpoint>,
+export function deliver(
+  listeners: Registry["listeners"],
   frame: NotifyFrame,
-  onError: ((error: unknown) => void) | undefined,
-): void {
-  const chain = registry.middleware;
-  if (!chain.length) {
-    return deliverAll(registry.listeners, peer, frame, onError);
-  }
-  notifyThroughMiddleware(
-    chain,
-    peer,
-    frame,
-    () => deliverAll(registry.listeners, peer, frame, onError),
-    (error) => report(peer, onError, error),
-  );
+): unknown[] {
+  const failed = deliverTo(listeners.get(frame.method ?? ""), frame, NONE);
+  return deliverTo(listeners.get(undefined), frame, failed);
 }
