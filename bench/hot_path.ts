@@ -48,7 +48,7 @@ function countingSocket(protocol: string): Socket {
 }
 
 /** A peer of root `root` as the bench server's connection has it. */
-async function connectionPeer(
+export async function connectionPeer(
   root: string,
   protocol: string,
 ): Promise<{ peer: Receiving; socket: Socket }> {
@@ -87,7 +87,7 @@ async function connectionPeer(
   return { peer, socket };
 }
 
-const requests: string[] = [];
+export const requests: string[] = [];
 for (let i = 1; i <= 1000; i++) {
   requests.push(`{"sequence":${i},"type":1,"message":"hello"}`);
 }

@@ -14,7 +14,10 @@ import type { Endpoint } from "./endpoint.ts";
 import type { RequestContext, RequestHandler } from "./handler.ts";
 import type { Peer } from "./peer.ts";
 
-/** A request being handled; its signal is created only when asked for. */
+/**
+ * A request being handled. Its one private slot stays empty unless someone
+ * reads `signal` or the request is aborted: the controller is created then.
+ */
 class Context implements RequestContext {
   declare readonly peer: Peer<Endpoint, Endpoint>;
   declare readonly sequence: number;
@@ -32,23 +35,15 @@ class Context implements RequestContext {
     this.method = method;
     this.from = from;
   }
-  #aborted = false;
-  #reason: unknown;
   get data(): unknown {
     return this.peer.data;
   }
   get signal(): AbortSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      // Asked for after the abort (e.g. in a finally block): aborted too.
-      if (this.#aborted) this.#controller.abort(this.#reason);
-    }
-    return this.#controller.signal;
+    return (this.#controller ??= new AbortController()).signal;
   }
   abort(reason: unknown): void {
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
+    // Asked for after the abort (e.g. in a finally block): aborted too.
+    (this.#controller ??= new AbortController()).abort(reason);
   }
 }
 

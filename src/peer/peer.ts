@@ -485,13 +485,12 @@ export class Peer<
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
-        if (ok && isStream(value) && !this.#options.streams) {
-          ok = false;
-          value = noStreams();
+        const stream = ok && isStream(value);
+        // Without stream support, no stream ends exist to settle.
+        if (stream && !this.#options.streams) {
+          return this.#handlerFailed(sequence, noStreams());
         }
-        const streams = ok && isStream(value)
-          ? this.#streamsOf()
-          : this.#streams;
+        const streams = stream ? this.#streamsOf() : this.#streams;
         if (streams?.settle(sequence, ok, value, context)) return;
         if (ok) this.#respond(sequence, value);
         else this.#handlerFailed(sequence, value);
@@ -526,8 +525,9 @@ export class Peer<
 
   #respond(sequence: number, message: unknown): void {
     try {
-      const fast = this.#codec.encodeResponse?.(sequence, message);
-      this.#sendFrame({ sequence, type: 2, message }, fast);
+      const data = this.#codec.encodeResponse?.(sequence, message) ??
+        this.#codec.encode({ sequence, type: 2, message });
+      this.#sendData(data, 2);
     } catch (error) {
       this.#handlerFailed(sequence, error);
     }
@@ -548,11 +548,8 @@ export class Peer<
   }
 
   #dispatch(frame: NotifyFrame): void {
-    const listeners = this.registry.listeners;
-    const failed = deliver(listeners.get(frame.method ?? ""), frame);
-    for (const error of deliver(listeners.get(undefined), frame, failed)) {
-      this.#reportError(error);
-    }
+    const failed = deliver(this.registry.listeners, frame);
+    for (const error of failed) this.#reportError(error);
   }
 
   #sendFrame(frame: Frame, data = this.#codec.encode(frame)): void {

@@ -227,19 +227,11 @@ export class Receiver<Local extends Endpoint, EventMap>
 
 const NONE: unknown[] = [];
 
-/**
- * Calls each listener of `set` with a notification; one that throws does
- * not stop the others. Internal: the peer's dispatch.
- *
- * @param set The listeners, if any.
- * @param frame The notification.
- * @param failed Errors of earlier listeners, to add to.
- * @returns What listeners threw (`failed` and these), in order.
- */
-export function deliver(
+/** Calls each listener of `set`; adds what they threw to `failed`. */
+function deliverTo(
   set: Set<NotificationListener<never>> | undefined,
   frame: NotifyFrame,
-  failed: unknown[] = NONE,
+  failed: unknown[],
 ): unknown[] {
   // No iterator when nobody listens (the common case of `undefined`).
   if (!set?.size) return failed;
@@ -251,4 +243,21 @@ export function deliver(
     }
   }
   return failed;
+}
+
+/**
+ * Calls the listeners of a notification's method, then those of every
+ * notification; one that throws does not stop the others. Internal: the
+ * peer's dispatch.
+ *
+ * @param listeners The registry's listeners.
+ * @param frame The notification.
+ * @returns What listeners threw, in order.
+ */
+export function deliver(
+  listeners: Registry["listeners"],
+  frame: NotifyFrame,
+): unknown[] {
+  const failed = deliverTo(listeners.get(frame.method ?? ""), frame, NONE);
+  return deliverTo(listeners.get(undefined), frame, failed);
 }
