@@ -12,25 +12,10 @@
 
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "npm:playwright-core@1";
-import fs from "node:fs";
 import { Buffer } from "node:buffer";
 import { createChatServer } from "../../src/chat/chat.ts";
+import { launchChromium, skipBrowser, WAIT_MS } from "../_chromium.ts";
 
-// playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when it loads;
-// Deno asks for --allow-all to touch that path, which `deno task test` does
-// not grant. Answer the probe (not WSL) while the module loads.
-const WSL_PROBE = "/proc/sys/fs/binfmt_misc/WSLInterop";
-const existsSync = fs.existsSync;
-fs.existsSync = (path: fs.PathLike): boolean =>
-  path === WSL_PROBE ? false : existsSync(path);
-const { chromium } = await import("npm:playwright-core@1").finally(() => {
-  fs.existsSync = existsSync;
-});
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
-/** Generous: two shared cores, a browser and a server. */
-const WAIT_MS = 20_000;
 const OUT = new URL("../../out/", import.meta.url);
 const EVIL_NAME = "<img src=x onerror=window.__pwned=1>";
 /** A 1×1 PNG. */
@@ -42,21 +27,7 @@ const PNG = Uint8Array.from(
 );
 const EVIL_TEXT = "<b>bold?</b><img src=y onerror=window.__pwned=2>";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const hasChromium = await exists(CHROMIUM);
-if (!hasChromium && !IN_CI) {
-  console.warn(
-    `Skipping the browser test: no Chromium at ${CHROMIUM}. ` +
-      "Install it with `apt-get install chromium` (or set CHROMIUM_PATH).",
-  );
-}
+const SKIP = skipBrowser("the browser test");
 
 interface ChatHttp {
   port: number;
@@ -227,31 +198,14 @@ function usersAre(page: Page, users: string[]): Promise<PageView> {
 Deno.test({
   name:
     "demo page in Chromium: two users chat, RTT, escaping, presence, a blank name explained, sends queued while reconnecting, a 64-character name in the pill, reconnect after a server restart",
-  ignore: !hasChromium && !IN_CI,
+  ignore: SKIP,
   async fn() {
-    if (!hasChromium) {
-      throw new Error(
-        `Cannot run the browser test in CI: no Chromium at ${CHROMIUM} (apt-get install chromium)`,
-      );
-    }
     let server = startServer(0);
     const port = server.port;
     const origin = `http://127.0.0.1:${port}`;
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium();
       const requests: string[] = [];
       const problems: string[] = [];
       const pages: Page[] = [];

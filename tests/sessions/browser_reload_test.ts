@@ -25,42 +25,12 @@
  */
 
 import assert from "node:assert/strict";
-import type { Browser, Page } from "npm:playwright-core@1";
-import fs from "node:fs";
+import type { Page } from "npm:playwright-core@1";
 import { DuplexServer } from "../../server.ts";
 import { deadline, once } from "../_helpers.ts";
+import { launchChromium, skipBrowser, WAIT_MS } from "../_chromium.ts";
 
-// playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when it loads;
-// Deno asks for --allow-all to touch that path, which `deno task test` does
-// not grant. Answer the probe (not WSL) while the module loads.
-const WSL_PROBE = "/proc/sys/fs/binfmt_misc/WSLInterop";
-const existsSync = fs.existsSync;
-fs.existsSync = (path: fs.PathLike): boolean =>
-  path === WSL_PROBE ? false : existsSync(path);
-const { chromium } = await import("npm:playwright-core@1").finally(() => {
-  fs.existsSync = existsSync;
-});
-
-const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
-const IN_CI = Deno.env.get("CI") === "true";
-/** Generous: two shared cores, a browser and a server. */
-const WAIT_MS = 20_000;
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
-const hasChromium = await exists(CHROMIUM);
-if (!hasChromium && !IN_CI) {
-  console.warn(
-    `Skipping the browser reload test: no Chromium at ${CHROMIUM}. ` +
-      "Install it with `apt-get install chromium` (or set CHROMIUM_PATH).",
-  );
-}
+const SKIP = skipBrowser("the browser reload test");
 
 /**
  * The page: imports the served client, opts into `sessionStorage` sessions
@@ -199,30 +169,6 @@ function startServer() {
   };
 }
 
-/**
- * Launches Chromium with the flags of the demo page's test; with
- * `backForwardCache`, without the flag by which Playwright turns that cache
- * off.
- */
-function launch(backForwardCache = false): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreDefaultArgs: backForwardCache
-      ? ["--disable-back-forward-cache"]
-      : undefined,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
-
 /** Fails the test on any page error or console error. */
 function watch(page: Page, problems: string[]): void {
   page.on("pageerror", (error) => problems.push(String(error)));
@@ -320,12 +266,7 @@ async function withPage(
   fn: (page: Page, problems: string[]) => Promise<void>,
   backForwardCache = false,
 ): Promise<void> {
-  if (!hasChromium) {
-    throw new Error(
-      `Cannot run the browser test in CI: no Chromium at ${CHROMIUM} (apt-get install chromium)`,
-    );
-  }
-  const browser = await launch(backForwardCache);
+  const browser = await launchChromium(backForwardCache);
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -339,7 +280,7 @@ async function withPage(
   }
 }
 
-const ignore = !hasChromium && !IN_CI;
+const ignore = SKIP;
 
 Deno.test({
   name:
