@@ -15,6 +15,7 @@
  *   deno run -A bench/cluster_fanout.ts load <count> <sender-port> <port>...
  */
 
+import { median } from "./stats.ts";
 import { Client } from "../client.ts";
 import { Cluster, createChatServer } from "../server.ts";
 import { RedisPubSub } from "../redis.ts";
@@ -85,11 +86,6 @@ async function runLoad(senderPort: number, ports: number[]): Promise<number> {
   if (!success) throw new Error("Cannot run the load: it failed");
   const lines = new TextDecoder().decode(stdout).trim().split("\n");
   return JSON.parse(lines[lines.length - 1]).deliveriesPerSecond;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function orchestrate(): Promise<void> {

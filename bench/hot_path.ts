@@ -17,6 +17,8 @@
  * @module
  */
 
+import { median } from "./stats.ts";
+
 interface Socket {
   readyState: number;
   bufferedAmount: number;
@@ -99,11 +101,6 @@ function time(peer: Receiving, socket: Socket, count: number): number {
   if (socket.sent < count) throw new Error("Cannot time: responses missing");
   socket.sent = 0;
   return ns;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 if (import.meta.main) {

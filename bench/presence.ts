@@ -151,12 +151,13 @@ async function connectAll(
   for (let i = 0; i < count; i += 50) {
     const batch: Promise<void>[] = [];
     for (let j = i; j < Math.min(count, i + 50); j++) {
-      const { promise, resolve } = Promise.withResolvers<void>();
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
       clients.push(
         new Counter(
           `ws://127.0.0.1:${port}/?user=${prefix}${j}`,
           listen,
           resolve,
+          reject,
         ),
       );
       batch.push(promise);

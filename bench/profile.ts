@@ -18,6 +18,7 @@
  * @module
  */
 
+import { median } from "./stats.ts";
 import { spawnDeno, spawnServer } from "./process.ts";
 
 interface ProfileNode {
@@ -62,7 +63,7 @@ function selfTimes(profile: CpuProfile): Map<string, number> {
 }
 
 /** Units of work of a run: requests, or deliveries for a fan-out. */
-function unitsOf(workload: string, count: number, size: number): number {
+export function unitsOf(workload: string, count: number, size: number): number {
   switch (workload) {
     case "pipelined":
       return count + Math.min(5000, count);
@@ -144,14 +145,6 @@ function groupOf(label: string): string {
   }
   if (label === "(garbage collector)") return "garbage collection";
   return "runtime: other";
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 if (import.meta.main) {

@@ -38,6 +38,7 @@
  * @module
  */
 
+import { median } from "./stats.ts";
 import {
   measureTracker,
   type TrackerFigures,
@@ -424,15 +425,6 @@ async function runOnce(
   } finally {
     await running.stop();
   }
-}
-
-function median(values: number[]): number {
-  const sorted = values.filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 async function measure(workload: Workload, wire: string): Promise<Row[]> {

@@ -28,6 +28,8 @@
  * @module
  */
 
+import { median } from "./stats.ts";
+import { unitsOf } from "./profile.ts";
 import { spawnDeno, spawnServer } from "./process.ts";
 
 const here = new URL(".", import.meta.url);
@@ -57,27 +59,6 @@ export async function cpuNanoseconds(pid: number): Promise<number> {
     }
   }
   return total;
-}
-
-function unitsOf(workload: string, count: number, size: number): number {
-  switch (workload) {
-    case "pipelined":
-      return count + Math.min(5000, count);
-    case "sequential":
-      return count + (size || 1000);
-    case "fanout":
-      return count * (size || 100);
-    default:
-      return count;
-  }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 const CALLGRIND = Deno.env.get("BENCH_CALLGRIND") === "1";

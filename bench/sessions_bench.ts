@@ -19,6 +19,7 @@
  * @module
  */
 
+import { median } from "./stats.ts";
 import { Client } from "../client.ts";
 import { DuplexServer } from "../server.ts";
 
@@ -125,11 +126,6 @@ async function fanOut(sessions: boolean, pushes: number): Promise<Measured> {
   await Promise.all(clients.map((c) => c.close()));
   await s.close();
   return result;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function open(url: string, protocols: string[]): Promise<WebSocket> {

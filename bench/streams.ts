@@ -32,6 +32,7 @@
  * @module
  */
 
+import { median } from "./stats.ts";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { binaryCodec } from "../binary.ts";
@@ -94,14 +95,6 @@ async function timed<T>(
   into.client.push(after.client - before.client);
   into.server.push(after.server - before.server);
   return result;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function cpuFigures(
