@@ -17,6 +17,8 @@ import { FAST } from "./_session_helpers.ts";
 function pair(redis: RedisServer, grace = 30_000) {
   const counts = new Map<string, number>();
   const gates: PromiseWithResolvers<string>[] = [];
+  /** Resolved when the first `hang` handler starts. */
+  const hangStarted = Promise.withResolvers<void>();
   const instances = ["a", "b"].map((name) => {
     const store = new RedisSessionStore({ url: redis.url });
     const server = new DuplexServer({
@@ -30,6 +32,7 @@ function pair(redis: RedisServer, grace = 30_000) {
     server.handle("hang", () => {
       const gate = Promise.withResolvers<string>();
       gates.push(gate);
+      hangStarted.resolve();
       return gate.promise;
     });
     server.handle("join", (room: string, context) => {
@@ -46,6 +49,7 @@ function pair(redis: RedisServer, grace = 30_000) {
     proxy,
     counts,
     gates,
+    hangStarted: hangStarted.promise,
     client(user: string, options: ClientOptions = {}): Client {
       const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
         ...FAST,
@@ -109,37 +113,41 @@ redisTest(
   },
 );
 
-redisTest(
-  "RedisSessionStore: requests of an instance that died are in doubt, the others go on",
-  async (redis) => {
-    await using setup = pair(redis);
-    const [a, b] = setup.instances;
-    const client = setup.client("bob");
-    await client.connect();
-    assert.equal(await client.call("work", 1), "a:1");
-    const hung = client.call("hang");
-    hung.catch(() => {});
-    await deadline(
-      (async () => {
-        while (setup.gates.length === 0) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })(),
-      5_000,
-      "the handler to start",
-    );
-    // a "dies": it can no longer write to the store, and is unreachable.
-    await a.store.close();
-    setup.proxy.targets = [b.http.addr.port];
-    const back = resumed(client);
-    setup.proxy.cutAll("rst");
-    const event = await back;
-    assert.equal(event.inDoubt, 1);
-    await assert.rejects(hung, OutcomeUnknownError);
-    assert.equal(await client.call("work", 2), "b:2");
-    assert.deepEqual([...setup.counts.values()], [1, 1]);
-  },
-);
+for (
+  const [wire, options, params] of [
+    ["JSON", {}, null],
+    // Bytes in the params: the request travels as a binary frame.
+    ["binary-codec", { codec: binaryCodec }, new Uint8Array([1, 2, 3])],
+  ] as const
+) {
+  redisTest(
+    `RedisSessionStore: a ${wire} request of an instance that died is in doubt, never run twice; the others go on`,
+    async (redis) => {
+      await using setup = pair(redis);
+      const [a, b] = setup.instances;
+      const client = setup.client(`in-doubt-${wire}`, options);
+      await client.connect();
+      if (wire === "binary-codec") {
+        assert.equal(client.protocol, "duplex.v1.bin");
+      }
+      assert.equal(await client.call("work", 1), "a:1");
+      const hung = client.call("hang", params);
+      hung.catch(() => {});
+      await deadline(setup.hangStarted, 5_000, "the handler to start");
+      // a "dies": it can no longer write to the store, and is unreachable.
+      await a.store.close();
+      setup.proxy.targets = [b.http.addr.port];
+      const back = resumed(client);
+      setup.proxy.cutAll("rst");
+      const event = await back;
+      assert.equal(event.inDoubt, 1);
+      await assert.rejects(hung, OutcomeUnknownError);
+      assert.equal(await client.call("work", 2), "b:2");
+      assert.equal(setup.gates.length, 1);
+      assert.deepEqual([...setup.counts.values()], [1, 1]);
+    },
+  );
+}
 
 redisTest(
   "RedisSessionStore: a shutdown hands sessions over: the running handler answers, no offline or online",
@@ -157,15 +165,7 @@ redisTest(
       }
     }
     const slow = client.call("hang");
-    await deadline(
-      (async () => {
-        while (setup.gates.length === 0) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })(),
-      5_000,
-      "the handler to start",
-    );
+    await deadline(setup.hangStarted, 5_000, "the handler to start");
     const back = resumed(client);
     const down = a.server.shutdown();
     // The handler finishes while a drains; its answer reaches the client on b.
@@ -199,32 +199,6 @@ async function until(check: () => boolean, what: string): Promise<void> {
 }
 
 redisTest(
-  "RedisSessionStore: a binary-codec request of an instance that died is in doubt, never run twice",
-  async (redis) => {
-    await using setup = pair(redis);
-    const [a, b] = setup.instances;
-    const client = setup.client("bin", { codec: binaryCodec });
-    await client.connect();
-    assert.equal(client.protocol, "duplex.v1.bin");
-    assert.equal(await client.call("work", 1), "a:1");
-    // Bytes in the params: the request travels as a binary frame.
-    const hung = client.call("hang", new Uint8Array([1, 2, 3]));
-    hung.catch(() => {});
-    await until(() => setup.gates.length === 1, "the handler to start");
-    await a.store.close();
-    setup.proxy.targets = [b.http.addr.port];
-    const back = resumed(client);
-    setup.proxy.cutAll("rst");
-    const event = await back;
-    assert.equal(event.inDoubt, 1);
-    await assert.rejects(hung, OutcomeUnknownError);
-    assert.equal(await client.call("work", 2), "b:2");
-    assert.equal(setup.gates.length, 1);
-    assert.deepEqual([...setup.counts.values()], [1, 1]);
-  },
-);
-
-redisTest(
   "RedisSessionStore: a late answer to a dead instance's request never settles the new instance's request",
   async (redis) => {
     await using setup = pair(redis);
@@ -232,10 +206,16 @@ redisTest(
     const client = setup.client("dee");
     const asked: PromiseWithResolvers<void>[] = [];
     const started: string[] = [];
+    /** Resolved as the client's handler gets q1, then q2. */
+    const arrived = [
+      Promise.withResolvers<void>(),
+      Promise.withResolvers<void>(),
+    ];
     client.handle("ask", async (question: string) => {
       const gate = Promise.withResolvers<void>();
       asked.push(gate);
       started.push(question);
+      arrived[started.length - 1]?.resolve();
       await gate.promise;
       return `answer:${question}`;
     });
@@ -243,7 +223,7 @@ redisTest(
     assert.equal(await client.call("work", 1), "a:1");
     const first = a.server.request("q1", { to: "dee", method: "ask" });
     first.catch(() => {});
-    await until(() => started.length === 1, "the client to get q1");
+    await deadline(arrived[0].promise, 5_000, "the client to get q1");
     // a dies with q1 pending; the client answers it later, on b.
     await a.store.close();
     setup.proxy.targets = [b.http.addr.port];
@@ -251,7 +231,7 @@ redisTest(
     setup.proxy.cutAll("rst");
     await back;
     const second = b.server.request<string>("q2", { to: "dee", method: "ask" });
-    await until(() => started.length === 2, "the client to get q2");
+    await deadline(arrived[1].promise, 5_000, "the client to get q2");
     asked[0].resolve();
     asked[1].resolve();
     assert.equal(

@@ -209,14 +209,23 @@ Deno.test("Session: a deliberate close ends the session at once (presence left w
   assert.equal(t.server.isOnline("alice"), false);
 });
 
-Deno.test("Session: a page reload with sessionStorage resumes and delivers what the page missed", async () => {
-  await using t = setup();
+/** A `sessionStorage` double over a Map (what a page keeps across a reload). */
+function memoryStorage(): {
+  memory: Map<string, string>;
+  storage: SessionStorageLike;
+} {
   const memory = new Map<string, string>();
   const storage: SessionStorageLike = {
     getItem: (key) => memory.get(key) ?? null,
     setItem: (key, value) => void memory.set(key, value),
     removeItem: (key) => void memory.delete(key),
   };
+  return { memory, storage };
+}
+
+Deno.test("Session: a page reload with sessionStorage resumes and delivers what the page missed", async () => {
+  await using t = setup();
+  const { memory, storage } = memoryStorage();
   const first = t.client("alice", { session: { storage } });
   const before: number[] = [];
   first.on("tick", (n: number) => before.push(n));
@@ -242,12 +251,7 @@ Deno.test("Session: a page reload with sessionStorage resumes and delivers what 
 
 Deno.test("Session: after a page reload, the new page cancels the old page's pending requests and never reuses their sequences; the stored session is taken once", async () => {
   await using t = setup();
-  const memory = new Map<string, string>();
-  const storage: SessionStorageLike = {
-    getItem: (key) => memory.get(key) ?? null,
-    setItem: (key, value) => void memory.set(key, value),
-    removeItem: (key) => void memory.delete(key),
-  };
+  const { memory, storage } = memoryStorage();
   const release = Promise.withResolvers<void>();
   const started = Promise.withResolvers<void>();
   const aborted = Promise.withResolvers<void>();
@@ -284,12 +288,7 @@ Deno.test("Session: after a page reload, the new page cancels the old page's pen
 
 Deno.test("Session: after a page reload, a server request the old page had received but not answered times out on the server; one sent during the reload is answered by the new page", async () => {
   await using t = setup();
-  const memory = new Map<string, string>();
-  const storage: SessionStorageLike = {
-    getItem: (key) => memory.get(key) ?? null,
-    setItem: (key, value) => void memory.set(key, value),
-    removeItem: (key) => void memory.delete(key),
-  };
+  const { storage } = memoryStorage();
   const first = t.client("alice", { session: { storage } });
   const asked = Promise.withResolvers<void>();
   first.handle("confirm", () => {
@@ -316,12 +315,7 @@ Deno.test("Session: after a page reload, a server request the old page had recei
 
 Deno.test("Session: a page back from the back/forward cache (pagehide, then connect() again) resumes its session and gets what it missed", async () => {
   await using t = setup();
-  const memory = new Map<string, string>();
-  const storage: SessionStorageLike = {
-    getItem: (key) => memory.get(key) ?? null,
-    setItem: (key, value) => void memory.set(key, value),
-    removeItem: (key) => void memory.delete(key),
-  };
+  const { memory, storage } = memoryStorage();
   t.server.handle("echo", (text: string) => text);
   const page = t.client("alice", { session: { storage } });
   const ticks: number[] = [];
@@ -347,12 +341,7 @@ Deno.test("Session: a page back from the back/forward cache (pagehide, then conn
 
 Deno.test("Session: a page reloaded after the grace period gets not-resumed (expired) and a new session", async () => {
   await using t = setup({ sessions: { grace: 50 } });
-  const memory = new Map<string, string>();
-  const storage: SessionStorageLike = {
-    getItem: (key) => memory.get(key) ?? null,
-    setItem: (key, value) => void memory.set(key, value),
-    removeItem: (key) => void memory.delete(key),
-  };
+  const { storage } = memoryStorage();
   const first = t.client("alice", { session: { storage } });
   await first.connect();
   const expired = once(t.server, "expire");
