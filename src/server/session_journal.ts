@@ -23,6 +23,7 @@
  * @module
  */
 
+import { headerEndOf, messageBytes } from "../wire/binary_codec.ts";
 import type { SessionSocket } from "../peer/session_socket.ts";
 import type { SessionLossReason } from "../wire/session_frames.ts";
 import type {
@@ -143,15 +144,9 @@ const utf8 = new TextDecoder();
 
 /** The JSON header of a binary-codec frame (bytes), or `undefined`. */
 function binaryHeader(data: unknown): Uint8Array | undefined {
-  let bytes: Uint8Array;
-  if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
-  else if (ArrayBuffer.isView(data)) {
-    bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  } else return undefined;
-  if (bytes.byteLength < 4) return undefined;
-  const length = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-  if (4 + length > bytes.byteLength) return undefined;
-  return bytes.subarray(4, 4 + length);
+  const bytes = messageBytes(data);
+  const end = bytes === undefined ? -1 : headerEndOf(bytes);
+  return end < 0 ? undefined : bytes!.subarray(4, end);
 }
 
 function latin1(bytes: Uint8Array): string {

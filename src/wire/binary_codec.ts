@@ -95,20 +95,31 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/** The bytes of a binary message (an ArrayBuffer or a view), else none. */
+export function messageBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) {
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+  return undefined;
+}
+
+/** Where the JSON header of a binary message ends, or -1 if truncated. */
+export function headerEndOf(bytes: Uint8Array): number {
+  if (bytes.byteLength < 4) return -1;
+  const end = 4 + new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  return end > bytes.byteLength ? -1 : end;
+}
+
 /** Decodes a text message as JSON, a binary one as header and attachments. */
 function decode(data: unknown): Frame {
   if (typeof data === "string") return jsonCodec.decode(data);
-  let bytes: Uint8Array;
-  if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
-  else if (ArrayBuffer.isView(data)) {
-    bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  } else {
+  const bytes = messageBytes(data) ??
     fail("a message must be text or an ArrayBuffer (set binaryType)");
-  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const end = bytes.byteLength;
-  if (end < 4 || 4 + view.getUint32(0) > end) fail("truncated header");
-  const headerEnd = 4 + view.getUint32(0);
+  const headerEnd = headerEndOf(bytes);
+  if (headerEnd < 0) fail("truncated header");
   const parts: Uint8Array[] = [];
   for (let offset = headerEnd; offset < end;) {
     const length = offset + 4 <= end ? view.getUint32(offset) : Infinity;
