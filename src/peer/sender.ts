@@ -35,7 +35,7 @@ export const STREAMS_UNSUPPORTED: ErrorPayload = {
 };
 
 /** Whether a value is a stream: an async iterable or a ReadableStream. */
-export function isStream(value: unknown): boolean {
+export function isStream(value: unknown): value is AsyncIterable<unknown> {
   return typeof value === "object" && value !== null &&
     (Symbol.asyncIterator in value || "getReader" in value);
 }

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { isStream } from "./sender.ts";
 import { cancelled, ChunkQueue } from "./chunk_queue.ts";
 import type { ErrorPayload, Frame, RequestFrame } from "../wire/protocol.ts";
 import { handlerError } from "./incoming_requests.ts";
@@ -87,12 +88,6 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
   code: "STREAM_NOT_REQUESTED",
   message: "Cannot answer request: the result is a stream (call stream())",
 };
-
-/** Whether a value is a stream: an async iterable or a ReadableStream. */
-export function isStream(value: unknown): value is AsyncIterable<unknown> {
-  return typeof value === "object" && value !== null &&
-    (Symbol.asyncIterator in value || "getReader" in value);
-}
 
 /** An iterator over a source (a ReadableStream without async iteration too). */
 function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {

@@ -45,9 +45,9 @@ import {
 import { closeQuietly, Handshake } from "./session_handshake.ts";
 import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
 import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
+import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 const MOVED_DELAY = 1_000; // ms a session taken over elsewhere stays here
-import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 /** An upgraded socket that asked for a session. */
 export type SessionUpgrade = Upgraded;
