@@ -440,6 +440,7 @@ export class Client<
           // `sequences` reaches the peer's pending requests.
           createPeer: (over, add) =>
             new Peer<Local, Remote>(over, { ...opts, ...add }),
+          codec: opts.codec,
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);

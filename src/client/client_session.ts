@@ -19,6 +19,8 @@ import {
 import type { SocketLike } from "../peer/socket_like.ts";
 import type { RequestSequences } from "../peer/pending_requests.ts";
 import { ProtocolError } from "../wire/errors.ts";
+import { type Codec, jsonCodec } from "../wire/codec.ts";
+import type { NotifyFrame } from "../wire/protocol.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
   ackPacing,
@@ -117,7 +119,10 @@ export interface ClientSessionOptions {
  * session was lost (`reason`); a new one started. Notifications may have
  * been missed, rooms and server-side state of the old session are gone, and
  * requests sent before the drop rejected with `OutcomeUnknownError`:
- * resynchronise.
+ * resynchronise. A `resumed` on another server instance after the one that
+ * ran the session died may list requests and notifications in doubt
+ * (`inDoubt`, `notificationsInDoubt`): they ran once or not at all, and are
+ * never sent again.
  *
  * @example Usage
  * ```ts
@@ -139,12 +144,19 @@ export class SessionEvent extends Event {
    * (`resumed` only; 0 on the same instance).
    */
   declare readonly inDoubt: number;
+  /**
+   * Notifications this client sent that reached a server instance which
+   * died before it was known to have handed them to its listeners: each
+   * ran there once or not at all, and none is sent again (`resumed` only;
+   * empty on the same instance). Oldest first, as sent.
+   */
+  declare readonly notificationsInDoubt: readonly NotifyFrame[];
 
   /**
    * Creates the event.
    *
    * @param type `"resumed"` or `"not-resumed"`.
-   * @param init The reason or the count of replayed frames.
+   * @param init The reason, or the counts and frames of a resume.
    */
   constructor(
     type: "resumed" | "not-resumed",
@@ -152,12 +164,14 @@ export class SessionEvent extends Event {
       reason?: SessionLossReason;
       replayed?: number;
       inDoubt?: number;
+      notificationsInDoubt?: readonly NotifyFrame[];
     } = {},
   ) {
     super(type);
     this.reason = init.reason;
     this.replayed = init.replayed ?? 0;
     this.inDoubt = init.inDoubt ?? 0;
+    this.notificationsInDoubt = init.notificationsInDoubt ?? [];
   }
 }
 
@@ -293,14 +307,15 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * applies the server's answer (its first frame).
    *
    * @param transport The new, open WebSocket.
-   * @param steps Whether the attempt still counts, how to make a peer, and
-   * what to do with the outcome or the failure.
+   * @param steps Whether the attempt still counts, how to make a peer (and
+   * its codec), and what to do with the outcome or the failure.
    */
   handshake(
     transport: WebSocket,
     steps: {
       live: () => boolean;
       createPeer: CreatePeer<P>;
+      codec?: Codec;
       done: (outcome: SessionOutcome<P>) => void;
       failed: (error: unknown) => void;
     },
@@ -311,7 +326,12 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       if (!steps.live()) return;
       let outcome: SessionOutcome<P>;
       try {
-        outcome = this.established(transport, event.data, steps.createPeer);
+        outcome = this.established(
+          transport,
+          event.data,
+          steps.createPeer,
+          steps.codec,
+        );
       } catch (error) {
         steps.failed(error);
         return;
@@ -326,6 +346,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * @param transport The new WebSocket.
    * @param data The server's first frame.
    * @param createPeer Makes a peer over a socket.
+   * @param codec The peer's codec (reads the notifications in doubt).
    * @returns The peer to use and the event to dispatch.
    * @throws {ProtocolError} When the answer is not a session state, or a
    * resume cannot replay (the connection must be dropped and retried).
@@ -334,6 +355,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     transport: SocketLike,
     data: unknown,
     createPeer: CreatePeer<P>,
+    codec: Codec = jsonCodec,
   ): SessionOutcome<P> {
     if (sessionFrameType(data) !== 9) {
       throw new ProtocolError(
@@ -380,6 +402,11 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           event: new SessionEvent("resumed", { replayed: state.replayed }),
         };
       }
+      // Read before `attach` drops them: the frames that reached an
+      // instance that died, and may not have run there.
+      const notes = state.dispatched === undefined || old === undefined
+        ? undefined
+        : notificationsIn(old, state.dispatched, state.received!, codec);
       const replayed = old?.attach(transport, state.received!) ?? -1;
       if (replayed < 0) {
         // The server's count does not fit ours: this session is broken.
@@ -400,6 +427,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         event: new SessionEvent("resumed", {
           replayed: state.replayed,
           inDoubt,
+          notificationsInDoubt: notes,
         }),
       };
     }
@@ -518,6 +546,30 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     }
     return undefined;
   }
+}
+
+/**
+ * The notifications among the frames numbered `from + 1` to `to` that
+ * `socket` still keeps (a frame already acknowledged was reported before).
+ */
+function notificationsIn(
+  socket: SessionSocket,
+  from: number,
+  to: number,
+  codec: Codec,
+): NotifyFrame[] {
+  const kept = socket.pendingFrames();
+  const first = socket.sent - kept.length + 1;
+  const found: NotifyFrame[] = [];
+  for (let n = Math.max(from + 1, first); n <= to && n <= socket.sent; n++) {
+    try {
+      const frame = codec.decode(kept[n - first]);
+      if (frame.type === 3) found.push(frame);
+    } catch {
+      // Not a frame this peer wrote: nothing to report.
+    }
+  }
+  return found;
 }
 
 /**

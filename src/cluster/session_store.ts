@@ -60,6 +60,13 @@ export interface StoredSession {
    * Handlers ran only for frames within this count.
    */
   received: number;
+  /**
+   * Of `received`, how many are stored as handed to the handlers and
+   * listeners (absent: all of them). The frames after it may or may not
+   * have run when their instance died: the new owner reports them in
+   * doubt to the client.
+   */
+  dispatched?: number;
   /** Server frames sent, in all, as stored. */
   sent: number;
   /** The stored frames not acknowledged by the client: the last of `sent`. */
@@ -104,6 +111,13 @@ export interface SessionWrite {
   version: number;
   /** Client frames received, in all (stored before their handlers run). */
   received: number;
+  /**
+   * Of `received`, how many were handed to the handlers and listeners (a
+   * received frame is handed over once its `received` is stored, and this
+   * count follows with the next write). Absent: all of them. The store
+   * keeps the highest written.
+   */
+  dispatched?: number;
   /** Server frames sent, in all. */
   sent: number;
   /** Server frames the client acknowledged, in all (the store trims them). */

@@ -84,8 +84,14 @@ export class SessionSocket implements SocketLike {
   #restored = false;
   /** Holding: frames received and not yet released to the peer. */
   #held: [Event, number][] | undefined = undefined;
-  /** Frames received and released (the count acknowledgements carry). */
+  /** Frames received and released to the peer. */
   #released = 0;
+  /**
+   * Holding: frames released whose release is stored (a shared store's
+   * "dispatched"), the count acknowledgements carry. The other side keeps
+   * the frames after it, so that a new instance can report them in doubt.
+   */
+  #confirmed = 0;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -118,6 +124,11 @@ export class SessionSocket implements SocketLike {
 
   /** Frames received and handed to the peer (all of them unless holding). */
   get released(): number {
+    return this.#held === undefined ? this.#received : this.#released;
+  }
+
+  /** Frames the acknowledgements may cover (see `confirm`). */
+  get confirmed(): number {
     return this.#durable();
   }
 
@@ -199,10 +210,13 @@ export class SessionSocket implements SocketLike {
     this.#restored = true;
   }
 
-  /** Holds received frames until `release` (stored before handled). */
+  /**
+   * Holds received frames until `release` (stored before handled), and
+   * acknowledges only what `confirm` allows.
+   */
   hold(): void {
     this.#held ??= [];
-    this.#released = this.#received;
+    this.#released = this.#confirmed = this.#received;
   }
 
   /** Hands the held frames up to number `count` to the peer. */
@@ -213,15 +227,29 @@ export class SessionSocket implements SocketLike {
     while (n < held.length && held[n][1] <= count) n++;
     const events = held.splice(0, n);
     this.#released = count;
+    for (const [event] of events) if (!this.#ended) this.#deliver(event);
+  }
+
+  /**
+   * Holding: lets the acknowledgements cover the frames up to number
+   * `count`, released and known released by the store (so the other side
+   * drops them from its outbox).
+   *
+   * @param count Frames released and stored as such, in all.
+   */
+  confirm(count: number): void {
+    count = Math.min(count, this.#released);
+    if (this.#held === undefined || count <= this.#confirmed) return;
+    this.#confirmed = count;
     if (count - this.#acknowledged >= this.#limits.ackEvery) {
       this.#acknowledge();
     } else if (this.#transport) this.#ackTimer ??= this.#later();
-    for (const [event] of events) if (!this.#ended) this.#deliver(event);
   }
 
   /** Loads a session another instance ran (see `SessionOutbox.load`). */
   load(received: number, sent: number, frames: Data[], theirs: number): void {
     this.#received = this.#acknowledged = this.#released = received;
+    this.#confirmed = received;
     this.#box().load(sent, frames, theirs);
   }
 
@@ -245,8 +273,8 @@ export class SessionSocket implements SocketLike {
       this.#outbox?.trim(count);
     }
     this.#transport = transport;
-    // The handshake told the other side our count.
-    this.#acknowledged = this.#durable();
+    // The handshake told the other side our count (all we released).
+    this.#acknowledged = this.released;
     this.#unacknowledgedBytes = 0;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
@@ -503,9 +531,9 @@ export class SessionSocket implements SocketLike {
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
 
-  /** What may be acknowledged: every frame, or those released. */
+  /** What may be acknowledged: every frame, or those confirmed. */
   #durable(): number {
-    return this.#held === undefined ? this.#received : this.#released;
+    return this.#held === undefined ? this.#received : this.#confirmed;
   }
 
   /** Acknowledges now; a delayed one pending is left (one timer per delay). */
@@ -515,7 +543,8 @@ export class SessionSocket implements SocketLike {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#ackSoon = false;
-    this.#acknowledged = this.#durable();
+    // Never below what a handshake told (a resume reports all released).
+    this.#acknowledged = Math.max(this.#durable(), this.#acknowledged);
     this.#unacknowledgedBytes = 0;
     transport.send(encodeAck(this.#acknowledged));
   }

@@ -6,7 +6,8 @@
  *
  * Each session is three keys, with one hash tag so that a Redis Cluster
  * keeps them together: `duplex:s:{id}` (a hash: user, SHA-256 of the
- * secret, owner, counts, the last server→client request, rooms, version),
+ * secret, owner, counts (frames received, of them dispatched, sent and
+ * acknowledged), the last server→client request, rooms, version),
  * `duplex:s:{id}:f` (a list of the frames the client has not acknowledged:
  * appended on send, trimmed on acknowledgement) and `duplex:s:{id}:o` (a
  * set of the client requests received whose response is not stored). Every write is one Lua script
@@ -42,7 +43,8 @@ if snapshot ~= '' then
   local record = cjson.decode(snapshot)
   redis.call('DEL', h, f, o)
   redis.call('HSET', h, 'user', record.user, 'secretHash', record.secretHash,
-    'owner', ARGV[1], 'version', 0, 'received', 0, 'sent', 0, 'acked', 0)
+    'owner', ARGV[1], 'version', 0, 'received', 0, 'dispatched', 0, 'sent', 0,
+    'acked', 0)
 else
   if not owner then return 'missing' end
   if owner ~= ARGV[1] then return 'fenced' end
@@ -53,7 +55,7 @@ end
 local sent = tonumber(redis.call('HGET', h, 'sent'))
 local newSent = tonumber(ARGV[4])
 local acked = math.max(tonumber(redis.call('HGET', h, 'acked')), tonumber(ARGV[5]))
-local i = 12
+local i = 13
 local opened = tonumber(ARGV[i])
 for k = 1, opened do redis.call('SADD', o, ARGV[i + k]) end
 i = i + opened + 1
@@ -70,7 +72,8 @@ if newSent > sent then sent = newSent end
 local keep = sent - acked
 if keep <= 0 then redis.call('DEL', f) else redis.call('LTRIM', f, -keep, -1) end
 redis.call('HSET', h, 'version', ARGV[2], 'sent', sent, 'acked', acked,
-  'received', math.max(tonumber(redis.call('HGET', h, 'received')), tonumber(ARGV[3])))
+  'received', math.max(tonumber(redis.call('HGET', h, 'received')), tonumber(ARGV[3])),
+  'dispatched', math.max(tonumber(redis.call('HGET', h, 'dispatched') or 0), tonumber(ARGV[12])))
 if ARGV[9] ~= '' then redis.call('HSET', h, 'rooms', ARGV[9]) end
 if ARGV[11] ~= '' then redis.call('HSET', h, 'requested', ARGV[11]) end
 if ARGV[8] == '1' then redis.call('HSET', h, 'draining', '1') else redis.call('HDEL', h, 'draining') end
@@ -324,6 +327,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
     return {
       record: { id, user: hash.user, secretHash: hash.secretHash, owner },
       received: Number(hash.received ?? 0),
+      dispatched: Number(hash.dispatched ?? hash.received ?? 0),
       sent: Number(hash.sent ?? 0),
       frames,
       requested: Number(hash.requested ?? 0),
@@ -366,6 +370,7 @@ export class RedisSessionStore implements SessionStore, AsyncDisposable {
           })
           : "",
         write.requested !== undefined ? String(write.requested) : "",
+        String(write.dispatched ?? write.received),
       ];
       const opened = write.snapshot?.open ?? write.opened;
       args.push(String(opened.length), ...opened.map(String));

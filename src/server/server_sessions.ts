@@ -42,7 +42,7 @@ import {
   type SessionStore,
   type StoredSession,
 } from "./session_store.ts";
-import { closeQuietly, Handshake } from "./session_handshake.ts";
+import { closeQuietly, Handshake, unconfirmed } from "./session_handshake.ts";
 import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
 import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
 import { JournalEntry, SessionJournal } from "./session_journal.ts";
@@ -330,7 +330,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       return;
     }
     if (!handshake.finish(true)) return;
-    if (found === "busy" || this.#handingOver) {
+    if (found === "busy" || this.#handingOver || unconfirmed(found)) {
       closeQuietly(socket, 1013, "Session busy, try again");
       return;
     }

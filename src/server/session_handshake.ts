@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { SessionSocket } from "../peer/session_socket.ts";
 import type { Upgraded } from "./upgrade.ts";
 
 /** A socket between its upgrade and its hello. */
@@ -69,4 +70,16 @@ export function closeQuietly(
   } catch {
     socket.close();
   }
+}
+
+/**
+ * Whether a resume on this instance must wait: `found` is a session whose
+ * transport handed frames to its peer that the shared store does not know
+ * as handed over yet. The answer tells the client every frame arrived, so
+ * a take-over after this instance died could not report those frames in
+ * doubt; the journal's next write settles it, and the client tries again.
+ */
+export function unconfirmed(found: unknown): boolean {
+  const socket = (found as { socket?: SessionSocket } | undefined)?.socket;
+  return socket !== undefined && socket.confirmed < socket.released;
 }

@@ -14,7 +14,14 @@
  * counts them is stored: a handler runs only for a frame the store knows
  * of. A new instance that takes a session over therefore knows every
  * request that may have run; those without a stored response are "in
- * doubt". A failed write is merged into the next one and retried with
+ * doubt". Each write also carries how many received frames were handed
+ * over (`dispatched`, the count released before it was taken), and a
+ * write that released frames is followed by one more (merged into the
+ * next batch when there is one), so the store soon knows them handed
+ * over. The client is acknowledged only up to the stored `dispatched`:
+ * it keeps the frames after it, and a new owner tells it which may or may
+ * not have run (the notifications among them are reported, never run
+ * twice). A failed write is merged into the next one and retried with
  * backoff (frames keep being held meanwhile); a write refused because
  * another instance claimed the session makes this one give it up. A write
  * answered "missing" (the store lost its data) makes every live session
@@ -455,6 +462,7 @@ export class SessionJournal {
       owner: entry.owner,
       version: ++entry.version,
       received: entry.received,
+      dispatched: socket.released,
       sent,
       acked: Math.min(entry.acked, sent),
       frames: [],
@@ -508,7 +516,13 @@ export class SessionJournal {
     entry.writing = false;
     if (entry.closed) return;
     if (result === "ok") {
-      session.socket.release(write.received);
+      const socket = session.socket;
+      const dispatched = write.dispatched!;
+      socket.release(write.received);
+      socket.confirm(dispatched);
+      // Handed over now, stored with the next write (a trailing one when
+      // nothing else is written): waiters wait for it too.
+      if (dispatched < write.received) this.#note(session);
       this.#wake(session, taken.waiters);
     } else if (result === "missing") {
       // The store lost it (restarted, or expired): send a full copy.

@@ -33,6 +33,11 @@ export class SessionMetrics {
   takenOver = 0;
   /** Shared store: requests reported in doubt on those resumes. */
   inDoubt = 0;
+  /**
+   * Shared store: client frames reported in doubt on those resumes (stored
+   * as received, not as handed to a handler or listener).
+   */
+  framesInDoubt = 0;
   /** Shared store: sessions that went on on another instance. */
   movedAway = 0;
   /** Resumes refused, by reason. */
@@ -74,6 +79,9 @@ export class SessionMetrics {
       "# HELP duplex_session_requests_in_doubt_total Requests reported in doubt on a take-over.",
       "# TYPE duplex_session_requests_in_doubt_total counter",
       `duplex_session_requests_in_doubt_total ${this.inDoubt}`,
+      "# HELP duplex_session_frames_in_doubt_total Client frames reported in doubt on a take-over.",
+      "# TYPE duplex_session_frames_in_doubt_total counter",
+      `duplex_session_frames_in_doubt_total ${this.framesInDoubt}`,
       "# HELP duplex_sessions_moved_away_total Sessions that went on on another instance.",
       "# TYPE duplex_sessions_moved_away_total counter",
       `duplex_sessions_moved_away_total ${this.movedAway}`,

@@ -1,7 +1,7 @@
 /**
  * Sessions in a shared store, across instances: {@linkcode takeOver}
  * resumes here a session that another instance ran (loads it, reports the
- * requests in doubt, replays what the client missed, rejoins its rooms),
+ * requests and frames in doubt, replays what the client missed, rejoins its rooms),
  * and {@linkcode handOver} hands this instance's sessions over to the
  * others (a rolling restart).
  *
@@ -81,12 +81,17 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
     replayed: socket.missed(received),
   };
   if (inDoubt.length > 0) state.inDoubt = inDoubt;
+  // Frames stored as received but not as handed over: they may or may not
+  // have run. Not run here (nor sent again); the client reports them.
+  const dispatched = Math.min(stored.dispatched ?? Infinity, stored.received);
+  if (dispatched < stored.received) state.dispatched = dispatched;
   fresh.budgeted.send(encodeState(state));
   const replayed = socket.attach(fresh.budgeted, received);
   shared.sessions.metrics.resumed++;
   shared.sessions.metrics.replayed += replayed;
   shared.sessions.metrics.takenOver++;
   shared.sessions.metrics.inDoubt += inDoubt.length;
+  shared.sessions.metrics.framesInDoubt += stored.received - dispatched;
   const host = shared.sessions.host;
   host.opened(fresh);
   for (const room of stored.rooms) {
@@ -103,7 +108,9 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   host.logger?.info(
     `take over user=${
       JSON.stringify(fresh.user)
-    } id=${fresh.id} replayed=${replayed} inDoubt=${inDoubt.length}`,
+    } id=${fresh.id} replayed=${replayed} inDoubt=${inDoubt.length} framesInDoubt=${
+      stored.received - dispatched
+    }`,
   );
   host.events.dispatchEvent(
     new CustomEvent("resume", { detail: { connection: fresh, replayed } }),

@@ -149,6 +149,16 @@ export interface SessionState {
    * nothing else is affected. Absent when empty.
    */
   inDoubt?: number[];
+  /**
+   * When resumed on another instance after the one that ran the session
+   * died: how many of the client's frames are known to have been handed to
+   * the server's handlers and listeners, when fewer than `received`. The
+   * frames numbered `dispatched + 1` to `received` reached that instance
+   * and may or may not have run; they are not sent again. The client
+   * reports the notifications among them (its requests among them are in
+   * `inDoubt`). Absent: every frame received was handed over.
+   */
+  dispatched?: number;
   /** When a new session started: its id. */
   id?: string;
   /** When a new session started: its secret (only ever sent in this frame). */
@@ -354,9 +364,10 @@ export function decodeState(data: string): SessionState {
   >;
   if (resumed === true) {
     if (!isCount(received)) throw invalid("resumed without received", 9);
-    const { replayed, inDoubt } = message as {
+    const { replayed, inDoubt, dispatched } = message as {
       replayed?: unknown;
       inDoubt?: unknown;
+      dispatched?: unknown;
     };
     const state: SessionState = {
       resumed,
@@ -368,6 +379,12 @@ export function decodeState(data: string): SessionState {
         throw invalid("bad inDoubt", 9);
       }
       state.inDoubt = inDoubt;
+    }
+    if (dispatched !== undefined) {
+      if (!isCount(dispatched) || dispatched > received) {
+        throw invalid("bad dispatched", 9);
+      }
+      state.dispatched = dispatched;
     }
     return state;
   }

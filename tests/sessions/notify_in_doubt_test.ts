@@ -1,0 +1,411 @@
+/**
+ * Client→server notifications when the instance that received them dies
+ * (issue 15): each runs once, or the client is told it is in doubt
+ * (`SessionEvent.notificationsInDoubt`), never twice and never lost without
+ * a word. The deaths are injected at exact points of the journal's writes
+ * by a store wrapper (no sleeps): after the store kept "received" but
+ * before the instance heard so (the listener never ran), after the
+ * listener ran but before "dispatched" was stored, and before "received"
+ * was stored (the client sends the frame again).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Client, type ClientOptions, type SessionEvent } from "../../client.ts";
+import { binaryCodec } from "../../binary.ts";
+import {
+  DuplexServer,
+  type SessionRecord,
+  type SessionStore,
+  type SessionWrite,
+  type SessionWriteResult,
+  type StoredSession,
+} from "../../server.ts";
+import { RedisSessionStore } from "../../redis.ts";
+import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
+import type { SocketLike } from "../../src/peer/socket_like.ts";
+import { Peer } from "../../src/peer/peer.ts";
+import { ClientSession } from "../../src/client/client_session.ts";
+import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
+import { ProtocolError } from "../../src/wire/errors.ts";
+import { listen } from "../_server_helpers.ts";
+import { FaultProxy } from "../_fault_proxy.ts";
+import { type RedisServer, redisTest } from "../_redis.ts";
+import { deadline, once } from "../_helpers.ts";
+import { FAST } from "./_session_helpers.ts";
+
+/** Where the instance dies, relative to the write that carries the note. */
+type Death =
+  /** The store kept "received"; the instance never heard the answer. */
+  | "after-received"
+  /** The listener ran; the write that says so never reached the store. */
+  | "before-dispatched"
+  /** The write that counts the note never reached the store. */
+  | "before-received";
+
+/**
+ * A shared store that "kills" its instance at one write: from then on
+ * every write fails (the instance can no longer reach the store), and the
+ * write that kills either is applied (its answer lost) or is not.
+ */
+class DyingStore implements SessionStore {
+  readonly inner: RedisSessionStore;
+  /** Resolved when the instance died. */
+  readonly died: PromiseWithResolvers<void> = Promise.withResolvers();
+  dead = false;
+  /** The most client frames stored as received so far. */
+  received = 0;
+  #death: { kind: Death; frame: number } | undefined = undefined;
+  #lost: PromiseWithResolvers<SessionWriteResult[]>[] = [];
+
+  constructor(url: string) {
+    this.inner = new RedisSessionStore({ url });
+  }
+
+  /** Dies at the write that concerns client frame number `frame`. */
+  arm(kind: Death, frame: number): void {
+    this.#death = { kind, frame };
+  }
+
+  get(id: string): Promise<SessionRecord | undefined> {
+    return this.inner.get(id);
+  }
+  set(record: SessionRecord, ttl: number): Promise<void> {
+    return this.inner.set(record, ttl);
+  }
+  delete(id: string): Promise<void> {
+    return this.inner.delete(id);
+  }
+  claim(
+    id: string,
+    owner: string,
+  ): Promise<StoredSession | "busy" | undefined> {
+    return this.inner.claim(id, owner);
+  }
+
+  async write(batch: readonly SessionWrite[]): Promise<SessionWriteResult[]> {
+    if (this.dead) throw new Error("Cannot write sessions: instance dead");
+    const death = this.#death;
+    const fatal = death !== undefined &&
+      batch.some((write) =>
+        death.kind === "before-dispatched"
+          ? (write.dispatched ?? 0) >= death.frame
+          : write.received >= death.frame
+      );
+    if (fatal && death.kind !== "after-received") return this.#die();
+    const results = await this.inner.write(batch);
+    if (fatal) {
+      // Applied in Redis; the answer never reaches the instance.
+      this.#die().catch(() => {});
+      const lost = Promise.withResolvers<SessionWriteResult[]>();
+      this.#lost.push(lost);
+      return lost.promise;
+    }
+    for (const write of batch) {
+      this.received = Math.max(this.received, write.received);
+    }
+    return results;
+  }
+
+  #die(): Promise<never> {
+    this.dead = true;
+    this.died.resolve();
+    return Promise.reject(new Error("Cannot write sessions: instance dead"));
+  }
+
+  async close(): Promise<void> {
+    for (const lost of this.#lost.splice(0)) {
+      lost.reject(new Error("Cannot write sessions: instance dead"));
+    }
+    await this.inner.close();
+  }
+}
+
+/** Instance a (its store dies on demand) and b, behind a balancer. */
+function pair(redis: RedisServer) {
+  const ran = { a: [] as unknown[], b: [] as unknown[] };
+  const dying = new DyingStore(redis.url);
+  const instances = (["a", "b"] as const).map((name) => {
+    const store = name === "a"
+      ? dying
+      : new RedisSessionStore({ url: redis.url });
+    const server = new DuplexServer({
+      codecs: [binaryCodec],
+      sessions: { store, grace: 30_000, handoverTimeout: 500 },
+    });
+    server.on("note", (message: unknown, context) => {
+      ran[name].push(message);
+      // Told back at once, after any acknowledgement the release sent.
+      server.notify(message, { to: context.from, method: "ran" });
+    });
+    server.handle("work", (n: number) => `${name}:${n}`);
+    const http = listen(server);
+    return { name, server, http, store };
+  });
+  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
+  const clients: Client[] = [];
+  return {
+    instances,
+    dying,
+    ran,
+    proxy,
+    client(user: string, options: ClientOptions = {}): Client {
+      const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
+        ...FAST,
+        ...options,
+      });
+      client.addEventListener("error", () => {});
+      clients.push(client);
+      return client;
+    },
+    /** a is dead: every connection goes to b from now on. */
+    async failOver(): Promise<SessionEvent> {
+      await deadline(dying.died.promise, 5_000, "instance a to die");
+      proxy.targets = [instances[1].http.addr.port];
+      const back = deadline(
+        once(clients[0], "resumed") as Promise<SessionEvent>,
+        10_000,
+        "resumed on b",
+      );
+      proxy.cutAll("rst");
+      return await back;
+    },
+    async [Symbol.asyncDispose]() {
+      await Promise.all(clients.map((client) => client.close()));
+      proxy.closeAll();
+      for (const { server, http, store } of instances) {
+        await server.shutdown();
+        await http.shutdown();
+        await store.close();
+      }
+      await proxy.close();
+    },
+  };
+}
+
+for (
+  const [wire, options, note] of [
+    ["JSON", {}, { k: 1 }],
+    // Bytes in the message: the notification travels as a binary frame.
+    ["binary-codec", { codec: binaryCodec }, new Uint8Array([1, 2, 3])],
+  ] as const
+) {
+  redisTest(
+    `Client: a ${wire} notification stored as received by an instance that died before its listener ran is reported in doubt, and runs nowhere`,
+    async (redis) => {
+      await using setup = pair(redis);
+      const client = setup.client(`notify-${wire}`, options);
+      await client.connect();
+      assert.equal(await client.call("work", 1), "a:1");
+      // Client frame 1 was the request; the note is frame 2.
+      setup.dying.arm("after-received", 2);
+      client.emit("note", note);
+      const event = await setup.failOver();
+      assert.equal(event.inDoubt, 0);
+      assert.equal(event.notificationsInDoubt.length, 1);
+      const [doubted] = event.notificationsInDoubt;
+      assert.equal(doubted.method, "note");
+      assert.deepEqual(doubted.message, note);
+      // Later notifications run on b, once; the one in doubt ran nowhere.
+      client.emit("note", { k: 2 });
+      assert.equal(await client.call("work", 2), "b:2");
+      assert.deepEqual(setup.ran.a, []);
+      assert.deepEqual(setup.ran.b, [{ k: 2 }]);
+      assert.equal(
+        setup.instances[1].server.sessionMetrics.framesInDoubt,
+        1,
+      );
+    },
+  );
+}
+
+redisTest(
+  "Client: a notification whose listener ran on an instance that died before storing so is reported in doubt, and never runs again",
+  async (redis) => {
+    await using setup = pair(redis);
+    // Acknowledgements every frame (1/16 of 16): without the rule that they
+    // cover only what the store knows as run, the note's would go out
+    // before its listener's push.
+    const client = setup.client("notify-ran", {
+      session: { maxBufferedFrames: 16 },
+    });
+    const told = Promise.withResolvers<void>();
+    client.on("ran", () => told.resolve());
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    // The note (frame 2) is stored and handed to its listener; the write
+    // that would store "dispatched 2" never reaches the store.
+    setup.dying.arm("before-dispatched", 2);
+    client.emit("note", { k: 1 });
+    await deadline(told.promise, 5_000, "the listener on a");
+    const event = await setup.failOver();
+    assert.deepEqual(
+      event.notificationsInDoubt.map((frame) => frame.message),
+      [{ k: 1 }],
+    );
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(setup.ran.a, [{ k: 1 }]);
+    assert.deepEqual(setup.ran.b, []);
+  },
+);
+
+redisTest(
+  "Client: a notification that an instance received but never stored is sent again after it died, and runs once on the next",
+  async (redis) => {
+    await using setup = pair(redis);
+    const client = setup.client("notify-replayed");
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    setup.dying.arm("before-received", 2);
+    client.emit("note", { k: 1 });
+    client.emit("note", { k: 2 });
+    const event = await setup.failOver();
+    assert.deepEqual(event.notificationsInDoubt, []);
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(setup.ran.a, []);
+    assert.deepEqual(setup.ran.b, [{ k: 1 }, { k: 2 }]);
+  },
+);
+
+redisTest(
+  "Client: notifications that ran before a clean take-over are not in doubt, and the server acknowledged only what the store knew as run",
+  async (redis) => {
+    await using setup = pair(redis);
+    const client = setup.client("notify-clean");
+    await client.connect();
+    for (let k = 1; k <= 5; k++) client.emit("note", { k });
+    assert.equal(await client.call("work", 1), "a:1");
+    assert.equal(setup.ran.a.length, 5);
+    // a dies at its next write, applied: a push makes one.
+    setup.dying.arm("after-received", 0);
+    setup.instances[0].server.notify(0, { to: "notify-clean", method: "t" });
+    const event = await setup.failOver();
+    assert.deepEqual(event.notificationsInDoubt, []);
+    client.emit("note", { k: 6 });
+    assert.equal(await client.call("work", 2), "b:2");
+    assert.deepEqual(setup.ran.b, [{ k: 6 }]);
+  },
+);
+
+/** A transport that records what a session socket writes. */
+class FakeTransport implements SocketLike {
+  readyState = 1;
+  bufferedAmount = 0;
+  sent: (string | Uint8Array)[] = [];
+  #listeners: EventListenerObject[] = [];
+  send(data: string | Uint8Array<ArrayBuffer>): void {
+    this.sent.push(data);
+  }
+  close(): void {
+    this.readyState = 3;
+  }
+  addEventListener(type: string, listener: EventListenerObject): void {
+    if (type === "message") this.#listeners.push(listener);
+  }
+  removeEventListener(_type: string, listener: EventListenerObject): void {
+    this.#listeners = this.#listeners.filter((l) => l !== listener);
+  }
+  receive(data: string): void {
+    const event = new MessageEvent("message", { data });
+    for (const listener of [...this.#listeners]) listener.handleEvent(event);
+  }
+}
+
+Deno.test("SessionSocket: holding, acknowledgements cover only confirmed frames, and never go below what a handshake told", () => {
+  const socket = new SessionSocket(sessionLimits({ ackEvery: 1 }));
+  const delivered: unknown[] = [];
+  socket.addEventListener("message", {
+    handleEvent: (event) => delivered.push((event as MessageEvent).data),
+  });
+  socket.hold();
+  const transport = new FakeTransport();
+  socket.attach(transport, 0);
+  for (let k = 1; k <= 3; k++) {
+    transport.receive(`{"sequence":0,"type":3,"message":${k}}`);
+  }
+  socket.release(3);
+  assert.equal(delivered.length, 3);
+  assert.deepEqual(transport.sent, []);
+  socket.confirm(1);
+  assert.deepEqual(transport.sent, ['{"type":10,"sequence":1}']);
+  socket.confirm(5); // capped at what was released
+  assert.equal(transport.sent.at(-1), '{"type":10,"sequence":3}');
+  assert.equal(socket.confirmed, 3);
+  // A resume tells the other side all released frames: later acks never
+  // carry less, even before they are confirmed.
+  const resumed = new SessionSocket(sessionLimits({ ackEvery: 1 }));
+  resumed.hold();
+  const first = new FakeTransport();
+  resumed.attach(first, 0);
+  first.receive(`{"sequence":0,"type":3,"message":1}`);
+  first.receive(`{"sequence":0,"type":3,"message":2}`);
+  resumed.release(2);
+  const second = new FakeTransport();
+  resumed.attach(second, 0);
+  resumed.confirm(1);
+  assert.deepEqual(second.sent, []);
+  resumed.confirm(2);
+  assert.deepEqual(second.sent, []);
+  second.receive(`{"sequence":0,"type":3,"message":3}`);
+  resumed.release(3);
+  resumed.confirm(3);
+  assert.deepEqual(second.sent, ['{"type":10,"sequence":3}']);
+  socket.close();
+  resumed.close();
+});
+
+Deno.test("decodeState: dispatched is optional; when present it is a count of at most received", () => {
+  const base = { resumed: true, received: 4, replayed: 0 };
+  assert.equal(decodeState(encodeState(base)).dispatched, undefined);
+  assert.equal(
+    decodeState(encodeState({ ...base, dispatched: 2 })).dispatched,
+    2,
+  );
+  assert.equal(
+    decodeState(encodeState({ ...base, dispatched: 4 })).dispatched,
+    4,
+  );
+  for (const dispatched of [5, -1, 1.5, "2", null]) {
+    const data = `{"type":9,"sequence":0,"message":${
+      JSON.stringify({ ...base, dispatched })
+    }}`;
+    assert.throws(() => decodeState(data), ProtocolError, String(dispatched));
+  }
+});
+
+Deno.test("ClientSession: a resume with dispatched reports the notifications after it that the client still keeps, once", () => {
+  const session = new ClientSession<Peer>({}, { onDetach() {}, onError() {} });
+  const first = new FakeTransport();
+  const state = encodeState({
+    resumed: false,
+    id: "session-id",
+    secret: "session-secret",
+    grace: 1000,
+  });
+  const { peer } = session.established(first, state, (s) => new Peer(s));
+  peer.notify(1, { method: "a" }); // frame 1
+  peer.request(null, { method: "r" }).catch(() => {}); // frame 2
+  peer.notify(3, { method: "b" }); // frame 3
+  peer.notify(4, { method: "c" }); // frame 4
+  // The server acknowledged frame 1 (dispatched and stored as such).
+  first.receive('{"type":10,"sequence":1}');
+  const resume = encodeState({ resumed: true, received: 3, replayed: 0 });
+  const withDoubt = resume.replace('"replayed"', '"dispatched":0,"replayed"');
+  const second = new FakeTransport();
+  const outcome = session.established(second, withDoubt, (s) => new Peer(s));
+  // Frame 1 was acknowledged (not in doubt), 2 is a request, 4 was not
+  // received (sent again).
+  assert.deepEqual(
+    outcome.event?.notificationsInDoubt.map((f) => [f.method, f.message]),
+    [["b", 3]],
+  );
+  // Frame 4 is sent again, alone.
+  assert.equal(second.sent.length, 1);
+  assert.match(String(second.sent[0]), /"method":"c"/);
+  // The same range again (a later take-over): nothing left to report.
+  const third = new FakeTransport();
+  const again = session.established(third, withDoubt, (s) => new Peer(s));
+  assert.deepEqual(again.event?.notificationsInDoubt, []);
+  session.close(1000, "");
+});
