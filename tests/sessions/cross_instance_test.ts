@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import {
-  Client,
+  type Client,
   type ClientOptions,
   OutcomeUnknownError,
 } from "../../client.ts";
@@ -11,7 +11,7 @@ import { listen } from "../_server_helpers.ts";
 import { FaultProxy } from "../_fault_proxy.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
 import { deadline, once } from "../_helpers.ts";
-import { FAST } from "./_session_helpers.ts";
+import { closeCluster, proxyClient } from "./_session_helpers.ts";
 
 /** Two instances on one Redis behind a round-robin balancer. */
 function pair(redis: RedisServer, grace = 30_000) {
@@ -51,24 +51,11 @@ function pair(redis: RedisServer, grace = 30_000) {
     gates,
     hangStarted: hangStarted.promise,
     client(user: string, options: ClientOptions = {}): Client {
-      const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
-        ...FAST,
-        ...options,
-      });
-      client.addEventListener("error", () => {});
-      clients.push(client);
-      return client;
+      return proxyClient(proxy, clients, user, options);
     },
     async [Symbol.asyncDispose]() {
       for (const gate of gates) gate.resolve("late");
-      await Promise.all(clients.map((client) => client.close()));
-      proxy.closeAll();
-      for (const { server, http, store } of instances) {
-        await server.shutdown();
-        await http.shutdown();
-        await store.close();
-      }
-      await proxy.close();
+      await closeCluster(clients, proxy, instances);
     },
   };
 }

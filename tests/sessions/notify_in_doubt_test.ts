@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Client, type ClientOptions, type SessionEvent } from "../../client.ts";
+import type { Client, ClientOptions, SessionEvent } from "../../client.ts";
 import { binaryCodec } from "../../binary.ts";
 import {
   DuplexServer,
@@ -24,7 +24,6 @@ import {
 } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
-import type { SocketLike } from "../../src/peer/socket_like.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
@@ -33,7 +32,11 @@ import { listen } from "../_server_helpers.ts";
 import { FaultProxy } from "../_fault_proxy.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
 import { deadline, once } from "../_helpers.ts";
-import { FAST } from "./_session_helpers.ts";
+import {
+  closeCluster,
+  FakeTransport,
+  proxyClient,
+} from "./_session_helpers.ts";
 
 /** Where the instance dies, relative to the write that carries the note. */
 type Death =
@@ -151,13 +154,7 @@ function pair(redis: RedisServer) {
     ran,
     proxy,
     client(user: string, options: ClientOptions = {}): Client {
-      const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
-        ...FAST,
-        ...options,
-      });
-      client.addEventListener("error", () => {});
-      clients.push(client);
-      return client;
+      return proxyClient(proxy, clients, user, options);
     },
     /** a is dead: every connection goes to b from now on. */
     async failOver(): Promise<SessionEvent> {
@@ -172,14 +169,7 @@ function pair(redis: RedisServer) {
       return await back;
     },
     async [Symbol.asyncDispose]() {
-      await Promise.all(clients.map((client) => client.close()));
-      proxy.closeAll();
-      for (const { server, http, store } of instances) {
-        await server.shutdown();
-        await http.shutdown();
-        await store.close();
-      }
-      await proxy.close();
+      await closeCluster(clients, proxy, instances);
     },
   };
 }
@@ -287,30 +277,6 @@ redisTest(
     assert.deepEqual(setup.ran.b, [{ k: 6 }]);
   },
 );
-
-/** A transport that records what a session socket writes. */
-class FakeTransport implements SocketLike {
-  readyState = 1;
-  bufferedAmount = 0;
-  sent: (string | Uint8Array)[] = [];
-  #listeners: EventListenerObject[] = [];
-  send(data: string | Uint8Array<ArrayBuffer>): void {
-    this.sent.push(data);
-  }
-  close(): void {
-    this.readyState = 3;
-  }
-  addEventListener(type: string, listener: EventListenerObject): void {
-    if (type === "message") this.#listeners.push(listener);
-  }
-  removeEventListener(_type: string, listener: EventListenerObject): void {
-    this.#listeners = this.#listeners.filter((l) => l !== listener);
-  }
-  receive(data: string): void {
-    const event = new MessageEvent("message", { data });
-    for (const listener of [...this.#listeners]) listener.handleEvent(event);
-  }
-}
 
 Deno.test("SessionSocket: holding, acknowledgements cover only confirmed frames, and never go below what a handshake told", () => {
   const socket = new SessionSocket(sessionLimits({ ackEvery: 1 }));

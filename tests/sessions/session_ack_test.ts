@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
-import type { SocketLike } from "../../src/peer/socket_like.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
@@ -14,32 +13,7 @@ import { DuplexServer } from "../../server.ts";
 import { deadline, MessageQueue, once } from "../_helpers.ts";
 import { listen, open } from "../_server_helpers.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
-
-/** A transport that records what the session writes and how it closes. */
-class FakeTransport implements SocketLike {
-  readyState = 1;
-  bufferedAmount = 0;
-  sent: (string | Uint8Array)[] = [];
-  closedWith: number | undefined = undefined;
-  #listeners: EventListenerObject[] = [];
-  send(data: string | Uint8Array<ArrayBuffer>): void {
-    this.sent.push(data);
-  }
-  close(code?: number): void {
-    this.closedWith = code;
-    this.readyState = 3;
-  }
-  addEventListener(type: string, listener: EventListenerObject): void {
-    if (type === "message") this.#listeners.push(listener);
-  }
-  removeEventListener(_type: string, listener: EventListenerObject): void {
-    this.#listeners = this.#listeners.filter((l) => l !== listener);
-  }
-  receive(data: string): void {
-    const event = new MessageEvent("message", { data });
-    for (const listener of [...this.#listeners]) listener.handleEvent(event);
-  }
-}
+import { FakeTransport } from "./_session_helpers.ts";
 
 /** A session with 5 frames sent, and what its hooks heard. */
 function sessionWithFive(answerAcks = false) {
