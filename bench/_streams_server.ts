@@ -10,9 +10,11 @@
  * - `echo` (Duplex): answers its params.
  * - `/raw?mode=sink`: discards binary frames, answers the total to a text
  *   `"done"`; `/raw?mode=echo`: echoes every frame.
- * - `GET /rss`: `{ rss, peak }` in bytes after a full GC; `peak` is the
- *   highest RSS sampled every 10 ms since the last `GET /rss?reset`
- *   (`?reset&live`: sampled every 50 ms, each after a full GC).
+ * - `GET /rss`: `{ rss, peak, kept, keptPeak }` in bytes after a full GC:
+ *   `rss`, and `kept`, what V8 keeps alive (heap used + external memory,
+ *   which holds the ArrayBuffers); `peak` is the highest RSS sampled every
+ *   10 ms since the last `GET /rss?reset`. With `?reset&live` every sample
+ *   comes after a full GC, and `keptPeak` is the highest `kept` sampled.
  * - `GET /cpu`: `{ cpuMs }`, the process's CPU time so far (user + system).
  *
  * Prints `{"port": N}` once listening. Run with `--v8-flags=--expose-gc`;
@@ -25,19 +27,34 @@ import process from "node:process";
 import { binaryCodec } from "../binary.ts";
 import { DuplexServer } from "../server.ts";
 
+/**
+ * A full GC, twice: the first one's freeing of ArrayBuffers finishes in the
+ * background, and `external` counts them until the next GC waits for it.
+ */
 function gc(): void {
-  (globalThis as { gc?: () => void }).gc?.();
+  const collect = (globalThis as { gc?: () => void }).gc;
+  collect?.();
+  collect?.();
+}
+
+/** What V8 keeps alive: its heap in use plus external memory (buffers). */
+function kept(): number {
+  const { heapUsed, external } = Deno.memoryUsage();
+  return heapUsed + external;
 }
 
 let peak = 0;
+let keptPeak = 0;
 /** Whether each sample first collects garbage (`GET /rss?reset&live`). */
 let live = false;
-let ticks = 0;
 const sampler = setInterval(() => {
-  // Live: a full GC every 50 ms, so that the peak is what is kept alive
-  // (and what the allocator holds), not garbage V8 has not collected yet.
-  if (live && ++ticks % 5 !== 0) return;
-  if (live) gc();
+  // Live: a full GC before every sample, so that the peak is what is kept
+  // alive (and what the allocator holds), not garbage V8 has not collected
+  // yet.
+  if (live) {
+    gc();
+    keptPeak = Math.max(keptPeak, kept());
+  }
   peak = Math.max(peak, Deno.memoryUsage().rss);
 }, 10);
 
@@ -85,11 +102,13 @@ const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (
   if (url.pathname === "/rss") {
     gc();
     const rss = Deno.memoryUsage().rss;
+    const now = kept();
     if (url.searchParams.has("reset")) {
       peak = rss;
+      keptPeak = now;
       live = url.searchParams.has("live");
     }
-    return Response.json({ rss, peak });
+    return Response.json({ rss, peak, kept: now, keptPeak });
   }
   if (url.pathname === "/pulled") return Response.json({ pulled });
   if (url.pathname === "/cpu") {
