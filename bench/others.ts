@@ -166,10 +166,10 @@ async function streams(quick: boolean): Promise<Row[]> {
       s,
       up,
       "server RSS growth, GC before samples (MiB)",
-      upload.live.at(-1).stream.rssMib,
+      Math.max(...upload.live.map((l: Live) => l.stream.rssMib)),
       false,
-      undefined,
-      upload.live.at(-1).raw.rssMib,
+      value("<=", 8),
+      Math.max(...upload.live.map((l: Live) => l.raw.rssMib)),
     ),
     row(
       s,
