@@ -419,28 +419,29 @@ export class Client<
         if (generation !== this.#generation) return;
         // The server grants a session (or a codec) by selecting its protocol.
         const chosen = selection(socket.protocol, codec, !!session);
+        const coded = chosen.coded ? options.codec : undefined;
         // batches: it offered duplex.batch (see offer()).
-        const opts = {
-          ...options,
-          codec: chosen.coded ? options.codec : undefined,
-          batches: true,
-        };
+        const createPeer = (
+          over: SocketLike,
+          add: object,
+        ): Peer<Local, Remote> =>
+          new Peer(over, { ...options, codec: coded, batches: true, ...add });
         this.#protocol = chosen.protocol;
         if (session === undefined || !chosen.session) {
           generation = -1;
           // Without duplex.v1 the server speaks the original protocol: only
           // original frames may go out.
-          const { original } = chosen;
-          const peer = new Peer<Local, Remote>(socket, { ...opts, original });
-          this.#opened(peer, socket);
+          this.#opened(
+            createPeer(socket, { original: chosen.original }),
+            socket,
+          );
           return;
         }
         session.handshake(socket, {
           live: () => generation === this.#generation,
           // `sequences` reaches the peer's pending requests.
-          createPeer: (over, add) =>
-            new Peer<Local, Remote>(over, { ...opts, ...add }),
-          codec: opts.codec,
+          createPeer,
+          codec: coded,
           done: (outcome) => {
             generation = -1;
             this.#opened(outcome.peer, socket, outcome);
