@@ -42,6 +42,9 @@ import {
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
 
+/** What the sends waiting in the queue get when the client closes. */
+type Closed = (action?: string) => ConnectionClosedError;
+
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
   return typeof source === "function" ? await (source as () => T)() : source;
@@ -244,17 +247,11 @@ export class Client<
    * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    const sent = this.#send((peer) => peer.notify(message, options), options)
-      .catch((error: unknown) => {
-        // The queue rejects what waits in it with a request's wording.
-        throw error instanceof ConnectionClosedError &&
-            !error.message.startsWith("Cannot send notification")
-          ? new ConnectionClosedError(error.closeCode, error.reason, {
-            action: "send notification",
-            cause: error.cause,
-          })
-          : error;
-      });
+    const sent = this.#send(
+      (peer) => peer.notify(message, options),
+      options,
+      "send notification",
+    );
     sent.catch((error: unknown) => this.#error(error));
     return sent;
   }
@@ -343,6 +340,7 @@ export class Client<
   #send<T>(
     run: (peer: Peer<Local, Remote>) => T | Promise<T>,
     { signal }: { signal?: AbortSignal },
+    action?: string,
   ): Promise<T> {
     try {
       const peer = this.#peer;
@@ -353,13 +351,17 @@ export class Client<
         this.#state === "closed" ||
         this.#options.queueWhileDisconnected === false
       ) {
-        throw new ConnectionClosedError(this.#closeCode, this.#closeReason);
+        throw new ConnectionClosedError(this.#closeCode, this.#closeReason, {
+          action,
+        });
       }
-      // Waits, in order, for the connection; or rejects on overflow, expiry,
-      // abort or close.
-      return this.#queue.track<Peer<Local, Remote>>({ signal }).promise.then(
-        run,
-      );
+      // Waits, in order, for the connection; or rejects on overflow, expiry
+      // or abort. The close resolves it with what to throw, worded for it.
+      return this.#queue.track<Peer<Local, Remote> | Closed>({ signal })
+        .promise.then((to) => {
+          if (typeof to === "function") throw to(action);
+          return run(to);
+        });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -579,8 +581,13 @@ export class Client<
     this.#listen("removeEventListener");
     // The session ends with the client (the server is told when connected).
     this.#session?.close(code, reason);
-    const closed = new ConnectionClosedError(code, reason, { cause: error });
-    this.#queue.rejectAll(closed);
+    this.#queue.resolveAll(
+      ((action) =>
+        new ConnectionClosedError(code, reason, {
+          action,
+          cause: error,
+        })) as Closed,
+    );
     this.#ready?.reject(
       error ?? new ConnectError(this.#href, "the client was closed", code),
     );
