@@ -113,8 +113,6 @@ export class Client<
   #ends = new Set<() => void>();
   /** The session across connections; `undefined` with `session: false`. */
   #session: ClientSession<Peer<Local, Remote>> | undefined;
-  /** The WebSocket under the open connection. */
-  #transport: SocketLike | undefined;
   #onGlobal = (event: Event): void => {
     if (event.type === "pagehide") {
       this.#session?.suspend();
@@ -435,7 +433,6 @@ export class Client<
           // original frames may go out.
           this.#opened(
             createPeer(socket, { original: chosen.original }),
-            socket,
           );
           return;
         }
@@ -446,7 +443,7 @@ export class Client<
           codec: coded,
           done: (outcome) => {
             generation = -1;
-            this.#opened(outcome.peer, socket, outcome);
+            this.#opened(outcome.peer, outcome);
           },
           failed: (error) => fail("session handshake failed", 1002, error),
         });
@@ -457,14 +454,12 @@ export class Client<
   /** A connection opened (after its session handshake, if any). */
   #opened(
     peer: Peer<Local, Remote>,
-    socket: WebSocket,
     outcome?: SessionOutcome<Peer<Local, Remote>>,
   ): void {
     const options = this.#options;
     clearTimeout(this.#timer);
     this.#socket = undefined;
     this.#peer = peer;
-    this.#transport = socket;
     this.#state = "open";
     this.#openedAt = Date.now();
     if (outcome === undefined || outcome.fresh) {
@@ -499,7 +494,6 @@ export class Client<
   /** The open connection ended: reconnect or close. */
   #connectionEnded(event: CloseEvent): void {
     this.#peer = undefined;
-    this.#transport = undefined;
     this.#heartbeat?.stop();
     this.#closeCode = event.code;
     this.#closeReason = event.reason;
@@ -511,7 +505,7 @@ export class Client<
 
   /** The session's WebSocket dropped; the session waits for a resume. */
   #dropped(code: number, reason: string): void {
-    if (this.#transport === undefined) return;
+    if (this.#peer === undefined) return;
     this.#connectionEnded(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
