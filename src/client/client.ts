@@ -92,8 +92,6 @@ export class Client<
   #options: ClientOptions;
   #state: ClientState = "closed";
   #peer: Peer<Local, Remote> | undefined;
-  /** The socket of the attempt in progress, until it opens. */
-  #socket: WebSocket | undefined;
   /** Every socket not closed yet, including abandoned dead ones. */
   #sockets = new Set<WebSocket>();
   /** Resolves the `close()` calls waiting for the sockets. */
@@ -377,7 +375,6 @@ export class Client<
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
-      this.#socket = undefined;
       const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
@@ -397,7 +394,7 @@ export class Client<
       const session = this.#session;
       const codec = options.codec?.protocol;
       const protocols = offer(codec, session !== undefined, extra);
-      const socket = ws = this.#socket = new WebSocket(target, protocols);
+      const socket = ws = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
@@ -458,7 +455,6 @@ export class Client<
   ): void {
     const options = this.#options;
     clearTimeout(this.#timer);
-    this.#socket = undefined;
     this.#peer = peer;
     this.#state = "open";
     this.#openedAt = Date.now();
@@ -551,13 +547,12 @@ export class Client<
   #stop(code: number, reason: string): void {
     if (this.#state === "closed") return;
     const peer = this.#peer;
-    const socket = this.#socket;
-    this.#socket = undefined;
     this.#shutdown(code, reason);
     if (peer) {
       peer.close(code, reason);
     } else {
-      socket?.close();
+      // The attempt in progress (the others are closing already).
+      for (const socket of this.#sockets) socket.close();
       this.dispatchEvent(
         new CloseEvent("close", { code, reason, wasClean: true }),
       );
