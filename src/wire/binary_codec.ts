@@ -235,9 +235,14 @@ const METHOD = ascii(',"method":"');
 /** The longest method name (validateFrame's bound). */
 const MAX_METHOD = 256;
 
-/** Whether `bytes` holds `literal` at `at`. */
-function holds(bytes: Uint8Array, at: number, literal: Uint8Array): boolean {
-  if (at + literal.length > bytes.length) return false;
+/** Whether `bytes` holds `literal` at `at`, before `end`. */
+function holds(
+  bytes: Uint8Array,
+  at: number,
+  end: number,
+  literal: Uint8Array,
+): boolean {
+  if (at + literal.length > end) return false;
   for (let i = 0; i < literal.length; i++) {
     if (bytes[at + i] !== literal[i]) return false;
   }
@@ -256,7 +261,7 @@ function plainFrame(
   end: number,
   parts: Uint8Array[],
 ): object | undefined {
-  if (parts.length !== 1 || !holds(bytes, 4, SEQUENCE)) return undefined;
+  if (parts.length !== 1 || !holds(bytes, 4, end, SEQUENCE)) return undefined;
   let i = 4 + SEQUENCE.length;
   let sequence = 0;
   const first = i;
@@ -265,7 +270,7 @@ function plainFrame(
   }
   if (
     i === first || (bytes[first] === 48 && i > first + 1) ||
-    sequence > MAX_SEQUENCE || !holds(bytes, i, TYPE)
+    sequence > MAX_SEQUENCE || !holds(bytes, i, end, TYPE)
   ) {
     return undefined;
   }
@@ -281,7 +286,7 @@ function plainFrame(
   }
   if (
     i === typeStart || (bytes[typeStart] === 48 && i > typeStart + 1) ||
-    !holds(bytes, i, MESSAGE)
+    !holds(bytes, i, end, MESSAGE)
   ) {
     return undefined;
   }
@@ -289,7 +294,7 @@ function plainFrame(
   // The placeholder's kind, its index (0) and the closing quote.
   const kind = bytes[i];
   if (
-    !(kind === 117 || kind === 97) || bytes[i + 1] !== 48 ||
+    i + 3 > end || !(kind === 117 || kind === 97) || bytes[i + 1] !== 48 ||
     bytes[i + 2] !== 34
   ) {
     return undefined;
@@ -297,7 +302,7 @@ function plainFrame(
   i += 3;
   const message = kind === 117 ? parts[0] : parts[0].slice().buffer;
   if (i === end - 1 && bytes[i] === 125) return { sequence, type, message };
-  if (!holds(bytes, i, METHOD)) return undefined;
+  if (!holds(bytes, i, end, METHOD)) return undefined;
   i += METHOD.length;
   const methodStart = i;
   // Printable ASCII without quote or backslash: the name as it is.
