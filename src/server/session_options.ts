@@ -89,6 +89,20 @@ export interface SessionOptions {
    */
   storeTimeout?: number;
   /**
+   * Shared store: a frame leaves for the client only once the store has
+   * it (write-ahead). Then a frame the client received is always stored,
+   * and one an instance had not stored when it died never left: a
+   * notification is replayed by the instance that takes the session over,
+   * once, in order, or was never sent (docs/scaling-out.md, "instance
+   * death"). Off: frames leave at once and are stored with the next write
+   * (a Redis round trip later); those an instance dies with before
+   * storing, and its client did not receive, are lost without a signal.
+   * Ignored by a memory store (one instance: nothing is held).
+   *
+   * @default {true}
+   */
+  writeAhead?: boolean;
+  /**
    * Shared store: how long a shutdown waits for its sessions to be resumed
    * on other instances, in ms.
    *
