@@ -141,7 +141,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }, {
         timeout: given.storeTimeout ?? 2_000,
         refresh: Math.min(this.#grace / 4, 10_000),
-        writeAhead: given.writeAhead ?? true,
+        writeAhead: given.writeAhead ?? false,
       });
     }
   }

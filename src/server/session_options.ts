@@ -91,15 +91,17 @@ export interface SessionOptions {
   /**
    * Shared store: a frame leaves for the client only once the store has
    * it (write-ahead). Then a frame the client received is always stored,
-   * and one an instance had not stored when it died never left: a
-   * notification is replayed by the instance that takes the session over,
-   * once, in order, or was never sent (docs/scaling-out.md, "instance
-   * death"). Off: frames leave at once and are stored with the next write
-   * (a Redis round trip later); those an instance dies with before
-   * storing, and its client did not receive, are lost without a signal.
-   * Ignored by a memory store (one instance: nothing is held).
+   * and one an instance had not stored when it died never left: a push is
+   * replayed by the instance that takes the session over, once, in order,
+   * or was never sent (docs/scaling-out.md, "Pushes across an instance's
+   * death"). Off: frames leave at once and are stored with the next write;
+   * those an instance dies with before storing, and its client did not
+   * receive, are lost without a signal. Off by default: a request's round
+   * trip costs the same, but a burst of pushes waits for its write before
+   * it leaves (fan-out throughput about halves). Ignored by a memory store
+   * (one instance: nothing is held).
    *
-   * @default {true}
+   * @default {false}
    */
   writeAhead?: boolean;
   /**

@@ -24,7 +24,7 @@ import { pair } from "./_dying_store.ts";
 
 /** Two instances; the client records its pushes and answers in order. */
 function watched(redis: RedisServer, options = {}) {
-  const setup = pair(redis);
+  const setup = pair(redis, { writeAhead: true });
   for (const { server } of setup.instances) {
     // A request that pushes three times to its caller, then answers.
     server.handle("pushThen", (n: number, context) => {
