@@ -120,8 +120,7 @@ export class SessionSocket implements SocketLike {
 
   /** Write-ahead: frames sent by the peer and held back until stored. */
   get heldSent(): number {
-    const stored = this.#outbox?.stored;
-    return stored === undefined ? 0 : Math.max(0, this.sent - stored);
+    return Math.max(0, this.sent - (this.#outbox?.stored ?? Infinity));
   }
 
   /** Frames kept for a replay (sent, not acknowledged). */
@@ -350,8 +349,9 @@ export class SessionSocket implements SocketLike {
     } else {
       this.#hooks.onSent?.(data);
     }
-    // Write-ahead: it waits for the store (in order) unless stored.
-    if (!outbox.leaves(transport !== undefined)) return;
+    // Write-ahead: held (in order) until stored. Else no cost but a read.
+    const attached = transport !== undefined;
+    if (outbox.stored !== undefined && !outbox.leaves(attached)) return;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport?.send(data);
   }
