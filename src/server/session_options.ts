@@ -97,9 +97,10 @@ export interface SessionOptions {
    * death"). Off: frames leave at once and are stored with the next write;
    * those an instance dies with before storing, and its client did not
    * receive, are lost without a signal. Off by default: a request's round
-   * trip costs the same, but a burst of pushes waits for its write before
-   * it leaves (fan-out throughput about halves). Ignored by a memory store
-   * (one instance: nothing is held).
+   * trip costs the same and pushes spread over turns leave faster (in
+   * bigger batches), but a burst of pushes made in one turn waits for its
+   * write before it leaves (such a burst's fan-out about halves). Ignored by
+   * a memory store (one instance: nothing is held).
    *
    * @default {false}
    */
