@@ -30,6 +30,14 @@ export class SessionOutbox {
   acked = 0;
   /** Frames sent so far. */
   sent = 0;
+  /**
+   * Write-ahead (`holdSent`): the frames numbered up to this count are
+   * stored by a shared store and may leave for the socket; those after it
+   * wait here. `undefined`: every frame leaves at once.
+   */
+  stored: number | undefined = undefined;
+  /** Write-ahead: the last frame number written to the socket. */
+  left = 0;
   #frames: Data[] | undefined = undefined;
   /**
    * When the oldest kept frame was sent, at most: set when the outbox
@@ -149,6 +157,66 @@ export class SessionOutbox {
    */
   pending(): Data[] {
     return this.#frames?.slice(this.#head) ?? [];
+  }
+
+  /** Write-ahead from now on: the frames sent so far count as stored. */
+  holdSent(): void {
+    this.stored ??= this.left = this.sent;
+  }
+
+  /**
+   * Whether the frame just pushed leaves for the socket now: always
+   * without write-ahead; else when it is stored and every earlier one left.
+   *
+   * @param attached Whether a socket is attached.
+   */
+  leaves(attached: boolean): boolean {
+    const stored = this.stored;
+    if (stored === undefined) return true;
+    const sent = this.sent;
+    if (!attached || sent > stored || this.left !== sent - 1) return false;
+    this.left = sent;
+    return true;
+  }
+
+  /**
+   * Write-ahead: the frames up to number `count` are stored.
+   *
+   * @param count Frames stored, in all.
+   * @param attached Whether a socket is attached.
+   * @returns The held frames that leave now, in order.
+   */
+  releaseSent(count: number, attached: boolean): Data[] {
+    const stored = this.stored;
+    if (stored === undefined || count <= stored) return [];
+    this.stored = count;
+    const upTo = Math.min(count, this.sent);
+    if (!attached || upTo <= this.left) return [];
+    const frames = this.#range(Math.max(this.left, this.acked), upTo);
+    this.left = upTo;
+    return frames;
+  }
+
+  /**
+   * The frames a replay sends: every kept one, or (write-ahead) the stored
+   * ones; the rest leave when stored.
+   *
+   * @returns A copy of the list, oldest first.
+   */
+  replay(): Data[] {
+    const stored = this.stored;
+    if (stored === undefined) return this.pending();
+    const upTo = Math.max(this.acked, Math.min(stored, this.sent));
+    this.left = upTo;
+    return this.#range(this.acked, upTo);
+  }
+
+  /** The kept frames numbered `after + 1` (≥ `acked`) to `upTo`. */
+  #range(after: number, upTo: number): Data[] {
+    const frames = this.#frames;
+    if (frames === undefined || upTo <= after) return [];
+    const head = this.#head - this.acked;
+    return frames.slice(head + after, head + upTo);
   }
 
   /**

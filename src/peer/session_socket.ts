@@ -22,33 +22,14 @@ import { batchSize } from "../wire/batch.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import type { SocketLike } from "./socket_like.ts";
 import type { SessionLimits } from "./session_limits.ts";
+import type { SessionHooks } from "./session_hooks.ts";
 
 export { type SessionLimits, sessionLimits } from "./session_limits.ts";
+export type { SessionHooks } from "./session_hooks.ts";
 
 const OPEN = 1;
 
 type Data = string | Uint8Array<ArrayBuffer>;
-
-/** What a {@linkcode SessionSocket} tells its owner. */
-export interface SessionHooks {
-  /**
-   * The transport closed (or was dropped) while the session lives on; also
-   * called, after the session ended, when the other side had ended it.
-   */
-  onDetach?(code: number, reason: string): void;
-  /** The buffer went over a limit: the session can no longer be resumed. */
-  onOverflow?(): void;
-  /** The other side ended the session on purpose (an ack with `end`). */
-  onRemoteEnd?(): void;
-  /** A session frame broke the protocol; the transport is closed with 1002. */
-  onError?(error: unknown): void;
-  /** A frame was kept for a replay (journaled by a shared store). */
-  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
-  /** The other side acknowledged `count` frames in all. */
-  onAcked?(count: number): void;
-  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
-  onHeld?(data: unknown, count: number): void;
-}
 
 /**
  * One session's transport, as a {@linkcode SocketLike} for the peer: open
@@ -137,6 +118,11 @@ export class SessionSocket implements SocketLike {
     return this.#outbox?.sent ?? 0;
   }
 
+  /** Write-ahead: frames sent by the peer and held back until stored. */
+  get heldSent(): number {
+    return Math.max(0, this.sent - (this.#outbox?.stored ?? Infinity));
+  }
+
   /** Frames kept for a replay (sent, not acknowledged). */
   get buffered(): number {
     return this.#outbox?.size ?? 0;
@@ -195,7 +181,9 @@ export class SessionSocket implements SocketLike {
    * @returns The number of frames.
    */
   missed(count: number): number {
-    return this.#restored ? 0 : this.sent - count;
+    if (this.#restored) return 0;
+    const stored = this.#outbox?.stored ?? Infinity;
+    return Math.max(0, Math.min(stored, this.sent) - count);
   }
 
   /**
@@ -246,6 +234,27 @@ export class SessionSocket implements SocketLike {
     } else if (this.#transport) this.#ackTimer ??= this.#later();
   }
 
+  /**
+   * Write-ahead (a shared store): from now on a frame leaves for the socket
+   * only once `releaseSent` counts it stored; held frames wait in the
+   * outbox, in order, and a replay sends only stored ones.
+   */
+  holdSent(): void {
+    this.#box().holdSent();
+  }
+
+  /**
+   * Write-ahead: the frames up to number `count` are stored; the held ones
+   * among them leave for the attached socket, in order.
+   *
+   * @param count Frames stored, in all.
+   */
+  releaseSent(count: number): void {
+    const transport = this.#transport;
+    const frames = this.#outbox?.releaseSent(count, transport !== undefined);
+    for (const frame of frames ?? []) transport!.send(frame);
+  }
+
   /** Loads a session another instance ran (see `SessionOutbox.load`). */
   load(received: number, sent: number, frames: Data[], theirs: number): void {
     this.#received = this.#acknowledged = this.#released = received;
@@ -278,7 +287,7 @@ export class SessionSocket implements SocketLike {
     this.#unacknowledgedBytes = 0;
     transport.addEventListener("message", this);
     transport.addEventListener("close", this);
-    const frames = this.#outbox?.pending() ?? [];
+    const frames = this.#outbox?.replay() ?? [];
     for (const frame of frames) transport.send(frame);
     return frames.length;
   }
@@ -340,6 +349,9 @@ export class SessionSocket implements SocketLike {
     } else {
       this.#hooks.onSent?.(data);
     }
+    // Write-ahead: held (in order) until stored. Else no cost but a read.
+    const attached = transport !== undefined;
+    if (outbox.stored !== undefined && !outbox.leaves(attached)) return;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport?.send(data);
   }
@@ -354,6 +366,8 @@ export class SessionSocket implements SocketLike {
    */
   close(code = 1000, reason = ""): void {
     if (this.#ended) return;
+    // Ended on purpose (never resumed): what is held leaves first.
+    if (this.#transport?.readyState === OPEN) this.releaseSent(Infinity);
     const transport = this.detach();
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(encodeAck(this.#received, true));

@@ -102,8 +102,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   #helloTimeout: number;
   #handoverTimeout: number;
   #detached = 0;
-  /** This instance's part of its owner tokens. */
-  #instance = randomToken(6);
+  #instance = randomToken(6); // this instance's part of its owner tokens
   #handingOver = false;
   /** Sessions taken over elsewhere, about to leave. */
   #leaving = new Set<Session<Local, Remote>>();
@@ -142,6 +141,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }, {
         timeout: given.storeTimeout ?? 2_000,
         refresh: Math.min(this.#grace / 4, 10_000),
+        writeAhead: given.writeAhead ?? false,
       });
     }
   }

@@ -89,6 +89,23 @@ export interface SessionOptions {
    */
   storeTimeout?: number;
   /**
+   * Shared store: a frame leaves for the client only once the store has
+   * it (write-ahead). Then a frame the client received is always stored,
+   * and one an instance had not stored when it died never left: a push is
+   * replayed by the instance that takes the session over, once, in order,
+   * or was never sent (docs/scaling-out.md, "Pushes across an instance's
+   * death"). Off: frames leave at once and are stored with the next write;
+   * those an instance dies with before storing, and its client did not
+   * receive, are lost without a signal. Off by default: a request's round
+   * trip costs the same and pushes spread over turns leave faster (in
+   * bigger batches), but a burst of pushes made in one turn waits for its
+   * write before it leaves (such a burst's fan-out about halves). Ignored by
+   * a memory store (one instance: nothing is held).
+   *
+   * @default {false}
+   */
+  writeAhead?: boolean;
+  /**
    * Shared store: how long a shutdown waits for its sessions to be resumed
    * on other instances, in ms.
    *

@@ -11,7 +11,7 @@
 import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
 import { lend } from "./buffer_pool.ts";
 import { ProtocolError } from "./errors.ts";
-import type { Frame } from "./protocol.ts";
+import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
 
 /**
  * The subprotocol a client offers (before `duplex.v1`) to use the
@@ -47,52 +47,105 @@ function fail(reason: string, cause?: unknown): never {
 }
 
 /**
+ * The header of a frame whose message is itself binary (a chunk, an echo,
+ * a file) and whose other fields are plain values that need no escape,
+ * written without a replacer (which keeps JSON.stringify off its fast
+ * path); undefined for any other frame.
+ */
+function plainHeader(frame: Frame, parts: Uint8Array[]): string | undefined {
+  const message = (frame as { message?: unknown }).message;
+  let placeholder: string;
+  let part: Uint8Array;
+  if (message instanceof ArrayBuffer) {
+    placeholder = MARK + BUFFER + "0";
+    part = new Uint8Array(message);
+  } else if (ArrayBuffer.isView(message)) {
+    placeholder = MARK + VIEW + "0";
+    part = new Uint8Array(
+      message.buffer,
+      message.byteOffset,
+      message.byteLength,
+    );
+  } else return undefined;
+  const fields = frame as unknown as Record<string, unknown>;
+  for (const key in fields) {
+    const value = fields[key];
+    if (key === "message") continue;
+    if (
+      typeof value === "object" && value !== null ||
+      typeof value === "string" && value[0] === MARK
+    ) {
+      return undefined;
+    }
+  }
+  parts.push(part);
+  return JSON.stringify({ ...frame, message: placeholder });
+}
+
+/**
  * Encodes a frame: JSON text when it holds no binary value, else one binary
  * message `u32 headerLength | header JSON | (u32 length | bytes)*`.
  */
 function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [];
-  let escaped = false;
-  const text = JSON.stringify(frame, (_key, value: unknown) => {
-    if (typeof value === "string") {
-      if (value[0] !== MARK) return value;
-      escaped = true;
-      return MARK + value;
+  let text = plainHeader(frame, parts);
+  if (text === undefined) {
+    let escaped = false;
+    text = JSON.stringify(frame, (_key, value: unknown) => {
+      if (typeof value === "string") {
+        if (value[0] !== MARK) return value;
+        escaped = true;
+        return MARK + value;
+      }
+      if (value instanceof ArrayBuffer) {
+        parts.push(new Uint8Array(value));
+        return MARK + BUFFER + (parts.length - 1);
+      }
+      if (ArrayBuffer.isView(value)) {
+        parts.push(
+          new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+        );
+        return MARK + VIEW + (parts.length - 1);
+      }
+      return value;
+    });
+    // No binary value: the JSON codec's text (the escapes apply only
+    // inside binary messages).
+    if (parts.length === 0) {
+      return escaped ? jsonCodec.encode(frame) as string : text;
     }
-    if (value instanceof ArrayBuffer) {
-      parts.push(new Uint8Array(value));
-      return MARK + BUFFER + (parts.length - 1);
-    }
-    if (ArrayBuffer.isView(value)) {
-      parts.push(
-        new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
-      );
-      return MARK + VIEW + (parts.length - 1);
-    }
-    return value;
-  });
-  // No binary value: the JSON codec's text (the escapes apply only inside
-  // binary messages).
-  if (parts.length === 0) {
-    return escaped ? jsonCodec.encode(frame) as string : text;
   }
-  const header = encoder.encode(text);
-  let size = 4 + header.byteLength;
+  // An ASCII header (the usual one) is written straight into the message;
+  // any other is encoded first.
+  const ascii = isAscii(text);
+  const header = ascii ? undefined : encoder.encode(text);
+  const headerLength = header === undefined ? text.length : header.byteLength;
+  let size = 4 + headerLength;
   for (const part of parts) size += 4 + part.byteLength;
   // A lent buffer, reused by the next encode unless a session's outbox keeps
   // it: a fresh megabyte costs page faults that cost more than the copy
   // (WebSocket.send copies what it is given at once).
   const out = size <= MAX_LENT ? lend(size) : new Uint8Array(size);
   const view = new DataView(out.buffer, out.byteOffset, size);
-  view.setUint32(0, header.byteLength);
-  out.set(header, 4);
-  let offset = 4 + header.byteLength;
+  view.setUint32(0, headerLength);
+  if (header === undefined) {
+    for (let i = 0; i < headerLength; i++) out[4 + i] = text.charCodeAt(i);
+  } else out.set(header, 4);
+  let offset = 4 + headerLength;
   for (const part of parts) {
     view.setUint32(offset, part.byteLength);
     out.set(part, offset + 4);
     offset += 4 + part.byteLength;
   }
   return out;
+}
+
+/** Whether `text` is ASCII only (its UTF-8 bytes are its char codes). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) > 0x7f) return false;
+  }
+  return true;
 }
 
 /** The bytes of a binary message (an ArrayBuffer or a view), else none. */
@@ -111,6 +164,164 @@ export function headerEndOf(bytes: Uint8Array): number {
   return end > bytes.byteLength ? -1 : end;
 }
 
+/** Headers up to this many bytes are read as ASCII without a decoder. */
+const MAX_ASCII_HEADER = 1024;
+
+/** The header's text: ASCII read directly, anything else as strict UTF-8. */
+function headerText(bytes: Uint8Array, end: number): string {
+  if (end - 4 <= MAX_ASCII_HEADER) {
+    let i = 4;
+    while (i < end && bytes[i] < 0x80) i++;
+    if (i === end) {
+      return String.fromCharCode.apply(
+        null,
+        bytes.subarray(4, end) as unknown as number[],
+      );
+    }
+  }
+  return decoder.decode(bytes.subarray(4, end));
+}
+
+/**
+ * Puts the attachments in place of their placeholders in a parsed header
+ * (in place; what JSON.parse's reviver would do, without its cost), and
+ * unescapes user strings that start with U+0000.
+ */
+function revive(value: unknown, parts: Uint8Array[]): unknown {
+  if (typeof value === "string") {
+    if (value[0] !== MARK) return value;
+    if (value[1] === MARK) return value.slice(1);
+    const part = parts[Number(value.slice(2))];
+    if (part === undefined || !(value[1] === VIEW || value[1] === BUFFER)) {
+      throw new RangeError(`no attachment for ${JSON.stringify(value)}`);
+    }
+    return value[1] === VIEW ? part : part.slice().buffer;
+  }
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const revived = revive(item, parts);
+      if (revived !== item) value[i] = revived;
+    }
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const item = record[key];
+    const revived = revive(item, parts);
+    // Defined, not assigned: a "__proto__" key stays a plain property.
+    if (revived !== item) {
+      Object.defineProperty(record, key, {
+        value: revived,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    }
+  }
+  return record;
+}
+
+/** The ASCII bytes of `text`. */
+function ascii(text: string): Uint8Array {
+  return Uint8Array.from(text, (char) => char.charCodeAt(0));
+}
+
+const SEQUENCE = ascii('{"sequence":');
+const TYPE = ascii(',"type":');
+const MESSAGE = ascii(',"message":"\\u0000');
+const METHOD = ascii(',"method":"');
+/** The longest method name (validateFrame's bound). */
+const MAX_METHOD = 256;
+
+/** Whether `bytes` holds `literal` at `at`, before `end`. */
+function holds(
+  bytes: Uint8Array,
+  at: number,
+  end: number,
+  literal: Uint8Array,
+): boolean {
+  if (at + literal.length > end) return false;
+  for (let i = 0; i < literal.length; i++) {
+    if (bytes[at + i] !== literal[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * The frame of a header in the shape {@linkcode plainHeader} writes for
+ * the frames peers send most (`{"sequence":N,"type":T,"message":"<0>"}`,
+ * with or without a plain `"method"` after the message), read without
+ * JSON.parse; undefined for any other header, which then takes the
+ * general path (the result is the same).
+ */
+function plainFrame(
+  bytes: Uint8Array,
+  end: number,
+  parts: Uint8Array[],
+): object | undefined {
+  if (parts.length !== 1 || !holds(bytes, 4, end, SEQUENCE)) return undefined;
+  let i = 4 + SEQUENCE.length;
+  let sequence = 0;
+  const first = i;
+  for (; i < end && bytes[i] >= 48 && bytes[i] <= 57 && i - first < 10; i++) {
+    sequence = sequence * 10 + bytes[i] - 48;
+  }
+  if (
+    i === first || (bytes[first] === 48 && i > first + 1) ||
+    sequence > MAX_SEQUENCE || !holds(bytes, i, end, TYPE)
+  ) {
+    return undefined;
+  }
+  i += TYPE.length;
+  let type = 0;
+  const typeStart = i;
+  for (
+    ;
+    i < end && bytes[i] >= 48 && bytes[i] <= 57 && i - typeStart < 3;
+    i++
+  ) {
+    type = type * 10 + bytes[i] - 48;
+  }
+  if (
+    i === typeStart || (bytes[typeStart] === 48 && i > typeStart + 1) ||
+    !holds(bytes, i, end, MESSAGE)
+  ) {
+    return undefined;
+  }
+  i += MESSAGE.length;
+  // The placeholder's kind, its index (0) and the closing quote.
+  const kind = bytes[i];
+  if (
+    i + 3 > end || !(kind === 117 || kind === 97) || bytes[i + 1] !== 48 ||
+    bytes[i + 2] !== 34
+  ) {
+    return undefined;
+  }
+  i += 3;
+  const message = kind === 117 ? parts[0] : parts[0].slice().buffer;
+  if (i === end - 1 && bytes[i] === 125) return { sequence, type, message };
+  if (!holds(bytes, i, end, METHOD)) return undefined;
+  i += METHOD.length;
+  const methodStart = i;
+  // Printable ASCII without quote or backslash: the name as it is.
+  for (; i < end && bytes[i] >= 32 && bytes[i] < 127; i++) {
+    if (bytes[i] === 34 || bytes[i] === 92) break;
+  }
+  if (
+    i - methodStart > MAX_METHOD || i !== end - 2 || bytes[i] !== 34 ||
+    bytes[i + 1] !== 125
+  ) {
+    return undefined;
+  }
+  const method = String.fromCharCode.apply(
+    null,
+    bytes.subarray(methodStart, i) as unknown as number[],
+  );
+  return { sequence, type, message, method };
+}
+
 /** Decodes a text message as JSON, a binary one as header and attachments. */
 function decode(data: unknown): Frame {
   if (typeof data === "string") return jsonCodec.decode(data);
@@ -127,28 +338,28 @@ function decode(data: unknown): Frame {
     parts.push(bytes.subarray(offset + 4, offset + 4 + length));
     offset += 4 + length;
   }
+  const plain = plainFrame(bytes, headerEnd, parts);
+  if (plain !== undefined) return validateFrame(plain);
   let text: string;
   try {
-    text = decoder.decode(bytes.subarray(4, headerEnd));
+    text = headerText(bytes, headerEnd);
   } catch (error) {
     fail("the header is not UTF-8", error);
   }
   let value: unknown;
   try {
-    value = JSON.parse(text, (_key, value: unknown) => {
-      if (typeof value !== "string" || value[0] !== MARK) return value;
-      if (value[1] === MARK) return value.slice(1);
-      const part = parts[Number(value.slice(2))];
-      if (part === undefined || !(value[1] === VIEW || value[1] === BUFFER)) {
-        throw new RangeError(`no attachment for ${JSON.stringify(value)}`);
-      }
-      return value[1] === VIEW ? part : part.slice().buffer;
-    });
+    value = JSON.parse(text);
   } catch (error) {
-    fail(
-      error instanceof RangeError ? error.message : "the header is not JSON",
-      error,
-    );
+    fail("the header is not JSON", error);
+  }
+  // Placeholders are strings that start with U+0000, which JSON text
+  // escapes: without the escape there is nothing to replace.
+  if (text.includes("\\u0000")) {
+    try {
+      value = revive(value, parts);
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error), error);
+    }
   }
   return validateFrame(value);
 }

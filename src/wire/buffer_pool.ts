@@ -35,14 +35,34 @@ function take(capacity: number): ArrayBuffer {
   return buffer;
 }
 
-/** Gives a buffer back to the pool (if it is of a class and there is room). */
+/**
+ * Gives a buffer back to the pool, if it is of a class and there is room. A
+ * buffer that {@linkcode recycle} would take makes room for itself: the
+ * classes given back least recently lose buffers first. A pool full of one
+ * size (an upload's chunks) would else refuse every buffer of the size in
+ * use now, each of which would then cost a fresh one (a megabyte of page
+ * faults per frame).
+ */
 function give(buffer: ArrayBuffer): void {
   const capacity = buffer.byteLength;
-  if (capacity !== capacityOf(capacity) || pooled + capacity > POOL_BYTES) {
-    return;
+  if (capacity !== capacityOf(capacity)) return;
+  if (pooled + capacity > POOL_BYTES && capacity * 4 <= POOL_BYTES) {
+    for (const [other, list] of pool) {
+      if (other === capacity) continue;
+      while (list.length > 0 && pooled + capacity > POOL_BYTES) {
+        list.pop();
+        pooled -= other;
+      }
+      if (list.length === 0) pool.delete(other);
+      if (pooled + capacity <= POOL_BYTES) break;
+    }
   }
+  if (pooled + capacity > POOL_BYTES) return;
   let list = pool.get(capacity);
-  if (list === undefined) pool.set(capacity, list = []);
+  // Last in the map: the class given back most recently goes last.
+  if (list !== undefined) pool.delete(capacity);
+  else list = [];
+  pool.set(capacity, list);
   list.push(buffer);
   pooled += capacity;
 }

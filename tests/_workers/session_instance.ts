@@ -53,6 +53,7 @@ const server = new DuplexServer({
     grace: 30_000,
     handoverTimeout: 5_000,
     storeTimeout: 1_500,
+    writeAhead: Deno.env.get("DUPLEX_WRITE_AHEAD") === "1",
   },
 });
 server.handle("work", async (params: { k: number }, context) => {

@@ -8,7 +8,8 @@
  * restarts another with SIGTERM (hand-over), restarts Redis (its data
  * lost), freezes Redis with SIGSTOP, and cuts connections at the balancer.
  * Seeded: the fault order, the cuts and the traffic (not the network's
- * timing).
+ * timing). Instances i0 and i2 hold sent frames until stored
+ * (`writeAhead`), i1 does not: sessions move between both kinds.
  *
  * Checks, per client: every request answered ran exactly once; every
  * request rejected with `OutcomeUnknownError` ran at most once; no other
@@ -84,6 +85,7 @@ class Instance {
         REDIS_URL: this.redis,
         DUPLEX_LOG: this.log,
         DUPLEX_NAME: this.name,
+        DUPLEX_WRITE_AHEAD: this.name === "i1" ? "0" : "1",
       },
       stdin: "null",
       stdout: "piped",

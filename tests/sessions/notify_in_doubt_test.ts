@@ -12,167 +12,16 @@
  */
 
 import assert from "node:assert/strict";
-import type { Client, ClientOptions, SessionEvent } from "../../client.ts";
 import { binaryCodec } from "../../binary.ts";
-import {
-  DuplexServer,
-  type SessionRecord,
-  type SessionStore,
-  type SessionWrite,
-  type SessionWriteResult,
-  type StoredSession,
-} from "../../server.ts";
-import { RedisSessionStore } from "../../redis.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
-import { listen } from "../_server_helpers.ts";
-import { FaultProxy } from "../_fault_proxy.ts";
-import { type RedisServer, redisTest } from "../_redis.ts";
-import { deadline, once } from "../_helpers.ts";
-import {
-  closeCluster,
-  FakeTransport,
-  proxyClient,
-} from "./_session_helpers.ts";
-
-/** Where the instance dies, relative to the write that carries the note. */
-type Death =
-  /** The store kept "received"; the instance never heard the answer. */
-  | "after-received"
-  /** The listener ran; the write that says so never reached the store. */
-  | "before-dispatched"
-  /** The write that counts the note never reached the store. */
-  | "before-received";
-
-/**
- * A shared store that "kills" its instance at one write: from then on
- * every write fails (the instance can no longer reach the store), and the
- * write that kills either is applied (its answer lost) or is not.
- */
-class DyingStore implements SessionStore {
-  readonly inner: RedisSessionStore;
-  /** Resolved when the instance died. */
-  readonly died: PromiseWithResolvers<void> = Promise.withResolvers();
-  dead = false;
-  /** The most client frames stored as received so far. */
-  received = 0;
-  #death: { kind: Death; frame: number } | undefined = undefined;
-  #lost: PromiseWithResolvers<SessionWriteResult[]>[] = [];
-
-  constructor(url: string) {
-    this.inner = new RedisSessionStore({ url });
-  }
-
-  /** Dies at the write that concerns client frame number `frame`. */
-  arm(kind: Death, frame: number): void {
-    this.#death = { kind, frame };
-  }
-
-  get(id: string): Promise<SessionRecord | undefined> {
-    return this.inner.get(id);
-  }
-  set(record: SessionRecord, ttl: number): Promise<void> {
-    return this.inner.set(record, ttl);
-  }
-  delete(id: string): Promise<void> {
-    return this.inner.delete(id);
-  }
-  claim(
-    id: string,
-    owner: string,
-  ): Promise<StoredSession | "busy" | undefined> {
-    return this.inner.claim(id, owner);
-  }
-
-  async write(batch: readonly SessionWrite[]): Promise<SessionWriteResult[]> {
-    if (this.dead) throw new Error("Cannot write sessions: instance dead");
-    const death = this.#death;
-    const fatal = death !== undefined &&
-      batch.some((write) =>
-        death.kind === "before-dispatched"
-          ? (write.dispatched ?? 0) >= death.frame
-          : write.received >= death.frame
-      );
-    if (fatal && death.kind !== "after-received") return this.#die();
-    const results = await this.inner.write(batch);
-    if (fatal) {
-      // Applied in Redis; the answer never reaches the instance.
-      this.#die().catch(() => {});
-      const lost = Promise.withResolvers<SessionWriteResult[]>();
-      this.#lost.push(lost);
-      return lost.promise;
-    }
-    for (const write of batch) {
-      this.received = Math.max(this.received, write.received);
-    }
-    return results;
-  }
-
-  #die(): Promise<never> {
-    this.dead = true;
-    this.died.resolve();
-    return Promise.reject(new Error("Cannot write sessions: instance dead"));
-  }
-
-  async close(): Promise<void> {
-    for (const lost of this.#lost.splice(0)) {
-      lost.reject(new Error("Cannot write sessions: instance dead"));
-    }
-    await this.inner.close();
-  }
-}
-
-/** Instance a (its store dies on demand) and b, behind a balancer. */
-function pair(redis: RedisServer) {
-  const ran = { a: [] as unknown[], b: [] as unknown[] };
-  const dying = new DyingStore(redis.url);
-  const instances = (["a", "b"] as const).map((name) => {
-    const store = name === "a"
-      ? dying
-      : new RedisSessionStore({ url: redis.url });
-    const server = new DuplexServer({
-      codecs: [binaryCodec],
-      sessions: { store, grace: 30_000, handoverTimeout: 500 },
-    });
-    server.on("note", (message: unknown, context) => {
-      ran[name].push(message);
-      // Told back at once, after any acknowledgement the release sent.
-      server.notify(message, { to: context.from, method: "ran" });
-    });
-    server.handle("work", (n: number) => `${name}:${n}`);
-    const http = listen(server);
-    return { name, server, http, store };
-  });
-  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
-  const clients: Client[] = [];
-  return {
-    instances,
-    dying,
-    ran,
-    proxy,
-    client(user: string, options: ClientOptions = {}): Client {
-      return proxyClient(proxy, clients, user, options);
-    },
-    /** a is dead: every connection goes to b from now on. */
-    async failOver(): Promise<SessionEvent> {
-      await deadline(dying.died.promise, 5_000, "instance a to die");
-      proxy.targets = [instances[1].http.addr.port];
-      const back = deadline(
-        once(clients[0], "resumed") as Promise<SessionEvent>,
-        10_000,
-        "resumed on b",
-      );
-      proxy.cutAll("rst");
-      return await back;
-    },
-    async [Symbol.asyncDispose]() {
-      await closeCluster(clients, proxy, instances);
-    },
-  };
-}
+import { redisTest } from "../_redis.ts";
+import { deadline } from "../_helpers.ts";
+import { pair } from "./_dying_store.ts";
+import { FakeTransport } from "./_session_helpers.ts";
 
 for (
   const [wire, options, note] of [
@@ -210,35 +59,47 @@ for (
   );
 }
 
-redisTest(
-  "Client: a notification whose listener ran on an instance that died before storing so is reported in doubt, and never runs again",
-  async (redis) => {
-    await using setup = pair(redis);
-    // Acknowledgements every frame (1/16 of 16): without the rule that they
-    // cover only what the store knows as run, the note's would go out
-    // before its listener's push.
-    const client = setup.client("notify-ran", {
-      session: { maxBufferedFrames: 16 },
-    });
-    const told = Promise.withResolvers<void>();
-    client.on("ran", () => told.resolve());
-    await client.connect();
-    assert.equal(await client.call("work", 1), "a:1");
-    // The note (frame 2) is stored and handed to its listener; the write
-    // that would store "dispatched 2" never reaches the store.
-    setup.dying.arm("before-dispatched", 2);
-    client.emit("note", { k: 1 });
-    await deadline(told.promise, 5_000, "the listener on a");
-    const event = await setup.failOver();
-    assert.deepEqual(
-      event.notificationsInDoubt.map((frame) => frame.message),
-      [{ k: 1 }],
-    );
-    assert.equal(await client.call("work", 2), "b:2");
-    assert.deepEqual(setup.ran.a, [{ k: 1 }]);
-    assert.deepEqual(setup.ran.b, []);
-  },
-);
+for (const writeAhead of [true, false]) {
+  redisTest(
+    `Client: a notification whose listener ran on an instance that died before storing so is reported in doubt, and never runs again (writeAhead: ${writeAhead})`,
+    async (redis) => {
+      await using setup = pair(redis, { writeAhead });
+      // Acknowledgements every frame (1/16 of 16): without the rule that
+      // they cover only what the store knows as run, the note's would go
+      // out before its listener's push.
+      const client = setup.client("notify-ran", {
+        session: { maxBufferedFrames: 16 },
+      });
+      const told: unknown[] = [];
+      const toldOnce = Promise.withResolvers<void>();
+      client.on("ran", (message) => {
+        told.push(message);
+        toldOnce.resolve();
+      });
+      const heard = Promise.withResolvers<void>();
+      setup.instances[0].server.on("note", () => heard.resolve());
+      await client.connect();
+      assert.equal(await client.call("work", 1), "a:1");
+      // The note (frame 2) is stored and handed to its listener; the write
+      // that would store "dispatched 2" never reaches the store.
+      setup.dying.arm("before-dispatched", 2);
+      client.emit("note", { k: 1 });
+      await deadline(heard.promise, 5_000, "the listener on a");
+      // Without write-ahead the listener's push leaves at once; with it,
+      // it waits for the write that dies: it never leaves.
+      if (!writeAhead) await deadline(toldOnce.promise, 5_000, "the push");
+      const event = await setup.failOver();
+      assert.deepEqual(
+        event.notificationsInDoubt.map((frame) => frame.message),
+        [{ k: 1 }],
+      );
+      assert.equal(await client.call("work", 2), "b:2");
+      assert.deepEqual(setup.ran.a, [{ k: 1 }]);
+      assert.deepEqual(setup.ran.b, []);
+      assert.deepEqual(told, writeAhead ? [] : [{ k: 1 }]);
+    },
+  );
+}
 
 redisTest(
   "Client: a notification that an instance received but never stored is sent again after it died, and runs once on the next",

@@ -60,6 +60,137 @@ Deno.test("binaryCodec keeps strings that look like placeholders beside binary v
     message: { a: "\u0000u0", b: "\u0000", c: "\u0000\u0000a1", bytes },
   };
   assert.deepEqual(binaryCodec.decode(binaryCodec.encode(frame)), frame);
+  // Beside a message that is itself binary.
+  for (const method of ["\u0000u0", "\u0000", "put"]) {
+    const chunk: Frame = { sequence: 2, type: 1, method, message: buffer };
+    assert.deepEqual(binaryCodec.decode(binaryCodec.encode(chunk)), chunk);
+  }
+});
+
+Deno.test("binaryCodec keeps non-ASCII text, long headers, nested arrays and __proto__ keys beside binary values", () => {
+  const frames: Frame[] = [
+    { sequence: 1, type: 1, method: "café", message: { "ключ": "😀", bytes } },
+    { sequence: 2, type: 2, message: { text: "x".repeat(5000), bytes } },
+    { sequence: 3, type: 2, message: [[bytes, [buffer]], ["\u0000u0", 1]] },
+  ];
+  for (const frame of frames) {
+    assert.deepEqual(binaryCodec.decode(binaryCodec.encode(frame)), frame);
+  }
+  // A "__proto__" key arrives as a plain property, not as the prototype.
+  const withProto = new TextEncoder().encode(
+    '{"sequence":4,"type":2,"message":{"__proto__":"\\u0000u0"}}',
+  );
+  const message = new Uint8Array(4 + withProto.byteLength + 4 + 2);
+  const view = new DataView(message.buffer);
+  view.setUint32(0, withProto.byteLength);
+  message.set(withProto, 4);
+  view.setUint32(4 + withProto.byteLength, 2);
+  const decoded = binaryCodec.decode(message.buffer) as {
+    message: Record<string, unknown>;
+  };
+  assert.equal(Object.getPrototypeOf(decoded.message), Object.prototype);
+  assert.ok(Object.hasOwn(decoded.message, "__proto__"));
+  assert.ok(decoded.message["__proto__"] instanceof Uint8Array);
+});
+
+/** A binary message of `header` and `attachments`, written by hand. */
+function message(header: string, ...attachments: Uint8Array[]): ArrayBuffer {
+  const text = new TextEncoder().encode(header);
+  let size = 4 + text.byteLength;
+  for (const attachment of attachments) size += 4 + attachment.byteLength;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, text.byteLength);
+  out.set(text, 4);
+  let offset = 4 + text.byteLength;
+  for (const attachment of attachments) {
+    view.setUint32(offset, attachment.byteLength);
+    out.set(attachment, offset + 4);
+    offset += 4 + attachment.byteLength;
+  }
+  return out.buffer;
+}
+
+Deno.test("binaryCodec reads the usual headers as JSON would, and refuses what JSON refuses", () => {
+  const u = '"\\u0000u0"';
+  const a = '"\\u0000a0"';
+  const read: Array<[string, Uint8Array[], unknown]> = [
+    [`{"sequence":0,"type":2,"message":${u}}`, [bytes], {
+      sequence: 0,
+      type: 2,
+      message: bytes,
+    }],
+    [`{"sequence":2147483647,"type":12,"message":${a}}`, [bytes], {
+      sequence: 2147483647,
+      type: 12,
+      message: bytes.slice().buffer,
+    }],
+    [`{"sequence":9,"type":1,"message":${u},"method":""}`, [bytes], {
+      sequence: 9,
+      type: 1,
+      message: bytes,
+      method: "",
+    }],
+    [`{"sequence":9,"type":1,"message":${u},"method":"a\\"b"}`, [bytes], {
+      sequence: 9,
+      type: 1,
+      message: bytes,
+      method: 'a"b',
+    }],
+    [`{"sequence":9,"type":1,"message":${u},"method":"é"}`, [bytes], {
+      sequence: 9,
+      type: 1,
+      message: bytes,
+      method: "é",
+    }],
+    [`{"sequence":9,"type":2,"message":${u} }`, [bytes], {
+      sequence: 9,
+      type: 2,
+      message: bytes,
+    }],
+    [
+      `{"sequence":9,"type":2,"message":${u}}`,
+      [bytes, new Uint8Array(buffer)],
+      {
+        sequence: 9,
+        type: 2,
+        message: bytes,
+      },
+    ],
+  ];
+  for (const [header, attachments, frame] of read) {
+    const decoded = binaryCodec.decode(message(header, ...attachments));
+    assert.deepEqual(decoded, frame, header);
+    if (
+      frame !== undefined &&
+      (frame as { message: unknown }).message instanceof ArrayBuffer
+    ) {
+      assert.ok(
+        (decoded as { message: unknown }).message instanceof ArrayBuffer,
+      );
+    }
+  }
+  const refused: Array<[string, RegExp]> = [
+    [`{"sequence":01,"type":2,"message":${u}}`, /not JSON/],
+    [`{"sequence":1,"type":02,"message":${u}}`, /not JSON/],
+    [`{"sequence":2147483648,"type":2,"message":${u}}`, /sequence/],
+    [`{"sequence":12345678901,"type":2,"message":${u}}`, /sequence/],
+    [`{"sequence":1,"type":99,"message":${u}}`, /unknown type/],
+    [`{"sequence":1,"type":2,"message":"\\u0000u1"}`, /no attachment/],
+    [`{"sequence":1,"type":2,"message":${u}}x`, /not JSON/],
+    [
+      `{"sequence":1,"type":1,"message":${u},"method":"${"m".repeat(257)}"}`,
+      /method/,
+    ],
+  ];
+  for (const [header, error] of refused) {
+    assert.throws(
+      () => binaryCodec.decode(message(header, bytes)),
+      (thrown: unknown) =>
+        thrown instanceof ProtocolError && error.test(thrown.message),
+      header,
+    );
+  }
 });
 
 Deno.test("binaryCodec sends other typed arrays as Uint8Array of their bytes", () => {

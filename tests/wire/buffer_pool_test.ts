@@ -34,3 +34,21 @@ Deno.test("recycle() gives a kept buffer back: the next lend of its class takes 
   lend(20 * 1024);
   assert.equal(lend(size).buffer, buffer);
 });
+
+Deno.test("recycle() makes room in a pool full of another size: the size in use keeps its buffers", () => {
+  // An upload's chunks, kept and given back, fill the pool with one size.
+  const chunks: Uint8Array<ArrayBuffer>[] = [];
+  for (let i = 0; i < 160; i++) chunks.push(keep(lend(64 * 1024)));
+  for (const chunk of chunks) recycle(chunk);
+  // Then large frames, each kept until acknowledged, two in turn.
+  const first = keep(lend(1024 * 1024));
+  const second = keep(lend(1024 * 1024));
+  recycle(first);
+  recycle(second);
+  const buffers = [lend(1024 * 1024).buffer];
+  keep(lend(1024 * 1024));
+  buffers.push(lend(1024 * 1024).buffer);
+  // Both came back from the pool: no fresh megabyte.
+  assert.ok(buffers.includes(first.buffer), "first reused");
+  assert.ok(buffers.includes(second.buffer), "second reused");
+});

@@ -1,0 +1,27 @@
+/**
+ * {@linkcode SessionHooks}: what a session's transport
+ * (`SessionSocket`) tells its owner, the server's session or the client's.
+ *
+ * @module
+ */
+
+/** What a {@linkcode SessionSocket} tells its owner. */
+export interface SessionHooks {
+  /**
+   * The transport closed (or was dropped) while the session lives on; also
+   * called, after the session ended, when the other side had ended it.
+   */
+  onDetach?(code: number, reason: string): void;
+  /** The buffer went over a limit: the session can no longer be resumed. */
+  onOverflow?(): void;
+  /** The other side ended the session on purpose (an ack with `end`). */
+  onRemoteEnd?(): void;
+  /** A session frame broke the protocol; the transport is closed with 1002. */
+  onError?(error: unknown): void;
+  /** A frame was kept for a replay (journaled by a shared store). */
+  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
+  /** The other side acknowledged `count` frames in all. */
+  onAcked?(count: number): void;
+  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
+  onHeld?(data: unknown, count: number): void;
+}
