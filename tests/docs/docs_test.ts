@@ -86,10 +86,11 @@ Deno.test("docs: every guide has code that deno test --doc runs", async () => {
 Deno.test("docs: the README stays a front page that links every guide", async () => {
   const readme = await read("README.md");
   const lines = readme.split("\n").length;
-  // 260: the front page carries the delivery guarantees table (issue 14),
-  // the performance chart and table of the last full run (issue 19)
-  // and an upload and a download (issue 20); guides go to docs/.
-  assert.ok(lines <= 260, `README.md has ${lines} lines: move guides to docs/`);
+  // 290: the front page carries the delivery guarantees table (issue 14),
+  // the scaling-out guarantees and local-vs-cluster tables (issue 15), the
+  // performance chart and table of the last full run (issue 19) and an
+  // upload and a download (issue 20); guides go to docs/.
+  assert.ok(lines <= 290, `README.md has ${lines} lines: move guides to docs/`);
   for await (const entry of Deno.readDir(new URL("docs/", ROOT))) {
     if (entry.name.endsWith(".md")) {
       assert.ok(
