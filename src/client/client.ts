@@ -42,6 +42,9 @@ import {
 } from "./client_events.ts";
 import { notificationStream } from "./notification_stream.ts";
 
+/** What the sends waiting in the queue get when the client closes. */
+type Closed = (action?: string) => ConnectionClosedError;
+
 /** The value, or what the function returns (awaited). */
 async function evaluate<T>(source: T | (() => T | Promise<T>)): Promise<T> {
   return typeof source === "function" ? await (source as () => T)() : source;
@@ -89,8 +92,6 @@ export class Client<
   #options: ClientOptions;
   #state: ClientState = "closed";
   #peer: Peer<Local, Remote> | undefined;
-  /** The socket of the attempt in progress, until it opens. */
-  #socket: WebSocket | undefined;
   /** Every socket not closed yet, including abandoned dead ones. */
   #sockets = new Set<WebSocket>();
   /** Resolves the `close()` calls waiting for the sockets. */
@@ -110,8 +111,6 @@ export class Client<
   #ends = new Set<() => void>();
   /** The session across connections; `undefined` with `session: false`. */
   #session: ClientSession<Peer<Local, Remote>> | undefined;
-  /** The WebSocket under the open connection. */
-  #transport: SocketLike | undefined;
   #onGlobal = (event: Event): void => {
     if (event.type === "pagehide") {
       this.#session?.suspend();
@@ -244,17 +243,11 @@ export class Client<
    * protocol, which takes every frame for a chat request.
    */
   notify(message: unknown, options: NotifyOptions = {}): Promise<boolean> {
-    const sent = this.#send((peer) => peer.notify(message, options), options)
-      .catch((error: unknown) => {
-        // The queue rejects what waits in it with a request's wording.
-        throw error instanceof ConnectionClosedError &&
-            !error.message.startsWith("Cannot send notification")
-          ? new ConnectionClosedError(error.closeCode, error.reason, {
-            action: "send notification",
-            cause: error.cause,
-          })
-          : error;
-      });
+    const sent = this.#send(
+      (peer) => peer.notify(message, options),
+      options,
+      "send notification",
+    );
     sent.catch((error: unknown) => this.#error(error));
     return sent;
   }
@@ -343,6 +336,7 @@ export class Client<
   #send<T>(
     run: (peer: Peer<Local, Remote>) => T | Promise<T>,
     { signal }: { signal?: AbortSignal },
+    action?: string,
   ): Promise<T> {
     try {
       const peer = this.#peer;
@@ -353,13 +347,17 @@ export class Client<
         this.#state === "closed" ||
         this.#options.queueWhileDisconnected === false
       ) {
-        throw new ConnectionClosedError(this.#closeCode, this.#closeReason);
+        throw new ConnectionClosedError(this.#closeCode, this.#closeReason, {
+          action,
+        });
       }
-      // Waits, in order, for the connection; or rejects on overflow, expiry,
-      // abort or close.
-      return this.#queue.track<Peer<Local, Remote>>({ signal }).promise.then(
-        run,
-      );
+      // Waits, in order, for the connection; or rejects on overflow, expiry
+      // or abort. The close resolves it with what to throw, worded for it.
+      return this.#queue.track<Peer<Local, Remote> | Closed>({ signal })
+        .promise.then((to) => {
+          if (typeof to === "function") throw to(action);
+          return run(to);
+        });
     } catch (error) {
       return Promise.reject(error);
     }
@@ -377,7 +375,6 @@ export class Client<
       this.#generation++;
       clearTimeout(this.#timer);
       ws?.close();
-      this.#socket = undefined;
       const error = new ConnectError(this.#href, why, code, { cause, status });
       this.#ended(
         new CloseEvent("close", { code: code ?? 1006, reason: error.message }),
@@ -397,7 +394,7 @@ export class Client<
       const session = this.#session;
       const codec = options.codec?.protocol;
       const protocols = offer(codec, session !== undefined, extra);
-      const socket = ws = this.#socket = new WebSocket(target, protocols);
+      const socket = ws = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";
       socket.onerror = (event) => {
@@ -419,31 +416,31 @@ export class Client<
         if (generation !== this.#generation) return;
         // The server grants a session (or a codec) by selecting its protocol.
         const chosen = selection(socket.protocol, codec, !!session);
+        const coded = chosen.coded ? options.codec : undefined;
         // batches: it offered duplex.batch (see offer()).
-        const opts = {
-          ...options,
-          codec: chosen.coded ? options.codec : undefined,
-          batches: true,
-        };
+        const createPeer = (
+          over: SocketLike,
+          add: object,
+        ): Peer<Local, Remote> =>
+          new Peer(over, { ...options, codec: coded, batches: true, ...add });
         this.#protocol = chosen.protocol;
         if (session === undefined || !chosen.session) {
           generation = -1;
           // Without duplex.v1 the server speaks the original protocol: only
           // original frames may go out.
-          const { original } = chosen;
-          const peer = new Peer<Local, Remote>(socket, { ...opts, original });
-          this.#opened(peer, socket);
+          this.#opened(
+            createPeer(socket, { original: chosen.original }),
+          );
           return;
         }
         session.handshake(socket, {
           live: () => generation === this.#generation,
           // `sequences` reaches the peer's pending requests.
-          createPeer: (over, add) =>
-            new Peer<Local, Remote>(over, { ...opts, ...add }),
-          codec: opts.codec,
+          createPeer,
+          codec: coded,
           done: (outcome) => {
             generation = -1;
-            this.#opened(outcome.peer, socket, outcome);
+            this.#opened(outcome.peer, outcome);
           },
           failed: (error) => fail("session handshake failed", 1002, error),
         });
@@ -454,14 +451,11 @@ export class Client<
   /** A connection opened (after its session handshake, if any). */
   #opened(
     peer: Peer<Local, Remote>,
-    socket: WebSocket,
     outcome?: SessionOutcome<Peer<Local, Remote>>,
   ): void {
     const options = this.#options;
     clearTimeout(this.#timer);
-    this.#socket = undefined;
     this.#peer = peer;
-    this.#transport = socket;
     this.#state = "open";
     this.#openedAt = Date.now();
     if (outcome === undefined || outcome.fresh) {
@@ -496,7 +490,6 @@ export class Client<
   /** The open connection ended: reconnect or close. */
   #connectionEnded(event: CloseEvent): void {
     this.#peer = undefined;
-    this.#transport = undefined;
     this.#heartbeat?.stop();
     this.#closeCode = event.code;
     this.#closeReason = event.reason;
@@ -508,7 +501,7 @@ export class Client<
 
   /** The session's WebSocket dropped; the session waits for a resume. */
   #dropped(code: number, reason: string): void {
-    if (this.#transport === undefined) return;
+    if (this.#peer === undefined) return;
     this.#connectionEnded(
       new CloseEvent("close", { code, reason, wasClean: code !== 1006 }),
     );
@@ -554,13 +547,12 @@ export class Client<
   #stop(code: number, reason: string): void {
     if (this.#state === "closed") return;
     const peer = this.#peer;
-    const socket = this.#socket;
-    this.#socket = undefined;
     this.#shutdown(code, reason);
     if (peer) {
       peer.close(code, reason);
     } else {
-      socket?.close();
+      // The attempt in progress (the others are closing already).
+      for (const socket of this.#sockets) socket.close();
       this.dispatchEvent(
         new CloseEvent("close", { code, reason, wasClean: true }),
       );
@@ -578,8 +570,13 @@ export class Client<
     this.#listen("removeEventListener");
     // The session ends with the client (the server is told when connected).
     this.#session?.close(code, reason);
-    const closed = new ConnectionClosedError(code, reason, { cause: error });
-    this.#queue.rejectAll(closed);
+    this.#queue.resolveAll(
+      ((action) =>
+        new ConnectionClosedError(code, reason, {
+          action,
+          cause: error,
+        })) as Closed,
+    );
     this.#ready?.reject(
       error ?? new ConnectError(this.#href, "the client was closed", code),
     );

@@ -67,9 +67,9 @@ export class IncomingRequests {
   #peer: Peer<Endpoint, Endpoint>;
   #settle: Settle;
   // Created on first use: most handlers answer synchronously.
-  #running: Map<number, Context> | undefined = undefined;
+  #running: Map<number, Context> | undefined;
   /** Called once when the last running handler finishes. */
-  onIdle: (() => void) | undefined = undefined;
+  onIdle: (() => void) | undefined;
 
   /**
    * @param peer The peer the requests came in on (the handlers' context).

@@ -108,22 +108,22 @@ export class Peer<
   #socket: SocketLike;
   #codec: Codec;
   // Created on first use: most of a server's idle peers never need them.
-  #tracker: PendingRequests | undefined = undefined;
-  #incoming: IncomingRequests | undefined = undefined;
-  #streams: PeerStreams | undefined = undefined;
+  #tracker: PendingRequests | undefined;
+  #incoming: IncomingRequests | undefined;
+  #streams: PeerStreams | undefined;
   #options: PeerOptions;
   #original: boolean;
   #closed = false;
   #closeCode = 0;
   #closeReason = "";
   /** Allocated on the first malformed frame. */
-  #malformed: MalformedFrames | undefined = undefined;
+  #malformed: MalformedFrames | undefined;
   /**
    * The code and reason of a close under way: announced by the other side
    * (a closing frame) or by this side (`closeWithReason()`).
    */
-  #closing: { code: number; reason: string } | undefined = undefined;
-  #closingTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #closing: { code: number; reason: string } | undefined;
+  #closingTimer: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Wraps an open (or opening) socket.

@@ -67,8 +67,6 @@ export interface Codec {
 const MAX_METHOD_LENGTH = 256;
 /** The longest close reason a closing frame may carry (as WebSocket). */
 const MAX_REASON_LENGTH = 123;
-/** The string fields of requests and notifications. */
-const TEXT_FIELDS = ["method", "from"];
 
 function fail(
   reason: string,
@@ -82,6 +80,18 @@ function fail(
     type,
     options,
   );
+}
+
+/** What is wrong with optional text field `field`, if anything. */
+function textProblem(
+  value: Record<string, unknown>,
+  field: string,
+  max: number,
+): string | undefined {
+  const text = value[field];
+  if (text !== undefined && !(typeof text === "string" && text.length <= max)) {
+    return `"${field}" must be a string of at most ${max} characters`;
+  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -124,16 +134,9 @@ export function validateFrame(value: unknown): Frame {
   }
   let problem: string | undefined;
   if (type === 1 || type === 3) {
-    for (const field of TEXT_FIELDS) {
-      const text = value[field];
-      if (
-        text !== undefined &&
-        !(typeof text === "string" && text.length <= MAX_METHOD_LENGTH)
-      ) {
-        problem =
-          `"${field}" must be a string of at most ${MAX_METHOD_LENGTH} characters`;
-      }
-    }
+    // The last bad field is named, as when they were checked in turn.
+    problem = textProblem(value, "from", MAX_METHOD_LENGTH) ??
+      textProblem(value, "method", MAX_METHOD_LENGTH);
   } else if (type === 2 || type === 15) {
     const error = value.error;
     if (
@@ -145,16 +148,9 @@ export function validateFrame(value: unknown): Frame {
     }
   } else if (type === 7) {
     const code = value.code as number;
-    const reason = value.reason;
-    if (!(Number.isInteger(code) && code >= 1000 && code <= 4999)) {
-      problem = `"code" must be an integer from 1000 to 4999`;
-    } else if (
-      reason !== undefined &&
-      !(typeof reason === "string" && reason.length <= MAX_REASON_LENGTH)
-    ) {
-      problem =
-        `"reason" must be a string of at most ${MAX_REASON_LENGTH} characters`;
-    }
+    problem = Number.isInteger(code) && code >= 1000 && code <= 4999
+      ? textProblem(value, "reason", MAX_REASON_LENGTH)
+      : `"code" must be an integer from 1000 to 4999`;
   } else if (
     type !== 4 && type !== 5 && type !== 6 &&
     !((type as number) >= 12 && (type as number) <= 17)
