@@ -72,6 +72,7 @@ export const PARTS: Part[] = [
       "src/peer/session_outbox.ts",
       "src/peer/session_limits.ts",
       "src/wire/buffer_pool.ts",
+      "src/wire/frame_bytes.ts",
       "src/client/client_session.ts",
       "src/wire/session_frames.ts",
       "src/wire/outcome_unknown_error.ts",

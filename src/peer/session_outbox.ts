@@ -15,7 +15,7 @@ export interface OutboxLimits {
   maxAge: number;
 }
 
-import { keep, recycle } from "../wire/buffer_pool.ts";
+import { frameBytes } from "../wire/frame_bytes.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -88,7 +88,7 @@ export class SessionOutbox {
       frames.push(data);
     } else {
       bytes = this.#bytes += data.byteLength;
-      frames.push(keep(data));
+      frames.push(frameBytes.keep(data));
     }
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&
@@ -128,7 +128,7 @@ export class SessionOutbox {
       } else {
         bytes -= data.byteLength;
         // The buffer of an acknowledged binary frame goes back to the pool.
-        recycle(data);
+        frameBytes.recycle(data);
       }
       frames[head++] = "";
     }
@@ -239,7 +239,7 @@ export class SessionOutbox {
     if (frames !== undefined) {
       for (let n = this.#head; n < frames.length; n++) {
         const data = frames[n];
-        if (typeof data !== "string") recycle(data);
+        if (typeof data !== "string") frameBytes.recycle(data);
       }
     }
     this.#frames = undefined;

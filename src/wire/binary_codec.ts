@@ -9,9 +9,15 @@
  */
 
 import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
-import { lend } from "./buffer_pool.ts";
+import { keep, lend, recycle } from "./buffer_pool.ts";
+import { frameBytes } from "./frame_bytes.ts";
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
+
+// A session's outbox keeps the frames this codec encodes in its lent
+// buffers as they are, and recycles them (src/wire/frame_bytes.ts).
+frameBytes.keep = keep;
+frameBytes.recycle = recycle;
 
 /**
  * The subprotocol a client offers (before `duplex.v1`) to use the

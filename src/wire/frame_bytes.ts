@@ -1,0 +1,24 @@
+/**
+ * How a session's outbox keeps the binary frames it sent until they are
+ * acknowledged: by default a copy (`slice`) kept until acknowledged and then
+ * dropped. The binary codec (`src/wire/binary_codec.ts`) installs the buffer
+ * pool of `src/wire/buffer_pool.ts` when it loads, so that a frame it encoded
+ * is kept as it is and its buffer recycled; a browser app without the binary
+ * codec never sends a binary frame and ships no pool.
+ *
+ * @module
+ */
+
+/** Keeps and gives back the bytes of sent binary frames. */
+export interface FrameBytes {
+  /** Bytes that stay as they are until {@linkcode FrameBytes.recycle}. */
+  keep(data: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>;
+  /** Called once nothing reads what `keep` returned any more. */
+  recycle(data: Uint8Array<ArrayBuffer>): void;
+}
+
+/** The outboxes' strategy: a copy, until the binary codec installs its pool. */
+export const frameBytes: FrameBytes = {
+  keep: (data) => data.slice(),
+  recycle: () => {},
+};
