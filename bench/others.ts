@@ -143,6 +143,9 @@ async function streams(quick: boolean): Promise<Row[]> {
     new URL("streams.ts", here).pathname,
     "--upload-mib",
     quick ? "64" : "1024",
+    // Median of interleaved repeats, as every other figure of the run.
+    "--repeats",
+    Deno.env.get("BENCH_REPEATS") ?? "3",
   ]);
   const { upload, download, roundTrip } = JSON.parse(
     text.slice(text.indexOf("{")),
