@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Client, ClientOptions, SessionEvent } from "../../client.ts";
+import type { SessionEvent } from "../../client.ts";
 import { binaryCodec } from "../../binary.ts";
 import {
   DuplexServer,
@@ -19,10 +19,9 @@ import {
 } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { listen } from "../_server_helpers.ts";
-import { FaultProxy } from "../_fault_proxy.ts";
 import type { RedisServer } from "../_redis.ts";
 import { deadline, once } from "../_helpers.ts";
-import { closeCluster, proxyClient } from "./_session_helpers.ts";
+import { behindProxy } from "./_session_helpers.ts";
 
 /** Where the instance dies, relative to the write that carries the note. */
 export type Death =
@@ -141,16 +140,12 @@ export function pair(
     const http = listen(server);
     return { name, server, http, store };
   });
-  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
-  const clients: Client[] = [];
+  const cluster = behindProxy(instances);
+  const { proxy, clients } = cluster;
   return {
-    instances,
+    ...cluster,
     dying,
     ran,
-    proxy,
-    client(user: string, options: ClientOptions = {}): Client {
-      return proxyClient(proxy, clients, user, options);
-    },
     /** a is dead: every connection goes to b from now on. */
     async failOver(): Promise<SessionEvent> {
       await deadline(dying.died.promise, 5_000, "instance a to die");
@@ -162,9 +157,6 @@ export function pair(
       );
       proxy.cutAll("rst");
       return await back;
-    },
-    async [Symbol.asyncDispose]() {
-      await closeCluster(clients, proxy, instances);
     },
   };
 }

@@ -65,6 +65,26 @@ export async function closeCluster(
   await proxy.close();
 }
 
+/**
+ * Instances behind one round-robin balancer (a {@linkcode FaultProxy}), and
+ * clients through it; disposing closes all of it.
+ */
+export function behindProxy<I extends Instance>(instances: I[]) {
+  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
+  const clients: Client[] = [];
+  return {
+    instances,
+    proxy,
+    clients,
+    client(user: string, options: ClientOptions = {}): Client {
+      return proxyClient(proxy, clients, user, options);
+    },
+    async [Symbol.asyncDispose]() {
+      await closeCluster(clients, proxy, instances);
+    },
+  };
+}
+
 /** A transport that records what a session socket writes and how it closes. */
 export class FakeTransport implements SocketLike {
   readyState = 1;

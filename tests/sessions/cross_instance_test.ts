@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
-import {
-  type Client,
-  type ClientOptions,
-  OutcomeUnknownError,
-} from "../../client.ts";
+import { type Client, OutcomeUnknownError } from "../../client.ts";
 import { binaryCodec } from "../../binary.ts";
 import { DuplexServer } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { listen } from "../_server_helpers.ts";
-import { FaultProxy } from "../_fault_proxy.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
 import { deadline, once } from "../_helpers.ts";
-import { closeCluster, proxyClient } from "./_session_helpers.ts";
+import { behindProxy } from "./_session_helpers.ts";
 
 /** Two instances on one Redis behind a round-robin balancer. */
 function pair(redis: RedisServer, grace = 30_000) {
@@ -42,20 +37,15 @@ function pair(redis: RedisServer, grace = 30_000) {
     const http = listen(server);
     return { name, server, http, store };
   });
-  const proxy = new FaultProxy(instances.map((i) => i.http.addr.port));
-  const clients: Client[] = [];
+  const cluster = behindProxy(instances);
   return {
-    instances,
-    proxy,
+    ...cluster,
     counts,
     gates,
     hangStarted: hangStarted.promise,
-    client(user: string, options: ClientOptions = {}): Client {
-      return proxyClient(proxy, clients, user, options);
-    },
     async [Symbol.asyncDispose]() {
       for (const gate of gates) gate.resolve("late");
-      await closeCluster(clients, proxy, instances);
+      await cluster[Symbol.asyncDispose]();
     },
   };
 }

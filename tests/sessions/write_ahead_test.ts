@@ -39,13 +39,24 @@ function watched(redis: RedisServer, options = {}) {
   return { setup, client, seen };
 }
 
+/** {@linkcode watched}, connected, after one request instance a answered. */
+async function answered(redis: RedisServer, options = {}) {
+  const watching = watched(redis, options);
+  try {
+    await watching.client.connect();
+    assert.equal(await watching.client.call("work", 1), "a:1");
+    return watching;
+  } catch (error) {
+    await watching.setup[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
 redisTest(
   "Write-ahead: a push whose write never reached the store never leaves the dying instance, and is not replayed",
   async (redis) => {
-    const { setup, client, seen } = watched(redis);
+    const { setup, client, seen } = await answered(redis);
     await using _ = setup;
-    await client.connect();
-    assert.equal(await client.call("work", 1), "a:1");
     // Server frame 1 was the answer; the push (a timer's) is frame 2.
     setup.dying.arm("before-sent", 2);
     setup.instances[0].server.notify("lost", { to: "ahead", method: "push" });
@@ -66,10 +77,8 @@ for (
   redisTest(
     `Write-ahead: a ${wire} push whose write was stored (its answer lost with the instance) is replayed exactly once by the next`,
     async (redis) => {
-      const { setup, client, seen } = watched(redis, options);
+      const { setup, client, seen } = await answered(redis, options);
       await using _ = setup;
-      await client.connect();
-      assert.equal(await client.call("work", 1), "a:1");
       setup.dying.arm("after-sent", 2);
       setup.instances[0].server.notify(payload, {
         to: "ahead",
@@ -116,10 +125,8 @@ redisTest(
 redisTest(
   "Write-ahead: pushes made by a request whose write never reached the store never leave; the request is in doubt",
   async (redis) => {
-    const { setup, client, seen } = watched(redis);
+    const { setup, client, seen } = await answered(redis);
     await using _ = setup;
-    await client.connect();
-    assert.equal(await client.call("work", 1), "a:1");
     setup.dying.arm("before-sent", 2);
     const answer = client.call("pushThen", 2);
     const failed = assert.rejects(answer, OutcomeUnknownError);
