@@ -110,3 +110,27 @@ export async function spawnServer(
     throw error;
   }
 }
+
+/**
+ * Runs bench/lean_client.ts once against `port` and returns the figures it
+ * prints last, or `undefined` when it failed.
+ */
+export async function leanClient(
+  wire: string,
+  workload: string,
+  port: number,
+  count: number,
+  size: number,
+): Promise<Record<string, number> | undefined> {
+  const { stdout, success } = await spawnDeno([
+    new URL("lean_client.ts", import.meta.url).pathname,
+    wire,
+    workload,
+    String(port),
+    String(count),
+    String(size),
+  ]).output();
+  if (!success) return undefined;
+  const lines = new TextDecoder().decode(stdout).trim().split("\n");
+  return JSON.parse(lines.at(-1)!);
+}

@@ -19,7 +19,7 @@
  */
 
 import { median } from "./stats.ts";
-import { spawnDeno, spawnServer } from "./process.ts";
+import { leanClient, spawnServer } from "./process.ts";
 
 interface ProfileNode {
   id: number;
@@ -98,19 +98,10 @@ async function profileOnce(
     "--cpu-prof-interval=100",
     new URL(file, here).pathname,
   ]);
-  let client: Record<string, number>;
+  let client: Record<string, number> | undefined;
   try {
-    const { stdout, success } = await spawnDeno([
-      new URL("lean_client.ts", here).pathname,
-      wire,
-      workload,
-      String(running.port),
-      String(count),
-      String(size),
-    ]).output();
-    if (!success) throw new Error(`Cannot profile ${server}: client failed`);
-    const lines = new TextDecoder().decode(stdout).trim().split("\n");
-    client = JSON.parse(lines[lines.length - 1]);
+    client = await leanClient(wire, workload, running.port, count, size);
+    if (!client) throw new Error(`Cannot profile ${server}: client failed`);
   } finally {
     await running.stop();
   }

@@ -30,7 +30,7 @@
 
 import { median } from "./stats.ts";
 import { unitsOf } from "./profile.ts";
-import { spawnDeno, spawnServer } from "./process.ts";
+import { leanClient, spawnServer } from "./process.ts";
 
 const here = new URL(".", import.meta.url);
 
@@ -116,20 +116,12 @@ async function once(
     await new Promise((resolve) => setTimeout(resolve, 300));
     if (CALLGRIND) await callgrindControl(["-i", "on", String(running.pid)]);
     const before = CALLGRIND ? 0 : await cpuNanoseconds(running.pid);
-    const { stdout, success } = await spawnDeno([
-      new URL("lean_client.ts", here).pathname,
-      wire,
-      workload,
-      String(running.port),
-      String(count),
-      String(size),
-    ]).output();
+    const client = await leanClient(wire, workload, running.port, count, size);
     const after = CALLGRIND
       ? await instructions(running.pid, dir)
       : await cpuNanoseconds(running.pid);
-    if (!success) throw new Error(`Cannot measure ${script}: client failed`);
-    const lines = new TextDecoder().decode(stdout).trim().split("\n");
-    return { cpu: after - before, client: JSON.parse(lines.at(-1)!) };
+    if (!client) throw new Error(`Cannot measure ${script}: client failed`);
+    return { cpu: after - before, client };
   } finally {
     await running.stop();
     if (CALLGRIND) await Deno.remove(dir, { recursive: true });

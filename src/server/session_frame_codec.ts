@@ -6,7 +6,7 @@
  * @module
  */
 
-import { headerEndOf, messageBytes } from "../wire/binary_codec.ts";
+import { asciiText, headerEndOf, messageBytes } from "../wire/binary_codec.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -26,7 +26,7 @@ export function frameHead(data: unknown): [number, number] | undefined {
   const header = binaryHeader(data);
   if (header === undefined) return undefined;
   // Our encoder's head is ASCII, within the header's first 64 bytes.
-  const match = HEAD.exec(latin1(header.subarray(0, 64)));
+  const match = HEAD.exec(asciiText(header.subarray(0, 64)));
   if (match !== null) return [Number(match[2]), Number(match[1])];
   return parsedHead(utf8.decode(header));
 }
@@ -38,10 +38,6 @@ function binaryHeader(data: unknown): Uint8Array | undefined {
   const bytes = messageBytes(data);
   const end = bytes === undefined ? -1 : headerEndOf(bytes);
   return end < 0 ? undefined : bytes!.subarray(4, end);
-}
-
-function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
 }
 
 /** Reads `type` and `sequence` of a frame in another key order. */

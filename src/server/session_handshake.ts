@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { SessionSocket } from "../peer/session_socket.ts";
+import { Session } from "./server_session.ts";
 import type { Upgraded } from "./upgrade.ts";
 
 /** A socket between its upgrade and its hello. */
@@ -80,6 +80,6 @@ export function closeQuietly(
  * doubt; the journal's next write settles it, and the client tries again.
  */
 export function unconfirmed(found: unknown): boolean {
-  const socket = (found as { socket?: SessionSocket } | undefined)?.socket;
-  return socket !== undefined && socket.confirmed < socket.released;
+  return found instanceof Session &&
+    found.socket.confirmed < found.socket.released;
 }

@@ -45,6 +45,7 @@ import type {
   SessionWriteResult,
 } from "./session_store.ts";
 import { frameHead, storedFrame } from "./session_frame_codec.ts";
+import { nextTurn } from "../peer/next_turn.ts";
 
 export { frameHead, loadedFrame, storedFrame } from "./session_frame_codec.ts";
 
@@ -338,9 +339,13 @@ export class SessionJournal {
     // At the end of this turn, after its I/O: a zero `setTimeout` waits
     // 1–4 ms in Deno (measured: 2.1 ms), a whole write's latency.
     this.#timer = true;
-    setImmediate(() => {
-      if (this.#timer === true) this.#flush();
-    });
+    nextTurn(flushDue, this);
+  }
+
+  /** The write scheduled for this turn, unless it was cancelled. Not meant
+   * to be called. */
+  flushDue(): void {
+    if (this.#timer === true) this.#flush();
   }
 
   /** Writes every live session again (no change but the version). */
@@ -550,4 +555,9 @@ interface Taken {
   rooms: boolean;
   snapshot: boolean;
   waiters: PromiseWithResolvers<boolean>[] | undefined;
+}
+
+/** A journal's write of this turn (no closure per schedule). */
+function flushDue(journal: SessionJournal): void {
+  journal.flushDue();
 }

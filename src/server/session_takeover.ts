@@ -84,14 +84,15 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   // Frames stored as received but not as handed over: they may or may not
   // have run. Not run here (nor sent again); the client reports them.
   const dispatched = Math.min(stored.dispatched ?? Infinity, stored.received);
-  if (dispatched < stored.received) state.dispatched = dispatched;
+  const framesInDoubt = stored.received - dispatched;
+  if (framesInDoubt > 0) state.dispatched = dispatched;
   fresh.budgeted.send(encodeState(state));
   const replayed = socket.attach(fresh.budgeted, received);
   shared.sessions.metrics.resumed++;
   shared.sessions.metrics.replayed += replayed;
   shared.sessions.metrics.takenOver++;
   shared.sessions.metrics.inDoubt += inDoubt.length;
-  shared.sessions.metrics.framesInDoubt += stored.received - dispatched;
+  shared.sessions.metrics.framesInDoubt += framesInDoubt;
   const host = shared.sessions.host;
   host.opened(fresh);
   for (const room of stored.rooms) {
@@ -108,9 +109,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   host.logger?.info(
     `take over user=${
       JSON.stringify(fresh.user)
-    } id=${fresh.id} replayed=${replayed} inDoubt=${inDoubt.length} framesInDoubt=${
-      stored.received - dispatched
-    }`,
+    } id=${fresh.id} replayed=${replayed} inDoubt=${inDoubt.length} framesInDoubt=${framesInDoubt}`,
   );
   host.events.dispatchEvent(
     new CustomEvent("resume", { detail: { connection: fresh, replayed } }),

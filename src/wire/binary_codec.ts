@@ -173,17 +173,17 @@ export function headerEndOf(bytes: Uint8Array): number {
 /** Headers up to this many bytes are read as ASCII without a decoder. */
 const MAX_ASCII_HEADER = 1024;
 
+/** The text of ASCII bytes (each byte its char code), without a decoder. */
+export function asciiText(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(null, bytes as unknown as number[]);
+}
+
 /** The header's text: ASCII read directly, anything else as strict UTF-8. */
 function headerText(bytes: Uint8Array, end: number): string {
   if (end - 4 <= MAX_ASCII_HEADER) {
     let i = 4;
     while (i < end && bytes[i] < 0x80) i++;
-    if (i === end) {
-      return String.fromCharCode.apply(
-        null,
-        bytes.subarray(4, end) as unknown as number[],
-      );
-    }
+    if (i === end) return asciiText(bytes.subarray(4, end));
   }
   return decoder.decode(bytes.subarray(4, end));
 }
@@ -255,6 +255,28 @@ function holds(
   return true;
 }
 
+/** Where the digits {@linkcode integerAt} read last end. */
+let integerEnd = 0;
+
+/**
+ * The decimal integer at `at` (at most `digits` digits, no leading zero,
+ * before `end`), its end in {@linkcode integerEnd}; -1 when there is none.
+ */
+function integerAt(
+  bytes: Uint8Array,
+  at: number,
+  end: number,
+  digits: number,
+): number {
+  let value = 0;
+  let i = at;
+  for (; i < end && bytes[i] >= 48 && bytes[i] <= 57 && i - at < digits; i++) {
+    value = value * 10 + bytes[i] - 48;
+  }
+  integerEnd = i;
+  return i === at || (bytes[at] === 48 && i > at + 1) ? -1 : value;
+}
+
 /**
  * The frame of a header in the shape {@linkcode plainHeader} writes for
  * the frames peers send most (`{"sequence":N,"type":T,"message":"<0>"}`,
@@ -268,34 +290,16 @@ function plainFrame(
   parts: Uint8Array[],
 ): object | undefined {
   if (parts.length !== 1 || !holds(bytes, 4, end, SEQUENCE)) return undefined;
-  let i = 4 + SEQUENCE.length;
-  let sequence = 0;
-  const first = i;
-  for (; i < end && bytes[i] >= 48 && bytes[i] <= 57 && i - first < 10; i++) {
-    sequence = sequence * 10 + bytes[i] - 48;
-  }
+  const sequence = integerAt(bytes, 4 + SEQUENCE.length, end, 10);
+  let i = integerEnd;
   if (
-    i === first || (bytes[first] === 48 && i > first + 1) ||
-    sequence > MAX_SEQUENCE || !holds(bytes, i, end, TYPE)
+    !(sequence >= 0 && sequence <= MAX_SEQUENCE) || !holds(bytes, i, end, TYPE)
   ) {
     return undefined;
   }
-  i += TYPE.length;
-  let type = 0;
-  const typeStart = i;
-  for (
-    ;
-    i < end && bytes[i] >= 48 && bytes[i] <= 57 && i - typeStart < 3;
-    i++
-  ) {
-    type = type * 10 + bytes[i] - 48;
-  }
-  if (
-    i === typeStart || (bytes[typeStart] === 48 && i > typeStart + 1) ||
-    !holds(bytes, i, end, MESSAGE)
-  ) {
-    return undefined;
-  }
+  const type = integerAt(bytes, i + TYPE.length, end, 3);
+  i = integerEnd;
+  if (type < 0 || !holds(bytes, i, end, MESSAGE)) return undefined;
   i += MESSAGE.length;
   // The placeholder's kind, its index (0) and the closing quote.
   const kind = bytes[i];
@@ -321,10 +325,7 @@ function plainFrame(
   ) {
     return undefined;
   }
-  const method = String.fromCharCode.apply(
-    null,
-    bytes.subarray(methodStart, i) as unknown as number[],
-  );
+  const method = asciiText(bytes.subarray(methodStart, i));
   return { sequence, type, message, method };
 }
 

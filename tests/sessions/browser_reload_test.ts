@@ -237,6 +237,32 @@ function connected(page: Page, n: number): Promise<PageState> {
   );
 }
 
+/** Opens the page that keeps its session (`?keep`), once connected. */
+async function openKept(
+  page: Page,
+  t: ReturnType<typeof startServer>,
+  query = "",
+): Promise<PageState> {
+  await page.goto(`${t.origin}/?keep${query}`);
+  return await connected(page, 1);
+}
+
+/** Handles `echo` on the server; returns what it echoed, in order. */
+function recordEchoes(t: ReturnType<typeof startServer>): string[] {
+  const echoed: string[] = [];
+  t.server.handle("echo", (text: string) => {
+    echoed.push(text);
+    return `echo ${text}`;
+  });
+  return echoed;
+}
+
+/** The server started one session and resumed it once. */
+function assertOneResume(t: ReturnType<typeof startServer>): void {
+  assert.equal(t.server.sessionMetrics.started, 1);
+  assert.equal(t.server.sessionMetrics.resumed, 1);
+}
+
 function ticksUpTo(page: Page, last: number): Promise<PageState> {
   return until(
     page,
@@ -289,8 +315,7 @@ Deno.test({
   async fn() {
     await using t = startServer();
     await withPage(async (page, problems) => {
-      await page.goto(`${t.origin}/?keep`);
-      await connected(page, 1);
+      await openKept(page, t);
       t.push(5);
       await ticksUpTo(page, 4);
 
@@ -402,14 +427,9 @@ for (const when of ["running", "answered"] as const) {
         await release.promise;
         return `slow ${text}`;
       });
-      const echoed: string[] = [];
-      t.server.handle("echo", (text: string) => {
-        echoed.push(text);
-        return `echo ${text}`;
-      });
+      const echoed = recordEchoes(t);
       await withPage(async (page) => {
-        await page.goto(`${t.origin}/?keep&echo`);
-        await connected(page, 1);
+        await openKept(page, t, "&echo");
         await page.evaluate(() => {
           const g = globalThis as unknown as {
             track(name: string, promise: Promise<unknown>): void;
@@ -470,8 +490,7 @@ for (const when of ["running", "answered"] as const) {
           "resumed " + (when === "answered" ? 1 : 0),
         ]);
         assert.deepEqual(after.errors, []);
-        assert.equal(t.server.sessionMetrics.started, 1);
-        assert.equal(t.server.sessionMetrics.resumed, 1);
+        assertOneResume(t);
       });
     },
   });
@@ -484,8 +503,7 @@ Deno.test({
   async fn() {
     await using t = startServer();
     await withPage(async (page, problems) => {
-      await page.goto(`${t.origin}/?keep`);
-      await connected(page, 1);
+      await openKept(page, t);
       const resumed = quiet(once(t.server, "resume", WAIT_MS));
       await page.reload();
       await deadline(resumed, WAIT_MS, "the server's resume");
@@ -526,14 +544,9 @@ Deno.test({
     await using t = startServer();
     let slowRuns = 0;
     t.server.handle("slow", () => slowRuns++);
-    const echoed: string[] = [];
-    t.server.handle("echo", (text: string) => {
-      echoed.push(text);
-      return `echo ${text}`;
-    });
+    const echoed = recordEchoes(t);
     await withPage(async (page) => {
-      await page.goto(`${t.origin}/?keep&echo`);
-      await connected(page, 1);
+      await openKept(page, t, "&echo");
       // The connection drops and the server refuses the page's attempts
       // (503) until the new page asks for the client bundle: the old page
       // is gone by then.
@@ -577,8 +590,7 @@ Deno.test({
       // The echo's response came after anything the old page had sent.
       assert.equal(slowRuns, 0);
       assert.deepEqual(echoed, ["page 2"]);
-      assert.equal(t.server.sessionMetrics.started, 1);
-      assert.equal(t.server.sessionMetrics.resumed, 1);
+      assertOneResume(t);
     });
   },
 });
@@ -590,8 +602,7 @@ Deno.test({
   async fn() {
     await using t = startServer();
     await withPage(async (page) => {
-      await page.goto(`${t.origin}/?keep`);
-      await connected(page, 1);
+      await openKept(page, t);
       t.push(2);
       await ticksUpTo(page, 1);
       const disconnected = quiet(
@@ -613,8 +624,7 @@ Deno.test({
       const now = await ticksUpTo(page, 4);
       assert.deepEqual(now.ticks, [0, 1, 2, 3, 4]);
       assert.deepEqual(now.events, ["resumed 3"]);
-      assert.equal(t.server.sessionMetrics.started, 1);
-      assert.equal(t.server.sessionMetrics.resumed, 1);
+      assertOneResume(t);
       assert.deepEqual(
         { online: t.counts.online, offline: t.counts.offline },
         { online: 1, offline: 0 },
@@ -639,8 +649,7 @@ Deno.test({
       }
     });
     await withPage(async (page) => {
-      await page.goto(`${t.origin}/?keep`);
-      await connected(page, 1);
+      await openKept(page, t);
       // The old page reads three numbers, then stops reading (the server
       // fills the window and waits for credit).
       await page.evaluate(() => {
