@@ -10,6 +10,7 @@ import { DuplexServer, type DuplexServerOptions } from "../../server.ts";
 import { listen } from "../_server_helpers.ts";
 import { FaultProxy } from "../_fault_proxy.ts";
 import type { SocketLike } from "../../src/peer/socket_like.ts";
+import { nextTurn } from "../../src/peer/next_turn.ts";
 
 /** Delays small enough for tests. */
 export const FAST: ClientOptions = {
@@ -83,6 +84,14 @@ export function behindProxy<I extends Instance>(instances: I[]) {
       await closeCluster(clients, proxy, instances);
     },
   };
+}
+
+/**
+ * Resolves at the next turn of the event loop, after the due
+ * acknowledgements already scheduled (the same queue, in order).
+ */
+export function afterDueAcks(): Promise<void> {
+  return new Promise((resolve) => nextTurn(resolve, undefined));
 }
 
 /** A transport that records what a session socket writes and how it closes. */

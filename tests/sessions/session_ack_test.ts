@@ -13,7 +13,7 @@ import { DuplexServer } from "../../server.ts";
 import { deadline, MessageQueue, once } from "../_helpers.ts";
 import { listen, open } from "../_server_helpers.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
-import { FakeTransport } from "./_session_helpers.ts";
+import { afterDueAcks, FakeTransport } from "./_session_helpers.ts";
 
 /** A session with 5 frames sent, and what its hooks heard. */
 function sessionWithFive(answerAcks = false) {
@@ -127,7 +127,7 @@ function startedClient(ackEvery: number | undefined, given?: number) {
   }
   return {
     client,
-    // A due ack goes out in the next macrotask.
+    // A due ack goes out at the next turn.
     acks: () => transport.sent.filter((d) => d === `{"type":10,"sequence":3}`),
   };
 }
@@ -136,7 +136,7 @@ Deno.test("ClientSession: acknowledges at the pacing the server's state asks for
   const paced = startedClient(3);
   const defaulted = startedClient(undefined);
   const given = startedClient(3, 64);
-  await new Promise((resolve) => setTimeout(resolve, 0));
+  await afterDueAcks();
   assert.equal(paced.acks().length, 1);
   assert.equal(defaulted.acks().length, 0);
   assert.equal(given.acks().length, 0);
@@ -223,8 +223,8 @@ Deno.test("SessionSocket: a due ack goes out after the frames its delivery makes
   transport.receive(`{"sequence":0,"type":3,"message":1}`);
   transport.receive(`{"sequence":0,"type":3,"message":2}`);
   assert.deepEqual(transport.sent, []);
-  // The next macrotask: the answers went first, then the ack of both.
-  await new Promise((resolve) => setTimeout(resolve, 0));
+  // The next turn: the answers went first, then the ack of both.
+  await afterDueAcks();
   assert.deepEqual(
     transport.sent.map((frame) => JSON.parse(frame as string).type),
     [1, 1, 10],
