@@ -417,6 +417,7 @@ export class Client<
         // The server grants a session (or a codec) by selecting its protocol.
         const chosen = selection(socket.protocol, codec, !!session);
         const coded = chosen.coded ? options.codec : undefined;
+        coded?.prepare?.(socket);
         // batches: it offered duplex.batch (see offer()).
         const createPeer = (
           over: SocketLike,

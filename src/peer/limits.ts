@@ -9,6 +9,7 @@
 
 import type { BackpressurePolicy, Endpoint, Peer, PeerGuard } from "./peer.ts";
 import type { ErrorPayload } from "../wire/protocol.ts";
+import { frameBytes } from "../wire/frame_bytes.ts";
 import { RateLimiter, type RateLimitOptions } from "./rate_limiter.ts";
 
 export type { BackpressurePolicy };
@@ -184,7 +185,7 @@ export class PeerLimits implements PeerGuard {
       ) {
         return -1;
       }
-    } else if ((size = (data as ArrayBufferLike).byteLength ?? 0) > max) {
+    } else if ((size = frameBytes.size(data as object)) > max) {
       return -1;
     }
     return size;

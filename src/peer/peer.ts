@@ -138,8 +138,11 @@ export class Peer<
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
     this.#original = options.original ?? false;
-    // Binary codecs need bytes, not Blobs (a Deno client's default).
+    // Bytes, not Blobs (a Deno client's default); detached attachments.
     if (options.codec) Object.assign(socket, { binaryType: "arraybuffer" });
+    if (options.codec?.prepare && socket instanceof WebSocket) {
+      options.codec.prepare(socket);
+    }
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");

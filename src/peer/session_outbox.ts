@@ -87,7 +87,7 @@ export class SessionOutbox {
       bytes = this.#bytes += data.length;
       frames.push(data);
     } else {
-      bytes = this.#bytes += data.byteLength;
+      bytes = this.#bytes += frameBytes.size(data);
       frames.push(frameBytes.keep(data));
     }
     const limits = this.#limits;
@@ -126,7 +126,7 @@ export class SessionOutbox {
       if (typeof data === "string") {
         bytes -= data.length;
       } else {
-        bytes -= data.byteLength;
+        bytes -= frameBytes.size(data);
         // The buffer of an acknowledged binary frame goes back to the pool.
         frameBytes.recycle(data);
       }

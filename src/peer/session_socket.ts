@@ -20,6 +20,7 @@ import {
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
+import { frameBytes } from "../wire/frame_bytes.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import type { SocketLike } from "./socket_like.ts";
 import type { SessionLimits } from "./session_limits.ts";
@@ -581,7 +582,7 @@ export class SessionSocket implements SocketLike {
 function sizeOf(data: unknown): number {
   return typeof data === "string"
     ? data.length
-    : (data as ArrayBufferLike).byteLength ?? 0;
+    : frameBytes.size(data as object);
 }
 
 /** The delayed and the due acknowledgement (no closure per session). */

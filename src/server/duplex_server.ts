@@ -197,6 +197,7 @@ export class DuplexServer<
       closing: () => this.#graceful.closing,
       accept: (upgraded) => this.#accept(upgraded),
       codecs: options.codecs ?? [],
+      maxMessageSize: this.#peerOptions.maxMessageSize,
       refusals: options.refusals ?? "status",
     });
     this.#registry.authorizeJoin = options.authorizeJoin;

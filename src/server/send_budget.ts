@@ -11,6 +11,7 @@
  */
 
 import type { SocketLike } from "../peer/peer.ts";
+import { frameBytes } from "../wire/frame_bytes.ts";
 
 /** The close code of a connection over its send budget. */
 export const CLOSE_TOO_SLOW = 1013;
@@ -153,7 +154,9 @@ export class BudgetedSocket implements SocketLike {
     const socket = this.socket;
     if (socket.readyState !== OPEN) return;
     // At most 3 UTF-8 bytes per UTF-16 unit.
-    const bytes = typeof data === "string" ? data.length * 3 : data.byteLength;
+    const bytes = typeof data === "string"
+      ? data.length * 3
+      : frameBytes.size(data);
     // Far from both budgets: no need to read the buffer.
     if (this.#budget.admitUnread(this, bytes)) {
       socket.send(data);

@@ -7,6 +7,7 @@
  */
 
 import { asciiText, headerEndOf, messageBytes } from "../wire/binary_codec.ts";
+import { wholeOf } from "../wire/attachments.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -56,11 +57,14 @@ function parsedHead(text: string): [number, number] | undefined {
   return [type as number, sequence as number];
 }
 
-/** A frame as a store keeps it: text as is, binary as `\0` + base64. */
+/**
+ * A frame as a store keeps it: text as is, binary (a detached frame with its
+ * attachments inline) as `\0` + base64.
+ */
 export function storedFrame(data: Data): string {
   if (typeof data === "string") return data;
   let binary = "";
-  for (const byte of data) binary += String.fromCharCode(byte);
+  for (const byte of wholeOf(data)) binary += String.fromCharCode(byte);
   return "\0" + btoa(binary);
 }
 

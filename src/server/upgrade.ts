@@ -47,6 +47,8 @@ export interface UpgradePathOptions {
   refusals: "status" | "close";
   /** Codecs offered besides JSON, by subprotocol. */
   codecs: readonly Codec[];
+  /** The most bytes one received frame may hold (for `Codec.prepare`). */
+  maxMessageSize: number;
 }
 
 /** An upgrade that passed every check. */
@@ -206,6 +208,7 @@ export class UpgradePath {
       const { socket, response } = Deno.upgradeWebSocket(request, {
         idleTimeout: options.idleTimeout,
       });
+      codec?.prepare?.(socket, options.maxMessageSize);
       if (protocol) {
         response.headers.set(
           "sec-websocket-protocol",

@@ -11,13 +11,26 @@
 import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
 import { keep, lend, recycle } from "./buffer_pool.ts";
 import { frameBytes } from "./frame_bytes.ts";
+import {
+  detach,
+  DETACHED,
+  gatherAttachments,
+  MIN_DETACHED,
+  partsOf,
+  sizeOf,
+} from "./attachments.ts";
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
 
 // A session's outbox keeps the frames this codec encodes in its lent
-// buffers as they are, and recycles them (src/wire/frame_bytes.ts).
-frameBytes.keep = keep;
+// buffers as they are, and recycles them (src/wire/frame_bytes.ts); a
+// detached frame's head is copied (it is small) and keeps its attachments.
+frameBytes.keep = (data) => {
+  const parts = partsOf(data);
+  return parts === undefined ? keep(data) : detach(data.slice(), parts);
+};
 frameBytes.recycle = recycle;
+frameBytes.size = sizeOf;
 
 /**
  * The subprotocol a client offers (before `duplex.v1`) to use the
@@ -126,24 +139,30 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const ascii = isAscii(text);
   const header = ascii ? undefined : encoder.encode(text);
   const headerLength = header === undefined ? text.length : header.byteLength;
-  let size = 4 + headerLength;
-  for (const part of parts) size += 4 + part.byteLength;
-  // A lent buffer, reused by the next encode unless a session's outbox keeps
-  // it: a fresh megabyte costs page faults that cost more than the copy
-  // (WebSocket.send copies what it is given at once).
-  const out = size <= MAX_LENT ? lend(size) : new Uint8Array(size);
+  let bytes = 0;
+  for (const part of parts) bytes += part.byteLength;
+  // Large attachments go as messages of their own, after a head that lists
+  // their lengths (src/wire/attachments.ts): none is copied.
+  const detached = bytes >= MIN_DETACHED;
+  const size = 4 + headerLength + 4 * parts.length + (detached ? 0 : bytes);
+  // Else a lent buffer, reused by the next encode unless a session's outbox
+  // keeps it: a fresh megabyte costs page faults that cost more than the
+  // copy (WebSocket.send copies what it is given at once).
+  const out = detached || size > MAX_LENT ? new Uint8Array(size) : lend(size);
   const view = new DataView(out.buffer, out.byteOffset, size);
-  view.setUint32(0, headerLength);
+  view.setUint32(0, (detached ? DETACHED : 0) + headerLength);
   if (header === undefined) {
     for (let i = 0; i < headerLength; i++) out[4 + i] = text.charCodeAt(i);
   } else out.set(header, 4);
   let offset = 4 + headerLength;
   for (const part of parts) {
     view.setUint32(offset, part.byteLength);
-    out.set(part, offset + 4);
-    offset += 4 + part.byteLength;
+    offset += 4;
+    if (detached) continue;
+    out.set(part, offset);
+    offset += part.byteLength;
   }
-  return out;
+  return detached ? detach(out, parts) : out;
 }
 
 /** Whether `text` is ASCII only (its UTF-8 bytes are its char codes). */
@@ -166,7 +185,9 @@ export function messageBytes(data: unknown): Uint8Array | undefined {
 /** Where the JSON header of a binary message ends, or -1 if truncated. */
 export function headerEndOf(bytes: Uint8Array): number {
   if (bytes.byteLength < 4) return -1;
-  const end = 4 + new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  const word = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+  // A detached frame's head (src/wire/attachments.ts) has the top bit set.
+  const end = 4 + (word >= DETACHED ? word - DETACHED : word);
   return end > bytes.byteLength ? -1 : end;
 }
 
@@ -329,6 +350,30 @@ function plainFrame(
   return { sequence, type, message, method };
 }
 
+/**
+ * The attachments of a detached frame's head, which its socket gathered
+ * (src/wire/attachments.ts), checked against the lengths the head lists.
+ */
+function detachedParts(
+  data: unknown,
+  view: DataView,
+  headerEnd: number,
+): Uint8Array[] {
+  const parts = partsOf(data);
+  if (parts === undefined) fail("detached attachments missing");
+  let offset = headerEnd;
+  for (const part of parts) {
+    if (
+      offset + 4 > view.byteLength || view.getUint32(offset) !== part.length
+    ) {
+      fail("detached attachments do not match the head");
+    }
+    offset += 4;
+  }
+  if (offset !== view.byteLength) fail("detached attachments missing");
+  return parts;
+}
+
 /** Decodes a text message as JSON, a binary one as header and attachments. */
 function decode(data: unknown): Frame {
   if (typeof data === "string") return jsonCodec.decode(data);
@@ -338,12 +383,16 @@ function decode(data: unknown): Frame {
   const end = bytes.byteLength;
   const headerEnd = headerEndOf(bytes);
   if (headerEnd < 0) fail("truncated header");
-  const parts: Uint8Array[] = [];
-  for (let offset = headerEnd; offset < end;) {
-    const length = offset + 4 <= end ? view.getUint32(offset) : Infinity;
-    if (offset + 4 + length > end) fail("truncated attachment");
-    parts.push(bytes.subarray(offset + 4, offset + 4 + length));
-    offset += 4 + length;
+  let parts: Uint8Array[] = [];
+  if (view.getUint32(0) >= DETACHED) {
+    parts = detachedParts(data, view, headerEnd);
+  } else {
+    for (let offset = headerEnd; offset < end;) {
+      const length = offset + 4 <= end ? view.getUint32(offset) : Infinity;
+      if (offset + 4 + length > end) fail("truncated attachment");
+      parts.push(bytes.subarray(offset + 4, offset + 4 + length));
+      offset += 4 + length;
+    }
   }
   const plain = plainFrame(bytes, headerEnd, parts);
   if (plain !== undefined) return validateFrame(plain);
@@ -380,7 +429,10 @@ function decode(data: unknown): Frame {
  * `Uint8Array` is a view into the message's buffer, never a copy. An
  * encoded binary message is a view of a buffer that the next `encode`
  * reuses: send it (WebSocket `send()` copies) before encoding again (a
- * session keeps that buffer itself until acknowledged, instead of a copy). Frames
+ * session keeps that buffer itself until acknowledged, instead of a copy).
+ * A frame whose binary values hold 256 KiB or more is encoded as a small
+ * head instead, and its `prepare`d socket sends the values themselves after
+ * it as messages of their own, uncopied (PROTOCOL.md, "Binary"). Frames
  * without binary values are JSON text, exactly as with the JSON codec, so a
  * peer can switch codec without changing what plain frames look like.
  *
@@ -406,4 +458,5 @@ export const binaryCodec: Codec = {
   protocol: BINARY_SUBPROTOCOL,
   encode,
   decode,
+  prepare: gatherAttachments,
 };

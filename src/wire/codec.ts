@@ -61,6 +61,15 @@ export interface Codec {
    * @throws {ProtocolError} When the message is not a valid frame.
    */
   decode(data: unknown): Frame;
+  /**
+   * Optional: readies a WebSocket for this codec's messages, before anything
+   * else listens to it (the binary codec sends large attachments as
+   * messages of their own and gathers them back into one message event).
+   *
+   * @param socket The WebSocket, open, without listeners yet.
+   * @param maxBytes The most bytes one received frame may hold.
+   */
+  prepare?(socket: WebSocket, maxBytes?: number): void;
 }
 
 /** The longest method name a frame may carry. */

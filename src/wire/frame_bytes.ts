@@ -15,10 +15,16 @@ export interface FrameBytes {
   keep(data: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer>;
   /** Called once nothing reads what `keep` returned any more. */
   recycle(data: Uint8Array<ArrayBuffer>): void;
+  /**
+   * The bytes of a binary frame as it travels: with the binary codec, a
+   * detached frame's attachments included (src/wire/attachments.ts).
+   */
+  size(data: object): number;
 }
 
 /** The outboxes' strategy: a copy, until the binary codec installs its pool. */
 export const frameBytes: FrameBytes = {
   keep: (data) => data.slice(),
   recycle: () => {},
+  size: (data) => (data as ArrayBuffer).byteLength ?? 0,
 };

@@ -280,35 +280,47 @@ Deno.test({
 
       // An image picked on one page is shown on the other: bytes through
       // the real client and the binary codec (duplex.v1.bin), no base64.
-      await ada.locator("#image").setInputFiles({
-        name: "dot.png",
-        mimeType: "image/png",
-        buffer: Buffer.from(PNG),
-      });
+      // The second, padded past 256 KiB (a PNG decoder ignores what follows
+      // its end), goes as a head and a message of its own
+      // (src/wire/attachments.ts) from the browser and from the server.
+      const padded = new Uint8Array(PNG.byteLength + 400 * 1024);
+      padded.set(PNG);
       for (
-        const [page, alt] of [[ada, "Image from you"], [
-          evil,
-          "Image from ada",
-        ]] as const
+        const [index, [name, bytes]] of ([
+          ["dot.png", PNG],
+          ["big.png", padded],
+        ] as const).entries()
       ) {
-        await page.waitForFunction(
-          (alt) =>
-            Array.from(
-              (globalThis as unknown as {
-                document: {
-                  querySelectorAll(s: string): ArrayLike<{
-                    alt: string;
-                    complete: boolean;
-                    naturalWidth: number;
-                  }>;
-                };
-              }).document.querySelectorAll("#log img"),
-            ).some((img) =>
-              img.alt === alt && img.complete && img.naturalWidth === 1
-            ),
-          alt,
-          { timeout: WAIT_MS },
-        );
+        await ada.locator("#image").setInputFiles({
+          name,
+          mimeType: "image/png",
+          buffer: Buffer.from(bytes),
+        });
+        for (
+          const [page, alt] of [[ada, "Image from you"], [
+            evil,
+            "Image from ada",
+          ]] as const
+        ) {
+          await page.waitForFunction(
+            ([alt, count]) =>
+              Array.from(
+                (globalThis as unknown as {
+                  document: {
+                    querySelectorAll(s: string): ArrayLike<{
+                      alt: string;
+                      complete: boolean;
+                      naturalWidth: number;
+                    }>;
+                  };
+                }).document.querySelectorAll("#log img"),
+              ).filter((img) =>
+                img.alt === alt && img.complete && img.naturalWidth === 1
+              ).length === count,
+            [alt, index + 1] as const,
+            { timeout: WAIT_MS },
+          );
+        }
       }
       assert.equal(
         await ada.evaluate(() =>
@@ -317,7 +329,7 @@ Deno.test({
         ),
         "duplex.v1.bin",
       );
-      assert.equal((await view(evil)).images, 1);
+      assert.equal((await view(evil)).images, 2);
 
       // Send works while reconnecting: the message waits in the client's
       // queue, shown as pending, and goes out once the connection is back.

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { binaryCodec } from "../../binary.ts";
 import { type Frame, jsonCodec, ProtocolError } from "../../mod.ts";
+import { partsOf, sizeOf, wholeOf } from "../../src/wire/attachments.ts";
 
 const bytes = new Uint8Array([0, 1, 2, 250, 255]);
 const buffer = new Uint8Array([9, 8, 7]).buffer;
@@ -206,11 +207,28 @@ Deno.test("binaryCodec sends other typed arrays as Uint8Array of their bytes", (
 });
 
 Deno.test("binaryCodec decodes Uint8Array values as views of the message, without copying", () => {
-  const big = new Uint8Array(1 << 20).fill(7);
-  const data = binaryCodec.encode({ sequence: 1, type: 2, message: big });
+  // Inline (under 256 KiB of attachments): a view of the one message.
+  const small = new Uint8Array(200 * 1024).fill(7);
+  const data = binaryCodec.encode({ sequence: 1, type: 2, message: small });
+  assert.equal(partsOf(data), undefined);
   const frame = binaryCodec.decode(data) as { message: Uint8Array };
   assert.equal(frame.message.buffer, (data as Uint8Array).buffer);
-  assert.equal(frame.message.byteLength, big.byteLength);
+  assert.equal(frame.message.byteLength, small.byteLength);
+  // Detached (256 KiB or more): the head, and the caller's own bytes.
+  const big = new Uint8Array(1 << 20).fill(7);
+  const head = binaryCodec.encode({ sequence: 1, type: 2, message: big });
+  assert.equal(partsOf(head)?.[0].buffer, big.buffer);
+  assert.equal(
+    sizeOf(head as Uint8Array),
+    (head as Uint8Array).byteLength + big.byteLength,
+  );
+  const decoded = binaryCodec.decode(head) as { message: Uint8Array };
+  assert.equal(decoded.message.buffer, big.buffer);
+  // Its one-message form (what a store keeps) decodes to the same frame.
+  assert.deepEqual(
+    binaryCodec.decode(wholeOf(head as Uint8Array<ArrayBuffer>)),
+    { sequence: 1, type: 2, message: big },
+  );
 });
 
 Deno.test("binaryCodec refuses broken binary messages with ProtocolError", () => {

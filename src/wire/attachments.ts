@@ -1,0 +1,195 @@
+/**
+ * Large attachments as messages of their own. The binary codec sends a frame
+ * whose attachments hold at least {@linkcode MIN_DETACHED} bytes as its
+ * **head** (the binary message of PROTOCOL.md "Binary" with the top bit of
+ * the header length set, the attachments' lengths and none of their bytes)
+ * followed by one binary message per attachment, the bytes as the caller
+ * gave them: no copy into a frame on either side (WebSocket `send()` copies
+ * what it is given in any case, and a received message is already a buffer
+ * of its own).
+ *
+ * The head stands for the whole frame wherever a frame travels in this
+ * library (an outbox keeps it, a limit measures it, the codec decodes it):
+ * {@linkcode partsOf} finds its attachments, {@linkcode sizeOf} its size,
+ * {@linkcode wholeOf} the one-message form a store keeps.
+ * {@linkcode gatherAttachments} readies a WebSocket: its `send` sends a
+ * head's attachments after it, and it delivers a head, once its attachments
+ * have arrived, as one `message` event.
+ *
+ * @module
+ */
+
+/** The header length's top bit: the attachments follow as messages. */
+export const DETACHED = 0x8000_0000;
+/** Attachments of at least this many bytes in all travel detached. */
+export const MIN_DETACHED = 256 * 1024;
+/** The most attachments one detached frame may announce. */
+const MAX_PARTS = 4096;
+
+/**
+ * The attachments of each head, by the object that travels: the encoded
+ * head (a `Uint8Array`) on the sending side, the received `ArrayBuffer`.
+ */
+const attachments = new WeakMap<object, Uint8Array[]>();
+
+/**
+ * The attachments of a detached frame's head, else undefined.
+ *
+ * @param data A frame as it travels.
+ * @returns The attachments, in order.
+ */
+export function partsOf(data: unknown): Uint8Array[] | undefined {
+  return typeof data === "object" && data !== null
+    ? attachments.get(data)
+    : undefined;
+}
+
+/**
+ * Makes `head` the head of a detached frame with these attachments.
+ *
+ * @param head The head, as it travels.
+ * @param parts The attachments, in order.
+ * @returns `head`.
+ */
+export function detach<T extends object>(head: T, parts: Uint8Array[]): T {
+  attachments.set(head, parts);
+  return head;
+}
+
+/**
+ * The bytes a binary frame holds, a detached frame's attachments included.
+ *
+ * @param data A binary frame as it travels.
+ * @returns Its size in bytes.
+ */
+export function sizeOf(data: object): number {
+  let size = (data as ArrayBuffer).byteLength ?? 0;
+  const parts = attachments.get(data);
+  if (parts !== undefined) {
+    for (const part of parts) {
+      size += part.byteLength;
+    }
+  }
+  return size;
+}
+
+/**
+ * A binary frame as one message: a detached frame with its attachments
+ * inline (the top bit of its header length cleared), any other as it is.
+ *
+ * @param data A binary frame as it travels.
+ * @returns The frame in one message.
+ */
+export function wholeOf(
+  data: Uint8Array<ArrayBuffer>,
+): Uint8Array<ArrayBuffer> {
+  const parts = attachments.get(data);
+  if (parts === undefined) return data;
+  const source = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const headerEnd = 4 + source.getUint32(0) - DETACHED;
+  const whole = new Uint8Array(sizeOf(data));
+  const view = new DataView(whole.buffer);
+  whole.set(data.subarray(0, headerEnd));
+  view.setUint32(0, headerEnd - 4);
+  let offset = headerEnd;
+  for (const part of parts) {
+    view.setUint32(offset, part.byteLength);
+    whole.set(part, offset + 4);
+    offset += 4 + part.byteLength;
+  }
+  return whole;
+}
+
+/** The sockets {@linkcode gatherAttachments} readied already. */
+const ready = new WeakSet<WebSocket>();
+
+/** A socket's attachments under way: the head, the lengths, what came. */
+interface Gathering {
+  head: ArrayBuffer;
+  lengths: number[];
+  parts: Uint8Array[];
+}
+
+/**
+ * Readies a WebSocket for detached frames, before anything else listens to
+ * it: its `send` sends a head's attachments right after the head (nothing
+ * can come between: one synchronous call), and a received head is held,
+ * with its attachments, until the last has arrived, then delivered as one
+ * `message` event whose data is the head (the peer's codec finds the
+ * attachments). A head that announces more than `maxBytes` in all closes
+ * the socket with 1009 before its attachments are read; a head that is
+ * malformed, or any message but the announced attachment where one is due,
+ * with 1002. Readying a socket twice changes nothing.
+ *
+ * @param socket The socket, before it has a listener.
+ * @param maxBytes The most bytes one frame may hold.
+ */
+export function gatherAttachments(
+  socket: WebSocket,
+  maxBytes: number = Infinity,
+): void {
+  if (ready.has(socket)) return;
+  ready.add(socket);
+  socket.binaryType = "arraybuffer";
+  const send = socket.send.bind(socket);
+  Object.defineProperty(socket, "send", {
+    configurable: true,
+    writable: true,
+    value(data: string | ArrayBufferLike | ArrayBufferView): void {
+      send(data as ArrayBuffer);
+      const parts = partsOf(data);
+      if (parts !== undefined) {
+        for (const part of parts) send(part as Uint8Array<ArrayBuffer>);
+      }
+    },
+  });
+  let gathering: Gathering | undefined;
+  let delivering: unknown;
+  const refuse = (code: number, reason: string) => {
+    gathering = undefined;
+    socket.close(code, `Cannot read frame: ${reason}`);
+  };
+  socket.addEventListener("message", (event) => {
+    const data: unknown = event.data;
+    if (data === delivering) return;
+    if (gathering !== undefined) {
+      event.stopImmediatePropagation();
+      const { head, lengths, parts } = gathering;
+      if (
+        !(data instanceof ArrayBuffer) ||
+        data.byteLength !== lengths[parts.length]
+      ) {
+        return refuse(1002, "attachment missing");
+      }
+      parts.push(new Uint8Array(data));
+      if (parts.length < lengths.length) return;
+      gathering = undefined;
+      delivering = detach(head, parts);
+      try {
+        socket.dispatchEvent(new MessageEvent("message", { data: head }));
+      } finally {
+        delivering = undefined;
+      }
+      return;
+    }
+    if (!(data instanceof ArrayBuffer) || data.byteLength < 4) return;
+    const view = new DataView(data);
+    const word = view.getUint32(0);
+    if (word < DETACHED) return;
+    event.stopImmediatePropagation();
+    const headerEnd = 4 + word - DETACHED;
+    const count = (data.byteLength - headerEnd) / 4;
+    if (!(Number.isInteger(count) && count >= 1 && count <= MAX_PARTS)) {
+      return refuse(1002, "malformed detached header");
+    }
+    const lengths: number[] = [];
+    let total = data.byteLength;
+    for (let offset = headerEnd; offset < data.byteLength; offset += 4) {
+      const length = view.getUint32(offset);
+      lengths.push(length);
+      total += length;
+    }
+    if (total > maxBytes) return refuse(1009, "message too big");
+    gathering = { head: data, lengths, parts: [] };
+  });
+}
