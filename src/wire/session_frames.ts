@@ -108,6 +108,12 @@ export interface SessionHello {
    * bound over 16, see {@linkcode ackPacing}); absent: every 64.
    */
   ackEvery?: number;
+  /**
+   * Acknowledge the client's frames at least every this many bytes (binary
+   * bytes, or UTF-16 units of text; half its byte bound, see
+   * {@linkcode askedPacing}); absent: every 1 MiB.
+   */
+  ackBytes?: number;
 }
 
 /**
@@ -119,6 +125,27 @@ export interface SessionHello {
  */
 export function ackPacing(maxFrames: number): number {
   return Math.max(1, Math.min(1024, Math.floor(maxFrames / 16)));
+}
+
+/**
+ * The whole acknowledgement pacing a side asks of the other (`ackEvery` and
+ * `ackBytes` of the hello and of the state): acknowledge at least every
+ * 1/16 of the frames it keeps ({@linkcode ackPacing}) and every half of the
+ * bytes it keeps (at least 1), so that acks come before its byte bound.
+ *
+ * @param limits The most frames and bytes the asking side keeps for a replay.
+ * @returns Frames and bytes between acknowledgements.
+ */
+export function askedPacing(
+  limits: { maxFrames: number; maxBytes: number },
+): { ackEvery: number; ackBytes: number } {
+  return {
+    ackEvery: ackPacing(limits.maxFrames),
+    ackBytes: Math.max(
+      1,
+      Math.min(Number.MAX_SAFE_INTEGER, Math.floor(limits.maxBytes / 2)),
+    ),
+  };
 }
 
 /**
@@ -170,6 +197,12 @@ export interface SessionState {
    * frames (the server's buffer bound over 16); absent: every 64.
    */
   ackEvery?: number;
+  /**
+   * When a new session started: acknowledge at least every this many bytes
+   * (binary bytes, or UTF-16 units of text; half the server's byte bound);
+   * absent: every 1 MiB.
+   */
+  ackBytes?: number;
   /** Why the session asked for was not resumed. */
   reason?: SessionLossReason;
 }
@@ -273,6 +306,20 @@ function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
+/** Copies a hello's or a state's pacing (integers of at least 1). */
+function readPacing(
+  message: Record<string, unknown>,
+  into: SessionHello | SessionState,
+  type: number,
+): void {
+  for (const name of ["ackEvery", "ackBytes"] as const) {
+    const value = message[name];
+    if (value === undefined) continue;
+    if (!isCount(value) || value === 0) throw invalid(`bad ${name}`, type);
+    into[name] = value;
+  }
+}
+
 function isToken(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 &&
     value.length <= MAX_TOKEN;
@@ -330,15 +377,9 @@ export function decodeHello(data: string): SessionHello {
   if (typeof message !== "object" || message === null) {
     throw invalid("hello without a message", 8);
   }
-  const { id, secret, received, ackEvery } = message as Record<
-    string,
-    unknown
-  >;
+  const { id, secret, received } = message as Record<string, unknown>;
   const hello: SessionHello = {};
-  if (ackEvery !== undefined) {
-    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
-    hello.ackEvery = ackEvery;
-  }
+  readPacing(message as Record<string, unknown>, hello, 8);
   if (id === undefined) return hello;
   if (!isToken(id) || !isToken(secret) || !isCount(received)) {
     throw invalid("resume needs id, secret and received", 8);
@@ -402,10 +443,6 @@ export function decodeState(data: string): SessionState {
   state.id = id;
   state.secret = secret;
   state.grace = grace;
-  const { ackEvery } = message as { ackEvery?: unknown };
-  if (ackEvery !== undefined) {
-    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 9);
-    state.ackEvery = ackEvery;
-  }
+  readPacing(message as Record<string, unknown>, state, 9);
   return state;
 }
