@@ -237,8 +237,6 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #restored: Kept | undefined = undefined;
   /** The request sequences of the session's peer. */
   #sequences: RequestSequences = { last: 0 };
-  /** The pacing asked of the server (see `ackPacing`). */
-  #ackHint: { ackEvery: number; ackBytes: number };
   #hooks: ClientSessionHooks;
   /** Suspended for the next page: a close keeps the storage. */
   #suspended = false;
@@ -261,7 +259,6 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#storage = options.storage;
     this.#key = options.key ?? "duplex.session";
     this.#restored = this.#load();
-    this.#ackHint = askedPacing(this.#limits);
   }
 
   /** The session's transport, while a session exists. */
@@ -287,6 +284,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   hello(): string {
     const socket = this.#socket;
+    // The pacing asked of the server.
+    const pacing = askedPacing(this.#limits);
     if (
       socket !== undefined && !socket.ended && socket.lost === undefined &&
       this.#id !== undefined
@@ -295,7 +294,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         id: this.#id,
         secret: this.#secret,
         received: socket.received,
-        ...this.#ackHint,
+        ...pacing,
       });
     }
     const kept = this.#restored;
@@ -306,9 +305,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           id: kept.id,
           secret: kept.secret,
           received: kept.received,
-          ...this.#ackHint,
+          ...pacing,
         }
-        : this.#ackHint,
+        : pacing,
     );
   }
 

@@ -67,21 +67,21 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
 /**
  * `limits` with the acknowledgement pacing the other side asked for (its
  * hello's or state's `ackEvery` and `ackBytes`), except where this side's
- * options set it; `limits` itself when nothing changes.
+ * options set it.
  *
  * @param limits This side's limits.
  * @param asked The other side's hello or state.
  * @param given This side's options.
- * @returns The limits to acknowledge by.
+ * @returns A copy of `limits` to acknowledge by.
  */
 export function pacedBy(
   limits: SessionLimits,
   asked: { ackEvery?: number; ackBytes?: number },
   given: { ackEvery?: number; ackBytes?: number },
 ): SessionLimits {
-  const ackEvery = given.ackEvery ?? asked.ackEvery ?? limits.ackEvery;
-  const ackBytes = given.ackBytes ?? asked.ackBytes ?? limits.ackBytes;
-  return ackEvery === limits.ackEvery && ackBytes === limits.ackBytes
-    ? limits
-    : { ...limits, ackEvery, ackBytes };
+  return {
+    ...limits,
+    ackEvery: given.ackEvery ?? asked.ackEvery ?? limits.ackEvery,
+    ackBytes: given.ackBytes ?? asked.ackBytes ?? limits.ackBytes,
+  };
 }

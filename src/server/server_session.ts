@@ -104,10 +104,13 @@ export function pacedLimits(
   given: { ackEvery?: number; ackBytes?: number },
 ): SessionLimits {
   const fresh = pacedBy(limits, asked, given);
-  if (fresh === limits) return limits;
+  const { ackEvery, ackBytes } = fresh;
+  if (ackEvery === limits.ackEvery && ackBytes === limits.ackBytes) {
+    return limits;
+  }
   let byPacing = paced.get(limits);
   if (byPacing === undefined) paced.set(limits, byPacing = new Map());
-  const key = `${fresh.ackEvery} ${fresh.ackBytes}`;
+  const key = `${ackEvery} ${ackBytes}`;
   const found = byPacing.get(key);
   if (found !== undefined) return found;
   // Bounded: a Duplex client asks for the pacing of its bounds, mostly the

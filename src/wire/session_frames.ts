@@ -105,7 +105,7 @@ export interface SessionHello {
   received?: number;
   /**
    * Acknowledge the client's frames at least every this many (its buffer
-   * bound over 16, see {@linkcode ackPacing}); absent: every 64.
+   * bound over 16, see {@linkcode askedPacing}); absent: every 64.
    */
   ackEvery?: number;
   /**
@@ -117,21 +117,10 @@ export interface SessionHello {
 }
 
 /**
- * The acknowledgement pacing a side asks of the other (`ackEvery` of the
- * hello and of the state): 1/16 of the frames it keeps, from 1 to 1,024.
- *
- * @param maxFrames The most frames the asking side keeps for a replay.
- * @returns Frames between acknowledgements.
- */
-export function ackPacing(maxFrames: number): number {
-  return Math.max(1, Math.min(1024, Math.floor(maxFrames / 16)));
-}
-
-/**
- * The whole acknowledgement pacing a side asks of the other (`ackEvery` and
+ * The acknowledgement pacing a side asks of the other (`ackEvery` and
  * `ackBytes` of the hello and of the state): acknowledge at least every
- * 1/16 of the frames it keeps ({@linkcode ackPacing}) and every half of the
- * bytes it keeps (at least 1), so that acks come before its byte bound.
+ * 1/16 of the frames it keeps, from 1 to 1,024, and every half of the
+ * bytes it keeps, from 1 to 2 GiB (so that acks come before its byte bound).
  *
  * @param limits The most frames and bytes the asking side keeps for a replay.
  * @returns Frames and bytes between acknowledgements.
@@ -140,11 +129,8 @@ export function askedPacing(
   limits: { maxFrames: number; maxBytes: number },
 ): { ackEvery: number; ackBytes: number } {
   return {
-    ackEvery: ackPacing(limits.maxFrames),
-    ackBytes: Math.max(
-      1,
-      Math.min(Number.MAX_SAFE_INTEGER, Math.floor(limits.maxBytes / 2)),
-    ),
+    ackEvery: Math.max(1, Math.min(1024, Math.floor(limits.maxFrames / 16))),
+    ackBytes: Math.max(1, Math.min(2 ** 31, Math.floor(limits.maxBytes / 2))),
   };
 }
 
@@ -306,20 +292,6 @@ function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
-/** Copies a hello's or a state's pacing (integers of at least 1). */
-function readPacing(
-  message: Record<string, unknown>,
-  into: SessionHello | SessionState,
-  type: number,
-): void {
-  for (const name of ["ackEvery", "ackBytes"] as const) {
-    const value = message[name];
-    if (value === undefined) continue;
-    if (!isCount(value) || value === 0) throw invalid(`bad ${name}`, type);
-    into[name] = value;
-  }
-}
-
 function isToken(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 &&
     value.length <= MAX_TOKEN;
@@ -377,9 +349,19 @@ export function decodeHello(data: string): SessionHello {
   if (typeof message !== "object" || message === null) {
     throw invalid("hello without a message", 8);
   }
-  const { id, secret, received } = message as Record<string, unknown>;
+  const { id, secret, received, ackEvery, ackBytes } = message as Record<
+    string,
+    unknown
+  >;
   const hello: SessionHello = {};
-  readPacing(message as Record<string, unknown>, hello, 8);
+  if (ackEvery !== undefined) {
+    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
+    hello.ackEvery = ackEvery;
+  }
+  if (ackBytes !== undefined) {
+    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 8);
+    hello.ackBytes = ackBytes;
+  }
   if (id === undefined) return hello;
   if (!isToken(id) || !isToken(secret) || !isCount(received)) {
     throw invalid("resume needs id, secret and received", 8);
@@ -443,6 +425,14 @@ export function decodeState(data: string): SessionState {
   state.id = id;
   state.secret = secret;
   state.grace = grace;
-  readPacing(message as Record<string, unknown>, state, 9);
+  const { ackEvery, ackBytes } = message as Record<string, unknown>;
+  if (ackEvery !== undefined) {
+    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 9);
+    state.ackEvery = ackEvery;
+  }
+  if (ackBytes !== undefined) {
+    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 9);
+    state.ackBytes = ackBytes;
+  }
   return state;
 }
