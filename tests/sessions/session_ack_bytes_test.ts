@@ -30,7 +30,7 @@ function notification(size: number, method = "n"): string {
   return `${head}${"x".repeat(size - head.length - 2)}"}`;
 }
 
-Deno.test("askedPacing: a side asks for acks every half of the bytes it keeps, at least 1", () => {
+Deno.test("askedPacing: a side asks for acks every half of the bytes it keeps, from 1 to 2 GiB", () => {
   assert.deepEqual(askedPacing({ maxFrames: 10_000, maxBytes: 8 * MiB }), {
     ackEvery: 625,
     ackBytes: 4 * MiB,
