@@ -16,6 +16,7 @@ import {
   sessionLimits,
   SessionSocket,
 } from "../peer/session_socket.ts";
+import { pacedBy } from "../peer/session_limits.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import type { RequestSequences } from "../peer/pending_requests.ts";
 import { ProtocolError } from "../wire/errors.ts";
@@ -23,7 +24,7 @@ import { type Codec, jsonCodec } from "../wire/codec.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import {
-  ackPacing,
+  askedPacing,
   decodeState,
   encodeHello,
   sessionFrameType,
@@ -92,7 +93,8 @@ export interface ClientSessionOptions {
    */
   maxBufferedFrames?: number;
   /**
-   * The most bytes the client keeps for a replay.
+   * The most bytes the client keeps for a replay. The server is asked (the
+   * hello's `ackBytes`) to acknowledge every half of it.
    *
    * @default {8388608}
    */
@@ -103,6 +105,13 @@ export interface ClientSessionOptions {
    * @default {the server's `ackEvery` (its frame bound / 16), else 64}
    */
   ackEvery?: number;
+  /**
+   * Acknowledge the server's frames after this many bytes (binary bytes, or
+   * UTF-16 units of text).
+   *
+   * @default {the server's `ackBytes` (half its byte bound), else 1048576}
+   */
+  ackBytes?: number;
   /**
    * Acknowledge at most this long after a frame arrived, in ms.
    *
@@ -220,16 +229,14 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
   #socket: SessionSocket | undefined = undefined;
   #peer: P | undefined = undefined;
   #limits: SessionLimits;
-  /** `ackEvery` was not given: the server's pacing applies. */
-  #paced: boolean;
+  /** The options: the server's pacing applies where they set none. */
+  #given: ClientSessionOptions;
   #storage: SessionStorageLike | undefined;
   #key: string;
   /** What the previous page (or this one, suspended) kept. */
   #restored: Kept | undefined = undefined;
   /** The request sequences of the session's peer. */
   #sequences: RequestSequences = { last: 0 };
-  /** The pacing asked of the server (see `ackPacing`). */
-  #ackHint: number;
   #hooks: ClientSessionHooks;
   /** Suspended for the next page: a close keeps the storage. */
   #suspended = false;
@@ -240,18 +247,18 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   constructor(options: ClientSessionOptions, hooks: ClientSessionHooks) {
     this.#hooks = hooks;
-    this.#paced = options.ackEvery === undefined;
+    this.#given = options;
     this.#limits = sessionLimits({
       maxFrames: options.maxBufferedFrames,
       maxBytes: options.maxBufferedBytes,
       maxAge: Number.MAX_SAFE_INTEGER,
       ackEvery: options.ackEvery,
+      ackBytes: options.ackBytes,
       ackDelay: options.ackDelay,
     });
     this.#storage = options.storage;
     this.#key = options.key ?? "duplex.session";
     this.#restored = this.#load();
-    this.#ackHint = ackPacing(this.#limits.maxFrames);
   }
 
   /** The session's transport, while a session exists. */
@@ -277,6 +284,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   hello(): string {
     const socket = this.#socket;
+    // The pacing asked of the server.
+    const pacing = askedPacing(this.#limits);
     if (
       socket !== undefined && !socket.ended && socket.lost === undefined &&
       this.#id !== undefined
@@ -285,7 +294,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         id: this.#id,
         secret: this.#secret,
         received: socket.received,
-        ackEvery: this.#ackHint,
+        ...pacing,
       });
     }
     const kept = this.#restored;
@@ -296,9 +305,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
           id: kept.id,
           secret: kept.secret,
           received: kept.received,
-          ackEvery: this.#ackHint,
+          ...pacing,
         }
-        : { ackEvery: this.#ackHint },
+        : pacing,
     );
   }
 
@@ -442,11 +451,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#id = state.id;
     this.#secret = state.secret;
     // The pacing the server asks for (fewer acks when it keeps more).
-    const ackEvery = state.ackEvery ?? this.#limits.ackEvery;
-    if (this.#paced && ackEvery !== this.#limits.ackEvery) {
-      this.#limits = { ...this.#limits, ackEvery };
-    }
-    const socket = this.#socket = new SessionSocket(this.#limits, this.#hooks);
+    const socket = this.#socket = new SessionSocket(
+      pacedBy(this.#limits, state, this.#given),
+      this.#hooks,
+    );
     const sequences = this.#sequences = { last: 0 };
     this.#peer = createPeer(socket, { sequences });
     socket.attach(transport, 0);

@@ -63,3 +63,25 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
   }
   return limits;
 }
+
+/**
+ * `limits` with the acknowledgement pacing the other side asked for (its
+ * hello's or state's `ackEvery` and `ackBytes`), except where this side's
+ * options set it.
+ *
+ * @param limits This side's limits.
+ * @param asked The other side's hello or state.
+ * @param given This side's options.
+ * @returns A copy of `limits` to acknowledge by.
+ */
+export function pacedBy(
+  limits: SessionLimits,
+  asked: { ackEvery?: number; ackBytes?: number },
+  given: { ackEvery?: number; ackBytes?: number },
+): SessionLimits {
+  return {
+    ...limits,
+    ackEvery: given.ackEvery ?? asked.ackEvery ?? limits.ackEvery,
+    ackBytes: given.ackBytes ?? asked.ackBytes ?? limits.ackBytes,
+  };
+}

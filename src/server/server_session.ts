@@ -8,7 +8,11 @@
 
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
-import type { SessionLossReason } from "../wire/session_frames.ts";
+import { pacedBy } from "../peer/session_limits.ts";
+import type {
+  SessionHello,
+  SessionLossReason,
+} from "../wire/session_frames.ts";
 import type { ServerConnection } from "./connection.ts";
 import type { JournalEntry } from "./session_journal.ts";
 import type { ServerSessions } from "./server_sessions.ts";
@@ -38,10 +42,12 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
     readonly user: string,
     readonly secretHash: string,
     limits: SessionLimits,
-    /** The pacing the client asked for in its hello, if any. */
-    ackEvery?: number,
+    /** The client's hello, whose pacing applies unless `given` sets it. */
+    asked: SessionHello = {},
+    /** The server's session options. */
+    given: { ackEvery?: number; ackBytes?: number } = {},
   ) {
-    this.socket = new SessionSocket(pacedLimits(limits, ackEvery), this);
+    this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
   }
 
   onDetach(code: number, reason: string): void {
@@ -86,23 +92,31 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
 }
 
 /** The limits with the pacing a client asked for, one object per pacing. */
-const paced = new WeakMap<SessionLimits, Map<number, SessionLimits>>();
+const paced = new WeakMap<SessionLimits, Map<string, SessionLimits>>();
 
-/** `limits` acknowledging every `ackEvery` frames (the client's hello). */
+/**
+ * `limits` acknowledging at the pacing the client's hello asks for
+ * (`ackEvery`, `ackBytes`), except where the server's options set it.
+ */
 export function pacedLimits(
   limits: SessionLimits,
-  ackEvery: number | undefined,
+  asked: SessionHello,
+  given: { ackEvery?: number; ackBytes?: number },
 ): SessionLimits {
-  if (ackEvery === undefined || ackEvery === limits.ackEvery) return limits;
+  const fresh = pacedBy(limits, asked, given);
+  const { ackEvery, ackBytes } = fresh;
+  if (ackEvery === limits.ackEvery && ackBytes === limits.ackBytes) {
+    return limits;
+  }
   let byPacing = paced.get(limits);
   if (byPacing === undefined) paced.set(limits, byPacing = new Map());
-  let found = byPacing.get(ackEvery);
-  if (found === undefined) {
-    // Bounded: 1 to 1,024 are the pacings a Duplex client asks for.
-    if (byPacing.size >= 64) return { ...limits, ackEvery };
-    byPacing.set(ackEvery, found = { ...limits, ackEvery });
-  }
-  return found;
+  const key = `${ackEvery} ${ackBytes}`;
+  const found = byPacing.get(key);
+  if (found !== undefined) return found;
+  // Bounded: a Duplex client asks for the pacing of its bounds, mostly the
+  // defaults.
+  if (byPacing.size < 64) byPacing.set(key, fresh);
+  return fresh;
 }
 
 export function delay(ms: number): Promise<void> {

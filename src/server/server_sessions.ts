@@ -13,7 +13,7 @@
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, sessionLimits } from "../peer/session_socket.ts";
 import {
-  ackPacing,
+  askedPacing,
   decodeHello,
   encodeState,
   sessionFrameType,
@@ -97,7 +97,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   #handshakes = new Set<Handshake>();
   #store: SessionStore;
   #limits: SessionLimits;
-  #paced: boolean; // no ackEvery given: the client's hello sets it
+  #given: SessionOptions; // ackEvery, ackBytes unset: the hello's apply
   #grace: number;
   #helloTimeout: number;
   #handoverTimeout: number;
@@ -118,13 +118,12 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.#helloTimeout = given.helloTimeout ?? 10_000;
     this.#handoverTimeout = given.handoverTimeout ?? 10_000;
     this.#store = given.store ?? new MemorySessionStore();
-    this.#paced = given.ackEvery === undefined;
+    this.#given = given;
     this.#limits = sessionLimits({
+      ...given, // its ackEvery, ackBytes and ackDelay
       maxFrames: given.maxBufferedFrames,
       maxBytes: given.maxBufferedBytes,
       maxAge: given.maxBufferedAge ?? this.#grace,
-      ackEvery: given.ackEvery,
-      ackDelay: given.ackDelay,
       answerAcks: true, // Deno's WebSocket client runs Nagle's algorithm
     });
     if (!(this.#grace > 0)) {
@@ -345,7 +344,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         const counts = this.metrics.notResumed;
         counts[found] = (counts[found] ?? 0) + 1;
       }
-      this.#start(upgrade, found, secret, secretHash, hello.ackEvery);
+      this.#start(upgrade, found, secret, secretHash, hello);
     }
   }
 
@@ -394,7 +393,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     reason: SessionLossReason | undefined,
     secret: string,
     secretHash: string,
-    ackEvery: number | undefined,
+    hello: SessionHello,
   ): void {
     const id = randomToken(16);
     const session = new Session<Local, Remote>(
@@ -403,7 +402,8 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       upgrade.user,
       secretHash,
       this.#limits,
-      this.#paced ? ackEvery : undefined,
+      hello,
+      this.#given,
     );
     this.#open(session, upgrade);
     if (this.journal !== undefined) {
@@ -420,7 +420,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       id,
       secret,
       grace: this.#grace,
-      ackEvery: ackPacing(this.#limits.maxFrames),
+      ...askedPacing(this.#limits),
     };
     if (reason !== undefined) state.reason = reason;
     const transport = session.connection.out;

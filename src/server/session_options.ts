@@ -41,7 +41,8 @@ export interface SessionOptions {
    */
   maxBufferedFrames?: number;
   /**
-   * The most bytes kept per session for a replay.
+   * The most bytes kept per session for a replay. Clients are asked (the
+   * state's `ackBytes`) to acknowledge every half of it.
    *
    * @default {8388608}
    */
@@ -59,6 +60,13 @@ export interface SessionOptions {
    * @default {the client's hello's `ackEvery` (its frame bound / 16), else 64}
    */
   ackEvery?: number;
+  /**
+   * Acknowledge the client's frames after this many bytes (binary bytes, or
+   * UTF-16 units of text).
+   *
+   * @default {the client's hello's `ackBytes` (half its byte bound), else 1048576}
+   */
+  ackBytes?: number;
   /**
    * Acknowledge at most this long after a frame arrived, in ms.
    *

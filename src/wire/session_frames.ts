@@ -105,20 +105,33 @@ export interface SessionHello {
   received?: number;
   /**
    * Acknowledge the client's frames at least every this many (its buffer
-   * bound over 16, see {@linkcode ackPacing}); absent: every 64.
+   * bound over 16, see {@linkcode askedPacing}); absent: every 64.
    */
   ackEvery?: number;
+  /**
+   * Acknowledge the client's frames at least every this many bytes (binary
+   * bytes, or UTF-16 units of text; half its byte bound, see
+   * {@linkcode askedPacing}); absent: every 1 MiB.
+   */
+  ackBytes?: number;
 }
 
 /**
- * The acknowledgement pacing a side asks of the other (`ackEvery` of the
- * hello and of the state): 1/16 of the frames it keeps, from 1 to 1,024.
+ * The acknowledgement pacing a side asks of the other (`ackEvery` and
+ * `ackBytes` of the hello and of the state): acknowledge at least every
+ * 1/16 of the frames it keeps, from 1 to 1,024, and every half of the
+ * bytes it keeps, from 1 to 2 GiB (so that acks come before its byte bound).
  *
- * @param maxFrames The most frames the asking side keeps for a replay.
- * @returns Frames between acknowledgements.
+ * @param limits The most frames and bytes the asking side keeps for a replay.
+ * @returns Frames and bytes between acknowledgements.
  */
-export function ackPacing(maxFrames: number): number {
-  return Math.max(1, Math.min(1024, Math.floor(maxFrames / 16)));
+export function askedPacing(
+  limits: { maxFrames: number; maxBytes: number },
+): { ackEvery: number; ackBytes: number } {
+  return {
+    ackEvery: Math.max(1, Math.min(1024, Math.floor(limits.maxFrames / 16))),
+    ackBytes: Math.max(1, Math.min(2 ** 31, Math.floor(limits.maxBytes / 2))),
+  };
 }
 
 /**
@@ -170,6 +183,12 @@ export interface SessionState {
    * frames (the server's buffer bound over 16); absent: every 64.
    */
   ackEvery?: number;
+  /**
+   * When a new session started: acknowledge at least every this many bytes
+   * (binary bytes, or UTF-16 units of text; half the server's byte bound);
+   * absent: every 1 MiB.
+   */
+  ackBytes?: number;
   /** Why the session asked for was not resumed. */
   reason?: SessionLossReason;
 }
@@ -330,7 +349,7 @@ export function decodeHello(data: string): SessionHello {
   if (typeof message !== "object" || message === null) {
     throw invalid("hello without a message", 8);
   }
-  const { id, secret, received, ackEvery } = message as Record<
+  const { id, secret, received, ackEvery, ackBytes } = message as Record<
     string,
     unknown
   >;
@@ -338,6 +357,10 @@ export function decodeHello(data: string): SessionHello {
   if (ackEvery !== undefined) {
     if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
     hello.ackEvery = ackEvery;
+  }
+  if (ackBytes !== undefined) {
+    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 8);
+    hello.ackBytes = ackBytes;
   }
   if (id === undefined) return hello;
   if (!isToken(id) || !isToken(secret) || !isCount(received)) {
@@ -402,10 +425,14 @@ export function decodeState(data: string): SessionState {
   state.id = id;
   state.secret = secret;
   state.grace = grace;
-  const { ackEvery } = message as { ackEvery?: unknown };
+  const { ackEvery, ackBytes } = message as Record<string, unknown>;
   if (ackEvery !== undefined) {
     if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 9);
     state.ackEvery = ackEvery;
+  }
+  if (ackBytes !== undefined) {
+    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 9);
+    state.ackBytes = ackBytes;
   }
   return state;
 }

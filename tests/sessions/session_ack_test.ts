@@ -3,7 +3,7 @@ import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
-  ackPacing,
+  askedPacing,
   decodeHello,
   decodeState,
   encodeHello,
@@ -173,9 +173,11 @@ Deno.test("decodeHello: ackEvery is optional in a start and a resume; when prese
     assert.throws(() => decodeHello(data), ProtocolError);
   }
   // A client asks for 1/16 of what it keeps, from 1 to 1,024.
-  assert.equal(ackPacing(10_000), 625);
-  assert.equal(ackPacing(100_000), 1024);
-  assert.equal(ackPacing(8), 1);
+  const pacing = (maxFrames: number) =>
+    askedPacing({ maxFrames, maxBytes: 1 }).ackEvery;
+  assert.equal(pacing(10_000), 625);
+  assert.equal(pacing(100_000), 1024);
+  assert.equal(pacing(8), 1);
 });
 
 Deno.test("Session: the server acknowledges at the pacing the client's hello asks for, and a ClientSession asks for its own", async () => {
