@@ -135,7 +135,7 @@ for (const death of ["none", "after-sent"] as const) {
   redisTest(
     `Detached write-ahead (${death}): a 300 KiB push held until stored ${
       death === "none"
-        ? "then leaves whole"
+        ? "then leaves whole (and a note received, held until stored)"
         : "is replayed from the journal by the next instance, whole, once"
     }`,
     async (redis) => {
@@ -153,6 +153,15 @@ for (const death of ["none", "after-sent"] as const) {
           method: "push",
         });
         await deadline(seen.reached(1));
+        // And a 300 KiB note the other way, held until stored (received),
+        // told back by the instance as a push of its own.
+        const ran = new Seen();
+        client.on("ran", (payload: unknown) => ran.add(payload));
+        const back = pattern(BIG + 3, 15);
+        await client.emit("note", { back });
+        await deadline(ran.reached(1));
+        assert.deepEqual(ran.values, [{ back }]);
+        assert.deepEqual(setupPair.ran.a, [{ back }]);
       } else {
         // Server frame 1 was the answer: the push is frame 2, stored, and
         // the instance dies before it hears so (the push never left).
@@ -169,6 +178,30 @@ for (const death of ["none", "after-sent"] as const) {
     },
   );
 }
+
+redisTest(
+  "Detached write-ahead: a note over maxMessageSize, held until stored, ends the session with 1009 once (no resume)",
+  async (redis) => {
+    const setupPair = pair(redis, { writeAhead: true });
+    await using _ = setupPair;
+    const client = setupPair.client("big", { codec: binaryCodec });
+    let resumes = 0;
+    client.addEventListener("resumed", () => resumes++);
+    await client.connect();
+    assert.equal(await client.call("work", 1), "a:1");
+    const closed = once<CloseEvent>(client, "close");
+    await client.emit("note", pattern(1024 * KIB + 1, 16));
+    assert.equal((await deadline(closed)).code, 1009);
+    // The next call goes out on a new session (a resume would send the
+    // note again, and be refused again).
+    assert.match(
+      String(await deadline(client.call("work", 2), 10_000)),
+      /^[ab]:2$/,
+    );
+    assert.equal(resumes, 0);
+    assert.deepEqual(setupPair.ran.a, []);
+  },
+);
 
 /** A head announcing `lengths` for a request to `method`, as a raw client. */
 function rawHead(method: string, lengths: number[]): Uint8Array<ArrayBuffer> {
@@ -216,7 +249,7 @@ Deno.test("Detached limits with a session: a call over maxMessageSize ends the s
   await using s = await setup(
     (server) => server.handle("size", () => handled++),
     { codecs: [binaryCodec], maxMessageSize: 512 * KIB },
-    { ...FAST, codec: binaryCodec, maxAttempts: 0 },
+    { ...FAST, codec: binaryCodec },
   );
   const { client, server } = s;
   client.addEventListener("error", () => {});
@@ -230,7 +263,10 @@ Deno.test("Detached limits with a session: a call over maxMessageSize ends the s
   );
   assert.ok(error instanceof ConnectionClosedError);
   assert.equal(error.closeCode, 1009);
-  assert.equal(handled, 0);
+  // The next call goes out on a new session (a resume would send the
+  // frame again, and be refused again).
+  assert.equal(await deadline(client.call("size", new Uint8Array(1))), 0);
+  assert.equal(handled, 1);
   assert.equal(resumes, 0);
   assert.equal(server.sessionMetrics.resumed, 0);
 });
