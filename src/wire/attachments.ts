@@ -33,12 +33,14 @@ export const MAX_PARTS = 4096;
 const attachments = new WeakMap<object, Uint8Array[]>();
 
 /**
- * The size a received head announced that is over the limit: its
- * attachments are dropped as they come, and the head alone is delivered,
- * for the peer's own size limit to refuse it (see
- * {@linkcode gatherAttachments}).
+ * The size of each head with its attachments, as they were when it was
+ * made (a limit, or an outbox that counts it when it keeps it and again
+ * when it lets it go, must not see it change), and the size a received head
+ * announced that is over the limit (its attachments are dropped as they
+ * come, and the head alone is delivered for the peer's own size limit to
+ * refuse it: see {@linkcode gatherAttachments}).
  */
-const announced = new WeakMap<object, number>();
+const sizes = new WeakMap<object, number>();
 
 /**
  * The attachments of a detached frame's head, else undefined.
@@ -60,27 +62,22 @@ export function partsOf(data: unknown): Uint8Array[] | undefined {
  * @returns `head`.
  */
 export function detach<T extends object>(head: T, parts: Uint8Array[]): T {
+  let size = (head as ArrayBuffer).byteLength ?? 0;
+  for (const part of parts) size += part.byteLength;
   attachments.set(head, parts);
+  sizes.set(head, size);
   return head;
 }
 
 /**
- * The bytes a binary frame holds, a detached frame's attachments included.
+ * The bytes a binary frame holds, a detached frame's attachments included
+ * (as they were when its head was made).
  *
  * @param data A binary frame as it travels.
  * @returns Its size in bytes.
  */
 export function sizeOf(data: object): number {
-  let size = (data as ArrayBuffer).byteLength ?? 0;
-  const parts = attachments.get(data);
-  if (parts === undefined) {
-    size = announced.get(data) ?? size;
-  } else {
-    for (const part of parts) {
-      size += part.byteLength;
-    }
-  }
-  return size;
+  return sizes.get(data) ?? (data as ArrayBuffer).byteLength ?? 0;
 }
 
 /**
@@ -97,17 +94,31 @@ export function wholeOf(
   if (parts === undefined) return data;
   const source = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const headerEnd = 4 + source.getUint32(0) - DETACHED;
-  const whole = new Uint8Array(sizeOf(data));
+  let size = data.byteLength;
+  for (const part of parts) size += part.byteLength;
+  const whole = new Uint8Array(size);
   const view = new DataView(whole.buffer);
   whole.set(data.subarray(0, headerEnd));
   view.setUint32(0, headerEnd - 4);
   let offset = headerEnd;
   for (const part of parts) {
     view.setUint32(offset, part.byteLength);
-    whole.set(part, offset + 4);
+    // (A view of a buffer given away is empty, and cannot be read.)
+    if (part.byteLength > 0) whole.set(part, offset + 4);
     offset += 4 + part.byteLength;
   }
   return whole;
+}
+
+/** Whether `head` lists the lengths its attachments have now. */
+function announces(head: Uint8Array, parts: Uint8Array[]): boolean {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let offset = head.byteLength - 4 * parts.length;
+  for (const part of parts) {
+    if (view.getUint32(offset) !== part.byteLength) return false;
+    offset += 4;
+  }
+  return true;
 }
 
 /** The sockets {@linkcode gatherAttachments} readied already. */
@@ -154,11 +165,15 @@ export function gatherAttachments(
     configurable: true,
     writable: true,
     value(data: string | ArrayBufferLike | ArrayBufferView): void {
-      send(data as ArrayBuffer);
       const parts = partsOf(data);
-      if (parts !== undefined) {
-        for (const part of parts) send(part as Uint8Array<ArrayBuffer>);
-      }
+      if (parts === undefined) return send(data as ArrayBuffer);
+      const head = data as Uint8Array<ArrayBuffer>;
+      // An attachment whose buffer was resized or given away since (a
+      // replay): the frame as one message, with what the bytes are now,
+      // rather than a head that announces bytes that are not sent.
+      if (!announces(head, parts)) return send(wholeOf(head));
+      send(head);
+      for (const part of parts) send(part as Uint8Array<ArrayBuffer>);
     },
   });
   let gathering: Gathering | undefined;
@@ -216,7 +231,7 @@ export function gatherAttachments(
     }
     // Too big: the peer refuses it (1009) as any other message too big.
     gathering = { head: data, lengths, count: 0, parts: undefined };
-    announced.set(data, total);
+    sizes.set(data, total);
     deliver(data);
   });
 }

@@ -19,6 +19,7 @@ import {
 import { DuplexServer } from "../../server.ts";
 import { Peer } from "../../mod.ts";
 import { sizeOf } from "../../src/wire/attachments.ts";
+import { SessionOutbox } from "../../src/peer/session_outbox.ts";
 import { deadline, MessageQueue, once } from "../_helpers.ts";
 import { closeAndWait, listen, open, wsUrl } from "../_server_helpers.ts";
 import { FaultProxy } from "../_fault_proxy.ts";
@@ -441,4 +442,57 @@ Deno.test("Detached frames: 300 KiB in a SharedArrayBuffer (which WebSocket send
   );
   // The client is still connected: the next call is answered.
   assert.deepEqual(await deadline(s.client.call("echo", "after")), "after");
+});
+
+Deno.test("Detached frames: bytes whose buffer was transferred before a replay go as the one-message form (the changed bytes), not a head that announces what is gone", async () => {
+  const server = new DuplexServer({ codecs: [binaryCodec], rateLimit: false });
+  const notes = new Seen();
+  server.on("note", (payload: unknown) => notes.add(payload));
+  await using http = listen(server);
+  await using proxy = new FaultProxy(http.addr.port);
+  const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=t`, {
+    ...FAST,
+    codec: binaryCodec,
+  });
+  client.addEventListener("error", () => {});
+  let resumes = 0;
+  client.addEventListener("resumed", () => resumes++);
+  try {
+    await client.connect();
+    // Sent into a black hole: kept for the replay.
+    proxy.cutAll("blackhole");
+    const bytes = pattern(BIG, 17);
+    const resumed = once<SessionEvent>(client, "resumed");
+    await client.emit("note", { bytes });
+    // The caller gives the buffer away (documented as a change).
+    bytes.buffer.transfer();
+    await deadline(resumed, 5_000, "the resume");
+    await deadline(notes.reached(1), 5_000, "the note");
+    assert.deepEqual(notes.values, [{ bytes: new Uint8Array(0) }]);
+    assert.equal(resumes, 1);
+  } finally {
+    const closed = client.close();
+    proxy.closeAll();
+    await closed;
+    await server.shutdown();
+  }
+});
+
+Deno.test("SessionOutbox: a detached frame counts the same bytes when acknowledged as when kept, though its buffer was given away meanwhile", () => {
+  const bytes = pattern(BIG, 18);
+  const head = binaryCodec.encode({
+    sequence: 1,
+    type: 3,
+    message: bytes,
+  }) as Uint8Array<ArrayBuffer>;
+  const outbox = new SessionOutbox({
+    maxFrames: 10,
+    maxBytes: 1 << 20,
+    maxAge: 60_000,
+  });
+  assert.ok(outbox.push(head, () => 0));
+  assert.equal(outbox.bytes, head.byteLength + BIG);
+  bytes.buffer.transfer();
+  outbox.trim(1);
+  assert.equal(outbox.bytes, 0);
 });
