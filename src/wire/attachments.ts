@@ -24,13 +24,23 @@ export const DETACHED = 0x8000_0000;
 /** Attachments of at least this many bytes in all travel detached. */
 export const MIN_DETACHED = 256 * 1024;
 /** The most attachments one detached frame may announce. */
-const MAX_PARTS = 4096;
+export const MAX_PARTS = 4096;
 
 /**
  * The attachments of each head, by the object that travels: the encoded
  * head (a `Uint8Array`) on the sending side, the received `ArrayBuffer`.
  */
 const attachments = new WeakMap<object, Uint8Array[]>();
+
+/**
+ * The size of each head with its attachments, as they were when it was
+ * made (a limit, or an outbox that counts it when it keeps it and again
+ * when it lets it go, must not see it change), and the size a received head
+ * announced that is over the limit (its attachments are dropped as they
+ * come, and the head alone is delivered for the peer's own size limit to
+ * refuse it: see {@linkcode gatherAttachments}).
+ */
+const sizes = new WeakMap<object, number>();
 
 /**
  * The attachments of a detached frame's head, else undefined.
@@ -52,25 +62,22 @@ export function partsOf(data: unknown): Uint8Array[] | undefined {
  * @returns `head`.
  */
 export function detach<T extends object>(head: T, parts: Uint8Array[]): T {
+  let size = (head as ArrayBuffer).byteLength ?? 0;
+  for (const part of parts) size += part.byteLength;
   attachments.set(head, parts);
+  sizes.set(head, size);
   return head;
 }
 
 /**
- * The bytes a binary frame holds, a detached frame's attachments included.
+ * The bytes a binary frame holds, a detached frame's attachments included
+ * (as they were when its head was made).
  *
  * @param data A binary frame as it travels.
  * @returns Its size in bytes.
  */
 export function sizeOf(data: object): number {
-  let size = (data as ArrayBuffer).byteLength ?? 0;
-  const parts = attachments.get(data);
-  if (parts !== undefined) {
-    for (const part of parts) {
-      size += part.byteLength;
-    }
-  }
-  return size;
+  return sizes.get(data) ?? (data as ArrayBuffer).byteLength ?? 0;
 }
 
 /**
@@ -87,27 +94,45 @@ export function wholeOf(
   if (parts === undefined) return data;
   const source = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const headerEnd = 4 + source.getUint32(0) - DETACHED;
-  const whole = new Uint8Array(sizeOf(data));
+  let size = data.byteLength;
+  for (const part of parts) size += part.byteLength;
+  const whole = new Uint8Array(size);
   const view = new DataView(whole.buffer);
   whole.set(data.subarray(0, headerEnd));
   view.setUint32(0, headerEnd - 4);
   let offset = headerEnd;
   for (const part of parts) {
     view.setUint32(offset, part.byteLength);
-    whole.set(part, offset + 4);
+    // (A view of a buffer given away is empty, and cannot be read.)
+    if (part.byteLength > 0) whole.set(part, offset + 4);
     offset += 4 + part.byteLength;
   }
   return whole;
 }
 
+/** Whether `head` lists the lengths its attachments have now. */
+function announces(head: Uint8Array, parts: Uint8Array[]): boolean {
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let offset = head.byteLength - 4 * parts.length;
+  for (const part of parts) {
+    if (view.getUint32(offset) !== part.byteLength) return false;
+    offset += 4;
+  }
+  return true;
+}
+
 /** The sockets {@linkcode gatherAttachments} readied already. */
 const ready = new WeakSet<WebSocket>();
 
-/** A socket's attachments under way: the head, the lengths, what came. */
+/**
+ * A socket's attachments under way: the head, the lengths, how many came,
+ * and what came (`undefined`: over the limit, dropped as they come).
+ */
 interface Gathering {
   head: ArrayBuffer;
   lengths: number[];
-  parts: Uint8Array[];
+  count: number;
+  parts: Uint8Array[] | undefined;
 }
 
 /**
@@ -116,10 +141,14 @@ interface Gathering {
  * can come between: one synchronous call), and a received head is held,
  * with its attachments, until the last has arrived, then delivered as one
  * `message` event whose data is the head (the peer's codec finds the
- * attachments). A head that announces more than `maxBytes` in all closes
- * the socket with 1009 before its attachments are read; a head that is
- * malformed, or any message but the announced attachment where one is due,
- * with 1002. Readying a socket twice changes nothing.
+ * attachments). A head that announces more than `maxBytes` in all is
+ * delivered at once, alone, with that size ({@linkcode sizeOf}), and its
+ * attachments are dropped as they come: the peer's size limit closes the
+ * connection with 1009 (as for any message too big, which also ends a
+ * session rather than resume it to receive the same frame again). A head
+ * that is malformed, or any message but the announced attachment where
+ * one is due, closes the socket with 1002. Readying a socket twice changes
+ * nothing.
  *
  * @param socket The socket, before it has a listener.
  * @param maxBytes The most bytes one frame may hold.
@@ -136,18 +165,30 @@ export function gatherAttachments(
     configurable: true,
     writable: true,
     value(data: string | ArrayBufferLike | ArrayBufferView): void {
-      send(data as ArrayBuffer);
       const parts = partsOf(data);
-      if (parts !== undefined) {
-        for (const part of parts) send(part as Uint8Array<ArrayBuffer>);
-      }
+      if (parts === undefined) return send(data as ArrayBuffer);
+      const head = data as Uint8Array<ArrayBuffer>;
+      // An attachment whose buffer was resized or given away since (a
+      // replay): the frame as one message, with what the bytes are now,
+      // rather than a head that announces bytes that are not sent.
+      if (!announces(head, parts)) return send(wholeOf(head));
+      send(head);
+      for (const part of parts) send(part as Uint8Array<ArrayBuffer>);
     },
   });
   let gathering: Gathering | undefined;
   let delivering: unknown;
-  const refuse = (code: number, reason: string) => {
+  const refuse = (reason: string) => {
     gathering = undefined;
-    socket.close(code, `Cannot read frame: ${reason}`);
+    socket.close(1002, `Cannot read frame: ${reason}`);
+  };
+  const deliver = (head: ArrayBuffer) => {
+    delivering = head;
+    try {
+      socket.dispatchEvent(new MessageEvent("message", { data: head }));
+    } finally {
+      delivering = undefined;
+    }
   };
   socket.addEventListener("message", (event) => {
     const data: unknown = event.data;
@@ -157,19 +198,14 @@ export function gatherAttachments(
       const { head, lengths, parts } = gathering;
       if (
         !(data instanceof ArrayBuffer) ||
-        data.byteLength !== lengths[parts.length]
+        data.byteLength !== lengths[gathering.count]
       ) {
-        return refuse(1002, "attachment missing");
+        return refuse("attachment missing");
       }
-      parts.push(new Uint8Array(data));
-      if (parts.length < lengths.length) return;
+      parts?.push(new Uint8Array(data));
+      if (++gathering.count < lengths.length) return;
       gathering = undefined;
-      delivering = detach(head, parts);
-      try {
-        socket.dispatchEvent(new MessageEvent("message", { data: head }));
-      } finally {
-        delivering = undefined;
-      }
+      if (parts !== undefined) deliver(detach(head, parts));
       return;
     }
     if (!(data instanceof ArrayBuffer) || data.byteLength < 4) return;
@@ -180,7 +216,7 @@ export function gatherAttachments(
     const headerEnd = 4 + word - DETACHED;
     const count = (data.byteLength - headerEnd) / 4;
     if (!(Number.isInteger(count) && count >= 1 && count <= MAX_PARTS)) {
-      return refuse(1002, "malformed detached header");
+      return refuse("malformed detached header");
     }
     const lengths: number[] = [];
     let total = data.byteLength;
@@ -189,7 +225,13 @@ export function gatherAttachments(
       lengths.push(length);
       total += length;
     }
-    if (total > maxBytes) return refuse(1009, "message too big");
-    gathering = { head: data, lengths, parts: [] };
+    if (total <= maxBytes) {
+      gathering = { head: data, lengths, count: 0, parts: [] };
+      return;
+    }
+    // Too big: the peer refuses it (1009) as any other message too big.
+    gathering = { head: data, lengths, count: 0, parts: undefined };
+    sizes.set(data, total);
+    deliver(data);
   });
 }

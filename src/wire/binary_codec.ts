@@ -15,6 +15,7 @@ import {
   detach,
   DETACHED,
   gatherAttachments,
+  MAX_PARTS,
   MIN_DETACHED,
   partsOf,
   sizeOf,
@@ -140,10 +141,17 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const header = ascii ? undefined : encoder.encode(text);
   const headerLength = header === undefined ? text.length : header.byteLength;
   let bytes = 0;
-  for (const part of parts) bytes += part.byteLength;
+  let shared = false;
+  for (const part of parts) {
+    bytes += part.byteLength;
+    // WebSocket send() refuses a view of a SharedArrayBuffer.
+    if (!(part.buffer instanceof ArrayBuffer)) shared = true;
+  }
   // Large attachments go as messages of their own, after a head that lists
-  // their lengths (src/wire/attachments.ts): none is copied.
-  const detached = bytes >= MIN_DETACHED;
+  // their lengths (src/wire/attachments.ts): none is copied. Else (shared
+  // memory, more than a head may list) inline, copied.
+  const detached = bytes >= MIN_DETACHED && parts.length <= MAX_PARTS &&
+    !shared;
   const size = 4 + headerLength + 4 * parts.length + (detached ? 0 : bytes);
   // Else a lent buffer, reused by the next encode unless a session's outbox
   // keeps it: a fresh megabyte costs page faults that cost more than the
