@@ -49,7 +49,7 @@ import {
   peerStats,
   type RequestOptions,
 } from "./peer_options.ts";
-import type { SocketLike } from "./socket_like.ts";
+import { readyForCodec, type SocketLike } from "./socket_like.ts";
 import type { PeerStreams } from "./stream_support.ts";
 
 // The types of its signatures, for the server, the cluster and the chat.
@@ -138,11 +138,7 @@ export class Peer<
     this.#codec = options.codec ?? jsonCodec;
     this.identity = options.identity;
     this.#original = options.original ?? false;
-    // Bytes, not Blobs (a Deno client's default); detached attachments.
-    if (options.codec) Object.assign(socket, { binaryType: "arraybuffer" });
-    if (options.codec?.prepare && socket instanceof WebSocket) {
-      options.codec.prepare(socket);
-    }
+    if (options.codec) readyForCodec(socket, options.codec);
     socket.addEventListener("message", this);
     socket.addEventListener("close", this);
     if (socket.readyState > OPEN) this.#onClose(1006, "");

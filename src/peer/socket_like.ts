@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { Codec } from "../wire/codec.ts";
+
 /**
  * The part of the WHATWG `WebSocket` that a {@linkcode Peer} uses. Browser,
  * Deno client and `Deno.upgradeWebSocket` sockets all fit.
@@ -37,4 +39,21 @@ export interface SocketLike {
    * closes (a session's transport says when the outcome is unknown).
    */
   closeError?(code: number, reason: string): Error | undefined;
+}
+
+/**
+ * Readies a socket for a codec other than JSON: binary messages as
+ * `ArrayBuffer`s (a Deno client's default is `Blob`s), and the codec's
+ * `prepare` when the socket is a WebSocket (the binary codec's detached
+ * attachments). Another `SocketLike` over a WebSocket needs
+ * `codec.prepare(webSocket)` called on that WebSocket first (docs/binary.md).
+ */
+export function readyForCodec(socket: SocketLike, codec: Codec): void {
+  Object.assign(socket, { binaryType: "arraybuffer" });
+  if (
+    codec.prepare && typeof WebSocket === "function" &&
+    socket instanceof WebSocket
+  ) {
+    codec.prepare(socket);
+  }
 }

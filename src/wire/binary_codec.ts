@@ -230,7 +230,7 @@ function revive(value: unknown, parts: Uint8Array[]): unknown {
     if (part === undefined || !(value[1] === VIEW || value[1] === BUFFER)) {
       throw new RangeError(`no attachment for ${JSON.stringify(value)}`);
     }
-    return value[1] === VIEW ? part : part.slice().buffer;
+    return value[1] === VIEW ? part : bufferOf(part);
   }
   if (typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) {
@@ -256,6 +256,18 @@ function revive(value: unknown, parts: Uint8Array[]): unknown {
     }
   }
   return record;
+}
+
+/**
+ * An attachment as an `ArrayBuffer`: a detached one is a whole message of
+ * its own, handed out as it is; one inside a message is copied out.
+ */
+function bufferOf(part: Uint8Array): ArrayBuffer {
+  const buffer = part.buffer;
+  return part.byteOffset === 0 && part.byteLength === buffer.byteLength &&
+      buffer instanceof ArrayBuffer
+    ? buffer
+    : part.slice().buffer;
 }
 
 /** The ASCII bytes of `text`. */
@@ -339,7 +351,7 @@ function plainFrame(
     return undefined;
   }
   i += 3;
-  const message = kind === 117 ? parts[0] : parts[0].slice().buffer;
+  const message = kind === 117 ? parts[0] : bufferOf(parts[0]);
   if (i === end - 1 && bytes[i] === 125) return { sequence, type, message };
   if (!holds(bytes, i, end, METHOD)) return undefined;
   i += METHOD.length;

@@ -313,3 +313,24 @@ Deno.test("validateFrame checks the stream fields", () => {
     assert.deepEqual(jsonCodec.decode(JSON.stringify(value)), value);
   }
 });
+
+Deno.test("binaryCodec hands out a detached ArrayBuffer attachment as it is (a message of its own), and copies one inside a message", () => {
+  const big = new ArrayBuffer(300 * 1024);
+  const head = binaryCodec.encode({ sequence: 1, type: 2, message: big });
+  assert.equal((binaryCodec.decode(head) as { message: unknown }).message, big);
+  const nested = binaryCodec.encode({
+    sequence: 1,
+    type: 2,
+    message: { big, name: "a" },
+  });
+  assert.equal(
+    (binaryCodec.decode(nested) as { message: { big: unknown } }).message.big,
+    big,
+  );
+  const small = new ArrayBuffer(16);
+  const inline = binaryCodec.decode(
+    binaryCodec.encode({ sequence: 1, type: 2, message: small }),
+  ) as { message: ArrayBuffer };
+  assert.notEqual(inline.message, small);
+  assert.equal(inline.message.byteLength, 16);
+});
