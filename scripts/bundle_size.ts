@@ -133,6 +133,7 @@ export const PARTS: Part[] = [
       "src/peer/peer.ts",
       "src/peer/sender.ts",
       "src/peer/peer_options.ts",
+      "src/peer/socket_like.ts",
     ],
   },
   {
