@@ -53,3 +53,34 @@ export async function setup(
 export function signal<T = void>(): PromiseWithResolvers<T> {
   return Promise.withResolvers<T>();
 }
+
+/** A detached-size payload (300 KiB): over the 256 KiB threshold. */
+export const BIG = 300 * 1024;
+
+/** `size` bytes of a pattern that a shifted or cut copy would not match. */
+export function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
+  return bytes;
+}
+
+/**
+ * The head of a detached request to `method` announcing `lengths`, as a raw
+ * client would write it (PROTOCOL.md, "Binary").
+ */
+export function rawHead(
+  method: string,
+  lengths: number[],
+): Uint8Array<ArrayBuffer> {
+  const header = new TextEncoder().encode(
+    `{"sequence":1,"type":1,"method":"${method}","message":"\\u0000u0"}`,
+  );
+  const head = new Uint8Array(4 + header.byteLength + 4 * lengths.length);
+  const view = new DataView(head.buffer);
+  view.setUint32(0, 0x8000_0000 + header.byteLength);
+  head.set(header, 4);
+  lengths.forEach((length, i) =>
+    view.setUint32(4 + header.byteLength + 4 * i, length)
+  );
+  return head;
+}

@@ -26,17 +26,9 @@ import { FaultProxy } from "../_fault_proxy.ts";
 import { FAST } from "../sessions/_session_helpers.ts";
 import { pair } from "../sessions/_dying_store.ts";
 import { redisTest } from "../_redis.ts";
-import { setup, signal } from "./_streams.ts";
-
-/** `size` bytes of a pattern that a shifted or cut copy would not match. */
-function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
-  return bytes;
-}
+import { BIG, pattern, rawHead, setup, signal } from "./_streams.ts";
 
 const KIB = 1024;
-const BIG = 300 * KIB;
 
 /** Values received, in order; `reached(n)` resolves once there are `n`. */
 class Seen<T = unknown> {
@@ -203,21 +195,6 @@ redisTest(
     assert.deepEqual(setupPair.ran.a, []);
   },
 );
-
-/** A head announcing `lengths` for a request to `method`, as a raw client. */
-function rawHead(method: string, lengths: number[]): Uint8Array<ArrayBuffer> {
-  const header = new TextEncoder().encode(
-    `{"sequence":1,"type":1,"method":"${method}","message":"\\u0000u0"}`,
-  );
-  const head = new Uint8Array(4 + header.byteLength + 4 * lengths.length);
-  const view = new DataView(head.buffer);
-  view.setUint32(0, 0x8000_0000 + header.byteLength);
-  head.set(header, 4);
-  lengths.forEach((length, i) =>
-    view.setUint32(4 + header.byteLength + 4 * i, length)
-  );
-  return head;
-}
 
 Deno.test("Detached limits: a frame of exactly maxMessageSize bytes (head and attachment) is handled; one byte more closes with 1009", async () => {
   const bytes = pattern(BIG, 4);

@@ -15,16 +15,7 @@ import { partsOf } from "../../src/wire/attachments.ts";
 import { deadline, MessageQueue, once } from "../_helpers.ts";
 import { closeAndWait, listen, open, wsUrl } from "../_server_helpers.ts";
 import { setup as sessionSetup } from "../sessions/_session_helpers.ts";
-import { setup, signal } from "./_streams.ts";
-
-/** `size` bytes of a pattern that a shifted or cut copy would not match. */
-function pattern(size: number, seed: number): Uint8Array<ArrayBuffer> {
-  const bytes = new Uint8Array(size);
-  for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
-  return bytes;
-}
-
-const BIG = 300 * 1024;
+import { BIG, pattern, rawHead, setup, signal } from "./_streams.ts";
 
 Deno.test("Detached frames: requests, responses, notifications and server requests carry 300 KiB both ways, byte for byte", async () => {
   const seen = signal<unknown>();
@@ -87,32 +78,17 @@ Deno.test("Detached frames on the wire: the head (top bit set, the lengths) and 
   await server.shutdown();
 });
 
-/** A head announcing `lengths`, as a raw client would write it. */
-function rawHead(lengths: number[]): Uint8Array<ArrayBuffer> {
-  const header = new TextEncoder().encode(
-    '{"sequence":1,"type":1,"method":"echo","message":"\\u0000u0"}',
-  );
-  const head = new Uint8Array(4 + header.byteLength + 4 * lengths.length);
-  const view = new DataView(head.buffer);
-  view.setUint32(0, 0x8000_0000 + header.byteLength);
-  head.set(header, 4);
-  lengths.forEach((length, i) =>
-    view.setUint32(4 + header.byteLength + 4 * i, length)
-  );
-  return head;
-}
-
 for (
   const [name, send, code] of [
     [
       "a head announcing more than maxMessageSize closes with 1009 before its bytes",
-      (socket: WebSocket) => socket.send(rawHead([2 * 1024 * 1024])),
+      (socket: WebSocket) => socket.send(rawHead("echo", [2 * 1024 * 1024])),
       1009,
     ],
     [
       "a text frame where an attachment is due closes with 1002",
       (socket: WebSocket) => {
-        socket.send(rawHead([10]));
+        socket.send(rawHead("echo", [10]));
         socket.send('{"sequence":2,"type":1,"method":"echo"}');
       },
       1002,
@@ -120,14 +96,14 @@ for (
     [
       "an attachment of another length than announced closes with 1002",
       (socket: WebSocket) => {
-        socket.send(rawHead([10]));
+        socket.send(rawHead("echo", [10]));
         socket.send(new Uint8Array(11));
       },
       1002,
     ],
     [
       "a head that announces no attachment closes with 1002",
-      (socket: WebSocket) => socket.send(rawHead([])),
+      (socket: WebSocket) => socket.send(rawHead("echo", [])),
       1002,
     ],
   ] as const
