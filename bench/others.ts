@@ -158,23 +158,19 @@ async function streams(quick: boolean): Promise<Row[]> {
     row(s, up, "stream MiB/s", upload.streamMibPerS, true),
     row(s, up, "raw binary frames MiB/s", upload.rawMibPerS, true),
     row(s, up, "stream/raw", upload.ratio, true, value(">=", 0.8)),
-    row(
-      s,
-      up,
-      "server memory kept alive, growth (MiB)",
-      Math.max(...upload.live.map((l: Live) => l.stream.keptMib)),
-      false,
-      value("<=", 8),
-      Math.max(...upload.live.map((l: Live) => l.raw.keptMib)),
-    ),
-    row(
-      s,
-      up,
-      "server RSS growth, GC before samples (MiB)",
-      Math.max(...upload.live.map((l: Live) => l.stream.rssMib)),
-      false,
-      value("<=", 8),
-      Math.max(...upload.live.map((l: Live) => l.raw.rssMib)),
+    ...([
+      ["server memory kept alive, growth (MiB)", "keptMib"],
+      ["server RSS growth, GC before samples (MiB)", "rssMib"],
+    ] as const).map(([figure, key]) =>
+      row(
+        s,
+        up,
+        figure,
+        Math.max(...upload.live.map((l: Live) => l.stream[key])),
+        false,
+        value("<=", 8),
+        Math.max(...upload.live.map((l: Live) => l.raw[key])),
+      )
     ),
     row(
       s,
@@ -193,21 +189,18 @@ async function streams(quick: boolean): Promise<Row[]> {
       false,
       value("<=", download.credit),
     ),
-    row(
-      s,
-      "1 MiB binary round trip, fresh server",
-      "time / raw echo",
-      roundTrip.ratio,
-      false,
-      value("<=", 1.1),
-    ),
-    row(
-      s,
-      "1 MiB binary round trip, server after the uploads",
-      "time / raw echo",
-      roundTripAfterUploads.ratio,
-      false,
-      value("<=", 1.1),
+    ...([
+      ["fresh server", roundTrip],
+      ["server after the uploads", roundTripAfterUploads],
+    ] as const).map(([where, figures]) =>
+      row(
+        s,
+        `1 MiB binary round trip, ${where}`,
+        "time / raw echo",
+        figures.ratio,
+        false,
+        value("<=", 1.1),
+      )
     ),
   ];
 }

@@ -1,7 +1,9 @@
 /**
  * The binary codec: JSON frames whose `Uint8Array` and `ArrayBuffer` values
- * travel as raw bytes beside a JSON header, in one binary WebSocket message.
- * A frame without binary values is the very JSON text the JSON codec sends.
+ * travel as raw bytes beside a JSON header, in one binary WebSocket message,
+ * or (256 KiB or more) as a head followed by the bytes as messages of their
+ * own (`src/wire/attachments.ts`). A frame without binary values is the very
+ * JSON text the JSON codec sends.
  * Negotiated by the subprotocol {@linkcode BINARY_SUBPROTOCOL}; see
  * PROTOCOL.md, "Binary".
  *
@@ -104,7 +106,9 @@ function plainHeader(frame: Frame, parts: Uint8Array[]): string | undefined {
 
 /**
  * Encodes a frame: JSON text when it holds no binary value, else one binary
- * message `u32 headerLength | header JSON | (u32 length | bytes)*`.
+ * message `u32 headerLength | header JSON | (u32 length | bytes)*`, or, when
+ * the bytes are large, the head of a detached frame (the header length's top
+ * bit set, the lengths without the bytes; `src/wire/attachments.ts`).
  */
 function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const parts: Uint8Array[] = [];

@@ -4,7 +4,9 @@
  * dropped. The binary codec (`src/wire/binary_codec.ts`) installs the buffer
  * pool of `src/wire/buffer_pool.ts` when it loads, so that a frame it encoded
  * is kept as it is and its buffer recycled; a browser app without the binary
- * codec never sends a binary frame and ships no pool.
+ * codec never sends a binary frame and ships no pool. The codec also installs
+ * the size of a frame as it travels, which counts a detached frame's
+ * attachments (`src/wire/attachments.ts`); by default its byte length.
  *
  * @module
  */
