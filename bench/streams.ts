@@ -33,7 +33,11 @@
  *    figure), then in the one that served the uploads, whose allocator no
  *    longer gives pages back between messages (the raw echo's round is
  *    faster there, Duplex's JavaScript is not: docs/performance.md, "Fourth
- *    round"); the target holds only when both do.
+ *    round"); the target holds only when both do. A third kind in the same
+ *    blocks does the exchange with no library (a JSON head, then the bytes
+ *    as a message of their own, both ways): the floor of a framing that
+ *    keeps the bytes uncopied (`framedRatio`, docs/performance.md "Fifth
+ *    round").
  *
  * With `--repeats N` (default 1) the upload and the round trips run N times,
  * raw and Duplex interleaved, and every figure is the median; each also
