@@ -483,10 +483,10 @@ export class SessionSocket implements SocketLike {
     return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
   }
 
-  /** Due: sent right after the first frame this delivery makes us send,
-   * else at the next turn (a lone ack ahead of them holds them ~40 ms under
-   * Nagle: Deno's client has no TCP_NODELAY; a 0 ms timer takes ~2 ms in
-   * Deno: `setImmediate`), never ahead of them. */
+  /** Due: sent right after the first frame this delivery makes us send, never
+   * ahead of it (a lone ack ahead holds it ~40 ms under Nagle: Deno's client
+   * has no TCP_NODELAY); if none left within two microtask hops (an awaited
+   * answer), at the next turn (`setImmediate`; a 0 ms timer takes ~2 ms). */
   #acknowledgeSoon(): void {
     if (this.#ackTimer !== undefined) {
       clearTimeout(this.#ackTimer);
@@ -494,7 +494,12 @@ export class SessionSocket implements SocketLike {
     }
     if (this.#ackTurn) return;
     this.#ackTurn = true;
-    nextTurn(acknowledgeDue, this);
+    queueMicrotask(() =>
+      queueMicrotask(() => {
+        if (this.#ackSoon) nextTurn(acknowledgeDue, this);
+        else this.#ackTurn = false;
+      })
+    );
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -550,13 +555,9 @@ export class SessionSocket implements SocketLike {
   /** Acknowledges what arrived since the last acknowledgement: the delayed
    * timer's, or a due one's turn (`due`: if still due). Not meant to be called. */
   acknowledgeLater(due = false): void {
-    if (due) {
-      this.#ackTurn = false;
-      if (this.#ackSoon) this.#acknowledgeDue();
-    } else {
-      this.#ackTimer = undefined;
-      this.#acknowledgeDue();
-    }
+    if (due) this.#ackTurn = false;
+    else this.#ackTimer = undefined;
+    if (!due || this.#ackSoon) this.#acknowledgeDue();
   }
 
   #acknowledgeDue(): void {
