@@ -9,7 +9,10 @@
  *   /pulled`: `{ pulled }`).
  * - `echo` (Duplex): answers its params.
  * - `/raw?mode=sink`: discards binary frames, answers the total to a text
- *   `"done"`; `/raw?mode=echo`: echoes every frame.
+ *   `"done"`; `/raw?mode=echo`: echoes every frame; `/raw?mode=framed`:
+ *   the least a protocol with a header can do without copying the bytes,
+ *   no library: a small JSON head message, then the bytes as a message of
+ *   their own, answered the same way.
  * - `GET /rss`: `{ rss, peak, kept, keptPeak }` in bytes after a full GC:
  *   `rss`, and `kept`, what V8 keeps alive (heap used + external memory,
  *   which holds the ArrayBuffers); `peak` is the highest RSS sampled every
@@ -84,12 +87,27 @@ server.handle(
 );
 server.handle("echo", (value: unknown) => value);
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 function raw(request: Request, mode: string): Response {
   const { socket, response } = Deno.upgradeWebSocket(request);
   let total = 0;
+  let head: ArrayBuffer | undefined;
   socket.onmessage = (event) => {
     if (mode === "echo") socket.send(event.data);
-    else if (typeof event.data === "string") socket.send(String(total));
+    else if (mode === "framed") {
+      if (head === undefined) {
+        head = event.data;
+        return;
+      }
+      const { sequence } = JSON.parse(decoder.decode(head));
+      head = undefined;
+      const bytes = new Uint8Array(event.data);
+      const answer = { sequence, type: 2, lengths: [bytes.byteLength] };
+      socket.send(encoder.encode(JSON.stringify(answer)));
+      socket.send(bytes);
+    } else if (typeof event.data === "string") socket.send(String(total));
     else total += (event.data as ArrayBuffer).byteLength;
   };
   return response;

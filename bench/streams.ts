@@ -33,7 +33,11 @@
  *    figure), then in the one that served the uploads, whose allocator no
  *    longer gives pages back between messages (the raw echo's round is
  *    faster there, Duplex's JavaScript is not: docs/performance.md, "Fourth
- *    round"); the target holds only when both do.
+ *    round"); the target holds only when both do. A third kind in the same
+ *    blocks does the exchange with no library (a JSON head, then the bytes
+ *    as a message of their own, both ways): the floor of a framing that
+ *    keeps the bytes uncopied (`framedRatio`, docs/performance.md "Fifth
+ *    round").
  *
  * With `--repeats N` (default 1) the upload and the round trips run N times,
  * raw and Duplex interleaved, and every figure is the median; each also
@@ -352,6 +356,8 @@ const download = {
 // figures above: what the uploads left in the server's heap does not bill
 // this section), and for information against the server that served them.
 const payload = new Uint8Array(MIB).fill(7);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 /** The round trip figures against the server at `at`. */
 async function roundTrips(at: string, client: Client) {
   const echo = await openRaw("echo", at);
@@ -368,28 +374,61 @@ async function roundTrips(at: string, client: Client) {
     if (back.byteLength !== MIB) throw new Error("short echo");
     return performance.now() - started;
   }
+  // The same exchange with no library: a JSON head, then the bytes as a
+  // message of their own (the detached form's two messages, uncopied).
+  const framed = await openRaw("framed", at);
+  let sequence = 0;
+  async function framedRound(): Promise<number> {
+    const started = performance.now();
+    let head: { sequence: number } | undefined;
+    const back = new Promise<ArrayBuffer>((resolve) =>
+      framed.onmessage = (event) => {
+        if (head !== undefined) resolve(event.data);
+        else head = JSON.parse(decoder.decode(event.data));
+      }
+    );
+    const asked = {
+      sequence: ++sequence,
+      type: 1,
+      method: "echo",
+      lengths: [MIB],
+    };
+    framed.send(encoder.encode(JSON.stringify(asked)));
+    framed.send(payload);
+    const bytes = await back;
+    if (bytes.byteLength !== MIB || head?.sequence !== sequence) {
+      throw new Error("short framed echo");
+    }
+    return performance.now() - started;
+  }
   const raws: number[] = [];
   const duplexes: number[] = [];
+  const frameds: number[] = [];
   /** The ratio of the medians of each repeat (the spread shows the noise). */
   const repeatRatios: number[] = [];
   const rawRoundCpu = { client: [] as number[], server: [] as number[] };
   const duplexRoundCpu = { client: [] as number[], server: [] as number[] };
-  for (let i = 0; i < 5; i++) await rawRound() + await duplexRound();
+  for (let i = 0; i < 5; i++) {
+    await rawRound() + await duplexRound() + await framedRound();
+  }
   for (let repeat = 0; repeat < REPEATS; repeat++) {
     const repeatRaws: number[] = [];
     const repeatDuplexes: number[] = [];
-    // In blocks of BLOCK rounds, each first in every other pair of blocks,
-    // the first round of a block not counted: a round right after the
-    // other kind's runs with what that one left in flight (a session's
-    // acknowledgements, which make the raw echo's next megabyte arrive
-    // faster, as any small message before it does; a collection of the
-    // other's buffers), so that round by round interleaving measures the
-    // mix rather than either.
+    const kinds = [
+      [rawRound, repeatRaws],
+      [duplexRound, repeatDuplexes],
+      [framedRound, frameds],
+    ] as const;
+    // In blocks of BLOCK rounds, the kinds in turn (each block of three
+    // starting one kind later), the first round of a block not counted: a
+    // round right after another kind's runs with what that one left in
+    // flight (a session's acknowledgements, which make the raw echo's next
+    // megabyte arrive faster, as any small message before it does; a
+    // collection of the other's buffers), so that round by round
+    // interleaving measures the mix rather than either.
     for (let block = 0; block * BLOCK < ROUNDS; block++) {
-      for (const kind of block % 2 === 0 ? [0, 1] : [1, 0]) {
-        const [round, into] = kind === 0
-          ? [rawRound, repeatRaws]
-          : [duplexRound, repeatDuplexes];
+      for (let k = 0; k < kinds.length; k++) {
+        const [round, into] = kinds[(block + k) % kinds.length];
         await round();
         for (let i = 0; i < BLOCK; i++) into.push(await round());
       }
@@ -414,6 +453,7 @@ async function roundTrips(at: string, client: Client) {
     );
   }
   echo.close();
+  framed.close();
   const perRound = (of: { client: number[]; server: number[] }) => {
     const { client, server } = cpuFigures(of);
     return {
@@ -428,6 +468,9 @@ async function roundTrips(at: string, client: Client) {
     duplexMs: Number(median(duplexes).toFixed(2)),
     ratio: Number((median(duplexes) / median(raws)).toFixed(3)),
     repeatRatios: repeatRatios.map((ratio) => Number(ratio.toFixed(3))),
+    framedMs: Number(median(frameds).toFixed(2)),
+    /** The floor of any framing that keeps the bytes uncopied. */
+    framedRatio: Number((median(frameds) / median(raws)).toFixed(3)),
     cpuMsPerRound: {
       raw: perRound(rawRoundCpu),
       duplex: perRound(duplexRoundCpu),
@@ -508,6 +551,19 @@ check(
     `${Math.max(...roundTripAfterUploads.repeatRatios)}); target at most ` +
     `1.10`,
 );
+for (
+  const [where, figures] of [["a fresh server", roundTrip], [
+    "the server after the uploads",
+    roundTripAfterUploads,
+  ]] as const
+) {
+  console.log(
+    `· 1 MiB round trip with no library, a JSON head then the bytes as a ` +
+      `message of their own, in ${where}: ${figures.framedMs} ms, ` +
+      `${figures.framedRatio} of the raw echo (the floor of a framing that ` +
+      `does not copy the bytes; Duplex ${figures.ratio})`,
+  );
+}
 console.log(
   JSON.stringify(
     {

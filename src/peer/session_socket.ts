@@ -20,9 +20,9 @@ import {
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
-import { frameBytes } from "../wire/frame_bytes.ts";
+import { messageSize } from "../wire/frame_bytes.ts";
 import { SessionOutbox } from "./session_outbox.ts";
-import type { SocketLike } from "./socket_like.ts";
+import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
 
@@ -52,7 +52,8 @@ export class SessionSocket implements SocketLike {
   /** `#received` when the other side's last acknowledgement arrived. */
   #receivedAtTheirAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #ackSoon = false; // #ackTimer is a due acknowledgement's (0 ms)
+  #ackSoon = false; // due: at the next frame sent, else the next turn
+  #ackTurn = false; // the next turn's check is scheduled
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
   #messageListeners: EventListenerObject[] | undefined = undefined;
@@ -356,6 +357,8 @@ export class SessionSocket implements SocketLike {
     if (outbox.stored !== undefined && !outbox.leaves(attached)) return;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport?.send(data);
+    // A due acknowledgement follows the first frame sent (see below).
+    if (this.#ackSoon) this.#acknowledgeDue();
   }
 
   /**
@@ -456,11 +459,13 @@ export class SessionSocket implements SocketLike {
         const limits = this.#limits;
         if (
           received - this.#acknowledged >= limits.ackEvery ||
-          (this.#unacknowledgedBytes += sizeOf(data)) >= limits.ackBytes
+          (this.#unacknowledgedBytes += messageSize(data)) >= limits.ackBytes
         ) {
-          this.#acknowledgeSoon();
+          this.#ackSoon = true;
         } else this.#ackTimer ??= this.#later();
         this.#deliver(event);
+        // Due and not sent after a frame the delivery sent: the next turn.
+        if (this.#ackSoon) this.#acknowledgeSoon();
       } else {
         this.#onSessionFrame(type, data as string);
       }
@@ -478,15 +483,23 @@ export class SessionSocket implements SocketLike {
     return setTimeout(acknowledgeLater, this.#limits.ackDelay, this);
   }
 
-  /** Due: sent after what this delivery makes us send (a lone ack ahead of
-   * them holds them ~40 ms under Nagle: Deno's client has no TCP_NODELAY),
-   * at the next turn (a 0 ms timer takes ~2 ms in Deno: `setImmediate`). */
+  /** Due: sent right after the first frame this delivery makes us send, never
+   * ahead of it (a lone ack ahead holds it ~40 ms under Nagle: Deno's client
+   * has no TCP_NODELAY); if none left within two microtask hops (an awaited
+   * answer), at the next turn (`setImmediate`; a 0 ms timer takes ~2 ms). */
   #acknowledgeSoon(): void {
-    if (this.#ackSoon) return;
-    this.#ackSoon = true;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
-    nextTurn(acknowledgeDue, this);
+    if (this.#ackTimer !== undefined) {
+      clearTimeout(this.#ackTimer);
+      this.#ackTimer = undefined;
+    }
+    if (this.#ackTurn) return;
+    this.#ackTurn = true;
+    queueMicrotask(() =>
+      queueMicrotask(() => {
+        if (this.#ackSoon) nextTurn(acknowledgeDue, this);
+        else this.#ackTurn = false;
+      })
+    );
   }
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
@@ -542,8 +555,12 @@ export class SessionSocket implements SocketLike {
   /** Acknowledges what arrived since the last acknowledgement: the delayed
    * timer's, or a due one's turn (`due`: if still due). Not meant to be called. */
   acknowledgeLater(due = false): void {
-    if (due && !this.#ackSoon) return;
-    this.#ackTimer = undefined;
+    if (due) this.#ackTurn = false;
+    else this.#ackTimer = undefined;
+    if (!due || this.#ackSoon) this.#acknowledgeDue();
+  }
+
+  #acknowledgeDue(): void {
     this.#ackSoon = false;
     if (this.#durable() > this.#acknowledged) this.#acknowledge();
   }
@@ -578,22 +595,6 @@ export class SessionSocket implements SocketLike {
   }
 }
 
-/** A message's size: its bytes, or the UTF-16 units of a text. */
-function sizeOf(data: unknown): number {
-  return typeof data === "string"
-    ? data.length
-    : frameBytes.size(data as object);
-}
-
 /** The delayed and the due acknowledgement (no closure per session). */
 const acknowledgeLater = (socket: SessionSocket) => socket.acknowledgeLater();
 const acknowledgeDue = (socket: SessionSocket) => socket.acknowledgeLater(true);
-
-/** Closes a socket, falling back to no code when the code is refused. */
-function closeQuietly(socket: SocketLike, code: number, reason: string): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    socket.close();
-  }
-}

@@ -57,3 +57,16 @@ export function readyForCodec(socket: SocketLike, codec: Codec): void {
     codec.prepare(socket);
   }
 }
+
+/** Closes a socket, falling back to no code when the code is refused. */
+export function closeQuietly(
+  socket: SocketLike,
+  code: number,
+  reason: string,
+): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    socket.close();
+  }
+}

@@ -30,3 +30,13 @@ export const frameBytes: FrameBytes = {
   recycle: () => {},
   size: (data) => (data as ArrayBuffer).byteLength ?? 0,
 };
+
+/**
+ * A message's size as limits and acknowledgements count it: its bytes (a
+ * detached frame's attachments included), or the UTF-16 units of a text.
+ */
+export function messageSize(data: unknown): number {
+  return typeof data === "string"
+    ? data.length
+    : frameBytes.size(data as object);
+}

@@ -209,7 +209,7 @@ Deno.test("Session: the server acknowledges at the pacing the client's hello ask
   await server.shutdown();
 });
 
-Deno.test("SessionSocket: a due ack goes out after the frames its delivery makes this side send, not alone ahead of them (Nagle)", async () => {
+Deno.test("SessionSocket: a due ack goes out right after the first frame its delivery makes this side send, never alone ahead of it (Nagle)", async () => {
   const session = new SessionSocket(sessionLimits({ ackEvery: 2 }));
   const transport = new FakeTransport();
   session.attach(transport, 0);
@@ -225,12 +225,33 @@ Deno.test("SessionSocket: a due ack goes out after the frames its delivery makes
   transport.receive(`{"sequence":0,"type":3,"message":1}`);
   transport.receive(`{"sequence":0,"type":3,"message":2}`);
   assert.deepEqual(transport.sent, []);
-  // The next turn: the answers went first, then the ack of both.
+  // The first answer went first, the ack of both right after it (not a
+  // turn later), then the second answer.
   await afterDueAcks();
   assert.deepEqual(
     transport.sent.map((frame) => JSON.parse(frame as string).type),
-    [1, 1, 10],
+    [1, 10, 1],
   );
-  assert.equal(JSON.parse(transport.sent[2] as string).sequence, 2);
+  assert.equal(JSON.parse(transport.sent[1] as string).sequence, 2);
+  session.close();
+});
+
+Deno.test("SessionSocket: a due ack follows a frame its delivery sends at once, in the same turn, and none is sent twice", async () => {
+  const session = new SessionSocket(sessionLimits({ ackEvery: 1 }));
+  const transport = new FakeTransport();
+  session.attach(transport, 0);
+  // Answered within the delivery (a server's synchronous handler).
+  session.addEventListener("message", {
+    handleEvent() {
+      session.send(`{"sequence":1,"type":2,"message":"ok"}`);
+    },
+  });
+  transport.receive(`{"sequence":1,"type":1,"message":"a"}`);
+  const types = () =>
+    transport.sent.map((frame) => JSON.parse(frame as string).type);
+  assert.deepEqual(types(), [2, 10]);
+  // Its turn finds nothing left to acknowledge.
+  await afterDueAcks();
+  assert.deepEqual(types(), [2, 10]);
   session.close();
 });
