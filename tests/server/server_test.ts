@@ -245,6 +245,53 @@ Deno.test("DuplexServer refuses upgrades beyond maxConnections with 503", async 
   assert.equal(await refusal(http.addr.port, "/?user=b"), "503");
 });
 
+Deno.test("DuplexServer gives a refused upgrade's slot back, whether authenticate throws, rejects or refuses", async () => {
+  let mode = "";
+  const server = new DuplexServer({
+    maxConnections: 1,
+    authenticate: (_request, { url }) => {
+      const user = url.searchParams.get("user");
+      if (mode === "throw") throw new Error("database down");
+      if (mode === "reject") return Promise.reject(new Error("database down"));
+      if (mode === "refuse") return null;
+      return mode === "async" ? Promise.resolve(user) : user;
+    },
+  });
+  await using http = listen(server);
+  for (const [next, status] of [["throw", "500"], ["reject", "500"]]) {
+    mode = next;
+    assert.equal(await refusal(http.addr.port, "/?user=a"), status);
+  }
+  mode = "refuse";
+  assert.equal(await refusal(http.addr.port, "/?user=a"), "401");
+  // The one slot is still free, for an asynchronous hook and a synchronous one.
+  mode = "async";
+  await using first = await legacyClient(server, http, "a");
+  assert.equal(await refusal(http.addr.port, "/?user=b"), "503");
+  await first[Symbol.asyncDispose]();
+  await until(server, () => server.connections === 0);
+  mode = "";
+  await using _second = await legacyClient(server, http, "b");
+  assert.equal(server.connections, 1);
+});
+
+Deno.test("DuplexServer dispatches connect and online to a listener added after earlier connections", async () => {
+  const server = new DuplexServer();
+  await using http = listen(server);
+  await using _early = await legacyClient(server, http, "early");
+  const events: string[] = [];
+  server.addEventListener(
+    "connect",
+    (e) => events.push(`connect ${e.detail.user}`),
+  );
+  server.addEventListener(
+    "online",
+    (e) => events.push(`online ${e.detail.user}`),
+  );
+  await using _late = await legacyClient(server, http, "late");
+  assert.deepEqual(events, ["connect late", "online late"]);
+});
+
 // --- Limits --------------------------------------------------------------
 
 Deno.test("DuplexServer closes only the sender of an oversized message, with 1009 (default 1 MiB)", async () => {
