@@ -230,7 +230,7 @@ class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
     this.maxMalformed = server.peerOptions.maxMalformed;
     this.timeout = server.peerOptions.timeout;
     if (usedSequences) this.sequences = { last: usedSequences };
-    this.guard = new PeerLimits(server.peerOptions);
+    this.guard = limitsOf(server.peerOptions);
     this.#hooks = hooks;
   }
 
@@ -244,6 +244,23 @@ class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
     if (error instanceof ProtocolError) return;
     this.#hooks.onError(this.identity, error);
   }
+}
+
+/** Per server: the limits its connections share when they keep no state. */
+const sharedLimits = new WeakMap<ServerOptionsOfPeer, PeerLimits>();
+
+/**
+ * A connection's limits: its own when it has a rate limit to keep (its
+ * token buckets and violations), else one object for every connection of
+ * the server (the size, in-flight and backpressure checks keep nothing).
+ */
+function limitsOf(options: ServerOptionsOfPeer): PeerLimits {
+  if (options.rateLimit !== undefined) return new PeerLimits(options);
+  let limits = sharedLimits.get(options);
+  if (limits === undefined) {
+    sharedLimits.set(options, limits = new PeerLimits(options));
+  }
+  return limits;
 }
 
 /** The peer of a session: {@linkcode ServerPeerOptions} with its hooks. */

@@ -551,7 +551,7 @@ export class DuplexServer<
       return;
     }
     const { user } = connection;
-    const { first } = this.#registry.add(connection);
+    const first = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${

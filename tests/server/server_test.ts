@@ -322,6 +322,42 @@ Deno.test("DuplexServer closes only the sender of an oversized message, with 100
   assert.equal((await bob.queue.next()).message, "ok");
 });
 
+Deno.test("DuplexServer without a rate limit keeps the size and in-flight limits per connection", async () => {
+  const release = gate();
+  const server = new DuplexServer({
+    rateLimit: false,
+    maxInFlight: 1,
+    maxMessageSize: 1000,
+  });
+  server.onRequest(async (message) => {
+    if (message === "wait") await release.promise;
+    return "ok";
+  });
+  await using http = listen(server);
+  await using alice = await legacyClient(server, http, "alice");
+  await using bob = await legacyClient(server, http, "bob");
+  await using carol = await legacyClient(server, http, "carol");
+  alice.send({ sequence: 1, type: 1, message: "wait" });
+  alice.send({ sequence: 2, type: 1, message: "more" });
+  const refused = await alice.queue.next();
+  assert.equal(refused.sequence, 2);
+  assert.equal((refused.error as { code: string }).code, "TOO_MANY_REQUESTS");
+  // Alice's handler in flight does not count against Bob.
+  bob.send({ sequence: 1, type: 1, message: "hi" });
+  assert.deepEqual(await bob.queue.next(), {
+    sequence: 1,
+    type: 2,
+    message: "ok",
+  });
+  const closed = once<CloseEvent>(carol.socket, "close");
+  carol.send({ sequence: 1, type: 1, message: "x".repeat(1000) });
+  assert.equal((await closed).code, 1009);
+  release.resolve();
+  assert.equal((await alice.queue.next()).sequence, 1);
+  bob.send({ sequence: 2, type: 1, message: "still fine" });
+  assert.equal((await bob.queue.next()).message, "ok");
+});
+
 Deno.test("DuplexServer answers malformed frames, ignores unreadable ones, then closes with 1002", async () => {
   const server = createChatServer({ maxMalformed: 3 });
   await using http = listen(server);
