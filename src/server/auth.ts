@@ -29,9 +29,23 @@ export const AUTH_PROTOCOL_PREFIX: string = "duplex.auth.";
  * ```
  */
 export function offeredProtocols(request: Request): string[] {
-  const header = request.headers.get("sec-websocket-protocol");
-  if (header === null) return [];
-  return header.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  return [...offeredList(request.headers.get("sec-websocket-protocol"))];
+}
+
+const NONE: readonly string[] = Object.freeze([]);
+
+/**
+ * The offered subprotocols of a `Sec-WebSocket-Protocol` header (internal:
+ * one array, shared and empty when none).
+ */
+export function offeredList(header: string | null): readonly string[] {
+  if (header === null) return NONE;
+  const offered: string[] = [];
+  for (const part of header.split(",")) {
+    const protocol = part.trim();
+    if (protocol !== "") offered.push(protocol);
+  }
+  return offered;
 }
 
 /**
@@ -66,7 +80,68 @@ export function offeredProtocols(request: Request): string[] {
  * ```
  */
 export function bearerToken(request: Request): string | undefined {
-  for (const protocol of offeredProtocols(request)) {
+  return tokenOf(request.headers.get("sec-websocket-protocol"), request);
+}
+
+/**
+ * Whether a `Sec-WebSocket-Protocol` header offers `name` (internal): as
+ * `offeredProtocols` would list it, without making the list.
+ */
+export function offers(header: string | null, name: string): boolean {
+  if (header === null) return false;
+  for (
+    let at = header.indexOf(name);
+    at !== -1;
+    at = header.indexOf(name, at + 1)
+  ) {
+    if (
+      delimited(header, at - 1, -1) && delimited(header, at + name.length, 1)
+    ) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** Whether only whitespace lies between `from` and a comma or the end. */
+function delimited(header: string, from: number, step: 1 | -1): boolean {
+  for (let i = from; i >= 0 && i < header.length; i += step) {
+    const char = header[i];
+    if (char === ",") return true;
+    if (char.trim() !== "") return false;
+  }
+  return true;
+}
+
+/**
+ * Whether Deno's own check in `Deno.upgradeWebSocket` finds `name` in a
+ * protocol header: split on ", " (no trimming), it has `name` (internal).
+ */
+export function denoOffers(header: string, name: string): boolean {
+  for (
+    let at = header.indexOf(name);
+    at !== -1;
+    at = header.indexOf(name, at + 1)
+  ) {
+    const end = at + name.length;
+    if (
+      (at === 0 || header.startsWith(", ", at - 2)) &&
+      (end === header.length || header.startsWith(", ", end))
+    ) return true;
+  }
+  return false;
+}
+
+/** {@linkcode bearerToken} of a request's protocol header (internal). */
+export function tokenOf(
+  header: string | null,
+  request: Request,
+): string | undefined {
+  // The list is made only when a token may be in it.
+  const offered = header?.includes(AUTH_PROTOCOL_PREFIX)
+    ? offeredList(header)
+    : NONE;
+  for (const protocol of offered) {
     if (
       protocol.startsWith(AUTH_PROTOCOL_PREFIX) &&
       protocol.length > AUTH_PROTOCOL_PREFIX.length

@@ -21,7 +21,10 @@ import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
 import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
 import { serverJsonCodec } from "./server_codec.ts";
-import type { PeerOptions } from "./server_options.ts";
+import type { PeerOptions as ServerOptionsOfPeer } from "./server_options.ts";
+import type { PeerOptions } from "../peer/peer_options.ts";
+import type { StreamSupport } from "../peer/stream_support.ts";
+import type { TimeoutsFactory } from "../peer/pending_requests.ts";
 import type { Upgraded } from "./upgrade.ts";
 
 /**
@@ -106,61 +109,64 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
   onOpen: ((connection: this) => void) | undefined = undefined;
 }
 
-/** What {@linkcode acceptConnection} needs of the server. */
+/** What a server's peer reports, through {@linkcode ServerPeerOptions}. */
+interface ServerPeerHooks<Local extends Endpoint, Remote extends Endpoint> {
+  /** The peer closed (before its connection existed: `undefined`). */
+  onClose(
+    connection: ServerConnection<Local, Remote> | undefined,
+    code: number,
+    reason: string,
+  ): void;
+  /** A handler or listener of `user` failed. */
+  onError(user: string, error: unknown): void;
+}
+
+/**
+ * What {@linkcode acceptConnection} needs of the server: one object for all
+ * its connections, whose hooks they share.
+ */
 export interface AcceptOptions<
   Local extends Endpoint,
   Remote extends Endpoint,
-> {
-  id: number;
-  peerOptions: PeerOptions;
+> extends ServerPeerHooks<Local, Remote> {
+  peerOptions: ServerOptionsOfPeer;
   registry: Registry;
   budget: SendBudget;
-  onClose: (
-    connection: ServerConnection<Local, Remote>,
-    code: number,
-    reason: string,
-  ) => void;
-  onError: (user: string, error: unknown) => void;
+  /** The connection's socket closed. */
+  onSocketClosed: (connection: ServerConnection<Local, Remote>) => void;
+  /** The connection's socket opened. */
+  onOpen: (connection: ServerConnection<Local, Remote>) => void;
 }
 
 /**
  * The connection of an upgraded socket: its peer with the per-connection
- * limits, writing through the send budget.
+ * limits, writing through the send budget. Per connection it makes only
+ * the objects it keeps, and no closure: the hooks are shared.
  */
 export function acceptConnection<
   Local extends Endpoint,
   Remote extends Endpoint,
 >(
   upgraded: Upgraded,
+  id: number,
   options: AcceptOptions<Local, Remote>,
 ): ServerConnection<Local, Remote> {
   const { socket, user, protocol, codec } = upgraded;
-  // Assigned once, after the peer whose hooks need it.
-  // deno-lint-ignore prefer-const
-  let connection: ServerConnection<Local, Remote> | undefined;
-  const budgeted = options.budget.wrap(socket, () => {
-    connection?.peer.close(1013, "Too slow: send buffer full");
-  });
-  const out = coalesced(
-    upgraded,
-    budgeted,
-    options.peerOptions.coalescer,
-  );
+  const budgeted = options.budget.wrap(socket);
+  const out = coalesced(upgraded, budgeted, options.peerOptions.coalescer);
   // A codec's protocol (duplex.v1.bin) is duplex.v1 to the peer.
-  const peer = serverPeer<Local, Remote>(
-    out,
+  const peerOptions = new ServerPeerOptions<Local, Remote>(
     user,
     codec ? SUBPROTOCOL : protocol,
-    {
-      ...options,
-      codec,
-      onClose: (code, reason) => {
-        if (connection !== undefined) options.onClose(connection, code, reason);
-      },
-    },
+    options,
+    options,
+    codec,
   );
-  connection = new ServerConnection<Local, Remote>(
-    options.id,
+  const peer = new Peer<Local, Remote>(out, peerOptions);
+  // Closed when its send buffer stays full.
+  budgeted.peer = peer;
+  const connection = new ServerConnection<Local, Remote>(
+    id,
     user,
     protocol,
     upgraded.data,
@@ -170,6 +176,9 @@ export function acceptConnection<
     upgraded.address,
     out,
   );
+  peerOptions.connection = connection;
+  connection.onSocketClosed = options.onSocketClosed;
+  connection.onOpen = options.onOpen;
   // One listener object per connection, for both socket events. Deno does
   // not need an "error" listener: an abrupt drop is followed by "close".
   socket.addEventListener("close", connection, { once: true });
@@ -178,15 +187,89 @@ export function acceptConnection<
 }
 
 /**
- * The peer of a connection or a session: the server's registry, the
- * per-connection limits, hooks rather than listeners.
+ * The options of a server's peer: the server's registry, the
+ * per-connection limits, and hooks rather than listeners (cheaper per idle
+ * connection), as methods of this one object (the peer calls them on it)
+ * over hooks the server shares: no closures per connection.
  */
+class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
+  implements PeerOptions {
+  /** Deno's server sockets report no protocol: the closing frame needs it. */
+  readonly protocol: string;
+  readonly identity: string;
+  /**
+   * The negotiated codec, else JSON with the response fast path and results
+   * encoded once by their handler (users.list pages).
+   */
+  readonly codec: Codec;
+  readonly registry: Registry;
+  readonly streams: StreamSupport = streams;
+  readonly timeouts: TimeoutsFactory = timeoutLists;
+  readonly maxMalformed: number;
+  readonly timeout: number;
+  /** Size, rate, in-flight and backpressure limits, per connection. */
+  readonly guard: PeerLimits;
+  /** Sequences follow an earlier instance's (reaches PendingRequests). */
+  sequences?: { last: number };
+  /** The connection, once it exists (an accepted socket's). */
+  connection: ServerConnection<Local, Remote> | undefined = undefined;
+  #hooks: ServerPeerHooks<Local, Remote>;
+
+  constructor(
+    user: string,
+    protocol: string,
+    server: { peerOptions: ServerOptionsOfPeer; registry: Registry },
+    hooks: ServerPeerHooks<Local, Remote>,
+    codec: Codec | undefined,
+    usedSequences?: number,
+  ) {
+    this.protocol = protocol;
+    this.identity = user;
+    this.codec = codec ?? serverJsonCodec;
+    this.registry = server.registry;
+    this.maxMalformed = server.peerOptions.maxMalformed;
+    this.timeout = server.peerOptions.timeout;
+    if (usedSequences) this.sequences = { last: usedSequences };
+    this.guard = limitsOf(server.peerOptions);
+    this.#hooks = hooks;
+  }
+
+  onClose(code: number, reason: string): void {
+    this.#hooks.onClose(this.connection, code, reason);
+  }
+
+  onError(error: unknown): void {
+    // Malformed frames are counted in the metrics; only failures of our
+    // own code are reported.
+    if (error instanceof ProtocolError) return;
+    this.#hooks.onError(this.identity, error);
+  }
+}
+
+/** Per server: the limits its connections share when they keep no state. */
+const sharedLimits = new WeakMap<ServerOptionsOfPeer, PeerLimits>();
+
+/**
+ * A connection's limits: its own when it has a rate limit to keep (its
+ * token buckets and violations), else one object for every connection of
+ * the server (the size, in-flight and backpressure checks keep nothing).
+ */
+function limitsOf(options: ServerOptionsOfPeer): PeerLimits {
+  if (options.rateLimit !== undefined) return new PeerLimits(options);
+  let limits = sharedLimits.get(options);
+  if (limits === undefined) {
+    sharedLimits.set(options, limits = new PeerLimits(options));
+  }
+  return limits;
+}
+
+/** The peer of a session: {@linkcode ServerPeerOptions} with its hooks. */
 export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
   socket: SocketLike,
   user: string,
   protocol: string,
   options: {
-    peerOptions: PeerOptions;
+    peerOptions: ServerOptionsOfPeer;
     registry: Registry;
     onClose: (code: number, reason: string) => void;
     onError: (user: string, error: unknown) => void;
@@ -196,34 +279,21 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
     usedSequences?: number;
   },
 ): Peer<Local, Remote> {
-  const { peerOptions, codec } = options;
-  return new Peer<Local, Remote>(socket, {
-    // Deno's server sockets report no protocol: the closing frame needs it.
-    protocol,
-    identity: user,
-    // The negotiated codec, else JSON with the response fast path and
-    // results encoded once by their handler (users.list pages).
-    codec: codec ?? serverJsonCodec,
-    registry: options.registry,
-    streams,
-    timeouts: timeoutLists,
-    maxMalformed: peerOptions.maxMalformed,
-    timeout: peerOptions.timeout,
-    // Sequences follow an earlier instance's (reaches PendingRequests).
-    ...(options.usedSequences
-      ? { sequences: { last: options.usedSequences } }
-      : undefined),
-    // Size, rate, in-flight and backpressure limits, per connection.
-    guard: new PeerLimits(peerOptions),
-    // Hooks rather than event listeners: cheaper per idle connection.
-    onClose: options.onClose,
-    onError: (error) => {
-      // Malformed frames are counted in the metrics; only failures of our
-      // own code are reported.
-      if (error instanceof ProtocolError) return;
-      options.onError(user, error);
-    },
-  });
+  const hooks: ServerPeerHooks<Local, Remote> = {
+    onClose: (_connection, code, reason) => options.onClose(code, reason),
+    onError: options.onError,
+  };
+  return new Peer<Local, Remote>(
+    socket,
+    new ServerPeerOptions(
+      user,
+      protocol,
+      options,
+      hooks,
+      options.codec,
+      options.usedSequences,
+    ),
+  );
 }
 
 /**
@@ -239,9 +309,9 @@ export function sessionConnection<
   options: { id: number; budget: SendBudget; coalescer: Coalescer | undefined },
 ): ServerConnection<Local, Remote> {
   const { socket } = upgraded;
-  const budgeted = options.budget.wrap(socket, () => {
-    peer.close(1013, "Too slow: send buffer full");
-  });
+  const budgeted = options.budget.wrap(socket);
+  // Closed when its send buffer stays full.
+  budgeted.peer = peer;
   // Under the session: it numbers frames before they are batched.
   const out = coalesced(upgraded, budgeted, options.coalescer);
   const connection = new ServerConnection<Local, Remote>(

@@ -13,6 +13,11 @@ import type { ServerConnection } from "./connection.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
 /** Users, rooms and sockets of one server. */
+/** A user's connections: the one, or a set once there were several. */
+export type Own<Local extends Endpoint, Remote extends Endpoint> =
+  | ServerConnection<Local, Remote>
+  | Set<ServerConnection<Local, Remote>>;
+
 export class ConnectionRegistry<
   Local extends Endpoint,
   Remote extends Endpoint,
@@ -22,7 +27,12 @@ export class ConnectionRegistry<
   /** Open, registered connections. */
   readonly connections: Set<ServerConnection<Local, Remote>> = new Set();
   /** User → connections, oldest first. */
-  #users = new Map<string, Set<ServerConnection<Local, Remote>>>();
+  /**
+   * Each user's connections: the one, or a set of them (oldest first) once
+   * there were several; most users have one, so an idle connection costs
+   * no set.
+   */
+  #users = new Map<string, Own<Local, Remote>>();
   #rooms = new Map<string, Set<string>>();
   #userRooms = new Map<string, Set<string>>();
   /** Stats of closed connections, summed. */
@@ -45,16 +55,15 @@ export class ConnectionRegistry<
    * @returns The user's connections (the new one last) and whether it is
    * the user's first.
    */
-  add(
-    connection: ServerConnection<Local, Remote>,
-  ): { own: Set<ServerConnection<Local, Remote>>; first: boolean } {
+  add(connection: ServerConnection<Local, Remote>): boolean {
     connection.registered = true;
     this.connections.add(connection);
-    let own = this.#users.get(connection.user);
-    const first = own === undefined;
-    if (own === undefined) this.#users.set(connection.user, own = new Set());
-    own.add(connection);
-    return { own, first };
+    const { user } = connection;
+    const own = this.#users.get(user);
+    if (own === undefined) this.#users.set(user, connection);
+    else if (own instanceof Set) own.add(connection);
+    else this.#users.set(user, new Set([own, connection]));
+    return own === undefined;
   }
 
   /**
@@ -66,7 +75,7 @@ export class ConnectionRegistry<
     code: number,
     reason: string,
   ): void {
-    for (const older of [...this.#users.get(newer.user) ?? []]) {
+    for (const older of [...this.connectionsOf(newer.user) ?? []]) {
       if (older !== newer) older.peer.closeWithReason(code, reason);
     }
   }
@@ -83,8 +92,8 @@ export class ConnectionRegistry<
     this.connections.delete(connection);
     this.#addStats(connection);
     const own = this.#users.get(user);
-    own?.delete(connection);
-    const last = own !== undefined && own.size === 0;
+    if (own instanceof Set) own.delete(connection);
+    const last = own === connection || (own instanceof Set && own.size === 0);
     if (last) {
       this.#users.delete(user);
       for (const room of this.roomsOf(user)) this.leave(room, user);
@@ -119,8 +128,13 @@ export class ConnectionRegistry<
     this.connections.delete(old);
     this.connections.add(fresh);
     const own = this.#users.get(old.user);
-    own?.delete(old);
-    own?.add(fresh);
+    if (own === old) this.#users.set(old.user, fresh);
+    else if (own instanceof Set) {
+      own.delete(old);
+      own.add(fresh);
+    } else if (own !== undefined) {
+      this.#users.set(old.user, new Set([own, fresh]));
+    }
     // The two share the session's peer: its stats count once, at the end.
   }
 
@@ -137,7 +151,16 @@ export class ConnectionRegistry<
   /** A user's open connections, oldest first; `undefined` when offline. */
   connectionsOf(
     user: string,
-  ): Set<ServerConnection<Local, Remote>> | undefined {
+  ): Iterable<ServerConnection<Local, Remote>> | undefined {
+    const own = this.#users.get(user);
+    return own === undefined || own instanceof Set ? own : [own];
+  }
+
+  /**
+   * A user's open connections as kept: the one, or a set (oldest first);
+   * `undefined` when offline. For the fan-out, which makes no array.
+   */
+  own(user: string): Own<Local, Remote> | undefined {
     return this.#users.get(user);
   }
 
@@ -162,7 +185,9 @@ export class ConnectionRegistry<
   join(room: string, user: string): boolean {
     const own = this.#users.get(user);
     if (own === undefined) return false;
-    const data = own.values().next().value?.data;
+    const data = own instanceof Set
+      ? own.values().next().value?.data
+      : own.data;
     if (this.authorizeJoin?.(room, user, data) === false) {
       throw new ForbiddenError(
         `Cannot join ${JSON.stringify(room)}: not allowed for this user`,

@@ -25,6 +25,7 @@ import { Receiver } from "../peer/receiver.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
 import {
   acceptConnection,
+  type AcceptOptions,
   type Connection,
   type ServerConnection,
 } from "./connection.ts";
@@ -38,6 +39,7 @@ import { StatusRoutes } from "./status_routes.ts";
 import {
   dispatchDisconnect,
   type DuplexServerEventMap,
+  listenedEvents,
 } from "./server_events.ts";
 import {
   checkLimits,
@@ -151,6 +153,8 @@ export class DuplexServer<
   #slots: ConnectionSlots;
   #sessions: ServerSessions<Local, Remote>;
   #nextId = 1;
+  readonly #emit = listenedEvents(this);
+  #hooks: AcceptOptions<Local, Remote> | undefined; // shared: no closures
   #shutdown: Promise<void> | undefined = undefined;
 
   /**
@@ -175,10 +179,8 @@ export class DuplexServer<
     });
     this.#slots = new ConnectionSlots(maxConnections, perAddress);
     this.#duplicateUser = options.duplicateUser ?? "allow";
-    this.#sendBudget = new SendBudget(
-      options.sendBudget ?? 16 * 1024 * 1024,
-      options.totalSendBudget ?? 256 * 1024 * 1024,
-    );
+    const { sendBudget, totalSendBudget } = options; // defaults: SendBudget
+    this.#sendBudget = new SendBudget(sendBudget, totalSendBudget);
     this.#logger = options.logger;
     this.#graceful = new GracefulShutdown(
       this.metrics,
@@ -228,12 +230,11 @@ export class DuplexServer<
       ended: (...args) => this.#onClose(...args),
       join: (room, user) => this.join(room, user),
     });
-    this.#fanOut = new FanOut(this.#registry, (connection, error) => {
-      this.#reportError(
-        `send failed user=${JSON.stringify(connection.user)}`,
-        error,
-      );
-    });
+    this.#fanOut = new FanOut(
+      this.#registry,
+      ({ user }, error) =>
+        this.#reportError(`send failed user=${JSON.stringify(user)}`, error),
+    );
     this.#fanOut.codec = options.codecs?.find((codec) => codec.protocol);
     this.#broker = new LocalBroker();
     this.#broker.subscribe((envelope) => this.#fanOut.deliver(envelope));
@@ -505,9 +506,9 @@ export class DuplexServer<
   }
 
   #route(request: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
-    const path = new URL(request.url).pathname;
+    const url = new URL(request.url), path = url.pathname;
     if (isUpgrade(request) && this.#paths.includes(path)) {
-      return this.upgrade(request, info);
+      return this.#upgradePath.upgrade(request, info, url); // parsed once
     }
     const status = this.#status.answer(request, path, info);
     if (status !== undefined) return status;
@@ -522,18 +523,17 @@ export class DuplexServer<
       this.#sessions.accept(upgraded);
       return;
     }
-    const connection = acceptConnection<Local, Remote>(upgraded, {
-      id: this.#nextId++,
+    const hooks = this.#hooks ??= {
       peerOptions: this.#peerOptions,
       registry: this.registry,
       budget: this.#sendBudget,
-      onClose: (connection, code, reason) =>
-        this.#onClose(connection, code, reason),
+      onClose: (connection, ...why) => this.#onClose(connection, ...why),
       onError: this.#handlerFailed,
-    });
+      onSocketClosed: this.#forgetSocket,
+      onOpen: (connection) => this.#onOpen(connection),
+    };
+    const connection = acceptConnection(upgraded, this.#nextId++, hooks);
     this.#registry.sockets.add(connection);
-    connection.onSocketClosed = this.#forgetSocket;
-    connection.onOpen = (opened) => this.#onOpen(opened);
   }
 
   readonly #handlerFailed = (user: string, error: unknown): void =>
@@ -551,18 +551,18 @@ export class DuplexServer<
       return;
     }
     const { user } = connection;
-    const { first } = this.#registry.add(connection);
+    const first = this.#registry.add(connection);
     this.metrics.connectionsTotal++;
     this.#logger?.info(
       `connect user=${JSON.stringify(user)} id=${connection.id} protocol=${
         connection.protocol || "original"
       }`,
     );
-    this.dispatchEvent(new CustomEvent("connect", { detail: connection }));
+    this.#emit("connect", connection); // no event object without listeners
     this.#node?.opened(connection);
     if (first) {
       this.#cluster?.addLocalUser(user);
-      this.dispatchEvent(new CustomEvent("online", { detail: { user } }));
+      this.#emit("online", { user });
     }
     if (this.#duplicateUser === "replace") {
       this.#cluster?.replace(user);
@@ -572,12 +572,12 @@ export class DuplexServer<
   }
 
   #onClose(
-    connection: ServerConnection<Local, Remote>,
+    connection: ServerConnection<Local, Remote> | undefined,
     code: number,
     reason: string,
     disconnected = false,
   ): void {
-    if (!connection.registered) return;
+    if (!connection?.registered) return;
     const { user } = connection;
     const last = this.#registry.remove(connection);
     const sessions = this.#sessions.host;

@@ -12,7 +12,7 @@ import { type Codec, jsonCodec } from "../wire/codec.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import type { NotifyFrame } from "../wire/protocol.ts";
 import type { ServerConnection } from "./connection.ts";
-import type { ConnectionRegistry } from "./connection_registry.ts";
+import type { ConnectionRegistry, Own } from "./connection_registry.ts";
 
 /**
  * Who a push goes to: one user (`to`), the members of a room (`room`), or
@@ -166,8 +166,8 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     const registry = this.#registry;
     if (user !== undefined) {
       if (listed(except, user)) return;
-      const own = registry.connectionsOf(user);
-      if (own !== undefined) this.#sendAll(own, data, extended, protocol);
+      const own = registry.own(user);
+      if (own !== undefined) this.#sendOwn(own, data, extended, protocol);
       return;
     }
     if (room !== undefined) {
@@ -180,8 +180,8 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       if (members === undefined) return;
       for (const member of members) {
         if (listed(except, member)) continue;
-        const own = registry.connectionsOf(member);
-        if (own !== undefined) this.#sendAll(own, data, extended, protocol);
+        const own = registry.own(member);
+        if (own !== undefined) this.#sendOwn(own, data, extended, protocol);
       }
       return;
     }
@@ -250,13 +250,17 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     } else this.deliver(envelope);
   }
 
-  #sendAll(
-    connections: Iterable<ServerConnection<Local, Remote>>,
+  #sendOwn(
+    own: Own<Local, Remote>,
     data: string | Uint8Array<ArrayBuffer>,
     extended: boolean,
     protocol: string | undefined,
   ): void {
-    for (const connection of connections) {
+    if (!(own instanceof Set)) {
+      if (!extended || own.extended) this.#send(own, data, protocol);
+      return;
+    }
+    for (const connection of own) {
       if (extended && !connection.extended) continue;
       this.#send(connection, data, protocol);
     }

@@ -38,7 +38,7 @@ export class SendBudget {
    * @param perConnection Bytes one connection may have buffered.
    * @param total Bytes all connections may have buffered together.
    */
-  constructor(perConnection: number, total: number) {
+  constructor(perConnection = 16 * 1024 * 1024, total = 256 * 1024 * 1024) {
     this.#perConnection = perConnection;
     this.#total = total;
   }
@@ -57,9 +57,10 @@ export class SendBudget {
    * Wraps a socket so that every send is checked against the budgets.
    *
    * @param socket The upgraded socket.
-   * @param overBudget Called once when the connection must be closed.
+   * @param overBudget Called once when the connection must be closed;
+   * without it, the wrapper's `peer` is closed with 1013.
    */
-  wrap(socket: WebSocket, overBudget: () => void): BudgetedSocket {
+  wrap(socket: WebSocket, overBudget?: () => void): BudgetedSocket {
     const wrapped = new BudgetedSocket(this, socket, overBudget);
     this.#sockets.add(wrapped);
     return wrapped;
@@ -125,15 +126,21 @@ export class BudgetedSocket implements SocketLike {
   /** Bytes of this socket in the budget's estimate. */
   counted = 0;
   readonly socket: WebSocket;
+  /**
+   * The peer closed with 1013 (once) when the connection must be closed,
+   * unless an `overBudget` callback was given: set once the peer exists.
+   */
+  peer: { close(code: number, reason: string): void } | undefined = undefined;
   #budget: SendBudget;
   #overBudget: (() => void) | undefined;
+  #over = false;
 
   /**
    * @param budget The server's budget.
    * @param socket The upgraded socket.
    * @param overBudget Called once when the connection must be closed.
    */
-  constructor(budget: SendBudget, socket: WebSocket, overBudget: () => void) {
+  constructor(budget: SendBudget, socket: WebSocket, overBudget?: () => void) {
     this.#budget = budget;
     this.socket = socket;
     this.#overBudget = overBudget;
@@ -165,11 +172,11 @@ export class BudgetedSocket implements SocketLike {
     // Otherwise one read of the buffer (an op call into the runtime).
     const buffered = socket.bufferedAmount;
     if (!this.#budget.admit(this, buffered)) {
-      const overBudget = this.#overBudget;
-      this.#overBudget = undefined;
-      if (overBudget !== undefined) {
+      if (!this.#over) {
+        this.#over = true;
         this.#budget.closed++;
-        overBudget();
+        if (this.#overBudget) this.#overBudget();
+        else this.peer?.close(1013, "Too slow: send buffer full");
       }
       return;
     }

@@ -87,3 +87,39 @@ export function dispatchDisconnect(
     new CustomEvent("disconnect", { detail: { connection, code, reason } }),
   );
 }
+
+/** Dispatches a `CustomEvent` of `type` with `detail`. */
+export type Emit = (type: string, detail: unknown) => void;
+
+/**
+ * Dispatches a `CustomEvent` of `type` with `detail` on `target` (the
+ * server), but makes none while no listener was ever added for `type`: an
+ * idle connection's handshake then leaves no event objects behind. It
+ * records the types through `target`'s own `addEventListener`, wrapped
+ * here once (not enumerable); removing listeners is not tracked.
+ *
+ * @param target The event target.
+ * @returns `emit(type, detail)`.
+ */
+export function listenedEvents(target: EventTarget): Emit {
+  const listened = new Set<string>();
+  const add = target.addEventListener;
+  Object.defineProperty(target, "addEventListener", {
+    configurable: true,
+    writable: true,
+    value: function (
+      this: EventTarget,
+      type: string,
+      listener: EventListenerOrEventListenerObject | null,
+      options?: boolean | AddEventListenerOptions,
+    ): void {
+      listened.add(type);
+      add.call(this, type, listener, options);
+    },
+  });
+  return (type, detail) => {
+    if (listened.has(type)) {
+      target.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+  };
+}

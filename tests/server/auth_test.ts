@@ -44,3 +44,29 @@ Deno.test("getCookie() finds one cookie among several and decodes it", () => {
     "%E0%A4%A",
   );
 });
+
+Deno.test("offers() and denoOffers() agree with the lists they stand for", async () => {
+  const { denoOffers, offers, offeredList } = await import(
+    "../../src/server/auth.ts"
+  );
+  const { Random } = await import("../_random.ts");
+  const random = new Random(19);
+  const names = ["duplex.v1", "duplex.session", "duplex.batch", "v1", "x"];
+  const pieces = [...names, ",", ", ", " ", "\t", "duplex.v1x", "xduplex.v1"];
+  for (let i = 0; i < 5_000; i++) {
+    let header = "";
+    for (let n = random.int(6); n > 0; n--) header += random.pick(pieces);
+    const name = random.pick(names);
+    assert.equal(
+      offers(header, name),
+      offeredList(header).includes(name),
+      JSON.stringify({ header, name }),
+    );
+    assert.equal(
+      denoOffers(header, name),
+      header.split(", ").includes(name),
+      JSON.stringify({ header, name }),
+    );
+  }
+  assert.equal(offers(null, "duplex.v1"), false);
+});

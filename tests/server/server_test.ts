@@ -245,6 +245,53 @@ Deno.test("DuplexServer refuses upgrades beyond maxConnections with 503", async 
   assert.equal(await refusal(http.addr.port, "/?user=b"), "503");
 });
 
+Deno.test("DuplexServer gives a refused upgrade's slot back, whether authenticate throws, rejects or refuses", async () => {
+  let mode = "";
+  const server = new DuplexServer({
+    maxConnections: 1,
+    authenticate: (_request, { url }) => {
+      const user = url.searchParams.get("user");
+      if (mode === "throw") throw new Error("database down");
+      if (mode === "reject") return Promise.reject(new Error("database down"));
+      if (mode === "refuse") return null;
+      return mode === "async" ? Promise.resolve(user) : user;
+    },
+  });
+  await using http = listen(server);
+  for (const [next, status] of [["throw", "500"], ["reject", "500"]]) {
+    mode = next;
+    assert.equal(await refusal(http.addr.port, "/?user=a"), status);
+  }
+  mode = "refuse";
+  assert.equal(await refusal(http.addr.port, "/?user=a"), "401");
+  // The one slot is still free, for an asynchronous hook and a synchronous one.
+  mode = "async";
+  await using first = await legacyClient(server, http, "a");
+  assert.equal(await refusal(http.addr.port, "/?user=b"), "503");
+  await first[Symbol.asyncDispose]();
+  await until(server, () => server.connections === 0);
+  mode = "";
+  await using _second = await legacyClient(server, http, "b");
+  assert.equal(server.connections, 1);
+});
+
+Deno.test("DuplexServer dispatches connect and online to a listener added after earlier connections", async () => {
+  const server = new DuplexServer();
+  await using http = listen(server);
+  await using _early = await legacyClient(server, http, "early");
+  const events: string[] = [];
+  server.addEventListener(
+    "connect",
+    (e) => events.push(`connect ${e.detail.user}`),
+  );
+  server.addEventListener(
+    "online",
+    (e) => events.push(`online ${e.detail.user}`),
+  );
+  await using _late = await legacyClient(server, http, "late");
+  assert.deepEqual(events, ["connect late", "online late"]);
+});
+
 // --- Limits --------------------------------------------------------------
 
 Deno.test("DuplexServer closes only the sender of an oversized message, with 1009 (default 1 MiB)", async () => {
@@ -272,6 +319,42 @@ Deno.test("DuplexServer closes only the sender of an oversized message, with 100
   // Everyone else carries on.
   bob.send({ sequence: 2, type: 1, message: "still fine" });
   assert.equal((await carol.queue.next()).message, "still fine");
+  assert.equal((await bob.queue.next()).message, "ok");
+});
+
+Deno.test("DuplexServer without a rate limit keeps the size and in-flight limits per connection", async () => {
+  const release = gate();
+  const server = new DuplexServer({
+    rateLimit: false,
+    maxInFlight: 1,
+    maxMessageSize: 1000,
+  });
+  server.onRequest(async (message) => {
+    if (message === "wait") await release.promise;
+    return "ok";
+  });
+  await using http = listen(server);
+  await using alice = await legacyClient(server, http, "alice");
+  await using bob = await legacyClient(server, http, "bob");
+  await using carol = await legacyClient(server, http, "carol");
+  alice.send({ sequence: 1, type: 1, message: "wait" });
+  alice.send({ sequence: 2, type: 1, message: "more" });
+  const refused = await alice.queue.next();
+  assert.equal(refused.sequence, 2);
+  assert.equal((refused.error as { code: string }).code, "TOO_MANY_REQUESTS");
+  // Alice's handler in flight does not count against Bob.
+  bob.send({ sequence: 1, type: 1, message: "hi" });
+  assert.deepEqual(await bob.queue.next(), {
+    sequence: 1,
+    type: 2,
+    message: "ok",
+  });
+  const closed = once<CloseEvent>(carol.socket, "close");
+  carol.send({ sequence: 1, type: 1, message: "x".repeat(1000) });
+  assert.equal((await closed).code, 1009);
+  release.resolve();
+  assert.equal((await alice.queue.next()).sequence, 1);
+  bob.send({ sequence: 2, type: 1, message: "still fine" });
   assert.equal((await bob.queue.next()).message, "ok");
 });
 
