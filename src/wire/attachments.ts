@@ -139,10 +139,11 @@ interface Gathering {
  * Readies a WebSocket for detached frames, before anything else listens to
  * it: its `send` sends a head's attachments right after the head (nothing
  * can come between: one synchronous call), and a received head is held,
- * with its attachments, until the last has arrived, then delivered as one
- * `message` event whose data is the head (the peer's codec finds the
- * attachments). A head that announces more than `maxBytes` in all is
- * delivered at once, alone, with that size ({@linkcode sizeOf}), and its
+ * with its attachments, until the last has arrived, whose `message` event
+ * then goes on to the other listeners with the head as its data (the
+ * peer's codec finds the attachments). A head that announces more than
+ * `maxBytes` in all goes on at once, alone, with that size
+ * ({@linkcode sizeOf}), and its
  * attachments are dropped as they come: the peer's size limit closes the
  * connection with 1009 (as for any message too big, which also ends a
  * session rather than resume it to receive the same frame again). A head
@@ -177,46 +178,42 @@ export function gatherAttachments(
     },
   });
   let gathering: Gathering | undefined;
-  let delivering: unknown;
-  const refuse = (reason: string) => {
+  const refuse = (event: Event, reason: string) => {
+    event.stopImmediatePropagation();
     gathering = undefined;
     socket.close(1002, `Cannot read frame: ${reason}`);
   };
-  const deliver = (head: ArrayBuffer) => {
-    delivering = head;
-    try {
-      socket.dispatchEvent(new MessageEvent("message", { data: head }));
-    } finally {
-      delivering = undefined;
-    }
-  };
   socket.addEventListener("message", (event) => {
     const data: unknown = event.data;
-    if (data === delivering) return;
     if (gathering !== undefined) {
-      event.stopImmediatePropagation();
       const { head, lengths, parts } = gathering;
       if (
         !(data instanceof ArrayBuffer) ||
         data.byteLength !== lengths[gathering.count]
       ) {
-        return refuse("attachment missing");
+        return refuse(event, "attachment missing");
       }
       parts?.push(new Uint8Array(data));
-      if (++gathering.count < lengths.length) return;
+      if (++gathering.count < lengths.length || parts === undefined) {
+        return event.stopImmediatePropagation();
+      }
       gathering = undefined;
-      if (parts !== undefined) deliver(detach(head, parts));
+      // The last attachment's event goes on as the frame's: the listeners
+      // after this one see the head (no second event to make and dispatch).
+      Object.defineProperty(event, "data", {
+        configurable: true,
+        value: detach(head, parts),
+      });
       return;
     }
     if (!(data instanceof ArrayBuffer) || data.byteLength < 4) return;
     const view = new DataView(data);
     const word = view.getUint32(0);
     if (word < DETACHED) return;
-    event.stopImmediatePropagation();
     const headerEnd = 4 + word - DETACHED;
     const count = (data.byteLength - headerEnd) / 4;
     if (!(Number.isInteger(count) && count >= 1 && count <= MAX_PARTS)) {
-      return refuse("malformed detached header");
+      return refuse(event, "malformed detached header");
     }
     const lengths: number[] = [];
     let total = data.byteLength;
@@ -227,11 +224,11 @@ export function gatherAttachments(
     }
     if (total <= maxBytes) {
       gathering = { head: data, lengths, count: 0, parts: [] };
-      return;
+      return event.stopImmediatePropagation();
     }
-    // Too big: the peer refuses it (1009) as any other message too big.
+    // Too big: the head goes on alone, for the peer to refuse it (1009) as
+    // any other message too big; its attachments are dropped as they come.
     gathering = { head: data, lengths, count: 0, parts: undefined };
     sizes.set(data, total);
-    deliver(data);
   });
 }

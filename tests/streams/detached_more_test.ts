@@ -383,7 +383,7 @@ Deno.test("Detached frames: a close while a head waits for its attachments rejec
   assert.equal(delivered, 0);
 });
 
-Deno.test("Detached frames: a message listener added before the Peer sees the head, the attachment and the gathered frame; the Peer decodes the frame once", async () => {
+Deno.test("Detached frames: a message listener added before the Peer sees the head and the attachment as they came; the Peer decodes the gathered frame once", async () => {
   await using s = await setup(
     (server) => {
       server.handle("echo", (value: unknown) => value);
@@ -398,10 +398,10 @@ Deno.test("Detached frames: a message listener added before the Peer sees the he
   const peer = new Peer(socket, { codec: binaryCodec });
   const bytes = pattern(BIG, 13);
   assert.deepEqual(await deadline(peer.call("echo", bytes)), bytes);
-  // The head, its attachment, then the head again (with its attachment).
-  assert.equal(sizes.length, 3);
+  // The head, then its attachment (no second event for the gathered frame).
+  assert.equal(sizes.length, 2);
+  assert.ok(sizes[0] > 0 && sizes[0] < 64);
   assert.equal(sizes[1], BIG);
-  assert.equal(sizes[0], sizes[2]);
   await closeAndWait(socket);
 });
 
