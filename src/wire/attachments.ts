@@ -143,13 +143,12 @@ interface Gathering {
  * then goes on to the other listeners with the head as its data (the
  * peer's codec finds the attachments). A head that announces more than
  * `maxBytes` in all goes on at once, alone, with that size
- * ({@linkcode sizeOf}), and its
- * attachments are dropped as they come: the peer's size limit closes the
- * connection with 1009 (as for any message too big, which also ends a
- * session rather than resume it to receive the same frame again). A head
- * that is malformed, or any message but the announced attachment where
- * one is due, closes the socket with 1002. Readying a socket twice changes
- * nothing.
+ * ({@linkcode sizeOf}), and its attachments are dropped as they come: the
+ * peer's size limit closes the connection with 1009 (as for any message
+ * too big, which also ends a session rather than resume it to receive the
+ * same frame again). A head that is malformed, or any message but the
+ * announced attachment where one is due, closes the socket with 1002.
+ * Readying a socket twice changes nothing.
  *
  * @param socket The socket, before it has a listener.
  * @param maxBytes The most bytes one frame may hold.
