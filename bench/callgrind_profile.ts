@@ -128,6 +128,13 @@ if (import.meta.main) {
     await control(["-i", "off", pid]);
   } finally {
     await running.stop();
+    // V8 also writes its log (isolate-…-<pid>-v8.log) where the server ran.
+    const root = new URL("..", here).pathname;
+    for (const entry of Deno.readDirSync(root)) {
+      if (entry.name.endsWith(`-${pid}-v8.log`)) {
+        await Deno.remove(`${root}${entry.name}`);
+      }
+    }
   }
   const dumps = [...Deno.readDirSync(dir)].map((entry) => entry.name)
     .filter((name) => name !== "out").sort();
