@@ -22,6 +22,10 @@
  * judge a change of a few percent while other work shares the machine
  * (use smaller counts: the server runs some 50 times slower).
  *
+ * With `BENCH_WARM=N` each server first serves an uncounted run of the
+ * client with count N (its JIT compilation, mostly, then left out: under
+ * callgrind it is a large part of a short run).
+ *
  * With `BENCH_HANDLING=1` each server also prints, on stderr, its own
  * handling time per message (bench/handling_time.ts).
  *
@@ -62,6 +66,8 @@ export async function cpuNanoseconds(pid: number): Promise<number> {
 }
 
 const CALLGRIND = Deno.env.get("BENCH_CALLGRIND") === "1";
+/** `BENCH_WARM=N`: a first client run of N units, not counted. */
+const WARM = Number(Deno.env.get("BENCH_WARM") ?? 0);
 /** `BENCH_HANDLING=1`: each server prints its handling time per message. */
 const HANDLING = Deno.env.get("BENCH_HANDLING") === "1"
   ? ["--preload", new URL("handling_time.ts", here).pathname]
@@ -114,6 +120,9 @@ async function once(
   try {
     // Let start-up (module loading, JIT of the listener) finish first.
     await new Promise((resolve) => setTimeout(resolve, 300));
+    // And optionally a first run of the client, so that what is counted is
+    // the server warm (its JIT compilation done), not its first requests.
+    if (WARM > 0) await leanClient(wire, workload, running.port, WARM, size);
     if (CALLGRIND) await callgrindControl(["-i", "on", String(running.pid)]);
     const before = CALLGRIND ? 0 : await cpuNanoseconds(running.pid);
     const client = await leanClient(wire, workload, running.port, count, size);

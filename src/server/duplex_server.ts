@@ -21,7 +21,7 @@ import type {
   RequestMethod,
   ResultOf,
 } from "../peer/peer.ts";
-import { Receiver } from "../peer/receiver.ts";
+import { Receiver, ServerRegistry } from "./server_registry.ts";
 import { defaultAuthenticate } from "./authenticate.ts";
 import {
   acceptConnection,
@@ -165,7 +165,7 @@ export class DuplexServer<
    * @throws {RangeError} When a limit is not a positive number.
    */
   constructor(options: DuplexServerOptions = {}) {
-    super(options.registry);
+    super(options.registry ?? new ServerRegistry());
     this.#paths = options.paths ?? ["/", "/ws"];
     this.#fallback = options.fallback;
     this.#peerOptions = peerOptions(options);

@@ -174,35 +174,6 @@ export function validateFrame(value: unknown): Frame {
 }
 
 /**
- * `jsonCodec.encode({ sequence, type: 2, message })`, byte for byte, without
- * stringifying the frame object (half the time): the response to every
- * request. A message with its own `toJSON` (which would be told another key)
- * takes the general path. The server's codec uses it (browsers do not load
- * it).
- *
- * @param sequence The request's sequence.
- * @param message The result.
- * @returns The encoded response frame.
- * @throws {TypeError} When the result cannot be encoded.
- */
-export function encodeJsonResponse(sequence: number, message: unknown): string {
-  const kind = typeof message;
-  if (
-    kind === "bigint" || kind === "function" ||
-    kind === "object" && message !== null &&
-      typeof (message as { toJSON?: unknown }).toJSON === "function"
-  ) {
-    return JSON.stringify({ sequence, type: 2, message });
-  }
-  const text = JSON.stringify(message);
-  // JSON.stringify leaves out a key whose value it cannot write (undefined,
-  // a symbol).
-  return text === undefined
-    ? `{"sequence":${sequence},"type":2}`
-    : `{"sequence":${sequence},"type":2,"message":${text}}`;
-}
-
-/**
  * The JSON codec: one frame per text message. Binary messages are refused
  * with a {@linkcode ProtocolError}.
  *

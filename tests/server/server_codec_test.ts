@@ -265,3 +265,44 @@ Deno.test("server codec: responses are byte for byte what stringifying the frame
     );
   }
 });
+
+Deno.test("serverJsonCodec.encodeResponse() writes the bytes of jsonCodec.encode() for every kind of result", () => {
+  const dated = new Date(0);
+  const keyed = { toJSON: (key: string) => `key=${key}` };
+  const results: unknown[] = [
+    "ok",
+    "",
+    'quote " and \\ and \n and \u2028 and é',
+    0,
+    -0,
+    1.5,
+    NaN,
+    Infinity,
+    true,
+    false,
+    null,
+    undefined,
+    Symbol("s"),
+    () => 1,
+    [],
+    [1, "two", null, undefined, { three: 3 }],
+    { a: 1, b: undefined, c: [true], d: { e: "f" } },
+    dated,
+    keyed,
+    { nested: keyed },
+    Object.create(null),
+  ];
+  for (const sequence of [0, 1, 4096, MAX_SEQUENCE]) {
+    for (const [index, message] of results.entries()) {
+      assert.equal(
+        serverJsonCodec.encodeResponse!(sequence, message),
+        jsonCodec.encode({ sequence, type: 2, message }),
+        `result ${index}`,
+      );
+    }
+  }
+  assert.throws(() => serverJsonCodec.encodeResponse!(1, 10n), TypeError);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  assert.throws(() => serverJsonCodec.encodeResponse!(1, cyclic), TypeError);
+});

@@ -6,7 +6,6 @@ import {
   ProtocolError,
   validateFrame,
 } from "../../mod.ts";
-import { encodeJsonResponse } from "../../src/wire/codec.ts";
 
 function decodeError(data: unknown): ProtocolError {
   try {
@@ -212,45 +211,4 @@ Deno.test("jsonCodec.decode() validates the closing frame (type 7)", () => {
       ),
     /"reason" must be a string/,
   );
-});
-
-Deno.test("encodeJsonResponse() writes the bytes of jsonCodec.encode() for every kind of result", () => {
-  const dated = new Date(0);
-  const keyed = { toJSON: (key: string) => `key=${key}` };
-  const results: unknown[] = [
-    "ok",
-    "",
-    'quote " and \\ and \n and \u2028 and é',
-    0,
-    -0,
-    1.5,
-    NaN,
-    Infinity,
-    true,
-    false,
-    null,
-    undefined,
-    Symbol("s"),
-    () => 1,
-    [],
-    [1, "two", null, undefined, { three: 3 }],
-    { a: 1, b: undefined, c: [true], d: { e: "f" } },
-    dated,
-    keyed,
-    { nested: keyed },
-    Object.create(null),
-  ];
-  for (const sequence of [0, 1, 4096, MAX_SEQUENCE]) {
-    for (const [index, message] of results.entries()) {
-      assert.equal(
-        encodeJsonResponse(sequence, message),
-        jsonCodec.encode({ sequence, type: 2, message }),
-        `result ${index}`,
-      );
-    }
-  }
-  assert.throws(() => encodeJsonResponse(1, 10n), TypeError);
-  const cyclic: Record<string, unknown> = {};
-  cyclic.self = cyclic;
-  assert.throws(() => encodeJsonResponse(1, cyclic), TypeError);
 });
