@@ -81,8 +81,9 @@ export async function connectionPeer(
   const peer = serverPeer(budgeted, "bench", protocol, {
     peerOptions: peerOptions(options),
     registry: chat.registry,
+  }, {
     onClose: () => {},
-    onError: (_user: string, error: unknown) => {
+    onHandlerError: (_user: string, error: unknown) => {
       throw error;
     },
   });

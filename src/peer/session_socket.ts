@@ -56,8 +56,8 @@ export class SessionSocket implements SocketLike {
   #ackTurn = false; // the next turn's check is scheduled
   #transport: SocketLike | undefined = undefined;
   /** The peer's listeners (one of each: the peer listens once). */
-  #messageListeners: EventListenerObject[] | undefined = undefined;
-  #closeListeners: EventListenerObject[] | undefined = undefined;
+  #onMessage: EventListenerObject[] | undefined = undefined;
+  #onClose: EventListenerObject[] | undefined = undefined;
   #ended = false;
   #remoteEnded = false;
   /** Set when the outbox overflowed: no replay is possible any more. */
@@ -139,11 +139,6 @@ export class SessionSocket implements SocketLike {
   /** The kept frames, oldest first (a copy). */
   pendingFrames(): (string | Uint8Array<ArrayBuffer>)[] {
     return this.#outbox?.pending() ?? [];
-  }
-
-  /** `true` while a WebSocket is attached. */
-  get attached(): boolean {
-    return this.#transport !== undefined;
   }
 
   /** The attached WebSocket, if any. */
@@ -414,8 +409,12 @@ export class SessionSocket implements SocketLike {
    * @param listener The listener object.
    */
   addEventListener(type: string, listener: EventListenerObject): void {
-    if (type === "message") (this.#messageListeners ??= []).push(listener);
-    else if (type === "close") (this.#closeListeners ??= []).push(listener);
+    // Exact sizes: an empty array grows to 17 slots on its first push.
+    if (type === "message") {
+      this.#onMessage = this.#onMessage?.concat(listener) ?? [listener];
+    } else if (type === "close") {
+      this.#onClose = this.#onClose?.concat(listener) ?? [listener];
+    }
   }
 
   /**
@@ -426,9 +425,9 @@ export class SessionSocket implements SocketLike {
    */
   removeEventListener(type: string, listener: EventListenerObject): void {
     const list = type === "message"
-      ? this.#messageListeners
+      ? this.#onMessage
       : type === "close"
-      ? this.#closeListeners
+      ? this.#onClose
       : undefined;
     const index = list?.indexOf(listener) ?? -1;
     if (index >= 0) list!.splice(index, 1);
@@ -488,10 +487,8 @@ export class SessionSocket implements SocketLike {
    * has no TCP_NODELAY); if none left within two microtask hops (an awaited
    * answer), at the next turn (`setImmediate`; a 0 ms timer takes ~2 ms). */
   #acknowledgeSoon(): void {
-    if (this.#ackTimer !== undefined) {
-      clearTimeout(this.#ackTimer);
-      this.#ackTimer = undefined;
-    }
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
     if (this.#ackTurn) return;
     this.#ackTurn = true;
     queueMicrotask(() =>
@@ -508,7 +505,7 @@ export class SessionSocket implements SocketLike {
   }
 
   #deliver(event: Event): void {
-    const listeners = this.#messageListeners;
+    const listeners = this.#onMessage;
     if (listeners === undefined) return;
     if (listeners.length === 1) listeners[0].handleEvent(event);
     else for (const listener of [...listeners]) listener.handleEvent(event);
@@ -589,7 +586,7 @@ export class SessionSocket implements SocketLike {
     this.#outbox?.clear();
     const wasClean = code !== 1006;
     const event = new CloseEvent("close", { code, reason, wasClean });
-    for (const listener of [...this.#closeListeners ?? []]) {
+    for (const listener of [...this.#onClose ?? []]) {
       listener.handleEvent(event);
     }
   }

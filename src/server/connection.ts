@@ -110,7 +110,10 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
 }
 
 /** What a server's peer reports, through {@linkcode ServerPeerOptions}. */
-interface ServerPeerHooks<Local extends Endpoint, Remote extends Endpoint> {
+export interface ServerPeerHooks<
+  Local extends Endpoint,
+  Remote extends Endpoint,
+> {
   /** The peer closed (before its connection existed: `undefined`). */
   onClose(
     connection: ServerConnection<Local, Remote> | undefined,
@@ -118,7 +121,7 @@ interface ServerPeerHooks<Local extends Endpoint, Remote extends Endpoint> {
     reason: string,
   ): void;
   /** A handler or listener of `user` failed. */
-  onError(user: string, error: unknown): void;
+  onHandlerError(user: string, error: unknown): void;
 }
 
 /**
@@ -242,7 +245,7 @@ class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
     // Malformed frames are counted in the metrics; only failures of our
     // own code are reported.
     if (error instanceof ProtocolError) return;
-    this.#hooks.onError(this.identity, error);
+    this.#hooks.onHandlerError(this.identity, error);
   }
 }
 
@@ -263,7 +266,10 @@ function limitsOf(options: ServerOptionsOfPeer): PeerLimits {
   return limits;
 }
 
-/** The peer of a session: {@linkcode ServerPeerOptions} with its hooks. */
+/**
+ * The peer of a session: {@linkcode ServerPeerOptions} over `hooks` (the
+ * session itself: no closure per session).
+ */
 export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
   socket: SocketLike,
   user: string,
@@ -271,18 +277,13 @@ export function serverPeer<Local extends Endpoint, Remote extends Endpoint>(
   options: {
     peerOptions: ServerOptionsOfPeer;
     registry: Registry;
-    onClose: (code: number, reason: string) => void;
-    onError: (user: string, error: unknown) => void;
     /** The codec the client chose, when not JSON. */
     codec?: Codec;
     /** The last request sequence an earlier instance of the session used. */
     usedSequences?: number;
   },
+  hooks: ServerPeerHooks<Local, Remote>,
 ): Peer<Local, Remote> {
-  const hooks: ServerPeerHooks<Local, Remote> = {
-    onClose: (_connection, code, reason) => options.onClose(code, reason),
-    onError: options.onError,
-  };
   return new Peer<Local, Remote>(
     socket,
     new ServerPeerOptions(

@@ -528,7 +528,7 @@ export class DuplexServer<
       registry: this.registry,
       budget: this.#sendBudget,
       onClose: (connection, ...why) => this.#onClose(connection, ...why),
-      onError: this.#handlerFailed,
+      onHandlerError: this.#handlerFailed,
       onSocketClosed: this.#forgetSocket,
       onOpen: (connection) => this.#onOpen(connection),
     };

@@ -13,12 +13,13 @@ import type {
   SessionHello,
   SessionLossReason,
 } from "../wire/session_frames.ts";
-import type { ServerConnection } from "./connection.ts";
+import type { ServerConnection, ServerPeerHooks } from "./connection.ts";
 import type { JournalEntry } from "./session_journal.ts";
 import type { ServerSessions } from "./server_sessions.ts";
 
-/** One live session. It hears its transport's hooks. */
-export class Session<Local extends Endpoint, Remote extends Endpoint> {
+/** One live session. It hears its transport's and its peer's hooks. */
+export class Session<Local extends Endpoint, Remote extends Endpoint>
+  implements ServerPeerHooks<Local, Remote> {
   declare readonly socket: SessionSocket;
   declare peer: Peer<Local, Remote>;
   declare connection: ServerConnection<Local, Remote>;
@@ -56,6 +57,16 @@ export class Session<Local extends Endpoint, Remote extends Endpoint> {
 
   onOverflow(): void {
     this.sessions.onOverflow(this);
+  }
+
+  /** Its peer closed: the session ended. */
+  onClose(_connection: unknown, code: number, reason: string): void {
+    this.sessions.peerEnded(this, code, reason);
+  }
+
+  /** A handler or listener of the session's peer failed. */
+  onHandlerError(user: string, error: unknown): void {
+    this.sessions.host.onError(user, error);
   }
 
   onRemoteEnd(): void {

@@ -163,7 +163,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   /** How long a shared store keeps a session without a write. */
   storeTtl(session: Session<Local, Remote>): number {
     // Attached sessions are written again every refresh (grace / 4 at most).
-    return session.socket.attached || this.#handingOver
+    return session.socket.transport !== undefined || this.#handingOver
       ? this.#grace * 2
       : this.#grace;
   }
@@ -283,7 +283,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.metrics.overflows++;
     // Attached, the session runs on until its connection drops; detached, it
     // ends now (not inside the send that overflowed it).
-    if (!session.socket.attached) {
+    if (session.socket.transport === undefined) {
       queueMicrotask(() => this.#expire(session, "overflow"));
     }
   }
@@ -436,9 +436,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       ...host.peer,
       codec: upgrade.codec,
       usedSequences: session.usedSequences,
-      onClose: (code, why) => this.#onEnd(session, code, why),
-      onError: host.onError,
-    });
+    }, session);
     session.connection = this.#connection(upgrade, session.peer, session.id);
     this.#live.set(session.id, session);
   }
@@ -546,7 +544,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   }
 
   /** The session's peer closed: the session is over. */
-  #onEnd(session: Session<Local, Remote>, code: number, reason: string): void {
+  peerEnded(session: Session<Local, Remote>, code: number, why: string): void {
     clearTimeout(session.timer);
     session.timer = undefined;
     if (this.#live.get(session.id) === session) this.#live.delete(session.id);
@@ -564,7 +562,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     } else if (!session.moved && !session.entry.closed) {
       this.journal.end(session, session.lostFor ?? "closed").catch(() => {});
     }
-    this.host.ended(session.connection, code, reason, disconnected);
+    this.host.ended(session.connection, code, why, disconnected);
     const lostFor = session.lostFor;
     if (lostFor !== undefined && !session.moved) {
       this.host.logger?.info(`session ${lostFor} user=${JSON.stringify(user)}`);
