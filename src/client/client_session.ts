@@ -94,7 +94,7 @@ export interface ClientSessionOptions {
   maxBufferedFrames?: number;
   /**
    * The most bytes the client keeps for a replay. The server is asked (the
-   * hello's `ackBytes`) to acknowledge every quarter of it.
+   * hello's `ackBytes`) to acknowledge every eighth of it.
    *
    * @default {8388608}
    */
@@ -109,7 +109,7 @@ export interface ClientSessionOptions {
    * Acknowledge the server's frames after this many bytes (binary bytes, or
    * UTF-16 units of text).
    *
-   * @default {the server's `ackBytes` (a quarter of its byte bound), else 1048576}
+   * @default {the server's `ackBytes` (an eighth of its byte bound), else 1048576}
    */
   ackBytes?: number;
   /**

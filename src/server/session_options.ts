@@ -42,7 +42,7 @@ export interface SessionOptions {
   maxBufferedFrames?: number;
   /**
    * The most bytes kept per session for a replay. Clients are asked (the
-   * state's `ackBytes`) to acknowledge every quarter of it.
+   * state's `ackBytes`) to acknowledge every eighth of it.
    *
    * @default {8388608}
    */
@@ -64,7 +64,7 @@ export interface SessionOptions {
    * Acknowledge the client's frames after this many bytes (binary bytes, or
    * UTF-16 units of text).
    *
-   * @default {the client's hello's `ackBytes` (a quarter of its byte bound), else 1048576}
+   * @default {the client's hello's `ackBytes` (an eighth of its byte bound), else 1048576}
    */
   ackBytes?: number;
   /**

@@ -110,7 +110,7 @@ export interface SessionHello {
   ackEvery?: number;
   /**
    * Acknowledge the client's frames at least every this many bytes (binary
-   * bytes, or UTF-16 units of text; a quarter of its byte bound, see
+   * bytes, or UTF-16 units of text; an eighth of its byte bound, see
    * {@linkcode askedPacing}); absent: every 1 MiB.
    */
   ackBytes?: number;
@@ -119,11 +119,10 @@ export interface SessionHello {
 /**
  * The acknowledgement pacing a side asks of the other (`ackEvery` and
  * `ackBytes` of the hello and of the state): acknowledge at least every
- * 1/16 of the frames it keeps, from 1 to 1,024, and every quarter of the
- * bytes it keeps, from 1 to 2 GiB (2 MiB for the default 8 MiB; a side
- * that does not ask gets 1 MiB): acks come long before its byte bound, with
- * room for what is in flight meanwhile (a stream's window), and a stream of
- * 1 MiB frames costs an ack every second frame, not every one.
+ * 1/16 of the frames it keeps, from 1 to 1,024, and every eighth of the
+ * bytes it keeps, from 1 to 2 GiB: acks come long before its byte bound,
+ * with room for what is in flight meanwhile (a stream's window; 1 MiB for
+ * the default 8 MiB, the pacing of a side that does not ask).
  *
  * @param limits The most frames and bytes the asking side keeps for a replay.
  * @returns Frames and bytes between acknowledgements.
@@ -133,7 +132,7 @@ export function askedPacing(
 ): { ackEvery: number; ackBytes: number } {
   return {
     ackEvery: Math.max(1, Math.min(1024, Math.floor(limits.maxFrames / 16))),
-    ackBytes: Math.max(1, Math.min(2 ** 31, Math.floor(limits.maxBytes / 4))),
+    ackBytes: Math.max(1, Math.min(2 ** 31, Math.floor(limits.maxBytes / 8))),
   };
 }
 
@@ -188,7 +187,7 @@ export interface SessionState {
   ackEvery?: number;
   /**
    * When a new session started: acknowledge at least every this many bytes
-   * (binary bytes, or UTF-16 units of text; a quarter of the server's byte
+   * (binary bytes, or UTF-16 units of text; an eighth of the server's byte
    * bound);
    * absent: every 1 MiB.
    */

@@ -1,6 +1,6 @@
 /**
  * The acknowledgement byte pacing of sessions: the hello and the state carry
- * `ackBytes` (a quarter of the sender's byte bound), each side acknowledges by the
+ * `ackBytes` (an eighth of the sender's byte bound), each side acknowledges by the
  * other's, and a peer that does not say keeps 1 MiB.
  */
 import assert from "node:assert/strict";
@@ -30,14 +30,14 @@ function notification(size: number, method = "n"): string {
   return `${head}${"x".repeat(size - head.length - 2)}"}`;
 }
 
-Deno.test("askedPacing: a side asks for acks every quarter of the bytes it keeps, from 1 to 2 GiB", () => {
+Deno.test("askedPacing: a side asks for acks every eighth of the bytes it keeps, from 1 to 2 GiB", () => {
   assert.deepEqual(askedPacing({ maxFrames: 10_000, maxBytes: 8 * MiB }), {
     ackEvery: 625,
-    ackBytes: 2 * MiB,
+    ackBytes: MiB,
   });
   assert.equal(
     askedPacing({ maxFrames: 16, maxBytes: 65_536 }).ackBytes,
-    16_384,
+    8_192,
   );
   assert.equal(askedPacing({ maxFrames: 16, maxBytes: 1 }).ackBytes, 1);
   assert.equal(askedPacing({ maxFrames: 16, maxBytes: 3.5 }).ackBytes, 1);
@@ -97,15 +97,15 @@ Deno.test("decodeHello: ackBytes is optional in a start and a resume; when prese
   }
 });
 
-Deno.test("ClientSession: its hello asks for acks every quarter of the bytes it keeps, in a start and a resume", () => {
+Deno.test("ClientSession: its hello asks for acks every eighth of the bytes it keeps, in a start and a resume", () => {
   const hooks = { onDetach() {}, onError() {} };
   const defaulted = new ClientSession<Peer>({}, hooks);
   assert.deepEqual(JSON.parse(defaulted.hello()).message, {
     ackEvery: 625,
-    ackBytes: 2 * MiB,
+    ackBytes: MiB,
   });
   const small = new ClientSession<Peer>({ maxBufferedBytes: 65_536 }, hooks);
-  assert.equal(JSON.parse(small.hello()).message.ackBytes, 16_384);
+  assert.equal(JSON.parse(small.hello()).message.ackBytes, 8_192);
   // Its resume asks for the same.
   const transport = new FakeTransport();
   small.established(
@@ -115,7 +115,7 @@ Deno.test("ClientSession: its hello asks for acks every quarter of the bytes it 
   );
   const resume = JSON.parse(small.hello()).message;
   assert.equal(resume.id, "i");
-  assert.equal(resume.ackBytes, 16_384);
+  assert.equal(resume.ackBytes, 8_192);
   small.close(1000, "");
 });
 
@@ -188,22 +188,22 @@ async function serverState(
   };
 }
 
-Deno.test("Session: the server's state asks for acks every quarter of its byte bound, and the client acknowledges by it", async () => {
+Deno.test("Session: the server's state asks for acks every eighth of its byte bound, and the client acknowledges by it", async () => {
   const hello = new ClientSession<Peer>({}, {
     onDetach() {},
     onError() {},
   }).hello();
-  // A server with maxBufferedBytes 64 KiB asks for acks by 16 KiB.
+  // A server with maxBufferedBytes 64 KiB asks for acks by 8 KiB.
   const small = await serverState({ maxBufferedBytes: 65_536 }, hello);
-  assert.equal(decodeState(small.state).ackBytes, 16_384);
+  assert.equal(decodeState(small.state).ackBytes, 8_192);
   await small.end();
-  // The default: 8 MiB kept, acks asked for every 2 MiB.
+  // The default: 8 MiB kept, acks asked for every 1 MiB.
   const defaulted = await serverState({}, hello);
-  assert.equal(decodeState(defaulted.state).ackBytes, 2 * MiB);
+  assert.equal(decodeState(defaulted.state).ackBytes, MiB);
   await defaulted.end();
-  // One that keeps 16 MiB asks for 4 MiB: the client acknowledges 1 MiB
+  // One that keeps 32 MiB asks for 4 MiB: the client acknowledges 1 MiB
   // frames by it, not at each.
-  const large = await serverState({ maxBufferedBytes: 16 * MiB }, hello);
+  const large = await serverState({ maxBufferedBytes: 32 * MiB }, hello);
   assert.equal(decodeState(large.state).ackBytes, 4 * MiB);
   await large.end();
   assert.deepEqual(await clientAcks(large.state, 3), []);
