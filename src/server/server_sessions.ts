@@ -42,7 +42,8 @@ import {
   type SessionStore,
   type StoredSession,
 } from "./session_store.ts";
-import { closeQuietly, Handshake, unconfirmed } from "./session_handshake.ts";
+import { Handshake, unconfirmed } from "./session_handshake.ts";
+import { closeQuietly } from "../peer/socket_like.ts";
 import { handOver, type SharedSessions, takeOver } from "./session_takeover.ts";
 import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
 import { JournalEntry, SessionJournal } from "./session_journal.ts";

@@ -7,6 +7,7 @@
 
 import { Session } from "./server_session.ts";
 import type { Upgraded } from "./upgrade.ts";
+import { closeQuietly } from "../peer/socket_like.ts";
 
 /** A socket between its upgrade and its hello. */
 export class Handshake {
@@ -56,19 +57,6 @@ export class Handshake {
     socket.removeEventListener("close", this);
     this.onGone(this, connected);
     return true;
-  }
-}
-
-/** Closes a socket, falling back to no code when the code is refused. */
-export function closeQuietly(
-  socket: WebSocket,
-  code: number,
-  reason: string,
-): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    socket.close();
   }
 }
 
