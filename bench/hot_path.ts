@@ -77,7 +77,7 @@ export async function connectionPeer(
   );
   const socket = countingSocket(protocol);
   const budget = new SendBudget(16 << 20, 256 << 20);
-  const budgeted = budget.wrap(socket as unknown as WebSocket, () => {});
+  const budgeted = budget.wrap(socket as unknown as WebSocket);
   const peer = serverPeer(budgeted, "bench", protocol, {
     peerOptions: peerOptions(options),
     registry: chat.registry,

@@ -12,12 +12,12 @@ import { listed } from "../cluster/broker.ts";
 import type { ServerConnection } from "./connection.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
 
-/** Users, rooms and sockets of one server. */
 /** A user's connections: the one, or a set once there were several. */
 export type Own<Local extends Endpoint, Remote extends Endpoint> =
   | ServerConnection<Local, Remote>
   | Set<ServerConnection<Local, Remote>>;
 
+/** Users, rooms and sockets of one server. */
 export class ConnectionRegistry<
   Local extends Endpoint,
   Remote extends Endpoint,
@@ -26,7 +26,6 @@ export class ConnectionRegistry<
   readonly sockets: Set<ServerConnection<Local, Remote>> = new Set();
   /** Open, registered connections. */
   readonly connections: Set<ServerConnection<Local, Remote>> = new Set();
-  /** User → connections, oldest first. */
   /**
    * Each user's connections: the one, or a set of them (oldest first) once
    * there were several; most users have one, so an idle connection costs

@@ -57,11 +57,10 @@ export class SendBudget {
    * Wraps a socket so that every send is checked against the budgets.
    *
    * @param socket The upgraded socket.
-   * @param overBudget Called once when the connection must be closed;
-   * without it, the wrapper's `peer` is closed with 1013.
+   * @returns The wrapper; set its `peer`, closed with 1013 when over budget.
    */
-  wrap(socket: WebSocket, overBudget?: () => void): BudgetedSocket {
-    const wrapped = new BudgetedSocket(this, socket, overBudget);
+  wrap(socket: WebSocket): BudgetedSocket {
+    const wrapped = new BudgetedSocket(this, socket);
     this.#sockets.add(wrapped);
     return wrapped;
   }
@@ -127,23 +126,20 @@ export class BudgetedSocket implements SocketLike {
   counted = 0;
   readonly socket: WebSocket;
   /**
-   * The peer closed with 1013 (once) when the connection must be closed,
-   * unless an `overBudget` callback was given: set once the peer exists.
+   * Closed with 1013 (once) when the connection must be closed: set once
+   * the peer exists.
    */
   peer: { close(code: number, reason: string): void } | undefined = undefined;
   #budget: SendBudget;
-  #overBudget: (() => void) | undefined;
   #over = false;
 
   /**
    * @param budget The server's budget.
    * @param socket The upgraded socket.
-   * @param overBudget Called once when the connection must be closed.
    */
-  constructor(budget: SendBudget, socket: WebSocket, overBudget?: () => void) {
+  constructor(budget: SendBudget, socket: WebSocket) {
     this.#budget = budget;
     this.socket = socket;
-    this.#overBudget = overBudget;
   }
 
   /** The socket's state. */
@@ -175,8 +171,7 @@ export class BudgetedSocket implements SocketLike {
       if (!this.#over) {
         this.#over = true;
         this.#budget.closed++;
-        if (this.#overBudget) this.#overBudget();
-        else this.peer?.close(1013, "Too slow: send buffer full");
+        this.peer?.close(1013, "Too slow: send buffer full");
       }
       return;
     }

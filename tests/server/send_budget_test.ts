@@ -131,7 +131,8 @@ Deno.test("SendBudget reads a socket's buffer only when a send could near a budg
   const budget = new SendBudget(1 << 20, 1 << 30);
   const fast = countingSocket();
   let closed = 0;
-  const wrapped = budget.wrap(fast.socket, () => closed++);
+  const wrapped = budget.wrap(fast.socket);
+  wrapped.peer = { close: () => closed++ };
   // 40-character frames count 120 bytes each: 1,000 sends, few reads.
   const frame = "x".repeat(40);
   for (let i = 0; i < 1000; i++) wrapped.send(frame);
@@ -144,7 +145,8 @@ Deno.test("SendBudget reads a socket's buffer only when a send could near a budg
   // A small budget: every send reads, as before.
   const tight = new SendBudget(100, 1 << 30);
   const slow = countingSocket();
-  const strict = tight.wrap(slow.socket, () => closed++);
+  const strict = tight.wrap(slow.socket);
+  strict.peer = { close: () => closed++ };
   for (let i = 0; i < 5; i++) strict.send(frame);
   assert.equal(slow.reads(), 5);
   slow.fill(101);
