@@ -284,8 +284,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   hello(): string {
     const socket = this.#socket;
-    // The pacing asked of the server.
-    const pacing = askedPacing(this.#limits);
+    // The pacing asked of the server, and acks carried in large heads.
+    const pacing = { ...askedPacing(this.#limits), carriedAcks: true };
     if (
       socket !== undefined && !socket.ended && socket.lost === undefined &&
       this.#id !== undefined
@@ -397,7 +397,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         socket.restore(restored.received);
         const sequences = this.#sequences = { last: restored.last };
         this.#peer = createPeer(socket, { sequences });
-        socket.attach(transport, state.received!);
+        socket.attach(transport, state.received!, state.carriedAcks);
         // Its handlers and streams stop (a download would wait for credit
         // for ever): a cancel (type 4) for each request the old page had
         // pending, before anything of the new page.
@@ -416,7 +416,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       const notes = state.dispatched === undefined || old === undefined
         ? undefined
         : notificationsIn(old, state.dispatched, state.received!, codec);
-      const replayed = old?.attach(transport, state.received!) ?? -1;
+      const replayed =
+        old?.attach(transport, state.received!, state.carriedAcks) ?? -1;
       if (replayed < 0) {
         // The server's count does not fit ours: this session is broken.
         this.#lose("unknown");
@@ -457,7 +458,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     );
     const sequences = this.#sequences = { last: 0 };
     this.#peer = createPeer(socket, { sequences });
-    socket.attach(transport, 0);
+    socket.attach(transport, 0, state.carriedAcks);
     return { peer: this.#peer, socket, fresh: true, event };
   }
 

@@ -70,6 +70,8 @@ export interface Upgraded {
   session: boolean;
   /** The codec the client chose, when not JSON. */
   codec?: Codec;
+  /** The session hello asked for acks carried in heads (granted). */
+  carriedAcks?: boolean;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */

@@ -14,6 +14,7 @@ import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
 import { keep, lend, recycle } from "./buffer_pool.ts";
 import { frameBytes } from "./frame_bytes.ts";
 import {
+  carry,
   detach,
   DETACHED,
   gatherAttachments,
@@ -21,6 +22,7 @@ import {
   MIN_DETACHED,
   partsOf,
   sizeOf,
+  uncarry,
 } from "./attachments.ts";
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
@@ -34,6 +36,8 @@ frameBytes.keep = (data) => {
 };
 frameBytes.recycle = recycle;
 frameBytes.size = sizeOf;
+frameBytes.carry = carry;
+frameBytes.uncarry = uncarry;
 
 /**
  * The subprotocol a client offers (before `duplex.v1`) to use the
