@@ -20,7 +20,8 @@ import {
 import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
-import { frameBytes, messageSize } from "../wire/frame_bytes.ts";
+import { messageSize } from "../wire/frame_bytes.ts";
+import type { AckCarrier } from "../wire/codec.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
@@ -56,8 +57,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
   #transport: SocketLike | undefined = undefined;
-  /** Acknowledgements ride on detached heads, both ways (negotiated). */
-  #carries = false;
+  /** Acknowledgements ride on large frames, both ways (negotiated). */
+  #carrier: AckCarrier | undefined = undefined;
   #ended = false;
   #remoteEnded = false;
   /** Set when the outbox overflowed: no replay is possible any more. */
@@ -267,11 +268,12 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    *
    * @param transport The open WebSocket.
    * @param count How many of this side's frames the other side received.
-   * @param carries Both sides agreed to carry acknowledgements in heads.
+   * @param carrier Both sides agreed to carry acknowledgements in frames:
+   * the codec's way.
    * @returns The number of frames replayed, or -1 when the replay is
    * impossible (nothing is attached then).
    */
-  attach(transport: SocketLike, count: number, carries = false): number {
+  attach(transport: SocketLike, count: number, carrier?: AckCarrier): number {
     if (!this.canResume(count)) return -1;
     this.detach();
     if (this.#restored) {
@@ -282,7 +284,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       this.#outbox?.trim(count);
     }
     this.#transport = transport;
-    this.#carries = carries;
+    this.#carrier = carrier;
     // The handshake told the other side our count (all we released).
     this.#acknowledged = this.released;
     this.#unacknowledgedBytes = 0;
@@ -356,9 +358,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     if (transport === undefined) return;
     // What arrived since our last acknowledgement rides on a large frame's
     // head where both sides agreed (PROTOCOL.md "Carried acknowledgements").
-    const carried = this.#carries && typeof data !== "string" &&
+    const carried = this.#carrier !== undefined && typeof data !== "string" &&
         this.#durable() > this.#acknowledged
-      ? frameBytes.carry(data, this.#durable())
+      ? this.#carrier.carry(data, this.#durable())
       : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport.send(carried ?? data);
@@ -428,8 +430,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
           this.deliver(event);
           return;
         }
-        const carried = this.#carries && typeof data !== "string"
-          ? frameBytes.uncarry(data)
+        const carried = typeof data !== "string"
+          ? this.#carrier?.uncarry(data)
           : undefined;
         if (carried !== undefined) {
           data = carried[1];

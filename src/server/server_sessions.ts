@@ -311,7 +311,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }
       return;
     }
-    upgrade.carriedAcks = hello.carriedAcks === true;
+    if (hello.carriedAcks) upgrade.carrier = upgrade.codec?.carrier;
     let found: Found<Local, Remote> | SessionLossReason | "busy" | undefined;
     if (hello.id !== undefined) {
       try {
@@ -420,12 +420,12 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       secret,
       grace: this.#grace,
       ...askedPacing(this.#limits),
-      carriedAcks: upgrade.carriedAcks || undefined,
+      carriedAcks: upgrade.carrier && true,
     };
     if (reason !== undefined) state.reason = reason;
     const transport = session.connection.out;
     transport.send(encodeState(state));
-    session.socket.attach(transport, 0, upgrade.carriedAcks);
+    session.socket.attach(transport, 0, upgrade.carrier);
     this.host.opened(session.connection);
   }
 
@@ -462,11 +462,11 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         resumed: true,
         received: session.socket.released,
         replayed: session.socket.missed(received),
-        carriedAcks: upgrade.carriedAcks || undefined,
+        carriedAcks: upgrade.carrier && true,
       }),
     );
-    const carries = upgrade.carriedAcks;
-    const replayed = session.socket.attach(fresh.out, received, carries);
+    const carrier = upgrade.carrier;
+    const replayed = session.socket.attach(fresh.out, received, carrier);
     this.metrics.resumed++;
     this.metrics.replayed += replayed;
     const host = this.host;

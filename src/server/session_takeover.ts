@@ -79,7 +79,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
     resumed: true,
     received: stored.received,
     replayed: socket.missed(received),
-    carriedAcks: upgrade.carriedAcks || undefined,
+    carriedAcks: upgrade.carrier && true,
   };
   if (inDoubt.length > 0) state.inDoubt = inDoubt;
   // Frames stored as received but not as handed over: they may or may not
@@ -91,7 +91,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   const replayed = socket.attach(
     fresh.budgeted,
     received,
-    upgrade.carriedAcks,
+    upgrade.carrier,
   );
   shared.sessions.metrics.resumed++;
   shared.sessions.metrics.replayed += replayed;

@@ -36,8 +36,6 @@ frameBytes.keep = (data) => {
 };
 frameBytes.recycle = recycle;
 frameBytes.size = sizeOf;
-frameBytes.carry = carry;
-frameBytes.uncarry = uncarry;
 
 /**
  * The subprotocol a client offers (before `duplex.v1`) to use the
@@ -487,4 +485,5 @@ export const binaryCodec: Codec = {
   encode,
   decode,
   prepare: gatherAttachments,
+  carrier: { carry, uncarry },
 };

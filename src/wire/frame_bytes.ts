@@ -6,9 +6,7 @@
  * is kept as it is and its buffer recycled; a browser app without the binary
  * codec never sends a binary frame and ships no pool. The codec also installs
  * the size of a frame as it travels, which counts a detached frame's
- * attachments (`src/wire/attachments.ts`); by default its byte length. And
- * it installs the carried acknowledgements of a session (PROTOCOL.md
- * "Carried acknowledgements"), which only its detached frames can carry.
+ * attachments (`src/wire/attachments.ts`); by default its byte length.
  *
  * @module
  */
@@ -24,10 +22,6 @@ export interface FrameBytes {
    * detached frame's attachments included (src/wire/attachments.ts).
    */
   size(data: object): number;
-  /** A head carrying an acknowledgement count, else `undefined`. */
-  carry(data: object, count: number): Uint8Array<ArrayBuffer> | undefined;
-  /** The count a received head carries, and the head without it. */
-  uncarry(data: object): [number, Uint8Array<ArrayBuffer>] | undefined;
 }
 
 /** The outboxes' strategy: a copy, until the binary codec installs its pool. */
@@ -35,8 +29,6 @@ export const frameBytes: FrameBytes = {
   keep: (data) => data.slice(),
   recycle: () => {},
   size: (data) => (data as ArrayBuffer).byteLength ?? 0,
-  carry: () => undefined,
-  uncarry: () => undefined,
 };
 
 /**

@@ -105,7 +105,7 @@ Deno.test("Session frames: carriedAcks in a hello and a state is a boolean, abse
 function socketWith(sent: number, carries: boolean) {
   const socket = new SessionSocket(sessionLimits({ ackDelay: 60_000 }), {});
   const transport = new FakeTransport();
-  socket.attach(transport, 0, carries);
+  socket.attach(transport, 0, carries ? binaryCodec.carrier : undefined);
   const peer = new Peer(socket, { codec: binaryCodec });
   for (let i = 1; i <= sent; i++) peer.notify(i);
   return { socket, transport, peer };
