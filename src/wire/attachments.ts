@@ -277,7 +277,8 @@ export function carry(
  * the codec reads it, with the same attachments and size).
  *
  * @param data A received message, as {@linkcode gatherAttachments} gave it.
- * @returns The count and the head, or `undefined` when `data` carries none.
+ * @returns The count (-1 when the 8 bytes are not a count) and the head, or
+ * `undefined` when `data` carries none.
  */
 export function uncarry(
   data: object,
@@ -294,5 +295,7 @@ export function uncarry(
   const parts = attachments.get(data);
   if (parts !== undefined) attachments.set(head, parts);
   sizes.set(head, sizes.get(data) ?? end);
-  return [view.getFloat64(end), head];
+  // Not a count (NaN, a fraction, past 2^53 - 1): -1, which no side sent.
+  const count = view.getFloat64(end);
+  return [Number.isSafeInteger(count) && count >= 0 ? count : -1, head];
 }

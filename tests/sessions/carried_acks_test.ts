@@ -130,6 +130,18 @@ Deno.test("SessionSocket: a received head's count trims the outbox like an ack, 
   socket.close();
 });
 
+Deno.test("SessionSocket: 8 bytes that are not a count (NaN, a fraction, negative, past 2^53 - 1) close the connection with 1002", () => {
+  for (const bad of [NaN, 1.5, -1, 2 ** 53, Infinity]) {
+    const { socket, transport, peer } = socketWith(3, true);
+    transport.receive(received(carry(bigRequest(1), bad)!));
+    assert.equal(transport.closedWith, 1002, String(bad));
+    // Nothing was trimmed: the outbox still replays all three.
+    assert.equal(socket.buffered, 3);
+    peer.close();
+    socket.close();
+  }
+});
+
 Deno.test("SessionSocket: a head sent carries what arrived since the last ack, in place of the ack; without the agreement it goes as it is", () => {
   for (const carries of [true, false]) {
     const { socket, transport, peer } = socketWith(0, carries);
