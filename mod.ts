@@ -42,7 +42,12 @@ export {
   type ResponseFrame,
   SUBPROTOCOL,
 } from "./src/wire/protocol.ts";
-export { type Codec, jsonCodec, validateFrame } from "./src/wire/codec.ts";
+export {
+  type AckCarrier,
+  type Codec,
+  jsonCodec,
+  validateFrame,
+} from "./src/wire/codec.ts";
 export type {
   StreamChunkFrame,
   StreamCreditFrame,

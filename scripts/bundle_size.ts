@@ -69,6 +69,7 @@ export const PARTS: Part[] = [
     name: "sessions (resume, replay, acks, storage)",
     code: [
       "src/peer/session_socket.ts",
+      "src/peer/listener_lists.ts",
       "src/peer/session_outbox.ts",
       "src/peer/session_limits.ts",
       "src/wire/buffer_pool.ts",

@@ -282,10 +282,10 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    *
    * @returns The encoded hello.
    */
-  hello(): string {
+  hello(carries?: true): string {
     const socket = this.#socket;
-    // The pacing asked of the server.
-    const pacing = askedPacing(this.#limits);
+    // The pacing asked of the server, and acks carried (the codec's way).
+    const pacing = { ...askedPacing(this.#limits), carriedAcks: carries };
     if (
       socket !== undefined && !socket.ended && socket.lost === undefined &&
       this.#id !== undefined
@@ -329,7 +329,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       failed: (error: unknown) => void;
     },
   ): void {
-    transport.send(this.hello());
+    transport.send(this.hello(steps.codec?.carrier && true));
     transport.onmessage = (event) => {
       transport.onmessage = null;
       if (!steps.live()) return;
@@ -372,6 +372,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       );
     }
     const state = decodeState(data as string);
+    const carrier = state.carriedAcks ? codec.carrier : undefined;
     this.#suspended = false;
     const old = this.#socket;
     const restored = this.#restored;
@@ -397,7 +398,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         socket.restore(restored.received);
         const sequences = this.#sequences = { last: restored.last };
         this.#peer = createPeer(socket, { sequences });
-        socket.attach(transport, state.received!);
+        socket.attach(transport, state.received!, carrier);
         // Its handlers and streams stop (a download would wait for credit
         // for ever): a cancel (type 4) for each request the old page had
         // pending, before anything of the new page.
@@ -416,7 +417,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       const notes = state.dispatched === undefined || old === undefined
         ? undefined
         : notificationsIn(old, state.dispatched, state.received!, codec);
-      const replayed = old?.attach(transport, state.received!) ?? -1;
+      const replayed = old?.attach(transport, state.received!, carrier) ?? -1;
       if (replayed < 0) {
         // The server's count does not fit ours: this session is broken.
         this.#lose("unknown");
@@ -457,7 +458,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     );
     const sequences = this.#sequences = { last: 0 };
     this.#peer = createPeer(socket, { sequences });
-    socket.attach(transport, 0);
+    socket.attach(transport, 0, carrier);
     return { peer: this.#peer, socket, fresh: true, event };
   }
 

@@ -21,8 +21,10 @@ import { OutcomeUnknownError } from "../wire/outcome_unknown_error.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
 import { messageSize } from "../wire/frame_bytes.ts";
+import type { AckCarrier } from "../wire/codec.ts";
 import { SessionOutbox } from "./session_outbox.ts";
 import { closeQuietly, type SocketLike } from "./socket_like.ts";
+import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
 
@@ -40,7 +42,7 @@ type Data = string | Uint8Array<ArrayBuffer>;
  * while detached they only go into the outbox (and are replayed on the next
  * `attach`). Internal: the server and the client create it.
  */
-export class SessionSocket implements SocketLike {
+export class SessionSocket extends ListenerLists implements SocketLike {
   #outbox: SessionOutbox | undefined = undefined;
   #limits: SessionLimits;
   #hooks: SessionHooks;
@@ -55,9 +57,8 @@ export class SessionSocket implements SocketLike {
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
   #transport: SocketLike | undefined = undefined;
-  /** The peer's listeners (one of each: the peer listens once). */
-  #onMessage: EventListenerObject[] | undefined = undefined;
-  #onClose: EventListenerObject[] | undefined = undefined;
+  /** Acknowledgements ride on large frames, both ways (negotiated). */
+  #carrier: AckCarrier | undefined = undefined;
   #ended = false;
   #remoteEnded = false;
   /** Set when the outbox overflowed: no replay is possible any more. */
@@ -82,6 +83,7 @@ export class SessionSocket implements SocketLike {
    * @param hooks Who hears of drops, overflows and errors.
    */
   constructor(limits: SessionLimits, hooks: SessionHooks = {}) {
+    super();
     this.#limits = limits;
     this.#hooks = hooks;
   }
@@ -213,7 +215,7 @@ export class SessionSocket implements SocketLike {
     while (n < held.length && held[n][1] <= count) n++;
     const events = held.splice(0, n);
     this.#released = count;
-    for (const [event] of events) if (!this.#ended) this.#deliver(event);
+    for (const [event] of events) if (!this.#ended) this.deliver(event);
   }
 
   /**
@@ -266,10 +268,12 @@ export class SessionSocket implements SocketLike {
    *
    * @param transport The open WebSocket.
    * @param count How many of this side's frames the other side received.
+   * @param carrier Both sides agreed to carry acknowledgements in frames:
+   * the codec's way.
    * @returns The number of frames replayed, or -1 when the replay is
    * impossible (nothing is attached then).
    */
-  attach(transport: SocketLike, count: number): number {
+  attach(transport: SocketLike, count: number, carrier?: AckCarrier): number {
     if (!this.canResume(count)) return -1;
     this.detach();
     if (this.#restored) {
@@ -280,6 +284,7 @@ export class SessionSocket implements SocketLike {
       this.#outbox?.trim(count);
     }
     this.#transport = transport;
+    this.#carrier = carrier;
     // The handshake told the other side our count (all we released).
     this.#acknowledged = this.released;
     this.#unacknowledgedBytes = 0;
@@ -350,10 +355,18 @@ export class SessionSocket implements SocketLike {
     // Write-ahead: held (in order) until stored. Else no cost but a read.
     const attached = transport !== undefined;
     if (outbox.stored !== undefined && !outbox.leaves(attached)) return;
+    if (transport === undefined) return;
+    // What arrived since our last acknowledgement rides on a large frame's
+    // head where both sides agreed (PROTOCOL.md "Carried acknowledgements").
+    const carried = this.#carrier !== undefined && typeof data !== "string" &&
+        this.#durable() > this.#acknowledged
+      ? this.#carrier.carry(data, this.#durable())
+      : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
-    transport?.send(data);
+    transport.send(carried ?? data);
     // A due acknowledgement follows the first frame sent (see below).
-    if (this.#ackSoon) this.#acknowledgeDue();
+    if (carried !== undefined) this.#acknowledge(false);
+    else if (this.#ackSoon) this.#acknowledgeDue();
   }
 
   /**
@@ -403,37 +416,6 @@ export class SessionSocket implements SocketLike {
   }
 
   /**
-   * Adds the peer's `message` or `close` listener.
-   *
-   * @param type The event type.
-   * @param listener The listener object.
-   */
-  addEventListener(type: string, listener: EventListenerObject): void {
-    // Exact sizes: an empty array grows to 17 slots on its first push.
-    if (type === "message") {
-      this.#onMessage = this.#onMessage?.concat(listener) ?? [listener];
-    } else if (type === "close") {
-      this.#onClose = this.#onClose?.concat(listener) ?? [listener];
-    }
-  }
-
-  /**
-   * Removes a listener.
-   *
-   * @param type The event type.
-   * @param listener The listener object.
-   */
-  removeEventListener(type: string, listener: EventListenerObject): void {
-    const list = type === "message"
-      ? this.#onMessage
-      : type === "close"
-      ? this.#onClose
-      : undefined;
-    const index = list?.indexOf(listener) ?? -1;
-    if (index >= 0) list!.splice(index, 1);
-  }
-
-  /**
    * Receives the attached WebSocket's events. Public only because the
    * session socket is its own listener object; not meant to be called.
    *
@@ -441,12 +423,20 @@ export class SessionSocket implements SocketLike {
    */
   handleEvent(event: Event): void {
     if (event.type === "message") {
-      const data = (event as MessageEvent).data;
+      let data = (event as MessageEvent).data;
       const type = sessionFrameType(data);
       if (type === 0) {
         if (isLiveness(data)) {
-          this.#deliver(event);
+          this.deliver(event);
           return;
+        }
+        const carried = typeof data !== "string"
+          ? this.#carrier?.uncarry(data)
+          : undefined;
+        if (carried !== undefined) {
+          data = carried[1];
+          Object.defineProperty(event, "data", { value: data });
+          if (!this.#acked(carried[0], false)) return;
         }
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
@@ -462,7 +452,7 @@ export class SessionSocket implements SocketLike {
         ) {
           this.#ackSoon = true;
         } else this.#ackTimer ??= this.#later();
-        this.#deliver(event);
+        this.deliver(event);
         // Due and not sent after a frame the delivery sent: the next turn.
         if (this.#ackSoon) this.#acknowledgeSoon();
       } else {
@@ -504,44 +494,46 @@ export class SessionSocket implements SocketLike {
     return this.#outbox ??= new SessionOutbox(this.#limits);
   }
 
-  #deliver(event: Event): void {
-    const listeners = this.#onMessage;
-    if (listeners === undefined) return;
-    if (listeners.length === 1) listeners[0].handleEvent(event);
-    else for (const listener of [...listeners]) listener.handleEvent(event);
-  }
-
   #onSessionFrame(type: number, data: string): void {
     if (type === 10) {
+      let ack;
       try {
-        const { received, end } = decodeAck(data);
-        const outbox = this.#box();
-        // New frames acknowledged by a side that sent since its last ack.
-        const answer = this.#limits.answerAcks && !end &&
-          received > outbox.acked &&
-          this.#received > this.#receivedAtTheirAck;
-        this.#receivedAtTheirAck = this.#received;
-        if (this.#lost === undefined && !outbox.trim(received)) {
-          throw new RangeError(
-            `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
-          );
-        }
-        this.#hooks.onAcked?.(received);
-        if (answer) this.#acknowledge();
-        if (end) {
-          // Ended on purpose: nothing to resume, what is held runs now.
-          this.release(this.#received);
-          this.#remoteEnded = true;
-          this.#hooks.onRemoteEnd?.();
-        }
+        ack = decodeAck(data);
       } catch (error) {
-        this.#violation(error);
+        return this.#violation(error);
+      }
+      if (this.#acked(ack.received, !ack.end) && ack.end) {
+        // Ended on purpose: nothing to resume, what is held runs now.
+        this.release(this.#received);
+        this.#remoteEnded = true;
+        this.#hooks.onRemoteEnd?.();
       }
       return;
     }
     this.#violation(
       new RangeError(`Cannot take session frame ${type}: session is running`),
     );
+  }
+
+  /** The other side received `received` of our frames (an ack, or a count
+   * carried: `lone` is false); `false` after a violation. */
+  #acked(received: number, lone: boolean): boolean {
+    const outbox = this.#box();
+    // A lone ack of new frames by a side that sent since its last: answered.
+    const answer = lone && this.#limits.answerAcks &&
+      received > outbox.acked && this.#received > this.#receivedAtTheirAck;
+    this.#receivedAtTheirAck = this.#received;
+    if (this.#lost === undefined && !outbox.trim(received)) {
+      this.#violation(
+        new RangeError(
+          `Cannot acknowledge ${received} frames: ${outbox.acked} to ${outbox.sent} expected`,
+        ),
+      );
+      return false;
+    }
+    this.#hooks.onAcked?.(received);
+    if (answer) this.#acknowledge();
+    return true;
   }
 
   #violation(error: unknown): void {
@@ -567,8 +559,9 @@ export class SessionSocket implements SocketLike {
     return this.#held === undefined ? this.#received : this.#confirmed;
   }
 
-  /** Acknowledges now; a delayed one pending is left (one timer per delay). */
-  #acknowledge(): void {
+  /** Acknowledges now (`send`: false when a head carried it): a delayed one
+   * pending is left (one timer per delay). */
+  #acknowledge(send = true): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
     clearTimeout(this.#ackTimer);
@@ -577,7 +570,7 @@ export class SessionSocket implements SocketLike {
     // Never below what a handshake told (a resume reports all released).
     this.#acknowledged = Math.max(this.#durable(), this.#acknowledged);
     this.#unacknowledgedBytes = 0;
-    transport.send(encodeAck(this.#acknowledged));
+    if (send) transport.send(encodeAck(this.#acknowledged));
   }
 
   #end(code: number, reason: string): void {
@@ -585,10 +578,7 @@ export class SessionSocket implements SocketLike {
     this.detach();
     this.#outbox?.clear();
     const wasClean = code !== 1006;
-    const event = new CloseEvent("close", { code, reason, wasClean });
-    for (const listener of [...this.#onClose ?? []]) {
-      listener.handleEvent(event);
-    }
+    this.closed(new CloseEvent("close", { code, reason, wasClean }));
   }
 }
 

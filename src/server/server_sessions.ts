@@ -311,6 +311,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       }
       return;
     }
+    if (hello.carriedAcks) upgrade.carrier = upgrade.codec?.carrier;
     let found: Found<Local, Remote> | SessionLossReason | "busy" | undefined;
     if (hello.id !== undefined) {
       try {
@@ -341,10 +342,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         takeOver(this.#shared(), found, upgrade, hello.received!);
       }
     } else {
-      if (found !== undefined) {
-        const counts = this.metrics.notResumed;
-        counts[found] = (counts[found] ?? 0) + 1;
-      }
+      if (found !== undefined) this.metrics.refused(found);
       this.#start(upgrade, found, secret, secretHash, hello);
     }
   }
@@ -422,11 +420,12 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       secret,
       grace: this.#grace,
       ...askedPacing(this.#limits),
+      carriedAcks: upgrade.carrier && true,
     };
     if (reason !== undefined) state.reason = reason;
     const transport = session.connection.out;
     transport.send(encodeState(state));
-    session.socket.attach(transport, 0);
+    session.socket.attach(transport, 0, upgrade.carrier);
     this.host.opened(session.connection);
   }
 
@@ -463,9 +462,11 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
         resumed: true,
         received: session.socket.released,
         replayed: session.socket.missed(received),
+        carriedAcks: upgrade.carrier && true,
       }),
     );
-    const replayed = session.socket.attach(fresh.out, received);
+    const carrier = upgrade.carrier;
+    const replayed = session.socket.attach(fresh.out, received, carrier);
     this.metrics.resumed++;
     this.metrics.replayed += replayed;
     const host = this.host;

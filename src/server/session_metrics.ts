@@ -44,6 +44,15 @@ export class SessionMetrics {
   readonly notResumed: Record<string, number> = {};
 
   /**
+   * Counts a resume refused.
+   *
+   * @param reason Why it was refused.
+   */
+  refused(reason: string): void {
+    this.notResumed[reason] = (this.notResumed[reason] ?? 0) + 1;
+  }
+
+  /**
    * Renders the figures.
    *
    * @param open Sessions open now (connected or within their grace period).

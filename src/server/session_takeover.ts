@@ -79,6 +79,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
     resumed: true,
     received: stored.received,
     replayed: socket.missed(received),
+    carriedAcks: upgrade.carrier && true,
   };
   if (inDoubt.length > 0) state.inDoubt = inDoubt;
   // Frames stored as received but not as handed over: they may or may not
@@ -87,7 +88,11 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   const framesInDoubt = stored.received - dispatched;
   if (framesInDoubt > 0) state.dispatched = dispatched;
   fresh.budgeted.send(encodeState(state));
-  const replayed = socket.attach(fresh.budgeted, received);
+  const replayed = socket.attach(
+    fresh.budgeted,
+    received,
+    upgrade.carrier,
+  );
   shared.sessions.metrics.resumed++;
   shared.sessions.metrics.replayed += replayed;
   shared.sessions.metrics.takenOver++;

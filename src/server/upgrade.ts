@@ -9,7 +9,7 @@
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { BATCH_CAPABILITY } from "../wire/batch.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
-import type { Codec } from "../wire/codec.ts";
+import type { AckCarrier, Codec } from "../wire/codec.ts";
 import { denoOffers, offers, tokenOf } from "./auth.ts";
 import {
   type AuthContext,
@@ -70,6 +70,8 @@ export interface Upgraded {
   session: boolean;
   /** The codec the client chose, when not JSON. */
   codec?: Codec;
+  /** The session hello asked for carried acks, granted: the codec's way. */
+  carrier?: AckCarrier;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */

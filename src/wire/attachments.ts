@@ -21,6 +21,15 @@
 
 /** The header length's top bit: the attachments follow as messages. */
 export const DETACHED = 0x8000_0000;
+/**
+ * The header length's next bit, in a head only: a session acknowledgement
+ * count follows the attachments' lengths, as 8 bytes (a float64), where
+ * both sides of a session agreed to it (PROTOCOL.md "Carried
+ * acknowledgements").
+ */
+export const CARRIES = 0x4000_0000;
+/** The bytes of a carried count. */
+const COUNT_BYTES = 8;
 /** Attachments of at least this many bytes in all travel detached. */
 export const MIN_DETACHED = 256 * 1024;
 /** The most attachments one detached frame may announce. */
@@ -113,7 +122,8 @@ export function wholeOf(
 /** Whether `head` lists the lengths its attachments have now. */
 function announces(head: Uint8Array, parts: Uint8Array[]): boolean {
   const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  let offset = head.byteLength - 4 * parts.length;
+  const carried = view.getUint32(0) & CARRIES ? COUNT_BYTES : 0;
+  let offset = head.byteLength - carried - 4 * parts.length;
   for (const part of parts) {
     if (view.getUint32(offset) !== part.byteLength) return false;
     offset += 4;
@@ -209,14 +219,16 @@ export function gatherAttachments(
     const view = new DataView(data);
     const word = view.getUint32(0);
     if (word < DETACHED) return;
-    const headerEnd = 4 + word - DETACHED;
-    const count = (data.byteLength - headerEnd) / 4;
+    // A carried count (after the lengths) is the session's to take off.
+    const end = data.byteLength - (word & CARRIES ? COUNT_BYTES : 0);
+    const headerEnd = 4 + (word & ~(DETACHED | CARRIES));
+    const count = (end - headerEnd) / 4;
     if (!(Number.isInteger(count) && count >= 1 && count <= MAX_PARTS)) {
       return refuse(event, "malformed detached header");
     }
     const lengths: number[] = [];
-    let total = data.byteLength;
-    for (let offset = headerEnd; offset < data.byteLength; offset += 4) {
+    let total = end;
+    for (let offset = headerEnd; offset < end; offset += 4) {
       const length = view.getUint32(offset);
       lengths.push(length);
       total += length;
@@ -230,4 +242,60 @@ export function gatherAttachments(
     gathering = { head: data, lengths, count: 0, parts: undefined };
     sizes.set(data, total);
   });
+}
+
+/**
+ * A detached frame's head that carries a session acknowledgement count
+ * ({@linkcode CARRIES}): a copy of the head (a few bytes: the attachments
+ * stay where they are) with the count after the lengths. Never kept or
+ * stored: it belongs to one connection, as a separate acknowledgement does.
+ *
+ * @param data A frame as it travels.
+ * @param count The count to carry.
+ * @returns The carrying head, or `undefined` when `data` is not a detached
+ * frame's head whose attachments are as it announces.
+ */
+export function carry(
+  data: object,
+  count: number,
+): Uint8Array<ArrayBuffer> | undefined {
+  const parts = attachments.get(data);
+  const head = data as Uint8Array<ArrayBuffer>;
+  if (parts === undefined || !announces(head, parts)) return undefined;
+  const out = new Uint8Array(head.byteLength + COUNT_BYTES);
+  out.set(head);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, view.getUint32(0) | CARRIES);
+  view.setFloat64(head.byteLength, count);
+  attachments.set(out, parts);
+  sizes.set(out, sizes.get(head)!);
+  return out;
+}
+
+/**
+ * The count a received head carries, and the head without it (the frame as
+ * the codec reads it, with the same attachments and size).
+ *
+ * @param data A received message, as {@linkcode gatherAttachments} gave it.
+ * @returns The count (-1 when the 8 bytes are not a count) and the head, or
+ * `undefined` when `data` carries none.
+ */
+export function uncarry(
+  data: object,
+): [count: number, head: Uint8Array<ArrayBuffer>] | undefined {
+  if (!(data instanceof ArrayBuffer) || data.byteLength < 4 + COUNT_BYTES) {
+    return undefined;
+  }
+  const view = new DataView(data);
+  const word = view.getUint32(0);
+  if (word < (DETACHED | CARRIES) >>> 0) return undefined;
+  const end = data.byteLength - COUNT_BYTES;
+  view.setUint32(0, word & ~CARRIES);
+  const head = new Uint8Array(data, 0, end);
+  const parts = attachments.get(data);
+  if (parts !== undefined) attachments.set(head, parts);
+  sizes.set(head, sizes.get(data) ?? end);
+  // Not a count (NaN, a fraction, past 2^53 - 1): -1, which no side sent.
+  const count = view.getFloat64(end);
+  return [Number.isSafeInteger(count) && count >= 0 ? count : -1, head];
 }

@@ -14,6 +14,7 @@ import { type Codec, jsonCodec, validateFrame } from "./codec.ts";
 import { keep, lend, recycle } from "./buffer_pool.ts";
 import { frameBytes } from "./frame_bytes.ts";
 import {
+  carry,
   detach,
   DETACHED,
   gatherAttachments,
@@ -21,6 +22,7 @@ import {
   MIN_DETACHED,
   partsOf,
   sizeOf,
+  uncarry,
 } from "./attachments.ts";
 import { ProtocolError } from "./errors.ts";
 import { type Frame, MAX_SEQUENCE } from "./protocol.ts";
@@ -483,4 +485,5 @@ export const binaryCodec: Codec = {
   encode,
   decode,
   prepare: gatherAttachments,
+  carrier: { carry, uncarry },
 };

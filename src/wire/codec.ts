@@ -70,6 +70,42 @@ export interface Codec {
    * @param maxBytes The most bytes one received frame may hold.
    */
   prepare?(socket: WebSocket, maxBytes?: number): void;
+  /**
+   * Optional: carries a session's acknowledgement counts in this codec's
+   * large frames (PROTOCOL.md "Carried acknowledgements"); a session asks
+   * for it only when its codec has one. The binary codec's carries them in
+   * the heads of detached frames.
+   */
+  readonly carrier?: AckCarrier;
+}
+
+/**
+ * How a codec's frames carry a session's acknowledgement count
+ * ({@linkcode Codec.carrier}).
+ *
+ * @example A carrier that carries nothing
+ * ```ts
+ * import type { AckCarrier } from "@duplex/ws";
+ *
+ * const none: AckCarrier = { carry: () => undefined, uncarry: () => undefined };
+ * ```
+ */
+export interface AckCarrier {
+  /**
+   * The frame carrying `count`, to send in place of `data`.
+   *
+   * @param data An encoded frame as it travels.
+   * @param count The count.
+   * @returns The carrying frame, or `undefined` when this frame cannot carry.
+   */
+  carry(data: object, count: number): Uint8Array<ArrayBuffer> | undefined;
+  /**
+   * The count a received message carries, and the message without it.
+   *
+   * @param data A received binary message.
+   * @returns The count and the frame, or `undefined` when it carries none.
+   */
+  uncarry(data: object): [number, Uint8Array<ArrayBuffer>] | undefined;
 }
 
 /** The longest method name a frame may carry. */

@@ -114,6 +114,12 @@ export interface SessionHello {
    * {@linkcode askedPacing}); absent: every 1 MiB.
    */
   ackBytes?: number;
+  /**
+   * The client reads acknowledgement counts carried in the heads of large
+   * binary frames, and carries its own if the server's state says so
+   * (PROTOCOL.md "Carried acknowledgements").
+   */
+  carriedAcks?: boolean;
 }
 
 /**
@@ -192,6 +198,11 @@ export interface SessionState {
    * absent: every 1 MiB.
    */
   ackBytes?: number;
+  /**
+   * The client's hello asked for carried acknowledgements and the server
+   * reads and carries them on this connection.
+   */
+  carriedAcks?: boolean;
   /** Why the session asked for was not resumed. */
   reason?: SessionLossReason;
 }
@@ -291,6 +302,14 @@ function parse(data: string, type: number): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** `carriedAcks` of a hello or state: absent, or a boolean. */
+function carried(message: object, type: number): { carriedAcks?: boolean } {
+  const { carriedAcks } = message as { carriedAcks?: unknown };
+  if (carriedAcks === undefined) return {};
+  if (typeof carriedAcks !== "boolean") throw invalid("bad carriedAcks", type);
+  return { carriedAcks };
+}
+
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
@@ -356,7 +375,7 @@ export function decodeHello(data: string): SessionHello {
     string,
     unknown
   >;
-  const hello: SessionHello = {};
+  const hello: SessionHello = carried(message, 8);
   if (ackEvery !== undefined) {
     if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
     hello.ackEvery = ackEvery;
@@ -399,6 +418,7 @@ export function decodeState(data: string): SessionState {
       resumed,
       received,
       replayed: isCount(replayed) ? replayed : 0,
+      ...carried(message, 9),
     };
     if (inDoubt !== undefined) {
       if (!Array.isArray(inDoubt) || !inDoubt.every(isCount)) {
@@ -415,7 +435,7 @@ export function decodeState(data: string): SessionState {
     return state;
   }
   if (resumed !== false) throw invalid("bad resumed", 9);
-  const state: SessionState = { resumed };
+  const state: SessionState = { resumed, ...carried(message, 9) };
   if (reason !== undefined) {
     if (typeof reason !== "string" || !REASONS.has(reason)) {
       throw invalid("bad reason", 9);

@@ -117,7 +117,7 @@ export class FakeTransport implements SocketLike {
   removeEventListener(_type: string, listener: EventListenerObject): void {
     this.#listeners = this.#listeners.filter((l) => l !== listener);
   }
-  receive(data: string): void {
+  receive(data: string | ArrayBuffer): void {
     const event = new MessageEvent("message", { data });
     for (const listener of [...this.#listeners]) listener.handleEvent(event);
   }
