@@ -89,6 +89,26 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
   message: "Cannot answer request: the result is a stream (call stream())",
 };
 
+/**
+ * The most chunks a pump sends in one turn of the event loop. Deno writes
+ * what `send()` queued only once the turn is over: a pump that spent a
+ * whole grant in one turn (16 chunks of an upload) had the runtime copy a
+ * megabyte into its buffers before the first byte left, and write it back
+ * from buffers no longer in the CPU's cache, while the reader waited. Four
+ * 64 KiB chunks at a time leave while their bytes are still in the cache,
+ * and the reader starts sooner.
+ */
+const BURST = 4;
+
+/**
+ * The next turn of the event loop where the runtime has `setImmediate`
+ * (Deno, Node: microseconds); a browser has none, and its 0 ms timer takes
+ * 4 ms when nested, so there a pump sends its whole credit in one turn.
+ */
+const immediate =
+  (globalThis as { setImmediate?: (run: () => void) => unknown })
+    .setImmediate;
+
 /** An iterator over a source (a ReadableStream without async iteration too). */
 function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
   if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
@@ -97,6 +117,11 @@ function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
     next: () => reader.read() as Promise<IteratorResult<unknown>>,
     return: () => reader.cancel().then(() => ({ done: true, value: null })),
   };
+}
+
+/** Resolves at the next turn (where {@linkcode immediate} exists). */
+function nextTurn(resolve: () => void): void {
+  immediate!(resolve);
 }
 
 /** Stops a source: its `return()` (or `cancel()`) runs; its failure is moot. */
@@ -179,11 +204,21 @@ export class ChunkPump {
     stop(this.#iterator);
   }
 
-  /** Resolves `true` when the source ended, `false` when stopped. */
+  /**
+   * Resolves `true` when the source ended, `false` when stopped. Sends at
+   * most {@linkcode BURST} chunks a turn, then lets the runtime write them.
+   */
   async #run(send: (chunk: unknown) => void): Promise<boolean> {
+    let burst = 0;
     while (!this.#stopped) {
       if (this.#credit <= 0) {
+        burst = 0;
         await new Promise<void>((resolve) => this.#wake = resolve);
+        continue;
+      }
+      if (burst === BURST && immediate !== undefined) {
+        burst = 0;
+        await new Promise<void>(nextTurn);
         continue;
       }
       const result = await this.#iterator.next();
@@ -191,6 +226,7 @@ export class ChunkPump {
       if (result.done) return this.#stopped = true;
       this.#credit--;
       this.#sent++;
+      burst++;
       send(result.value);
     }
     return false;
