@@ -92,18 +92,18 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
 /**
  * The most chunks a pump sends in one turn of the event loop. Deno writes
  * what `send()` queued only once the turn is over: a pump that spent a
- * whole grant in one turn (16 chunks of an upload) had the runtime copy a
- * megabyte into its buffers before the first byte left, and write it back
- * from buffers no longer in the CPU's cache, while the reader waited. Four
- * 64 KiB chunks at a time leave while their bytes are still in the cache,
- * and the reader starts sooner.
+ * whole grant in one turn (16 chunks of an upload) queued a megabyte before
+ * the first byte left, and the reader waited for all of it. Four at a time,
+ * the runtime writes each four before the pump encodes more, and the reader
+ * starts on them sooner; an upload of 64 KiB chunks measured less CPU that
+ * way (docs/performance.md, "Upload path, sixth round").
  */
 const BURST = 4;
 
 /**
  * The next turn of the event loop where the runtime has `setImmediate`
- * (Deno, Node: microseconds); a browser has none, and its 0 ms timer takes
- * 4 ms when nested, so there a pump sends its whole credit in one turn.
+ * (Deno, Node: microseconds). A browser has none, and its 0 ms timer may
+ * wait 4 ms: there a pump sends its whole credit in one turn, as before.
  */
 const immediate =
   (globalThis as { setImmediate?: (run: () => void) => unknown })
