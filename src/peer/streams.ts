@@ -100,15 +100,6 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
  */
 const BURST = 4;
 
-/**
- * The next turn of the event loop where the runtime has `setImmediate`
- * (Deno, Node: microseconds). A browser has none, and its 0 ms timer may
- * wait 4 ms: there a pump sends its whole credit in one turn, as before.
- */
-const immediate =
-  (globalThis as { setImmediate?: (run: () => void) => unknown })
-    .setImmediate;
-
 /** An iterator over a source (a ReadableStream without async iteration too). */
 function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
   if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
@@ -117,11 +108,6 @@ function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
     next: () => reader.read() as Promise<IteratorResult<unknown>>,
     return: () => reader.cancel().then(() => ({ done: true, value: null })),
   };
-}
-
-/** Resolves at the next turn (where {@linkcode immediate} exists). */
-function nextTurn(resolve: () => void): void {
-  immediate!(resolve);
 }
 
 /** Stops a source: its `return()` (or `cancel()`) runs; its failure is moot. */
@@ -209,6 +195,15 @@ export class ChunkPump {
    * most {@linkcode BURST} chunks a turn, then lets the runtime write them.
    */
   async #run(send: (chunk: unknown) => void): Promise<boolean> {
+    // The next turn where the runtime has `setImmediate` (Deno, Node:
+    // microseconds). A browser has none, and its 0 ms timer may wait 4 ms:
+    // there a pump sends its whole credit in one turn. (Read here, not when
+    // the module loads: bundlers keep a module that reads a global.)
+    const immediate =
+      (globalThis as { setImmediate?: (run: () => void) => unknown })
+        .setImmediate;
+    const nextTurn = immediate &&
+      ((resolve: () => void): void => void immediate(resolve));
     let burst = 0;
     while (!this.#stopped) {
       if (this.#credit <= 0) {
@@ -216,7 +211,7 @@ export class ChunkPump {
         await new Promise<void>((resolve) => this.#wake = resolve);
         continue;
       }
-      if (burst === BURST && immediate !== undefined) {
+      if (burst === BURST && nextTurn !== undefined) {
         burst = 0;
         await new Promise<void>(nextTurn);
         continue;
