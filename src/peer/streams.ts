@@ -89,17 +89,6 @@ const STREAM_NOT_REQUESTED: ErrorPayload = {
   message: "Cannot answer request: the result is a stream (call stream())",
 };
 
-/**
- * The most chunks a pump sends in one turn of the event loop. Deno writes
- * what `send()` queued only once the turn is over: a pump that spent a
- * whole grant in one turn (16 chunks of an upload) queued a megabyte before
- * the first byte left, and the reader waited for all of it. Four at a time,
- * the runtime writes each four before the pump encodes more, and the reader
- * starts on them sooner; an upload of 64 KiB chunks measured less CPU that
- * way (docs/performance.md, "Upload path, sixth round").
- */
-const BURST = 4;
-
 /** An iterator over a source (a ReadableStream without async iteration too). */
 function iterate(source: AsyncIterable<unknown>): AsyncIterator<unknown> {
   if (Symbol.asyncIterator in source) return source[Symbol.asyncIterator]();
@@ -190,30 +179,11 @@ export class ChunkPump {
     stop(this.#iterator);
   }
 
-  /**
-   * Resolves `true` when the source ended, `false` when stopped. Sends at
-   * most {@linkcode BURST} chunks a turn, then lets the runtime write them.
-   */
+  /** Resolves `true` when the source ended, `false` when stopped. */
   async #run(send: (chunk: unknown) => void): Promise<boolean> {
-    // The next turn where the runtime has `setImmediate` (Deno, Node:
-    // microseconds). A browser has none, and its 0 ms timer may wait 4 ms:
-    // there a pump sends its whole credit in one turn. (Read here, not when
-    // the module loads: bundlers keep a module that reads a global.)
-    const immediate =
-      (globalThis as { setImmediate?: (run: () => void) => unknown })
-        .setImmediate;
-    const nextTurn = immediate &&
-      ((resolve: () => void): void => void immediate(resolve));
-    let burst = 0;
     while (!this.#stopped) {
       if (this.#credit <= 0) {
-        burst = 0;
         await new Promise<void>((resolve) => this.#wake = resolve);
-        continue;
-      }
-      if (burst === BURST && nextTurn !== undefined) {
-        burst = 0;
-        await new Promise<void>(nextTurn);
         continue;
       }
       const result = await this.#iterator.next();
@@ -221,7 +191,6 @@ export class ChunkPump {
       if (result.done) return this.#stopped = true;
       this.#credit--;
       this.#sent++;
-      burst++;
       send(result.value);
     }
     return false;
