@@ -9,7 +9,9 @@
  * the medians of the per-round stream/raw throughput ratio, of the CPU of
  * both processes stream/raw, and of the client's and the server's CPU per
  * GiB of the stream upload: on a shared machine compare checkouts by these
- * medians, never by one run.
+ * medians, never by one run, and run it twice with the checkouts in both
+ * orders (in some runs of 2026-12-01 the checkout listed first came out ahead
+ * whichever it was: docs/performance.md, "Upload path, sixth round").
  *
  *   deno run -A bench/streams_ab.ts [--upload-mib 256] [--rounds 20] CHECKOUT...
  *
