@@ -20,6 +20,16 @@
  * WebSocket work, where a change in what our code hands to the runtime shows
  * (a rope string sent instead of a flat one, for instance).
  *
+ * `CALLGRIND_V8_FLAGS` adds V8 flags to the server's. With
+ * `--single-threaded,--hash-seed=1,--random-seed=1` (compilation and
+ * collection on the main thread, fixed seeds) repeated runs agree within a
+ * few hundred instructions per request, and a `warm` of 1 counts a fresh
+ * server from its first request, as `deno task bench` runs it (JIT
+ * compilation included): the default warm-up's client closes its socket
+ * before the count, which deoptimizes the hot functions (a first close
+ * changes the maps and field types they were compiled for), so the counted
+ * window then includes their recompilation, which a bench run never has.
+ *
  * @module
  */
 
@@ -96,6 +106,7 @@ if (import.meta.main) {
   const [server, wire, countText, sizeText, topText, warmText] = Deno.args;
   const count = Number(countText);
   const size = Number(sizeText);
+  const flags = Deno.env.get("CALLGRIND_V8_FLAGS");
   const script = server.endsWith(".ts")
     ? server
     : new URL(`${server}_server.ts`, here).pathname;
@@ -108,7 +119,7 @@ if (import.meta.main) {
     Deno.execPath(),
     "run",
     "-A",
-    "--v8-flags=--perf-basic-prof",
+    `--v8-flags=${["--perf-basic-prof", flags].filter(Boolean).join(",")}`,
     script,
   ]);
   const pid = String(running.pid);

@@ -2,12 +2,13 @@
  * Instructions per request of the in-process per-request path of
  * bench/hot_path.ts (the bench server's connection peer, the lean client's
  * request frames, a socket that only counts), counted by callgrind over
- * `count` requests after 500,000 warm-up requests, so JIT compilation and
- * start-up are left out:
+ * `count` requests after `warm` warm-up requests (default 500,000, so JIT
+ * compilation and start-up are left out; a few thousand instead count the
+ * way a fresh server's code tiers up, as in a bench run):
  *
  *   valgrind --tool=callgrind --instr-atstart=no \
  *     deno run -A --v8-flags=--single-threaded bench/hot_path_instructions.ts \
- *     <root> <original|duplex.v1> <count>
+ *     <root> <original|duplex.v1> <count> [warm]
  *
  * then divide the "Collected" figure valgrind prints by `count`. The
  * instrumentation is switched on and off around the timed loop with
@@ -30,17 +31,18 @@ async function instrumentation(on: boolean): Promise<void> {
 }
 
 if (import.meta.main) {
-  const [given, wire = "original", countText = "1000000"] = Deno.args;
+  const [given, wire = "original", countText = "1000000", warmText] = Deno.args;
   const root = new URL(given ?? "..", `file://${Deno.cwd()}/`).href
     .replace(/\/$/, "");
   const protocol = wire === "original" ? "" : wire;
   const count = Number(countText);
+  const warm = Number(warmText ?? 500_000);
   const { peer, socket } = await connectionPeer(root, protocol);
-  for (let i = 0; i < 500_000; i++) peer.receive(requests[i % 1000]);
+  for (let i = 0; i < warm; i++) peer.receive(requests[i % 1000]);
   await instrumentation(true);
   for (let i = 0; i < count; i++) peer.receive(requests[i % 1000]);
   await instrumentation(false);
-  if (socket.sent !== 500_000 + count) {
+  if (socket.sent !== warm + count) {
     throw new Error("Cannot count: responses missing");
   }
 }

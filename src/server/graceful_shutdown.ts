@@ -23,6 +23,32 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
     typeof (value as PromiseLike<unknown>).then === "function";
 }
 
+/** The error of a request that arrives once the server is shutting down. */
+function shuttingDown(): RemoteError {
+  return new RemoteError({
+    code: ErrorCode.ShuttingDown,
+    message: "Cannot handle request: server shutting down",
+  });
+}
+
+/** `result`, recorded by `done(start)` once it settles. */
+function settled<R>(
+  result: PromiseLike<R>,
+  start: number,
+  done: (start: number) => void,
+): Promise<R> {
+  return Promise.resolve(result).then(
+    (value) => {
+      done(start);
+      return value;
+    },
+    (error) => {
+      done(start);
+      throw error;
+    },
+  );
+}
+
 /** Handlers in flight, and the drain of a server's sockets. */
 export class GracefulShutdown {
   /** `true` once the drain started. */
@@ -69,20 +95,21 @@ export class GracefulShutdown {
     let untimed = 0;
     let last = 0;
     let async = false;
+    // The one place a call is recorded (`start` < 0: it was not timed), so
+    // that the compiled wrapper holds the recording once, not on each path.
     const done = (start: number): void => {
-      const seconds = (performance.now() - start) / 1000;
-      metrics.observeRequest(seconds);
-      last = seconds;
-      untimed = seconds <= FAST ? SAMPLE_EVERY - 1 : 0;
+      if (start < 0) {
+        metrics.observeRequest(last);
+      } else {
+        const seconds = (performance.now() - start) / 1000;
+        metrics.observeRequest(seconds);
+        last = seconds;
+        untimed = seconds <= FAST ? SAMPLE_EVERY - 1 : 0;
+      }
       this.#finished();
     };
     return (params, context) => {
-      if (this.closing) {
-        throw new RemoteError({
-          code: ErrorCode.ShuttingDown,
-          message: "Cannot handle request: server shutting down",
-        });
-      }
+      if (this.closing) throw shuttingDown();
       let start = -1;
       if (async || untimed === 0) start = performance.now();
       else untimed--;
@@ -92,28 +119,16 @@ export class GracefulShutdown {
         // Every server connection has an identity: `from` is set.
         result = handler(params, context as C);
       } catch (error) {
-        if (start < 0) this.#untimed(last);
-        else done(start);
+        done(start);
         throw error;
       }
       if (!isPromiseLike(result)) {
-        if (start < 0) this.#untimed(last);
-        else done(start);
+        done(start);
         return result;
       }
       // Untimed until now: from here on (the synchronous part is lost once).
-      if (start < 0) start = performance.now();
       async = true;
-      return Promise.resolve(result).then(
-        (value) => {
-          done(start);
-          return value;
-        },
-        (error) => {
-          done(start);
-          throw error;
-        },
-      );
+      return settled(result, start < 0 ? performance.now() : start, done);
     };
   }
 
@@ -153,12 +168,6 @@ export class GracefulShutdown {
     } finally {
       clearTimeout(timer);
     }
-  }
-
-  /** A call that was not timed: recorded with the last timed duration. */
-  #untimed(seconds: number): void {
-    this.#metrics.observeRequest(seconds);
-    this.#finished();
   }
 
   #finished(): void {
