@@ -28,6 +28,8 @@ import {
 } from "../../src/wire/session_frames.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
 import { MessageQueue } from "../_helpers.ts";
+import { redisTest } from "../_redis.ts";
+import { pair } from "./_dying_store.ts";
 import { closeAndWait, listen, open, wsUrl } from "../_server_helpers.ts";
 import { BIG, pattern, setup } from "../streams/_streams.ts";
 import { FakeTransport } from "./_session_helpers.ts";
@@ -273,3 +275,38 @@ Deno.test("Client and server carry acks: with acks otherwise a minute away, each
     assert.equal(socket.buffered, 0);
   }
 });
+
+redisTest(
+  "Carried acks across instances: large echoes through a journaled session on a, a dies, b resumes and goes on; none lost, none run twice",
+  async (redis) => {
+    const setup = pair(redis);
+    await using _ = setup;
+    const ran: string[] = [];
+    for (const { name, server } of setup.instances) {
+      server.handle("echo", (bytes: Uint8Array) => {
+        ran.push(`${name}:${bytes[0]}`);
+        return bytes;
+      });
+    }
+    const client = setup.client("carrier", { codec: binaryCodec });
+    await client.connect();
+    for (let round = 1; round <= 3; round++) {
+      const bytes = pattern(BIG, round);
+      assert.deepEqual(await client.call("echo", bytes), bytes);
+    }
+    // a's answers were frames 1 to 3: it dies at the write of its fourth.
+    setup.dying.arm("before-sent", 4);
+    setup.instances[0].server.notify("x", { to: "carrier", method: "push" });
+    const event = await setup.failOver();
+    assert.equal(event.inDoubt, 0);
+    for (let round = 4; round <= 5; round++) {
+      const bytes = pattern(BIG, round);
+      assert.deepEqual(await client.call("echo", bytes), bytes);
+    }
+    const first = (round: number) => pattern(BIG, round)[0];
+    assert.deepEqual(ran, [
+      ...[1, 2, 3].map((round) => `a:${first(round)}`),
+      ...[4, 5].map((round) => `b:${first(round)}`),
+    ]);
+  },
+);
