@@ -280,12 +280,17 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * The hello of a new connection: resume the session when there is one
    * that can be resumed, else start one.
    *
+   * @param carries Ask for carried acknowledgements (the connection's codec
+   * has a carrier).
    * @returns The encoded hello.
    */
-  hello(carries?: true): string {
+  hello(carries = false): string {
     const socket = this.#socket;
     // The pacing asked of the server, and acks carried (the codec's way).
-    const pacing = { ...askedPacing(this.#limits), carriedAcks: carries };
+    const pacing = {
+      ...askedPacing(this.#limits),
+      carriedAcks: carries || undefined,
+    };
     if (
       socket !== undefined && !socket.ended && socket.lost === undefined &&
       this.#id !== undefined
@@ -329,7 +334,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
       failed: (error: unknown) => void;
     },
   ): void {
-    transport.send(this.hello(steps.codec?.carrier && true));
+    transport.send(this.hello(steps.codec?.carrier !== undefined));
     transport.onmessage = (event) => {
       transport.onmessage = null;
       if (!steps.live()) return;
