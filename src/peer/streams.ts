@@ -181,7 +181,8 @@ export class ChunkPump {
   /** Credit (types 13, 16) or the end of an upload's reading (17) arrived. */
   take(frame: { type: number; credit?: number; pack?: number }): void {
     if (frame.type === 17) return this.stop();
-    if (frame.pack !== undefined) this.#pack = frame.pack;
+    // An upload's responder lets it pack (type 16 only).
+    if (frame.type === 16 && frame.pack !== undefined) this.#pack = frame.pack;
     this.#granted += frame.credit!;
     this.#credit += frame.credit!;
     this.#wake?.();
