@@ -63,6 +63,8 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   #credit: number;
   #grant: (credit: number) => void = () => {};
   #stop: (reason: unknown) => void;
+  /** Whether the sender was let pack chunks into one frame. */
+  packs = false;
 
   /**
    * @param window The chunks granted at first, and the window.
@@ -83,12 +85,13 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
   }
 
   /**
-   * Whether the next chunk was asked for: credit for it is outstanding.
+   * Whether the next chunks were asked for: credit for them is outstanding.
    *
-   * @returns `true` while granted chunks have not all arrived.
+   * @param chunks How many arrive in one frame (packed: 2 or more).
+   * @returns `true` while that many granted chunks have not arrived.
    */
-  asked(): boolean {
-    return !this.#done && this.#credit > 0;
+  asked(chunks = 1): boolean {
+    return !this.#done && this.#credit >= chunks;
   }
 
   /** A chunk arrived; one beyond the credit fails the stream. */
@@ -120,10 +123,31 @@ export class ChunkQueue<T = unknown> implements AsyncIterableIterator<T> {
     this.#batch = Math.max(1, Math.min(window >> 1, MAX_BATCH));
   }
 
-  /** A chunk (types 12, 14) or the end of an upload (type 15) arrived. */
-  take(frame: { type: number; message?: unknown; error?: ErrorPayload }): void {
-    if (frame.type !== 15) this.push(frame.message);
-    else this.end(frame.error && new RemoteError(frame.error));
+  /**
+   * A chunk (types 12, 14), packed chunks, or the end of an upload (type 15)
+   * arrived. Packed chunks the sender was not let pack fail the stream.
+   */
+  take(
+    frame: {
+      type: number;
+      message?: unknown;
+      chunks?: number;
+      error?: ErrorPayload;
+    },
+  ): void {
+    if (frame.type === 15) {
+      return this.end(frame.error && new RemoteError(frame.error));
+    }
+    if (frame.chunks === undefined) return this.push(frame.message);
+    if (!this.packs) {
+      const error = new DuplexError(
+        "INVALID_FRAME",
+        "Cannot read stream: chunks packed without leave",
+      );
+      this.#stop(error);
+      return this.end(error);
+    }
+    for (const chunk of frame.message as unknown[]) this.push(chunk);
   }
 
   /**

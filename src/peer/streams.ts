@@ -13,6 +13,7 @@ import { isStream } from "./sender.ts";
 import { cancelled, ChunkQueue } from "./chunk_queue.ts";
 import type { ErrorPayload, Frame, RequestFrame } from "../wire/protocol.ts";
 import { handlerError } from "./incoming_requests.ts";
+import { nextTurn } from "./next_turn.ts";
 import type { RequestOptions } from "./peer_options.ts";
 
 /**
@@ -104,14 +105,33 @@ function stop(iterator: AsyncIterator<unknown>): void {
   iterator.return?.()?.then(undefined, () => {});
 }
 
+/** Bytes of a binary chunk (packed chunks are binary), else -1. */
+function bytesOf(chunk: unknown): number {
+  return chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)
+    ? chunk.byteLength
+    : -1;
+}
+
+/** Sends what a pump packed, at the end of the turn that pulled it. */
+const sendPacked = (pump: ChunkPump) => pump.flush();
+
 /**
  * The sending end of one stream: pulls a chunk from its source only when
  * the consumer has credit for it, so a slow consumer slows the source and
- * nothing piles up.
+ * nothing piles up. Once the consumer lets it pack (an upload's first
+ * credit frame with `pack`), the binary chunks it pulls in one turn of the
+ * event loop go as one frame, up to that many bytes, when the turn ends or
+ * the frame is full: never held on a timer.
  */
 export class ChunkPump {
   #iterator: AsyncIterator<unknown>;
+  #send: (message: unknown, chunks?: number) => void;
   #credit: number;
+  /** Bytes of chunks one frame may carry (0: one chunk a frame). */
+  #pack = 0;
+  /** Chunks pulled and not sent yet (while packing). */
+  #packed: unknown[] = [];
+  #packedBytes = 0;
   /** Chunks sent so far. */
   #sent = 0;
   /** Credit granted by frames (types 13, 16) so far. */
@@ -126,19 +146,20 @@ export class ChunkPump {
    *
    * @param source The async iterable or ReadableStream.
    * @param credit The credit granted at first.
-   * @param send Sends one chunk.
+   * @param send Sends one chunk, or `chunks` chunks packed in an array.
    * @param finish Called once when the source ended (no argument) or
    * failed; not after {@linkcode ChunkPump.stop}.
    */
   constructor(
     source: AsyncIterable<unknown>,
     credit: number,
-    send: (chunk: unknown) => void,
+    send: (message: unknown, chunks?: number) => void,
     finish: (error?: unknown) => void,
   ) {
     this.#credit = credit;
+    this.#send = send;
     this.#iterator = iterate(source);
-    this.#run(send).then(
+    this.#run().then(
       (ended) => ended && finish(),
       (error) => this.#stopped || finish(error ?? new Error("Stream failed")),
     );
@@ -158,8 +179,10 @@ export class ChunkPump {
   }
 
   /** Credit (types 13, 16) or the end of an upload's reading (17) arrived. */
-  take(frame: { type: number; credit?: number }): void {
+  take(frame: { type: number; credit?: number; pack?: number }): void {
     if (frame.type === 17) return this.stop();
+    // An upload's responder lets it pack (type 16 only).
+    if (frame.type === 16 && frame.pack !== undefined) this.#pack = frame.pack;
     this.#granted += frame.credit!;
     this.#credit += frame.credit!;
     this.#wake?.();
@@ -174,24 +197,61 @@ export class ChunkPump {
   stop(reason: unknown = cancelled()): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.#packed = [];
     this.abort?.(reason);
     this.#wake?.();
     stop(this.#iterator);
   }
 
+  /**
+   * Sends the chunks packed so far: one alone, several as one frame. Public
+   * only for the end of the turn; not meant to be called.
+   */
+  flush(): void {
+    const chunks = this.#packed;
+    if (chunks.length === 0 || this.#stopped) return;
+    this.#packed = [];
+    this.#packedBytes = 0;
+    if (chunks.length === 1) this.#send(chunks[0]);
+    else this.#send(chunks, chunks.length);
+  }
+
+  /** Sends a chunk pulled: packed when it may be, else after those packed. */
+  #add(chunk: unknown): void {
+    const pack = this.#pack;
+    const size = pack > 0 ? bytesOf(chunk) : -1;
+    if (size < 0 || size > pack >> 1) {
+      this.flush();
+      return this.#send(chunk);
+    }
+    if (this.#packedBytes + size > pack) this.flush();
+    if (this.#packed.push(chunk) === 1) nextTurn(sendPacked, this);
+    this.#packedBytes += size;
+  }
+
   /** Resolves `true` when the source ended, `false` when stopped. */
-  async #run(send: (chunk: unknown) => void): Promise<boolean> {
-    while (!this.#stopped) {
-      if (this.#credit <= 0) {
-        await new Promise<void>((resolve) => this.#wake = resolve);
-        continue;
+  async #run(): Promise<boolean> {
+    try {
+      while (!this.#stopped) {
+        if (this.#credit <= 0) {
+          this.flush();
+          await new Promise<void>((resolve) => this.#wake = resolve);
+          continue;
+        }
+        const result = await this.#iterator.next();
+        if (this.#stopped) break;
+        if (result.done) {
+          this.flush();
+          return this.#stopped = true;
+        }
+        this.#credit--;
+        this.#sent++;
+        this.#add(result.value);
       }
-      const result = await this.#iterator.next();
-      if (this.#stopped) break;
-      if (result.done) return this.#stopped = true;
-      this.#credit--;
-      this.#sent++;
-      send(result.value);
+    } catch (error) {
+      // What was pulled before the failure arrives before it.
+      this.flush();
+      throw error;
     }
     return false;
   }
@@ -253,18 +313,24 @@ export class Streams {
   producing = 0;
   #send: (frame: Frame) => void;
   #fail: (sequence: number, error: unknown) => void;
+  /** Bytes an uploader that offers to may pack into one frame (0: none). */
+  #pack: number;
 
   /**
    * @param send Sends a frame on the peer.
    * @param fail Answers request `sequence` with the error of its handler
    * (here: of its streamed result).
+   * @param pack Bytes of chunks an uploader that offers to may pack into one
+   * frame (a server's: well under its largest message); 0 lets none.
    */
   constructor(
     send: (frame: Frame) => void,
     fail: (sequence: number, error: unknown) => void,
+    pack = 0,
   ) {
     this.#send = send;
     this.#fail = fail;
+    this.#pack = pack;
   }
 
   /** Sends chunks of `source` on `sequence` as frames of `type`. */
@@ -280,7 +346,12 @@ export class Streams {
     const pump = new ChunkPump(
       source,
       credit,
-      (message) => this.#send({ sequence, type, message }),
+      (message, chunks) =>
+        this.#send(
+          chunks === undefined
+            ? { sequence, type, message }
+            : { sequence, type, message, chunks },
+        ),
       (error) => {
         this.#ends.delete(key);
         finish(error);
@@ -310,7 +381,7 @@ export class Streams {
     const upload = isStream(message) || undefined;
     send(
       upload
-        ? { sequence, type: 1, method, credit, upload }
+        ? { sequence, type: 1, method, credit, upload, pack: true }
         : { sequence, type: 1, message, method, credit },
     );
     const key = sequence * 4;
@@ -359,7 +430,13 @@ export class Streams {
     queue.bind((credit) => send({ sequence, type: 16, credit }));
     this.#ends.set(key, queue);
     frame.message = queue;
-    send({ sequence, type: 16, credit: DEFAULT_CREDIT });
+    const pack = frame.pack && this.#pack;
+    if (pack) queue.packs = true;
+    send(
+      pack
+        ? { sequence, type: 16, credit: DEFAULT_CREDIT, pack }
+        : { sequence, type: 16, credit: DEFAULT_CREDIT },
+    );
   }
 
   /**
@@ -450,13 +527,13 @@ export class Streams {
    * @param frame The decoded frame.
    * @returns `true` when it was asked for.
    */
-  asked(frame: Frame & { credit?: number }): boolean {
+  asked(frame: Frame & { credit?: number; chunks?: number }): boolean {
     const type = frame.type;
     if (type < 12 || type === 15 || type === 17) return false;
     const end = this.#ends.get(frame.sequence * 4 + SIDE[type - 12]);
     if (end === undefined) return false;
     return type === 12 || type === 14
-      ? end instanceof ChunkQueue && end.asked()
+      ? end instanceof ChunkQueue && end.asked(frame.chunks)
       : end instanceof ChunkPump && end.asked(frame);
   }
 
@@ -466,7 +543,14 @@ export class Streams {
    *
    * @param frame The frame.
    */
-  dispatch(frame: Frame & { credit?: number; error?: ErrorPayload }): void {
+  dispatch(
+    frame: Frame & {
+      credit?: number;
+      pack?: number;
+      chunks?: number;
+      error?: ErrorPayload;
+    },
+  ): void {
     const { sequence, type } = frame;
     const key = sequence * 4 + SIDE[type - 12];
     const end = this.#ends.get(key);

@@ -13,7 +13,6 @@ import {
   type SocketLike,
 } from "../peer/peer.ts";
 import type { Registry } from "../peer/receiver.ts";
-import { streams } from "../peer/stream_support.ts";
 import { timeoutLists } from "../peer/timeout_lists.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
@@ -206,7 +205,7 @@ class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
    */
   readonly codec: Codec;
   readonly registry: Registry;
-  readonly streams: StreamSupport = streams;
+  readonly streams: StreamSupport;
   readonly timeouts: TimeoutsFactory = timeoutLists;
   readonly maxMalformed: number;
   readonly timeout: number;
@@ -231,6 +230,7 @@ class ServerPeerOptions<Local extends Endpoint, Remote extends Endpoint>
     this.codec = codec ?? serverJsonCodec;
     this.registry = server.registry;
     this.maxMalformed = server.peerOptions.maxMalformed;
+    this.streams = server.peerOptions.streams;
     this.timeout = server.peerOptions.timeout;
     if (usedSequences) this.sequences = { last: usedSequences };
     this.guard = limitsOf(server.peerOptions);

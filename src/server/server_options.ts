@@ -6,6 +6,8 @@
  */
 
 import { Coalescer } from "./coalescing_socket.ts";
+import { consume, Streams } from "../peer/streams.ts";
+import type { StreamSupport } from "../peer/stream_support.ts";
 import type { Registry } from "../peer/receiver.ts";
 import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
@@ -413,6 +415,21 @@ export interface PeerOptions {
   timeout: number;
   /** Write coalescing (one per server), unless `coalesce` is `false`. */
   coalescer: Coalescer | undefined;
+  /** Stream support whose uploads may pack chunks (one per server). */
+  streams: StreamSupport;
+}
+
+/**
+ * The most bytes of chunks an uploader may pack into one frame: a few
+ * 64 KiB chunks, under the size from which the binary codec sends
+ * attachments as messages of their own (256 KiB).
+ */
+const PACK_BYTES = 196_608;
+
+/** Stream support whose uploads may pack up to half the largest message. */
+function packingStreams(maxMessageSize: number): StreamSupport {
+  const pack = Math.min(PACK_BYTES, Math.floor(maxMessageSize / 2));
+  return { ends: (send, fail) => new Streams(send, fail, pack), consume };
 }
 
 /** The per-connection options with their defaults applied. */
@@ -431,8 +448,9 @@ export function peerOptions(options: DuplexServerOptions): PeerOptions {
       burstBytes: given.burstBytes ?? given.bytesPerSecond ??
         DEFAULT_RATE_LIMIT.burstBytes,
     };
+  const maxMessageSize = options.maxMessageSize ?? 1024 * 1024;
   return {
-    maxMessageSize: options.maxMessageSize ?? 1024 * 1024,
+    maxMessageSize,
     maxInFlight: options.maxInFlight ?? 128,
     rateLimit,
     maxMalformed: options.maxMalformed ?? 10,
@@ -440,6 +458,7 @@ export function peerOptions(options: DuplexServerOptions): PeerOptions {
     backpressure: options.backpressure ?? "drop",
     timeout: options.timeout ?? 30_000,
     coalescer: options.coalesce === false ? undefined : new Coalescer(),
+    streams: packingStreams(maxMessageSize),
   };
 }
 

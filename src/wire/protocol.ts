@@ -151,6 +151,12 @@ export interface RequestFrame {
    * responder grants credit; `message` is absent.
    */
   upload?: true;
+  /**
+   * Extension, with `upload`: the caller can pack several chunks into one
+   * upload chunk frame, if the responder's first credit frame lets it
+   * (PROTOCOL.md, "Packed chunks").
+   */
+  pack?: true;
 }
 
 /**

@@ -27,8 +27,10 @@ export interface StreamChunkFrame {
   sequence: number;
   /** Always 12. */
   type: 12;
-  /** The chunk: any value the codec carries. */
+  /** The chunk: any value the codec carries (with `chunks`, an array of them). */
   message?: unknown;
+  /** Packed chunks: `message` is an array of this many chunks (2 or more). */
+  chunks?: number;
 }
 
 /**
@@ -68,8 +70,13 @@ export interface UploadChunkFrame {
   sequence: number;
   /** Always 14. */
   type: 14;
-  /** The chunk: any value the codec carries. */
+  /** The chunk: any value the codec carries (with `chunks`, an array of them). */
   message?: unknown;
+  /**
+   * Packed chunks: `message` is an array of this many chunks (2 or more),
+   * each counted against the credit; only after a credit frame with `pack`.
+   */
+  chunks?: number;
 }
 
 /**
@@ -110,6 +117,11 @@ export interface UploadCreditFrame {
   type: 16;
   /** How many more chunks the caller may send, 1 to 2^31 − 1. */
   credit: number;
+  /**
+   * In the first credit frame, to a request that offered `pack`: the caller
+   * may pack chunks of this many bytes in all into one upload chunk frame.
+   */
+  pack?: number;
 }
 
 /**
@@ -154,8 +166,9 @@ export type StreamFrame =
 
 /**
  * What is wrong with the stream fields of a parsed frame: `credit` of types
- * 1 (optional), 13 and 16, `upload` of type 1 (type 15's `error` is checked
- * as a response's). Internal: the codec's `validateFrame` calls it.
+ * 1 (optional), 13 and 16, `upload` and `pack` of type 1, `pack` of type 16,
+ * `chunks` of types 12 and 14 (type 15's `error` is checked as a
+ * response's). Internal: the codec's `validateFrame` calls it.
  *
  * @param value The parsed frame.
  * @returns The problem, or `undefined` when the fields are valid.
@@ -163,11 +176,27 @@ export type StreamFrame =
 export function streamFieldProblem(
   value: Record<string, unknown>,
 ): string | undefined {
-  const { type, credit, upload } = value;
+  const { type, credit, upload, pack, chunks } = value;
   if (
-    (credit !== undefined || type === 13 || type === 16) &&
-    !(Number.isInteger(credit) && (credit as number) > 0 &&
-      (credit as number) <= 0x7fff_ffff)
+    (credit !== undefined || type === 13 || type === 16) && !positive(credit)
   ) return `"credit" must be a positive integer`;
   if (upload !== undefined && upload !== true) return `"upload" must be true`;
+  if (pack !== undefined && !(type === 1 ? pack === true : positive(pack))) {
+    return type === 1
+      ? `"pack" must be true`
+      : `"pack" must be a positive integer`;
+  }
+  if (
+    chunks !== undefined &&
+    !(positive(chunks) && (chunks as number) >= 2 &&
+      Array.isArray(value.message) && value.message.length === chunks)
+  ) {
+    return `"chunks" must count the chunks of "message" (2 or more)`;
+  }
+}
+
+/** Whether `value` is an integer from 1 to 2^31 − 1. */
+function positive(value: unknown): boolean {
+  return Number.isInteger(value) && (value as number) > 0 &&
+    (value as number) <= 0x7fff_ffff;
 }
