@@ -71,27 +71,39 @@ function fail(reason: string, cause?: unknown): never {
 }
 
 /**
+ * The placeholder of a binary value that becomes attachment `index` (the
+ * value's bytes pushed to `parts`), or undefined for any other value.
+ */
+function attach(
+  value: unknown,
+  index: number,
+  parts: Uint8Array[],
+): string | undefined {
+  if (value instanceof ArrayBuffer) {
+    parts.push(new Uint8Array(value));
+    return MARK + BUFFER + index;
+  }
+  if (!ArrayBuffer.isView(value)) return undefined;
+  parts.push(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  return MARK + VIEW + index;
+}
+
+/**
  * The header of a frame whose message is itself binary (a chunk, an echo,
- * a file) and whose other fields are plain values that need no escape,
- * written without a replacer (which keeps JSON.stringify off its fast
- * path); undefined for any other frame.
+ * a file) or packed binary chunks (an array of them, with `chunks`), and
+ * whose other fields are plain values that need no escape, written without a
+ * replacer (which keeps JSON.stringify off its fast path); undefined for any
+ * other frame.
  */
 function plainHeader(frame: Frame, parts: Uint8Array[]): string | undefined {
-  const message = (frame as { message?: unknown }).message;
-  let placeholder: string;
-  let part: Uint8Array;
-  if (message instanceof ArrayBuffer) {
-    placeholder = MARK + BUFFER + "0";
-    part = new Uint8Array(message);
-  } else if (ArrayBuffer.isView(message)) {
-    placeholder = MARK + VIEW + "0";
-    part = new Uint8Array(
-      message.buffer,
-      message.byteOffset,
-      message.byteLength,
-    );
-  } else return undefined;
   const fields = frame as unknown as Record<string, unknown>;
+  const message = fields.message;
+  const packed = Array.isArray(message) && fields.chunks === message.length;
+  if (
+    !packed && !(message instanceof ArrayBuffer || ArrayBuffer.isView(message))
+  ) {
+    return undefined;
+  }
   for (const key in fields) {
     const value = fields[key];
     if (key === "message") continue;
@@ -102,7 +114,18 @@ function plainHeader(frame: Frame, parts: Uint8Array[]): string | undefined {
       return undefined;
     }
   }
-  parts.push(part);
+  let placeholder: string | string[] | undefined;
+  if (packed) {
+    placeholder = [];
+    for (let i = 0; i < message.length; i++) {
+      const one = attach(message[i], i, parts);
+      if (one === undefined) {
+        parts.length = 0;
+        return undefined;
+      }
+      placeholder.push(one);
+    }
+  } else placeholder = attach(message, 0, parts);
   return JSON.stringify({ ...frame, message: placeholder });
 }
 
@@ -284,6 +307,9 @@ function ascii(text: string): Uint8Array {
 const SEQUENCE = ascii('{"sequence":');
 const TYPE = ascii(',"type":');
 const MESSAGE = ascii(',"message":"\\u0000');
+const PACKED = ascii(',"message":[');
+const PLACEHOLDER = ascii('"\\u0000');
+const CHUNKS = ascii('],"chunks":');
 const METHOD = ascii(',"method":"');
 /** The longest method name (validateFrame's bound). */
 const MAX_METHOD = 256;
@@ -336,7 +362,7 @@ function plainFrame(
   end: number,
   parts: Uint8Array[],
 ): object | undefined {
-  if (parts.length !== 1 || !holds(bytes, 4, end, SEQUENCE)) return undefined;
+  if (parts.length === 0 || !holds(bytes, 4, end, SEQUENCE)) return undefined;
   const sequence = integerAt(bytes, 4 + SEQUENCE.length, end, 10);
   let i = integerEnd;
   if (
@@ -346,7 +372,11 @@ function plainFrame(
   }
   const type = integerAt(bytes, i + TYPE.length, end, 3);
   i = integerEnd;
-  if (type < 0 || !holds(bytes, i, end, MESSAGE)) return undefined;
+  if (type < 0) return undefined;
+  if (parts.length > 1) {
+    return packedFrame(bytes, i, end, parts, sequence, type);
+  }
+  if (!holds(bytes, i, end, MESSAGE)) return undefined;
   i += MESSAGE.length;
   // The placeholder's kind, its index (0) and the closing quote.
   const kind = bytes[i];
@@ -374,6 +404,46 @@ function plainFrame(
   }
   const method = asciiText(bytes.subarray(methodStart, i));
   return { sequence, type, message, method };
+}
+
+/**
+ * The rest of a header of packed chunks, from `i` on, in the shape
+ * {@linkcode plainHeader} writes (`,"message":["<0>","<1>",…],"chunks":N}`,
+ * the placeholders in order, one for each attachment), read without
+ * JSON.parse; undefined for any other.
+ */
+function packedFrame(
+  bytes: Uint8Array,
+  i: number,
+  end: number,
+  parts: Uint8Array[],
+  sequence: number,
+  type: number,
+): object | undefined {
+  if (!holds(bytes, i, end, PACKED)) return undefined;
+  i += PACKED.length;
+  const message: unknown[] = [];
+  for (let n = 0; n < parts.length; n++) {
+    if (n > 0 && bytes[i++] !== 44) return undefined;
+    if (!holds(bytes, i, end, PLACEHOLDER)) return undefined;
+    i += PLACEHOLDER.length;
+    const kind = bytes[i];
+    if (
+      !(kind === 117 || kind === 97) ||
+      integerAt(bytes, i + 1, end, 5) !== n || bytes[integerEnd] !== 34
+    ) {
+      return undefined;
+    }
+    i = integerEnd + 1;
+    message.push(kind === 117 ? parts[n] : bufferOf(parts[n]));
+  }
+  if (!holds(bytes, i, end, CHUNKS)) return undefined;
+  const chunks = integerAt(bytes, i + CHUNKS.length, end, 10);
+  i = integerEnd;
+  if (chunks !== parts.length || i !== end - 1 || bytes[i] !== 125) {
+    return undefined;
+  }
+  return { sequence, type, message, chunks };
 }
 
 /**

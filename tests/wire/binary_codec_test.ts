@@ -24,6 +24,8 @@ const FRAMES: Frame[] = [
     type: 15,
     error: { code: "E", message: "m", data: new Uint8Array(0) },
   },
+  // Packed chunks (PROTOCOL.md, "Packed chunks (uploads)").
+  { sequence: 8, type: 14, message: [bytes, buffer, bytes], chunks: 3 },
 ];
 
 Deno.test("binaryCodec round-trips binary values in every frame type with their types", () => {
@@ -158,6 +160,32 @@ Deno.test("binaryCodec reads the usual headers as JSON would, and refuses what J
         message: bytes,
       },
     ],
+    // Packed chunks, in the shape the encoder writes, and in others.
+    [
+      `{"sequence":3,"type":14,"message":["\\u0000u0","\\u0000a1"],"chunks":2}`,
+      [bytes, new Uint8Array(buffer)],
+      { sequence: 3, type: 14, message: [bytes, buffer], chunks: 2 },
+    ],
+    [
+      `{"sequence":3,"type":14,"message":["\\u0000u1","\\u0000u0"],"chunks":2}`,
+      [bytes, new Uint8Array(buffer)],
+      {
+        sequence: 3,
+        type: 14,
+        message: [new Uint8Array(buffer), bytes],
+        chunks: 2,
+      },
+    ],
+    [
+      `{"sequence":3,"type":14,"message":["\\u0000u0", "\\u0000u1"],"chunks":2}`,
+      [bytes, new Uint8Array(buffer)],
+      {
+        sequence: 3,
+        type: 14,
+        message: [bytes, new Uint8Array(buffer)],
+        chunks: 2,
+      },
+    ],
   ];
   for (const [header, attachments, frame] of read) {
     const decoded = binaryCodec.decode(message(header, ...attachments));
@@ -179,6 +207,11 @@ Deno.test("binaryCodec reads the usual headers as JSON would, and refuses what J
     [`{"sequence":1,"type":99,"message":${u}}`, /unknown type/],
     [`{"sequence":1,"type":2,"message":"\\u0000u1"}`, /no attachment/],
     [`{"sequence":1,"type":2,"message":${u}}x`, /not JSON/],
+    [
+      `{"sequence":1,"type":14,"message":[${u},${u}],"chunks":3}`,
+      /"chunks" must count/,
+    ],
+    [`{"sequence":1,"type":14,"message":[${u},${u}],"chunks":2}x`, /not JSON/],
     [
       `{"sequence":1,"type":1,"message":${u},"method":"${"m".repeat(257)}"}`,
       /method/,
