@@ -113,7 +113,7 @@ function bytesOf(chunk: unknown): number {
 }
 
 /** Sends what a pump packed, at the end of the turn that pulled it. */
-const sendPacked = (pump: ChunkPump) => pump.flush();
+const sendPacked = (pump: ChunkPump) => pump.endTurn();
 
 /**
  * The sending end of one stream: pulls a chunk from its source only when
@@ -132,6 +132,8 @@ export class ChunkPump {
   /** Chunks pulled and not sent yet (while packing). */
   #packed: unknown[] = [];
   #packedBytes = 0;
+  /** Whether the end of this turn will send what is packed then. */
+  #turnEnd = false;
   /** Chunks sent so far. */
   #sent = 0;
   /** Credit granted by frames (types 13, 16) so far. */
@@ -204,10 +206,16 @@ export class ChunkPump {
   }
 
   /**
-   * Sends the chunks packed so far: one alone, several as one frame. Public
-   * only for the end of the turn; not meant to be called.
+   * The turn that packed chunks ended: sends what is still packed. Public
+   * only for `nextTurn`; not meant to be called.
    */
-  flush(): void {
+  endTurn(): void {
+    this.#turnEnd = false;
+    this.#flush();
+  }
+
+  /** Sends the chunks packed so far: one alone, several as one frame. */
+  #flush(): void {
     const chunks = this.#packed;
     if (chunks.length === 0 || this.#stopped) return;
     this.#packed = [];
@@ -221,12 +229,17 @@ export class ChunkPump {
     const pack = this.#pack;
     const size = pack > 0 ? bytesOf(chunk) : -1;
     if (size < 0 || size > pack >> 1) {
-      this.flush();
+      this.#flush();
       return this.#send(chunk);
     }
-    if (this.#packedBytes + size > pack) this.flush();
-    if (this.#packed.push(chunk) === 1) nextTurn(sendPacked, this);
+    if (this.#packedBytes + size > pack) this.#flush();
+    this.#packed.push(chunk);
     this.#packedBytes += size;
+    // One wake-up a turn, however many frames the turn fills.
+    if (!this.#turnEnd) {
+      this.#turnEnd = true;
+      nextTurn(sendPacked, this);
+    }
   }
 
   /** Resolves `true` when the source ended, `false` when stopped. */
@@ -234,14 +247,14 @@ export class ChunkPump {
     try {
       while (!this.#stopped) {
         if (this.#credit <= 0) {
-          this.flush();
+          this.#flush();
           await new Promise<void>((resolve) => this.#wake = resolve);
           continue;
         }
         const result = await this.#iterator.next();
         if (this.#stopped) break;
         if (result.done) {
-          this.flush();
+          this.#flush();
           return this.#stopped = true;
         }
         this.#credit--;
@@ -250,7 +263,7 @@ export class ChunkPump {
       }
     } catch (error) {
       // What was pulled before the failure arrives before it.
-      this.flush();
+      this.#flush();
       throw error;
     }
     return false;

@@ -84,7 +84,11 @@ function attach(
     return MARK + BUFFER + index;
   }
   if (!ArrayBuffer.isView(value)) return undefined;
-  parts.push(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  parts.push(
+    value instanceof Uint8Array
+      ? value
+      : new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+  );
   return MARK + VIEW + index;
 }
 
