@@ -119,7 +119,8 @@ export class SessionOutbox {
       this.acked = count;
       return true;
     }
-    let head = this.#head;
+    const first = this.#head;
+    let head = first;
     let bytes = this.#bytes;
     for (let n = this.acked; n < count; n++) {
       const data = frames[head];
@@ -130,7 +131,7 @@ export class SessionOutbox {
         // The buffer of an acknowledged binary frame goes back to the pool.
         frameBytes.recycle(data);
       }
-      frames[head++] = "";
+      head++;
     }
     this.acked = count;
     this.#bytes = bytes;
@@ -141,10 +142,14 @@ export class SessionOutbox {
       return true;
     }
     this.#oldestAt = Date.now();
-    if (head > 1024 && head * 2 > frames.length) {
-      frames.splice(0, head);
+    if (frames.length - head <= head) {
+      // Kept in a new array (no more copied than dropped): a young array
+      // takes young frames without the write barrier's slow path, which an
+      // old one pays for each frame pushed (an old-to-young pointer).
+      this.#frames = frames.slice(head);
       this.#head = 0;
     } else {
+      frames.fill("", first, head);
       this.#head = head;
     }
     return true;
