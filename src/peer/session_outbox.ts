@@ -47,6 +47,8 @@ export class SessionOutbox {
   #oldestAt = 0;
   #head = 0;
   #bytes = 0;
+  /** Binary frames kept (a trim looks for them only while there are). */
+  #binary = 0;
   #limits: OutboxLimits;
 
   /** @param limits The bounds; beyond one `push` returns `false`. */
@@ -89,6 +91,7 @@ export class SessionOutbox {
     } else {
       bytes = this.#bytes += frameBytes.size(data);
       frames.push(frameBytes.keep(data));
+      this.#binary++;
     }
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&
@@ -120,29 +123,30 @@ export class SessionOutbox {
       return true;
     }
     const first = this.#head;
-    let head = first;
-    let bytes = this.#bytes;
-    for (let n = this.acked; n < count; n++) {
-      const data = frames[head];
-      if (typeof data === "string") {
-        bytes -= data.length;
-      } else {
-        bytes -= frameBytes.size(data);
-        // The buffer of an acknowledged binary frame goes back to the pool.
+    const head = first + count - this.acked;
+    const kept = frames.length - head;
+    // The bytes left: the kept frames' or, when fewer, the dropped ones'
+    // taken off.
+    this.#bytes = kept < head - first
+      ? bytesOf(frames, head, frames.length)
+      : this.#bytes - bytesOf(frames, first, head);
+    // The buffer of an acknowledged binary frame goes back to the pool.
+    for (let n = first; this.#binary > 0 && n < head; n++) {
+      const data = frames[n];
+      if (typeof data !== "string") {
         frameBytes.recycle(data);
+        this.#binary--;
       }
-      head++;
     }
     this.acked = count;
-    this.#bytes = bytes;
-    if (head === frames.length) {
+    if (kept === 0) {
       // Empty: release the array (an idle session keeps none).
       this.#frames = undefined;
       this.#head = 0;
       return true;
     }
     this.#oldestAt = Date.now();
-    if (frames.length - head <= head) {
+    if (kept <= head) {
       // Kept in a new array (no more copied than dropped): a young array
       // takes young frames without the write barrier's slow path, which an
       // old one pays for each frame pushed (an old-to-young pointer).
@@ -249,7 +253,17 @@ export class SessionOutbox {
     }
     this.#frames = undefined;
     this.#head = 0;
-    this.#bytes = 0;
+    this.#bytes = this.#binary = 0;
     this.acked = this.sent;
   }
+}
+
+/** The bytes of the frames from index `from` to `to` (excluded). */
+function bytesOf(frames: Data[], from: number, to: number): number {
+  let bytes = 0;
+  for (let n = from; n < to; n++) {
+    const data = frames[n];
+    bytes += typeof data === "string" ? data.length : frameBytes.size(data);
+  }
+  return bytes;
 }

@@ -4,20 +4,23 @@ import { Random } from "../_random.ts";
 
 const limits = { maxFrames: 100_000, maxBytes: 1 << 30, maxAge: 60_000 };
 
-Deno.test("SessionOutbox: partial and whole trims in any order keep exactly the frames after the count, and their bytes (seeded)", () => {
+Deno.test("SessionOutbox: partial and whole trims in any order keep exactly the frames after the count, text and binary, and their bytes (seeded)", () => {
   for (const seed of [1, 2, 3, 4, 5]) {
     const random = new Random(seed);
     const outbox = new SessionOutbox(limits);
     // The model: every frame sent, and how many the other side received.
-    const sent: string[] = [];
+    const sent: (string | Uint8Array<ArrayBuffer>)[] = [];
     let acked = 0;
     for (let step = 0; step < 400; step++) {
       if (random.int(3) > 0) {
         // A burst of frames of random lengths.
         for (let n = random.int(40); n > 0; n--) {
-          const frame = `{"sequence":0,"type":3,"message":"${
-            "x".repeat(random.int(50))
-          }#${sent.length}"}`;
+          // Mostly text, some binary (kept as a copy).
+          const frame = random.int(5) === 0
+            ? new Uint8Array(1 + random.int(60)).fill(sent.length & 255)
+            : `{"sequence":0,"type":3,"message":"${
+              "x".repeat(random.int(50))
+            }#${sent.length}"}`;
           sent.push(frame);
           assert.ok(outbox.push(frame, () => 0));
         }
@@ -32,7 +35,11 @@ Deno.test("SessionOutbox: partial and whole trims in any order keep exactly the 
       assert.equal(outbox.size, kept.length);
       assert.equal(
         outbox.bytes,
-        kept.reduce((sum, frame) => sum + frame.length, 0),
+        kept.reduce(
+          (sum, frame) =>
+            sum + (typeof frame === "string" ? frame.length : frame.byteLength),
+          0,
+        ),
       );
     }
     // Beyond what was sent, or below what was dropped: refused.
