@@ -15,7 +15,7 @@ export interface OutboxLimits {
   maxAge: number;
 }
 
-import { frameBytes } from "../wire/frame_bytes.ts";
+import { frameBytes, messageSize } from "../wire/frame_bytes.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -81,15 +81,11 @@ export class SessionOutbox {
       frames = this.#frames = [];
       this.#oldestAt = now();
     }
-    // One type test per frame. Bytes are kept as they are when they are the
-    // binary codec's lent buffer (it then encodes the next frame elsewhere),
-    // else as a copy.
-    let bytes: number;
-    if (typeof data === "string") {
-      bytes = this.#bytes += data.length;
-      frames.push(data);
-    } else {
-      bytes = this.#bytes += frameBytes.size(data);
+    const bytes = this.#bytes += messageSize(data);
+    // Bytes are kept as they are when they are the binary codec's lent
+    // buffer (it then encodes the next frame elsewhere), else as a copy.
+    if (typeof data === "string") frames.push(data);
+    else {
       frames.push(frameBytes.keep(data));
       this.#binary++;
     }
@@ -98,14 +94,6 @@ export class SessionOutbox {
       bytes <= limits.maxBytes &&
       // The clock is read once every 64 frames.
       ((sent & 63) !== 0 || now() - this.#oldestAt <= limits.maxAge);
-  }
-
-  /**
-   * Counts a sent frame without keeping it (the session can no longer
-   * replay anyway).
-   */
-  skip(): void {
-    this.sent++;
   }
 
   /**
@@ -139,23 +127,18 @@ export class SessionOutbox {
       }
     }
     this.acked = count;
-    if (kept === 0) {
-      // Empty: release the array (an idle session keeps none).
-      this.#frames = undefined;
-      this.#head = 0;
-      return true;
-    }
-    this.#oldestAt = Date.now();
     if (kept <= head) {
-      // Kept in a new array (no more copied than dropped): a young array
-      // takes young frames without the write barrier's slow path, which an
-      // old one pays for each frame pushed (an old-to-young pointer).
-      this.#frames = frames.slice(head);
+      // Kept in a new array (no more copied than dropped), or none kept (an
+      // idle session keeps no array): a young array takes young frames
+      // without the write barrier's slow path, which an old one pays for
+      // each frame pushed (an old-to-young pointer).
+      this.#frames = kept === 0 ? undefined : frames.slice(head);
       this.#head = 0;
     } else {
       frames.fill("", first, head);
       this.#head = head;
     }
+    if (kept > 0) this.#oldestAt = Date.now();
     return true;
   }
 
@@ -165,7 +148,7 @@ export class SessionOutbox {
    * @returns A copy of the list.
    */
   pending(): Data[] {
-    return this.#frames?.slice(this.#head) ?? [];
+    return this.#range(this.acked, this.sent);
   }
 
   /** Write-ahead from now on: the frames sent so far count as stored. */
@@ -244,17 +227,7 @@ export class SessionOutbox {
 
   /** Drops every kept frame; the counts stay. */
   clear(): void {
-    const frames = this.#frames;
-    if (frames !== undefined) {
-      for (let n = this.#head; n < frames.length; n++) {
-        const data = frames[n];
-        if (typeof data !== "string") frameBytes.recycle(data);
-      }
-    }
-    this.#frames = undefined;
-    this.#head = 0;
-    this.#bytes = this.#binary = 0;
-    this.acked = this.sent;
+    this.trim(this.sent);
   }
 }
 
@@ -262,8 +235,7 @@ export class SessionOutbox {
 function bytesOf(frames: Data[], from: number, to: number): number {
   let bytes = 0;
   for (let n = from; n < to; n++) {
-    const data = frames[n];
-    bytes += typeof data === "string" ? data.length : frameBytes.size(data);
+    bytes += messageSize(frames[n]);
   }
   return bytes;
 }

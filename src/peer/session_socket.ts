@@ -344,7 +344,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     }
     const outbox = this.#box();
     if (this.#lost !== undefined) {
-      outbox.skip();
+      outbox.sent++; // Counted, not kept: no replay is possible any more.
     } else if (!outbox.push(data, Date.now)) {
       this.#lost = "overflow";
       outbox.clear();
