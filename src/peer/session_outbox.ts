@@ -134,6 +134,9 @@ export class SessionOutbox {
       // each frame pushed (an old-to-young pointer).
       this.#frames = kept === 0 ? undefined : frames.slice(head);
       this.#head = 0;
+      // Emptied (at once): an old array, dead but not yet collected, would
+      // keep the frames it held alive through every scavenge.
+      frames.length = 0;
     } else {
       frames.fill("", first, head);
       this.#head = head;
