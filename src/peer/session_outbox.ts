@@ -15,7 +15,7 @@ export interface OutboxLimits {
   maxAge: number;
 }
 
-import { frameBytes } from "../wire/frame_bytes.ts";
+import { frameBytes, messageSize } from "../wire/frame_bytes.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -47,6 +47,8 @@ export class SessionOutbox {
   #oldestAt = 0;
   #head = 0;
   #bytes = 0;
+  /** Binary frames kept (a trim looks for them only while there are). */
+  #binary = 0;
   #limits: OutboxLimits;
 
   /** @param limits The bounds; beyond one `push` returns `false`. */
@@ -79,30 +81,19 @@ export class SessionOutbox {
       frames = this.#frames = [];
       this.#oldestAt = now();
     }
-    // One type test per frame. Bytes are kept as they are when they are the
-    // binary codec's lent buffer (it then encodes the next frame elsewhere),
-    // else as a copy.
-    let bytes: number;
-    if (typeof data === "string") {
-      bytes = this.#bytes += data.length;
-      frames.push(data);
-    } else {
-      bytes = this.#bytes += frameBytes.size(data);
+    const bytes = this.#bytes += messageSize(data);
+    // Bytes are kept as they are when they are the binary codec's lent
+    // buffer (it then encodes the next frame elsewhere), else as a copy.
+    if (typeof data === "string") frames.push(data);
+    else {
       frames.push(frameBytes.keep(data));
+      this.#binary++;
     }
     const limits = this.#limits;
     return sent - this.acked <= limits.maxFrames &&
       bytes <= limits.maxBytes &&
       // The clock is read once every 64 frames.
       ((sent & 63) !== 0 || now() - this.#oldestAt <= limits.maxAge);
-  }
-
-  /**
-   * Counts a sent frame without keeping it (the session can no longer
-   * replay anyway).
-   */
-  skip(): void {
-    this.sent++;
   }
 
   /**
@@ -119,34 +110,38 @@ export class SessionOutbox {
       this.acked = count;
       return true;
     }
-    let head = this.#head;
-    let bytes = this.#bytes;
-    for (let n = this.acked; n < count; n++) {
-      const data = frames[head];
-      if (typeof data === "string") {
-        bytes -= data.length;
-      } else {
-        bytes -= frameBytes.size(data);
-        // The buffer of an acknowledged binary frame goes back to the pool.
+    const first = this.#head;
+    const head = first + count - this.acked;
+    const kept = frames.length - head;
+    // The bytes left: the kept frames' or, when fewer, the dropped ones'
+    // taken off.
+    this.#bytes = kept < head - first
+      ? bytesOf(frames, head, frames.length)
+      : this.#bytes - bytesOf(frames, first, head);
+    // The buffer of an acknowledged binary frame goes back to the pool.
+    for (let n = first; this.#binary > 0 && n < head; n++) {
+      const data = frames[n];
+      if (typeof data !== "string") {
         frameBytes.recycle(data);
+        this.#binary--;
       }
-      frames[head++] = "";
     }
     this.acked = count;
-    this.#bytes = bytes;
-    if (head === frames.length) {
-      // Empty: release the array (an idle session keeps none).
-      this.#frames = undefined;
+    if (kept <= head) {
+      // Kept in a new array (no more copied than dropped), or none kept (an
+      // idle session keeps no array): a young array takes young frames
+      // without the write barrier's slow path, which an old one pays for
+      // each frame pushed (an old-to-young pointer).
+      this.#frames = kept === 0 ? undefined : frames.slice(head);
       this.#head = 0;
-      return true;
-    }
-    this.#oldestAt = Date.now();
-    if (head > 1024 && head * 2 > frames.length) {
-      frames.splice(0, head);
-      this.#head = 0;
+      // Emptied (at once): an old array, dead but not yet collected, would
+      // keep the frames it held alive through every scavenge.
+      frames.length = 0;
     } else {
+      frames.fill("", first, head);
       this.#head = head;
     }
+    if (kept > 0) this.#oldestAt = Date.now();
     return true;
   }
 
@@ -156,7 +151,7 @@ export class SessionOutbox {
    * @returns A copy of the list.
    */
   pending(): Data[] {
-    return this.#frames?.slice(this.#head) ?? [];
+    return this.#range(this.acked, this.sent);
   }
 
   /** Write-ahead from now on: the frames sent so far count as stored. */
@@ -235,16 +230,15 @@ export class SessionOutbox {
 
   /** Drops every kept frame; the counts stay. */
   clear(): void {
-    const frames = this.#frames;
-    if (frames !== undefined) {
-      for (let n = this.#head; n < frames.length; n++) {
-        const data = frames[n];
-        if (typeof data !== "string") frameBytes.recycle(data);
-      }
-    }
-    this.#frames = undefined;
-    this.#head = 0;
-    this.#bytes = 0;
-    this.acked = this.sent;
+    this.trim(this.sent);
   }
+}
+
+/** The bytes of the frames from index `from` to `to` (excluded). */
+function bytesOf(frames: Data[], from: number, to: number): number {
+  let bytes = 0;
+  for (let n = from; n < to; n++) {
+    bytes += messageSize(frames[n]);
+  }
+  return bytes;
 }

@@ -344,7 +344,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     }
     const outbox = this.#box();
     if (this.#lost !== undefined) {
-      outbox.skip();
+      outbox.sent++; // Counted, not kept: no replay is possible any more.
     } else if (!outbox.push(data, Date.now)) {
       this.#lost = "overflow";
       outbox.clear();
@@ -477,8 +477,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * has no TCP_NODELAY); if none left within two microtask hops (an awaited
    * answer), at the next turn (`setImmediate`; a 0 ms timer takes ~2 ms). */
   #acknowledgeSoon(): void {
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
     if (this.#ackTurn) return;
     this.#ackTurn = true;
     queueMicrotask(() =>
@@ -559,13 +557,13 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     return this.#held === undefined ? this.#received : this.#confirmed;
   }
 
-  /** Acknowledges now (`send`: false when a head carried it): a delayed one
-   * pending is left (one timer per delay). */
+  /** Acknowledges now (`send`: false when a head carried it). A delayed one
+   * pending is left to fire (it then acknowledges what arrived since, if
+   * anything, earlier than due): a timer per delay at most, rather than one
+   * set and cleared per acknowledgement (costly in Deno 2.9). */
   #acknowledge(send = true): void {
     const transport = this.#transport;
     if (transport === undefined || transport.readyState !== OPEN) return;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
     this.#ackSoon = false;
     // Never below what a handshake told (a resume reports all released).
     this.#acknowledged = Math.max(this.#durable(), this.#acknowledged);

@@ -255,3 +255,41 @@ Deno.test("SessionSocket: a due ack follows a frame its delivery sends at once, 
   assert.deepEqual(types(), [2, 10]);
   session.close();
 });
+
+Deno.test("SessionSocket: the delayed ack outlives acks by count (one timer per delay, not one per ack), and a frame after one is still acknowledged within the delay", async () => {
+  const ackDelay = 20;
+  const session = new SessionSocket(sessionLimits({ ackEvery: 2, ackDelay }));
+  const acked = Promise.withResolvers<void>();
+  const transport = new class extends FakeTransport {
+    override send(data: string | Uint8Array<ArrayBuffer>): void {
+      super.send(data);
+      if (JSON.parse(data as string).sequence === 5) acked.resolve();
+    }
+  }();
+  session.attach(transport, 0);
+  const acks = () =>
+    transport.sent.map((frame) => JSON.parse(frame as string).sequence);
+  // The delayed acks' timers set while frames arrive (no other timer runs
+  // here: due acks take `setImmediate`).
+  let delayed = 0;
+  const setTimer = globalThis.setTimeout;
+  globalThis.setTimeout = ((run: () => void, ms?: number, ...args: []) => {
+    if (ms === ackDelay) delayed++;
+    return setTimer(run, ms, ...args);
+  }) as typeof setTimeout;
+  try {
+    for (let n = 1; n <= 5; n++) {
+      transport.receive(`{"sequence":0,"type":3,"message":${n}}`);
+      if (n % 2 === 0) await afterDueAcks();
+    }
+  } finally {
+    globalThis.setTimeout = setTimer;
+  }
+  // Frames 2 and 4 made an ack due; the timer frame 1 set was left pending.
+  assert.deepEqual(acks(), [2, 4]);
+  assert.equal(delayed, 1);
+  // Frame 5 came after the last ack by count: the pending timer covers it.
+  await deadline(acked.promise, 1_000, "the delayed ack of frame 5");
+  assert.deepEqual(acks(), [2, 4, 5]);
+  session.close();
+});
