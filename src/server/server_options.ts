@@ -420,11 +420,13 @@ export interface PeerOptions {
 }
 
 /**
- * The most bytes of chunks an uploader may pack into one frame: a few
- * 64 KiB chunks, under the size from which the binary codec sends
- * attachments as messages of their own (256 KiB).
+ * The most bytes of chunks an uploader may pack into one frame: two 64 KiB
+ * chunks (or more smaller ones). Three (192 KiB messages) went no faster and
+ * raised the server's RSS high-water mark during an upload by some 4 MiB
+ * (the allocator's, not what V8 keeps: docs/performance.md, "Upload,
+ * seventh round").
  */
-const PACK_BYTES = 196_608;
+const PACK_BYTES = 132_096;
 
 /** Stream support whose uploads may pack up to half the largest message. */
 function packingStreams(maxMessageSize: number): StreamSupport {

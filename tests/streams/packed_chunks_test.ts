@@ -35,7 +35,7 @@ Deno.test("Packed chunks: a Client packs an upload's small binary chunks into fe
     for (let i = 0; i < count; i++) yield pattern(8192 + i, i);
   }
   assert.equal(await s.client.call("save", source(), { timeout: 0 }), count);
-  // 8 KiB chunks, at most 96 KiB (half the 192 KiB pack) in one frame.
+  // 8 KiB chunks, up to 129 KiB of them (the server's pack) in one frame.
   assert.ok(framesIn > 0 && framesIn <= count / 4, `${framesIn} frames`);
 });
 
@@ -115,12 +115,12 @@ Deno.test("Packed chunks: negotiated per upload: the first grant says pack only 
     assert.deepEqual(raw.grant, { sequence: 1, type: 16, credit: 16 });
   }
   await using raw = await rawUpload(true);
-  // Half the default largest message (1 MiB), at most 192 KiB.
+  // Half the default largest message (1 MiB), at most 129 KiB.
   assert.deepEqual(raw.grant, {
     sequence: 1,
     type: 16,
     credit: 16,
-    pack: 196_608,
+    pack: 132_096,
   });
   raw.socket.send(
     JSON.stringify({
