@@ -20,15 +20,8 @@
  * @module
  */
 
+import { instrumentation } from "./_callgrind.ts";
 import { connectionPeer, requests } from "./hot_path.ts";
-
-async function instrumentation(on: boolean): Promise<void> {
-  await new Deno.Command("callgrind_control", {
-    args: ["-i", on ? "on" : "off", String(Deno.pid)],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-}
 
 if (import.meta.main) {
   const [given, wire = "original", countText = "1000000", warmText] = Deno.args;

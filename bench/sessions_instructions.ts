@@ -26,6 +26,8 @@
  * @module
  */
 
+import { instrumentation } from "./_callgrind.ts";
+
 const here = new URL(".", import.meta.url);
 const clients = 50;
 const burst = 100;
@@ -80,13 +82,6 @@ async function child(
       }
       await delivered;
     }
-  };
-  const instrumentation = async (on: boolean) => {
-    await new Deno.Command("callgrind_control", {
-      args: ["-i", on ? "on" : "off", String(Deno.pid)],
-      stdout: "null",
-      stderr: "null",
-    }).output();
   };
   await run(warm);
   await instrumentation(true);

@@ -25,15 +25,9 @@
  * @module
  */
 
-const CHUNK = 65_536;
+import { instrumentation } from "./_callgrind.ts";
 
-async function instrumentation(on: boolean): Promise<void> {
-  await new Deno.Command("callgrind_control", {
-    args: ["-i", on ? "on" : "off", String(Deno.pid)],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-}
+const CHUNK = 65_536;
 
 /** Uploads `n` chunks and resolves once the receiver counted them all. */
 type Upload = (n: number) => Promise<void>;
