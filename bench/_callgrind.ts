@@ -1,10 +1,25 @@
 /**
- * Switches callgrind's instrumentation of this process on or off (run under
- * `valgrind --tool=callgrind --instr-atstart=no`), so that only a window of
- * the work is counted. Shared by the `*_instructions.ts` tools.
+ * Callgrind with counting off at the start, and the switch that turns the
+ * counting of this process on or off, so that only a window of the work is
+ * counted. Shared by the callgrind tools in this folder.
  *
  * @module
  */
+
+/**
+ * The valgrind arguments that run a command under callgrind with counting
+ * off until {@linkcode instrumentation} turns it on.
+ *
+ * @param outFile Where callgrind writes its counts.
+ * @returns The arguments to put before the command.
+ */
+export function callgrindArgs(outFile: string): string[] {
+  return [
+    "--tool=callgrind",
+    "--instr-atstart=no",
+    `--callgrind-out-file=${outFile}`,
+  ];
+}
 
 /**
  * Turns the counting of this process's instructions on or off.

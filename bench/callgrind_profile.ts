@@ -33,6 +33,7 @@
  * @module
  */
 
+import { callgrindArgs } from "./_callgrind.ts";
 import { unitsOf } from "./profile.ts";
 import { leanClient, spawnServer } from "./process.ts";
 
@@ -113,9 +114,7 @@ if (import.meta.main) {
   const dir = await Deno.makeTempDir({ prefix: "duplex-cgp-" });
   const running = await spawnServer([
     "valgrind",
-    "--tool=callgrind",
-    "--instr-atstart=no",
-    `--callgrind-out-file=${dir}/out`,
+    ...callgrindArgs(`${dir}/out`),
     Deno.execPath(),
     "run",
     "-A",

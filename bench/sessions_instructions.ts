@@ -26,7 +26,7 @@
  * @module
  */
 
-import { instrumentation } from "./_callgrind.ts";
+import { callgrindArgs, instrumentation } from "./_callgrind.ts";
 
 const here = new URL(".", import.meta.url);
 const clients = 50;
@@ -103,9 +103,7 @@ async function measure(
   try {
     const { stderr } = await new Deno.Command("valgrind", {
       args: [
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        `--callgrind-out-file=${dir}/out`,
+        ...callgrindArgs(`${dir}/out`),
         Deno.execPath(),
         "run",
         "-A",

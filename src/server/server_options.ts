@@ -6,8 +6,8 @@
  */
 
 import { Coalescer } from "./coalescing_socket.ts";
-import { consume, Streams } from "../peer/streams.ts";
-import type { StreamSupport } from "../peer/stream_support.ts";
+import { Streams } from "../peer/streams.ts";
+import { streams, type StreamSupport } from "../peer/stream_support.ts";
 import type { Registry } from "../peer/receiver.ts";
 import type { Codec } from "../wire/codec.ts";
 import type { BackpressurePolicy } from "../peer/peer.ts";
@@ -431,7 +431,7 @@ const PACK_BYTES = 132_096;
 /** Stream support whose uploads may pack up to half the largest message. */
 function packingStreams(maxMessageSize: number): StreamSupport {
   const pack = Math.min(PACK_BYTES, Math.floor(maxMessageSize / 2));
-  return { ends: (send, fail) => new Streams(send, fail, pack), consume };
+  return { ...streams, ends: (send, fail) => new Streams(send, fail, pack) };
 }
 
 /** The per-connection options with their defaults applied. */

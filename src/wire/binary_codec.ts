@@ -150,17 +150,7 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
         escaped = true;
         return MARK + value;
       }
-      if (value instanceof ArrayBuffer) {
-        parts.push(new Uint8Array(value));
-        return MARK + BUFFER + (parts.length - 1);
-      }
-      if (ArrayBuffer.isView(value)) {
-        parts.push(
-          new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
-        );
-        return MARK + VIEW + (parts.length - 1);
-      }
-      return value;
+      return attach(value, parts.length, parts) ?? value;
     });
     // No binary value: the JSON codec's text (the escapes apply only
     // inside binary messages).
