@@ -19,13 +19,22 @@
  *   so that no scavenge runs inside a sample): bytes of JavaScript heap
  *   allocated per chunk, five samples of `count` chunks each.
  *
+ * - with `--cpu` as the last argument (no valgrind; run it with
+ *   `--v8-flags=--single-threaded`; `mode` is ignored): the process's CPU
+ *   time for `count` chunks, raw frames and the stream alternately, five
+ *   rounds, and raw's median over the stream's (both ends in one process,
+ *   so the figure is the work of both, which two processes on a shared
+ *   machine only blur).
+ *
  * `root` is a checkout, so that the "before" of a change can be another one.
- * See docs/performance.md, "Upload, seventh round".
+ * See docs/performance.md, "Upload, seventh round" and "eighth round".
  *
  * @module
  */
 
+import process from "node:process";
 import { instrumentation } from "./_callgrind.ts";
+import { median } from "./stats.ts";
 
 const CHUNK = 65_536;
 
@@ -81,6 +90,7 @@ if (import.meta.main) {
   const [given, mode = "stream", countText = "2000", sessionText = "1"] =
     Deno.args;
   const heap = Deno.args.includes("--heap");
+  const cpu = Deno.args.includes("--cpu");
   const root = new URL(given ?? "..", `file://${Deno.cwd()}/`).href
     .replace(/\/$/, "");
   const count = Number(countText);
@@ -112,7 +122,7 @@ if (import.meta.main) {
 
   let upload: Upload;
   let client: { close(): Promise<void> } | undefined;
-  if (mode === "stream") {
+  if (mode === "stream" || cpu) {
     const streaming = new Client(`ws://${base}/?user=bench`, {
       codec: binaryCodec,
       streams,
@@ -131,7 +141,27 @@ if (import.meta.main) {
   } else upload = await rawUpload(base, chunk);
 
   await upload(3_000);
-  if (heap) {
+  if (cpu) {
+    const raw = await rawUpload(base, chunk);
+    await raw(3_000);
+    const used = () => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1000;
+    };
+    const times = { raw: [] as number[], stream: [] as number[] };
+    for (let round = 0; round < 5; round++) {
+      for (const [kind, run] of [["raw", raw], ["stream", upload]] as const) {
+        const before = used();
+        await run(count);
+        times[kind].push(Math.round(used() - before));
+      }
+    }
+    console.log(
+      `CPU ms for ${count} chunks: raw ${times.raw.join(" ")}; stream ` +
+        `(session ${session}) ${times.stream.join(" ")}; raw/stream ` +
+        (median(times.raw) / median(times.stream)).toFixed(3),
+    );
+  } else if (heap) {
     const gc = (globalThis as { gc?: () => void }).gc;
     if (gc === undefined) {
       throw new Error("Cannot measure: run with --expose-gc");

@@ -1,6 +1,7 @@
 /**
  * Large attachments as messages of their own. The binary codec sends a frame
- * whose attachments hold at least {@linkcode MIN_DETACHED} bytes as its
+ * whose attachments hold at least {@linkcode MIN_DETACHED} bytes (or are
+ * several of at least {@linkcode MIN_DETACHED_PART} each) as its
  * **head** (the binary message of PROTOCOL.md "Binary" with the top bit of
  * the header length set, the attachments' lengths and none of their bytes)
  * followed by one binary message per attachment, the bytes as the caller
@@ -32,6 +33,15 @@ export const CARRIES = 0x4000_0000;
 const COUNT_BYTES = 8;
 /** Attachments of at least this many bytes in all travel detached. */
 export const MIN_DETACHED = 256 * 1024;
+/**
+ * Several attachments of at least this many bytes each travel detached too
+ * (packed upload chunks): a message of its own costs less than copying one
+ * into a frame, and the receiver gets buffers of that size rather than one
+ * over the allocator's mmap threshold (docs/performance.md, "Upload, eighth
+ * round"). A single one stays inline below {@linkcode MIN_DETACHED}: two
+ * messages for it cost more than the copy.
+ */
+export const MIN_DETACHED_PART = 64 * 1024;
 /** The most attachments one detached frame may announce. */
 export const MAX_PARTS = 4096;
 

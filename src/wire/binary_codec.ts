@@ -20,6 +20,7 @@ import {
   gatherAttachments,
   MAX_PARTS,
   MIN_DETACHED,
+  MIN_DETACHED_PART,
   partsOf,
   sizeOf,
   uncarry,
@@ -164,17 +165,21 @@ function encode(frame: Frame): string | Uint8Array<ArrayBuffer> {
   const header = ascii ? undefined : encoder.encode(text);
   const headerLength = header === undefined ? text.length : header.byteLength;
   let bytes = 0;
+  let smallest = Infinity;
   let shared = false;
   for (const part of parts) {
     bytes += part.byteLength;
+    if (part.byteLength < smallest) smallest = part.byteLength;
     // WebSocket send() refuses a view of a SharedArrayBuffer.
     if (!(part.buffer instanceof ArrayBuffer)) shared = true;
   }
   // Large attachments go as messages of their own, after a head that lists
-  // their lengths (src/wire/attachments.ts): none is copied. Else (shared
-  // memory, more than a head may list) inline, copied.
-  const detached = bytes >= MIN_DETACHED && parts.length <= MAX_PARTS &&
-    !shared;
+  // their lengths (src/wire/attachments.ts): none is copied. So do several
+  // that are each large enough (packed upload chunks). Else (shared memory,
+  // more than a head may list) inline, copied.
+  const detached = (bytes >= MIN_DETACHED ||
+    parts.length > 1 && smallest >= MIN_DETACHED_PART) &&
+    parts.length <= MAX_PARTS && !shared;
   const size = 4 + headerLength + 4 * parts.length + (detached ? 0 : bytes);
   // Else a lent buffer, reused by the next encode unless a session's outbox
   // keeps it: a fresh megabyte costs page faults that cost more than the

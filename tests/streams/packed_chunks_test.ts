@@ -39,6 +39,41 @@ Deno.test("Packed chunks: a Client packs an upload's small binary chunks into fe
   assert.ok(framesIn > 0 && framesIn <= count / 4, `${framesIn} frames`);
 });
 
+Deno.test("Packed chunks: 64 KiB chunks travel packed and detached: each arrives as a message of its own (a whole buffer), byte for byte, in fewer frames", async () => {
+  const count = 40;
+  const size = 64 * 1024;
+  let framesIn = 0;
+  let whole = 0;
+  await using s = await setup(
+    (server) => {
+      server.handle("save", async (chunks: AsyncIterable<Uint8Array>, c) => {
+        const before = c.peer.stats.framesIn[14];
+        let i = 0;
+        for await (const chunk of chunks) {
+          assert.deepEqual(chunk, pattern(size, i), `chunk ${i}`);
+          // A message of its own: not a view into a frame of several.
+          if (chunk.byteOffset === 0 && chunk.buffer.byteLength === size) {
+            whole++;
+          }
+          i++;
+        }
+        framesIn = c.peer.stats.framesIn[14] - before;
+        return i;
+      });
+    },
+    { codecs: [binaryCodec] },
+    { codec: binaryCodec },
+  );
+  async function* source(): AsyncGenerator<Uint8Array> {
+    for (let i = 0; i < count; i++) yield pattern(size, i);
+  }
+  assert.equal(await s.client.call("save", source(), { timeout: 0 }), count);
+  // Two chunks a frame (the server's pack is 129 KiB), some sent alone
+  // (inline, after a header).
+  assert.ok(framesIn > 0 && framesIn < count, `${framesIn} frames`);
+  assert.equal(whole, 2 * (count - framesIn), `${whole} whole buffers`);
+});
+
 Deno.test("Packed chunks: a chunk is not held for a full frame: each leaves when its turn ends", async () => {
   const read: Array<PromiseWithResolvers<void>> = Array.from(
     { length: 5 },

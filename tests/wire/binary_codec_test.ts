@@ -367,3 +367,35 @@ Deno.test("binaryCodec hands out a detached ArrayBuffer attachment as it is (a m
   assert.notEqual(inline.message, small);
   assert.equal(inline.message.byteLength, 16);
 });
+
+Deno.test("binaryCodec sends several attachments of 64 KiB or more each detached (packed chunks), smaller ones and a single one inline", () => {
+  const chunk = (size: number, seed: number) => new Uint8Array(size).fill(seed);
+  const packed = (size: number): Frame => ({
+    sequence: 3,
+    type: 14,
+    message: [chunk(size, 1), chunk(size, 2)],
+    chunks: 2,
+  });
+  const big = packed(64 * 1024);
+  const head = binaryCodec.encode(big) as Uint8Array;
+  // The head lists the lengths; the chunks themselves travel as they are.
+  assert.ok(head.byteLength < 100, `head of ${head.byteLength} bytes`);
+  const sent = (big as { message: Uint8Array[] }).message;
+  assert.deepEqual(partsOf(head), sent);
+  assert.equal(partsOf(head)?.[1], sent[1]);
+
+  const small = binaryCodec.encode(packed(64 * 1024 - 1)) as Uint8Array;
+  assert.equal(partsOf(small), undefined);
+  assert.ok(small.byteLength > 2 * (64 * 1024 - 1));
+  const single = binaryCodec.encode({
+    sequence: 4,
+    type: 14,
+    message: chunk(200 * 1024, 3),
+  }) as Uint8Array;
+  assert.equal(partsOf(single), undefined);
+  // Decoded, the inline frames are what was sent.
+  assert.deepEqual(
+    binaryCodec.decode(small.slice().buffer),
+    packed(64 * 1024 - 1),
+  );
+});
