@@ -48,7 +48,7 @@ async function control(args: string[]): Promise<void> {
 }
 
 /** Self instructions by function name (or address) from a callgrind file. */
-function selfCosts(text: string): Map<string, number> {
+export function selfCosts(text: string): Map<string, number> {
   const names = new Map<string, string>();
   const costs = new Map<string, number>();
   let current = "";
@@ -78,7 +78,7 @@ function selfCosts(text: string): Map<string, number> {
 }
 
 /** Names an address through V8's perf map (sorted by start). */
-function namer(map: string): (name: string) => string {
+export function namer(map: string): (name: string) => string {
   const entries = map.split("\n").filter(Boolean).map((line) => {
     const [start, size, ...rest] = line.split(" ");
     return {

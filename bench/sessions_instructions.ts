@@ -21,7 +21,10 @@
  * instructions per delivery. The clients' delayed acknowledgement is set
  * to 100 s: under callgrind's ~50× slowdown the default 1 s would fire
  * where a run at full speed acknowledges by count alone
- * (`BENCH_ACK_DELAY=1000` keeps the default).
+ * (`BENCH_ACK_DELAY=1000` keeps the default). `BENCH_TOP=40` also runs V8
+ * with `--perf-basic-prof` and prints the 40 functions whose self cost per
+ * delivery differs most between off and on (the perf map's writes are
+ * counted too: compare its totals only with each other).
  *
  * @module
  */
@@ -92,22 +95,25 @@ async function child(
   await http.shutdown();
 }
 
-/** Instructions counted in one child run, per delivery. */
+/** One child run: instructions per delivery, and by function with `top`. */
 async function measure(
   root: string,
   sessions: boolean,
   pushes: number,
   warm: number,
-): Promise<number> {
+  top = 0,
+): Promise<{ total: number; byName: Map<string, number> }> {
   const dir = await Deno.makeTempDir({ prefix: "duplex-sescg-" });
+  const flags = ["--single-threaded", "--hash-seed=1", "--random-seed=1"];
+  if (top > 0) flags.push("--perf-basic-prof");
   try {
-    const { stderr } = await new Deno.Command("valgrind", {
+    const child = new Deno.Command("valgrind", {
       args: [
         ...callgrindArgs(`${dir}/out`),
         Deno.execPath(),
         "run",
         "-A",
-        "--v8-flags=--single-threaded,--hash-seed=1,--random-seed=1",
+        `--v8-flags=${flags.join(",")}`,
         new URL(import.meta.url).pathname,
         "--child",
         sessions ? "on" : "off",
@@ -115,17 +121,56 @@ async function measure(
         String(warm),
         root,
       ],
+      // V8's log, if any, lands in the temporary folder.
+      cwd: dir,
       stdout: "null",
       stderr: "piped",
-    }).output();
+    }).spawn();
+    const { stderr } = await child.output();
     const text = new TextDecoder().decode(stderr);
     const collected = /Collected : (\d+)/.exec(text);
     if (collected === null) {
       throw new Error(`Cannot count instructions: valgrind said ${text}`);
     }
-    return Number(collected[1]) / (pushes * clients);
+    const deliveries = pushes * clients;
+    const byName = new Map<string, number>();
+    if (top > 0) {
+      // Imported here: the counted child loads no more modules than before.
+      const { namer, selfCosts } = await import("./callgrind_profile.ts");
+      const map = `/tmp/perf-${child.pid}.map`;
+      const name = namer(await Deno.readTextFile(map));
+      await Deno.remove(map);
+      const counts = selfCosts(await Deno.readTextFile(`${dir}/out`));
+      for (const [raw, cost] of counts) {
+        const label = name(raw);
+        byName.set(label, (byName.get(label) ?? 0) + cost / deliveries);
+      }
+    }
+    return { total: Number(collected[1]) / deliveries, byName };
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Prints the functions whose self cost differs most between off and on. */
+function printDifferences(
+  off: Map<string, number>,
+  on: Map<string, number>,
+  top: number,
+): void {
+  const names = new Set([...off.keys(), ...on.keys()]);
+  const rows = [...names].map((name) => {
+    const a = off.get(name) ?? 0;
+    const b = on.get(name) ?? 0;
+    return { name, off: a, on: b, diff: b - a };
+  }).sort((x, y) => Math.abs(y.diff) - Math.abs(x.diff)).slice(0, top);
+  console.log("      off       on   on−off  function (self, per delivery)");
+  for (const row of rows) {
+    console.log(
+      `${row.off.toFixed(1).padStart(9)}${row.on.toFixed(1).padStart(9)}${
+        row.diff.toFixed(1).padStart(9)
+      }  ${row.name}`,
+    );
   }
 }
 
@@ -139,17 +184,37 @@ if (import.meta.main) {
     const root =
       new URL(`${Deno.args[2] ?? new URL("..", here).pathname}/`, "file:///")
         .href;
-    const off = await measure(root, false, pushes, warm);
-    const on = await measure(root, true, pushes, warm);
+    const top = Number(Deno.env.get("BENCH_TOP") ?? 0);
+    // `BENCH_ONLY=on` (or `off`) counts one side only (the other shows 0).
+    const only = Deno.env.get("BENCH_ONLY");
+    const none = { total: 0, byName: new Map<string, number>() };
+    const off = only === "on"
+      ? none
+      : await measure(root, false, pushes, warm, top);
+    const on = only === "off"
+      ? none
+      : await measure(root, true, pushes, warm, top);
     const pace = Deno.env.get("BENCH_PACE") === "wait" ? "wait" : "timer";
     console.log(
       `fan-out to ${clients} clients, ${pushes} pushes after ${warm} (pace ${pace}): ` +
-        `instructions per delivery off ${off.toFixed(0)}, on ${
-          on.toFixed(0)
+        `instructions per delivery off ${off.total.toFixed(0)}, on ${
+          on.total.toFixed(0)
         }, ` +
-        `on/off ${(on / off).toFixed(3)} (off/on ${
-          (off / on).toFixed(3)
+        `on/off ${(on.total / off.total).toFixed(3)} (off/on ${
+          (off.total / on.total).toFixed(3)
         }, target ≥ 0.90)`,
     );
+    if (top > 0) printDifferences(off.byName, on.byName, top);
+    // `BENCH_DUMP=file.json` keeps the counts by function, to compare runs.
+    const dump = Deno.env.get("BENCH_DUMP");
+    if (dump !== undefined) {
+      await Deno.writeTextFile(
+        dump,
+        JSON.stringify({
+          off: Object.fromEntries(off.byName),
+          on: Object.fromEntries(on.byName),
+        }),
+      );
+    }
   }
 }

@@ -174,19 +174,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   }
 
   /**
-   * How many kept frames a side that received `count` frames missed (what
-   * `attach` would replay).
-   *
-   * @param count The other side's count.
-   * @returns The number of frames.
-   */
-  missed(count: number): number {
-    if (this.#restored) return 0;
-    const stored = this.#outbox?.stored ?? Infinity;
-    return Math.max(0, Math.min(stored, this.sent) - count);
-  }
-
-  /**
    * Restores the count of received frames (a browser page reload): the
    * frames the old page sent but the other side did not get are gone, so
    * the next `attach` adopts the other side's count as this side's.
@@ -335,27 +322,51 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * @param data The encoded frame.
    */
   send(data: string | Uint8Array<ArrayBuffer>): void {
+    const outbox = this.#outbox;
+    const transport = this.#transport;
+    // The common case, small enough to be compiled into its callers:
+    // attached (so not ended), a text frame longer than a ping or pong,
+    // nothing lost, nothing held back (write-ahead).
+    if (
+      typeof data === "string" && data.length > 33 && outbox !== undefined &&
+      transport !== undefined && this.#lost === undefined &&
+      outbox.stored === undefined
+    ) {
+      if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
+      else this.#overflow(outbox);
+      transport.send(data);
+      if (this.#ackSoon) this.#acknowledgeDue();
+      return;
+    }
+    this.#sendOther(data);
+  }
+
+  #overflow(outbox: SessionOutbox): void {
+    this.#lost = "overflow";
+    outbox.clear();
+    this.#hooks.onOverflow?.();
+  }
+
+  /** The other cases of `send`. */
+  #sendOther(data: Data): void {
     if (this.#ended) return;
     const transport = this.#transport;
     if (isLiveness(data)) {
-      // Pings and pongs concern one connection: never kept or counted.
-      if (transport?.readyState === OPEN) transport.send(data);
+      // Pings and pongs concern one connection: never kept or counted (a
+      // closing socket drops them).
+      transport?.send(data);
       return;
     }
     const outbox = this.#box();
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
-    } else if (!outbox.push(data, Date.now)) {
-      this.#lost = "overflow";
-      outbox.clear();
-      this.#hooks.onOverflow?.();
-    } else {
-      this.#hooks.onSent?.(data);
-    }
-    // Write-ahead: held (in order) until stored. Else no cost but a read.
-    const attached = transport !== undefined;
-    if (outbox.stored !== undefined && !outbox.leaves(attached)) return;
-    if (transport === undefined) return;
+    } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
+    else this.#overflow(outbox);
+    // Write-ahead: held (in order) until stored.
+    if (
+      outbox.stored !== undefined && !outbox.leaves(transport !== undefined) ||
+      transport === undefined
+    ) return;
     // What arrived since our last acknowledgement rides on a large frame's
     // head where both sides agreed (PROTOCOL.md "Carried acknowledgements").
     const carried = this.#carrier !== undefined && typeof data !== "string" &&
@@ -563,7 +574,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * set and cleared per acknowledgement (costly in Deno 2.9). */
   #acknowledge(send = true): void {
     const transport = this.#transport;
-    if (transport === undefined || transport.readyState !== OPEN) return;
+    // Not read: the readyState (a closing socket drops the frame, and the
+    // next attach starts from what its handshake tells).
+    if (transport === undefined) return;
     this.#ackSoon = false;
     // Never below what a handshake told (a resume reports all released).
     this.#acknowledged = Math.max(this.#durable(), this.#acknowledged);

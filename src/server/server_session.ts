@@ -93,6 +93,15 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     this.sessions.journal?.received(this, data, count);
   }
 
+  /**
+   * How many kept frames a client that received `count` frames missed:
+   * what `attach` replays, the frames sent after `count` but those held
+   * back (write-ahead). A server's session socket is never `restore`d.
+   */
+  missed(count: number): number {
+    return Math.max(0, this.socket.sent - this.socket.heldSent - count);
+  }
+
   rooms(): string[] {
     return this.sessions.host.registry.roomsOf(this.user);
   }

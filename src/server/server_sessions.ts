@@ -461,7 +461,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       encodeState({
         resumed: true,
         received: session.socket.released,
-        replayed: session.socket.missed(received),
+        replayed: session.missed(received),
         carriedAcks: upgrade.carrier && true,
       }),
     );

@@ -78,7 +78,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   const state: SessionState = {
     resumed: true,
     received: stored.received,
-    replayed: socket.missed(received),
+    replayed: session.missed(received),
     carriedAcks: upgrade.carrier && true,
   };
   if (inDoubt.length > 0) state.inDoubt = inDoubt;
