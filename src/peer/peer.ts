@@ -60,6 +60,7 @@ export type * from "./peer_options.ts";
 export type * from "./socket_like.ts";
 
 const OPEN = 1;
+type OtherFrame = Exclude<Frame, RequestFrame>;
 
 /**
  * One end of a full-duplex connection over a WebSocket-like object. It sends
@@ -218,9 +219,13 @@ export class Peer<
       const { sequence, promise } = this.#requests().track<R>(options);
       try {
         // An absent method is left out of the JSON: the original frame.
-        const method = options.method;
         if (!("credit" in options) && !isStream(message)) {
-          this.#sendFrame({ sequence, type: 1, message, method });
+          this.#sendFrame({
+            sequence,
+            type: 1,
+            message,
+            method: options.method,
+          });
         } else this.#streamsOf().request(sequence, options, message, promise);
       } catch (error) {
         this.#tracker!.reject(sequence, error as Error);
@@ -371,8 +376,7 @@ export class Peer<
     if (event.type === "message") {
       this.receive((event as MessageEvent).data);
     } else {
-      // A close announced by a closing frame is reported as announced:
-      // its close frame may have been lost (then Deno reports 0).
+      // Reported as a closing frame announced it (its close frame may be lost).
       const closing = this.#closing;
       this.#onClose(
         closing?.code ?? reportedCloseCode((event as CloseEvent).code),
@@ -423,16 +427,12 @@ export class Peer<
     else this.#onRequest(frame);
   }
 
-  #onOtherFrame(
-    frame: Exclude<Frame, RequestFrame>,
-    refusal: ErrorPayload | undefined,
-  ): void {
+  #onOtherFrame(frame: OtherFrame, refusal?: ErrorPayload): void {
     const sequence = frame.sequence;
     if (this.#original && (frame.type === 2 || frame.type === 3)) {
       // The original server leaves out empty strings.
       frame.message ??= "";
     }
-    const closing = this.#closing;
     switch (frame.type) {
       case 2:
         if (frame.error) {
@@ -442,7 +442,7 @@ export class Peer<
         }
         return;
       case 3:
-        if (!refusal && !closing) this.#onNotification(frame);
+        if (!refusal && !this.#closing) this.#onNotification(frame);
         return;
       case 7:
         this.#onClosing(frame.code, frame.reason ?? "");
