@@ -420,11 +420,12 @@ export class Peer<
   #onFrame(frame: Frame, refusal: ErrorPayload | undefined): void {
     this.stats.framesIn[frame.type]++;
     // Other types apart: this stays small enough for V8 to inline it.
-    if (frame.type !== 1) return this.#onOtherFrame(frame, refusal);
-    if (this.#closing) return;
-    const error = refusal ?? this.#options.guard?.admit(this);
-    if (error) this.#respondError(frame.sequence, error);
-    else this.#onRequest(frame);
+    if (frame.type !== 1) this.#onOtherFrame(frame, refusal);
+    else if (!this.#closing) {
+      const error = refusal ?? this.#options.guard?.admit(this);
+      if (error) this.#respondError(frame.sequence, error);
+      else this.#onRequest(frame);
+    }
   }
 
   #onOtherFrame(frame: OtherFrame, refusal?: ErrorPayload): void {
@@ -520,8 +521,7 @@ export class Peer<
   }
 
   #handlerFailed(sequence: number, error: unknown): void {
-    // Our typed errors pass with their code (one that escaped a call the
-    // handler made included); anything else is the handler's own failure.
+    // A DuplexError passes with its code; anything else is the handler's own.
     if (!(error instanceof DuplexError)) this.#reportError(error);
     this.#respondError(sequence, handlerError(error));
   }
