@@ -32,6 +32,11 @@ export class ConnectionRegistry<
    * no set.
    */
   #users = new Map<string, Own<Local, Remote>>();
+  /**
+   * The user while exactly one is connected: a push to everyone but that
+   * user (the chat relay of a lone user) finds no audience without a lookup.
+   */
+  #sole: string | undefined = undefined;
   #rooms = new Map<string, Set<string>>();
   #userRooms = new Map<string, Set<string>>();
   /** Stats of closed connections, summed. */
@@ -62,6 +67,7 @@ export class ConnectionRegistry<
     if (own === undefined) this.#users.set(user, connection);
     else if (own instanceof Set) own.add(connection);
     else this.#users.set(user, new Set([own, connection]));
+    this.#sole = this.#users.size === 1 ? user : undefined;
     return own === undefined;
   }
 
@@ -95,6 +101,8 @@ export class ConnectionRegistry<
     const last = own === connection || (own instanceof Set && own.size === 0);
     if (last) {
       this.#users.delete(user);
+      const users = this.#users;
+      this.#sole = users.size === 1 ? users.keys().next().value : undefined;
       for (const room of this.roomsOf(user)) this.leave(room, user);
     }
     return last;
@@ -235,7 +243,8 @@ export class ConnectionRegistry<
     if (typeof room === "string") return this.#rooms.has(room);
     if (room !== undefined) return room.some((name) => this.#rooms.has(name));
     if (typeof except !== "object") {
-      return users.size > (except !== undefined && users.has(except) ? 1 : 0);
+      const size = users.size;
+      return size > 1 || size === 1 && this.#sole !== except;
     }
     return [...users.keys()].some((user) => !except.includes(user));
   }

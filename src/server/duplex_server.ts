@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Broker, LocalBroker } from "../cluster/broker.ts";
+import { type Broker, type Envelope, LocalBroker } from "../cluster/broker.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import { ServerMetrics } from "./metrics.ts";
 import type {
@@ -335,19 +335,19 @@ export class DuplexServer<
    * over the high-water mark get the backpressure policy; closed ones are
    * skipped. With a cluster, other instances get it through the broker (at
    * most once; trouble is logged by the cluster), unless `local` is set.
-   *
    * @param message The payload: any JSON value.
    * @param options The audience, method, `from`, `sequence` and `local`.
    * @throws {TypeError} With both `to` and `room`, or a message it cannot send.
    */
   notify(message: unknown, options: NotifyOptions = {}): void {
     const spans = !options.local && this.#cluster !== undefined;
-    this.#fanOut.push(message, options, spans, (envelope) => {
-      if (options.local) this.#fanOut.deliver(envelope);
-      else if (this.#cluster !== undefined) this.#cluster.publish(envelope);
-      else this.#broker.publish(envelope);
-    });
+    this.#fanOut.push(message, options, spans, this.#routeEnvelope);
   }
+  /** Where a push's envelope goes: one function, not a closure per push. */
+  #routeEnvelope = (envelope: Envelope, local: boolean): void =>
+    local
+      ? this.#fanOut.deliver(envelope)
+      : (this.#cluster ?? this.#broker).publish(envelope);
 
   /**
    * Pushes a typed notification (only `duplex.v1` clients receive it).

@@ -206,7 +206,7 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
     message: unknown,
     options: NotifyOptions,
     spans: boolean,
-    route: (envelope: Envelope) => void,
+    route: (envelope: Envelope, local: boolean) => void,
   ): void {
     const { to, room, except } = options;
     if (to !== undefined && room !== undefined) {
@@ -219,7 +219,8 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       // Nobody here could receive it and nothing spans instances: skip the
       // encoding (the chat relay of a lone user, on every request).
       if (spans || registry.hasAudience(to, room, except)) {
-        this.#route(pushEnvelope(message, options, this.#codec), spans, route);
+        const envelope = pushEnvelope(message, options, this.#codec);
+        this.#route(envelope, spans, route, options.local === true);
       }
       return;
     }
@@ -233,16 +234,17 @@ export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
       this.#codec,
     );
     for (const user of audience) {
-      this.#route({ ...envelope, user }, spans, route);
+      this.#route({ ...envelope, user }, spans, route, options.local === true);
     }
   }
 
   #route(
     envelope: LocalPush,
     spans: boolean,
-    route: (envelope: Envelope) => void,
+    route: (envelope: Envelope, local: boolean) => void,
+    local: boolean,
   ): void {
-    if (typeof envelope.data === "string") route(envelope as Envelope);
+    if (typeof envelope.data === "string") route(envelope as Envelope, local);
     else if (spans) {
       throw new TypeError(
         "Cannot push binary data through the cluster: its broker carries text",

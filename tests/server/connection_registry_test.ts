@@ -50,3 +50,33 @@ Deno.test("ConnectionRegistry keeps a user's one connection without a set, and s
   assert.equal(registry.userCount, 0);
   assert.equal(registry.connections.size, 0);
 });
+
+Deno.test("ConnectionRegistry.hasAudience() of everyone but a user follows connects and disconnects, a lone user included", () => {
+  const registry = new ConnectionRegistry<AnyEndpoint, AnyEndpoint>();
+  const everyoneBut = (user?: string) =>
+    registry.hasAudience(undefined, undefined, user);
+  assert.equal(everyoneBut(), false);
+  assert.equal(everyoneBut("a"), false);
+  const [a1, a2, b] = [connection("a"), connection("a"), connection("b")];
+  registry.add(a1);
+  assert.equal(everyoneBut(), true);
+  assert.equal(everyoneBut("a"), false);
+  assert.equal(everyoneBut("b"), true);
+  registry.add(a2);
+  assert.equal(everyoneBut("a"), false);
+  registry.add(b);
+  assert.equal(everyoneBut("a"), true);
+  assert.equal(everyoneBut("b"), true);
+  registry.remove(a1);
+  assert.equal(everyoneBut("a"), true);
+  registry.remove(b); // "a" is alone again (one connection left)
+  assert.equal(everyoneBut("a"), false);
+  assert.equal(everyoneBut("b"), true);
+  registry.add(b);
+  registry.remove(a2); // now "b" is the lone user
+  assert.equal(everyoneBut("b"), false);
+  assert.equal(everyoneBut("a"), true);
+  registry.remove(b);
+  assert.equal(everyoneBut(), false);
+  assert.equal(everyoneBut("b"), false);
+});
