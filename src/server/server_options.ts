@@ -421,10 +421,12 @@ export interface PeerOptions {
 
 /**
  * The most bytes of chunks an uploader may pack into one frame: two 64 KiB
- * chunks (or more smaller ones). Three (192 KiB messages) went no faster and
- * raised the server's RSS high-water mark during an upload by some 4 MiB
- * (the allocator's, not what V8 keeps: docs/performance.md, "Upload,
- * seventh round").
+ * chunks, which then travel as messages of their own after a small head, or
+ * smaller ones copied into one message of at most this size. Messages over
+ * glibc's 128 KiB `mmap` threshold raised the server's RSS high-water mark
+ * during an upload (the allocator's, not what V8 keeps), and four 64 KiB
+ * chunks a frame went no faster than two (docs/performance.md, "Upload,
+ * seventh round" and "eighth round").
  */
 const PACK_BYTES = 132_096;
 
