@@ -22,7 +22,7 @@ const MAX_WINDOW = 32;
 /** The fewest chunks an adaptive window shrinks to (large chunks). */
 const MIN_WINDOW = 4;
 /** The largest credit batch, in chunks (a window's half up to here). */
-const MAX_BATCH = 16;
+const MAX_BATCH = 4;
 
 /** Bytes of a chunk when they are plain to see (bytes or text), else -1. */
 function sizeOf(chunk: unknown): number {
