@@ -21,8 +21,13 @@ export function cancelled(): DuplexError {
 const MAX_WINDOW = 32;
 /** The fewest chunks an adaptive window shrinks to (large chunks). */
 const MIN_WINDOW = 4;
-/** The largest credit batch, in chunks (a window's half up to here). */
-const MAX_BATCH = 16;
+/**
+ * The largest credit batch, in chunks (a window's half up to here): credit
+ * in small batches keeps the window nearly full, so an uploader on a loaded
+ * machine stalls less (16 cost the client a fifth more CPU per GiB:
+ * docs/performance.md, "Upload, eighth round").
+ */
+const MAX_BATCH = 4;
 
 /** Bytes of a chunk when they are plain to see (bytes or text), else -1. */
 function sizeOf(chunk: unknown): number {

@@ -33,22 +33,27 @@ async function grantsOf(
   return grants;
 }
 
-Deno.test("ChunkQueue: an upload's window opens to 32 chunks of 64 KiB and is re-granted half at a time", async () => {
+Deno.test("ChunkQueue: an upload's window opens to 32 chunks of 64 KiB and is re-granted 4 at a time", async () => {
   const chunk = new Uint8Array(64 * 1024);
   const queue = new ChunkQueue(16, () => {}, 2 * 1024 * 1024);
   const grants = await grantsOf(queue, 16, 200, () => chunk);
   // The first read opens the window from 16 to 32 (15 still granted: 17
-  // more), then every 16 reads grant 16.
+  // more), then every 4 reads grant 4.
   assert.equal(grants[0], 17);
-  assert.ok(grants.length > 10, `${grants.length} grants`);
-  assert.deepEqual(new Set(grants.slice(1)), new Set([16]));
+  assert.ok(grants.length > 40, `${grants.length} grants`);
+  assert.deepEqual(new Set(grants.slice(1)), new Set([4]));
 });
 
-Deno.test("ChunkQueue: a fixed window (a download's credit) is re-granted half at a time", async () => {
+Deno.test("ChunkQueue: a fixed window (a download's credit) is re-granted half at a time, at most 4", async () => {
   const queue = new ChunkQueue(16, () => {});
   const grants = await grantsOf(queue, 16, 100, () => "x");
-  assert.ok(grants.length > 5, `${grants.length} grants`);
-  assert.deepEqual(new Set(grants), new Set([8]));
+  assert.ok(grants.length > 20, `${grants.length} grants`);
+  assert.deepEqual(new Set(grants), new Set([4]));
+  const small = new ChunkQueue(4, () => {});
+  assert.deepEqual(
+    new Set(await grantsOf(small, 4, 40, () => "x")),
+    new Set([2]),
+  );
 });
 
 Deno.test("ChunkQueue: a chunk beyond the credit fails the stream and stops the producer", async () => {
