@@ -18,7 +18,9 @@
  *
  * `count` defaults to 20,000, `warm` to 100,000, `root` to this checkout
  * (another worktree is the "before" of a change), `modes` to
- * `client,lean` (also `nosession`: our `Client` with `session: false`).
+ * `client,lean` (also `nosession`: our `Client` with `session: false`);
+ * `BENCH_WINDOW` sets the requests in flight (default 1,000; 1 counts
+ * sequential round trips).
  * V8 compiles and collects on the main thread with fixed seeds
  * (`--single-threaded`), so repeated runs agree closely. `BENCH_TOP=40`
  * also prints the 40 functions with the most self instructions per request
@@ -30,7 +32,8 @@
 import { callgrindArgs, instrumentation } from "./_callgrind.ts";
 
 const here = new URL(".", import.meta.url);
-const WINDOW = 1000;
+/** Requests in flight (`BENCH_WINDOW=1`: sequential round trips). */
+const WINDOW = Number(Deno.env.get("BENCH_WINDOW") ?? 1000);
 
 /** The counted process: `count` pipelined requests after `warm`. */
 async function child(
@@ -203,7 +206,7 @@ if (import.meta.main) {
       console.log(
         `${mode}: ${
           results[mode].toFixed(0)
-        } instructions per request (pipelined ${WINDOW}, ${count} after ${warm})`,
+        } instructions per request (${WINDOW} in flight, ${count} after ${warm})`,
       );
     }
     if (results.client !== undefined && results.lean !== undefined) {
