@@ -53,10 +53,10 @@ class TimeoutLists implements Timeouts {
 
   stop(request: TimedRequest): void {
     const { prev, next } = request;
-    if (prev === request) return;
+    if (prev === undefined) return; // never started (no timeout)
     prev.next = next;
     next.prev = prev;
-    request.prev = request.next = request;
+    request.prev = request.next = undefined!;
     if (--this.#count === 0) {
       clearTimeout(this.#timer);
       this.#timerAt = Infinity;
