@@ -4,8 +4,8 @@
  * `RequestTracker`). Requests that share a timeout value sit in one doubly
  * linked ring ordered by deadline (appending keeps it ordered, unlinking is
  * O(1)), and a single timer follows the earliest deadline of the (few)
- * rings. A browser client, with a few pending requests, does without it
- * (one timer per request) and ships less code.
+ * rings. A client, with a few pending requests, does without it (its one
+ * timer sweeps them all when it fires) and ships less code.
  *
  * @module
  */
