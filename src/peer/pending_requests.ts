@@ -193,8 +193,12 @@ function timers(
       if ((request.deadline = performance.now() + timeout) < at) sweep();
     },
     stop(request) {
-      // The timer goes with the last request (it would keep a process up).
-      if (timed.delete(request) && !timed.size) sweep();
+      // The timer goes with the last request (it would keep a process up),
+      // unless another starts within two microtask hops (the next of a
+      // caller awaiting each answer): no timer per request then either.
+      if (timed.delete(request) && !timed.size) {
+        queueMicrotask(() => queueMicrotask(() => timed.size || sweep()));
+      }
     },
   };
 }
