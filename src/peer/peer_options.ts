@@ -160,12 +160,12 @@ export interface PeerOptions {
    */
   streams?: StreamSupport;
   /**
-   * How the timeouts of pending requests are kept: by default one timer per
-   * request; {@linkcode timeoutLists} keeps one timer for all, O(1) per
-   * request, for a peer with very many pending requests (the server's peers
-   * use it).
+   * How the timeouts of pending requests are kept: by default one timer for
+   * all, set for the earliest deadline, which sweeps them when it fires;
+   * {@linkcode timeoutLists} does it in O(1) per request, for a peer with
+   * very many pending requests (the server's peers use it).
    *
-   * @default {one timer per request}
+   * @default {one timer, swept when it fires}
    */
   timeouts?: TimeoutsFactory;
 }

@@ -4,8 +4,8 @@
  * `RequestTracker`). Requests that share a timeout value sit in one doubly
  * linked ring ordered by deadline (appending keeps it ordered, unlinking is
  * O(1)), and a single timer follows the earliest deadline of the (few)
- * rings. A browser client, with a few pending requests, does without it
- * (one timer per request) and ships less code.
+ * rings. A client, with a few pending requests, does without it (its one
+ * timer sweeps them all when it fires) and ships less code.
  *
  * @module
  */
@@ -53,10 +53,10 @@ class TimeoutLists implements Timeouts {
 
   stop(request: TimedRequest): void {
     const { prev, next } = request;
-    if (prev === request) return;
+    if (prev === undefined) return; // never started (no timeout)
     prev.next = next;
     next.prev = prev;
-    request.prev = request.next = request;
+    request.prev = request.next = undefined!;
     if (--this.#count === 0) {
       clearTimeout(this.#timer);
       this.#timerAt = Infinity;

@@ -560,3 +560,39 @@ Deno.test("Peer.closeWithReason() delivers the running handlers' responses, then
   assert.equal(event.reason, "Closing for a reason");
   assert.equal(p.server.stats.framesOut[7], 1);
 });
+
+Deno.test("Peer's default timeouts: one timer follows the earliest deadline, each request expires on its own", async () => {
+  const socket = new StuckSocket();
+  const peer = new Peer(socket, { timeout: 0 });
+  const order: string[] = [];
+  const settle = (name: string, promise: Promise<unknown>) =>
+    promise.then(
+      () => order.push(`${name} resolved`),
+      (error) =>
+        order.push(
+          `${name} ${
+            error instanceof RequestTimeoutError
+              ? error.timeout
+              : error.constructor.name
+          }`,
+        ),
+    );
+  const slow = settle("slow", peer.request("a", { timeout: 60 }));
+  const none = settle("none", peer.request("b"));
+  const fast = settle("fast", peer.request("c", { timeout: 20 }));
+  const answered = settle("answered", peer.request("d", { timeout: 10 }));
+  peer.receive(JSON.stringify({ sequence: 4, type: 2, message: "ok" }));
+  await deadline(Promise.all([fast, slow, answered]));
+  assert.deepEqual(order, ["answered resolved", "fast 20", "slow 60"]);
+  assert.equal(peer.pending, 1);
+  // One cancel for each expired request.
+  const cancels = socket.sent.filter((data) => /"type":4/.test(String(data)));
+  assert.deepEqual(cancels, [
+    '{"sequence":3,"type":4}',
+    '{"sequence":1,"type":4}',
+  ]);
+  // The request without a timeout waits until the close (no timer left).
+  peer.close();
+  await none;
+  assert.equal(order.at(-1), "none ConnectionClosedError");
+});

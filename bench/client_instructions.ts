@@ -1,0 +1,218 @@
+/**
+ * The end-to-end pipelined workload of bench/load.ts (issue 19's e2e rows:
+ * lanes that each `await client.request("hello")`, 1,000 in flight) in
+ * instructions, which do not swing with the machine's load: the bench
+ * server's `DuplexServer` (bench/duplex_server.ts's relay) and one `Client`
+ * (default options: session and batch frames on) in one process, on a real
+ * loopback WebSocket, under `valgrind --tool=callgrind`; only `count`
+ * requests after `warm` warm-up ones are counted (`--instr-atstart=no`,
+ * `callgrind_control -i`). The count is the whole process (server, runtime
+ * and client) per request; `lean` counts the same server driven by a lean
+ * client (a raw WebSocket offering `duplex.v1`, one `JSON.parse` per
+ * reply, as bench/load.ts's raw client), so `client − lean` is about what
+ * our `Client` costs over the least a client can do (the server also does
+ * its session and batch work for our `Client`, which the lean client does
+ * not ask for).
+ *
+ *   deno run -A bench/client_instructions.ts [count] [warm] [root] [modes]
+ *
+ * `count` defaults to 20,000, `warm` to 100,000, `root` to this checkout
+ * (another worktree is the "before" of a change), `modes` to
+ * `client,lean` (also `nosession`: our `Client` with `session: false`);
+ * `BENCH_WINDOW` sets the requests in flight (default 1,000; 1 counts
+ * sequential round trips).
+ * V8 compiles and collects on the main thread with fixed seeds
+ * (`--single-threaded`), so repeated runs agree closely. `BENCH_TOP=40`
+ * also prints the 40 functions with the most self instructions per request
+ * (V8's `--perf-basic-prof` map; its writes are counted too).
+ *
+ * @module
+ */
+
+import { callgrindArgs, instrumentation } from "./_callgrind.ts";
+
+const here = new URL(".", import.meta.url);
+/** Requests in flight (`BENCH_WINDOW=1`: sequential round trips). */
+const WINDOW = Number(Deno.env.get("BENCH_WINDOW") ?? 1000);
+
+/** The counted process: `count` pipelined requests after `warm`. */
+async function child(
+  root: string,
+  mode: string,
+  count: number,
+  warm: number,
+): Promise<void> {
+  const { Client } = await import(new URL("client.ts", root).href);
+  const { DuplexServer } = await import(new URL("server.ts", root).href);
+  const server = new DuplexServer({
+    rateLimit: false,
+    maxInFlight: 100_000,
+    maxConnections: 100_000,
+    maxConnectionsPerAddress: 100_000,
+  });
+  server.onRequest(
+    (message: unknown, { from, sequence }: {
+      from?: string;
+      sequence: number;
+    }) => {
+      server.notify(message, { except: from, from, sequence });
+      return "ok";
+    },
+  );
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    server.fetch,
+  );
+  const url = `ws://127.0.0.1:${http.addr.port}/?user=bench`;
+  let run: (total: number) => Promise<void>;
+  let close: () => Promise<void>;
+  if (mode === "lean") {
+    const socket = new WebSocket(url, "duplex.v1");
+    await new Promise((resolve) => socket.onopen = resolve);
+    let sequence = 0;
+    const send = () =>
+      socket.send(
+        `{"sequence":${++sequence},"type":1,"message":"hello"}`,
+      );
+    run = (total) =>
+      new Promise<void>((resolve) => {
+        let sent = 0;
+        let received = 0;
+        socket.onmessage = (event) => {
+          JSON.parse(event.data);
+          received++;
+          if (sent < total) {
+            sent++;
+            send();
+          } else if (received === total) resolve();
+        };
+        for (; sent < Math.min(WINDOW, total); sent++) send();
+      });
+    close = () =>
+      new Promise((resolve) => {
+        socket.onclose = () => resolve();
+        socket.close();
+      });
+  } else {
+    const client = new Client(url, {
+      maxAttempts: 0,
+      session: mode === "nosession" ? false : undefined,
+    });
+    await client.connect();
+    run = async (total) => {
+      let issued = 0;
+      const lane = async () => {
+        while (issued < total) {
+          issued++;
+          await client.request("hello");
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(WINDOW, total) }, lane));
+    };
+    close = () => client.close();
+  }
+  await run(warm);
+  await instrumentation(true);
+  await run(count);
+  await instrumentation(false);
+  await close();
+  await server.shutdown();
+  await http.shutdown();
+}
+
+/** One child run under callgrind: instructions per request. */
+async function measure(
+  root: string,
+  mode: string,
+  count: number,
+  warm: number,
+  top = 0,
+): Promise<number> {
+  const dir = await Deno.makeTempDir({ prefix: "duplex-clientcg-" });
+  const flags = ["--single-threaded", "--hash-seed=1", "--random-seed=1"];
+  if (top > 0) flags.push("--perf-basic-prof");
+  try {
+    const process = new Deno.Command("valgrind", {
+      args: [
+        ...callgrindArgs(`${dir}/out`),
+        Deno.execPath(),
+        "run",
+        "-A",
+        `--v8-flags=${flags.join(",")}`,
+        new URL(import.meta.url).pathname,
+        "--child",
+        mode,
+        String(count),
+        String(warm),
+        root,
+      ],
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const { success, stderr } = await process.output();
+    const text = new TextDecoder().decode(stderr);
+    const collected = /Collected : (\d+)/.exec(text);
+    if (!success || collected === null) {
+      throw new Error(`Cannot count instructions: valgrind said ${text}`);
+    }
+    if (top > 0) await printTop(dir, process.pid, count, top);
+    return Number(collected[1]) / count;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Prints the `top` functions by self instructions per request. */
+async function printTop(
+  dir: string,
+  pid: number,
+  count: number,
+  top: number,
+): Promise<void> {
+  // Imported here: the counted child loads no more modules than before.
+  const { namer, selfCosts } = await import("./callgrind_profile.ts");
+  const map = `/tmp/perf-${pid}.map`;
+  const name = namer(await Deno.readTextFile(map));
+  await Deno.remove(map);
+  const byName = new Map<string, number>();
+  for (const [raw, cost] of selfCosts(await Deno.readTextFile(`${dir}/out`))) {
+    const label = name(raw);
+    byName.set(label, (byName.get(label) ?? 0) + cost / count);
+  }
+  const rows = [...byName].sort((a, b) => b[1] - a[1]).slice(0, top);
+  for (const [label, cost] of rows) {
+    console.log(`${cost.toFixed(1).padStart(9)}  ${label}`);
+  }
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--child") {
+    const [, mode, count, warm, root] = Deno.args;
+    await child(root, mode, Number(count), Number(warm));
+  } else {
+    const count = Number(Deno.args[0] ?? 20_000);
+    const warm = Number(Deno.args[1] ?? 100_000);
+    const root = new URL(
+      `${Deno.args[2] ?? new URL("..", here).pathname}/`.replace(/\/+$/, "/"),
+      `file://${Deno.cwd()}/`,
+    ).href;
+    const modes = (Deno.args[3] ?? "client,lean").split(",");
+    // `BENCH_TOP=40`: the 40 costliest functions (self, per request) too.
+    const top = Number(Deno.env.get("BENCH_TOP") ?? 0);
+    const results: Record<string, number> = {};
+    for (const mode of modes) {
+      results[mode] = await measure(root, mode, count, warm, top);
+      console.log(
+        `${mode}: ${
+          results[mode].toFixed(0)
+        } instructions per request (${WINDOW} in flight, ${count} after ${warm})`,
+      );
+    }
+    if (results.client !== undefined && results.lean !== undefined) {
+      console.log(
+        `client − lean: ${(results.client - results.lean).toFixed(0)}`,
+      );
+    }
+  }
+}
