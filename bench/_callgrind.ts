@@ -33,3 +33,73 @@ export async function instrumentation(on: boolean): Promise<void> {
     stderr: "null",
   }).output();
 }
+
+/** What one counted run gives. */
+export interface CountedRun {
+  /** Instructions counted in all. */
+  total: number;
+  /** Self instructions by function name (empty unless asked for). */
+  byName: Map<string, number>;
+}
+
+/**
+ * Runs `script --child ...args` under callgrind, V8 on one thread with fixed
+ * seeds, in a temporary folder (where V8's log lands, if any); the script
+ * turns the counting on and off around its window with
+ * {@linkcode instrumentation}.
+ *
+ * @param script The path of the script.
+ * @param args Its arguments after `--child`.
+ * @param byFunction Whether to also count by function (V8's perf map names
+ * the JIT's code; `bench/callgrind_profile.ts` is loaded only then, so that
+ * the counted child loads no more modules than without).
+ * @returns The instructions counted, and by function when asked.
+ */
+export async function countChild(
+  script: string,
+  args: string[],
+  byFunction: boolean,
+): Promise<CountedRun> {
+  const dir = await Deno.makeTempDir({ prefix: "duplex-callgrind-" });
+  const flags = ["--single-threaded", "--hash-seed=1", "--random-seed=1"];
+  if (byFunction) flags.push("--perf-basic-prof");
+  try {
+    const child = new Deno.Command("valgrind", {
+      args: [
+        ...callgrindArgs(`${dir}/out`),
+        Deno.execPath(),
+        "run",
+        "-A",
+        `--v8-flags=${flags.join(",")}`,
+        script,
+        "--child",
+        ...args,
+      ],
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const { success, stderr } = await child.output();
+    const text = new TextDecoder().decode(stderr);
+    const collected = /Collected : (\d+)/.exec(text);
+    if (!success || collected === null) {
+      throw new Error(`Cannot count instructions: valgrind said ${text}`);
+    }
+    const byName = new Map<string, number>();
+    if (byFunction) {
+      const { namer, selfCosts } = await import("./callgrind_profile.ts");
+      const map = `/tmp/perf-${child.pid}.map`;
+      const name = namer(await Deno.readTextFile(map));
+      await Deno.remove(map);
+      for (
+        const [raw, cost] of selfCosts(await Deno.readTextFile(`${dir}/out`))
+      ) {
+        const label = name(raw);
+        byName.set(label, (byName.get(label) ?? 0) + cost);
+      }
+    }
+    return { total: Number(collected[1]), byName };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -29,7 +29,7 @@
  * @module
  */
 
-import { callgrindArgs, instrumentation } from "./_callgrind.ts";
+import { countChild, instrumentation } from "./_callgrind.ts";
 
 const here = new URL(".", import.meta.url);
 /** Requests in flight (`BENCH_WINDOW=1`: sequential round trips). */
@@ -128,61 +128,24 @@ async function measure(
   warm: number,
   top = 0,
 ): Promise<number> {
-  const dir = await Deno.makeTempDir({ prefix: "duplex-clientcg-" });
-  const flags = ["--single-threaded", "--hash-seed=1", "--random-seed=1"];
-  if (top > 0) flags.push("--perf-basic-prof");
-  try {
-    const process = new Deno.Command("valgrind", {
-      args: [
-        ...callgrindArgs(`${dir}/out`),
-        Deno.execPath(),
-        "run",
-        "-A",
-        `--v8-flags=${flags.join(",")}`,
-        new URL(import.meta.url).pathname,
-        "--child",
-        mode,
-        String(count),
-        String(warm),
-        root,
-      ],
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const { success, stderr } = await process.output();
-    const text = new TextDecoder().decode(stderr);
-    const collected = /Collected : (\d+)/.exec(text);
-    if (!success || collected === null) {
-      throw new Error(`Cannot count instructions: valgrind said ${text}`);
-    }
-    if (top > 0) await printTop(dir, process.pid, count, top);
-    return Number(collected[1]) / count;
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const { total, byName } = await countChild(
+    new URL(import.meta.url).pathname,
+    [mode, String(count), String(warm), root],
+    top > 0,
+  );
+  if (top > 0) printTop(byName, count, top);
+  return total / count;
 }
 
 /** Prints the `top` functions by self instructions per request. */
-async function printTop(
-  dir: string,
-  pid: number,
+function printTop(
+  byName: Map<string, number>,
   count: number,
   top: number,
-): Promise<void> {
-  // Imported here: the counted child loads no more modules than before.
-  const { namer, selfCosts } = await import("./callgrind_profile.ts");
-  const map = `/tmp/perf-${pid}.map`;
-  const name = namer(await Deno.readTextFile(map));
-  await Deno.remove(map);
-  const byName = new Map<string, number>();
-  for (const [raw, cost] of selfCosts(await Deno.readTextFile(`${dir}/out`))) {
-    const label = name(raw);
-    byName.set(label, (byName.get(label) ?? 0) + cost / count);
-  }
+): void {
   const rows = [...byName].sort((a, b) => b[1] - a[1]).slice(0, top);
   for (const [label, cost] of rows) {
-    console.log(`${cost.toFixed(1).padStart(9)}  ${label}`);
+    console.log(`${(cost / count).toFixed(1).padStart(9)}  ${label}`);
   }
 }
 

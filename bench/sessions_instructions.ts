@@ -29,7 +29,7 @@
  * @module
  */
 
-import { callgrindArgs, instrumentation } from "./_callgrind.ts";
+import { countChild, instrumentation } from "./_callgrind.ts";
 
 const here = new URL(".", import.meta.url);
 const clients = 50;
@@ -103,53 +103,15 @@ async function measure(
   warm: number,
   top = 0,
 ): Promise<{ total: number; byName: Map<string, number> }> {
-  const dir = await Deno.makeTempDir({ prefix: "duplex-sescg-" });
-  const flags = ["--single-threaded", "--hash-seed=1", "--random-seed=1"];
-  if (top > 0) flags.push("--perf-basic-prof");
-  try {
-    const child = new Deno.Command("valgrind", {
-      args: [
-        ...callgrindArgs(`${dir}/out`),
-        Deno.execPath(),
-        "run",
-        "-A",
-        `--v8-flags=${flags.join(",")}`,
-        new URL(import.meta.url).pathname,
-        "--child",
-        sessions ? "on" : "off",
-        String(pushes),
-        String(warm),
-        root,
-      ],
-      // V8's log, if any, lands in the temporary folder.
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const { stderr } = await child.output();
-    const text = new TextDecoder().decode(stderr);
-    const collected = /Collected : (\d+)/.exec(text);
-    if (collected === null) {
-      throw new Error(`Cannot count instructions: valgrind said ${text}`);
-    }
-    const deliveries = pushes * clients;
-    const byName = new Map<string, number>();
-    if (top > 0) {
-      // Imported here: the counted child loads no more modules than before.
-      const { namer, selfCosts } = await import("./callgrind_profile.ts");
-      const map = `/tmp/perf-${child.pid}.map`;
-      const name = namer(await Deno.readTextFile(map));
-      await Deno.remove(map);
-      const counts = selfCosts(await Deno.readTextFile(`${dir}/out`));
-      for (const [raw, cost] of counts) {
-        const label = name(raw);
-        byName.set(label, (byName.get(label) ?? 0) + cost / deliveries);
-      }
-    }
-    return { total: Number(collected[1]) / deliveries, byName };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  const run = await countChild(
+    new URL(import.meta.url).pathname,
+    [sessions ? "on" : "off", String(pushes), String(warm), root],
+    top > 0,
+  );
+  const deliveries = pushes * clients;
+  const byName = new Map<string, number>();
+  for (const [name, cost] of run.byName) byName.set(name, cost / deliveries);
+  return { total: run.total / deliveries, byName };
 }
 
 /** Prints the functions whose self cost differs most between off and on. */
