@@ -30,6 +30,7 @@
  */
 
 import { countChild, instrumentation } from "./_callgrind.ts";
+import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 
 const here = new URL(".", import.meta.url);
 /** Requests in flight (`BENCH_WINDOW=1`: sequential round trips). */
@@ -42,14 +43,8 @@ async function child(
   count: number,
   warm: number,
 ): Promise<void> {
-  const { Client } = await import(new URL("client.ts", root).href);
-  const { DuplexServer } = await import(new URL("server.ts", root).href);
-  const server = new DuplexServer({
-    rateLimit: false,
-    maxInFlight: 100_000,
-    maxConnections: 100_000,
-    maxConnectionsPerAddress: 100_000,
-  });
+  const { Client, DuplexServer } = await checkoutModules(root);
+  const server = new DuplexServer(UNLIMITED);
   server.onRequest(
     (message: unknown, { from, sequence }: {
       from?: string;

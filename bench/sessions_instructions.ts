@@ -30,6 +30,7 @@
  */
 
 import { countChild, instrumentation } from "./_callgrind.ts";
+import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 
 const here = new URL(".", import.meta.url);
 const clients = 50;
@@ -42,14 +43,10 @@ async function child(
   pushes: number,
   warm: number,
 ): Promise<void> {
-  const { Client } = await import(new URL("client.ts", root).href);
-  const { DuplexServer } = await import(new URL("server.ts", root).href);
+  const { Client, DuplexServer } = await checkoutModules(root);
   const server = new DuplexServer({
-    rateLimit: false,
-    maxInFlight: 100_000,
+    ...UNLIMITED,
     sessions: sessions ? {} : false,
-    maxConnectionsPerAddress: 100_000,
-    maxConnections: 100_000,
   });
   const http = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
