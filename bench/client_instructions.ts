@@ -8,8 +8,8 @@
  * requests after `warm` warm-up ones are counted (`--instr-atstart=no`,
  * `callgrind_control -i`). The count is the whole process (server, runtime
  * and client) per request; `lean` counts the same server driven by a lean
- * client (a raw WebSocket offering `duplex.v1`, one `JSON.parse` per
- * reply, as bench/load.ts's raw client), so `client − lean` is about what
+ * client (bench/lean_client.ts's pipelined run on the `duplex.v1` wire: a
+ * raw WebSocket, one `JSON.parse` per reply), so `client − lean` is about what
  * our `Client` costs over the least a client can do (the server also does
  * its session and batch work for our `Client`, which the lean client does
  * not ask for).
@@ -31,6 +31,7 @@
 
 import { countChild, instrumentation } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
+import { closeAll, open, pipelinedRuns, wireFor } from "./lean_client.ts";
 
 const here = new URL(".", import.meta.url);
 /** Requests in flight (`BENCH_WINDOW=1`: sequential round trips). */
@@ -62,32 +63,10 @@ async function child(
   let run: (total: number) => Promise<void>;
   let close: () => Promise<void>;
   if (mode === "lean") {
-    const socket = new WebSocket(url, "duplex.v1");
-    await new Promise((resolve) => socket.onopen = resolve);
-    let sequence = 0;
-    const send = () =>
-      socket.send(
-        `{"sequence":${++sequence},"type":1,"message":"hello"}`,
-      );
-    run = (total) =>
-      new Promise<void>((resolve) => {
-        let sent = 0;
-        let received = 0;
-        socket.onmessage = (event) => {
-          JSON.parse(event.data);
-          received++;
-          if (sent < total) {
-            sent++;
-            send();
-          } else if (received === total) resolve();
-        };
-        for (; sent < Math.min(WINDOW, total); sent++) send();
-      });
-    close = () =>
-      new Promise((resolve) => {
-        socket.onclose = () => resolve();
-        socket.close();
-      });
+    const wire = wireFor("duplex.v1");
+    const socket = await open(wire, "127.0.0.1", http.addr.port, "bench");
+    run = pipelinedRuns(wire, socket, WINDOW);
+    close = () => closeAll([socket]);
   } else {
     const client = new Client(url, {
       maxAttempts: 0,

@@ -213,7 +213,8 @@ function deadline<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-async function open(
+/** Opens one lean connection as `user` and completes the wire's handshake. */
+export async function open(
   wire: Wire,
   host: string,
   port: number,
@@ -253,7 +254,8 @@ async function openMany(
   return sockets;
 }
 
-async function closeAll(sockets: WebSocket[]): Promise<void> {
+/** Closes the sockets, resolving once each is closed. */
+export async function closeAll(sockets: WebSocket[]): Promise<void> {
   await Promise.all(sockets.map((socket) =>
     new Promise((resolve) => {
       if (socket.readyState === WebSocket.CLOSED) return resolve(undefined);
@@ -331,7 +333,31 @@ export async function pipelined(
   window: number,
 ): Promise<Record<string, number>> {
   const socket = await open(wire, "127.0.0.1", port, "bench");
-  const run = (total: number) =>
+  const run = pipelinedRuns(wire, socket, window);
+  await deadline(run(Math.min(5000, count)), "pipelined warm-up");
+  const start = performance.now();
+  await deadline(run(count), "pipelined");
+  const elapsed = performance.now() - start;
+  await closeAll([socket]);
+  return { requestsPerSecond: count / (elapsed / 1000) };
+}
+
+/**
+ * Runs of pipelined requests on one lean connection: each run sends `total`
+ * requests numbered from 1, `window` in flight, and resolves once every one
+ * was answered, each reply counted once by its sequence.
+ *
+ * @param wire How to speak to the server.
+ * @param socket An open connection on that wire.
+ * @param window Requests in flight.
+ * @returns A run of `total` requests.
+ */
+export function pipelinedRuns(
+  wire: Wire,
+  socket: WebSocket,
+  window: number,
+): (total: number) => Promise<void> {
+  return (total) =>
     new Promise<void>((resolve, reject) => {
       const seen = new Uint8Array(total + 1);
       let sent = 0;
@@ -349,12 +375,6 @@ export async function pipelined(
       socket.onmessage = (event) => wire.read(event.data, socket, reply);
       while (sent < Math.min(window, total)) socket.send(wire.request(++sent));
     });
-  await deadline(run(Math.min(5000, count)), "pipelined warm-up");
-  const start = performance.now();
-  await deadline(run(count), "pipelined");
-  const elapsed = performance.now() - start;
-  await closeAll([socket]);
-  return { requestsPerSecond: count / (elapsed / 1000) };
 }
 
 /**

@@ -77,7 +77,7 @@ export interface PendingRequest<T> {
 export interface TimedRequest {
   /** The request's sequence. */
   readonly sequence: number;
-  /** `performance.now()` deadline (rounded up to an integer), or 0. */
+  /** `performance.now()` deadline (`timeoutLists` rounds it up), or 0. */
   deadline: number;
   /** The previous request in a ring of requests. */
   prev: TimedRequest;
@@ -175,13 +175,15 @@ function timers(
   /** The deadline the timer is set for (Infinity: none). */
   let at = Infinity;
   const sweep = (): void => {
-    clearTimeout(timer);
     const now = performance.now();
     at = Infinity;
     for (const [request, timeout] of timed) {
       if (request.deadline <= now) expire(request, timeout);
       else at = Math.min(at, request.deadline);
     }
+    // Cleared here, not before the loop: a request started by an expiry
+    // sweeps (and sets a timer) on its own, which this one replaces.
+    clearTimeout(timer);
     // At most 2^31 - 1 ms, as timers take (the sweep sets it again).
     timer = at < Infinity
       ? setTimeout(sweep, Math.min(at - now, 2e9))
