@@ -325,10 +325,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     const outbox = this.#outbox;
     const transport = this.#transport;
     // The common case, small enough to be compiled into its callers:
-    // attached (so not ended), a text frame longer than a ping or pong
-    // (33 characters at most: `isLiveness`; a literal, which costs the
-    // browser bundle fewer bytes than a shared constant),
-    // nothing lost, nothing held back (write-ahead).
+    // attached (so not ended), a text frame longer than a ping or pong (33,
+    // isLiveness's bound), nothing lost, nothing held back (write-ahead).
     if (
       typeof data === "string" && data.length > 33 && outbox !== undefined &&
       transport !== undefined && this.#lost === undefined &&
