@@ -335,7 +335,6 @@ export class DuplexServer<
    * over the high-water mark get the backpressure policy; closed ones are
    * skipped. With a cluster, other instances get it through the broker (at
    * most once; trouble is logged by the cluster), unless `local` is set.
-   *
    * @param message The payload: any JSON value.
    * @param options The audience, method, `from`, `sequence` and `local`.
    * @throws {TypeError} With both `to` and `room`, or a message it cannot send.
