@@ -375,7 +375,8 @@ export function resultsMarkdown(results: Results): string {
     `Machine: ${results.machine}.`,
     "",
     "Duplex/raw: ratio of the medians (lowest–highest ratio of one repeat's",
-    "back-to-back pair, a measure of the noise).",
+    "pair, a measure of the noise; server-alone, coalescing and sessions-on/off",
+    "pairs are interleaved in blocks within one client process).",
     "",
     markdownTables(results.rows, serversOf(results.rows)),
     results.tracker === undefined
