@@ -7,12 +7,13 @@
  */
 
 /** The servers a run can measure. */
-export type ServerName = "raw" | "duplex" | "ws" | "socketio";
+export type ServerName = "raw" | "duplex" | "hand" | "ws" | "socketio";
 
 /** Display names of the servers. */
 export const SERVER_LABELS: Record<ServerName, string> = {
   raw: "raw Deno",
   duplex: "Duplex",
+  hand: "hand-written Deno",
   ws: "ws (Node)",
   socketio: "Socket.IO 4",
 };
@@ -21,6 +22,7 @@ export const SERVER_LABELS: Record<ServerName, string> = {
 export const SERVER_COLOURS: Record<ServerName, string> = {
   raw: "#718096",
   duplex: "#2b6cb0",
+  hand: "#805ad5",
   ws: "#dd6b20",
   socketio: "#38a169",
 };
@@ -354,7 +356,7 @@ export interface Results {
  */
 export function serversOf(rows: Row[]): ServerName[] {
   const seen = new Set(rows.flatMap((row) => Object.keys(row.medians)));
-  return (["raw", "duplex", "ws", "socketio"] as const).filter((s) =>
+  return (["raw", "duplex", "hand", "ws", "socketio"] as const).filter((s) =>
     s === "raw" || s === "duplex" || seen.has(s)
   );
 }

@@ -23,7 +23,8 @@
  * another process. The lean client's throughput and latency workloads run
  * every server of a row at once and interleave them in blocks within the
  * client process (`runInterleaved`), so the machine's drift falls on all of
- * them alike; memory and end-to-end run one server at a time, interleaved
+ * them alike, with the servers pinned to one CPU and the client to another
+ * (`PIN`); memory and end-to-end run one server at a time, interleaved
  * within each repeat. The tables
  * show medians and ratios to raw Deno, each with its target and ✓/✗.
  * `--peers` adds Socket.IO 4 and `ws` servers under Node (bench/peers/) to
@@ -31,7 +32,7 @@
  * library figures, which do not involve them).
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_BLOCKS (blocks
- * of an interleaved workload, default 20), BENCH_QUICK=1 (small
+ * of an interleaved workload, default 20), BENCH_PIN=0 (no CPU pinning), BENCH_QUICK=1 (small
  * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
  * section ids: server, e2e, memory, coalescing, session-server, extras,
  * sessions, streams, presence). The opt-in workload
@@ -62,12 +63,39 @@ import {
 import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
 import { measureIdleMany } from "./idle_many.ts";
 import { measureOthers } from "./others.ts";
-import { type RunningServer, spawnDeno, spawnServer } from "./process.ts";
+import {
+  type RunningServer,
+  spawnDeno,
+  spawnRaised,
+  spawnServer,
+} from "./process.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 /** Blocks an interleaved workload is split into (BENCH_BLOCKS). */
 const BLOCKS = Number(Deno.env.get("BENCH_BLOCKS") ?? 20);
+/**
+ * CPUs of the interleaved workloads (BENCH_PIN=0: none): the servers on
+ * one, the client on another, each process with every thread of it. On a
+ * VM a wake-up across CPUs costs about as much as a whole round trip on one,
+ * and the scheduler places each process anew, so unpinned sequential
+ * latencies moved by 2–3× between server processes of one run; pinned, each
+ * server has a CPU of its own, as in production, and the client cannot take
+ * it. Needs 2 CPUs and `taskset` (util-linux).
+ */
+const PIN: { server: string; client: string } | undefined = (() => {
+  if (Deno.env.get("BENCH_PIN") === "0" || navigator.hardwareConcurrency < 2) {
+    return undefined;
+  }
+  try {
+    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
+    return probe.outputSync().success
+      ? { server: "1", client: "0" }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 /** The fewest sends of the one sender in a fan-out block. */
 const FANOUT_BLOCK = 200;
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
@@ -360,6 +388,10 @@ function selected(id: string, section: string): boolean {
 /** The servers of a workload on a wire. */
 function serversFor(workload: Workload, wire: string): ServerName[] {
   const servers: ServerName[] = ["raw", "duplex"];
+  // The hand-written Deno chat: the floor of any server of the protocol.
+  if (workload.section === "server" && interleavable(workload)) {
+    servers.push("hand");
+  }
   if (PEERS && workload.peers && wire === "original") {
     servers.push("ws", "socketio");
   }
@@ -380,6 +412,8 @@ function serverCommand(server: ServerName): string[] {
       return deno("raw_server.ts");
     case "duplex":
       return deno("duplex_server.ts");
+    case "hand":
+      return deno("hand_server.ts");
     case "ws":
       return [
         "node",
@@ -438,12 +472,19 @@ async function runInterleaved(
 ): Promise<Record<string, number>[]> {
   const running: RunningServer[] = [];
   try {
+    const pinned = (cpu: string | undefined, argv: string[]) =>
+      cpu === undefined ? argv : ["taskset", "-c", cpu, ...argv];
     for (const server of servers) {
       running.push(
-        await spawnServer(serverCommand(server), { DUPLEX_PEERS: PEERS_DIR }),
+        await spawnServer(pinned(PIN?.server, serverCommand(server)), {
+          DUPLEX_PEERS: PEERS_DIR,
+        }),
       );
     }
-    const { success, stdout } = await spawnDeno([
+    const { success, stdout } = await spawnRaised(pinned(PIN?.client, [
+      Deno.execPath(),
+      "run",
+      "-A",
       new URL("lean_client.ts", here).pathname,
       "interleave",
       workload.workload,
@@ -451,7 +492,7 @@ async function runInterleaved(
       String(workload.size ?? 0),
       String(blocksOf(workload)),
       ...running.map(({ port }, i) => `${wires[i]}@${port}`),
-    ]).output();
+    ])).output();
     if (!success) {
       throw new Error(`Cannot run ${workload.id}: client failed`);
     }
@@ -768,6 +809,10 @@ const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
     : `, Node ${peerVersions.node} (socket.io ${peerVersions.socketIo}, ws ${peerVersions.ws})`
 }; load average before the run ${
   loadBefore.map((l) => l.toFixed(2)).join(" ")
+}; interleaved workloads ${
+  PIN === undefined
+    ? "not pinned"
+    : `pinned: servers on CPU ${PIN.server}, client on CPU ${PIN.client}`
 }`;
 const results: Results = {
   date: new Date().toISOString(),
