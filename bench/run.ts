@@ -23,8 +23,8 @@
  * another process. The lean client's throughput and latency workloads run
  * every server of a row at once and interleave them in blocks within the
  * client process (`runInterleaved`), so the machine's drift falls on all of
- * them alike, with the servers pinned to one CPU and the client to another
- * (`PIN`); memory and end-to-end run one server at a time, interleaved
+ * them alike (sequential: the servers pinned to one CPU and the client to
+ * another, `PIN`); memory and end-to-end run one server at a time, interleaved
  * within each repeat. The tables
  * show medians and ratios to raw Deno, each with its target and ✓/✗.
  * `--peers` adds Socket.IO 4 and `ws` servers under Node (bench/peers/) to
@@ -32,8 +32,8 @@
  * library figures, which do not involve them).
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_BLOCKS (blocks
- * of an interleaved workload, default 20), BENCH_PIN=0 (no CPU pinning), BENCH_QUICK=1 (small
- * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
+ * of an interleaved workload, default 20), BENCH_PIN=0 (no CPU pinning),
+ * BENCH_QUICK=1 (small counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
  * section ids: server, e2e, memory, coalescing, session-server, extras,
  * sessions, streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
@@ -75,13 +75,14 @@ const QUICK = Deno.env.get("BENCH_QUICK") === "1";
 /** Blocks an interleaved workload is split into (BENCH_BLOCKS). */
 const BLOCKS = Number(Deno.env.get("BENCH_BLOCKS") ?? 20);
 /**
- * CPUs of the interleaved workloads (BENCH_PIN=0: none): the servers on
- * one, the client on another, each process with every thread of it. On a
- * VM a wake-up across CPUs costs about as much as a whole round trip on one,
- * and the scheduler places each process anew, so unpinned sequential
- * latencies moved by 2–3× between server processes of one run; pinned, each
- * server has a CPU of its own, as in production, and the client cannot take
- * it. Needs 2 CPUs and `taskset` (util-linux).
+ * CPUs of the interleaved sequential workloads (BENCH_PIN=0: none): the
+ * servers on one, the client on another, each process with every thread of
+ * it. On a VM a wake-up across CPUs costs about as much as a whole round trip
+ * on one, and the scheduler places each process anew, so unpinned sequential
+ * latencies moved by 2–3× between server processes of one run (one server
+ * sharing the client's CPU, the other not); pinned, every server is reached
+ * the same way, as from another machine. Needs 2 CPUs and `taskset`
+ * (util-linux).
  */
 const PIN: { server: string; client: string } | undefined = (() => {
   if (Deno.env.get("BENCH_PIN") === "0" || navigator.hardwareConcurrency < 2) {
@@ -472,16 +473,21 @@ async function runInterleaved(
 ): Promise<Record<string, number>[]> {
   const running: RunningServer[] = [];
   try {
+    // Only the latency workload is pinned: in the throughput workloads
+    // every process is busy and the scheduler keeps them apart anyway, and
+    // the client pinned to one CPU would become the bottleneck (and a
+    // server's garbage collector could not use the client's idle time).
+    const pin = workload.workload === "sequential" ? PIN : undefined;
     const pinned = (cpu: string | undefined, argv: string[]) =>
       cpu === undefined ? argv : ["taskset", "-c", cpu, ...argv];
     for (const server of servers) {
       running.push(
-        await spawnServer(pinned(PIN?.server, serverCommand(server)), {
+        await spawnServer(pinned(pin?.server, serverCommand(server)), {
           DUPLEX_PEERS: PEERS_DIR,
         }),
       );
     }
-    const { success, stdout } = await spawnRaised(pinned(PIN?.client, [
+    const { success, stdout } = await spawnRaised(pinned(pin?.client, [
       Deno.execPath(),
       "run",
       "-A",
@@ -809,10 +815,10 @@ const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
     : `, Node ${peerVersions.node} (socket.io ${peerVersions.socketIo}, ws ${peerVersions.ws})`
 }; load average before the run ${
   loadBefore.map((l) => l.toFixed(2)).join(" ")
-}; interleaved workloads ${
+}; ${
   PIN === undefined
-    ? "not pinned"
-    : `pinned: servers on CPU ${PIN.server}, client on CPU ${PIN.client}`
+    ? "nothing pinned"
+    : `sequential: servers on CPU ${PIN.server}, client on CPU ${PIN.client}`
 }`;
 const results: Results = {
   date: new Date().toISOString(),
