@@ -6,6 +6,12 @@
  * own process and prints its figures as JSON on the last line:
  *
  *   deno run -A bench/lean_client.ts <wire> <workload> <port> <count> [size]
+ *   deno run -A bench/lean_client.ts interleave <workload> <count> <size> <blocks> <wire>@<port>...
+ *
+ * The second form runs a `sequential`, `pipelined` or `fanout` workload
+ * against several servers at once, interleaved ({@linkcode interleaved}:
+ * `count` split into `blocks` blocks, each run on every server in turn),
+ * and prints one result per server, in order, as a JSON array.
  *
  * Wires: `original` (no subprotocol, `{"sequence":n,"type":1,"message":"hello"}`),
  * `duplex.v1` (the same frames with the `duplex.v1` subprotocol offered and
@@ -270,20 +276,35 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 /**
- * Sequential round trips: one request in flight.
+ * A workload set up against one server, run in timed blocks: the blocks of
+ * several runners can be interleaved in one process, so every server is
+ * measured in the same stretches of time (see {@linkcode interleaved}).
+ */
+export interface Runner {
+  /** Runs `n` units (round trips, requests, or sends to fan out) and
+   * resolves with the time they took, in ms. */
+  block(n: number): Promise<number>;
+  /** The round trips' latencies, in ms (sequential runners only). */
+  latencies?: number[];
+  /** Deliveries per unit (fan-out runners: the receivers). */
+  perUnit: number;
+  /** Closes the runner's connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Sequential round trips, one request in flight, after `warmup` untimed ones.
  *
  * @param wire How to speak to the server.
  * @param port The server's port on 127.0.0.1.
- * @param count Timed round trips.
  * @param warmup Round trips before timing.
- * @returns requests/s, p50 and p99 latency in ms.
+ * @returns The runner; a unit is one round trip.
  */
-export async function sequential(
+export async function sequentialRunner(
   wire: Wire,
   port: number,
-  count: number,
   warmup: number,
-): Promise<Record<string, number>> {
+): Promise<Runner> {
   const socket = await open(wire, "127.0.0.1", port, "bench");
   let expected = 0;
   let next: () => void = () => {};
@@ -298,48 +319,186 @@ export async function sequential(
       expected = sequence;
       socket.send(wire.request(sequence));
     });
-  for (let i = 1; i <= warmup; i++) await roundTrip(i);
-  const latencies = new Float64Array(count);
-  const start = performance.now();
-  for (let i = 0; i < count; i++) {
-    const t = performance.now();
-    await roundTrip(warmup + i + 1);
-    latencies[i] = performance.now() - t;
-  }
-  const elapsed = performance.now() - start;
-  await closeAll([socket]);
-  latencies.sort();
+  let sequence = 0;
+  while (sequence < warmup) await roundTrip(++sequence);
+  const latencies: number[] = [];
   return {
-    requestsPerSecond: count / (elapsed / 1000),
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
+    latencies,
+    perUnit: 1,
+    async block(n) {
+      const start = performance.now();
+      for (let i = 0; i < n; i++) {
+        const t = performance.now();
+        await roundTrip(++sequence);
+        latencies.push(performance.now() - t);
+      }
+      return performance.now() - start;
+    },
+    close: () => closeAll([socket]),
   };
 }
 
 /**
- * Pipelined: `window` requests in flight on one connection; each reply
- * (counted once per sequence) lets the next request go.
+ * Pipelined requests, `window` in flight on one connection, after an
+ * untimed warm-up of `warmup` requests.
  *
  * @param wire How to speak to the server.
  * @param port The server's port on 127.0.0.1.
- * @param count Timed requests.
  * @param window Requests in flight.
- * @returns requests/s.
+ * @param warmup Requests before timing.
+ * @returns The runner; a unit is one request.
  */
-export async function pipelined(
+export async function pipelinedRunner(
   wire: Wire,
   port: number,
-  count: number,
   window: number,
-): Promise<Record<string, number>> {
+  warmup: number,
+): Promise<Runner> {
   const socket = await open(wire, "127.0.0.1", port, "bench");
   const run = pipelinedRuns(wire, socket, window);
-  await deadline(run(Math.min(5000, count)), "pipelined warm-up");
-  const start = performance.now();
-  await deadline(run(count), "pipelined");
-  const elapsed = performance.now() - start;
-  await closeAll([socket]);
-  return { requestsPerSecond: count / (elapsed / 1000) };
+  await deadline(run(warmup), "pipelined warm-up");
+  return {
+    perUnit: 1,
+    async block(n) {
+      const start = performance.now();
+      await deadline(run(n), "pipelined");
+      return performance.now() - start;
+    },
+    close: () => closeAll([socket]),
+  };
+}
+
+/**
+ * Fan-out: `receivers` connections and one sender; a block sends its
+ * requests at once, the server relays each to every receiver and answers
+ * the sender, and the block ends once every delivery and reply arrived.
+ *
+ * @param wire How to speak to the server.
+ * @param port The server's port on 127.0.0.1.
+ * @param receivers Connections that receive every relay.
+ * @returns The runner; a unit is one request of the sender.
+ */
+export async function fanoutRunner(
+  wire: Wire,
+  port: number,
+  receivers: number,
+): Promise<Runner> {
+  const sockets = await openMany(wire, ["127.0.0.1"], port, receivers, 0);
+  let remaining = 0;
+  let delivered = Promise.withResolvers<void>();
+  const delivery = (): void => {
+    if (--remaining === 0) delivered.resolve();
+  };
+  for (const socket of sockets) {
+    socket.onmessage = (event) => wire.read(event.data, socket, delivery);
+  }
+  const sender = await open(wire, "127.0.0.1", port, "sender&fanout=sender");
+  // Replies of the current block: sequences first..last, each counted once.
+  let first = 1;
+  let last = 0;
+  let seen = new Uint8Array(0);
+  let acked = 0;
+  let answered = Promise.withResolvers<void>();
+  const ack = (sequence: number): void => {
+    const i = sequence - first;
+    if (i >= 0 && sequence <= last && !seen[i]) {
+      seen[i] = 1;
+      if (++acked === last - first + 1) answered.resolve();
+    }
+  };
+  sender.onmessage = (event) => wire.read(event.data, sender, ack);
+  return {
+    perUnit: receivers,
+    async block(n) {
+      first = last + 1;
+      last += n;
+      seen = new Uint8Array(n);
+      acked = 0;
+      remaining = receivers * n;
+      delivered = Promise.withResolvers<void>();
+      answered = Promise.withResolvers<void>();
+      const start = performance.now();
+      for (let i = first; i <= last; i++) sender.send(wire.request(i));
+      await deadline(
+        Promise.all([delivered.promise, answered.promise]),
+        "fan-out",
+      );
+      return performance.now() - start;
+    },
+    close: () => closeAll([...sockets, sender]),
+  };
+}
+
+/** One server to measure: its port on 127.0.0.1 and the wire it speaks. */
+export interface Target {
+  /** The wire's name ({@linkcode wireFor}). */
+  wire: string;
+  /** The server's port. */
+  port: number;
+}
+
+/**
+ * Runs one workload against every target, interleaved: `count` units split
+ * into `blocks` blocks, each block run on every target in turn, the order
+ * reversed every other block. Drift of a shared, noisy machine (another
+ * process, the CPU's clock, the host) then falls on every server alike.
+ *
+ * @param workload `sequential`, `pipelined` or `fanout`.
+ * @param targets The servers.
+ * @param count Timed units per target.
+ * @param size Warm-up round trips (sequential), requests in flight
+ * (pipelined) or receivers (fan-out).
+ * @param blocks How many blocks to split `count` into.
+ * @returns One result per target, in their order: requests/s (and p50 and
+ * p99 latency in ms, sequential) or deliveries/s (fan-out).
+ */
+export async function interleaved(
+  workload: string,
+  targets: Target[],
+  count: number,
+  size: number,
+  blocks: number,
+): Promise<Record<string, number>[]> {
+  const runners: Runner[] = [];
+  for (const { wire: name, port } of targets) {
+    const wire = wireFor(name);
+    switch (workload) {
+      case "sequential":
+        runners.push(await sequentialRunner(wire, port, size || 1000));
+        break;
+      case "pipelined":
+        runners.push(
+          await pipelinedRunner(wire, port, size || 100, Math.min(5000, count)),
+        );
+        break;
+      case "fanout":
+        runners.push(await fanoutRunner(wire, port, size || 100));
+        break;
+      default:
+        throw new TypeError(`Cannot run workload: unknown "${workload}"`);
+    }
+  }
+  const elapsed = runners.map(() => 0);
+  const order = runners.map((_, i) => i);
+  for (let b = 0; b < blocks; b++) {
+    const n = Math.floor(count * (b + 1) / blocks) -
+      Math.floor(count * b / blocks);
+    for (const i of b % 2 ? order.toReversed() : order) {
+      elapsed[i] += await runners[i].block(n);
+    }
+  }
+  await Promise.all(runners.map((runner) => runner.close()));
+  return runners.map((runner, i): Record<string, number> => {
+    const perSecond = count * runner.perUnit / (elapsed[i] / 1000);
+    if (workload === "fanout") return { deliveriesPerSecond: perSecond };
+    if (!runner.latencies) return { requestsPerSecond: perSecond };
+    const sorted = Float64Array.from(runner.latencies).sort();
+    return {
+      requestsPerSecond: perSecond,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+    };
+  });
 }
 
 /**
@@ -375,60 +534,6 @@ export function pipelinedRuns(
       socket.onmessage = (event) => wire.read(event.data, socket, reply);
       while (sent < Math.min(window, total)) socket.send(wire.request(++sent));
     });
-}
-
-/**
- * Fan-out: one sender sends `count` requests at once; the server relays
- * each to every one of `receivers` connections and answers the sender.
- * Timed until every delivery and every reply arrived.
- *
- * @param wire How to speak to the server.
- * @param port The server's port on 127.0.0.1.
- * @param count Requests of the sender.
- * @param receivers Connections that receive every relay.
- * @returns deliveries/s.
- */
-export async function fanout(
-  wire: Wire,
-  port: number,
-  count: number,
-  receivers: number,
-): Promise<Record<string, number>> {
-  const hosts = ["127.0.0.1"];
-  const sockets = await openMany(wire, hosts, port, receivers, 0);
-  let remaining = receivers * count;
-  const delivered = Promise.withResolvers<void>();
-  const delivery = (): void => {
-    if (--remaining === 0) delivered.resolve();
-  };
-  for (const socket of sockets) {
-    socket.onmessage = (event) => wire.read(event.data, socket, delivery);
-  }
-  const sender = await open(
-    wire,
-    "127.0.0.1",
-    port,
-    "sender&fanout=sender",
-  );
-  const seen = new Uint8Array(count + 1);
-  let acked = 0;
-  const answered = Promise.withResolvers<void>();
-  const ack = (sequence: number): void => {
-    if (sequence > 0 && sequence <= count && !seen[sequence]) {
-      seen[sequence] = 1;
-      if (++acked === count) answered.resolve();
-    }
-  };
-  sender.onmessage = (event) => wire.read(event.data, sender, ack);
-  const start = performance.now();
-  for (let i = 1; i <= count; i++) sender.send(wire.request(i));
-  await deadline(
-    Promise.all([delivered.promise, answered.promise]),
-    "fan-out",
-  );
-  const elapsed = performance.now() - start;
-  await closeAll([...sockets, sender]);
-  return { deliveriesPerSecond: (receivers * count) / (elapsed / 1000) };
 }
 
 async function rss(port: number): Promise<number> {
@@ -495,6 +600,23 @@ export async function hold(
 }
 
 if (import.meta.main) {
+  if (Deno.args[0] === "interleave") {
+    // interleave <workload> <count> <size> <blocks> <wire>@<port>...
+    const [, workload, countText, sizeText, blocksText, ...rest] = Deno.args;
+    const targets = rest.map((target) => {
+      const at = target.lastIndexOf("@");
+      return { wire: target.slice(0, at), port: Number(target.slice(at + 1)) };
+    });
+    const results = await interleaved(
+      workload,
+      targets,
+      Number(countText),
+      Number(sizeText),
+      Number(blocksText),
+    );
+    console.log(JSON.stringify(results));
+    Deno.exit(0);
+  }
   const [wireName, workload, portText, countText, sizeText] = Deno.args;
   const wire = wireFor(wireName);
   const port = Number(portText);
@@ -503,13 +625,15 @@ if (import.meta.main) {
   let result: Record<string, number>;
   switch (workload) {
     case "sequential":
-      result = await sequential(wire, port, count, size || 1000);
-      break;
     case "pipelined":
-      result = await pipelined(wire, port, count, size || 100);
-      break;
     case "fanout":
-      result = await fanout(wire, port, count, size || 100);
+      [result] = await interleaved(
+        workload,
+        [{ wire: wireName, port }],
+        count,
+        size,
+        1,
+      );
       break;
     case "idle":
       result = await idle(wire, port, count);

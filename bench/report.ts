@@ -7,12 +7,13 @@
  */
 
 /** The servers a run can measure. */
-export type ServerName = "raw" | "duplex" | "ws" | "socketio";
+export type ServerName = "raw" | "duplex" | "hand" | "ws" | "socketio";
 
 /** Display names of the servers. */
 export const SERVER_LABELS: Record<ServerName, string> = {
   raw: "raw Deno",
   duplex: "Duplex",
+  hand: "hand-written Deno",
   ws: "ws (Node)",
   socketio: "Socket.IO 4",
 };
@@ -21,6 +22,7 @@ export const SERVER_LABELS: Record<ServerName, string> = {
 export const SERVER_COLOURS: Record<ServerName, string> = {
   raw: "#718096",
   duplex: "#2b6cb0",
+  hand: "#805ad5",
   ws: "#dd6b20",
   socketio: "#38a169",
 };
@@ -354,7 +356,7 @@ export interface Results {
  */
 export function serversOf(rows: Row[]): ServerName[] {
   const seen = new Set(rows.flatMap((row) => Object.keys(row.medians)));
-  return (["raw", "duplex", "ws", "socketio"] as const).filter((s) =>
+  return (["raw", "duplex", "hand", "ws", "socketio"] as const).filter((s) =>
     s === "raw" || s === "duplex" || seen.has(s)
   );
 }
@@ -375,7 +377,8 @@ export function resultsMarkdown(results: Results): string {
     `Machine: ${results.machine}.`,
     "",
     "Duplex/raw: ratio of the medians (lowest–highest ratio of one repeat's",
-    "back-to-back pair, a measure of the noise).",
+    "pair, a measure of the noise; server-alone, coalescing and sessions-on/off",
+    "pairs are interleaved in blocks within one client process).",
     "",
     markdownTables(results.rows, serversOf(results.rows)),
     results.tracker === undefined

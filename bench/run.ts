@@ -19,15 +19,21 @@
  *   (bench/others.ts: sessions_bench.ts, streams.ts, presence.ts), each
  *   figure with its issue's target.
  *
- * Every measurement starts a fresh server process and runs its client in
- * another process; servers are interleaved within each repeat; the tables
+ * Every measurement starts fresh server processes and runs its client in
+ * another process. The lean client's throughput and latency workloads run
+ * every server of a row at once and interleave them in blocks within the
+ * client process (`runInterleaved`), so the machine's drift falls on all of
+ * them alike (sequential: the servers pinned to one CPU and the client to
+ * another, `PIN`); memory and end-to-end run one server at a time, interleaved
+ * within each repeat. The tables
  * show medians and ratios to raw Deno, each with its target and ✓/✗.
  * `--peers` adds Socket.IO 4 and `ws` servers under Node (bench/peers/) to
  * the server-alone and memory workloads (and leaves out end-to-end and the
  * library figures, which do not involve them).
  *
- * Options (environment): BENCH_REPEATS (default 3), BENCH_QUICK=1 (small
- * counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
+ * Options (environment): BENCH_REPEATS (default 3), BENCH_BLOCKS (blocks
+ * of an interleaved workload, default 20), BENCH_PIN=0 (no CPU pinning),
+ * BENCH_QUICK=1 (small counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
  * section ids: server, e2e, memory, coalescing, session-server, extras,
  * sessions, streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
@@ -57,10 +63,42 @@ import {
 import { PEERS_DIR, type PeerVersions, preparePeers } from "./peers.ts";
 import { measureIdleMany } from "./idle_many.ts";
 import { measureOthers } from "./others.ts";
-import { spawnDeno, spawnServer } from "./process.ts";
+import {
+  type RunningServer,
+  spawnDeno,
+  spawnRaised,
+  spawnServer,
+} from "./process.ts";
 
 const REPEATS = Number(Deno.env.get("BENCH_REPEATS") ?? 3);
 const QUICK = Deno.env.get("BENCH_QUICK") === "1";
+/** Blocks an interleaved workload is split into (BENCH_BLOCKS). */
+const BLOCKS = Number(Deno.env.get("BENCH_BLOCKS") ?? 20);
+/**
+ * CPUs of the interleaved sequential workloads (BENCH_PIN=0: none): the
+ * servers on one, the client on another, each process with every thread of
+ * it. On a VM a wake-up across CPUs costs about as much as a whole round trip
+ * on one, and the scheduler places each process anew, so unpinned sequential
+ * latencies moved by 2–3× between server processes of one run (one server
+ * sharing the client's CPU, the other not); pinned, every server is reached
+ * the same way, as from another machine. Needs 2 CPUs and `taskset`
+ * (util-linux).
+ */
+const PIN: { server: string; client: string } | undefined = (() => {
+  if (Deno.env.get("BENCH_PIN") === "0" || navigator.hardwareConcurrency < 2) {
+    return undefined;
+  }
+  try {
+    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
+    return probe.outputSync().success
+      ? { server: "1", client: "0" }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+/** The fewest sends of the one sender in a fan-out block. */
+const FANOUT_BLOCK = 200;
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
 const PEERS = Deno.args.includes("--peers");
 const here = new URL(".", import.meta.url);
@@ -351,6 +389,10 @@ function selected(id: string, section: string): boolean {
 /** The servers of a workload on a wire. */
 function serversFor(workload: Workload, wire: string): ServerName[] {
   const servers: ServerName[] = ["raw", "duplex"];
+  // The hand-written Deno chat: the floor of any server of the protocol.
+  if (workload.section === "server" && interleavable(workload)) {
+    servers.push("hand");
+  }
   if (PEERS && workload.peers && wire === "original") {
     servers.push("ws", "socketio");
   }
@@ -371,6 +413,8 @@ function serverCommand(server: ServerName): string[] {
       return deno("raw_server.ts");
     case "duplex":
       return deno("duplex_server.ts");
+    case "hand":
+      return deno("hand_server.ts");
     case "ws":
       return [
         "node",
@@ -383,6 +427,85 @@ function serverCommand(server: ServerName): string[] {
         "--expose-gc",
         new URL("peers/socketio_server.cjs", here).pathname,
       ];
+  }
+}
+
+/** The wire the lean client speaks to `server` in a workload on `wire`. */
+function wireOf(server: ServerName, workload: Workload, wire: string): string {
+  if (server === "socketio") return "socketio";
+  return server === "duplex" ? workload.duplexWire ?? wire : wire;
+}
+
+/**
+ * Whether a workload runs interleaved (every server at once, in blocks:
+ * {@linkcode runInterleaved}): the lean client's throughput and latency
+ * workloads. Memory and the end-to-end workloads run one server at a time.
+ */
+function interleavable(workload: Workload): boolean {
+  return workload.driver === "lean" && workload.workload !== "idle";
+}
+
+/**
+ * The blocks of an interleaved workload: {@linkcode BLOCKS}, but at least
+ * {@linkcode FANOUT_BLOCK} sends in a fan-out block, so that a block still
+ * sends a burst that write coalescing can batch, as the whole run did
+ * before it was split.
+ */
+function blocksOf(workload: Workload): number {
+  const most = workload.workload === "fanout"
+    ? Math.floor(workload.count / FANOUT_BLOCK)
+    : workload.count;
+  return Math.max(1, Math.min(BLOCKS, most));
+}
+
+/**
+ * One interleaved measurement: a fresh process of each server, all at
+ * once, and one lean client process that splits the workload into
+ * {@linkcode BLOCKS} blocks and runs each block on every server in turn
+ * (bench/lean_client.ts `interleaved`), so that what the machine does
+ * meanwhile (the host, the CPU's clock, another process) falls on every
+ * server alike. Each server is idle while another one's block runs.
+ */
+async function runInterleaved(
+  servers: ServerName[],
+  wires: string[],
+  workload: Workload,
+): Promise<Record<string, number>[]> {
+  const running: RunningServer[] = [];
+  try {
+    // Only the latency workload is pinned: in the throughput workloads
+    // every process is busy and the scheduler keeps them apart anyway, and
+    // the client pinned to one CPU would become the bottleneck (and a
+    // server's garbage collector could not use the client's idle time).
+    const pin = workload.workload === "sequential" ? PIN : undefined;
+    const pinned = (cpu: string | undefined, argv: string[]) =>
+      cpu === undefined ? argv : ["taskset", "-c", cpu, ...argv];
+    for (const server of servers) {
+      running.push(
+        await spawnServer(pinned(pin?.server, serverCommand(server)), {
+          DUPLEX_PEERS: PEERS_DIR,
+        }),
+      );
+    }
+    const { success, stdout } = await spawnRaised(pinned(pin?.client, [
+      Deno.execPath(),
+      "run",
+      "-A",
+      new URL("lean_client.ts", here).pathname,
+      "interleave",
+      workload.workload,
+      String(workload.count),
+      String(workload.size ?? 0),
+      String(blocksOf(workload)),
+      ...running.map(({ port }, i) => `${wires[i]}@${port}`),
+    ])).output();
+    if (!success) {
+      throw new Error(`Cannot run ${workload.id}: client failed`);
+    }
+    const lines = new TextDecoder().decode(stdout).trim().split("\n");
+    return JSON.parse(lines[lines.length - 1]);
+  } finally {
+    await Promise.all(running.map((server) => server.stop()));
   }
 }
 
@@ -399,11 +522,7 @@ async function runOnce(
     const args = workload.driver === "lean"
       ? [
         new URL("lean_client.ts", here).pathname,
-        server === "socketio"
-          ? "socketio"
-          : server === "duplex"
-          ? workload.duplexWire ?? wire
-          : wire,
+        wireOf(server, workload, wire),
         workload.workload,
         String(running.port),
         String(workload.count),
@@ -433,6 +552,18 @@ async function measure(workload: Workload, wire: string): Promise<Row[]> {
     servers.map((s) => [s, []]),
   );
   for (let repeat = 0; repeat < REPEATS; repeat++) {
+    if (interleavable(workload)) {
+      const wires = servers.map((server) => wireOf(server, workload, wire));
+      let figures: Record<string, number>[];
+      try {
+        figures = await runInterleaved(servers, wires, workload);
+      } catch (error) {
+        console.error(`${workload.id} ${wire}: ${error}`);
+        figures = servers.map(() => ({}));
+      }
+      servers.forEach((server, i) => results.get(server)!.push(figures[i]));
+      continue;
+    }
     for (const server of servers) {
       try {
         results.get(server)!.push(await runOnce(server, workload, wire));
@@ -477,14 +608,15 @@ async function measureOnOff(workload: Workload): Promise<Row[]> {
     [on]: [],
   };
   for (let repeat = 0; repeat < REPEATS; repeat++) {
-    for (const wire of [off, on]) {
-      try {
-        results[wire].push(await runOnce("duplex", workload, wire));
-      } catch (error) {
-        console.error(`duplex ${workload.id} ${wire}: ${error}`);
-        results[wire].push({});
-      }
+    let figures: Record<string, number>[];
+    try {
+      figures = await runInterleaved(["duplex", "duplex"], [off, on], workload);
+    } catch (error) {
+      console.error(`duplex ${workload.id}: ${error}`);
+      figures = [{}, {}];
     }
+    results[off].push(figures[0]);
+    results[on].push(figures[1]);
   }
   return workload.figures.flatMap((figure) => {
     const runsOf = (wire: string) =>
@@ -683,6 +815,10 @@ const machine = `${navigator.hardwareConcurrency} cores (${cpu}), ${
     : `, Node ${peerVersions.node} (socket.io ${peerVersions.socketIo}, ws ${peerVersions.ws})`
 }; load average before the run ${
   loadBefore.map((l) => l.toFixed(2)).join(" ")
+}; ${
+  PIN === undefined
+    ? "nothing pinned"
+    : `sequential: servers on CPU ${PIN.server}, client on CPU ${PIN.client}`
 }`;
 const results: Results = {
   date: new Date().toISOString(),
