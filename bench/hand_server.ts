@@ -16,22 +16,15 @@
  * @module
  */
 
-import { listenAll } from "./listen.ts";
+import { listenAll, rssOrUpgrade } from "./listen.ts";
 
 const sockets = new Set<WebSocket>();
 
 listenAll((request) => {
+  const upgraded = rssOrUpgrade(request);
+  if (upgraded instanceof Response) return upgraded;
+  const { socket, response } = upgraded;
   const url = new URL(request.url);
-  if (url.pathname === "/rss") {
-    (globalThis as { gc?: () => void }).gc?.();
-    return Response.json({ rss: Deno.memoryUsage().rss });
-  }
-  const offered = request.headers.get("sec-websocket-protocol") ?? "";
-  const { socket, response } = Deno.upgradeWebSocket(request, {
-    protocol: offered.split(",").some((p) => p.trim() === "duplex.v1")
-      ? "duplex.v1"
-      : undefined,
-  });
   const user = url.searchParams.get("user") ?? "";
   socket.onopen = () => sockets.add(socket);
   socket.onclose = () => sockets.delete(socket);

@@ -41,3 +41,27 @@ export function listenAll(handler: Deno.ServeHandler): number {
   });
   return port;
 }
+
+/**
+ * The `/rss` answer of a benchmark server (its RSS in bytes after a full
+ * GC, with `--expose-gc`), or else the WebSocket upgrade of `request`,
+ * answering `duplex.v1` when the client offers it (so that the same lean
+ * client runs on both wires against servers that ignore the subprotocol).
+ *
+ * @param request The request.
+ * @returns The `/rss` response, or the upgraded socket and its response.
+ */
+export function rssOrUpgrade(
+  request: Request,
+): Response | { socket: WebSocket; response: Response } {
+  if (new URL(request.url).pathname === "/rss") {
+    (globalThis as { gc?: () => void }).gc?.();
+    return Response.json({ rss: Deno.memoryUsage().rss });
+  }
+  const offered = request.headers.get("sec-websocket-protocol") ?? "";
+  return Deno.upgradeWebSocket(request, {
+    protocol: offered.split(",").some((p) => p.trim() === "duplex.v1")
+      ? "duplex.v1"
+      : undefined,
+  });
+}
