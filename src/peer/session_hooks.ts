@@ -5,8 +5,15 @@
  * @module
  */
 
+import type { OutboxLimits, SessionOutbox } from "./session_outbox.ts";
+
 /** What a {@linkcode SessionSocket} tells its owner. */
 export interface SessionHooks {
+  /**
+   * Makes the outbox, on the first frame sent: the server's is a
+   * `WriteAheadOutbox` (write-ahead, `load`); absent: a `SessionOutbox`.
+   */
+  outbox?(limits: OutboxLimits): SessionOutbox;
   /**
    * The transport closed (or was dropped) while the session lives on; also
    * called, after the session ended, when the other side had ended it.

@@ -22,7 +22,7 @@ import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
 import { messageSize } from "../wire/frame_bytes.ts";
 import type { AckCarrier } from "../wire/codec.ts";
-import { SessionOutbox } from "./session_outbox.ts";
+import { SessionOutbox, type WriteAhead } from "./session_outbox.ts";
 import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
@@ -227,7 +227,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * outbox, in order, and a replay sends only stored ones.
    */
   holdSent(): void {
-    this.#box().holdSent();
+    (this.#box() as WriteAhead).holdSent();
   }
 
   /**
@@ -237,16 +237,17 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * @param count Frames stored, in all.
    */
   releaseSent(count: number): void {
-    const transport = this.#transport;
-    const frames = this.#outbox?.releaseSent(count, transport !== undefined);
-    for (const frame of frames ?? []) transport!.send(frame);
+    const outbox = this.#outbox as WriteAhead | undefined;
+    if (outbox?.stored !== undefined) {
+      outbox.releaseSent(count, this.#transport);
+    }
   }
 
-  /** Loads a session another instance ran (see `SessionOutbox.load`). */
+  /** Loads a session another instance ran (see `WriteAheadOutbox.load`). */
   load(received: number, sent: number, frames: Data[], theirs: number): void {
     this.#received = this.#acknowledged = this.#released = received;
     this.#confirmed = received;
-    this.#box().load(sent, frames, theirs);
+    (this.#box() as WriteAhead).load(sent, frames, theirs);
   }
 
   /**
@@ -357,7 +358,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       transport?.send(data);
       return;
     }
-    const outbox = this.#box();
+    const outbox = this.#box() as WriteAhead;
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
     } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
@@ -500,7 +501,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** The outbox, made on the first frame sent (idle sessions have none). */
   #box(): SessionOutbox {
-    return this.#outbox ??= new SessionOutbox(this.#limits);
+    return this.#outbox ??= this.#hooks.outbox?.(this.#limits) ??
+      new SessionOutbox(this.#limits);
   }
 
   #onSessionFrame(type: number, data: string): void {

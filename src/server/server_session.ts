@@ -9,6 +9,8 @@
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
+import type { OutboxLimits, SessionOutbox } from "../peer/session_outbox.ts";
+import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 import type {
   SessionHello,
   SessionLossReason,
@@ -49,6 +51,11 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     given: { ackEvery?: number; ackBytes?: number } = {},
   ) {
     this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
+  }
+
+  /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
+  outbox(limits: OutboxLimits): SessionOutbox {
+    return new WriteAheadOutbox(limits);
   }
 
   onDetach(code: number, reason: string): void {

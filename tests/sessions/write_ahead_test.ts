@@ -16,6 +16,7 @@ import { OutcomeUnknownError } from "../../client.ts";
 import type { DuplexServer } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
+import { WriteAheadOutbox } from "../../src/peer/write_ahead_outbox.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
 import { deadline } from "../_helpers.ts";
 import { FakeTransport, setup as single } from "./_session_helpers.ts";
@@ -200,7 +201,9 @@ redisTest(
 const frame = (k: number) => `{"sequence":0,"type":3,"message":${k}}`;
 
 Deno.test("SessionSocket: holdSent keeps frames off the socket until releaseSent, in order; a replay sends only stored ones; close sends the rest first", () => {
-  const socket = new SessionSocket(sessionLimits({}));
+  const socket = new SessionSocket(sessionLimits({}), {
+    outbox: (limits) => new WriteAheadOutbox(limits),
+  });
   const first = new FakeTransport();
   socket.attach(first, 0);
   socket.send(frame(1)); // before holdSent: leaves at once
