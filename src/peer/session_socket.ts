@@ -27,6 +27,7 @@ import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
+import type { HeldFrames } from "./held_frames.ts";
 
 export { type SessionLimits, sessionLimits } from "./session_limits.ts";
 export type { SessionHooks } from "./session_hooks.ts";
@@ -67,16 +68,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #endReason: SessionLossReason | undefined = undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
-  /** Holding: frames received and not yet released to the peer. */
-  #held: [Event, number][] | undefined = undefined;
-  /** Frames received and released to the peer. */
-  #released = 0;
-  /**
-   * Holding: frames released whose release is stored (a shared store's
-   * "dispatched"), the count acknowledgements carry. The other side keeps
-   * the frames after it, so that a new instance can report them in doubt.
-   */
-  #confirmed = 0;
+  /** Holding (a shared store's): received frames wait there to be released. */
+  #held: HeldFrames | undefined = undefined;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -110,12 +103,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** Frames received and handed to the peer (all of them unless holding). */
   get released(): number {
-    return this.#held === undefined ? this.#received : this.#released;
-  }
-
-  /** Frames the acknowledgements may cover (see `confirm`). */
-  get confirmed(): number {
-    return this.#durable();
+    return this.#held?.released ?? this.#received;
   }
 
   /** Session frames sent to the other side. */
@@ -186,36 +174,22 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   }
 
   /**
-   * Holds received frames until `release` (stored before handled), and
-   * acknowledges only what `confirm` allows.
+   * Holds received frames in `held` until released (stored before handled),
+   * and acknowledges only what it confirms.
+   *
+   * @param held The server's holding (made over this socket).
    */
-  hold(): void {
-    this.#held ??= [];
-    this.#released = this.#confirmed = this.#received;
-  }
-
-  /** Hands the held frames up to number `count` to the peer. */
-  release(count: number): void {
-    const held = this.#held;
-    if (held === undefined || count <= this.#released) return;
-    let n = 0;
-    while (n < held.length && held[n][1] <= count) n++;
-    const events = held.splice(0, n);
-    this.#released = count;
-    for (const [event] of events) if (!this.#ended) this.deliver(event);
+  hold(held: HeldFrames): void {
+    this.#held ??= held;
   }
 
   /**
-   * Holding: lets the acknowledgements cover the frames up to number
-   * `count`, released and known released by the store (so the other side
-   * drops them from its outbox).
+   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
+   * if that makes `ackEvery`, else within the delay.
    *
    * @param count Frames released and stored as such, in all.
    */
-  confirm(count: number): void {
-    count = Math.min(count, this.#released);
-    if (this.#held === undefined || count <= this.#confirmed) return;
-    this.#confirmed = count;
+  paced(count: number): void {
     if (count - this.#acknowledged >= this.#limits.ackEvery) {
       this.#acknowledge();
     } else if (this.#transport) this.#ackTimer ??= this.#later();
@@ -245,8 +219,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** Loads a session another instance ran (see `WriteAheadOutbox.load`). */
   load(received: number, sent: number, frames: Data[], theirs: number): void {
-    this.#received = this.#acknowledged = this.#released = received;
-    this.#confirmed = received;
+    this.#received = this.#acknowledged = received;
     (this.#box() as WriteAhead).load(sent, frames, theirs);
   }
 
@@ -453,7 +426,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
         if (this.#held !== undefined) {
-          this.#held.push([event, received]);
+          this.#held.push(event, received);
           this.#hooks.onHeld?.(data, received);
           return;
         }
@@ -515,7 +488,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       }
       if (this.#acked(ack.received, !ack.end) && ack.end) {
         // Ended on purpose: nothing to resume, what is held runs now.
-        this.release(this.#received);
+        this.#held?.release(this.#received);
         this.#remoteEnded = true;
         this.#hooks.onRemoteEnd?.();
       }
@@ -567,7 +540,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** What may be acknowledged: every frame, or those confirmed. */
   #durable(): number {
-    return this.#held === undefined ? this.#received : this.#confirmed;
+    return this.#held?.confirmed ?? this.#received;
   }
 
   /** Acknowledges now (`send`: false when a head carried it). A delayed one

@@ -11,6 +11,7 @@ import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
 import type { OutboxLimits, SessionOutbox } from "../peer/session_outbox.ts";
 import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
+import { HeldFrames } from "../peer/held_frames.ts";
 import type {
   SessionHello,
   SessionLossReason,
@@ -51,6 +52,14 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     given: { ackEvery?: number; ackBytes?: number } = {},
   ) {
     this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
+  }
+
+  /** Shared store: what its transport holds until stored (see `hold`). */
+  held: HeldFrames | undefined = undefined;
+
+  /** Shared store: its transport holds what it receives until stored. */
+  hold(): void {
+    this.socket.hold(this.held ??= new HeldFrames(this.socket));
   }
 
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */

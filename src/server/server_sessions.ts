@@ -407,7 +407,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.#open(session, upgrade);
     if (this.journal !== undefined) {
       session.entry = new JournalEntry(`${this.#instance}.${id}`, 0);
-      session.socket.hold();
+      session.hold();
       this.journal.add(session, true);
     } else {
       // The live session is its own record (no copy per session).

@@ -37,6 +37,7 @@
  */
 
 import type { SessionSocket } from "../peer/session_socket.ts";
+import type { HeldFrames } from "../peer/held_frames.ts";
 import type { SessionLossReason } from "../wire/session_frames.ts";
 import type {
   SessionRecord,
@@ -61,6 +62,8 @@ export interface JournaledSession {
   readonly secretHash: string;
   /** Its transport. */
   readonly socket: SessionSocket;
+  /** What its transport holds until stored (see `SessionSocket.hold`). */
+  readonly held: HeldFrames | undefined;
   /** Its journal entry. */
   readonly entry: JournalEntry;
   /** The rooms of its user now. */
@@ -496,8 +499,8 @@ export class SessionJournal {
     if (result === "ok") {
       const socket = session.socket;
       const dispatched = write.dispatched!;
-      socket.release(write.received);
-      socket.confirm(dispatched);
+      session.held?.release(write.received);
+      session.held?.confirm(dispatched);
       socket.releaseSent(write.sent); // write-ahead: stored, may leave
       // Handed over now, stored with the next write (a trailing one when
       // nothing else is written): waiters wait for it too.

@@ -67,7 +67,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
     stored.frames.map(loadedFrame),
     received,
   );
-  socket.hold();
+  session.hold();
   shared.open(session, upgrade);
   const journal = shared.journal;
   journal.add(session, false);
