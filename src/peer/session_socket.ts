@@ -111,19 +111,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     return this.#outbox?.sent ?? 0;
   }
 
-  /** Write-ahead: frames sent by the peer and held back until stored. */
-  get heldSent(): number {
-    return Math.max(0, this.sent - (this.#outbox?.stored ?? Infinity));
-  }
-
   /** Frames kept for a replay (sent, not acknowledged). */
   get buffered(): number {
     return this.#outbox?.size ?? 0;
-  }
-
-  /** Bytes kept for a replay. */
-  get bufferedBytes(): number {
-    return this.#outbox?.bytes ?? 0;
   }
 
   /** The kept frames, oldest first (a copy). */
@@ -167,10 +157,12 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * the next `attach` adopts the other side's count as this side's.
    *
    * @param received The count saved by the old page.
+   * @param adopt `false`: keep this side's count (a session another
+   * instance ran, whose outbox its owner loads: `WriteAheadOutbox.load`).
    */
-  restore(received: number): void {
+  restore(received: number, adopt = true): void {
     this.#received = this.#acknowledged = received;
-    this.#restored = true;
+    this.#restored = adopt;
   }
 
   /**
@@ -196,15 +188,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   }
 
   /**
-   * Write-ahead (a shared store): from now on a frame leaves for the socket
-   * only once `releaseSent` counts it stored; held frames wait in the
-   * outbox, in order, and a replay sends only stored ones.
-   */
-  holdSent(): void {
-    (this.#box() as WriteAhead).holdSent();
-  }
-
-  /**
    * Write-ahead: the frames up to number `count` are stored; the held ones
    * among them leave for the attached socket, in order.
    *
@@ -215,12 +198,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     if (outbox?.stored !== undefined) {
       outbox.releaseSent(count, this.#transport);
     }
-  }
-
-  /** Loads a session another instance ran (see `WriteAheadOutbox.load`). */
-  load(received: number, sent: number, frames: Data[], theirs: number): void {
-    this.#received = this.#acknowledged = received;
-    (this.#box() as WriteAhead).load(sent, frames, theirs);
   }
 
   /**
@@ -238,7 +215,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     if (!this.canResume(count)) return -1;
     this.detach();
     if (this.#restored) {
-      const outbox = this.#box();
+      const outbox = this.outbox();
       outbox.sent = outbox.acked = count;
       this.#restored = false;
     } else {
@@ -331,7 +308,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       transport?.send(data);
       return;
     }
-    const outbox = this.#box() as WriteAhead;
+    const outbox = this.outbox() as WriteAhead;
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
     } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
@@ -472,8 +449,13 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     );
   }
 
-  /** The outbox, made on the first frame sent (idle sessions have none). */
-  #box(): SessionOutbox {
+  /**
+   * The outbox, made on the first frame sent (idle sessions have none), or
+   * by its owner first (the server's, through the hooks: write-ahead, load).
+   *
+   * @returns The outbox.
+   */
+  outbox(): SessionOutbox {
     return this.#outbox ??= this.#hooks.outbox?.(this.#limits) ??
       new SessionOutbox(this.#limits);
   }
@@ -502,7 +484,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   /** The other side received `received` of our frames (an ack, or a count
    * carried: `lone` is false); `false` after a violation. */
   #acked(received: number, lone: boolean): boolean {
-    const outbox = this.#box();
+    const outbox = this.outbox();
     // A lone ack of new frames by a side that sent since its last: answered.
     const answer = lone && this.#limits.answerAcks &&
       received > outbox.acked && this.#received > this.#receivedAtTheirAck;

@@ -9,7 +9,7 @@
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
-import type { OutboxLimits, SessionOutbox } from "../peer/session_outbox.ts";
+import type { OutboxLimits } from "../peer/session_outbox.ts";
 import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 import { HeldFrames } from "../peer/held_frames.ts";
 import type {
@@ -54,6 +54,29 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
   }
 
+  /** Its transport's outbox, once made (see `SessionSocket.outbox`). */
+  #outbox: WriteAheadOutbox | undefined = undefined;
+
+  /** Shared store, write-ahead: what it sends leaves once stored. */
+  holdSent(): void {
+    (this.socket.outbox() as WriteAheadOutbox).holdSent();
+  }
+
+  /**
+   * Shared store: loads what another instance ran (`received` frames of
+   * the client; `sent`, the last of them `frames`, kept), the client's
+   * count `theirs`.
+   */
+  load(
+    received: number,
+    sent: number,
+    frames: (string | Uint8Array<ArrayBuffer>)[],
+    theirs: number,
+  ): void {
+    this.socket.restore(received, false);
+    (this.socket.outbox() as WriteAheadOutbox).load(sent, frames, theirs);
+  }
+
   /** Shared store: what its transport holds until stored (see `hold`). */
   held: HeldFrames | undefined = undefined;
 
@@ -63,8 +86,8 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
-  outbox(limits: OutboxLimits): SessionOutbox {
-    return new WriteAheadOutbox(limits);
+  outbox(limits: OutboxLimits): WriteAheadOutbox {
+    return this.#outbox = new WriteAheadOutbox(limits);
   }
 
   onDetach(code: number, reason: string): void {
@@ -112,10 +135,16 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   /**
    * How many kept frames a client that received `count` frames missed:
    * what `attach` replays, the frames sent after `count` but those held
-   * back (write-ahead). A server's session socket is never `restore`d.
+   * back (write-ahead). A server's session socket never adopts a count.
    */
   missed(count: number): number {
-    return Math.max(0, this.socket.sent - this.socket.heldSent - count);
+    return Math.max(0, this.socket.sent - this.heldSent - count);
+  }
+
+  /** Write-ahead: frames sent by the peer and held back until stored. */
+  get heldSent(): number {
+    const stored = this.#outbox?.stored;
+    return stored === undefined ? 0 : Math.max(0, this.socket.sent - stored);
   }
 
   rooms(): string[] {

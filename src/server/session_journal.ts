@@ -64,6 +64,8 @@ export interface JournaledSession {
   readonly socket: SessionSocket;
   /** What its transport holds until stored (see `SessionSocket.hold`). */
   readonly held: HeldFrames | undefined;
+  /** Write-ahead from now on: what it sends leaves once stored. */
+  holdSent(): void;
   /** Its journal entry. */
   readonly entry: JournalEntry;
   /** The rooms of its user now. */
@@ -204,7 +206,7 @@ export class SessionJournal {
     entry.framesEnd = session.socket.sent;
     if (fresh) entry.snapshot = true;
     // Write-ahead: what it sends from now on leaves once stored.
-    if (this.#writeAhead) session.socket.holdSent();
+    if (this.#writeAhead) session.holdSent();
     this.#note(session);
   }
 

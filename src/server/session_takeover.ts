@@ -61,7 +61,7 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   const used = stored.requested + Math.max(0, received - stored.sent);
   session.usedSequences = session.entry.requested = used;
   const socket = session.socket;
-  socket.load(
+  session.load(
     stored.received,
     stored.sent,
     stored.frames.map(loadedFrame),
