@@ -21,6 +21,11 @@ export interface SessionHooks {
   onDetach?(code: number, reason: string): void;
   /** The buffer went over a limit: the session can no longer be resumed. */
   onOverflow?(): void;
+  /**
+   * This side ends the session on purpose while attached: what is held
+   * back (write-ahead) leaves now, before the end.
+   */
+  onEnding?(): void;
   /** The other side ended the session on purpose (an ack with `end`). */
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */

@@ -20,23 +20,12 @@ import { frameBytes, messageSize } from "../wire/frame_bytes.ts";
 type Data = string | Uint8Array<ArrayBuffer>;
 
 /**
- * What the server's outbox (`WriteAheadOutbox`) adds: write-ahead, and
- * loading what another instance stored. A `SessionSocket` calls these
- * only when its hooks made such an outbox.
+ * What a `SessionSocket` asks of a write-ahead outbox (the server's
+ * `WriteAheadOutbox`), and only when its `stored` is set.
  */
 export interface WriteAhead extends SessionOutbox {
-  /** Write-ahead from now on: the frames sent so far count as stored. */
-  holdSent(): void;
   /** Whether the frame just pushed leaves for the socket now. */
   leaves(attached: boolean): boolean;
-  /** The frames up to number `count` are stored: the held ones among them
-   * are sent to `socket`, if any, in order. */
-  releaseSent(
-    count: number,
-    socket: { send(data: Data): void } | undefined,
-  ): void;
-  /** Loads the state another instance stored. */
-  load(sent: number, frames: readonly Data[], theirs: number): void;
 }
 
 /**

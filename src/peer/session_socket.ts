@@ -188,19 +188,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   }
 
   /**
-   * Write-ahead: the frames up to number `count` are stored; the held ones
-   * among them leave for the attached socket, in order.
-   *
-   * @param count Frames stored, in all.
-   */
-  releaseSent(count: number): void {
-    const outbox = this.#outbox as WriteAhead | undefined;
-    if (outbox?.stored !== undefined) {
-      outbox.releaseSent(count, this.#transport);
-    }
-  }
-
-  /**
    * Attaches a WebSocket after the session handshake and replays every
    * kept frame after `count`, the other side's count.
    *
@@ -342,7 +329,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   close(code = 1000, reason = ""): void {
     if (this.#ended) return;
     // Ended on purpose (never resumed): what is held leaves first.
-    if (this.#transport?.readyState === OPEN) this.releaseSent(Infinity);
+    if (this.#transport?.readyState === OPEN) this.#hooks.onEnding?.();
     const transport = this.detach();
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(encodeAck(this.#received, true));

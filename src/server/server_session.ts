@@ -63,6 +63,18 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   /**
+   * Write-ahead: the frames up to number `count` are stored; the held ones
+   * among them leave for the attached socket, in order.
+   */
+  releaseSent(count: number): void {
+    this.#outbox?.releaseSent(count, this.socket.transport);
+  }
+
+  onEnding(): void {
+    this.releaseSent(Infinity);
+  }
+
+  /**
    * Shared store: loads what another instance ran (`received` frames of
    * the client; `sent`, the last of them `frames`, kept), the client's
    * count `theirs`.

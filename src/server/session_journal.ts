@@ -29,7 +29,7 @@
  *
  * Write-ahead (`SessionOptions.writeAhead`): sent frames are held the
  * same way, in the transport's outbox, until the write that carries them
- * is stored (`SessionSocket.releaseSent`), so a frame that reached the
+ * is stored (`ServerSession.releaseSent`), so a frame that reached the
  * client is always in the store: an instance that dies takes with it only
  * frames that never left.
  *
@@ -66,6 +66,8 @@ export interface JournaledSession {
   readonly held: HeldFrames | undefined;
   /** Write-ahead from now on: what it sends leaves once stored. */
   holdSent(): void;
+  /** Write-ahead: the frames up to number `count` are stored, may leave. */
+  releaseSent(count: number): void;
   /** Its journal entry. */
   readonly entry: JournalEntry;
   /** The rooms of its user now. */
@@ -499,11 +501,10 @@ export class SessionJournal {
     entry.writing = false;
     if (entry.closed) return;
     if (result === "ok") {
-      const socket = session.socket;
       const dispatched = write.dispatched!;
       session.held?.release(write.received);
       session.held?.confirm(dispatched);
-      socket.releaseSent(write.sent); // write-ahead: stored, may leave
+      session.releaseSent(write.sent); // write-ahead: stored, may leave
       // Handed over now, stored with the next write (a trailing one when
       // nothing else is written): waiters wait for it too.
       if (dispatched < write.received) this.#note(session);

@@ -206,7 +206,10 @@ const frame = (k: number) => `{"sequence":0,"type":3,"message":${k}}`;
 Deno.test("SessionSocket: holdSent keeps frames off the socket until releaseSent, in order; a replay sends only stored ones; close sends the rest first", () => {
   const limits = sessionLimits({});
   const outbox = new WriteAheadOutbox(limits);
-  const socket = new SessionSocket(limits, { outbox: () => outbox });
+  const socket: SessionSocket = new SessionSocket(limits, {
+    outbox: () => outbox,
+    onEnding: () => outbox.releaseSent(Infinity, socket.transport),
+  });
   const heldSent = () => Math.max(0, socket.sent - (outbox.stored ?? Infinity));
   const first = new FakeTransport();
   socket.attach(first, 0);
@@ -215,21 +218,21 @@ Deno.test("SessionSocket: holdSent keeps frames off the socket until releaseSent
   for (let k = 2; k <= 4; k++) socket.send(frame(k));
   assert.deepEqual(first.sent, [frame(1)]);
   assert.equal(heldSent(), 3);
-  socket.releaseSent(3);
+  outbox.releaseSent(3, socket.transport);
   assert.deepEqual(first.sent, [frame(1), frame(2), frame(3)]);
-  socket.releaseSent(2); // never backwards
+  outbox.releaseSent(2, socket.transport); // never backwards
   assert.equal(heldSent(), 1);
   // A resume by a side that received 1: replays 2 and 3, not 4 (unstored).
   const second = new FakeTransport();
   assert.equal(socket.attach(second, 1), 2);
   assert.deepEqual(second.sent, [frame(2), frame(3)]);
   socket.send(frame(5)); // behind 4, held
-  socket.releaseSent(5);
+  outbox.releaseSent(5, socket.transport);
   assert.deepEqual(second.sent.slice(2), [frame(4), frame(5)]);
   // Detached, stored: kept for the replay, nothing sent.
   socket.detach();
   socket.send(frame(6));
-  socket.releaseSent(6);
+  outbox.releaseSent(6, socket.transport);
   socket.send(frame(7));
   const third = new FakeTransport();
   assert.equal(socket.attach(third, 5), 1);
