@@ -32,6 +32,12 @@ export interface SessionHooks {
   onError?(error: unknown): void;
   /** A frame was kept for a replay (journaled by a shared store). */
   onSent?(data: string | Uint8Array<ArrayBuffer>): void;
+  /**
+   * Reads an acknowledgement (the server's: `decodeAckFast`, the plain form
+   * without `JSON.parse`); absent: `decodeAck`. Throws a `ProtocolError`
+   * when it is malformed.
+   */
+  decodeAck?(data: string): { received: number; end: boolean };
   /** The other side acknowledged `count` frames in all. */
   onAcked?(count: number): void;
   /** Holding: a frame arrived (`count` in all), waiting for `release`. */

@@ -451,7 +451,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     if (type === 10) {
       let ack;
       try {
-        ack = decodeAck(data);
+        ack = this.#hooks.decodeAck?.(data) ?? decodeAck(data);
       } catch (error) {
         return this.#violation(error);
       }

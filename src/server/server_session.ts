@@ -12,9 +12,10 @@ import { pacedBy } from "../peer/session_limits.ts";
 import type { OutboxLimits } from "../peer/session_outbox.ts";
 import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 import { HeldFrames } from "../peer/held_frames.ts";
-import type {
-  SessionHello,
-  SessionLossReason,
+import {
+  decodeAckFast,
+  type SessionHello,
+  type SessionLossReason,
 } from "../wire/session_frames.ts";
 import type { ServerConnection, ServerPeerHooks } from "./connection.ts";
 import type { JournalEntry } from "./session_journal.ts";
@@ -72,6 +73,11 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   onEnding(): void {
     this.releaseSent(Infinity);
+  }
+
+  /** It reads every client's acks: the plain form without `JSON.parse`. */
+  decodeAck(data: string): { received: number; end: boolean } {
+    return decodeAckFast(data);
   }
 
   /**

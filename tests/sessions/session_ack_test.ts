@@ -4,6 +4,8 @@ import { Peer } from "../../src/peer/peer.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
   askedPacing,
+  decodeAck,
+  decodeAckFast,
   decodeHello,
   decodeState,
   encodeHello,
@@ -292,4 +294,38 @@ Deno.test("SessionSocket: the delayed ack outlives acks by count (one timer per 
   await deadline(acked.promise, 1_000, "the delayed ack of frame 5");
   assert.deepEqual(acks(), [2, 4, 5]);
   session.close();
+});
+
+Deno.test("decodeAckFast (the server's) reads every ack as decodeAck does, and refuses the same ones", () => {
+  const frames = [
+    '{"type":10,"sequence":0}',
+    '{"type":10,"sequence":42}',
+    '{"type":10,"sequence":9007199254740991}',
+    '{"type":10,"sequence":9007199254740992}',
+    '{"type":10,"sequence":007}',
+    '{"type":10,"sequence":12,"end":true}',
+    '{"type":10,"sequence":-1}',
+    '{"type":10,"sequence":1.5}',
+    '{"type":10,"sequence":"1"}',
+    '{"type":10,"sequence":1',
+    '{"type":10,"sequence":1}x',
+  ];
+  let refused = 0;
+  for (const data of frames) {
+    let expected: unknown;
+    try {
+      expected = decodeAck(data);
+    } catch (error) {
+      assert.ok(error instanceof ProtocolError);
+      assert.throws(() => decodeAckFast(data), ProtocolError, data);
+      refused++;
+      continue;
+    }
+    assert.deepEqual(decodeAckFast(data), expected, data);
+  }
+  assert.equal(refused, 7);
+  assert.deepEqual(decodeAckFast('{"type":10,"sequence":42}'), {
+    received: 42,
+    end: false,
+  });
 });
