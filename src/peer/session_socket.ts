@@ -52,8 +52,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #acknowledged = 0;
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
-  /** `#received` when the other side's last acknowledgement arrived. */
-  #receivedAtTheirAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
@@ -472,10 +470,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * carried: `lone` is false); `false` after a violation. */
   #acked(received: number, lone: boolean): boolean {
     const outbox = this.outbox();
-    // A lone ack of new frames by a side that sent since its last: answered.
-    const answer = lone && this.#limits.answerAcks &&
-      received > outbox.acked && this.#received > this.#receivedAtTheirAck;
-    this.#receivedAtTheirAck = this.#received;
+    // Answered at once (the server's hooks), or not.
+    const answer = this.#hooks.answers?.(received, lone);
     if (this.#lost === undefined && !outbox.trim(received)) {
       this.#violation(
         new RangeError(

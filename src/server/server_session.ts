@@ -57,6 +57,8 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   /** Its transport's outbox, once made (see `SessionSocket.outbox`). */
   #outbox: WriteAheadOutbox | undefined = undefined;
+  /** Frames received when the client's last acknowledgement arrived. */
+  #receivedAtTheirAck = 0;
 
   /** Shared store, write-ahead: what it sends leaves once stored. */
   holdSent(): void {
@@ -73,6 +75,20 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   onEnding(): void {
     this.releaseSent(Infinity);
+  }
+
+  /**
+   * A lone ack of new frames by a client that sent since its last is
+   * answered at once: a client whose TCP holds small writes (Nagle's
+   * algorithm; Deno's WebSocket client) would else wait ~40 ms for TCP's
+   * delayed acknowledgement of its ack.
+   */
+  answers(received: number, lone: boolean): boolean {
+    const ours = this.socket.received;
+    const answer = lone && received > this.#outbox!.acked &&
+      ours > this.#receivedAtTheirAck;
+    this.#receivedAtTheirAck = ours;
+    return answer;
   }
 
   /** It reads every client's acks: the plain form without `JSON.parse`. */

@@ -125,7 +125,6 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       maxFrames: given.maxBufferedFrames,
       maxBytes: given.maxBufferedBytes,
       maxAge: given.maxBufferedAge ?? this.#grace,
-      answerAcks: true, // Deno's WebSocket client runs Nagle's algorithm
     });
     if (!(this.#grace > 0)) {
       throw new RangeError(

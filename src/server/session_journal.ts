@@ -29,7 +29,7 @@
  *
  * Write-ahead (`SessionOptions.writeAhead`): sent frames are held the
  * same way, in the transport's outbox, until the write that carries them
- * is stored (`ServerSession.releaseSent`), so a frame that reached the
+ * is stored (`Session.releaseSent`), so a frame that reached the
  * client is always in the store: an instance that dies takes with it only
  * frames that never left.
  *

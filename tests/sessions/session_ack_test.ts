@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
-import { Peer } from "../../src/peer/peer.ts";
+import { type Endpoint, Peer } from "../../src/peer/peer.ts";
+import { Session as ServerSession } from "../../src/server/server_session.ts";
+import type { ServerSessions } from "../../src/server/server_sessions.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
   askedPacing,
@@ -17,14 +19,29 @@ import { listen, open } from "../_server_helpers.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
 import { afterDueAcks, FakeTransport } from "./_session_helpers.ts";
 
-/** A session with 5 frames sent, and what its hooks heard. */
-function sessionWithFive(answerAcks = false) {
+/**
+ * A session with 5 frames sent, and what its hooks heard; `server`: a
+ * server's session (its hooks answer acks), over a stand-in for its
+ * sessions that counts the errors and drops.
+ */
+function sessionWithFive(server = false) {
   const heard = { errors: 0, detached: 0, remoteEnd: 0 };
-  const session = new SessionSocket(sessionLimits({ answerAcks }), {
-    onError: () => heard.errors++,
-    onDetach: () => heard.detached++,
-    onRemoteEnd: () => heard.remoteEnd++,
-  });
+  const session = server
+    ? new ServerSession(
+      {
+        warn: () => heard.errors++,
+        onDetach: () => heard.detached++,
+      } as unknown as ServerSessions<Endpoint, Endpoint>,
+      "id",
+      "user",
+      "hash",
+      sessionLimits({}),
+    ).socket
+    : new SessionSocket(sessionLimits({}), {
+      onError: () => heard.errors++,
+      onDetach: () => heard.detached++,
+      onRemoteEnd: () => heard.remoteEnd++,
+    });
   const transport = new FakeTransport();
   session.attach(transport, 0);
   for (let i = 1; i <= 5; i++) {
@@ -72,7 +89,7 @@ for (
   });
 }
 
-Deno.test("SessionSocket: with answerAcks, an ack of new frames from a side that sent since its last ack is answered at once", () => {
+Deno.test("Session (the server's): an ack of new frames from a client that sent since its last ack is answered at once", () => {
   const { session, transport, heard } = sessionWithFive(true);
   // Two frames received from the other side: under the pacing of 64.
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
@@ -99,7 +116,7 @@ Deno.test("SessionSocket: with answerAcks, an ack of new frames from a side that
   session.end("expired");
 });
 
-Deno.test("SessionSocket: without answerAcks (the client), an ack is not answered", () => {
+Deno.test("SessionSocket: without the server's hooks (the client), an ack is not answered", () => {
   const { session, transport } = sessionWithFive();
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
   const before = transport.sent.length;
