@@ -286,34 +286,21 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   hello(carries = false): string {
     const socket = this.#socket;
-    // The pacing asked of the server, and acks carried (the codec's way).
-    const pacing = {
+    const resume = socket !== undefined && !socket.ended &&
+        socket.lost === undefined && this.#id !== undefined
+      ? { id: this.#id, secret: this.#secret, received: socket.received }
+      : this.#restored;
+    // Only the hello's fields go on the wire, then the pacing asked of the
+    // server, and acks carried (the codec's way).
+    return encodeHello({
+      ...resume && {
+        id: resume.id,
+        secret: resume.secret,
+        received: resume.received,
+      },
       ...askedPacing(this.#limits),
       carriedAcks: carries || undefined,
-    };
-    if (
-      socket !== undefined && !socket.ended && socket.lost === undefined &&
-      this.#id !== undefined
-    ) {
-      return encodeHello({
-        id: this.#id,
-        secret: this.#secret,
-        received: socket.received,
-        ...pacing,
-      });
-    }
-    const kept = this.#restored;
-    // Only the hello's fields go on the wire.
-    return encodeHello(
-      kept
-        ? {
-          id: kept.id,
-          secret: kept.secret,
-          received: kept.received,
-          ...pacing,
-        }
-        : pacing,
-    );
+    });
   }
 
   /**

@@ -46,11 +46,12 @@ export class ListenerLists {
   }
 
   /**
-   * Hands a `message` event to the message listeners.
+   * Hands a `message` event to the message listeners (also a session's
+   * `HeldFrames`, releasing what it held).
    *
    * @param event The event.
    */
-  protected deliver(event: Event): void {
+  deliver(event: Event): void {
     const listeners = this.#onMessage;
     if (listeners === undefined) return;
     if (listeners.length === 1) listeners[0].handleEvent(event);

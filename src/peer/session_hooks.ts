@@ -5,8 +5,15 @@
  * @module
  */
 
+import type { OutboxLimits, SessionOutbox } from "./session_outbox.ts";
+
 /** What a {@linkcode SessionSocket} tells its owner. */
 export interface SessionHooks {
+  /**
+   * Makes the outbox, on the first frame sent: the server's is a
+   * `WriteAheadOutbox` (write-ahead, `load`); absent: a `SessionOutbox`.
+   */
+  outbox?(limits: OutboxLimits): SessionOutbox;
   /**
    * The transport closed (or was dropped) while the session lives on; also
    * called, after the session ended, when the other side had ended it.
@@ -14,12 +21,29 @@ export interface SessionHooks {
   onDetach?(code: number, reason: string): void;
   /** The buffer went over a limit: the session can no longer be resumed. */
   onOverflow?(): void;
+  /**
+   * This side ends the session on purpose while attached: what is held
+   * back (write-ahead) leaves now, before the end.
+   */
+  onEnding?(): void;
   /** The other side ended the session on purpose (an ack with `end`). */
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
   onError?(error: unknown): void;
   /** A frame was kept for a replay (journaled by a shared store). */
   onSent?(data: string | Uint8Array<ArrayBuffer>): void;
+  /**
+   * Reads an acknowledgement (the server's: `decodeAckFast`, the plain form
+   * without `JSON.parse`); absent: `decodeAck`. Throws a `ProtocolError`
+   * when it is malformed.
+   */
+  decodeAck?(data: string): { received: number; end: boolean };
+  /**
+   * The other side acknowledged `received` frames (`lone`: in an ack
+   * message, not carried), told before the outbox drops them; `true`:
+   * answer at once with this side's (the server's: `Session.answers`).
+   */
+  answers?(received: number, lone: boolean): boolean;
   /** The other side acknowledged `count` frames in all. */
   onAcked?(count: number): void;
   /** Holding: a frame arrived (`count` in all), waiting for `release`. */

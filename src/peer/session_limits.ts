@@ -27,18 +27,11 @@ export interface SessionLimits {
   ackBytes: number;
   /** Acknowledge at most this long after a frame arrived, in ms. */
   ackDelay: number;
-  /**
-   * Answer at once each ack that acknowledges new frames (the server): a
-   * client whose TCP holds small writes (Nagle; Deno's WebSocket client)
-   * would else wait ~40 ms for TCP's delayed acknowledgement of its ack.
-   */
-  answerAcks: boolean;
 }
 
 /**
  * Fills in the defaults: 10,000 frames, 8 MiB, 120 s, an acknowledgement
- * every 64 frames, 1 MiB or 1 s, whichever comes first; acknowledgements
- * not answered.
+ * every 64 frames, 1 MiB or 1 s, whichever comes first.
  *
  * @param options The limits given.
  * @returns Every limit.
@@ -52,10 +45,9 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
     ackEvery: options.ackEvery ?? 64,
     ackBytes: options.ackBytes ?? 1024 * 1024,
     ackDelay: options.ackDelay ?? 1_000,
-    answerAcks: options.answerAcks ?? false,
   };
   for (const [name, value] of Object.entries(limits)) {
-    if (name !== "answerAcks" && !(value > 0)) {
+    if (!(value > 0)) {
       throw new RangeError(
         `Cannot configure sessions: ${name} must be a positive number`,
       );

@@ -20,6 +20,15 @@ import { frameBytes, messageSize } from "../wire/frame_bytes.ts";
 type Data = string | Uint8Array<ArrayBuffer>;
 
 /**
+ * What a `SessionSocket` asks of a write-ahead outbox (the server's
+ * `WriteAheadOutbox`), and only when its `stored` is set.
+ */
+export interface WriteAhead extends SessionOutbox {
+  /** Whether the frame just pushed leaves for the socket now. */
+  leaves(attached: boolean): boolean;
+}
+
+/**
  * A queue of sent frames numbered from 1 in send order: `acked` frames were
  * acknowledged and dropped, the ones after it are kept for a replay. Its
  * arrays are allocated on the first frame, so an idle session costs a few
@@ -31,13 +40,12 @@ export class SessionOutbox {
   /** Frames sent so far. */
   sent = 0;
   /**
-   * Write-ahead (`holdSent`): the frames numbered up to this count are
-   * stored by a shared store and may leave for the socket; those after it
-   * wait here. `undefined`: every frame leaves at once.
+   * Write-ahead (a `WriteAheadOutbox`, the server's): the frames numbered
+   * up to this count are stored by a shared store and may leave for the
+   * socket; those after it wait here. `undefined`: every frame leaves at
+   * once (always so here).
    */
-  stored: number | undefined = undefined;
-  /** Write-ahead: the last frame number written to the socket. */
-  left = 0;
+  declare stored?: number;
   #frames: Data[] | undefined = undefined;
   /**
    * When the oldest kept frame was sent, at most: set when the outbox
@@ -146,68 +154,14 @@ export class SessionOutbox {
   }
 
   /**
-   * The kept frames, oldest first (for a replay).
+   * The kept frames numbered `after + 1` (≥ `acked`) to `upTo`, oldest
+   * first: by default every kept one.
    *
+   * @param after The last frame number not wanted.
+   * @param upTo The last frame number wanted.
    * @returns A copy of the list.
    */
-  pending(): Data[] {
-    return this.#range(this.acked, this.sent);
-  }
-
-  /** Write-ahead from now on: the frames sent so far count as stored. */
-  holdSent(): void {
-    this.stored ??= this.left = this.sent;
-  }
-
-  /**
-   * Whether the frame just pushed leaves for the socket now: always
-   * without write-ahead; else when it is stored and every earlier one left.
-   *
-   * @param attached Whether a socket is attached.
-   */
-  leaves(attached: boolean): boolean {
-    const stored = this.stored;
-    if (stored === undefined) return true;
-    const sent = this.sent;
-    if (!attached || sent > stored || this.left !== sent - 1) return false;
-    this.left = sent;
-    return true;
-  }
-
-  /**
-   * Write-ahead: the frames up to number `count` are stored.
-   *
-   * @param count Frames stored, in all.
-   * @param attached Whether a socket is attached.
-   * @returns The held frames that leave now, in order.
-   */
-  releaseSent(count: number, attached: boolean): Data[] {
-    const stored = this.stored;
-    if (stored === undefined || count <= stored) return [];
-    this.stored = count;
-    const upTo = Math.min(count, this.sent);
-    if (!attached || upTo <= this.left) return [];
-    const frames = this.#range(Math.max(this.left, this.acked), upTo);
-    this.left = upTo;
-    return frames;
-  }
-
-  /**
-   * The frames a replay sends: every kept one, or (write-ahead) the stored
-   * ones; the rest leave when stored.
-   *
-   * @returns A copy of the list, oldest first.
-   */
-  replay(): Data[] {
-    const stored = this.stored;
-    if (stored === undefined) return this.pending();
-    const upTo = Math.max(this.acked, Math.min(stored, this.sent));
-    this.left = upTo;
-    return this.#range(this.acked, upTo);
-  }
-
-  /** The kept frames numbered `after + 1` (≥ `acked`) to `upTo`. */
-  #range(after: number, upTo: number): Data[] {
+  pending(after: number = this.acked, upTo: number = this.sent): Data[] {
     const frames = this.#frames;
     if (frames === undefined || upTo <= after) return [];
     const head = this.#head - this.acked;
@@ -215,17 +169,13 @@ export class SessionOutbox {
   }
 
   /**
-   * Loads the state another instance stored: `sent` frames, the last of
-   * them kept. When the other side received `theirs` ≥ `sent` (the previous
-   * instance sent frames it had not stored), its count is adopted.
+   * The frames a replay sends: every kept one (a `WriteAheadOutbox`: the
+   * stored ones).
+   *
+   * @returns A copy of the list, oldest first.
    */
-  load(sent: number, frames: readonly Data[], theirs: number): void {
-    if (theirs >= sent) {
-      this.sent = this.acked = theirs;
-      return;
-    }
-    this.sent = this.acked = sent - frames.length;
-    for (const frame of frames) this.push(frame, Date.now);
+  replay(): Data[] {
+    return this.pending();
   }
 
   /** Drops every kept frame; the counts stay. */

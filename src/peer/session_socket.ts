@@ -22,11 +22,12 @@ import { SUBPROTOCOL } from "../wire/protocol.ts";
 import { batchSize } from "../wire/batch.ts";
 import { messageSize } from "../wire/frame_bytes.ts";
 import type { AckCarrier } from "../wire/codec.ts";
-import { SessionOutbox } from "./session_outbox.ts";
+import { SessionOutbox, type WriteAhead } from "./session_outbox.ts";
 import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
+import type { HeldFrames } from "./held_frames.ts";
 
 export { type SessionLimits, sessionLimits } from "./session_limits.ts";
 export type { SessionHooks } from "./session_hooks.ts";
@@ -51,8 +52,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #acknowledged = 0;
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
-  /** `#received` when the other side's last acknowledgement arrived. */
-  #receivedAtTheirAck = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
@@ -67,16 +66,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #endReason: SessionLossReason | undefined = undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
-  /** Holding: frames received and not yet released to the peer. */
-  #held: [Event, number][] | undefined = undefined;
-  /** Frames received and released to the peer. */
-  #released = 0;
-  /**
-   * Holding: frames released whose release is stored (a shared store's
-   * "dispatched"), the count acknowledgements carry. The other side keeps
-   * the frames after it, so that a new instance can report them in doubt.
-   */
-  #confirmed = 0;
+  /** Holding (a shared store's): received frames wait there to be released. */
+  #held: HeldFrames | undefined = undefined;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -110,12 +101,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** Frames received and handed to the peer (all of them unless holding). */
   get released(): number {
-    return this.#held === undefined ? this.#received : this.#released;
-  }
-
-  /** Frames the acknowledgements may cover (see `confirm`). */
-  get confirmed(): number {
-    return this.#durable();
+    return this.#held?.released ?? this.#received;
   }
 
   /** Session frames sent to the other side. */
@@ -123,19 +109,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     return this.#outbox?.sent ?? 0;
   }
 
-  /** Write-ahead: frames sent by the peer and held back until stored. */
-  get heldSent(): number {
-    return Math.max(0, this.sent - (this.#outbox?.stored ?? Infinity));
-  }
-
   /** Frames kept for a replay (sent, not acknowledged). */
   get buffered(): number {
     return this.#outbox?.size ?? 0;
-  }
-
-  /** Bytes kept for a replay. */
-  get bufferedBytes(): number {
-    return this.#outbox?.bytes ?? 0;
   }
 
   /** The kept frames, oldest first (a copy). */
@@ -179,74 +155,34 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    * the next `attach` adopts the other side's count as this side's.
    *
    * @param received The count saved by the old page.
+   * @param adopt `false`: keep this side's count (a session another
+   * instance ran, whose outbox its owner loads: `WriteAheadOutbox.load`).
    */
-  restore(received: number): void {
+  restore(received: number, adopt = true): void {
     this.#received = this.#acknowledged = received;
-    this.#restored = true;
+    this.#restored = adopt;
   }
 
   /**
-   * Holds received frames until `release` (stored before handled), and
-   * acknowledges only what `confirm` allows.
+   * Holds received frames in `held` until released (stored before handled),
+   * and acknowledges only what it confirms.
+   *
+   * @param held The server's holding (made over this socket).
    */
-  hold(): void {
-    this.#held ??= [];
-    this.#released = this.#confirmed = this.#received;
-  }
-
-  /** Hands the held frames up to number `count` to the peer. */
-  release(count: number): void {
-    const held = this.#held;
-    if (held === undefined || count <= this.#released) return;
-    let n = 0;
-    while (n < held.length && held[n][1] <= count) n++;
-    const events = held.splice(0, n);
-    this.#released = count;
-    for (const [event] of events) if (!this.#ended) this.deliver(event);
+  hold(held: HeldFrames): void {
+    this.#held ??= held;
   }
 
   /**
-   * Holding: lets the acknowledgements cover the frames up to number
-   * `count`, released and known released by the store (so the other side
-   * drops them from its outbox).
+   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
+   * if that makes `ackEvery`, else within the delay.
    *
    * @param count Frames released and stored as such, in all.
    */
-  confirm(count: number): void {
-    count = Math.min(count, this.#released);
-    if (this.#held === undefined || count <= this.#confirmed) return;
-    this.#confirmed = count;
+  paced(count: number): void {
     if (count - this.#acknowledged >= this.#limits.ackEvery) {
       this.#acknowledge();
     } else if (this.#transport) this.#ackTimer ??= this.#later();
-  }
-
-  /**
-   * Write-ahead (a shared store): from now on a frame leaves for the socket
-   * only once `releaseSent` counts it stored; held frames wait in the
-   * outbox, in order, and a replay sends only stored ones.
-   */
-  holdSent(): void {
-    this.#box().holdSent();
-  }
-
-  /**
-   * Write-ahead: the frames up to number `count` are stored; the held ones
-   * among them leave for the attached socket, in order.
-   *
-   * @param count Frames stored, in all.
-   */
-  releaseSent(count: number): void {
-    const transport = this.#transport;
-    const frames = this.#outbox?.releaseSent(count, transport !== undefined);
-    for (const frame of frames ?? []) transport!.send(frame);
-  }
-
-  /** Loads a session another instance ran (see `SessionOutbox.load`). */
-  load(received: number, sent: number, frames: Data[], theirs: number): void {
-    this.#received = this.#acknowledged = this.#released = received;
-    this.#confirmed = received;
-    this.#box().load(sent, frames, theirs);
   }
 
   /**
@@ -264,7 +200,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     if (!this.canResume(count)) return -1;
     this.detach();
     if (this.#restored) {
-      const outbox = this.#box();
+      const outbox = this.outbox();
       outbox.sent = outbox.acked = count;
       this.#restored = false;
     } else {
@@ -357,7 +293,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       transport?.send(data);
       return;
     }
-    const outbox = this.#box();
+    const outbox = this.outbox() as WriteAhead;
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
     } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
@@ -391,7 +327,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   close(code = 1000, reason = ""): void {
     if (this.#ended) return;
     // Ended on purpose (never resumed): what is held leaves first.
-    if (this.#transport?.readyState === OPEN) this.releaseSent(Infinity);
+    if (this.#transport?.readyState === OPEN) this.#hooks.onEnding?.();
     const transport = this.detach();
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(encodeAck(this.#received, true));
@@ -452,7 +388,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
         if (this.#held !== undefined) {
-          this.#held.push([event, received]);
+          this.#held.push(event, received);
           this.#hooks.onHeld?.(data, received);
           return;
         }
@@ -498,22 +434,28 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     );
   }
 
-  /** The outbox, made on the first frame sent (idle sessions have none). */
-  #box(): SessionOutbox {
-    return this.#outbox ??= new SessionOutbox(this.#limits);
+  /**
+   * The outbox, made on the first frame sent (idle sessions have none), or
+   * by its owner first (the server's, through the hooks: write-ahead, load).
+   *
+   * @returns The outbox.
+   */
+  outbox(): SessionOutbox {
+    return this.#outbox ??= this.#hooks.outbox?.(this.#limits) ??
+      new SessionOutbox(this.#limits);
   }
 
   #onSessionFrame(type: number, data: string): void {
     if (type === 10) {
       let ack;
       try {
-        ack = decodeAck(data);
+        ack = this.#hooks.decodeAck?.(data) ?? decodeAck(data);
       } catch (error) {
         return this.#violation(error);
       }
       if (this.#acked(ack.received, !ack.end) && ack.end) {
         // Ended on purpose: nothing to resume, what is held runs now.
-        this.release(this.#received);
+        this.#held?.release(this.#received);
         this.#remoteEnded = true;
         this.#hooks.onRemoteEnd?.();
       }
@@ -527,11 +469,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   /** The other side received `received` of our frames (an ack, or a count
    * carried: `lone` is false); `false` after a violation. */
   #acked(received: number, lone: boolean): boolean {
-    const outbox = this.#box();
-    // A lone ack of new frames by a side that sent since its last: answered.
-    const answer = lone && this.#limits.answerAcks &&
-      received > outbox.acked && this.#received > this.#receivedAtTheirAck;
-    this.#receivedAtTheirAck = this.#received;
+    const outbox = this.outbox();
+    // Answered at once (the server's hooks), or not.
+    const answer = this.#hooks.answers?.(received, lone);
     if (this.#lost === undefined && !outbox.trim(received)) {
       this.#violation(
         new RangeError(
@@ -565,7 +505,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** What may be acknowledged: every frame, or those confirmed. */
   #durable(): number {
-    return this.#held === undefined ? this.#received : this.#confirmed;
+    return this.#held?.confirmed ?? this.#received;
   }
 
   /** Acknowledges now (`send`: false when a head carried it). A delayed one

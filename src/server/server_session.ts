@@ -9,9 +9,13 @@
 import type { Endpoint, Peer } from "../peer/peer.ts";
 import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
-import type {
-  SessionHello,
-  SessionLossReason,
+import type { OutboxLimits } from "../peer/session_outbox.ts";
+import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
+import { HeldFrames } from "../peer/held_frames.ts";
+import {
+  decodeAckFast,
+  type SessionHello,
+  type SessionLossReason,
 } from "../wire/session_frames.ts";
 import type { ServerConnection, ServerPeerHooks } from "./connection.ts";
 import type { JournalEntry } from "./session_journal.ts";
@@ -49,6 +53,75 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     given: { ackEvery?: number; ackBytes?: number } = {},
   ) {
     this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
+  }
+
+  /** Its transport's outbox, once made (see `SessionSocket.outbox`). */
+  #outbox: WriteAheadOutbox | undefined = undefined;
+  /** Frames received when the client's last acknowledgement arrived. */
+  #receivedAtTheirAck = 0;
+
+  /** Shared store, write-ahead: what it sends leaves once stored. */
+  holdSent(): void {
+    (this.socket.outbox() as WriteAheadOutbox).holdSent();
+  }
+
+  /**
+   * Write-ahead: the frames up to number `count` are stored; the held ones
+   * among them leave for the attached socket, in order.
+   */
+  releaseSent(count: number): void {
+    this.#outbox?.releaseSent(count, this.socket.transport);
+  }
+
+  onEnding(): void {
+    this.releaseSent(Infinity);
+  }
+
+  /**
+   * A lone ack of new frames by a client that sent since its last is
+   * answered at once: a client whose TCP holds small writes (Nagle's
+   * algorithm; Deno's WebSocket client) would else wait ~40 ms for TCP's
+   * delayed acknowledgement of its ack.
+   */
+  answers(received: number, lone: boolean): boolean {
+    const ours = this.socket.received;
+    const answer = lone && received > this.#outbox!.acked &&
+      ours > this.#receivedAtTheirAck;
+    this.#receivedAtTheirAck = ours;
+    return answer;
+  }
+
+  /** It reads every client's acks: the plain form without `JSON.parse`. */
+  decodeAck(data: string): { received: number; end: boolean } {
+    return decodeAckFast(data);
+  }
+
+  /**
+   * Shared store: loads what another instance ran (`received` frames of
+   * the client; `sent`, the last of them `frames`, kept), the client's
+   * count `theirs`.
+   */
+  load(
+    received: number,
+    sent: number,
+    frames: (string | Uint8Array<ArrayBuffer>)[],
+    theirs: number,
+  ): void {
+    this.socket.restore(received, false);
+    (this.socket.outbox() as WriteAheadOutbox).load(sent, frames, theirs);
+  }
+
+  /** Shared store: what its transport holds until stored (see `hold`). */
+  held: HeldFrames | undefined = undefined;
+
+  /** Shared store: its transport holds what it receives until stored. */
+  hold(): void {
+    this.socket.hold(this.held ??= new HeldFrames(this.socket));
+  }
+
+  /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
+  outbox(limits: OutboxLimits): WriteAheadOutbox {
+    return this.#outbox = new WriteAheadOutbox(limits);
   }
 
   onDetach(code: number, reason: string): void {
@@ -96,10 +169,16 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   /**
    * How many kept frames a client that received `count` frames missed:
    * what `attach` replays, the frames sent after `count` but those held
-   * back (write-ahead). A server's session socket is never `restore`d.
+   * back (write-ahead). A server's session socket never adopts a count.
    */
   missed(count: number): number {
-    return Math.max(0, this.socket.sent - this.socket.heldSent - count);
+    return Math.max(0, this.socket.sent - this.heldSent - count);
+  }
+
+  /** Write-ahead: frames sent by the peer and held back until stored. */
+  get heldSent(): number {
+    const stored = this.#outbox?.stored;
+    return stored === undefined ? 0 : Math.max(0, this.socket.sent - stored);
   }
 
   rooms(): string[] {

@@ -125,7 +125,6 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
       maxFrames: given.maxBufferedFrames,
       maxBytes: given.maxBufferedBytes,
       maxAge: given.maxBufferedAge ?? this.#grace,
-      answerAcks: true, // Deno's WebSocket client runs Nagle's algorithm
     });
     if (!(this.#grace > 0)) {
       throw new RangeError(
@@ -407,7 +406,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
     this.#open(session, upgrade);
     if (this.journal !== undefined) {
       session.entry = new JournalEntry(`${this.#instance}.${id}`, 0);
-      session.socket.hold();
+      session.hold();
       this.journal.add(session, true);
     } else {
       // The live session is its own record (no copy per session).

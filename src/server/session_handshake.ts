@@ -69,5 +69,5 @@ export class Handshake {
  */
 export function unconfirmed(found: unknown): boolean {
   return found instanceof Session &&
-    found.socket.confirmed < found.socket.released;
+    found.held !== undefined && found.held.confirmed < found.held.released;
 }

@@ -29,7 +29,7 @@
  *
  * Write-ahead (`SessionOptions.writeAhead`): sent frames are held the
  * same way, in the transport's outbox, until the write that carries them
- * is stored (`SessionSocket.releaseSent`), so a frame that reached the
+ * is stored (`Session.releaseSent`), so a frame that reached the
  * client is always in the store: an instance that dies takes with it only
  * frames that never left.
  *
@@ -37,6 +37,7 @@
  */
 
 import type { SessionSocket } from "../peer/session_socket.ts";
+import type { HeldFrames } from "../peer/held_frames.ts";
 import type { SessionLossReason } from "../wire/session_frames.ts";
 import type {
   SessionRecord,
@@ -61,6 +62,12 @@ export interface JournaledSession {
   readonly secretHash: string;
   /** Its transport. */
   readonly socket: SessionSocket;
+  /** What its transport holds until stored (see `SessionSocket.hold`). */
+  readonly held: HeldFrames | undefined;
+  /** Write-ahead from now on: what it sends leaves once stored. */
+  holdSent(): void;
+  /** Write-ahead: the frames up to number `count` are stored, may leave. */
+  releaseSent(count: number): void;
   /** Its journal entry. */
   readonly entry: JournalEntry;
   /** The rooms of its user now. */
@@ -201,7 +208,7 @@ export class SessionJournal {
     entry.framesEnd = session.socket.sent;
     if (fresh) entry.snapshot = true;
     // Write-ahead: what it sends from now on leaves once stored.
-    if (this.#writeAhead) session.socket.holdSent();
+    if (this.#writeAhead) session.holdSent();
     this.#note(session);
   }
 
@@ -494,11 +501,10 @@ export class SessionJournal {
     entry.writing = false;
     if (entry.closed) return;
     if (result === "ok") {
-      const socket = session.socket;
       const dispatched = write.dispatched!;
-      socket.release(write.received);
-      socket.confirm(dispatched);
-      socket.releaseSent(write.sent); // write-ahead: stored, may leave
+      session.held?.release(write.received);
+      session.held?.confirm(dispatched);
+      session.releaseSent(write.sent); // write-ahead: stored, may leave
       // Handed over now, stored with the next write (a trailing one when
       // nothing else is written): waiters wait for it too.
       if (dispatched < write.received) this.#note(session);

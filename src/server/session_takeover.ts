@@ -61,13 +61,13 @@ export function takeOver<Local extends Endpoint, Remote extends Endpoint>(
   const used = stored.requested + Math.max(0, received - stored.sent);
   session.usedSequences = session.entry.requested = used;
   const socket = session.socket;
-  socket.load(
+  session.load(
     stored.received,
     stored.sent,
     stored.frames.map(loadedFrame),
     received,
   );
-  socket.hold();
+  session.hold();
   shared.open(session, upgrade);
   const journal = shared.journal;
   journal.add(session, false);

@@ -296,28 +296,78 @@ function parse(data: string, type: number): Record<string, unknown> {
   } catch {
     throw invalid("not JSON", type);
   }
-  if (typeof value !== "object" || value === null) {
-    throw invalid("not an object", type);
-  }
+  return object(value, "not an object", type);
+}
+
+function object(
+  value: unknown,
+  what: string,
+  type: number,
+): Record<string, unknown> {
+  if (typeof value !== "object" || value === null) throw invalid(what, type);
   return value as Record<string, unknown>;
 }
 
-/** `carriedAcks` of a hello or state: absent, or a boolean. */
-function carried(message: object, type: number): { carriedAcks?: boolean } {
-  const { carriedAcks } = message as { carriedAcks?: unknown };
-  if (carriedAcks === undefined) return {};
-  if (typeof carriedAcks !== "boolean") throw invalid("bad carriedAcks", type);
-  return { carriedAcks };
+/** The `message` of a hello or state: an object. */
+function messageOf(data: string, type: number): Record<string, unknown> {
+  return object(parse(data, type).message, "no message", type);
+}
+
+/** Checks an optional field; `message` is the frame's (for a bound). */
+type Check = (value: unknown, message: Record<string, unknown>) => boolean;
+
+/**
+ * Copies the fields `checks` names from `message` into `into`: an absent
+ * one stays absent, a present one must pass its check ("bad <field>").
+ */
+function fields<T extends object>(
+  into: T,
+  message: Record<string, unknown>,
+  checks: Record<string, Check>,
+  type: number,
+): T {
+  for (const key in checks) {
+    const value = message[key];
+    if (value === undefined) continue;
+    if (!checks[key](value, message)) throw invalid(`bad ${key}`, type);
+    (into as Record<string, unknown>)[key] = value;
+  }
+  return into;
 }
 
 function isCount(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
+function isPositive(value: unknown): boolean {
+  return isCount(value) && value > 0;
+}
+
 function isToken(value: unknown): value is string {
   return typeof value === "string" && value.length > 0 &&
     value.length <= MAX_TOKEN;
 }
+
+/** The optional fields of a hello and of a new session's state. */
+const PACING: Record<string, Check> = {
+  ackEvery: isPositive,
+  ackBytes: isPositive,
+  carriedAcks: (value) => typeof value === "boolean",
+};
+
+/** The optional fields of a resumed session's state. */
+const RESUMED: Record<string, Check> = {
+  inDoubt: (value) => Array.isArray(value) && value.every(isCount),
+  dispatched: (value, message) =>
+    isCount(value) && value <= (message.received as number),
+  carriedAcks: PACING.carriedAcks,
+};
+
+/** The optional fields of a new session's state. */
+const STARTED: Record<string, Check> = {
+  reason: (value) => REASONS.has(value as string),
+  ...PACING,
+};
 
 /**
  * The count of a plain acknowledgement, `{"type":10,"sequence":n}` exactly,
@@ -351,12 +401,26 @@ function plainAckCount(data: string): number {
  * @throws {ProtocolError} When the frame is malformed.
  */
 export function decodeAck(data: string): { received: number; end: boolean } {
-  // The plain ack, as every peer writes it, without JSON.parse.
-  const plain = plainAckCount(data);
-  if (plain >= 0) return { received: plain, end: false };
   const frame = parse(data, 10);
   if (!isCount(frame.sequence)) throw invalid("bad sequence", 10);
   return { received: frame.sequence, end: frame.end === true };
+}
+
+/**
+ * Decodes an acknowledgement as {@linkcode decodeAck} does, the plain form
+ * (as every peer writes it) without `JSON.parse`: the server's, which reads
+ * every client's acknowledgements (a `SessionSocket` reads through its
+ * hooks' `decodeAck`; a browser's uses `decodeAck`).
+ *
+ * @param data The frame, as `sessionFrameType` recognised it.
+ * @returns The count and whether the session ends.
+ * @throws {ProtocolError} When the frame is malformed.
+ */
+export function decodeAckFast(
+  data: string,
+): { received: number; end: boolean } {
+  const plain = plainAckCount(data);
+  return plain >= 0 ? { received: plain, end: false } : decodeAck(data);
 }
 
 /**
@@ -367,23 +431,9 @@ export function decodeAck(data: string): { received: number; end: boolean } {
  * @throws {ProtocolError} When the frame is malformed.
  */
 export function decodeHello(data: string): SessionHello {
-  const message = parse(data, 8).message;
-  if (typeof message !== "object" || message === null) {
-    throw invalid("hello without a message", 8);
-  }
-  const { id, secret, received, ackEvery, ackBytes } = message as Record<
-    string,
-    unknown
-  >;
-  const hello: SessionHello = carried(message, 8);
-  if (ackEvery !== undefined) {
-    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 8);
-    hello.ackEvery = ackEvery;
-  }
-  if (ackBytes !== undefined) {
-    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 8);
-    hello.ackBytes = ackBytes;
-  }
+  const message = messageOf(data, 8);
+  const hello: SessionHello = fields({}, message, PACING, 8);
+  const { id, secret, received } = message;
   if (id === undefined) return hello;
   if (!isToken(id) || !isToken(secret) || !isCount(received)) {
     throw invalid("resume needs id, secret and received", 8);
@@ -399,63 +449,21 @@ export function decodeHello(data: string): SessionHello {
  * @throws {ProtocolError} When the frame is malformed.
  */
 export function decodeState(data: string): SessionState {
-  const message = parse(data, 9).message;
-  if (typeof message !== "object" || message === null) {
-    throw invalid("state without a message", 9);
-  }
-  const { resumed, received, id, secret, grace, reason } = message as Record<
-    string,
-    unknown
-  >;
+  const message = messageOf(data, 9);
+  const { resumed, received, replayed, id, secret, grace } = message;
   if (resumed === true) {
     if (!isCount(received)) throw invalid("resumed without received", 9);
-    const { replayed, inDoubt, dispatched } = message as {
-      replayed?: unknown;
-      inDoubt?: unknown;
-      dispatched?: unknown;
-    };
     const state: SessionState = {
       resumed,
       received,
       replayed: isCount(replayed) ? replayed : 0,
-      ...carried(message, 9),
     };
-    if (inDoubt !== undefined) {
-      if (!Array.isArray(inDoubt) || !inDoubt.every(isCount)) {
-        throw invalid("bad inDoubt", 9);
-      }
-      state.inDoubt = inDoubt;
-    }
-    if (dispatched !== undefined) {
-      if (!isCount(dispatched) || dispatched > received) {
-        throw invalid("bad dispatched", 9);
-      }
-      state.dispatched = dispatched;
-    }
-    return state;
+    return fields(state, message, RESUMED, 9);
   }
   if (resumed !== false) throw invalid("bad resumed", 9);
-  const state: SessionState = { resumed, ...carried(message, 9) };
-  if (reason !== undefined) {
-    if (typeof reason !== "string" || !REASONS.has(reason)) {
-      throw invalid("bad reason", 9);
-    }
-    state.reason = reason as SessionLossReason;
-  }
   if (!isToken(id) || !isToken(secret) || !isCount(grace)) {
     throw invalid("a new session needs id, secret and grace", 9);
   }
-  state.id = id;
-  state.secret = secret;
-  state.grace = grace;
-  const { ackEvery, ackBytes } = message as Record<string, unknown>;
-  if (ackEvery !== undefined) {
-    if (!isCount(ackEvery) || ackEvery === 0) throw invalid("bad ackEvery", 9);
-    state.ackEvery = ackEvery;
-  }
-  if (ackBytes !== undefined) {
-    if (!isCount(ackBytes) || ackBytes === 0) throw invalid("bad ackBytes", 9);
-    state.ackBytes = ackBytes;
-  }
-  return state;
+  const state: SessionState = { resumed, id, secret, grace };
+  return fields(state, message, STARTED, 9);
 }

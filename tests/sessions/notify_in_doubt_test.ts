@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { binaryCodec } from "../../binary.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import { Peer } from "../../src/peer/peer.ts";
+import { HeldFrames } from "../../src/peer/held_frames.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
@@ -145,38 +146,40 @@ Deno.test("SessionSocket: holding, acknowledgements cover only confirmed frames,
   socket.addEventListener("message", {
     handleEvent: (event) => delivered.push((event as MessageEvent).data),
   });
-  socket.hold();
+  const held = new HeldFrames(socket);
+  socket.hold(held);
   const transport = new FakeTransport();
   socket.attach(transport, 0);
   for (let k = 1; k <= 3; k++) {
     transport.receive(`{"sequence":0,"type":3,"message":${k}}`);
   }
-  socket.release(3);
+  held.release(3);
   assert.equal(delivered.length, 3);
   assert.deepEqual(transport.sent, []);
-  socket.confirm(1);
+  held.confirm(1);
   assert.deepEqual(transport.sent, ['{"type":10,"sequence":1}']);
-  socket.confirm(5); // capped at what was released
+  held.confirm(5); // capped at what was released
   assert.equal(transport.sent.at(-1), '{"type":10,"sequence":3}');
-  assert.equal(socket.confirmed, 3);
+  assert.equal(held.confirmed, 3);
   // A resume tells the other side all released frames: later acks never
   // carry less, even before they are confirmed.
   const resumed = new SessionSocket(sessionLimits({ ackEvery: 1 }));
-  resumed.hold();
+  const resumedHeld = new HeldFrames(resumed);
+  resumed.hold(resumedHeld);
   const first = new FakeTransport();
   resumed.attach(first, 0);
   first.receive(`{"sequence":0,"type":3,"message":1}`);
   first.receive(`{"sequence":0,"type":3,"message":2}`);
-  resumed.release(2);
+  resumedHeld.release(2);
   const second = new FakeTransport();
   resumed.attach(second, 0);
-  resumed.confirm(1);
+  resumedHeld.confirm(1);
   assert.deepEqual(second.sent, []);
-  resumed.confirm(2);
+  resumedHeld.confirm(2);
   assert.deepEqual(second.sent, []);
   second.receive(`{"sequence":0,"type":3,"message":3}`);
-  resumed.release(3);
-  resumed.confirm(3);
+  resumedHeld.release(3);
+  resumedHeld.confirm(3);
   assert.deepEqual(second.sent, ['{"type":10,"sequence":3}']);
   socket.close();
   resumed.close();

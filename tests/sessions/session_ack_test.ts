@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
-import { Peer } from "../../src/peer/peer.ts";
+import { type Endpoint, Peer } from "../../src/peer/peer.ts";
+import { Session as ServerSession } from "../../src/server/server_session.ts";
+import type { ServerSessions } from "../../src/server/server_sessions.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
   askedPacing,
+  decodeAck,
+  decodeAckFast,
   decodeHello,
   decodeState,
   encodeHello,
@@ -15,14 +19,29 @@ import { listen, open } from "../_server_helpers.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
 import { afterDueAcks, FakeTransport } from "./_session_helpers.ts";
 
-/** A session with 5 frames sent, and what its hooks heard. */
-function sessionWithFive(answerAcks = false) {
+/**
+ * A session with 5 frames sent, and what its hooks heard; `server`: a
+ * server's session (its hooks answer acks), over a stand-in for its
+ * sessions that counts the errors and drops.
+ */
+function sessionWithFive(server = false) {
   const heard = { errors: 0, detached: 0, remoteEnd: 0 };
-  const session = new SessionSocket(sessionLimits({ answerAcks }), {
-    onError: () => heard.errors++,
-    onDetach: () => heard.detached++,
-    onRemoteEnd: () => heard.remoteEnd++,
-  });
+  const session = server
+    ? new ServerSession(
+      {
+        warn: () => heard.errors++,
+        onDetach: () => heard.detached++,
+      } as unknown as ServerSessions<Endpoint, Endpoint>,
+      "id",
+      "user",
+      "hash",
+      sessionLimits({}),
+    ).socket
+    : new SessionSocket(sessionLimits({}), {
+      onError: () => heard.errors++,
+      onDetach: () => heard.detached++,
+      onRemoteEnd: () => heard.remoteEnd++,
+    });
   const transport = new FakeTransport();
   session.attach(transport, 0);
   for (let i = 1; i <= 5; i++) {
@@ -70,7 +89,7 @@ for (
   });
 }
 
-Deno.test("SessionSocket: with answerAcks, an ack of new frames from a side that sent since its last ack is answered at once", () => {
+Deno.test("Session (the server's): an ack of new frames from a client that sent since its last ack is answered at once", () => {
   const { session, transport, heard } = sessionWithFive(true);
   // Two frames received from the other side: under the pacing of 64.
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
@@ -97,7 +116,7 @@ Deno.test("SessionSocket: with answerAcks, an ack of new frames from a side that
   session.end("expired");
 });
 
-Deno.test("SessionSocket: without answerAcks (the client), an ack is not answered", () => {
+Deno.test("SessionSocket: without the server's hooks (the client), an ack is not answered", () => {
   const { session, transport } = sessionWithFive();
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
   const before = transport.sent.length;
@@ -292,4 +311,38 @@ Deno.test("SessionSocket: the delayed ack outlives acks by count (one timer per 
   await deadline(acked.promise, 1_000, "the delayed ack of frame 5");
   assert.deepEqual(acks(), [2, 4, 5]);
   session.close();
+});
+
+Deno.test("decodeAckFast (the server's) reads every ack as decodeAck does, and refuses the same ones", () => {
+  const frames = [
+    '{"type":10,"sequence":0}',
+    '{"type":10,"sequence":42}',
+    '{"type":10,"sequence":9007199254740991}',
+    '{"type":10,"sequence":9007199254740992}',
+    '{"type":10,"sequence":007}',
+    '{"type":10,"sequence":12,"end":true}',
+    '{"type":10,"sequence":-1}',
+    '{"type":10,"sequence":1.5}',
+    '{"type":10,"sequence":"1"}',
+    '{"type":10,"sequence":1',
+    '{"type":10,"sequence":1}x',
+  ];
+  let refused = 0;
+  for (const data of frames) {
+    let expected: unknown;
+    try {
+      expected = decodeAck(data);
+    } catch (error) {
+      assert.ok(error instanceof ProtocolError);
+      assert.throws(() => decodeAckFast(data), ProtocolError, data);
+      refused++;
+      continue;
+    }
+    assert.deepEqual(decodeAckFast(data), expected, data);
+  }
+  assert.equal(refused, 7);
+  assert.deepEqual(decodeAckFast('{"type":10,"sequence":42}'), {
+    received: 42,
+    end: false,
+  });
 });
