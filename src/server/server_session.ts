@@ -57,8 +57,6 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   /** Its transport's outbox, once made (see `SessionSocket.outbox`). */
   #outbox: WriteAheadOutbox | undefined = undefined;
-  /** Frames received when the client's last acknowledgement arrived. */
-  #receivedAtTheirAck = 0;
 
   /** Shared store, write-ahead: what it sends leaves once stored. */
   holdSent(): void {
@@ -78,17 +76,15 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   /**
-   * A lone ack of new frames by a client that sent since its last is
-   * answered at once: a client whose TCP holds small writes (Nagle's
-   * algorithm; Deno's WebSocket client) would else wait ~40 ms for TCP's
-   * delayed acknowledgement of its ack.
+   * A lone ack of new frames is answered at once: a client whose TCP holds
+   * small writes (Nagle's algorithm; Deno's WebSocket client) would else
+   * wait ~40 ms for TCP's delayed acknowledgement of its ack before its next
+   * frames leave. Also when the client sent nothing since its last ack: at
+   * the tail of a burst it only receives, and its next requests follow the
+   * ack.
    */
   answers(received: number, lone: boolean): boolean {
-    const ours = this.socket.received;
-    const answer = lone && received > this.#outbox!.acked &&
-      ours > this.#receivedAtTheirAck;
-    this.#receivedAtTheirAck = ours;
-    return answer;
+    return lone && received > this.#outbox!.acked;
   }
 
   /** It reads every client's acks: the plain form without `JSON.parse`. */

@@ -89,7 +89,7 @@ for (
   });
 }
 
-Deno.test("Session (the server's): an ack of new frames from a client that sent since its last ack is answered at once", () => {
+Deno.test("Session (the server's): every ack of new frames is answered at once, also from a client that sent nothing since its last", () => {
   const { session, transport, heard } = sessionWithFive(true);
   // Two frames received from the other side: under the pacing of 64.
   transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
@@ -101,14 +101,17 @@ Deno.test("Session (the server's): an ack of new frames from a client that sent 
   transport.receive(`{"sequence":3,"type":3,"method":"c"}`);
   transport.receive(`{"type":10,"sequence":3}`);
   assert.equal(transport.sent.length, before + 1);
-  // New frames acknowledged, but nothing sent since its last ack (a side
-  // that only receives): no answer either.
+  // New frames acknowledged, nothing sent since its last ack (the tail of a
+  // burst the client only received; its next requests follow this ack):
+  // answered too, with the count unchanged.
   transport.receive(`{"type":10,"sequence":4}`);
-  assert.equal(transport.sent.length, before + 1);
+  assert.deepEqual(transport.sent.slice(before + 1), [
+    `{"type":10,"sequence":3}`,
+  ]);
   // Both again: answered.
   transport.receive(`{"sequence":4,"type":3,"method":"d"}`);
   transport.receive(`{"type":10,"sequence":5}`);
-  assert.deepEqual(transport.sent.slice(before + 1), [
+  assert.deepEqual(transport.sent.slice(before + 2), [
     `{"type":10,"sequence":4}`,
   ]);
   assert.equal(session.buffered, 0);
@@ -222,6 +225,48 @@ Deno.test("Session: the server acknowledges at the pacing the client's hello ask
   // The ack comes after the third frame, not the 64th.
   const ack = await deadline(queue.next());
   assert.deepEqual(ack, { type: 10, sequence: 3 });
+  const closed = once(socket, "close");
+  socket.close();
+  await closed;
+  await server.shutdown();
+});
+
+Deno.test("Session: the server answers the ack a client sends at the tail of a burst, after sending nothing since its last ack (its next requests wait behind that ack under Nagle)", async () => {
+  // No delayed ack within the test: every ack below is the client's own.
+  const server = new DuplexServer({ sessions: { ackDelay: 60_000 } });
+  server.onRequest(() => "ok");
+  await using http = listen(server);
+  const socket = await open(
+    `ws://127.0.0.1:${http.addr.port}/?user=burst`,
+    ["duplex.v1", "duplex.session"],
+  );
+  const queue = new MessageQueue(socket);
+  socket.send(`{"type":8,"sequence":0,"message":{}}`);
+  assert.equal((await queue.next()).type, 9);
+  type Frame = { type: number; sequence: number };
+  const isAck = (frame: Frame) => frame.type === 10;
+  // A burst of 8 requests, all sent before any answer is read.
+  for (let i = 1; i <= 8; i++) {
+    socket.send(`{"sequence":${i},"type":1,"message":"hello"}`);
+  }
+  for (let i = 1; i <= 8; i++) {
+    const response = await queue.next((frame: Frame) => frame.type === 2);
+    assert.equal(response.sequence, i);
+  }
+  // Half of the answers acknowledged: the client sent since its last ack.
+  socket.send(`{"type":10,"sequence":4}`);
+  assert.deepEqual(await queue.next(isAck), { type: 10, sequence: 8 });
+  // The tail: nothing sent since that ack, and still answered at once.
+  socket.send(`{"type":10,"sequence":8}`);
+  assert.deepEqual(await queue.next(isAck), { type: 10, sequence: 8 });
+  // An ack of nothing new gets no answer: the next frame is the response.
+  socket.send(`{"type":10,"sequence":8}`);
+  socket.send(`{"sequence":9,"type":1,"message":"hello"}`);
+  assert.deepEqual(await queue.next(), {
+    sequence: 9,
+    type: 2,
+    message: "ok",
+  });
   const closed = once(socket, "close");
   socket.close();
   await closed;
