@@ -204,11 +204,13 @@ async function resumes(rounds: number, missed: number): Promise<number[]> {
     const target = received + missed;
     const done = Promise.withResolvers<void>();
     let answered = false;
-    socket.onmessage = () => {
+    socket.onmessage = (event) => {
       if (!answered) {
         answered = true; // the session state
         return;
       }
+      // The server's acks (it answers each of ours) are not session frames.
+      if (String(event.data).startsWith(`{"type":10,`)) return;
       if (++received === target) done.resolve();
     };
     socket.send(
