@@ -34,6 +34,18 @@ export async function instrumentation(on: boolean): Promise<void> {
   }).output();
 }
 
+/**
+ * Counts this process's instructions while `work` runs (callgrind's
+ * instrumentation on before it, off after it).
+ *
+ * @param work What to count.
+ */
+export async function counted(work: () => unknown): Promise<void> {
+  await instrumentation(true);
+  await work();
+  await instrumentation(false);
+}
+
 /** What one counted run gives. */
 export interface CountedRun {
   /** Instructions counted in all. */

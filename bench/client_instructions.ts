@@ -29,7 +29,7 @@
  * @module
  */
 
-import { countChild, instrumentation } from "./_callgrind.ts";
+import { countChild, counted } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 import { closeAll, open, pipelinedRuns, wireFor } from "./lean_client.ts";
 
@@ -86,9 +86,7 @@ async function child(
     close = () => client.close();
   }
   await run(warm);
-  await instrumentation(true);
-  await run(count);
-  await instrumentation(false);
+  await counted(() => run(count));
   await close();
   await server.shutdown();
   await http.shutdown();

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { instrumentation } from "./_callgrind.ts";
+import { counted } from "./_callgrind.ts";
 import { connectionPeer, requests } from "./hot_path.ts";
 
 if (import.meta.main) {
@@ -32,9 +32,9 @@ if (import.meta.main) {
   const warm = Number(warmText ?? 500_000);
   const { peer, socket } = await connectionPeer(root, protocol);
   for (let i = 0; i < warm; i++) peer.receive(requests[i % 1000]);
-  await instrumentation(true);
-  for (let i = 0; i < count; i++) peer.receive(requests[i % 1000]);
-  await instrumentation(false);
+  await counted(() => {
+    for (let i = 0; i < count; i++) peer.receive(requests[i % 1000]);
+  });
   if (socket.sent !== warm + count) {
     throw new Error("Cannot count: responses missing");
   }

@@ -12,7 +12,7 @@
  * - Write coalescing: the lean client offers `duplex.batch` to Duplex (and
  *   reads its batch frames) and is a plain `duplex.v1` client to raw.
  * - Sessions on vs off, server alone: the lean client with and without a
- *   session (wire `session`) against the same Duplex server, interleaved;
+ *   session (wire `session`) against two Duplex servers, interleaved;
  *   pipelined and fan-out on/off ≥ 0.90, and sequential round trips as a
  *   guard against acknowledgement stalls.
  * - The benchmarks other features keep in files of their own
@@ -148,7 +148,7 @@ interface Workload {
   duplexWire?: string;
   /**
    * Duplex against itself: the lean client speaks `wires[0]` (off) and
-   * `wires[1]` (on) to the same Duplex bench server, interleaved; the rows
+   * `wires[1]` (on) to two Duplex bench servers, interleaved; the rows
    * are both medians and their ratio on/off, with `figures[0].target`.
    */
   onOff?: boolean;
@@ -597,9 +597,9 @@ async function measure(workload: Workload, wire: string): Promise<Row[]> {
 }
 
 /**
- * Sessions on vs off, server alone: the same Duplex bench server driven by
- * the lean client as a plain `duplex.v1` client (off) and with a session
- * (on), interleaved, a fresh server each time.
+ * Sessions on vs off, server alone: two fresh Duplex bench servers driven by
+ * one lean client, as a plain `duplex.v1` client (off) of one and with a
+ * session (on) of the other, interleaved in blocks ({@linkcode runInterleaved}).
  */
 async function measureOnOff(workload: Workload): Promise<Row[]> {
   const [off, on] = workload.wires;

@@ -29,7 +29,7 @@
  * @module
  */
 
-import { countChild, instrumentation } from "./_callgrind.ts";
+import { countChild, counted } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 
 const here = new URL(".", import.meta.url);
@@ -84,9 +84,7 @@ async function child(
     }
   };
   await run(warm);
-  await instrumentation(true);
-  await run(pushes);
-  await instrumentation(false);
+  await counted(() => run(pushes));
   await Promise.all(all.map((client) => client.close()));
   await server.shutdown();
   await http.shutdown();

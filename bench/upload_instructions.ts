@@ -33,7 +33,7 @@
  */
 
 import process from "node:process";
-import { instrumentation } from "./_callgrind.ts";
+import { counted } from "./_callgrind.ts";
 import { median } from "./stats.ts";
 
 const CHUNK = 65_536;
@@ -178,9 +178,7 @@ if (import.meta.main) {
         `heap bytes allocated per chunk ${samples.join(" ")}`,
     );
   } else {
-    await instrumentation(true);
-    await upload(count);
-    await instrumentation(false);
+    await counted(() => upload(count));
   }
   await client?.close();
   await http.shutdown();
