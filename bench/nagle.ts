@@ -1,0 +1,89 @@
+/**
+ * What Nagle's algorithm in Deno's WebSocket client (no `TCP_NODELAY`, no
+ * option for it) costs a Deno `Client` of the bench server
+ * (bench/duplex_server.ts, in its own process), with sessions on and off:
+ *
+ * - bursts: `bursts` bursts of `size` requests, 5 ms apart (a client that
+ *   works in bursts), each burst's time in ms, and how many took 30 ms or
+ *   more. A lone ack at the tail of a burst that the server did not answer
+ *   held the next burst ~40 ms (docs/performance.md "Interleaved and
+ *   pinned");
+ * - notify then request: `client.notify()` followed at once by
+ *   `await client.request()`, against the request alone, 20 tries each: the
+ *   notification is a write nothing answers, so the request waits for the
+ *   server's delayed TCP acknowledgement.
+ *
+ *   deno run -A bench/nagle.ts [size] [bursts]
+ *
+ * @module
+ */
+
+import { Client } from "../client.ts";
+import { spawnServer } from "./process.ts";
+
+const [sizeText = "1250", burstsText = "20"] = Deno.args;
+const size = Number(sizeText);
+const bursts = Number(burstsText);
+
+function pause(ms: number): Promise<void> {
+  // Think time between a client's bursts, not a wait for an event.
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await work();
+  return performance.now() - started;
+}
+
+const figures = (times: number[]) =>
+  `${times.map((t) => t.toFixed(1)).join(" ")} ms; ≥ 30 ms: ${
+    times.filter((t) => t >= 30).length
+  } of ${times.length}`;
+
+const server = await spawnServer([
+  Deno.execPath(),
+  "run",
+  "-A",
+  new URL("duplex_server.ts", import.meta.url).pathname,
+]);
+try {
+  for (const session of [true, false]) {
+    const client = new Client(
+      `ws://127.0.0.1:${server.port}/?user=nagle${session}`,
+      { session },
+    );
+    await client.connect();
+    const burstTimes: number[] = [];
+    for (let b = 0; b < bursts; b++) {
+      await pause(5);
+      burstTimes.push(
+        await timed(() =>
+          Promise.all(
+            Array.from({ length: size }, () => client.request("hello")),
+          )
+        ),
+      );
+    }
+    const withNotify: number[] = [];
+    const alone: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      await pause(5);
+      withNotify.push(
+        await timed(() => {
+          client.notify("hi");
+          return client.request("hello");
+        }),
+      );
+      await pause(5);
+      alone.push(await timed(() => client.request("hello")));
+    }
+    await client.close();
+    const label = session ? "sessions on " : "sessions off";
+    console.log(`${label} bursts of ${size}: ${figures(burstTimes)}`);
+    console.log(`${label} notify + request: ${figures(withNotify)}`);
+    console.log(`${label} request alone:    ${figures(alone)}`);
+  }
+} finally {
+  await server.stop();
+}
