@@ -1,7 +1,10 @@
 /**
  * What Nagle's algorithm in Deno's WebSocket client (no `TCP_NODELAY`, no
  * option for it) costs a Deno `Client` of the bench server
- * (bench/duplex_server.ts, in its own process), with sessions on and off:
+ * (bench/duplex_server.ts, in its own process), with sessions on and off,
+ * and with the client's `nagle` option on (it offers `duplex.nagle`, and the
+ * server answers what nothing else answers: PROTOCOL.md "Nagle answers")
+ * and off (as before that capability):
  *
  * - bursts: `bursts` bursts of `size` requests, 5 ms apart (a client that
  *   works in bursts), each burst's time in ms, and how many took 30 ms or
@@ -10,8 +13,8 @@
  *   pinned");
  * - notify then request: `client.notify()` followed at once by
  *   `await client.request()`, against the request alone, 20 tries each: the
- *   notification is a write nothing answers, so the request waits for the
- *   server's delayed TCP acknowledgement.
+ *   notification is a write nothing answers, so without `duplex.nagle` the
+ *   request waits for the server's delayed TCP acknowledgement (~40 ms).
  *
  *   deno run -A bench/nagle.ts [size] [bursts]
  *
@@ -48,10 +51,15 @@ const server = await spawnServer([
   new URL("duplex_server.ts", import.meta.url).pathname,
 ]);
 try {
-  for (const session of [true, false]) {
+  for (
+    const [session, nagle] of [[true, true], [false, true], [true, false], [
+      false,
+      false,
+    ]]
+  ) {
     const client = new Client(
-      `ws://127.0.0.1:${server.port}/?user=nagle${session}`,
-      { session },
+      `ws://127.0.0.1:${server.port}/?user=nagle${session}${nagle}`,
+      { session, nagle },
     );
     await client.connect();
     const burstTimes: number[] = [];
@@ -79,7 +87,9 @@ try {
       alone.push(await timed(() => client.request("hello")));
     }
     await client.close();
-    const label = session ? "sessions on " : "sessions off";
+    const label = `${session ? "sessions on " : "sessions off"}, nagle ${
+      nagle ? "on " : "off"
+    }`;
     console.log(`${label} bursts of ${size}: ${figures(burstTimes)}`);
     console.log(`${label} notify + request: ${figures(withNotify)}`);
     console.log(`${label} request alone:    ${figures(alone)}`);

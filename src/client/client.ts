@@ -393,7 +393,7 @@ export class Client<
       this.#href = String(target);
       const session = this.#session;
       const codec = options.codec?.protocol;
-      const protocols = offer(codec, session !== undefined, extra);
+      const protocols = offer(codec, !!session, extra, options.nagle);
       const socket = ws = new WebSocket(target, protocols);
       this.#sockets.add(socket);
       socket.binaryType = "arraybuffer";

@@ -65,6 +65,19 @@ export interface ClientOptions extends PeerOptions, BackoffOptions {
    */
   session?: boolean | ClientSessionOptions;
   /**
+   * Whether this client's writes wait for TCP acknowledgements (Nagle's
+   * algorithm). Deno's `WebSocket` leaves it on with no way to turn it off,
+   * so a frame that nothing answers (a notification, a response to the
+   * server) held the client's next frame until the server's delayed TCP
+   * acknowledgement, about 40 ms. `true` offers `duplex.nagle`: a Duplex
+   * server then answers each burst of this client's frames that nothing
+   * else answered with a small pong, and the next frame leaves at once.
+   * Browsers turn Nagle off themselves.
+   *
+   * @default {true in Deno, false elsewhere}
+   */
+  nagle?: boolean;
+  /**
    * Time allowed to one connection attempt (URL function, protocols
    * function and handshake), in milliseconds.
    *

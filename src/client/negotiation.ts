@@ -7,7 +7,7 @@
  * @module
  */
 
-import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { NAGLE_CAPABILITY, SUBPROTOCOL } from "../wire/protocol.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import { BATCH_CAPABILITY } from "../wire/batch.ts";
 
@@ -34,17 +34,24 @@ function sessionOf(codec: string | undefined): string {
  * @param codec The codec's subprotocol (`duplex.v1.bin`), if any.
  * @param session Whether to ask for a session.
  * @param extra The application's (e.g. `duplex.auth.<token>`).
+ * @param nagle Whether to offer `duplex.nagle` (default: in Deno, whose
+ *   WebSocket client leaves Nagle's algorithm on).
  * @returns The list for the WebSocket constructor.
  */
 export function offer(
   codec: string | undefined,
   session: boolean,
   extra: string[],
+  nagle: boolean = typeof (globalThis as { Deno?: unknown }).Deno === "object",
 ): string[] {
   const offered = session ? [SUBPROTOCOL, SESSION_PROTOCOL] : [SUBPROTOCOL];
   if (codec) offered.unshift(codec, ...(session ? [sessionOf(codec)] : []));
-  // duplex.batch: this client reads batch frames (never selected).
-  return [...offered, BATCH_CAPABILITY, ...extra];
+  // Capabilities, never selected. duplex.batch: this client reads batch
+  // frames; duplex.nagle: its writes wait for TCP acknowledgements, so the
+  // server answers every burst of its frames (PROTOCOL.md "Nagle answers").
+  offered.push(BATCH_CAPABILITY);
+  if (nagle) offered.push(NAGLE_CAPABILITY);
+  return [...offered, ...extra];
 }
 
 /**

@@ -148,8 +148,7 @@ export class Peer<
   #requests(): PendingRequests {
     return this.#tracker ??= new PendingRequests({
       ...this.#options,
-      // An original-protocol peer would take a cancel for a request.
-      onAbandon: this.#original
+      onAbandon: this.#original // It would take a cancel for a request.
         ? undefined
         : (sequence) => this.#sendFrame({ sequence, type: 4 }),
       onUnexpected: () => this.stats.unexpected++,
@@ -455,6 +454,8 @@ export class Peer<
       case 5:
         if (!refusal) this.#sendFrame({ sequence, type: 6 });
         return;
+      case 6: // A pong (or a Nagle answer): its arrival was the sign of life.
+        return;
       default: // 12 to 17: streams
         this.#streams?.dispatch(frame);
     }
@@ -489,8 +490,7 @@ export class Peer<
     const incoming = this.#incoming ??= new IncomingRequests(
       this as Peer<Endpoint, Endpoint>,
       (sequence, ok, value, context) => {
-        const stream = ok && isStream(value);
-        // Without stream support, no stream ends exist to settle.
+        const stream = ok && isStream(value); // No support: no ends.
         if (stream && !this.#options.streams) {
           return this.#handlerFailed(sequence, noStreams());
         }

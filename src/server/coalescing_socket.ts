@@ -14,6 +14,12 @@
  * as fast as without coalescing; frames that follow it in the same turn are
  * queued and batched as before.
  *
+ * The same end of a burst serves clients that offered `duplex.nagle`
+ * (PROTOCOL.md "Nagle answers"): a burst in which such a client's frames
+ * arrived and nothing was written back to it ends with a pong, so that
+ * the client's next write, which Nagle's algorithm holds until its earlier
+ * ones are acknowledged, does not wait for TCP's delayed acknowledgement.
+ *
  * @module
  */
 
@@ -22,6 +28,9 @@ import { encodeBatch } from "../wire/batch.ts";
 
 /** A queue this long (in UTF-16 units) is sent at once. */
 const MAX_BATCH = 65_536;
+
+/** The answer to a burst that nothing else answered (a pong, PROTOCOL.md). */
+export const NAGLE_ANSWER = '{"sequence":0,"type":6}';
 
 /**
  * Microtask hops without a new frame after which a burst is over. Deno
@@ -79,18 +88,37 @@ function batchable(data: string): boolean {
       (data.endsWith('"type":5}') || data.endsWith('"type":6}')));
 }
 
+/** What a {@linkcode CoalescingSocket} does for its client. */
+export interface CoalescingOptions {
+  /** Frames of a burst leave as one batch (the client offered it). */
+  batches: boolean;
+  /** A burst of the client's frames that nothing answered gets a pong. */
+  nagle: boolean;
+}
+
 /**
  * A connection's socket that queues text frames until the end of the turn
  * and sends them as one batch frame (a single frame as it is). Anything not
- * batched is sent after what is queued, so the order never changes.
+ * batched is sent after what is queued, so the order never changes. For a
+ * client that offered `duplex.nagle` it also listens to what the client
+ * sends, and answers a burst of it with a pong when nothing else did.
  */
 export class CoalescingSocket implements SocketLike {
   #inner: SocketLike;
   #coalescer: Coalescer;
+  #batches: boolean;
   #queue: string[] = [];
   #length = 0;
-  /** Waiting for the end of a burst (scheduled with the coalescer). */
+  /** Registered with the coalescer, to be told when the burst ends. */
+  #scheduled = false;
+  /** Frames were written or queued in this burst. */
   #inBurst = false;
+  /** Whether it answers bursts (the client offered `duplex.nagle`). */
+  #nagle: boolean;
+  /** The message listener it stands in front of (`duplex.nagle` only). */
+  #reader: EventListenerObject | undefined = undefined;
+  /** A frame came in and nothing went out since (duplex.nagle only). */
+  #unanswered = false;
   /** Frames of the current burst sent already (at once, or flushed). */
   #sent = 0;
   /**
@@ -104,10 +132,36 @@ export class CoalescingSocket implements SocketLike {
   /**
    * @param inner The socket the batches go to (the budgeted socket).
    * @param coalescer The server's flusher.
+   * @param options Batches, Nagle answers, or both.
    */
-  constructor(inner: SocketLike, coalescer: Coalescer) {
+  constructor(
+    inner: SocketLike,
+    coalescer: Coalescer,
+    options: CoalescingOptions = { batches: true, nagle: false },
+  ) {
     this.#inner = inner;
     this.#coalescer = coalescer;
+    this.#batches = options.batches;
+    this.#nagle = options.nagle;
+  }
+
+  /**
+   * A frame came in from a `duplex.nagle` client: noted before the message
+   * listener (the peer, or the session socket) reads it, and so before
+   * anything it answers.
+   */
+  handleEvent(event: Event): void {
+    this.#unanswered = true;
+    this.#coalescer.frames++;
+    this.#schedule();
+    this.#reader!.handleEvent(event);
+  }
+
+  #schedule(): void {
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      this.#coalescer.schedule(this);
+    }
   }
 
   /** The inner socket's state. */
@@ -133,7 +187,8 @@ export class CoalescingSocket implements SocketLike {
 
   /** Queues a frame, or sends it after the queue when it is not batched. */
   send(data: string | Uint8Array<ArrayBuffer>): void {
-    if (typeof data !== "string" || !batchable(data)) {
+    this.#unanswered = false;
+    if (typeof data !== "string" || !this.#batches || !batchable(data)) {
       this.flush();
       this.#inner.send(data);
       return;
@@ -141,7 +196,7 @@ export class CoalescingSocket implements SocketLike {
     this.#coalescer.frames++;
     if (!this.#inBurst) {
       this.#inBurst = true;
-      this.#coalescer.schedule(this);
+      this.#schedule();
       if (this.#lone) {
         // Most likely alone again: no wait.
         this.#sent = 1;
@@ -155,13 +210,23 @@ export class CoalescingSocket implements SocketLike {
     if (this.#length >= MAX_BATCH) this.flush();
   }
 
-  /** The burst is over: sends what is queued, and learns its size. */
+  /**
+   * The burst is over: sends what is queued, and learns its size; answers
+   * a `duplex.nagle` client whose frames nothing answered.
+   */
   endBurst(): void {
-    const frames = this.#sent + this.#queue.length;
-    this.flush();
-    this.#inBurst = false;
-    this.#sent = 0;
-    this.#lone = frames === 1;
+    this.#scheduled = false;
+    if (this.#inBurst) {
+      const frames = this.#sent + this.#queue.length;
+      this.flush();
+      this.#inBurst = false;
+      this.#sent = 0;
+      this.#lone = frames === 1;
+    }
+    if (this.#unanswered) {
+      this.#unanswered = false;
+      if (this.#inner.readyState === 1) this.#inner.send(NAGLE_ANSWER);
+    }
   }
 
   /** Sends what is queued: one frame as it is, several as a batch. */
@@ -181,13 +246,25 @@ export class CoalescingSocket implements SocketLike {
     this.#inner.close(code, reason);
   }
 
-  /** Listens on the inner socket. */
+  /**
+   * Listens on the inner socket. For a `duplex.nagle` client the (one)
+   * message listener is called through {@linkcode handleEvent}: one
+   * listener on the socket, one dispatch per message, as without it.
+   */
   addEventListener(type: string, listener: EventListenerObject): void {
+    if (this.#nagle && type === "message" && this.#reader === undefined) {
+      this.#reader = listener;
+      listener = this;
+    }
     this.#inner.addEventListener(type, listener);
   }
 
   /** Stops listening on the inner socket. */
   removeEventListener(type: string, listener: EventListenerObject): void {
+    if (type === "message" && listener === this.#reader) {
+      this.#reader = undefined;
+      listener = this;
+    }
     this.#inner.removeEventListener(type, listener);
   }
 }

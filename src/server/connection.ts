@@ -18,7 +18,7 @@ import { ProtocolError } from "../wire/errors.ts";
 import type { Codec } from "../wire/codec.ts";
 import { SUBPROTOCOL } from "../wire/protocol.ts";
 import type { BudgetedSocket, SendBudget } from "./send_budget.ts";
-import { type Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
+import { Coalescer, CoalescingSocket } from "./coalescing_socket.ts";
 import { serverJsonCodec } from "./server_codec.ts";
 import type { PeerOptions as ServerOptionsOfPeer } from "./server_options.ts";
 import type { PeerOptions } from "../peer/peer_options.ts";
@@ -333,14 +333,20 @@ export function sessionConnection<
 /**
  * What a connection writes to: the budgeted socket, behind a coalescer when
  * the client reads batches (the budget then counts, and may refuse, whole
- * batches).
+ * batches) or offered `duplex.nagle` (answered at the end of its bursts,
+ * even with `coalesce: false`).
  */
 function coalesced(
   upgraded: Upgraded,
   budgeted: BudgetedSocket,
   coalescer: Coalescer | undefined,
 ): SocketLike {
-  return upgraded.batches && coalescer !== undefined
-    ? new CoalescingSocket(budgeted, coalescer)
+  const batches = upgraded.batches && coalescer !== undefined;
+  const nagle = upgraded.nagle === true;
+  return batches || nagle
+    ? new CoalescingSocket(budgeted, coalescer ?? answers, { batches, nagle })
     : budgeted;
 }
+
+/** Ends the bursts of `duplex.nagle` clients of servers that do not batch. */
+const answers = new Coalescer();

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { SUBPROTOCOL } from "../wire/protocol.ts";
+import { NAGLE_CAPABILITY, SUBPROTOCOL } from "../wire/protocol.ts";
 import { BATCH_CAPABILITY } from "../wire/batch.ts";
 import { SESSION_PROTOCOL } from "../wire/session_frames.ts";
 import type { AckCarrier, Codec } from "../wire/codec.ts";
@@ -63,6 +63,8 @@ export interface Upgraded {
   protocol: string;
   /** The client reads batch frames (offered `duplex.batch` on `duplex.v1`). */
   batches: boolean;
+  /** The client's writes are Nagled (offered `duplex.nagle` on `duplex.v1`). */
+  nagle?: boolean;
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
@@ -262,6 +264,7 @@ export class UpgradePath {
       offers(header, SESSION_PROTOCOL + suffix);
     // A capability the client declares by offering it; never selected.
     const batches = protocol !== "" && offers(header, BATCH_CAPABILITY);
+    const nagle = protocol !== "" && offers(header, NAGLE_CAPABILITY);
     const answer = session ? SESSION_PROTOCOL + suffix : protocol;
     try {
       // Deno answers the subprotocol when its own check finds it (the
@@ -283,6 +286,7 @@ export class UpgradePath {
         user,
         protocol,
         batches,
+        nagle,
         data,
         address,
         session,

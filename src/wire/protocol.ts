@@ -101,6 +101,15 @@ export const MAX_SEQUENCE: number = 0x7fff_ffff;
 export const SUBPROTOCOL: string = "duplex.v1";
 
 /**
+ * The subprotocol token by which a client says that its writes wait for
+ * TCP acknowledgements (Nagle's algorithm, which Deno's WebSocket client
+ * leaves on): the server then answers every burst of its frames that
+ * nothing else answered with a pong (PROTOCOL.md "Nagle answers"). Offered
+ * after `duplex.v1`, never selected: the offer alone is the capability.
+ */
+export const NAGLE_CAPABILITY = "duplex.nagle";
+
+/**
  * The error carried by a response whose request failed.
  *
  * @example Usage

@@ -142,8 +142,9 @@ Deno.test("Client.connect() opens, offers duplex.v1 and the extra protocols, and
   await opened;
   assert.equal(client.state, "open");
   assert.equal(await client.request("hello"), "ok");
+  // In Deno (Nagle on) the client offers duplex.nagle.
   assert.deepEqual(server.offered, [
-    "duplex.v1, duplex.session, duplex.batch, duplex.auth.token123",
+    "duplex.v1, duplex.session, duplex.batch, duplex.nagle, duplex.auth.token123",
   ]);
   assert.equal(client.peer?.socket.readyState, WebSocket.OPEN);
   await client.connect(); // already open: resolves at once
@@ -448,11 +449,11 @@ Deno.test("Client calls the URL function and the protocols function before every
   assert.equal(tokens, urls);
   assert.equal(
     server.offered[0],
-    "duplex.v1, duplex.session, duplex.batch, duplex.auth.t1",
+    "duplex.v1, duplex.session, duplex.batch, duplex.nagle, duplex.auth.t1",
   );
   assert.equal(
     server.offered.at(-1),
-    `duplex.v1, duplex.session, duplex.batch, duplex.auth.t${tokens}`,
+    `duplex.v1, duplex.session, duplex.batch, duplex.nagle, duplex.auth.t${tokens}`,
   );
   await client.close();
 });

@@ -1,0 +1,150 @@
+import assert from "node:assert/strict";
+import { Client } from "../../client.ts";
+import { DuplexServer } from "../../server.ts";
+import { NAGLE_ANSWER } from "../../src/server/coalescing_socket.ts";
+import { deadline } from "../_helpers.ts";
+import {
+  closeAndWait,
+  listen,
+  open,
+  until,
+  wsUrl,
+} from "../_server_helpers.ts";
+
+/** Resolves with `messages` once `done(messages)` holds. */
+function arrived(
+  socket: WebSocket,
+  messages: string[],
+  done: (messages: string[]) => boolean,
+): Promise<string[]> {
+  return deadline(
+    new Promise((resolve) => {
+      const check = () => {
+        if (!done(messages)) return;
+        socket.removeEventListener("message", check);
+        resolve(messages);
+      };
+      socket.addEventListener("message", check);
+      check();
+    }),
+  );
+}
+
+/** Resolves with `messages` once it holds `count` of them. */
+function received(
+  socket: WebSocket,
+  messages: string[],
+  count: number,
+): Promise<string[]> {
+  return arrived(socket, messages, () => messages.length >= count);
+}
+
+/** Frames in `messages`, counting what each batch holds. */
+function frames(messages: string[]): number {
+  return messages.reduce(
+    (sum, data) =>
+      sum + (data.startsWith('{"type":11,') ? JSON.parse(data).sequence : 1),
+    0,
+  );
+}
+
+const RESPONSE = '{"sequence":1,"type":2,"message":"ok"}';
+
+Deno.test("DuplexServer answers a duplex.nagle client's unanswered notification with a pong, and never an answered request", async () => {
+  for (
+    const [protocols, coalesce, answered] of [
+      [["duplex.v1", "duplex.batch", "duplex.nagle"], true, true],
+      [["duplex.v1", "duplex.nagle"], true, true], // no batches
+      [["duplex.v1", "duplex.batch", "duplex.nagle"], false, true],
+      [["duplex.v1", "duplex.batch"], true, false], // did not offer it
+      [["duplex.nagle"], true, false], // an original client: no pongs
+    ] as const
+  ) {
+    const label = `${protocols} coalesce ${coalesce}`;
+    const duplex = new DuplexServer({ coalesce });
+    let heard = Promise.withResolvers<void>();
+    duplex.onNotify(() => heard.resolve());
+    duplex.onRequest(() => "ok");
+    await using http = listen(duplex);
+    const registered = until(duplex, () => duplex.isOnline("ann"));
+    const socket = await open(wsUrl(http, "ann"), [...protocols]);
+    const messages: string[] = [];
+    socket.addEventListener("message", (event) => {
+      // A session's state and acknowledgements are not what this is about.
+      if (!event.data.startsWith('{"type":')) messages.push(event.data);
+    });
+    await registered;
+
+    // A notification nothing answers: the burst that read it ends with a
+    // pong, written before the request below is even sent.
+    socket.send('{"sequence":0,"type":3,"message":"hi"}');
+    await deadline(heard.promise);
+    socket.send('{"sequence":1,"type":1,"message":"q"}');
+    const first = answered ? [NAGLE_ANSWER, RESPONSE] : [RESPONSE];
+    assert.deepEqual(await received(socket, messages, first.length), first);
+
+    // Pipelined requests, each answered in the burst that read it, need
+    // nothing more: the fence request's response comes next, no pong.
+    messages.length = 0;
+    for (let i = 0; i < 3; i++) {
+      socket.send('{"sequence":1,"type":1,"message":"q"}');
+    }
+    await arrived(socket, messages, () => frames(messages) >= 3);
+    const answers = messages.splice(0);
+    socket.send('{"sequence":1,"type":1,"message":"q"}');
+    assert.deepEqual(await received(socket, messages, 1), [RESPONSE], label);
+    assert.ok(!answers.includes(NAGLE_ANSWER), `${label}: ${answers}`);
+    await closeAndWait(socket);
+    await duplex.shutdown();
+  }
+});
+
+Deno.test("Client in Deno offers duplex.nagle, gets a pong for a notification nothing answers, and ignores it; nagle: false does not", async () => {
+  const duplex = new DuplexServer();
+  const heard: string[] = [];
+  duplex.onNotify((message) => void heard.push(String(message)));
+  duplex.onRequest((message) => `re ${message}`);
+  await using http = listen(duplex);
+  for (const nagle of [undefined, false]) {
+    await using client = new Client(wsUrl(http, "ann"), {
+      session: false,
+      nagle,
+    });
+    const errors: unknown[] = [];
+    client.addEventListener("error", (event) => errors.push(event.error));
+    await client.connect();
+    await client.notify("first");
+    assert.equal(await client.request("then"), "re then");
+    const stats = client.peer!.stats;
+    assert.deepEqual(heard.splice(0), ["first"]);
+    // The pong came before the response (the notification's burst ended
+    // before the request was read), or not at all.
+    assert.equal(stats.framesIn[6], nagle === false ? 0 : 1, `${nagle}`);
+    assert.equal(stats.unexpected, 0);
+    assert.equal(stats.malformed, 0);
+    assert.deepEqual(errors, []);
+  }
+  await duplex.shutdown();
+});
+
+Deno.test("Client with a session in Deno: notifications and requests interleaved arrive once each, in order", async () => {
+  const duplex = new DuplexServer();
+  const heard: string[] = [];
+  duplex.onNotify((message) => void heard.push(String(message)));
+  duplex.onRequest((message) => {
+    heard.push(String(message));
+    return "ok";
+  });
+  await using http = listen(duplex);
+  await using client = new Client(wsUrl(http, "ann"));
+  await client.connect();
+  const expected: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    await client.notify(`n${i}`);
+    assert.equal(await client.request(`r${i}`), "ok");
+    expected.push(`n${i}`, `r${i}`);
+  }
+  assert.deepEqual(heard, expected);
+  assert.equal(client.peer!.stats.unexpected, 0);
+  await duplex.shutdown();
+});
