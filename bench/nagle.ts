@@ -18,6 +18,10 @@
  *
  *   deno run -A bench/nagle.ts [size] [bursts]
  *
+ * The last line is JSON, `{"runs": [{session, nagle, bursts,
+ * notifyThenRequest, alone}]}` (times in ms), which `deno task bench` turns
+ * into its "Deno Client and Nagle's algorithm" rows (bench/others.ts).
+ *
  * @module
  */
 
@@ -50,6 +54,13 @@ const server = await spawnServer([
   "-A",
   new URL("duplex_server.ts", import.meta.url).pathname,
 ]);
+const runs: {
+  session: boolean;
+  nagle: boolean;
+  bursts: number[];
+  notifyThenRequest: number[];
+  alone: number[];
+}[] = [];
 try {
   for (
     const [session, nagle] of [[true, true], [false, true], [true, false], [
@@ -93,7 +104,15 @@ try {
     console.log(`${label} bursts of ${size}: ${figures(burstTimes)}`);
     console.log(`${label} notify + request: ${figures(withNotify)}`);
     console.log(`${label} request alone:    ${figures(alone)}`);
+    runs.push({
+      session,
+      nagle,
+      bursts: burstTimes,
+      notifyThenRequest: withNotify,
+      alone,
+    });
   }
 } finally {
   await server.stop();
 }
+console.log(JSON.stringify({ runs }));

@@ -7,7 +7,9 @@
  *   per session, resume of 1,000 missed notifications;
  * - `bench/streams.ts` (issue 20): a stream upload against raw binary
  *   frames, a slow download, a 1 MiB binary round trip;
- * - `bench/presence.ts` (issue 15): presence storm and churn.
+ * - `bench/presence.ts` (issue 15): presence storm and churn;
+ * - `bench/nagle.ts`: a Deno `Client`'s notification followed by a request,
+ *   with and without `duplex.nagle` (PROTOCOL.md "Nagle answers").
  *
  * A benchmark that fails leaves its rows out (its error is printed).
  *
@@ -24,6 +26,7 @@ export const OTHER_SECTIONS: Record<string, string> = {
   sessions: "Sessions on vs off",
   streams: "Binary and streams",
   presence: "Presence (chat server, duplex.v1 clients)",
+  nagle: "Deno Client and Nagle's algorithm",
 };
 
 function value(op: ">=" | "<=", bound: number): Target {
@@ -244,11 +247,66 @@ async function presence(): Promise<Row[]> {
   });
 }
 
+/** The median of `values`. */
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[middle]
+    : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/**
+ * Nagle: a notification then a request from a Deno `Client`, against the
+ * request alone, with `duplex.nagle` and without (the JSON last line).
+ */
+async function nagle(): Promise<Row[]> {
+  const text = await run([new URL("nagle.ts", here).pathname]);
+  const lines = text.trim().split("\n");
+  const { runs } = JSON.parse(lines[lines.length - 1]) as {
+    runs: {
+      session: boolean;
+      nagle: boolean;
+      notifyThenRequest: number[];
+      alone: number[];
+    }[];
+  };
+  return runs.filter((run) => run.nagle).flatMap((run) => {
+    const without = runs.find((other) =>
+      !other.nagle && other.session === run.session
+    );
+    const workload = `notify then request, sessions ${
+      run.session ? "on" : "off"
+    }`;
+    const s = "nagle";
+    return [
+      row(s, workload, "request alone, p50 (ms)", medianOf(run.alone), false),
+      row(
+        s,
+        workload,
+        "notify + request, p50 (ms)",
+        medianOf(run.notifyThenRequest),
+        false,
+        value("<=", 5),
+      ),
+      ...(without === undefined ? [] : [
+        row(
+          s,
+          workload,
+          "notify + request without duplex.nagle, p50 (ms)",
+          medianOf(without.notifyThenRequest),
+          false,
+        ),
+      ]),
+    ];
+  });
+}
+
 /**
  * Runs the selected benchmarks of other features.
  *
- * @param selected Whether a section (`sessions`, `streams`, `presence`)
- * runs.
+ * @param selected Whether a section (`sessions`, `streams`, `presence`,
+ * `nagle`) runs.
  * @param quick Short runs.
  * @returns Their rows.
  */
@@ -261,6 +319,7 @@ export async function measureOthers(
     ["sessions", () => sessions(quick)],
     ["streams", () => streams(quick)],
     ["presence", () => presence()],
+    ["nagle", () => nagle()],
   ];
   for (const [section, job] of jobs) {
     if (!selected(section)) continue;
