@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
 import { DuplexServer } from "../../server.ts";
+import { binaryCodec } from "../../binary.ts";
 import { NAGLE_ANSWER } from "../../src/server/coalescing_socket.ts";
 import { deadline } from "../_helpers.ts";
 import {
@@ -100,29 +101,35 @@ Deno.test("DuplexServer answers a duplex.nagle client's unanswered notification 
 });
 
 Deno.test("Client in Deno offers duplex.nagle, gets a pong for a notification nothing answers, and ignores it; nagle: false does not", async () => {
-  const duplex = new DuplexServer();
+  const duplex = new DuplexServer({ codecs: [binaryCodec] });
   const heard: string[] = [];
   duplex.onNotify((message) => void heard.push(String(message)));
   duplex.onRequest((message) => `re ${message}`);
   await using http = listen(duplex);
-  for (const nagle of [undefined, false]) {
-    await using client = new Client(wsUrl(http, "ann"), {
-      session: false,
-      nagle,
-    });
-    const errors: unknown[] = [];
-    client.addEventListener("error", (event) => errors.push(event.error));
-    await client.connect();
-    await client.notify("first");
-    assert.equal(await client.request("then"), "re then");
-    const stats = client.peer!.stats;
-    assert.deepEqual(heard.splice(0), ["first"]);
-    // The pong came before the response (the notification's burst ended
-    // before the request was read), or not at all.
-    assert.equal(stats.framesIn[6], nagle === false ? 0 : 1, `${nagle}`);
-    assert.equal(stats.unexpected, 0);
-    assert.equal(stats.malformed, 0);
-    assert.deepEqual(errors, []);
+  for (const codec of [undefined, binaryCodec]) {
+    for (const session of [false, true]) {
+      for (const nagle of [undefined, false]) {
+        const label = `${codec?.name ?? "json"} session ${session} ${nagle}`;
+        await using client = new Client(wsUrl(http, "ann"), {
+          session,
+          nagle,
+          codec,
+        });
+        const errors: unknown[] = [];
+        client.addEventListener("error", (event) => errors.push(event.error));
+        await client.connect();
+        await client.notify("first");
+        assert.equal(await client.request("then"), "re then", label);
+        const stats = client.peer!.stats;
+        assert.deepEqual(heard.splice(0), ["first"], label);
+        // The pong came before the response (the notification's burst
+        // ended before the request was read), or not at all.
+        assert.equal(stats.framesIn[6], nagle === false ? 0 : 1, label);
+        assert.equal(stats.unexpected, 0, label);
+        assert.equal(stats.malformed, 0, label);
+        assert.deepEqual(errors, [], label);
+      }
+    }
   }
   await duplex.shutdown();
 });
