@@ -63,7 +63,7 @@ Deno.test("DuplexServer answers a duplex.nagle client's unanswered notification 
   ) {
     const label = `${protocols} coalesce ${coalesce}`;
     const duplex = new DuplexServer({ coalesce });
-    let heard = Promise.withResolvers<void>();
+    const heard = Promise.withResolvers<void>();
     duplex.onNotify(() => heard.resolve());
     duplex.onRequest(() => "ok");
     await using http = listen(duplex);
