@@ -208,6 +208,7 @@ Deno.test({
       browser = await launchChromium();
       const requests: string[] = [];
       const problems: string[] = [];
+      const offers: string[] = [];
       const pages: Page[] = [];
       const contexts: BrowserContext[] = [];
       for (let i = 0; i < 2; i++) {
@@ -229,6 +230,19 @@ Deno.test({
             !/status of 503/.test(message.text())
           ) problems.push(message.text());
         });
+        if (i === 0) {
+          // What the browser offers in its handshakes (the DevTools
+          // protocol sees the request headers).
+          const cdp = await context.newCDPSession(page);
+          await cdp.send("Network.enable");
+          cdp.on("Network.webSocketWillSendHandshakeRequest", (event) => {
+            const headers = event.request.headers as Record<string, string>;
+            offers.push(
+              headers["Sec-WebSocket-Protocol"] ??
+                headers["sec-websocket-protocol"] ?? "",
+            );
+          });
+        }
         await page.goto(`${origin}/`);
         pages.push(page);
       }
@@ -258,6 +272,14 @@ Deno.test({
       await login(evil, EVIL_NAME);
       await usersAre(ada, ["ada", EVIL_NAME]);
       await usersAre(evil, ["ada", EVIL_NAME]);
+
+      // A browser sets TCP_NODELAY: it reads batches, but never asks for
+      // Nagle answers (PROTOCOL.md "Nagle answers").
+      assert.ok(offers.length > 0, "a handshake was seen");
+      for (const offer of offers) {
+        assert.ok(offer.includes("duplex.batch"), offer);
+        assert.ok(!offer.includes("duplex.nagle"), offer);
+      }
 
       // A message reaches the other page with its sender; the sender sees
       // the round-trip time of its request.
