@@ -119,6 +119,8 @@ export class CoalescingSocket implements SocketLike {
   #reader: EventListenerObject | undefined = undefined;
   /** A frame came in and nothing went out since (duplex.nagle only). */
   #unanswered = false;
+  /** The counts by frame type where its Nagle answers (pongs) are added. */
+  framesOut: number[] | undefined = undefined;
   /** Frames of the current burst sent already (at once, or flushed). */
   #sent = 0;
   /**
@@ -225,7 +227,10 @@ export class CoalescingSocket implements SocketLike {
     }
     if (this.#unanswered) {
       this.#unanswered = false;
-      if (this.#inner.readyState === 1) this.#inner.send(NAGLE_ANSWER);
+      if (this.#inner.readyState === 1) {
+        this.#inner.send(NAGLE_ANSWER);
+        if (this.framesOut) this.framesOut[6]++;
+      }
     }
   }
 

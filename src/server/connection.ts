@@ -167,6 +167,8 @@ export function acceptConnection<
   const peer = new Peer<Local, Remote>(out, peerOptions);
   // Closed when its send buffer stays full.
   budgeted.peer = peer;
+  // Its Nagle answers are pongs this peer sent, in the peer's counts.
+  if (out instanceof CoalescingSocket) out.framesOut = peer.stats.framesOut;
   const connection = new ServerConnection<Local, Remote>(
     id,
     user,
@@ -315,6 +317,8 @@ export function sessionConnection<
   budgeted.peer = peer;
   // Under the session: it numbers frames before they are batched.
   const out = coalesced(upgraded, budgeted, options.coalescer);
+  // Its Nagle answers are pongs this peer sent, in the peer's counts.
+  if (out instanceof CoalescingSocket) out.framesOut = peer.stats.framesOut;
   const connection = new ServerConnection<Local, Remote>(
     options.id,
     upgraded.user,

@@ -83,6 +83,9 @@ Deno.test("DuplexServer answers a duplex.nagle client's unanswered notification 
     socket.send('{"sequence":1,"type":1,"message":"q"}');
     const first = answered ? [NAGLE_ANSWER, RESPONSE] : [RESPONSE];
     assert.deepEqual(await received(socket, messages, first.length), first);
+    // Counted as the connection's pongs (the server's metrics add them up).
+    const [connection] = duplex.connectionsOf("ann");
+    assert.equal(connection.peer.stats.framesOut[6], answered ? 1 : 0, label);
 
     // Pipelined requests, each answered in the burst that read it, need
     // nothing more: the fence request's response comes next, no pong.
