@@ -361,7 +361,10 @@ if (Deno.args[0] === "--side") {
   Deno.exit(0);
 }
 
-const blocks = Number(Deno.env.get("BENCH_BLOCKS") ?? (quick ? 6 : 30));
+const blocks = Math.max(
+  1,
+  Number(Deno.env.get("BENCH_BLOCKS") ?? (quick ? 6 : 30)),
+);
 const workloads: { name: string; unit: string; count: number }[] = [
   { name: "pipelined", unit: "req/s", count: quick ? 5_000 : 20_000 },
   { name: "fan-out", unit: "deliveries/s", count: quick ? 500 : 2_000 },
@@ -406,11 +409,22 @@ await sides.off.end();
 await sides.on.end();
 
 const count = quick ? 300 : 2_000;
-// A warm-up of both kinds first (the throughput ran in the sides): what
-// the first connections of a process allocate once is nobody's per
-// connection.
-await idleMemory(false, 100);
-await idleMemory(true, 100);
+// The idle figures come from a warm process, as a server's would (and as
+// when this process ran the throughput itself): one round of each workload
+// both ways first.
+for (const sessions of [false, true]) {
+  const s = serve(sessions);
+  for (
+    const runner of [
+      await pipelinedRunner(s.url("w"), sessions, 256),
+      await fanOutRunner(s, sessions),
+    ]
+  ) {
+    await runner.block(runner.perCount > 1 ? 1_000 : 20_000);
+    await runner.close();
+  }
+  await s.close();
+}
 const plain = await idleMemory(false, count);
 const withSession = await idleMemory(true, count);
 console.log(`idle heap per plain connection: ${Math.round(plain)} B`);
