@@ -21,7 +21,7 @@
  *   connection to the last replayed frame, p50/p99 over 100 resumes.
  *
  * Run: `deno run -A --v8-flags=--expose-gc bench/sessions_bench.ts`
- * (BENCH_QUICK=1 for a short run; BENCH_BLOCKS=n timed blocks per side).
+ * (BENCH_QUICK=1 for a short run; BENCH_SESSION_BLOCKS=n timed blocks per side).
  * Instructions instead of time: bench/sessions_instructions.ts (both sides
  * in one process) and bench/sessions_sides.ts (the server and the clients
  * apart).
@@ -363,7 +363,7 @@ if (Deno.args[0] === "--side") {
 
 const blocks = Math.max(
   1,
-  Number(Deno.env.get("BENCH_BLOCKS") ?? (quick ? 6 : 30)),
+  Number(Deno.env.get("BENCH_SESSION_BLOCKS") ?? (quick ? 6 : 30)),
 );
 const workloads: { name: string; unit: string; count: number }[] = [
   { name: "pipelined", unit: "req/s", count: quick ? 5_000 : 20_000 },
