@@ -20,6 +20,8 @@
  * delivery. The clients' delayed acknowledgement is 100 s, as in
  * sessions_instructions.ts (they acknowledge by count). `BENCH_TOP=30`
  * also prints the functions whose self cost per delivery differs most.
+ * Run one at a time: the two processes meet on a port picked just before
+ * (two runs at once may pick the same one and hang).
  *
  * @module
  */
