@@ -1,24 +1,35 @@
 /**
  * Session figures (issue 14), printed as lines "name: value unit":
  *
- * - throughput with sessions on vs off, same run, interleaved (off then on,
- *   a fresh server each time, 5 repeats; medians): pipelined requests (one
- *   client, 256 in flight) and fan-out (50 clients, pushes to everyone),
- *   target on/off ≥ 0.90, with each pair's ratio and the process's CPU time
- *   per unit (server and clients share this process); sequential round
- *   trips (one client, one call in flight) as a guard against pacing stalls
- *   (an ack that waits behind TCP's delayed acknowledgement costs ~40 ms);
+ * - throughput with sessions on vs off, interleaved: two child processes,
+ *   one with sessions off and one with them on, each a `DuplexServer` and
+ *   its `Client`s in one process (so the clients' own session work counts
+ *   too), run the same workload in blocks, alternately (off, on, then on,
+ *   off, ...), after a warm-up block each. Drift of a shared machine then
+ *   falls on both alike, and neither heap holds the other's frames. For
+ *   pipelined requests (one client, 256 in flight), fan-out (50 clients,
+ *   pushes to everyone) and sequential round trips (one call in flight: a
+ *   guard against pacing stalls, an ack behind TCP's delayed
+ *   acknowledgement costs ~40 ms): the rate of each side (its units over
+ *   its blocks' time), on/off (target ≥ 0.90), the block pairs' ratios
+ *   (median and middle half), and the process CPU time per unit of each
+ *   side (`process.cpuUsage`, every thread of the child) with its on/off
+ *   (target ≤ 1.11, the same 10 %);
  * - idle memory per session over a plain connection (server heap, 2,000
  *   raw clients each way);
  * - resume of a client that missed 1,000 notifications: time from the new
  *   connection to the last replayed frame, p50/p99 over 100 resumes.
  *
  * Run: `deno run -A --v8-flags=--expose-gc bench/sessions_bench.ts`
- * (BENCH_QUICK=1 for a short run).
+ * (BENCH_QUICK=1 for a short run; BENCH_SESSION_BLOCKS=n timed blocks per side).
+ * Instructions instead of time: bench/sessions_instructions.ts (both sides
+ * in one process) and bench/sessions_sides.ts (the server and the clients
+ * apart).
  *
  * @module
  */
 
+import process from "node:process";
 import { median } from "./stats.ts";
 import { Client } from "../client.ts";
 import { DuplexServer } from "../server.ts";
@@ -28,30 +39,6 @@ const gc = (globalThis as { gc?: () => void }).gc;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** This process's CPU time (user + system) in ms; NaN off Linux. */
-function cpuMs(): number {
-  try {
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return NaN;
-  }
-}
-
-/** One timed run: units per second and CPU µs per unit. */
-interface Measured {
-  rate: number;
-  cpuUs: number;
-}
-
-function measured(units: number, started: number, cpu: number): Measured {
-  return {
-    rate: units / ((performance.now() - started) / 1000),
-    cpuUs: (cpuMs() - cpu) * 1000 / units,
-  };
 }
 
 function serve(sessions: boolean) {
@@ -77,30 +64,41 @@ function serve(sessions: boolean) {
   };
 }
 
-async function pipelined(
-  sessions: boolean,
-  total: number,
-  window = 256,
-): Promise<Measured> {
-  const s = serve(sessions);
-  const client = new Client(s.url("p"), { session: sessions, pingInterval: 0 });
-  await client.connect();
-  let next = 0;
-  const started = performance.now();
-  const cpu = cpuMs();
-  await Promise.all(
-    Array.from({ length: window }, async () => {
-      while (next < total) await client.call("echo", next++);
-    }),
-  );
-  const result = measured(total, started, cpu);
-  await client.close();
-  await s.close();
-  return result;
+/** One side's workload, run in blocks of `count` units. */
+interface Runner {
+  /** Units per count: deliveries per push (fan-out), else 1. */
+  perCount: number;
+  block(count: number): Promise<void>;
+  close(): Promise<void>;
 }
 
-async function fanOut(sessions: boolean, pushes: number): Promise<Measured> {
-  const s = serve(sessions);
+/** Requests on one client, `window` in flight. */
+async function pipelinedRunner(
+  url: string,
+  sessions: boolean,
+  window: number,
+): Promise<Runner> {
+  const client = new Client(url, { session: sessions, pingInterval: 0 });
+  await client.connect();
+  return {
+    perCount: 1,
+    async block(count) {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(window, count) }, async () => {
+          while (next < count) await client.call("echo", next++);
+        }),
+      );
+    },
+    close: () => client.close(),
+  };
+}
+
+/** Pushes to everyone, 50 clients, 100 pushes per turn. */
+async function fanOutRunner(
+  s: ReturnType<typeof serve>,
+  sessions: boolean,
+): Promise<Runner> {
   const clients = Array.from(
     { length: 50 },
     (_, i) =>
@@ -108,24 +106,151 @@ async function fanOut(sessions: boolean, pushes: number): Promise<Measured> {
   );
   await Promise.all(clients.map((c) => c.connect()));
   let received = 0;
-  const expected = pushes * clients.length;
-  const done = Promise.withResolvers<void>();
+  let target = 0;
+  let wake = () => {};
   for (const client of clients) {
     client.on("tick", () => {
-      if (++received === expected) done.resolve();
+      if (++received === target) wake();
     });
   }
-  const started = performance.now();
-  const cpu = cpuMs();
-  for (let n = 0; n < pushes; n++) {
-    s.server.notify(n, { method: "tick" });
-    if (n % 100 === 99) await delay(0);
+  return {
+    perCount: clients.length,
+    async block(count) {
+      target = received + count * clients.length;
+      const done = new Promise<void>((resolve) => wake = resolve);
+      for (let n = 0; n < count; n++) {
+        s.server.notify(n, { method: "tick" });
+        if (n % 100 === 99) await delay(0);
+      }
+      await done;
+    },
+    close: async () => {
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+/** What a side reports of one block. */
+interface Block {
+  /** Wall time, ms. */
+  ms: number;
+  /** Process CPU time (user + system, every thread), µs. */
+  cpuUs: number;
+  /** Units done (requests or deliveries). */
+  units: number;
+}
+
+/**
+ * A side (a child process): one server, sessions on or off, and the
+ * runner of the workload the parent opens; runs the blocks it is told to,
+ * one line each way (`open <workload>`, `run <count>`, `end`).
+ */
+async function side(sessions: boolean): Promise<void> {
+  const s = serve(sessions);
+  let runner: Runner | undefined;
+  const encoder = new TextEncoder();
+  const answer = (value: unknown) =>
+    Deno.stdout.write(encoder.encode(JSON.stringify(value) + "\n"));
+  for await (const line of lines(Deno.stdin.readable)) {
+    const [command, argument] = line.split(" ");
+    if (command === "open") {
+      await runner?.close();
+      runner = argument === "fan-out"
+        ? await fanOutRunner(s, sessions)
+        : await pipelinedRunner(
+          s.url("p"),
+          sessions,
+          argument === "sequential" ? 1 : 256,
+        );
+      await answer("ready");
+    } else if (command === "run" && runner !== undefined) {
+      const count = Number(argument);
+      const cpu = process.cpuUsage();
+      const started = performance.now();
+      await runner.block(count);
+      const ms = performance.now() - started;
+      const { user, system } = process.cpuUsage(cpu);
+      const units = count * runner.perCount;
+      await answer({ ms, cpuUs: user + system, units });
+    } else break;
   }
-  await done.promise;
-  const result = measured(expected, started, cpu);
-  await Promise.all(clients.map((c) => c.close()));
+  await runner?.close();
   await s.close();
-  return result;
+}
+
+/** The lines of a byte stream. */
+async function* lines(
+  readable: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
+  let rest = "";
+  for await (const text of readable.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + text).split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+}
+
+/** The parent's handle on a side. */
+interface Side {
+  ask(line: string): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+function spawnSide(sessions: boolean): Side {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL(import.meta.url).pathname,
+      "--side",
+      sessions ? "on" : "off",
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  const replies = lines(child.stdout);
+  const encoder = new TextEncoder();
+  return {
+    async ask(line) {
+      await writer.write(encoder.encode(line + "\n"));
+      const reply = await replies.next();
+      if (reply.done) throw new Error(`Cannot run "${line}": the side ended`);
+      return JSON.parse(reply.value);
+    },
+    async end() {
+      await writer.write(encoder.encode("end\n"));
+      await writer.close();
+      while (!(await replies.next()).done) { /* drain */ }
+      if (!(await child.status).success) {
+        throw new Error("Cannot finish: a side failed");
+      }
+    },
+  };
+}
+
+/**
+ * One workload on both sides, interleaved: a warm-up block each, then
+ * `blocks` timed blocks each, the order reversed every other block.
+ */
+async function interleaved(
+  sides: { off: Side; on: Side },
+  workload: string,
+  count: number,
+  blocks: number,
+): Promise<{ off: Block[]; on: Block[] }> {
+  await sides.off.ask(`open ${workload}`);
+  await sides.on.ask(`open ${workload}`);
+  const runs = { off: [] as Block[], on: [] as Block[] };
+  for (let b = 0; b <= blocks; b++) {
+    const order = b % 2 ? ["on", "off"] as const : ["off", "on"] as const;
+    for (const which of order) {
+      const block = await sides[which].ask(`run ${count}`) as Block;
+      if (b > 0) runs[which].push(block); // block 0 warms up
+    }
+  }
+  return runs;
 }
 
 async function open(url: string, protocols: string[]): Promise<WebSocket> {
@@ -231,61 +356,75 @@ async function resumes(rounds: number, missed: number): Promise<number[]> {
   return times;
 }
 
-const rounds = quick ? 2 : 5;
-const workloads: {
-  name: string;
-  unit: string;
-  target?: number;
-  run: (sessions: boolean) => Promise<Measured>;
-}[] = [
-  {
-    name: "pipelined",
-    unit: "req/s",
-    target: 0.9,
-    run: (on) => pipelined(on, quick ? 20_000 : 100_000),
-  },
-  {
-    name: "fan-out",
-    unit: "deliveries/s",
-    target: 0.9,
-    run: (on) => fanOut(on, quick ? 1_000 : 10_000),
-  },
-  {
-    name: "sequential",
-    unit: "req/s",
-    target: 0.9,
-    run: (on) => pipelined(on, quick ? 1_000 : 5_000, 1),
-  },
+if (Deno.args[0] === "--side") {
+  await side(Deno.args[1] === "on");
+  Deno.exit(0);
+}
+
+const blocks = Math.max(
+  1,
+  Number(Deno.env.get("BENCH_SESSION_BLOCKS") ?? (quick ? 6 : 30)),
+);
+const workloads: { name: string; unit: string; count: number }[] = [
+  { name: "pipelined", unit: "req/s", count: quick ? 5_000 : 20_000 },
+  { name: "fan-out", unit: "deliveries/s", count: quick ? 500 : 2_000 },
+  { name: "sequential", unit: "req/s", count: quick ? 300 : 1_000 },
 ];
 const cost = (on: number, off: number) =>
   `${((1 - on / off) * 100).toFixed(1)} %`;
-for (const workload of workloads) {
-  const runs = { on: [] as Measured[], off: [] as Measured[] };
-  for (let round = 0; round < rounds; round++) {
-    // Interleaved: each pair ran under the same load.
-    runs.off.push(await workload.run(false));
-    runs.on.push(await workload.run(true));
-  }
-  const rateOff = median(runs.off.map((r) => r.rate));
-  const rateOn = median(runs.on.map((r) => r.rate));
-  const pairs = runs.on.map((r, i) => (r.rate / runs.off[i].rate).toFixed(2));
+const sum = (runs: Block[], key: "ms" | "cpuUs" | "units") =>
+  runs.reduce((total, run) => total + run[key], 0);
+const sides = { off: spawnSide(false), on: spawnSide(true) };
+for (const { name, unit, count } of workloads) {
+  const runs = await interleaved(sides, name, count, blocks);
+  const rate = (r: Block[]) => sum(r, "units") / (sum(r, "ms") / 1000);
+  const cpu = (r: Block[]) => sum(r, "cpuUs") / sum(r, "units");
+  const rateOff = rate(runs.off);
+  const rateOn = rate(runs.on);
   const ratio = rateOn / rateOff;
-  const cpuOff = median(runs.off.map((r) => r.cpuUs));
-  const cpuOn = median(runs.on.map((r) => r.cpuUs));
-  const { name, unit, target } = workload;
+  // Each block pair's on/off (same units: the inverse ratio of times).
+  const pairs = runs.on.map((r, i) => runs.off[i].ms / r.ms)
+    .sort((a, b) => a - b);
+  const quarter = (q: number) => pairs[Math.floor(q * (pairs.length - 1))];
+  const cpuOff = cpu(runs.off);
+  const cpuOn = cpu(runs.on);
+  const cpuRatio = cpuOn / cpuOff;
   console.log(`${name}, sessions off: ${Math.round(rateOff)} ${unit}`);
   console.log(`${name}, sessions on: ${Math.round(rateOn)} ${unit}`);
   console.log(`${name} session cost: ${cost(rateOn, rateOff)}`);
   console.log(
-    `${name} on/off: ${ratio.toFixed(2)} (target >= ${target}: ${
-      ratio >= target! ? "✓" : "✗"
-    }; pairs ${pairs.join(", ")}; CPU per unit off ${
-      cpuOff.toFixed(2)
-    } µs, on ${cpuOn.toFixed(2)} µs, on/off ${(cpuOn / cpuOff).toFixed(2)})`,
+    `${name} on/off: ${ratio.toFixed(2)} (target >= 0.9: ${
+      ratio >= 0.9 ? "✓" : "✗"
+    }; ${blocks} block pairs of ${count}, median ${
+      median(pairs).toFixed(2)
+    }, middle half ${quarter(0.25).toFixed(2)}–${quarter(0.75).toFixed(2)})`,
+  );
+  console.log(
+    `${name} CPU per unit on/off: ${cpuRatio.toFixed(2)} (target <= 1.11: ${
+      cpuRatio <= 1.11 ? "✓" : "✗"
+    }; off ${cpuOff.toFixed(2)} µs, on ${cpuOn.toFixed(2)} µs)`,
   );
 }
+await sides.off.end();
+await sides.on.end();
 
 const count = quick ? 300 : 2_000;
+// The idle figures come from a warm process, as a server's would (and as
+// when this process ran the throughput itself): one round of each workload
+// both ways first.
+for (const sessions of [false, true]) {
+  const s = serve(sessions);
+  for (
+    const runner of [
+      await pipelinedRunner(s.url("w"), sessions, 256),
+      await fanOutRunner(s, sessions),
+    ]
+  ) {
+    await runner.block(runner.perCount > 1 ? 1_000 : 20_000);
+    await runner.close();
+  }
+  await s.close();
+}
 const plain = await idleMemory(false, count);
 const withSession = await idleMemory(true, count);
 console.log(`idle heap per plain connection: ${Math.round(plain)} B`);

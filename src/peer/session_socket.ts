@@ -34,6 +34,13 @@ export type { SessionHooks } from "./session_hooks.ts";
 
 const OPEN = 1;
 
+/**
+ * How long the answer to a receiver's ack waits for a frame of ours that
+ * would carry TCP's acknowledgement instead (ms): well under the ~40 ms of
+ * a delayed TCP ack that it is there to spare the other side.
+ */
+const ANSWER_WAIT = 2;
+
 type Data = string | Uint8Array<ArrayBuffer>;
 
 /**
@@ -55,6 +62,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
+  /** An answer waits for `ANSWER_WAIT` ms: any frame sent cancels it. */
+  #answerDue = false;
+  #answerTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #transport: SocketLike | undefined = undefined;
   /** Acknowledgements ride on large frames, both ways (negotiated). */
   #carrier: AckCarrier | undefined = undefined;
@@ -231,6 +241,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#ackSoon = false;
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    this.#answerDue = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -271,6 +284,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
       else this.#overflow(outbox);
       transport.send(data);
+      this.#answerDue = false; // this frame carries TCP's acknowledgement
       if (this.#ackSoon) this.#acknowledgeDue();
       return;
     }
@@ -311,6 +325,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport.send(carried ?? data);
+    this.#answerDue = false;
     // A due acknowledgement follows the first frame sent (see below).
     if (carried !== undefined) this.#acknowledge(false);
     else if (this.#ackSoon) this.#acknowledgeDue();
@@ -481,8 +496,31 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       return false;
     }
     this.#hooks.onAcked?.(received);
-    if (answer) this.#acknowledge();
+    if (answer) this.#answer();
     return true;
+  }
+
+  /**
+   * Answers the other side's ack (the server's `answers` asked for it): at
+   * once when frames arrived since our last ack (the answer acknowledges
+   * them). Else the other side only received (a fan-out's receivers): any
+   * frame we send within `ANSWER_WAIT` ms carries TCP's acknowledgement of
+   * its ack as well, so the answer goes only when none did.
+   */
+  #answer(): void {
+    if (this.#durable() > this.#acknowledged) return this.#acknowledge();
+    this.#answerDue = true;
+    this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
+  }
+
+  /** The answer's wait is over: sent unless a frame went. Not meant to be
+   * called. */
+  answerLater(): void {
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    if (!this.#answerDue) return;
+    this.#answerDue = false;
+    this.#acknowledge();
   }
 
   #violation(error: unknown): void {
@@ -536,3 +574,4 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 /** The delayed and the due acknowledgement (no closure per session). */
 const acknowledgeLater = (socket: SessionSocket) => socket.acknowledgeLater();
 const acknowledgeDue = (socket: SessionSocket) => socket.acknowledgeLater(true);
+const answerLater = (socket: SessionSocket) => socket.answerLater();

@@ -66,6 +66,29 @@ Deno.test("SessionSocket: plain acks trim the outbox, one with end is told to th
   assert.equal(heard.errors, 0);
 });
 
+Deno.test("Session (the server's): the ack of a client that only received is answered only when no frame of ours leaves within the wait (that frame carries TCP's acknowledgement of it)", () => {
+  const { session, transport, heard } = sessionWithFive(true);
+  const before = transport.sent.length;
+  // Nothing received from the client: its ack waits for a frame of ours.
+  transport.receive(`{"type":10,"sequence":2}`);
+  assert.equal(transport.sent.length, before);
+  session.send(`{"sequence":0,"type":3,"message":6}`);
+  session.answerLater(); // the wait is over: a frame left, no answer
+  assert.deepEqual(transport.sent.slice(before), [
+    `{"sequence":0,"type":3,"message":6}`,
+  ]);
+  // None leaves within the wait: answered then, with the count unchanged.
+  transport.receive(`{"type":10,"sequence":4}`);
+  assert.equal(transport.sent.length, before + 1);
+  session.answerLater();
+  assert.deepEqual(transport.sent.slice(before + 1), [
+    `{"type":10,"sequence":0}`,
+  ]);
+  assert.equal(session.buffered, 2);
+  assert.equal(heard.errors, 0);
+  session.end("expired");
+});
+
 for (
   const [name, ack] of [
     ["leading zeros", `{"type":10,"sequence":02}`],
