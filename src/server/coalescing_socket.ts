@@ -77,6 +77,12 @@ export class Coalescer {
   }
 }
 
+/** A session acknowledgement (`{"type":10,…`, canonical form). */
+function isSessionAck(data: unknown): boolean {
+  return typeof data === "string" && data.charCodeAt(2) === 116 && // t
+    data.startsWith('{"type":10,');
+}
+
 /**
  * Frames of a request or a notification (they begin with `{"sequence"`),
  * but no ping or pong: those concern one connection and are written as
@@ -153,7 +159,9 @@ export class CoalescingSocket implements SocketLike {
    * anything it answers.
    */
   handleEvent(event: Event): void {
-    this.#unanswered = true;
+    // A session ack has its own answer (the session layer's, which waits a
+    // little for a frame that would carry TCP's acknowledgement anyway).
+    if (!isSessionAck((event as MessageEvent).data)) this.#unanswered = true;
     this.#coalescer.frames++;
     this.#schedule();
     this.#reader!.handleEvent(event);

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import { Client } from "../../client.ts";
 import { DuplexServer } from "../../server.ts";
 import { binaryCodec } from "../../binary.ts";
-import { NAGLE_ANSWER } from "../../src/server/coalescing_socket.ts";
+import {
+  Coalescer,
+  CoalescingSocket,
+  IDLE_HOPS,
+  NAGLE_ANSWER,
+} from "../../src/server/coalescing_socket.ts";
 import { deadline } from "../_helpers.ts";
 import {
   closeAndWait,
@@ -157,4 +162,49 @@ Deno.test("Client with a session in Deno: notifications and requests interleaved
   assert.deepEqual(heard, expected);
   assert.equal(client.peer!.stats.unexpected, 0);
   await duplex.shutdown();
+});
+
+Deno.test("CoalescingSocket answers a burst that read frames and wrote nothing, but leaves a lone session ack to the session layer", async () => {
+  const sent: string[] = [];
+  let listener: EventListenerObject | undefined;
+  const inner = {
+    readyState: 1,
+    bufferedAmount: 0,
+    protocol: "duplex.v1",
+    send: (data: string) => sent.push(data),
+    close: () => {},
+    addEventListener: (_type: string, l: EventListenerObject) => listener = l,
+    removeEventListener: () => listener = undefined,
+  };
+  const socket = new CoalescingSocket(inner, new Coalescer(), {
+    batches: true,
+    nagle: true,
+  });
+  const read: string[] = [];
+  socket.addEventListener("message", {
+    handleEvent: (event) => read.push((event as MessageEvent).data),
+  });
+  const arrive = (data: string) =>
+    listener!.handleEvent(new MessageEvent("message", { data }));
+  const afterBurst = async () => {
+    for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
+  };
+
+  arrive('{"sequence":0,"type":3,"message":"hi"}');
+  await afterBurst();
+  assert.deepEqual(sent, [NAGLE_ANSWER]);
+
+  // A session ack alone: the session layer's answer rule, no pong.
+  sent.length = 0;
+  arrive('{"type":10,"sequence":7}');
+  await afterBurst();
+  assert.deepEqual(sent, []);
+
+  // A notification after the ack, in the same burst: answered.
+  arrive('{"type":10,"sequence":8}');
+  arrive('{"sequence":0,"type":3,"message":"hi"}');
+  await afterBurst();
+  assert.deepEqual(sent, [NAGLE_ANSWER]);
+  // Every frame reached the listener behind it, in order.
+  assert.equal(read.length, 4);
 });
