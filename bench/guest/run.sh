@@ -3,7 +3,7 @@
 # we own, so that root there can raise the open-files limit past the host's
 # hard RLIMIT_NOFILE (see bench/guest/README.md).
 #
-#   bench/guest/run.sh                      # BENCH_ONLY=idle100k deno task bench
+#   bench/guest/run.sh                      # BENCH_ONLY=idle100k BENCH_REPEATS=1 deno task bench
 #   bench/guest/run.sh 'deno --version'     # any command, run from the checkout
 #
 # The guest sees the host's root filesystem read-only (virtio-9p), tmpfs on
@@ -35,7 +35,7 @@ case $GUEST_ACCEL in
   *) echo "guest: Cannot use GUEST_ACCEL=$GUEST_ACCEL: kvm or tcg" >&2; exit 2 ;;
 esac
 nofile=${GUEST_NOFILE:-1048576}
-command=${1:-BENCH_ONLY=idle100k deno task bench}
+command=${1:-BENCH_ONLY=idle100k BENCH_REPEATS=1 deno task bench}
 marker=DUPLEX-GUEST-EXIT
 
 say() { echo "guest: $*" >&2; }
