@@ -14,6 +14,8 @@
  * server needs one descriptor per connection. Where that limit is lower than
  * 100,000 (a container that cannot raise it), the workload holds as many as
  * it allows and says so in the row's note.
+ * `bench/guest/run.sh` runs it in a QEMU guest that can raise the limit
+ * (bench/guest/README.md).
  *
  * @module
  */
