@@ -115,3 +115,32 @@ export async function countChild(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/**
+ * Prints the functions whose self cost (per delivery) differs most between
+ * sessions off and on, the largest difference first.
+ *
+ * @param off Cost per function name, sessions off.
+ * @param on Cost per function name, sessions on.
+ * @param top How many functions to print.
+ */
+export function printDifferences(
+  off: Map<string, number>,
+  on: Map<string, number>,
+  top: number,
+): void {
+  const names = new Set([...off.keys(), ...on.keys()]);
+  const rows = [...names].map((name) => {
+    const a = off.get(name) ?? 0;
+    const b = on.get(name) ?? 0;
+    return { name, off: a, on: b, diff: b - a };
+  }).sort((x, y) => Math.abs(y.diff) - Math.abs(x.diff)).slice(0, top);
+  console.log("      off       on   on−off  function (self, per delivery)");
+  for (const row of rows) {
+    console.log(
+      `${row.off.toFixed(1).padStart(9)}${row.on.toFixed(1).padStart(9)}${
+        row.diff.toFixed(1).padStart(9)
+      }  ${row.name}`,
+    );
+  }
+}

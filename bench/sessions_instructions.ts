@@ -29,7 +29,7 @@
  * @module
  */
 
-import { countChild, counted } from "./_callgrind.ts";
+import { countChild, counted, printDifferences } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 
 const here = new URL(".", import.meta.url);
@@ -107,28 +107,6 @@ async function measure(
   const byName = new Map<string, number>();
   for (const [name, cost] of run.byName) byName.set(name, cost / deliveries);
   return { total: run.total / deliveries, byName };
-}
-
-/** Prints the functions whose self cost differs most between off and on. */
-function printDifferences(
-  off: Map<string, number>,
-  on: Map<string, number>,
-  top: number,
-): void {
-  const names = new Set([...off.keys(), ...on.keys()]);
-  const rows = [...names].map((name) => {
-    const a = off.get(name) ?? 0;
-    const b = on.get(name) ?? 0;
-    return { name, off: a, on: b, diff: b - a };
-  }).sort((x, y) => Math.abs(y.diff) - Math.abs(x.diff)).slice(0, top);
-  console.log("      off       on   on−off  function (self, per delivery)");
-  for (const row of rows) {
-    console.log(
-      `${row.off.toFixed(1).padStart(9)}${row.on.toFixed(1).padStart(9)}${
-        row.diff.toFixed(1).padStart(9)
-      }  ${row.name}`,
-    );
-  }
 }
 
 if (import.meta.main) {

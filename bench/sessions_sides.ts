@@ -26,7 +26,7 @@
  * @module
  */
 
-import { countChild, instrumentation } from "./_callgrind.ts";
+import { countChild, instrumentation, printDifferences } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 
 const clients = 50;
@@ -37,14 +37,25 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** What one side's process is told. */
+interface Side {
+  /** The checkout whose modules it loads. */
+  root: string;
+  /** The server's port. */
+  port: number;
+  /** Sessions on. */
+  sessions: boolean;
+  /** Blocks of pushes in all. */
+  blocks: number;
+  /** Blocks before the counted ones. */
+  warm: number;
+  /** This side is the one counted under callgrind. */
+  counted: boolean;
+}
+
 /** The server's process: pushes in blocks, counted from the warm blocks on. */
 async function serverSide(
-  root: string,
-  port: number,
-  sessions: boolean,
-  blocks: number,
-  warm: number,
-  counted: boolean,
+  { root, port, sessions, blocks, warm, counted }: Side,
 ): Promise<void> {
   const { DuplexServer } = await checkoutModules(root);
   const server = new DuplexServer({
@@ -82,12 +93,7 @@ async function serverSide(
 
 /** The clients' process: reports each block delivered. */
 async function clientSide(
-  root: string,
-  port: number,
-  sessions: boolean,
-  blocks: number,
-  warm: number,
-  counted: boolean,
+  { root, port, sessions, blocks, warm, counted }: Side,
 ): Promise<void> {
   const { Client } = await checkoutModules(root);
   const url = (user: string) => `ws://127.0.0.1:${port}/?user=${user}`;
@@ -183,39 +189,18 @@ async function measure(
   return { total: run.total / deliveries, byName };
 }
 
-function printDifferences(
-  off: Map<string, number>,
-  on: Map<string, number>,
-  top: number,
-): void {
-  const names = new Set([...off.keys(), ...on.keys()]);
-  const rows = [...names].map((name) => {
-    const a = off.get(name) ?? 0;
-    const b = on.get(name) ?? 0;
-    return { name, off: a, on: b, diff: b - a };
-  }).sort((x, y) => Math.abs(y.diff) - Math.abs(x.diff)).slice(0, top);
-  console.log("      off       on   on−off  function (self, per delivery)");
-  for (const row of rows) {
-    console.log(
-      `${row.off.toFixed(1).padStart(9)}${row.on.toFixed(1).padStart(9)}${
-        row.diff.toFixed(1).padStart(9)
-      }  ${row.name}`,
-    );
-  }
-}
-
 if (import.meta.main) {
   if (Deno.args[0] === "--child" || Deno.args[0] === "--partner") {
     const [mode, role, port, on, blocks, warm, root] = Deno.args;
     const side = role === "server" ? serverSide : clientSide;
-    await side(
+    await side({
       root,
-      Number(port),
-      on === "on",
-      Number(blocks),
-      Number(warm),
-      mode === "--child",
-    );
+      port: Number(port),
+      sessions: on === "on",
+      blocks: Number(blocks),
+      warm: Number(warm),
+      counted: mode === "--child",
+    });
   } else {
     const blocks = Number(Deno.args[0] ?? 2);
     const warm = Number(Deno.args[1] ?? 20);

@@ -196,3 +196,37 @@ export function recordingLogger(): {
     error: (message) => lines.push(`error ${message}`),
   };
 }
+
+/**
+ * A socket for a `CoalescingSocket` to write to: open, it keeps what is
+ * sent in `sent` and the message listener added last in `listener`.
+ */
+export function recordingSocket(sent: string[]): {
+  readyState: number;
+  bufferedAmount: number;
+  protocol: string;
+  listener: EventListenerObject | undefined;
+  send(data: string): void;
+  close(): void;
+  addEventListener(type: string, listener: EventListenerObject): void;
+  removeEventListener(type: string, listener: EventListenerObject): void;
+} {
+  return {
+    readyState: 1,
+    bufferedAmount: 0,
+    protocol: "duplex.v1",
+    listener: undefined,
+    send(data: string) {
+      sent.push(data);
+    },
+    close() {},
+    addEventListener(type, listener) {
+      if (type === "message") this.listener = listener;
+    },
+    removeEventListener(type, listener) {
+      if (type === "message" && this.listener === listener) {
+        this.listener = undefined;
+      }
+    },
+  };
+}

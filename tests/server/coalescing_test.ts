@@ -13,6 +13,7 @@ import {
   legacyClient,
   listen,
   open,
+  recordingSocket,
   until,
   wsUrl,
 } from "../_server_helpers.ts";
@@ -265,16 +266,7 @@ async function afterBurst(): Promise<void> {
 
 Deno.test("CoalescingSocket sends the first frame of a burst at once after a lone frame, and batches the rest", async () => {
   const sent: string[] = [];
-  const inner = {
-    readyState: 1,
-    bufferedAmount: 0,
-    protocol: "duplex.v1",
-    send: (data: string) => sent.push(data),
-    close: () => {},
-    addEventListener: () => {},
-    removeEventListener: () => {},
-  };
-  const socket = new CoalescingSocket(inner, new Coalescer());
+  const socket = new CoalescingSocket(recordingSocket(sent), new Coalescer());
   const frame = (n: number) => `{"sequence":${n},"type":2,"message":"ok"}`;
   // A new connection batches from its first frame.
   socket.send(frame(1));

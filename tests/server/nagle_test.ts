@@ -13,6 +13,7 @@ import {
   closeAndWait,
   listen,
   open,
+  recordingSocket,
   until,
   wsUrl,
 } from "../_server_helpers.ts";
@@ -166,16 +167,7 @@ Deno.test("Client with a session in Deno: notifications and requests interleaved
 
 Deno.test("CoalescingSocket answers a burst that read frames and wrote nothing, but leaves a lone session ack to the session layer", async () => {
   const sent: string[] = [];
-  let listener: EventListenerObject | undefined;
-  const inner = {
-    readyState: 1,
-    bufferedAmount: 0,
-    protocol: "duplex.v1",
-    send: (data: string) => sent.push(data),
-    close: () => {},
-    addEventListener: (_type: string, l: EventListenerObject) => listener = l,
-    removeEventListener: () => listener = undefined,
-  };
+  const inner = recordingSocket(sent);
   const socket = new CoalescingSocket(inner, new Coalescer(), {
     batches: true,
     nagle: true,
@@ -185,7 +177,7 @@ Deno.test("CoalescingSocket answers a burst that read frames and wrote nothing, 
     handleEvent: (event) => read.push((event as MessageEvent).data),
   });
   const arrive = (data: string) =>
-    listener!.handleEvent(new MessageEvent("message", { data }));
+    inner.listener!.handleEvent(new MessageEvent("message", { data }));
   const afterBurst = async () => {
     for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
   };
