@@ -18,6 +18,7 @@
 
 import type { Row, Target } from "./report.ts";
 import { spawnDeno } from "./process.ts";
+import { median } from "./stats.ts";
 
 const here = new URL(".", import.meta.url);
 
@@ -267,15 +268,6 @@ async function presence(): Promise<Row[]> {
   });
 }
 
-/** The median of `values`. */
-function medianOf(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[middle]
-    : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 /**
  * Nagle: a notification then a request from a Deno `Client`, against the
  * request alone, with `duplex.nagle` and without (the JSON last line).
@@ -300,12 +292,12 @@ async function nagle(): Promise<Row[]> {
     }`;
     const s = "nagle";
     return [
-      row(s, workload, "request alone, p50 (ms)", medianOf(run.alone), false),
+      row(s, workload, "request alone, p50 (ms)", median(run.alone), false),
       row(
         s,
         workload,
         "notify + request, p50 (ms)",
-        medianOf(run.notifyThenRequest),
+        median(run.notifyThenRequest),
         false,
         value("<=", 5),
       ),
@@ -314,7 +306,7 @@ async function nagle(): Promise<Row[]> {
           s,
           workload,
           "notify + request without duplex.nagle, p50 (ms)",
-          medianOf(without.notifyThenRequest),
+          median(without.notifyThenRequest),
           false,
         ),
       ]),

@@ -25,6 +25,7 @@
 
 import type { SocketLike } from "../peer/peer.ts";
 import { encodeBatch } from "../wire/batch.ts";
+import { sessionFrameType } from "../wire/session_frames.ts";
 
 /** A queue this long (in UTF-16 units) is sent at once. */
 const MAX_BATCH = 65_536;
@@ -75,12 +76,6 @@ export class Coalescer {
     this.#queued = [];
     for (const socket of queued) socket.endBurst();
   }
-}
-
-/** A session acknowledgement (`{"type":10,…`, canonical form). */
-function isSessionAck(data: unknown): boolean {
-  return typeof data === "string" && data.charCodeAt(2) === 116 && // t
-    data.startsWith('{"type":10,');
 }
 
 /**
@@ -161,7 +156,8 @@ export class CoalescingSocket implements SocketLike {
   handleEvent(event: Event): void {
     // A session ack has its own answer (the session layer's, which waits a
     // little for a frame that would carry TCP's acknowledgement anyway).
-    if (!isSessionAck((event as MessageEvent).data)) this.#unanswered = true;
+    const data = (event as MessageEvent).data;
+    if (sessionFrameType(data) !== 10) this.#unanswered = true;
     this.#coalescer.frames++;
     this.#schedule();
     this.#reader!.handleEvent(event);

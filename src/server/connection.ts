@@ -346,7 +346,7 @@ function coalesced(
   coalescer: Coalescer | undefined,
 ): SocketLike {
   const batches = upgraded.batches && coalescer !== undefined;
-  const nagle = upgraded.nagle === true;
+  const nagle = upgraded.nagle;
   return batches || nagle
     ? new CoalescingSocket(budgeted, coalescer ?? answers, { batches, nagle })
     : budgeted;

@@ -64,7 +64,7 @@ export interface Upgraded {
   /** The client reads batch frames (offered `duplex.batch` on `duplex.v1`). */
   batches: boolean;
   /** The client's writes are Nagled (offered `duplex.nagle` on `duplex.v1`). */
-  nagle?: boolean;
+  nagle: boolean;
   data: unknown;
   /** The client address its slot is counted under. */
   address: string | undefined;
