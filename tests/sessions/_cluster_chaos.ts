@@ -57,6 +57,8 @@ export interface ClusterChaosOptions {
 export interface ClusterChaosResult {
   failures: string[];
   figures: Record<string, number>;
+  /** Each `not-resumed`: who, when (ms into the run) and why. */
+  notResumed: string[];
 }
 
 function delay(ms: number): Promise<void> {
@@ -177,6 +179,7 @@ export async function clusterChaos(
     lostSession: boolean;
   }
   const states: State[] = [];
+  const notResumed: string[] = [];
   for (let c = 0; c < options.clients; c++) {
     const user = `u${c}`;
     const client = new Client(`ws://127.0.0.1:${proxy.port}/?user=${user}`, {
@@ -217,9 +220,11 @@ export async function clusterChaos(
       state.lostSession = true;
       // Order holds within a session: the new one starts afresh.
       state.ticks.push(0);
-      say(
-        `${user} not resumed: ${(event as Event & { reason: string }).reason}`,
-      );
+      const line = `${user} at ${Math.round(performance.now() - started)} ms: ${
+        (event as SessionEvent).reason
+      }`;
+      notResumed.push(line);
+      say(`not resumed: ${line}`);
     });
     client.on("tick", (k: number) => {
       figures.ticks++;
@@ -382,5 +387,5 @@ export async function clusterChaos(
   figures.seconds = Math.round((performance.now() - started) / 100) / 10;
   figures.messages = figures.requests + figures.notificationsSent +
     figures.ticks;
-  return { failures, figures };
+  return { failures, figures, notResumed };
 }

@@ -30,6 +30,11 @@ redisTest(
     // Every client comes back within the grace period: each resumes, even
     // right after Redis lost its data (the owners write their sessions
     // again; a resume elsewhere is told to try again meanwhile).
+    assert.deepEqual(
+      result.notResumed,
+      [],
+      `seed ${seed}: not resumed (who, when, why)`,
+    );
     assert.equal(result.figures.notResumed, 0);
   },
 );
