@@ -38,12 +38,6 @@ export interface SessionHooks {
    * when it is malformed.
    */
   decodeAck?(data: string): { received: number; end: boolean };
-  /**
-   * The other side acknowledged `received` frames (`lone`: in an ack
-   * message, not carried), told before the outbox drops them; `true`:
-   * answer at once with this side's (the server's: `Session.answers`).
-   */
-  answers?(received: number, lone: boolean): boolean;
   /** The other side acknowledged `count` frames in all. */
   onAcked?(count: number): void;
   /** Holding: a frame arrived (`count` in all), waiting for `release`. */

@@ -1,0 +1,105 @@
+/**
+ * {@linkcode ServerSessionSocket}: the server's session transport. It adds
+ * to `SessionSocket` what only a server does, so that the browser client
+ * does not carry it: answering the ack of a client that only receives (a
+ * fan-out's receivers), which spares that client a delayed TCP ack.
+ *
+ * @module
+ */
+
+import { SessionSocket } from "../peer/session_socket.ts";
+import type { SessionLimits } from "../peer/session_limits.ts";
+import type { SessionHooks } from "../peer/session_hooks.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+
+/**
+ * How long the answer to a receiver's ack waits for a frame of ours that
+ * would carry TCP's acknowledgement instead (ms): well under the ~40 ms of
+ * a delayed TCP ack that it is there to spare the other side.
+ */
+const ANSWER_WAIT = 2;
+
+/** What a server's session transport tells its owner, and asks it. */
+export interface ServerSessionHooks extends SessionHooks {
+  /**
+   * The other side acknowledged `received` frames (`lone`: in an ack
+   * message, not carried), told before the outbox drops them; `true`:
+   * answer at once with this side's (`Session.answers`).
+   */
+  answers(received: number, lone: boolean): boolean;
+}
+
+/**
+ * A server's session transport: a `SessionSocket` that answers acks where
+ * its owner's `answers` asks. Internal: the server's `Session` makes it.
+ */
+export class ServerSessionSocket extends SessionSocket {
+  #hooks: ServerSessionHooks;
+  #answerTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * @param limits Limits and acknowledgement pacing (shared).
+   * @param hooks Who hears of drops, overflows and errors, and decides
+   * which acks are answered.
+   */
+  constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
+    super(limits, hooks);
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Detaches the WebSocket (see `SessionSocket.detach`); an answer that
+   * waits is dropped.
+   *
+   * @returns The socket that was attached.
+   */
+  override detach(): SocketLike | undefined {
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    this.answerDue = false;
+    return super.detach();
+  }
+
+  /**
+   * The other side received `received` of our frames; answered when the
+   * owner's `answers` says so. Internal.
+   *
+   * @param received The other side's count.
+   * @param lone It came in an ack message.
+   * @returns `false` after a violation.
+   */
+  protected override acked(received: number, lone: boolean): boolean {
+    this.outbox();
+    // Asked before the outbox drops what was acknowledged.
+    const answer = this.#hooks.answers(received, lone);
+    if (!super.acked(received, lone)) return false;
+    if (answer) this.#answer();
+    return true;
+  }
+
+  /**
+   * Answers the other side's ack: at once when frames arrived since our
+   * last ack (the answer acknowledges them). Else the other side only
+   * received (a fan-out's receivers): any frame we send within
+   * `ANSWER_WAIT` ms carries TCP's acknowledgement of its ack as well, so
+   * the answer goes only when none did.
+   */
+  #answer(): void {
+    if (this.behind()) return this.acknowledge();
+    this.answerDue = true;
+    this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
+  }
+
+  /** The answer's wait is over: sent unless a frame went. Not meant to be
+   * called. */
+  answerLater(): void {
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    if (!this.answerDue) return;
+    this.answerDue = false;
+    this.acknowledge();
+  }
+}
+
+/** The answer's timer (no closure per session). */
+const answerLater = (socket: ServerSessionSocket) => socket.answerLater();
