@@ -40,6 +40,4 @@ export interface SessionHooks {
   decodeAck?(data: string): { received: number; end: boolean };
   /** The other side acknowledged `count` frames in all. */
   onAcked?(count: number): void;
-  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
-  onHeld?(data: unknown, count: number): void;
 }

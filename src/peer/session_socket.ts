@@ -27,7 +27,6 @@ import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
-import type { HeldFrames } from "./held_frames.ts";
 
 export { type SessionLimits, sessionLimits } from "./session_limits.ts";
 export type { SessionHooks } from "./session_hooks.ts";
@@ -71,8 +70,13 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #endReason: SessionLossReason | undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
-  /** Holding (a shared store's): received frames wait there to be released. */
-  #held: HeldFrames | undefined;
+  /**
+   * Holding (a shared store's, `ServerSessionSocket`): takes a received
+   * frame (`count` in all) to release later; `true` when it did. Internal.
+   */
+  protected keep?(event: Event, data: unknown, count: number): boolean;
+  /** Holding: the frames that may be acknowledged (confirmed). Internal. */
+  protected confirmed?(): number | undefined;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -106,7 +110,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** Frames received and handed to the peer (all of them unless holding). */
   get released(): number {
-    return this.#held?.released ?? this.#received;
+    return this.#received;
   }
 
   /** Session frames sent to the other side. */
@@ -166,16 +170,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   restore(received: number, adopt = true): void {
     this.#received = this.#acknowledged = received;
     this.#restored = adopt;
-  }
-
-  /**
-   * Holds received frames in `held` until released (stored before handled),
-   * and acknowledges only what it confirms.
-   *
-   * @param held The server's holding (made over this socket).
-   */
-  hold(held: HeldFrames): void {
-    this.#held ??= held;
   }
 
   /**
@@ -394,11 +388,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
         }
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
-        if (this.#held !== undefined) {
-          this.#held.push(event, received);
-          this.#hooks.onHeld?.(data, received);
-          return;
-        }
+        if (this.keep?.(event, data, received)) return;
         const limits = this.#limits;
         if (
           received - this.#acknowledged >= limits.ackEvery ||
@@ -461,8 +451,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
         return this.#violation(error);
       }
       if (this.acked(ack.received, !ack.end) && ack.end) {
-        // Ended on purpose: nothing to resume, what is held runs now.
-        this.#held?.release(this.#received);
+        // Ended on purpose: nothing to resume (what is held runs: the
+        // owner's `onRemoteEnd`).
         this.#remoteEnded = true;
         this.#hooks.onRemoteEnd?.();
       }
@@ -525,7 +515,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** What may be acknowledged: every frame, or those confirmed. */
   #durable(): number {
-    return this.#held?.confirmed ?? this.#received;
+    return this.confirmed?.() ?? this.#received;
   }
 
   /** Acknowledges now (`send`: false when a head carried it). A delayed one

@@ -143,7 +143,9 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   onRemoteEnd(): void {
-    // The client ended it on purpose (and closes its side).
+    // The client ended it on purpose (and closes its side): what is held
+    // runs first.
+    this.held?.release(this.socket.received);
     this.socket.close(1000, "Session ended");
   }
 

@@ -2,7 +2,8 @@
  * {@linkcode ServerSessionSocket}: the server's session transport. It adds
  * to `SessionSocket` what only a server does, so that the browser client
  * does not carry it: answering the ack of a client that only receives (a
- * fan-out's receivers), which spares that client a delayed TCP ack.
+ * fan-out's receivers), which spares that client a delayed TCP ack, and
+ * holding what it receives until a shared store has it.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { SessionSocket } from "../peer/session_socket.ts";
 import type { SessionLimits } from "../peer/session_limits.ts";
 import type { SessionHooks } from "../peer/session_hooks.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
+import type { HeldFrames } from "../peer/held_frames.ts";
 
 /**
  * How long the answer to a receiver's ack waits for a frame of ours that
@@ -27,6 +29,8 @@ export interface ServerSessionHooks extends SessionHooks {
    * answer at once with this side's (`Session.answers`).
    */
   answers(received: number, lone: boolean): boolean;
+  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
+  onHeld(data: unknown, count: number): void;
 }
 
 /**
@@ -36,6 +40,8 @@ export interface ServerSessionHooks extends SessionHooks {
 export class ServerSessionSocket extends SessionSocket {
   #hooks: ServerSessionHooks;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Holding (a shared store's): received frames wait there to be released. */
+  #held: HeldFrames | undefined;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -45,6 +51,46 @@ export class ServerSessionSocket extends SessionSocket {
   constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
     super(limits, hooks);
     this.#hooks = hooks;
+  }
+
+  /** Frames received and handed to the peer (all of them unless holding). */
+  override get released(): number {
+    return this.#held?.released ?? this.received;
+  }
+
+  /**
+   * Holds received frames in `held` until released (stored before handled),
+   * and acknowledges only what it confirms.
+   *
+   * @param held The server's holding (made over this socket).
+   */
+  hold(held: HeldFrames): void {
+    this.#held ??= held;
+  }
+
+  /**
+   * Holding: takes a received frame. Internal.
+   *
+   * @param event Its `message` event.
+   * @param data Its data.
+   * @param count Frames received in all.
+   * @returns `true` when held.
+   */
+  protected override keep(event: Event, data: unknown, count: number): boolean {
+    const held = this.#held;
+    if (held === undefined) return false;
+    held.push(event, count);
+    this.#hooks.onHeld(data, count);
+    return true;
+  }
+
+  /**
+   * Holding: the frames that may be acknowledged. Internal.
+   *
+   * @returns Those confirmed; `undefined` unless holding.
+   */
+  protected override confirmed(): number | undefined {
+    return this.#held?.confirmed;
   }
 
   /**
