@@ -327,8 +327,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    */
   close(code = 1000, reason = ""): void {
     if (this.#ended) return;
-    // Ended on purpose (never resumed): what is held leaves first.
-    if (this.#transport?.readyState === OPEN) this.#hooks.onEnding?.();
     const transport = this.detach();
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(encodeAck(this.#received, true));
@@ -481,7 +479,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       );
       return false;
     }
-    this.#hooks.onAcked?.(received);
     return true;
   }
 

@@ -29,6 +29,13 @@ export interface ServerSessionHooks extends SessionHooks {
    * answer at once with this side's (`Session.answers`).
    */
   answers(received: number, lone: boolean): boolean;
+  /** The other side acknowledged `count` frames in all. */
+  onAcked(count: number): void;
+  /**
+   * This side ends the session on purpose while attached: what is held
+   * back (write-ahead) leaves now, before the end.
+   */
+  onEnding(): void;
   /** Holding: a frame arrived (`count` in all), waiting for `release`. */
   onHeld(data: unknown, count: number): void;
 }
@@ -107,6 +114,19 @@ export class ServerSessionSocket extends SessionSocket {
   }
 
   /**
+   * Ends the session on purpose (see `SessionSocket.close`); what is held
+   * back (write-ahead) leaves first.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   */
+  override close(code = 1000, reason = ""): void {
+    // Ended on purpose (never resumed): what is held leaves first.
+    if (!this.ended && this.transport?.readyState === 1) this.#hooks.onEnding();
+    super.close(code, reason);
+  }
+
+  /**
    * The other side received `received` of our frames; answered when the
    * owner's `answers` says so. Internal.
    *
@@ -119,6 +139,7 @@ export class ServerSessionSocket extends SessionSocket {
     // Asked before the outbox drops what was acknowledged.
     const answer = this.#hooks.answers(received, lone);
     if (!super.acked(received, lone)) return false;
+    this.#hooks.onAcked(received);
     if (answer) this.#answer();
     return true;
   }
