@@ -316,36 +316,31 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * applies the server's answer (its first frame).
    *
    * @param transport The new, open WebSocket.
-   * @param steps Whether the attempt still counts, how to make a peer (and
-   * its codec), and what to do with the outcome or the failure.
+   * @param createPeer Makes a peer over a socket.
+   * @param codec The peer's codec.
+   * @param live Whether the attempt still counts (else the answer is
+   * ignored).
+   * @param settle Told the outcome, or the failure (`outcome` undefined).
    */
   handshake(
     transport: WebSocket,
-    steps: {
-      live: () => boolean;
-      createPeer: CreatePeer<P>;
-      codec?: Codec;
-      done: (outcome: SessionOutcome<P>) => void;
-      failed: (error: unknown) => void;
-    },
+    createPeer: CreatePeer<P>,
+    codec: Codec | undefined,
+    live: () => boolean,
+    settle: (outcome?: SessionOutcome<P>, error?: unknown) => void,
   ): void {
-    transport.send(this.hello(steps.codec?.carrier !== undefined));
+    transport.send(this.hello(codec?.carrier !== undefined));
     transport.onmessage = (event) => {
       transport.onmessage = null;
-      if (!steps.live()) return;
+      if (!live()) return;
       let outcome: SessionOutcome<P>;
       try {
-        outcome = this.established(
-          transport,
-          event.data,
-          steps.createPeer,
-          steps.codec,
-        );
+        outcome = this.established(transport, event.data, createPeer, codec);
       } catch (error) {
-        steps.failed(error);
+        settle(undefined, error);
         return;
       }
-      steps.done(outcome);
+      settle(outcome);
     };
   }
 
