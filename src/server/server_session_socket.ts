@@ -58,6 +58,12 @@ export class ServerSessionSocket extends SessionSocket {
   constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
     super(limits, hooks);
     this.#hooks = hooks;
+    // V8 tracks a field as constant per class until its first store, and
+    // the send path is compiled on that: these sockets (a class of their
+    // own) would first store the acknowledgement fields at their first
+    // acknowledgement, recompiling the send path then. Stored once here
+    // (nothing is due: it sends nothing).
+    this.acknowledgeLater();
   }
 
   /** Frames received and handed to the peer (all of them unless holding). */
