@@ -434,17 +434,18 @@ export class Client<
           );
           return;
         }
-        session.handshake(socket, {
-          live: () => generation === this.#generation,
-          // `sequences` reaches the peer's pending requests.
+        // createPeer: the session's `sequences` reach its pending requests.
+        session.handshake(
+          socket,
           createPeer,
-          codec: coded,
-          done: (outcome) => {
+          coded,
+          () => generation === this.#generation,
+          (outcome, error) => {
+            if (!outcome) return fail("session handshake failed", 1002, error);
             generation = -1;
             this.#opened(outcome.peer, outcome);
           },
-          failed: (error) => fail("session handshake failed", 1002, error),
-        });
+        );
       };
     })().catch((error) => fail(String(error?.message ?? error), 1006, error));
   }

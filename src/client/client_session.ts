@@ -17,7 +17,7 @@ import {
   SessionSocket,
 } from "../peer/session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
-import type { SocketLike } from "../peer/socket_like.ts";
+import { closeQuietly, type SocketLike } from "../peer/socket_like.ts";
 import type { RequestSequences } from "../peer/pending_requests.ts";
 import { ProtocolError } from "../wire/errors.ts";
 import { type Codec, jsonCodec } from "../wire/codec.ts";
@@ -224,17 +224,17 @@ interface Kept
 
 /** The client's session across its connections. Internal. */
 export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
-  #id: string | undefined = undefined;
-  #secret: string | undefined = undefined;
-  #socket: SessionSocket | undefined = undefined;
-  #peer: P | undefined = undefined;
+  #id: string | undefined;
+  #secret: string | undefined;
+  #socket: SessionSocket | undefined;
+  #peer: P | undefined;
   #limits: SessionLimits;
   /** The options: the server's pacing applies where they set none. */
   #given: ClientSessionOptions;
   #storage: SessionStorageLike | undefined;
   #key: string;
   /** What the previous page (or this one, suspended) kept. */
-  #restored: Kept | undefined = undefined;
+  #restored: Kept | undefined;
   /** The request sequences of the session's peer. */
   #sequences: RequestSequences = { last: 0 };
   #hooks: ClientSessionHooks;
@@ -285,9 +285,8 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * @returns The encoded hello.
    */
   hello(carries = false): string {
-    const socket = this.#socket;
-    const resume = socket !== undefined && !socket.ended &&
-        socket.lost === undefined && this.#id !== undefined
+    const socket = this.#live();
+    const resume = socket !== undefined
       ? { id: this.#id, secret: this.#secret, received: socket.received }
       : this.#restored;
     // Only the hello's fields go on the wire, then the pacing asked of the
@@ -303,41 +302,45 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     });
   }
 
+  /** The session's transport while the session can be resumed. */
+  #live(): SessionSocket | undefined {
+    const socket = this.#socket;
+    return socket !== undefined && !socket.ended &&
+        socket.lost === undefined && this.#id !== undefined
+      ? socket
+      : undefined;
+  }
+
   /**
    * Runs the session handshake on a new connection: sends the hello and
    * applies the server's answer (its first frame).
    *
    * @param transport The new, open WebSocket.
-   * @param steps Whether the attempt still counts, how to make a peer (and
-   * its codec), and what to do with the outcome or the failure.
+   * @param createPeer Makes a peer over a socket.
+   * @param codec The peer's codec.
+   * @param live Whether the attempt still counts (else the answer is
+   * ignored).
+   * @param settle Told the outcome, or the failure (`outcome` undefined).
    */
   handshake(
     transport: WebSocket,
-    steps: {
-      live: () => boolean;
-      createPeer: CreatePeer<P>;
-      codec?: Codec;
-      done: (outcome: SessionOutcome<P>) => void;
-      failed: (error: unknown) => void;
-    },
+    createPeer: CreatePeer<P>,
+    codec: Codec | undefined,
+    live: () => boolean,
+    settle: (outcome?: SessionOutcome<P>, error?: unknown) => void,
   ): void {
-    transport.send(this.hello(steps.codec?.carrier !== undefined));
+    transport.send(this.hello(codec?.carrier !== undefined));
     transport.onmessage = (event) => {
       transport.onmessage = null;
-      if (!steps.live()) return;
+      if (!live()) return;
       let outcome: SessionOutcome<P>;
       try {
-        outcome = this.established(
-          transport,
-          event.data,
-          steps.createPeer,
-          steps.codec,
-        );
+        outcome = this.established(transport, event.data, createPeer, codec);
       } catch (error) {
-        steps.failed(error);
+        settle(undefined, error);
         return;
       }
-      steps.done(outcome);
+      settle(outcome);
     };
   }
 
@@ -463,11 +466,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    */
   close(code: number, reason: string): void {
     if (!this.#suspended) this.#storage?.removeItem(this.#key);
-    const socket = this.#socket;
-    this.#socket = undefined;
-    this.#peer = undefined;
-    this.#id = this.#secret = undefined;
-    socket?.close(code, reason);
+    this.#forget()?.close(code, reason);
   }
 
   /**
@@ -480,17 +479,12 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
    * @returns `true` when it was saved.
    */
   suspend(): boolean {
-    const socket = this.#socket;
-    if (
-      this.#storage === undefined || socket === undefined || socket.ended ||
-      socket.lost !== undefined || this.#id === undefined
-    ) {
-      return false;
-    }
+    const socket = this.#live();
+    if (this.#storage === undefined || socket === undefined) return false;
     // Also kept here: a page restored from the back/forward cache resumes
     // it when it connects again, like the next page would.
     const kept = this.#restored = {
-      id: this.#id,
+      id: this.#id!,
       secret: this.#secret!,
       received: socket.received,
       last: this.#sequences.last,
@@ -499,22 +493,25 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#storage.setItem(this.#key, JSON.stringify(kept));
     // The server keeps the session for its grace period: no `end`.
     const transport = socket.detach();
-    try {
-      transport?.close(1001, "Page hidden");
-    } catch {
-      transport?.close();
-    }
+    if (transport !== undefined) closeQuietly(transport, 1001, "Page hidden");
     this.#suspended = true;
     return true;
   }
 
   /** Ends the current session as lost (its peer's pending requests reject). */
   #lose(reason: SessionLossReason): void {
+    this.#forget()?.end(reason);
+  }
+
+  /** Forgets the current session; returns its transport. */
+  #forget(): SessionSocket | undefined {
     const socket = this.#socket;
-    this.#socket = undefined;
-    this.#peer = undefined;
-    this.#id = this.#secret = undefined;
-    if (socket !== undefined && !socket.ended) socket.end(reason);
+    this.#socket =
+      this.#peer =
+      this.#id =
+      this.#secret =
+        undefined;
+    return socket;
   }
 
   /**

@@ -11,8 +11,8 @@
  * their dispatch. Internal: the base of the session socket.
  */
 export class ListenerLists {
-  #onMessage: EventListenerObject[] | undefined = undefined;
-  #onClose: EventListenerObject[] | undefined = undefined;
+  #onMessage: EventListenerObject[] | undefined;
+  #onClose: EventListenerObject[] | undefined;
 
   /**
    * Adds a `message` or `close` listener.

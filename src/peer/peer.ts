@@ -49,7 +49,7 @@ import {
   peerStats,
   type RequestOptions,
 } from "./peer_options.ts";
-import { readyForCodec, type SocketLike } from "./socket_like.ts";
+import { closeQuietly, readyForCodec, type SocketLike } from "./socket_like.ts";
 import type { PeerStreams } from "./stream_support.ts";
 
 // The types of its signatures, for the server, the cluster and the chat.
@@ -308,13 +308,7 @@ export class Peer<
    * @param reason The close reason (at most 123 bytes).
    */
   close(code = 1000, reason = ""): void {
-    if (!this.#closed) {
-      try {
-        this.#socket.close(code, reason);
-      } catch {
-        this.#socket.close();
-      }
-    }
+    if (!this.#closed) closeQuietly(this.#socket, code, reason);
     this.#onClose(code, reason);
   }
 

@@ -21,11 +21,6 @@ export interface SessionHooks {
   onDetach?(code: number, reason: string): void;
   /** The buffer went over a limit: the session can no longer be resumed. */
   onOverflow?(): void;
-  /**
-   * This side ends the session on purpose while attached: what is held
-   * back (write-ahead) leaves now, before the end.
-   */
-  onEnding?(): void;
   /** The other side ended the session on purpose (an ack with `end`). */
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
@@ -38,14 +33,4 @@ export interface SessionHooks {
    * when it is malformed.
    */
   decodeAck?(data: string): { received: number; end: boolean };
-  /**
-   * The other side acknowledged `received` frames (`lone`: in an ack
-   * message, not carried), told before the outbox drops them; `true`:
-   * answer at once with this side's (the server's: `Session.answers`).
-   */
-  answers?(received: number, lone: boolean): boolean;
-  /** The other side acknowledged `count` frames in all. */
-  onAcked?(count: number): void;
-  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
-  onHeld?(data: unknown, count: number): void;
 }

@@ -46,7 +46,7 @@ export class SessionOutbox {
    * once (always so here).
    */
   declare stored?: number;
-  #frames: Data[] | undefined = undefined;
+  #frames: Data[] | undefined;
   /**
    * When the oldest kept frame was sent, at most: set when the outbox
    * becomes non-empty and after each trim that leaves frames (so an age

@@ -27,19 +27,11 @@ import { closeQuietly, type SocketLike } from "./socket_like.ts";
 import { ListenerLists } from "./listener_lists.ts";
 import type { SessionLimits } from "./session_limits.ts";
 import type { SessionHooks } from "./session_hooks.ts";
-import type { HeldFrames } from "./held_frames.ts";
 
 export { type SessionLimits, sessionLimits } from "./session_limits.ts";
 export type { SessionHooks } from "./session_hooks.ts";
 
 const OPEN = 1;
-
-/**
- * How long the answer to a receiver's ack waits for a frame of ours that
- * would carry TCP's acknowledgement instead (ms): well under the ~40 ms of
- * a delayed TCP ack that it is there to spare the other side.
- */
-const ANSWER_WAIT = 2;
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
@@ -51,7 +43,7 @@ type Data = string | Uint8Array<ArrayBuffer>;
  * `attach`). Internal: the server and the client create it.
  */
 export class SessionSocket extends ListenerLists implements SocketLike {
-  #outbox: SessionOutbox | undefined = undefined;
+  #outbox: SessionOutbox | undefined;
   #limits: SessionLimits;
   #hooks: SessionHooks;
   #received = 0;
@@ -59,25 +51,32 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #acknowledged = 0;
   /** Bytes received since our last acknowledgement. */
   #unacknowledgedBytes = 0;
-  #ackTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
-  /** An answer waits for `ANSWER_WAIT` ms: any frame sent cancels it. */
-  #answerDue = false;
-  #answerTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #transport: SocketLike | undefined = undefined;
+  /**
+   * An answer to an ack waits (the server's, `ServerSessionSocket`): any
+   * frame written cancels it. Internal.
+   */
+  answerDue = false;
+  #transport: SocketLike | undefined;
   /** Acknowledgements ride on large frames, both ways (negotiated). */
-  #carrier: AckCarrier | undefined = undefined;
+  #carrier: AckCarrier | undefined;
   #ended = false;
   #remoteEnded = false;
   /** Set when the outbox overflowed: no replay is possible any more. */
-  #lost: SessionLossReason | undefined = undefined;
+  #lost: SessionLossReason | undefined;
   /** Set when the session ended because it was lost (not on purpose). */
-  #endReason: SessionLossReason | undefined = undefined;
+  #endReason: SessionLossReason | undefined;
   /** The counts were restored from storage: adopt the other side's count. */
   #restored = false;
-  /** Holding (a shared store's): received frames wait there to be released. */
-  #held: HeldFrames | undefined = undefined;
+  /**
+   * Holding (a shared store's, `ServerSessionSocket`): takes a received
+   * frame (`count` in all) to release later; `true` when it did. Internal.
+   */
+  protected keep?(event: Event, data: unknown, count: number): boolean;
+  /** Holding: the frames that may be acknowledged (confirmed). Internal. */
+  protected confirmed?(): number | undefined;
 
   /**
    * @param limits Limits and acknowledgement pacing (shared).
@@ -111,7 +110,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /** Frames received and handed to the peer (all of them unless holding). */
   get released(): number {
-    return this.#held?.released ?? this.#received;
+    return this.#received;
   }
 
   /** Session frames sent to the other side. */
@@ -174,16 +173,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   }
 
   /**
-   * Holds received frames in `held` until released (stored before handled),
-   * and acknowledges only what it confirms.
-   *
-   * @param held The server's holding (made over this socket).
-   */
-  hold(held: HeldFrames): void {
-    this.#held ??= held;
-  }
-
-  /**
    * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
    * if that makes `ackEvery`, else within the delay.
    *
@@ -191,7 +180,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    */
   paced(count: number): void {
     if (count - this.#acknowledged >= this.#limits.ackEvery) {
-      this.#acknowledge();
+      this.acknowledge();
     } else if (this.#transport) this.#ackTimer ??= this.#later();
   }
 
@@ -241,9 +230,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#ackSoon = false;
-    clearTimeout(this.#answerTimer);
-    this.#answerTimer = undefined;
-    this.#answerDue = false;
     transport.removeEventListener("message", this);
     transport.removeEventListener("close", this);
     return transport;
@@ -284,7 +270,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
       else this.#overflow(outbox);
       transport.send(data);
-      this.#answerDue = false; // this frame carries TCP's acknowledgement
+      this.answerDue = false; // this frame carries TCP's acknowledgement
       if (this.#ackSoon) this.#acknowledgeDue();
       return;
     }
@@ -320,14 +306,14 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     // What arrived since our last acknowledgement rides on a large frame's
     // head where both sides agreed (PROTOCOL.md "Carried acknowledgements").
     const carried = this.#carrier !== undefined && typeof data !== "string" &&
-        this.#durable() > this.#acknowledged
+        this.behind()
       ? this.#carrier.carry(data, this.#durable())
       : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport.send(carried ?? data);
-    this.#answerDue = false;
+    this.answerDue = false;
     // A due acknowledgement follows the first frame sent (see below).
-    if (carried !== undefined) this.#acknowledge(false);
+    if (carried !== undefined) this.acknowledge(false);
     else if (this.#ackSoon) this.#acknowledgeDue();
   }
 
@@ -341,8 +327,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
    */
   close(code = 1000, reason = ""): void {
     if (this.#ended) return;
-    // Ended on purpose (never resumed): what is held leaves first.
-    if (this.#transport?.readyState === OPEN) this.#hooks.onEnding?.();
     const transport = this.detach();
     if (transport !== undefined && transport.readyState === OPEN) {
       transport.send(encodeAck(this.#received, true));
@@ -398,15 +382,11 @@ export class SessionSocket extends ListenerLists implements SocketLike {
         if (carried !== undefined) {
           data = carried[1];
           Object.defineProperty(event, "data", { value: data });
-          if (!this.#acked(carried[0], false)) return;
+          if (!this.acked(carried[0], false)) return;
         }
         // A batch counts as the frames inside it (PROTOCOL.md "Batches").
         const received = this.#received += batchSize(data);
-        if (this.#held !== undefined) {
-          this.#held.push(event, received);
-          this.#hooks.onHeld?.(data, received);
-          return;
-        }
+        if (this.keep?.(event, data, received)) return;
         const limits = this.#limits;
         if (
           received - this.#acknowledged >= limits.ackEvery ||
@@ -468,9 +448,9 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       } catch (error) {
         return this.#violation(error);
       }
-      if (this.#acked(ack.received, !ack.end) && ack.end) {
-        // Ended on purpose: nothing to resume, what is held runs now.
-        this.#held?.release(this.#received);
+      if (this.acked(ack.received, !ack.end) && ack.end) {
+        // Ended on purpose: nothing to resume (what is held runs: the
+        // owner's `onRemoteEnd`).
         this.#remoteEnded = true;
         this.#hooks.onRemoteEnd?.();
       }
@@ -481,12 +461,16 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     );
   }
 
-  /** The other side received `received` of our frames (an ack, or a count
-   * carried: `lone` is false); `false` after a violation. */
-  #acked(received: number, lone: boolean): boolean {
+  /**
+   * The other side received `received` of our frames (an ack, or a count
+   * carried: `lone` is false). Internal (the server's subclass answers).
+   *
+   * @param received The other side's count.
+   * @param _lone It came in an ack message.
+   * @returns `false` after a violation.
+   */
+  protected acked(received: number, _lone: boolean): boolean {
     const outbox = this.outbox();
-    // Answered at once (the server's hooks), or not.
-    const answer = this.#hooks.answers?.(received, lone);
     if (this.#lost === undefined && !outbox.trim(received)) {
       this.#violation(
         new RangeError(
@@ -495,32 +479,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       );
       return false;
     }
-    this.#hooks.onAcked?.(received);
-    if (answer) this.#answer();
     return true;
-  }
-
-  /**
-   * Answers the other side's ack (the server's `answers` asked for it): at
-   * once when frames arrived since our last ack (the answer acknowledges
-   * them). Else the other side only received (a fan-out's receivers): any
-   * frame we send within `ANSWER_WAIT` ms carries TCP's acknowledgement of
-   * its ack as well, so the answer goes only when none did.
-   */
-  #answer(): void {
-    if (this.#durable() > this.#acknowledged) return this.#acknowledge();
-    this.#answerDue = true;
-    this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
-  }
-
-  /** The answer's wait is over: sent unless a frame went. Not meant to be
-   * called. */
-  answerLater(): void {
-    clearTimeout(this.#answerTimer);
-    this.#answerTimer = undefined;
-    if (!this.#answerDue) return;
-    this.#answerDue = false;
-    this.#acknowledge();
   }
 
   #violation(error: unknown): void {
@@ -538,19 +497,29 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   #acknowledgeDue(): void {
     this.#ackSoon = false;
-    if (this.#durable() > this.#acknowledged) this.#acknowledge();
+    if (this.behind()) this.acknowledge();
+  }
+
+  /**
+   * Whether frames arrived (or were confirmed) since our last
+   * acknowledgement. Internal.
+   *
+   * @returns `true` when an acknowledgement would tell something new.
+   */
+  protected behind(): boolean {
+    return this.#durable() > this.#acknowledged;
   }
 
   /** What may be acknowledged: every frame, or those confirmed. */
   #durable(): number {
-    return this.#held?.confirmed ?? this.#received;
+    return this.confirmed?.() ?? this.#received;
   }
 
   /** Acknowledges now (`send`: false when a head carried it). A delayed one
    * pending is left to fire (it then acknowledges what arrived since, if
    * anything, earlier than due): a timer per delay at most, rather than one
-   * set and cleared per acknowledgement (costly in Deno 2.9). */
-  #acknowledge(send = true): void {
+   * set and cleared per acknowledgement (costly in Deno 2.9). Internal. */
+  protected acknowledge(send = true): void {
     const transport = this.#transport;
     // Not read: the readyState (a closing socket drops the frame, and the
     // next attach starts from what its handshake tells).
@@ -574,4 +543,3 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 /** The delayed and the due acknowledgement (no closure per session). */
 const acknowledgeLater = (socket: SessionSocket) => socket.acknowledgeLater();
 const acknowledgeDue = (socket: SessionSocket) => socket.acknowledgeLater(true);
-const answerLater = (socket: SessionSocket) => socket.answerLater();

@@ -7,7 +7,8 @@
  */
 
 import type { Endpoint, Peer } from "../peer/peer.ts";
-import { type SessionLimits, SessionSocket } from "../peer/session_socket.ts";
+import type { SessionLimits } from "../peer/session_socket.ts";
+import { ServerSessionSocket } from "./server_session_socket.ts";
 import { pacedBy } from "../peer/session_limits.ts";
 import type { OutboxLimits } from "../peer/session_outbox.ts";
 import { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
@@ -24,7 +25,7 @@ import type { ServerSessions } from "./server_sessions.ts";
 /** One live session. It hears its transport's and its peer's hooks. */
 export class Session<Local extends Endpoint, Remote extends Endpoint>
   implements ServerPeerHooks<Local, Remote> {
-  declare readonly socket: SessionSocket;
+  declare readonly socket: ServerSessionSocket;
   declare peer: Peer<Local, Remote>;
   declare connection: ServerConnection<Local, Remote>;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -52,7 +53,10 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     /** The server's session options. */
     given: { ackEvery?: number; ackBytes?: number } = {},
   ) {
-    this.socket = new SessionSocket(pacedLimits(limits, asked, given), this);
+    this.socket = new ServerSessionSocket(
+      pacedLimits(limits, asked, given),
+      this,
+    );
   }
 
   /** Its transport's outbox, once made (see `SessionSocket.outbox`). */
@@ -139,7 +143,9 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   onRemoteEnd(): void {
-    // The client ended it on purpose (and closes its side).
+    // The client ended it on purpose (and closes its side): what is held
+    // runs first.
+    this.held?.release(this.socket.received);
     this.socket.close(1000, "Session ended");
   }
 

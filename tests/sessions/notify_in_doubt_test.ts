@@ -16,6 +16,7 @@ import { binaryCodec } from "../../binary.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { HeldFrames } from "../../src/peer/held_frames.ts";
+import { ServerSessionSocket } from "../../src/server/server_session_socket.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import { decodeState, encodeState } from "../../src/wire/session_frames.ts";
 import { ProtocolError } from "../../src/wire/errors.ts";
@@ -140,8 +141,18 @@ redisTest(
   },
 );
 
-Deno.test("SessionSocket: holding, acknowledgements cover only confirmed frames, and never go below what a handshake told", () => {
-  const socket = new SessionSocket(sessionLimits({ ackEvery: 1 }));
+/** A server's session transport (holding is the server's), hooks silent. */
+function serverSocket(): ServerSessionSocket {
+  return new ServerSessionSocket(sessionLimits({ ackEvery: 1 }), {
+    answers: () => false,
+    onAcked: () => {},
+    onEnding: () => {},
+    onHeld: () => {},
+  });
+}
+
+Deno.test("ServerSessionSocket: holding, acknowledgements cover only confirmed frames, and never go below what a handshake told", () => {
+  const socket = serverSocket();
   const delivered: unknown[] = [];
   socket.addEventListener("message", {
     handleEvent: (event) => delivered.push((event as MessageEvent).data),
@@ -163,7 +174,7 @@ Deno.test("SessionSocket: holding, acknowledgements cover only confirmed frames,
   assert.equal(held.confirmed, 3);
   // A resume tells the other side all released frames: later acks never
   // carry less, even before they are confirmed.
-  const resumed = new SessionSocket(sessionLimits({ ackEvery: 1 }));
+  const resumed = serverSocket();
   const resumedHeld = new HeldFrames(resumed);
   resumed.hold(resumedHeld);
   const first = new FakeTransport();

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
 import { type Endpoint, Peer } from "../../src/peer/peer.ts";
 import { Session as ServerSession } from "../../src/server/server_session.ts";
+import type { ServerSessionSocket } from "../../src/server/server_session_socket.ts";
 import type { ServerSessions } from "../../src/server/server_sessions.ts";
 import { ClientSession } from "../../src/client/client_session.ts";
 import {
@@ -67,7 +68,9 @@ Deno.test("SessionSocket: plain acks trim the outbox, one with end is told to th
 });
 
 Deno.test("Session (the server's): the ack of a client that only received is answered only when no frame of ours leaves within the wait (that frame carries TCP's acknowledgement of it)", () => {
-  const { session, transport, heard } = sessionWithFive(true);
+  const five = sessionWithFive(true);
+  const { transport, heard } = five;
+  const session = five.session as ServerSessionSocket;
   const before = transport.sent.length;
   // Nothing received from the client: its ack waits for a frame of ours.
   transport.receive(`{"type":10,"sequence":2}`);

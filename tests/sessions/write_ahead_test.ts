@@ -16,6 +16,7 @@ import { OutcomeUnknownError } from "../../client.ts";
 import type { DuplexServer } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
 import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
+import { ServerSessionSocket } from "../../src/server/server_session_socket.ts";
 import { WriteAheadOutbox } from "../../src/peer/write_ahead_outbox.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
 import { deadline } from "../_helpers.ts";
@@ -203,12 +204,16 @@ redisTest(
 
 const frame = (k: number) => `{"sequence":0,"type":3,"message":${k}}`;
 
-Deno.test("SessionSocket: holdSent keeps frames off the socket until releaseSent, in order; a replay sends only stored ones; close sends the rest first", () => {
+Deno.test("ServerSessionSocket: holdSent keeps frames off the socket until releaseSent, in order; a replay sends only stored ones; close sends the rest first", () => {
   const limits = sessionLimits({});
   const outbox = new WriteAheadOutbox(limits);
-  const socket: SessionSocket = new SessionSocket(limits, {
+  // The server's transport (what is held leaves before an end).
+  const socket: ServerSessionSocket = new ServerSessionSocket(limits, {
     outbox: () => outbox,
     onEnding: () => outbox.releaseSent(Infinity, socket.transport),
+    answers: () => false,
+    onAcked: () => {},
+    onHeld: () => {},
   });
   const heldSent = () => Math.max(0, socket.sent - (outbox.stored ?? Infinity));
   const first = new FakeTransport();

@@ -1,0 +1,178 @@
+/**
+ * {@linkcode ServerSessionSocket}: the server's session transport. It adds
+ * to `SessionSocket` what only a server does, so that the browser client
+ * does not carry it: answering the ack of a client that only receives (a
+ * fan-out's receivers), which spares that client a delayed TCP ack, and
+ * holding what it receives until a shared store has it.
+ *
+ * @module
+ */
+
+import { SessionSocket } from "../peer/session_socket.ts";
+import type { SessionLimits } from "../peer/session_limits.ts";
+import type { SessionHooks } from "../peer/session_hooks.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
+import type { HeldFrames } from "../peer/held_frames.ts";
+
+/**
+ * How long the answer to a receiver's ack waits for a frame of ours that
+ * would carry TCP's acknowledgement instead (ms): well under the ~40 ms of
+ * a delayed TCP ack that it is there to spare the other side.
+ */
+const ANSWER_WAIT = 2;
+
+/** What a server's session transport tells its owner, and asks it. */
+export interface ServerSessionHooks extends SessionHooks {
+  /**
+   * The other side acknowledged `received` frames (`lone`: in an ack
+   * message, not carried), told before the outbox drops them; `true`:
+   * answer at once with this side's (`Session.answers`).
+   */
+  answers(received: number, lone: boolean): boolean;
+  /** The other side acknowledged `count` frames in all. */
+  onAcked(count: number): void;
+  /**
+   * This side ends the session on purpose while attached: what is held
+   * back (write-ahead) leaves now, before the end.
+   */
+  onEnding(): void;
+  /** Holding: a frame arrived (`count` in all), waiting for `release`. */
+  onHeld(data: unknown, count: number): void;
+}
+
+/**
+ * A server's session transport: a `SessionSocket` that answers acks where
+ * its owner's `answers` asks. Internal: the server's `Session` makes it.
+ */
+export class ServerSessionSocket extends SessionSocket {
+  #hooks: ServerSessionHooks;
+  #answerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Holding (a shared store's): received frames wait there to be released. */
+  #held: HeldFrames | undefined;
+
+  /**
+   * @param limits Limits and acknowledgement pacing (shared).
+   * @param hooks Who hears of drops, overflows and errors, and decides
+   * which acks are answered.
+   */
+  constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
+    super(limits, hooks);
+    this.#hooks = hooks;
+    // V8 tracks a field as constant per class until its first store, and
+    // the send path is compiled on that: these sockets (a class of their
+    // own) would first store the acknowledgement fields at their first
+    // acknowledgement, recompiling the send path then. Stored once here
+    // (nothing is due: it sends nothing).
+    this.acknowledgeLater();
+  }
+
+  /** Frames received and handed to the peer (all of them unless holding). */
+  override get released(): number {
+    return this.#held?.released ?? this.received;
+  }
+
+  /**
+   * Holds received frames in `held` until released (stored before handled),
+   * and acknowledges only what it confirms.
+   *
+   * @param held The server's holding (made over this socket).
+   */
+  hold(held: HeldFrames): void {
+    this.#held ??= held;
+  }
+
+  /**
+   * Holding: takes a received frame. Internal.
+   *
+   * @param event Its `message` event.
+   * @param data Its data.
+   * @param count Frames received in all.
+   * @returns `true` when held.
+   */
+  protected override keep(event: Event, data: unknown, count: number): boolean {
+    const held = this.#held;
+    if (held === undefined) return false;
+    held.push(event, count);
+    this.#hooks.onHeld(data, count);
+    return true;
+  }
+
+  /**
+   * Holding: the frames that may be acknowledged. Internal.
+   *
+   * @returns Those confirmed; `undefined` unless holding.
+   */
+  protected override confirmed(): number | undefined {
+    return this.#held?.confirmed;
+  }
+
+  /**
+   * Detaches the WebSocket (see `SessionSocket.detach`); an answer that
+   * waits is dropped.
+   *
+   * @returns The socket that was attached.
+   */
+  override detach(): SocketLike | undefined {
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    this.answerDue = false;
+    return super.detach();
+  }
+
+  /**
+   * Ends the session on purpose (see `SessionSocket.close`); what is held
+   * back (write-ahead) leaves first.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   */
+  override close(code = 1000, reason = ""): void {
+    // Ended on purpose (never resumed): what is held leaves first.
+    if (!this.ended && this.transport?.readyState === 1) this.#hooks.onEnding();
+    super.close(code, reason);
+  }
+
+  /**
+   * The other side received `received` of our frames; answered when the
+   * owner's `answers` says so. Internal.
+   *
+   * @param received The other side's count.
+   * @param lone It came in an ack message.
+   * @returns `false` after a violation.
+   */
+  protected override acked(received: number, lone: boolean): boolean {
+    this.outbox();
+    // Asked before the outbox drops what was acknowledged.
+    const answer = this.#hooks.answers(received, lone);
+    if (!super.acked(received, lone)) return false;
+    this.#hooks.onAcked(received);
+    if (answer) this.#answer();
+    return true;
+  }
+
+  /**
+   * Answers the other side's ack: at once when frames arrived since our
+   * last ack (the answer acknowledges them). Else the other side only
+   * received (a fan-out's receivers): any frame we send within
+   * `ANSWER_WAIT` ms carries TCP's acknowledgement of its ack as well, so
+   * the answer goes only when none did.
+   */
+  #answer(): void {
+    if (this.behind()) return this.acknowledge();
+    this.answerDue = true;
+    this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
+  }
+
+  /** The answer's wait is over: sent unless a frame went. Not meant to be
+   * called. */
+  answerLater(): void {
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+    if (!this.answerDue) return;
+    this.answerDue = false;
+    this.acknowledge();
+  }
+}
+
+/** The answer's timer (no closure per session). */
+const answerLater = (socket: ServerSessionSocket) => socket.answerLater();
