@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { binaryCodec } from "../../binary.ts";
-import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
+import { sessionLimits } from "../../src/peer/session_socket.ts";
 import { Peer } from "../../src/peer/peer.ts";
 import { HeldFrames } from "../../src/peer/held_frames.ts";
 import { ServerSessionSocket } from "../../src/server/server_session_socket.ts";

@@ -15,7 +15,10 @@ import { binaryCodec } from "../../binary.ts";
 import { OutcomeUnknownError } from "../../client.ts";
 import type { DuplexServer } from "../../server.ts";
 import { RedisSessionStore } from "../../redis.ts";
-import { sessionLimits, SessionSocket } from "../../src/peer/session_socket.ts";
+import {
+  sessionLimits,
+  type SessionSocket,
+} from "../../src/peer/session_socket.ts";
 import { ServerSessionSocket } from "../../src/server/server_session_socket.ts";
 import { WriteAheadOutbox } from "../../src/peer/write_ahead_outbox.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
