@@ -9,6 +9,7 @@
 import { type AnyEndpoint, type Endpoint, Peer } from "../mod.ts";
 import type { DuplexServer } from "../server.ts";
 import { deadline, DEADLINE_MS, MessageQueue, once } from "./_helpers.ts";
+import { IDLE_HOPS } from "../src/server/coalescing_socket.ts";
 
 /**
  * Serves `duplex.fetch` on 127.0.0.1, port 0. Use with `await using`.
@@ -229,4 +230,9 @@ export function recordingSocket(sent: string[]): {
       }
     },
   };
+}
+
+/** Awaits enough microtask hops for a coalescer to see its burst end. */
+export async function afterBurst(): Promise<void> {
+  for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
 }

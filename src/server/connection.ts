@@ -165,10 +165,7 @@ export function acceptConnection<
     codec,
   );
   const peer = new Peer<Local, Remote>(out, peerOptions);
-  // Closed when its send buffer stays full.
-  budgeted.peer = peer;
-  // Its Nagle answers are pongs this peer sent, in the peer's counts.
-  if (out instanceof CoalescingSocket) out.framesOut = peer.stats.framesOut;
+  bindPeer(budgeted, out, peer);
   const connection = new ServerConnection<Local, Remote>(
     id,
     user,
@@ -313,12 +310,9 @@ export function sessionConnection<
 ): ServerConnection<Local, Remote> {
   const { socket } = upgraded;
   const budgeted = options.budget.wrap(socket);
-  // Closed when its send buffer stays full.
-  budgeted.peer = peer;
   // Under the session: it numbers frames before they are batched.
   const out = coalesced(upgraded, budgeted, options.coalescer);
-  // Its Nagle answers are pongs this peer sent, in the peer's counts.
-  if (out instanceof CoalescingSocket) out.framesOut = peer.stats.framesOut;
+  bindPeer(budgeted, out, peer);
   const connection = new ServerConnection<Local, Remote>(
     options.id,
     upgraded.user,
@@ -350,6 +344,20 @@ function coalesced(
   return batches || nagle
     ? new CoalescingSocket(budgeted, coalescer ?? answers, { batches, nagle })
     : budgeted;
+}
+
+/**
+ * Binds a connection's sockets to its peer: the budget closes the peer when
+ * its send buffer stays full, and a coalescer's Nagle answers count as
+ * pongs the peer sent.
+ */
+function bindPeer(
+  budgeted: BudgetedSocket,
+  out: SocketLike,
+  peer: Peer<Endpoint, Endpoint>,
+): void {
+  budgeted.peer = peer;
+  if (out instanceof CoalescingSocket) out.framesOut = peer.stats.framesOut;
 }
 
 /** Ends the bursts of `duplex.nagle` clients of servers that do not batch. */

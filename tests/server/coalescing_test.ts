@@ -5,10 +5,10 @@ import { SessionSocket } from "../../src/peer/session_socket.ts";
 import {
   Coalescer,
   CoalescingSocket,
-  IDLE_HOPS,
 } from "../../src/server/coalescing_socket.ts";
 import { deadline, once } from "../_helpers.ts";
 import {
+  afterBurst,
   closeAndWait,
   legacyClient,
   listen,
@@ -260,10 +260,6 @@ Deno.test("Sessions count the frames inside a batch on both sides", async () => 
 });
 
 /** Resolves after the coalescer's hops (and a margin) have run. */
-async function afterBurst(): Promise<void> {
-  for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
-}
-
 Deno.test("CoalescingSocket sends the first frame of a burst at once after a lone frame, and batches the rest", async () => {
   const sent: string[] = [];
   const socket = new CoalescingSocket(recordingSocket(sent), new Coalescer());

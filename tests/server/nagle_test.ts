@@ -5,11 +5,11 @@ import { binaryCodec } from "../../binary.ts";
 import {
   Coalescer,
   CoalescingSocket,
-  IDLE_HOPS,
   NAGLE_ANSWER,
 } from "../../src/server/coalescing_socket.ts";
 import { deadline } from "../_helpers.ts";
 import {
+  afterBurst,
   closeAndWait,
   listen,
   open,
@@ -178,9 +178,6 @@ Deno.test("CoalescingSocket answers a burst that read frames and wrote nothing, 
   });
   const arrive = (data: string) =>
     inner.listener!.handleEvent(new MessageEvent("message", { data }));
-  const afterBurst = async () => {
-    for (let i = 0; i < IDLE_HOPS * 4; i++) await Promise.resolve();
-  };
 
   arrive('{"sequence":0,"type":3,"message":"hi"}');
   await afterBurst();
