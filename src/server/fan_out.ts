@@ -123,7 +123,6 @@ export function pushEnvelope(
   return envelope;
 }
 
-/** Local delivery: the one path every push takes after the broker. */
 /** One name stays a string (the original envelope); a list is copied. */
 function single(names: string | readonly string[]): string | string[] {
   if (typeof names === "string") return names;
@@ -131,6 +130,7 @@ function single(names: string | readonly string[]): string | string[] {
   return unique.length === 1 ? unique[0] : unique;
 }
 
+/** Local delivery: the one path every push takes after the broker. */
 export class FanOut<Local extends Endpoint, Remote extends Endpoint> {
   #registry: ConnectionRegistry<Local, Remote>;
   #onError: (

@@ -47,6 +47,8 @@ export interface ServerSessionHooks extends SessionHooks {
 export class ServerSessionSocket extends SessionSocket {
   #hooks: ServerSessionHooks;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Frames received when the other side's previous ack arrived. */
+  #receivedAtAck = 0;
   /** Holding (a shared store's): received frames wait there to be released. */
   #held: HeldFrames | undefined;
 
@@ -146,19 +148,28 @@ export class ServerSessionSocket extends SessionSocket {
     const answer = this.#hooks.answers(received, lone);
     if (!super.acked(received, lone)) return false;
     this.#hooks.onAcked(received);
-    if (answer) this.#answer();
+    if (!lone) return true;
+    // Whether the other side sent frames since its previous ack.
+    const sending = this.received !== this.#receivedAtAck;
+    this.#receivedAtAck = this.received;
+    if (answer) this.#answer(sending);
     return true;
   }
 
   /**
    * Answers the other side's ack: at once when frames arrived since our
-   * last ack (the answer acknowledges them). Else the other side only
-   * received (a fan-out's receivers): any frame we send within
-   * `ANSWER_WAIT` ms carries TCP's acknowledgement of its ack as well, so
-   * the answer goes only when none did.
+   * last ack (the answer acknowledges them), or since its previous ack
+   * (`sending`: it sends requests, and its next ones wait behind this ack
+   * under Nagle; our own ack may have just covered them, when both sides'
+   * counts cross their pacing together, as sequential calls make them).
+   * Else the other side only received (a fan-out's receivers): any frame
+   * we send within `ANSWER_WAIT` ms carries TCP's acknowledgement of its
+   * ack as well, so the answer goes only when none did.
+   *
+   * @param sending The other side sent frames since its previous ack.
    */
-  #answer(): void {
-    if (this.behind()) return this.acknowledge();
+  #answer(sending: boolean): void {
+    if (sending || this.behind()) return this.acknowledge();
     this.answerDue = true;
     this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
   }

@@ -25,7 +25,7 @@ import { afterDueAcks, FakeTransport } from "./_session_helpers.ts";
  * server's session (its hooks answer acks), over a stand-in for its
  * sessions that counts the errors and drops.
  */
-function sessionWithFive(server = false) {
+function sessionWithFive(server = false, limits = sessionLimits({})) {
   const heard = { errors: 0, detached: 0, remoteEnd: 0 };
   const session = server
     ? new ServerSession(
@@ -36,9 +36,9 @@ function sessionWithFive(server = false) {
       "id",
       "user",
       "hash",
-      sessionLimits({}),
+      limits,
     ).socket
-    : new SessionSocket(sessionLimits({}), {
+    : new SessionSocket(limits, {
       onError: () => heard.errors++,
       onDetach: () => heard.detached++,
       onRemoteEnd: () => heard.remoteEnd++,
@@ -141,6 +141,35 @@ Deno.test("Session (the server's): every ack of new frames is answered at once, 
     `{"type":10,"sequence":4}`,
   ]);
   assert.equal(session.buffered, 0);
+  assert.equal(heard.errors, 0);
+  session.end("expired");
+});
+
+Deno.test("Session (the server's): the ack of a client that sent frames since its previous ack is answered at once, even when our own ack already covered them (sequential calls cross both pacings together)", async () => {
+  const five = sessionWithFive(true, sessionLimits({ ackEvery: 2 }));
+  const { transport, heard } = five;
+  const session = five.session as ServerSessionSocket;
+  // The client sends two frames, and our own ack (pacing 2) covers them.
+  transport.receive(`{"sequence":1,"type":3,"method":"a"}`);
+  transport.receive(`{"sequence":2,"type":3,"method":"b"}`);
+  await afterDueAcks();
+  const before = transport.sent.length;
+  assert.deepEqual(transport.sent.slice(before - 1), [
+    `{"type":10,"sequence":2}`,
+  ]);
+  // Its ack: nothing new for us to acknowledge, but it sent since its
+  // previous ack, so its next frames wait behind this one: answered now.
+  transport.receive(`{"type":10,"sequence":3}`);
+  assert.deepEqual(transport.sent.slice(before), [`{"type":10,"sequence":2}`]);
+  // Its next ack, with nothing sent since: it only receives, so the answer
+  // waits for a frame of ours (none leaves: answered when the wait ends).
+  transport.receive(`{"type":10,"sequence":4}`);
+  assert.equal(transport.sent.length, before + 1);
+  session.answerLater();
+  assert.deepEqual(transport.sent.slice(before + 1), [
+    `{"type":10,"sequence":2}`,
+  ]);
+  assert.equal(session.buffered, 1);
   assert.equal(heard.errors, 0);
   session.end("expired");
 });
