@@ -80,12 +80,13 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
   }
 
   /**
-   * A lone ack of new frames is answered at once: a client whose TCP holds
-   * small writes (Nagle's algorithm; Deno's WebSocket client) would else
-   * wait ~40 ms for TCP's delayed acknowledgement of its ack before its next
-   * frames leave. Also when the client sent nothing since its last ack: at
-   * the tail of a burst it only receives, and its next requests follow the
-   * ack.
+   * A lone ack of new frames is answered: a client whose TCP holds small
+   * writes (Nagle's algorithm; Deno's WebSocket client) would else wait ~40
+   * ms for TCP's delayed acknowledgement of its ack before its next frames
+   * leave. Also when the client sent nothing since its last ack: at the tail
+   * of a burst it only receives, and its next requests follow the ack. When
+   * the answer leaves (at once, or after a short wait for a client that only
+   * receives) is the transport's rule: `ServerSessionSocket`.
    */
   answers(received: number, lone: boolean): boolean {
     return lone && received > this.#outbox!.acked;
