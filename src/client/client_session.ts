@@ -330,8 +330,9 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     settle: (outcome?: SessionOutcome<P>, error?: unknown) => void,
   ): void {
     transport.send(this.hello(codec?.carrier !== undefined));
-    transport.onmessage = (event) => {
-      transport.onmessage = null;
+    // A listener, not `onmessage`: Deno keeps an event handler's listener
+    // after it is set to null, and would call it for every later message.
+    transport.addEventListener("message", (event) => {
       if (!live()) return;
       let outcome: SessionOutcome<P>;
       try {
@@ -341,7 +342,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
         return;
       }
       settle(outcome);
-    };
+    }, { once: true });
   }
 
   /**
