@@ -172,16 +172,10 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     this.#restored = adopt;
   }
 
-  /**
-   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
-   * if that makes `ackEvery`, else within the delay.
-   *
-   * @param count Frames released and stored as such, in all.
-   */
-  paced(count: number): void {
-    if (count - this.#acknowledged >= this.#limits.ackEvery) {
-      this.acknowledge();
-    } else if (this.#transport) this.#ackTimer ??= this.#later();
+  /** The count our last acknowledgement carried. Internal (the server's
+   * holding paces its acknowledgements by it). */
+  protected get acknowledged(): number {
+    return this.#acknowledged;
   }
 
   /**

@@ -46,6 +46,7 @@ export interface ServerSessionHooks extends SessionHooks {
  */
 export class ServerSessionSocket extends SessionSocket {
   #hooks: ServerSessionHooks;
+  #limits: SessionLimits;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Holding (a shared store's): received frames wait there to be released. */
   #held: HeldFrames | undefined;
@@ -58,6 +59,7 @@ export class ServerSessionSocket extends SessionSocket {
   constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
     super(limits, hooks);
     this.#hooks = hooks;
+    this.#limits = limits;
     // V8 tracks a field as constant per class until its first store, and
     // the send path is compiled on that: these sockets (a class of their
     // own) would first store the acknowledgement fields at their first
@@ -107,14 +109,42 @@ export class ServerSessionSocket extends SessionSocket {
   }
 
   /**
+   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
+   * if that makes `ackEvery`, else within the delay.
+   *
+   * @param count Frames released and stored as such, in all.
+   */
+  paced(count: number): void {
+    const limits = this.#limits;
+    const held = this.#held!;
+    if (count - this.acknowledged >= limits.ackEvery) {
+      this.acknowledge();
+    } else if (this.transport) {
+      held.timer ??= setTimeout(paceLater, limits.ackDelay, this);
+    }
+  }
+
+  /** The delay of `paced` is over: acknowledges what was confirmed since.
+   * Not meant to be called. */
+  paceLater(): void {
+    this.#held!.timer = undefined;
+    if (this.behind()) this.acknowledge();
+  }
+
+  /**
    * Detaches the WebSocket (see `SessionSocket.detach`); an answer that
-   * waits is dropped.
+   * waits, and a paced acknowledgement, are dropped.
    *
    * @returns The socket that was attached.
    */
   override detach(): SocketLike | undefined {
     clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
+    const held = this.#held;
+    if (held !== undefined) {
+      clearTimeout(held.timer);
+      held.timer = undefined;
+    }
     this.answerDue = false;
     return super.detach();
   }
@@ -174,5 +204,6 @@ export class ServerSessionSocket extends SessionSocket {
   }
 }
 
-/** The answer's timer (no closure per session). */
+/** The answer's and the pacing's timers (no closure per session). */
 const answerLater = (socket: ServerSessionSocket) => socket.answerLater();
+const paceLater = (socket: ServerSessionSocket) => socket.paceLater();
