@@ -15,8 +15,8 @@ import type { SessionSocket } from "./session_socket.ts";
  * `ServerSessionSocket`).
  */
 export interface HoldingSocket extends SessionSocket {
-  /** `count` frames may be acknowledged: now, or within the delay. */
-  paced(count: number): void;
+  /** More frames may be acknowledged (`confirmed`): now, or within the delay. */
+  paced(): void;
 }
 
 /**
@@ -72,6 +72,6 @@ export class HeldFrames {
     count = Math.min(count, this.released);
     if (count <= this.confirmed) return;
     this.confirmed = count;
-    this.#socket.paced(count);
+    this.#socket.paced();
   }
 }

@@ -172,12 +172,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     this.#restored = adopt;
   }
 
-  /** The count our last acknowledgement carried. Internal (the server's
-   * holding paces its acknowledgements by it). */
-  protected get acknowledged(): number {
-    return this.#acknowledged;
-  }
-
   /**
    * Attaches a WebSocket after the session handshake and replays every
    * kept frame after `count`, the other side's count.
@@ -496,12 +490,13 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /**
    * Whether frames arrived (or were confirmed) since our last
-   * acknowledgement. Internal.
+   * acknowledgement: at least `by` of them. Internal.
    *
+   * @param by How many (the server's holding paces by `ackEvery`).
    * @returns `true` when an acknowledgement would tell something new.
    */
-  protected behind(): boolean {
-    return this.#durable() > this.#acknowledged;
+  protected behind(by = 1): boolean {
+    return this.#durable() - this.#acknowledged >= by;
   }
 
   /** What may be acknowledged: every frame, or those confirmed. */

@@ -109,15 +109,13 @@ export class ServerSessionSocket extends SessionSocket {
   }
 
   /**
-   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
+   * Holding: more frames may be acknowledged (`HeldFrames.confirm`): now
    * if that makes `ackEvery`, else within the delay.
-   *
-   * @param count Frames released and stored as such, in all.
    */
-  paced(count: number): void {
+  paced(): void {
     const limits = this.#limits;
     const held = this.#held!;
-    if (count - this.acknowledged >= limits.ackEvery) {
+    if (this.behind(limits.ackEvery)) {
       this.acknowledge();
     } else if (this.transport) {
       held.timer ??= setTimeout(paceLater, limits.ackDelay, this);
