@@ -54,11 +54,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
-  /**
-   * An answer to an ack waits (the server's, `ServerSessionSocket`): any
-   * frame written cancels it. Internal.
-   */
-  answerDue = false;
   #transport: SocketLike | undefined;
   /** Acknowledgements ride on large frames, both ways (negotiated). */
   #carrier: AckCarrier | undefined;
@@ -258,7 +253,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
       else this.#overflow(outbox);
       transport.send(data);
-      this.answerDue = false; // this frame carries TCP's acknowledgement
       if (this.#ackSoon) this.#acknowledgeDue();
       return;
     }
@@ -299,7 +293,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport.send(carried ?? data);
-    this.answerDue = false;
     // A due acknowledgement follows the first frame sent (see below).
     if (carried !== undefined) this.acknowledge(false);
     else if (this.#ackSoon) this.#acknowledgeDue();

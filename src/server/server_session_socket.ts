@@ -13,6 +13,7 @@ import type { SessionLimits } from "../peer/session_limits.ts";
 import type { SessionHooks } from "../peer/session_hooks.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import type { HeldFrames } from "../peer/held_frames.ts";
+import type { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 
 /**
  * How long the answer to a receiver's ack waits for a frame of ours that
@@ -48,6 +49,11 @@ export class ServerSessionSocket extends SessionSocket {
   #hooks: ServerSessionHooks;
   #limits: SessionLimits;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * While an answer to an ack waits: the frames this side had written then
+   * (any written since cancels it); -1 when none waits.
+   */
+  #answerAt = -1;
   /** Holding (a shared store's): received frames wait there to be released. */
   #held: HeldFrames | undefined;
 
@@ -143,7 +149,7 @@ export class ServerSessionSocket extends SessionSocket {
       clearTimeout(held.timer);
       held.timer = undefined;
     }
-    this.answerDue = false;
+    this.#answerAt = -1;
     return super.detach();
   }
 
@@ -187,8 +193,17 @@ export class ServerSessionSocket extends SessionSocket {
    */
   #answer(): void {
     if (this.behind()) return this.acknowledge();
-    this.answerDue = true;
+    this.#answerAt = this.#written();
     this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
+  }
+
+  /**
+   * The frames this side wrote to the socket: every one sent, or, while
+   * write-ahead holds them back, those that left.
+   */
+  #written(): number {
+    const outbox = this.outbox() as WriteAheadOutbox;
+    return outbox.stored === undefined ? outbox.sent : outbox.left;
   }
 
   /** The answer's wait is over: sent unless a frame went. Not meant to be
@@ -196,9 +211,9 @@ export class ServerSessionSocket extends SessionSocket {
   answerLater(): void {
     clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
-    if (!this.answerDue) return;
-    this.answerDue = false;
-    this.acknowledge();
+    const at = this.#answerAt;
+    this.#answerAt = -1;
+    if (at === this.#written()) this.acknowledge();
   }
 }
 
