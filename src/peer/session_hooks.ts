@@ -25,8 +25,6 @@ export interface SessionHooks {
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
   onError?(error: unknown): void;
-  /** A frame was kept for a replay (journaled by a shared store). */
-  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
   /**
    * Reads an acknowledgement (the server's: `decodeAckFast`, the plain form
    * without `JSON.parse`); absent: `decodeAck`. Throws a `ProtocolError`

@@ -250,8 +250,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       transport !== undefined && this.#lost === undefined &&
       outbox.stored === undefined
     ) {
-      if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
-      else this.#overflow(outbox);
+      if (!outbox.push(data, Date.now)) this.#overflow(outbox);
       transport.send(data);
       if (this.#ackSoon) this.#acknowledgeDue();
       return;
@@ -278,8 +277,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     const outbox = this.outbox() as WriteAhead;
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
-    } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
-    else this.#overflow(outbox);
+    } else if (!outbox.push(data, Date.now)) this.#overflow(outbox);
     // Write-ahead: held (in order) until stored.
     if (
       outbox.stored !== undefined && !outbox.leaves(transport !== undefined) ||

@@ -121,7 +121,12 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
   outbox(limits: OutboxLimits): WriteAheadOutbox {
-    return this.#outbox = new WriteAheadOutbox(limits);
+    // A shared store's journal is told of each frame kept.
+    const journal = this.sessions.journal;
+    return this.#outbox = new WriteAheadOutbox(
+      limits,
+      journal && ((data) => journal.sent(this, data)),
+    );
   }
 
   onDetach(code: number, reason: string): void {
@@ -154,10 +159,6 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
       `session protocol error user=${JSON.stringify(this.user)}`,
       error,
     );
-  }
-
-  onSent(data: string | Uint8Array<ArrayBuffer>): void {
-    this.sessions.journal?.sent(this, data);
   }
 
   onAcked(count: number): void {
