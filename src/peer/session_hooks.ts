@@ -19,8 +19,6 @@ export interface SessionHooks {
    * called, after the session ended, when the other side had ended it.
    */
   onDetach?(code: number, reason: string): void;
-  /** The buffer went over a limit: the session can no longer be resumed. */
-  onOverflow?(): void;
   /** The other side ended the session on purpose (an ack with `end`). */
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */

@@ -261,7 +261,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #overflow(outbox: SessionOutbox): void {
     this.#lost = "overflow";
     outbox.clear();
-    this.#hooks.onOverflow?.();
   }
 
   /** The other cases of `send`. */

@@ -20,26 +20,36 @@ type Data = string | Uint8Array<ArrayBuffer>;
  * A {@linkcode SessionOutbox} with write-ahead: after `holdSent`, a frame
  * leaves for the socket only once `releaseSent` counts it stored; held
  * frames wait here, in order, and a replay sends only stored ones. It
- * tells a shared store's journal of each frame it keeps (`kept`).
+ * tells a shared store's journal of each frame it keeps (`kept`), and its
+ * owner when it overflows.
  */
 export class WriteAheadOutbox extends SessionOutbox implements WriteAhead {
   override stored: number | undefined = undefined;
   /** Write-ahead: the last frame number written to the socket. */
   left = 0;
   #kept: ((data: Data) => void) | undefined;
+  #overflowed: (() => void) | undefined;
 
   /**
    * @param limits Its limits.
    * @param kept Told of each frame kept (within the limits), for the
    * journal of a shared store; not of the frames `load` puts back.
+   * @param overflowed Told when a frame goes over a limit (the session can
+   * no longer be resumed: its socket stops keeping frames).
    */
-  constructor(limits: OutboxLimits, kept?: (data: Data) => void) {
+  constructor(
+    limits: OutboxLimits,
+    kept?: (data: Data) => void,
+    overflowed?: () => void,
+  ) {
     super(limits);
     this.#kept = kept;
+    this.#overflowed = overflowed;
   }
 
   /**
-   * Keeps a frame just sent (see `SessionOutbox.push`), and tells `kept`.
+   * Keeps a frame just sent (see `SessionOutbox.push`), and tells `kept`,
+   * or `overflowed`.
    *
    * @param data The frame.
    * @param now The clock.
@@ -48,6 +58,7 @@ export class WriteAheadOutbox extends SessionOutbox implements WriteAhead {
   override push(data: Data, now: () => number): boolean {
     const fits = super.push(data, now);
     if (fits) this.#kept?.(data);
+    else this.#overflowed?.();
     return fits;
   }
 

@@ -121,20 +121,18 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
 
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
   outbox(limits: OutboxLimits): WriteAheadOutbox {
-    // A shared store's journal is told of each frame kept.
+    // A shared store's journal is told of each frame kept; the sessions,
+    // of an overflow.
     const journal = this.sessions.journal;
     return this.#outbox = new WriteAheadOutbox(
       limits,
       journal && ((data) => journal.sent(this, data)),
+      () => this.sessions.onOverflow(this),
     );
   }
 
   onDetach(code: number, reason: string): void {
     this.sessions.onDetach(this, code, reason);
-  }
-
-  onOverflow(): void {
-    this.sessions.onOverflow(this);
   }
 
   /** Its peer closed: the session ended. */
