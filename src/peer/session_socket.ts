@@ -113,11 +113,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     return this.#outbox?.sent ?? 0;
   }
 
-  /** Frames kept for a replay (sent, not acknowledged). */
-  get buffered(): number {
-    return this.#outbox?.size ?? 0;
-  }
-
   /** The kept frames, oldest first (a copy). */
   pendingFrames(): (string | Uint8Array<ArrayBuffer>)[] {
     return this.#outbox?.pending() ?? [];

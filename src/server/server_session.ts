@@ -119,6 +119,11 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     this.socket.hold(this.held ??= new HeldFrames(this.socket));
   }
 
+  /** The frames the client acknowledged (0 before any was sent). */
+  get acked(): number {
+    return this.#outbox?.acked ?? 0;
+  }
+
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
   outbox(limits: OutboxLimits): WriteAheadOutbox {
     // A shared store's journal is told of each frame kept; the sessions,
