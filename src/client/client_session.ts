@@ -251,7 +251,7 @@ export class ClientSession<P extends Peer<Endpoint, Endpoint>> {
     this.#limits = sessionLimits({
       maxFrames: options.maxBufferedFrames,
       maxBytes: options.maxBufferedBytes,
-      maxAge: Number.MAX_SAFE_INTEGER,
+      maxAge: Infinity, // no age limit on this side (as before: 2^53 ms)
       ackEvery: options.ackEvery,
       ackBytes: options.ackBytes,
       ackDelay: options.ackDelay,

@@ -2,12 +2,22 @@
  * {@linkcode HeldFrames}: the frames a session's transport received and has
  * not handed to its peer yet while a shared store holds them (stored before
  * handled), and how far its acknowledgements may go. Only the server makes
- * one (`SessionSocket.hold`), so the browser client does not carry it.
+ * one (`ServerSessionSocket.hold`), so the browser client does not carry it.
  *
  * @module
  */
 
 import type { SessionSocket } from "./session_socket.ts";
+
+/**
+ * The transport whose frames are held: a session socket that paces its
+ * acknowledgements by what is confirmed (the server's,
+ * `ServerSessionSocket`).
+ */
+export interface HoldingSocket extends SessionSocket {
+  /** More frames may be acknowledged (`confirmed`): now, or within the delay. */
+  paced(): void;
+}
 
 /**
  * Holding for one {@linkcode SessionSocket}: its received frames wait here
@@ -23,11 +33,13 @@ export class HeldFrames {
    * the frames after it, so that a new instance can report them in doubt.
    */
   confirmed: number;
-  #socket: SessionSocket;
+  /** The delayed acknowledgement of confirmed frames (the socket's `paced`). */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #socket: HoldingSocket;
   #frames: [Event, number][] = [];
 
   /** @param socket The transport whose frames are held (from its count). */
-  constructor(socket: SessionSocket) {
+  constructor(socket: HoldingSocket) {
     this.#socket = socket;
     this.released = this.confirmed = socket.received;
   }
@@ -60,6 +72,6 @@ export class HeldFrames {
     count = Math.min(count, this.released);
     if (count <= this.confirmed) return;
     this.confirmed = count;
-    this.#socket.paced(count);
+    this.#socket.paced();
   }
 }

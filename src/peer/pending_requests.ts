@@ -206,17 +206,6 @@ function timers(
 }
 
 /**
- * How a request settled, as reported to `onSettle`: answered (resolved or
- * rejected by an error response), or given up (timed out, aborted, or
- * rejected by `rejectAll()`).
- */
-const RESOLVED = 0;
-export const REJECTED = 1;
-const TIMED_OUT = 2;
-const ABORTED = 3;
-const REJECTED_ALL = 4;
-
-/**
  * Options of {@linkcode PendingRequests}: those of a
  * {@linkcode RequestTracker} with lower-level callbacks.
  */
@@ -224,8 +213,6 @@ export interface PendingRequestsOptions
   extends Omit<RequestTrackerOptions, "onUnexpected"> {
   /** Called for each response that matched no pending request. */
   onUnexpected?: (sequence: number) => void;
-  /** Called when a request settles, with how (`RESOLVED`...`REJECTED_ALL`). */
-  onSettle?: (sequence: number, outcome: number) => void;
   /** The error of a request whose timeout passed (default: {@linkcode RequestTimeoutError}). */
   timeoutError?: (sequence: number, timeout: number) => Error;
   /** The error of a request refused at `maxPending` (default: {@linkcode TooManyPendingError}). */
@@ -349,7 +336,7 @@ export class PendingRequests {
       const abort: AbortListener = request.abort = {
         signal,
         handleEvent: () => {
-          if (request.resolve) this.#give(request, signal.reason, ABORTED);
+          if (request.resolve) this.#give(request, signal.reason);
         },
       };
       signal.addEventListener("abort", abort, { once: true });
@@ -367,7 +354,7 @@ export class PendingRequests {
    * @returns `true` when a pending request matched.
    */
   resolve(sequence: number, value: unknown): boolean {
-    return this.#answer(sequence, value, RESOLVED);
+    return this.#answer(sequence, value, false);
   }
 
   /**
@@ -379,7 +366,7 @@ export class PendingRequests {
    * @returns `true` when a pending request matched.
    */
   reject(sequence: number, reason: Error): boolean {
-    return this.#answer(sequence, reason, REJECTED);
+    return this.#answer(sequence, reason, true);
   }
 
   /**
@@ -405,17 +392,15 @@ export class PendingRequests {
    */
   resolveAll(value: unknown): number {
     const entries = [...this.#pending.values()];
-    for (const request of entries) this.#settle(request, REJECTED_ALL)(value);
+    for (const request of entries) this.#settle(request)(value);
     return entries.length;
   }
 
   /** Settles the request `sequence` as answered, or reports a stray. */
-  #answer(sequence: number, value: unknown, outcome: number): boolean {
+  #answer(sequence: number, value: unknown, rejected: boolean): boolean {
     const request = this.#pending.get(sequence);
     if (request) {
-      this.#settle(request, outcome)(
-        outcome === REJECTED ? Promise.reject(value) : value,
-      );
+      this.#settle(request)(rejected ? Promise.reject(value) : value);
     } else {
       this.#options.onUnexpected?.(sequence);
     }
@@ -423,13 +408,13 @@ export class PendingRequests {
   }
 
   /** Gives a request up: rejects it and reports it as abandoned. */
-  #give(request: Entry, reason: unknown, outcome: number): void {
-    this.#settle(request, outcome)(Promise.reject(reason));
+  #give(request: Entry, reason: unknown): void {
+    this.#settle(request)(Promise.reject(reason));
     this.#options.onAbandon?.(request.sequence, reason);
   }
 
   /** Removes the request from every structure; returns its resolve. */
-  #settle(request: Entry, outcome: number): (value: unknown) => void {
+  #settle(request: Entry): (value: unknown) => void {
     const { resolve, abort } = request;
     request.resolve = undefined;
     this.#pending.delete(request.sequence);
@@ -438,7 +423,6 @@ export class PendingRequests {
       abort.signal.removeEventListener("abort", abort);
       request.abort = undefined;
     }
-    this.#options.onSettle?.(request.sequence, outcome);
     return resolve!;
   }
 
@@ -449,7 +433,6 @@ export class PendingRequests {
       request as Entry,
       this.#options.timeoutError?.(sequence, timeout) ??
         new RequestTimeoutError(sequence, timeout),
-      TIMED_OUT,
     );
   };
 }

@@ -9,9 +9,10 @@
 import {
   type PendingRequest,
   PendingRequests,
-  REJECTED,
+  type RequestSequences,
   type TrackOptions,
 } from "./pending_requests.ts";
+import { RequestTimeoutError } from "../wire/errors.ts";
 import { timeoutLists } from "./timeout_lists.ts";
 
 /**
@@ -112,6 +113,17 @@ export interface TrackerStats {
  */
 const RECENT = 128;
 
+/**
+ * How a request settled: answered (resolved or rejected by an error
+ * response), or given up (timed out, aborted, or rejected by
+ * `rejectAll()`).
+ */
+const RESOLVED = 0;
+const REJECTED = 1;
+const TIMED_OUT = 2;
+const ABORTED = 3;
+const REJECTED_ALL = 4;
+
 /** The counter of each outcome. */
 const COUNTERS = [
   "resolved",
@@ -140,16 +152,33 @@ class Metrics {
   #recent: Int32Array | undefined;
   #index = 0;
   #onUnexpected: RequestTrackerOptions["onUnexpected"];
+  #onAbandon: RequestTrackerOptions["onAbandon"];
+  /** The error of the request timing out now (its abandon follows). */
+  #expired: Error | undefined;
 
-  constructor(onUnexpected: RequestTrackerOptions["onUnexpected"]) {
-    this.#onUnexpected = onUnexpected;
+  constructor(options: RequestTrackerOptions) {
+    this.#onUnexpected = options.onUnexpected;
+    this.#onAbandon = options.onAbandon;
   }
 
-  settled = (sequence: number, outcome: number): void => {
+  settled(sequence: number, outcome: number): void {
     this.stats[COUNTERS[outcome]]++;
     const recent = this.#recent ??= new Int32Array(RECENT);
     recent[this.#index] = outcome > REJECTED ? -sequence : sequence;
     this.#index = (this.#index + 1) & (RECENT - 1);
+  }
+
+  /** A request timed out: counted, and its error made (its abandon follows). */
+  expired = (sequence: number, timeout: number): Error => {
+    this.settled(sequence, TIMED_OUT);
+    return this.#expired = new RequestTimeoutError(sequence, timeout);
+  };
+
+  /** A request was given up: timed out (counted already) or aborted. */
+  abandoned = (sequence: number, reason: unknown): void => {
+    if (reason !== this.#expired) this.settled(sequence, ABORTED);
+    this.#expired = undefined;
+    this.#onAbandon?.(sequence, reason);
   };
 
   stray = (sequence: number): void => {
@@ -188,6 +217,8 @@ class Metrics {
 export class RequestTracker implements Disposable {
   #core: PendingRequests;
   #metrics: Metrics;
+  /** The core's sequences, which list the pending ones. */
+  #sequences: RequestSequences = { last: 0 };
 
   /**
    * Creates an empty tracker.
@@ -197,12 +228,14 @@ export class RequestTracker implements Disposable {
    * out of range.
    */
   constructor(options: RequestTrackerOptions = {}) {
-    const metrics = this.#metrics = new Metrics(options.onUnexpected);
+    const metrics = this.#metrics = new Metrics(options);
     this.#core = new PendingRequests({
       timeouts: timeoutLists,
       ...options,
       onUnexpected: metrics.stray,
-      onSettle: metrics.settled,
+      timeoutError: metrics.expired,
+      onAbandon: metrics.abandoned,
+      sequences: this.#sequences,
     });
   }
 
@@ -251,7 +284,9 @@ export class RequestTracker implements Disposable {
    * @returns `true` when a pending request was resolved.
    */
   resolve(sequence: number, value: unknown): boolean {
-    return this.#core.resolve(sequence, value);
+    const settled = this.#core.resolve(sequence, value);
+    if (settled) this.#metrics.settled(sequence, RESOLVED);
+    return settled;
   }
 
   /**
@@ -263,7 +298,9 @@ export class RequestTracker implements Disposable {
    * @returns `true` when a pending request was rejected.
    */
   reject(sequence: number, reason: Error): boolean {
-    return this.#core.reject(sequence, reason);
+    const settled = this.#core.reject(sequence, reason);
+    if (settled) this.#metrics.settled(sequence, REJECTED);
+    return settled;
   }
 
   /**
@@ -275,6 +312,9 @@ export class RequestTracker implements Disposable {
    * @returns How many requests were rejected.
    */
   rejectAll(reason: Error): number {
+    for (const sequence of this.#sequences.pending!()) {
+      this.#metrics.settled(sequence, REJECTED_ALL);
+    }
     return this.#core.rejectAll(reason);
   }
 

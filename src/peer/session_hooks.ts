@@ -19,14 +19,10 @@ export interface SessionHooks {
    * called, after the session ended, when the other side had ended it.
    */
   onDetach?(code: number, reason: string): void;
-  /** The buffer went over a limit: the session can no longer be resumed. */
-  onOverflow?(): void;
   /** The other side ended the session on purpose (an ack with `end`). */
   onRemoteEnd?(): void;
   /** A session frame broke the protocol; the transport is closed with 1002. */
   onError?(error: unknown): void;
-  /** A frame was kept for a replay (journaled by a shared store). */
-  onSent?(data: string | Uint8Array<ArrayBuffer>): void;
   /**
    * Reads an acknowledgement (the server's: `decodeAckFast`, the plain form
    * without `JSON.parse`); absent: `decodeAck`. Throws a `ProtocolError`

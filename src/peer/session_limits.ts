@@ -46,8 +46,8 @@ export function sessionLimits(options: Partial<SessionLimits>): SessionLimits {
     ackBytes: options.ackBytes ?? 1024 * 1024,
     ackDelay: options.ackDelay ?? 1_000,
   };
-  for (const [name, value] of Object.entries(limits)) {
-    if (!(value > 0)) {
+  for (const name in limits) {
+    if (!(limits[name as keyof SessionLimits] > 0)) {
       throw new RangeError(
         `Cannot configure sessions: ${name} must be a positive number`,
       );

@@ -54,11 +54,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
   #ackSoon = false; // due: at the next frame sent, else the next turn
   #ackTurn = false; // the next turn's check is scheduled
-  /**
-   * An answer to an ack waits (the server's, `ServerSessionSocket`): any
-   * frame written cancels it. Internal.
-   */
-  answerDue = false;
   #transport: SocketLike | undefined;
   /** Acknowledgements ride on large frames, both ways (negotiated). */
   #carrier: AckCarrier | undefined;
@@ -118,11 +113,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     return this.#outbox?.sent ?? 0;
   }
 
-  /** Frames kept for a replay (sent, not acknowledged). */
-  get buffered(): number {
-    return this.#outbox?.size ?? 0;
-  }
-
   /** The kept frames, oldest first (a copy). */
   pendingFrames(): (string | Uint8Array<ArrayBuffer>)[] {
     return this.#outbox?.pending() ?? [];
@@ -170,18 +160,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   restore(received: number, adopt = true): void {
     this.#received = this.#acknowledged = received;
     this.#restored = adopt;
-  }
-
-  /**
-   * Holding: `count` frames may be acknowledged (`HeldFrames.confirm`): now
-   * if that makes `ackEvery`, else within the delay.
-   *
-   * @param count Frames released and stored as such, in all.
-   */
-  paced(count: number): void {
-    if (count - this.#acknowledged >= this.#limits.ackEvery) {
-      this.acknowledge();
-    } else if (this.#transport) this.#ackTimer ??= this.#later();
   }
 
   /**
@@ -267,10 +245,8 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       transport !== undefined && this.#lost === undefined &&
       outbox.stored === undefined
     ) {
-      if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
-      else this.#overflow(outbox);
+      if (!outbox.push(data, Date.now)) this.#overflow(outbox);
       transport.send(data);
-      this.answerDue = false; // this frame carries TCP's acknowledgement
       if (this.#ackSoon) this.#acknowledgeDue();
       return;
     }
@@ -280,7 +256,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
   #overflow(outbox: SessionOutbox): void {
     this.#lost = "overflow";
     outbox.clear();
-    this.#hooks.onOverflow?.();
   }
 
   /** The other cases of `send`. */
@@ -296,8 +271,7 @@ export class SessionSocket extends ListenerLists implements SocketLike {
     const outbox = this.outbox() as WriteAhead;
     if (this.#lost !== undefined) {
       outbox.sent++; // Counted, not kept: no replay is possible any more.
-    } else if (outbox.push(data, Date.now)) this.#hooks.onSent?.(data);
-    else this.#overflow(outbox);
+    } else if (!outbox.push(data, Date.now)) this.#overflow(outbox);
     // Write-ahead: held (in order) until stored.
     if (
       outbox.stored !== undefined && !outbox.leaves(transport !== undefined) ||
@@ -311,7 +285,6 @@ export class SessionSocket extends ListenerLists implements SocketLike {
       : undefined;
     // No readyState read: a closing socket drops it (kept for the replay).
     transport.send(carried ?? data);
-    this.answerDue = false;
     // A due acknowledgement follows the first frame sent (see below).
     if (carried !== undefined) this.acknowledge(false);
     else if (this.#ackSoon) this.#acknowledgeDue();
@@ -502,12 +475,13 @@ export class SessionSocket extends ListenerLists implements SocketLike {
 
   /**
    * Whether frames arrived (or were confirmed) since our last
-   * acknowledgement. Internal.
+   * acknowledgement: at least `by` of them. Internal.
    *
+   * @param by How many (the server's holding paces by `ackEvery`).
    * @returns `true` when an acknowledgement would tell something new.
    */
-  protected behind(): boolean {
-    return this.#durable() > this.#acknowledged;
+  protected behind(by = 1): boolean {
+    return this.#durable() - this.#acknowledged >= by;
   }
 
   /** What may be acknowledged: every frame, or those confirmed. */

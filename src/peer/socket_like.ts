@@ -49,7 +49,7 @@ export interface SocketLike {
  * `codec.prepare(webSocket)` called on that WebSocket first (docs/binary.md).
  */
 export function readyForCodec(socket: SocketLike, codec: Codec): void {
-  Object.assign(socket, { binaryType: "arraybuffer" });
+  (socket as { binaryType?: string }).binaryType = "arraybuffer";
   if (
     codec.prepare && typeof WebSocket === "function" &&
     socket instanceof WebSocket

@@ -8,19 +8,59 @@
  * @module
  */
 
-import { SessionOutbox, type WriteAhead } from "./session_outbox.ts";
+import {
+  type OutboxLimits,
+  SessionOutbox,
+  type WriteAhead,
+} from "./session_outbox.ts";
 
 type Data = string | Uint8Array<ArrayBuffer>;
 
 /**
  * A {@linkcode SessionOutbox} with write-ahead: after `holdSent`, a frame
  * leaves for the socket only once `releaseSent` counts it stored; held
- * frames wait here, in order, and a replay sends only stored ones.
+ * frames wait here, in order, and a replay sends only stored ones. It
+ * tells a shared store's journal of each frame it keeps (`kept`), and its
+ * owner when it overflows.
  */
 export class WriteAheadOutbox extends SessionOutbox implements WriteAhead {
   override stored: number | undefined = undefined;
   /** Write-ahead: the last frame number written to the socket. */
   left = 0;
+  #kept: ((data: Data) => void) | undefined;
+  #overflowed: (() => void) | undefined;
+
+  /**
+   * @param limits Its limits.
+   * @param kept Told of each frame kept (within the limits), for the
+   * journal of a shared store; not of the frames `load` puts back.
+   * @param overflowed Told when a frame goes over a limit (the session can
+   * no longer be resumed: its socket stops keeping frames).
+   */
+  constructor(
+    limits: OutboxLimits,
+    kept?: (data: Data) => void,
+    overflowed?: () => void,
+  ) {
+    super(limits);
+    this.#kept = kept;
+    this.#overflowed = overflowed;
+  }
+
+  /**
+   * Keeps a frame just sent (see `SessionOutbox.push`), and tells `kept`,
+   * or `overflowed`.
+   *
+   * @param data The frame.
+   * @param now The clock.
+   * @returns `false` when a limit is exceeded.
+   */
+  override push(data: Data, now: () => number): boolean {
+    const fits = super.push(data, now);
+    if (fits) this.#kept?.(data);
+    else this.#overflowed?.();
+    return fits;
+  }
 
   /** Write-ahead from now on: the frames sent so far count as stored. */
   holdSent(): void {
@@ -93,6 +133,6 @@ export class WriteAheadOutbox extends SessionOutbox implements WriteAhead {
       return;
     }
     this.sent = this.acked = sent - frames.length;
-    for (const frame of frames) this.push(frame, Date.now);
+    for (const frame of frames) super.push(frame, Date.now);
   }
 }

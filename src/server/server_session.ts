@@ -120,17 +120,25 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
     this.socket.hold(this.held ??= new HeldFrames(this.socket));
   }
 
+  /** The frames the client acknowledged (0 before any was sent). */
+  get acked(): number {
+    return this.#outbox?.acked ?? 0;
+  }
+
   /** Its outbox keeps write-ahead (a shared store's) and loads (takeover). */
   outbox(limits: OutboxLimits): WriteAheadOutbox {
-    return this.#outbox = new WriteAheadOutbox(limits);
+    // A shared store's journal is told of each frame kept; the sessions,
+    // of an overflow.
+    const journal = this.sessions.journal;
+    return this.#outbox = new WriteAheadOutbox(
+      limits,
+      journal && ((data) => journal.sent(this, data)),
+      () => this.sessions.onOverflow(this),
+    );
   }
 
   onDetach(code: number, reason: string): void {
     this.sessions.onDetach(this, code, reason);
-  }
-
-  onOverflow(): void {
-    this.sessions.onOverflow(this);
   }
 
   /** Its peer closed: the session ended. */
@@ -155,10 +163,6 @@ export class Session<Local extends Endpoint, Remote extends Endpoint>
       `session protocol error user=${JSON.stringify(this.user)}`,
       error,
     );
-  }
-
-  onSent(data: string | Uint8Array<ArrayBuffer>): void {
-    this.sessions.journal?.sent(this, data);
   }
 
   onAcked(count: number): void {

@@ -13,6 +13,7 @@ import type { SessionLimits } from "../peer/session_limits.ts";
 import type { SessionHooks } from "../peer/session_hooks.ts";
 import type { SocketLike } from "../peer/socket_like.ts";
 import type { HeldFrames } from "../peer/held_frames.ts";
+import type { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 
 /**
  * How long the answer to a receiver's ack waits for a frame of ours that
@@ -46,9 +47,15 @@ export interface ServerSessionHooks extends SessionHooks {
  */
 export class ServerSessionSocket extends SessionSocket {
   #hooks: ServerSessionHooks;
+  #limits: SessionLimits;
   #answerTimer: ReturnType<typeof setTimeout> | undefined;
   /** Frames received when the other side's previous ack arrived. */
   #receivedAtAck = 0;
+  /**
+   * While an answer to an ack waits: the frames this side had written then
+   * (any written since cancels it); -1 when none waits.
+   */
+  #answerAt = -1;
   /** Holding (a shared store's): received frames wait there to be released. */
   #held: HeldFrames | undefined;
 
@@ -60,6 +67,7 @@ export class ServerSessionSocket extends SessionSocket {
   constructor(limits: SessionLimits, hooks: ServerSessionHooks) {
     super(limits, hooks);
     this.#hooks = hooks;
+    this.#limits = limits;
     // V8 tracks a field as constant per class until its first store, and
     // the send path is compiled on that: these sockets (a class of their
     // own) would first store the acknowledgement fields at their first
@@ -109,15 +117,41 @@ export class ServerSessionSocket extends SessionSocket {
   }
 
   /**
+   * Holding: more frames may be acknowledged (`HeldFrames.confirm`): now
+   * if that makes `ackEvery`, else within the delay.
+   */
+  paced(): void {
+    const limits = this.#limits;
+    const held = this.#held!;
+    if (this.behind(limits.ackEvery)) {
+      this.acknowledge();
+    } else if (this.transport) {
+      held.timer ??= setTimeout(paceLater, limits.ackDelay, this);
+    }
+  }
+
+  /** The delay of `paced` is over: acknowledges what was confirmed since.
+   * Not meant to be called. */
+  paceLater(): void {
+    this.#held!.timer = undefined;
+    if (this.behind()) this.acknowledge();
+  }
+
+  /**
    * Detaches the WebSocket (see `SessionSocket.detach`); an answer that
-   * waits is dropped.
+   * waits, and a paced acknowledgement, are dropped.
    *
    * @returns The socket that was attached.
    */
   override detach(): SocketLike | undefined {
     clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
-    this.answerDue = false;
+    const held = this.#held;
+    if (held !== undefined) {
+      clearTimeout(held.timer);
+      held.timer = undefined;
+    }
+    this.#answerAt = -1;
     return super.detach();
   }
 
@@ -170,8 +204,17 @@ export class ServerSessionSocket extends SessionSocket {
    */
   #answer(sending: boolean): void {
     if (sending || this.behind()) return this.acknowledge();
-    this.answerDue = true;
+    this.#answerAt = this.#written();
     this.#answerTimer ??= setTimeout(answerLater, ANSWER_WAIT, this);
+  }
+
+  /**
+   * The frames this side wrote to the socket: every one sent, or, while
+   * write-ahead holds them back, those that left.
+   */
+  #written(): number {
+    const outbox = this.outbox() as WriteAheadOutbox;
+    return outbox.stored === undefined ? outbox.sent : outbox.left;
   }
 
   /** The answer's wait is over: sent unless a frame went. Not meant to be
@@ -179,11 +222,12 @@ export class ServerSessionSocket extends SessionSocket {
   answerLater(): void {
     clearTimeout(this.#answerTimer);
     this.#answerTimer = undefined;
-    if (!this.answerDue) return;
-    this.answerDue = false;
-    this.acknowledge();
+    const at = this.#answerAt;
+    this.#answerAt = -1;
+    if (at === this.#written()) this.acknowledge();
   }
 }
 
-/** The answer's timer (no closure per session). */
+/** The answer's and the pacing's timers (no closure per session). */
 const answerLater = (socket: ServerSessionSocket) => socket.answerLater();
+const paceLater = (socket: ServerSessionSocket) => socket.paceLater();

@@ -62,6 +62,8 @@ export interface JournaledSession {
   readonly secretHash: string;
   /** Its transport. */
   readonly socket: SessionSocket;
+  /** The frames the client acknowledged (0 before any was sent). */
+  readonly acked: number;
   /** What its transport holds until stored (see `SessionSocket.hold`). */
   readonly held: HeldFrames | undefined;
   /** Write-ahead from now on: what it sends leaves once stored. */
@@ -204,7 +206,7 @@ export class SessionJournal {
     this.#live.add(session);
     const entry = session.entry;
     entry.received = session.socket.received;
-    entry.acked = session.socket.sent - session.socket.buffered;
+    entry.acked = session.acked;
     entry.framesEnd = session.socket.sent;
     if (fresh) entry.snapshot = true;
     // Write-ahead: what it sends from now on leaves once stored.

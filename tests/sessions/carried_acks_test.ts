@@ -120,11 +120,11 @@ Deno.test("SessionSocket: a received head's count trims the outbox like an ack, 
     got.resolve(bytes);
     return 1;
   });
-  assert.equal(socket.buffered, 5);
+  assert.equal(socket.pendingFrames().length, 5);
   transport.receive(received(carry(bigRequest(1), 3)!));
   assert.deepEqual(await got.promise, pattern(BIG, 1));
   // 3 trimmed; the response to the request is kept.
-  assert.equal(socket.buffered, 5 - 3 + 1);
+  assert.equal(socket.pendingFrames().length, 5 - 3 + 1);
   // A count past what was sent is a violation (1002), as in an ack.
   transport.receive(received(carry(bigRequest(2), 99)!));
   assert.equal(transport.closedWith, 1002);
@@ -138,7 +138,7 @@ Deno.test("SessionSocket: 8 bytes that are not a count (NaN, a fraction, negativ
     transport.receive(received(carry(bigRequest(1), bad)!));
     assert.equal(transport.closedWith, 1002, String(bad));
     // Nothing was trimmed: the outbox still replays all three.
-    assert.equal(socket.buffered, 3);
+    assert.equal(socket.pendingFrames().length, 3);
     peer.close();
     socket.close();
   }
@@ -272,7 +272,7 @@ Deno.test("Client and server carry acks: with acks otherwise a minute away, each
     const bytes = pattern(BIG, round);
     assert.deepEqual(await s.client.call("echo", bytes), bytes);
     // 300 KiB is under the 1 MiB pacing: only the carried count trims.
-    assert.equal(socket.buffered, 0);
+    assert.equal(socket.pendingFrames().length, 0);
   }
 });
 

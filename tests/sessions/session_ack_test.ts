@@ -53,16 +53,16 @@ function sessionWithFive(server = false, limits = sessionLimits({})) {
 
 Deno.test("SessionSocket: plain acks trim the outbox, one with end is told to the owner", () => {
   const { session, transport, heard } = sessionWithFive();
-  assert.equal(session.buffered, 5);
+  assert.equal(session.pendingFrames().length, 5);
   transport.receive(`{"type":10,"sequence":2}`);
-  assert.equal(session.buffered, 3);
+  assert.equal(session.pendingFrames().length, 3);
   transport.receive(`{"type":10,"sequence":2}`);
-  assert.equal(session.buffered, 3);
+  assert.equal(session.pendingFrames().length, 3);
   // Another order of the fields goes through JSON.parse, to the same effect.
   transport.receive(`{"type":10,"sequence":4 }`);
-  assert.equal(session.buffered, 1);
+  assert.equal(session.pendingFrames().length, 1);
   transport.receive(`{"type":10,"sequence":5,"end":true}`);
-  assert.equal(session.buffered, 0);
+  assert.equal(session.pendingFrames().length, 0);
   assert.equal(heard.remoteEnd, 1);
   assert.equal(heard.errors, 0);
 });
@@ -87,7 +87,7 @@ Deno.test("Session (the server's): the ack of a client that only received is ans
   assert.deepEqual(transport.sent.slice(before + 1), [
     `{"type":10,"sequence":0}`,
   ]);
-  assert.equal(session.buffered, 2);
+  assert.equal(session.pendingFrames().length, 2);
   assert.equal(heard.errors, 0);
   session.end("expired");
 });
@@ -109,7 +109,7 @@ for (
     assert.equal(heard.errors, 1);
     assert.equal(heard.detached, 1);
     // Nothing was trimmed by the bad ack: the session can still replay.
-    assert.equal(session.buffered, 4);
+    assert.equal(session.pendingFrames().length, 4);
     assert.equal(session.ended, false);
     session.end("expired");
   });
@@ -140,7 +140,7 @@ Deno.test("Session (the server's): every ack of new frames is answered at once, 
   assert.deepEqual(transport.sent.slice(before + 2), [
     `{"type":10,"sequence":4}`,
   ]);
-  assert.equal(session.buffered, 0);
+  assert.equal(session.pendingFrames().length, 0);
   assert.equal(heard.errors, 0);
   session.end("expired");
 });
@@ -169,7 +169,7 @@ Deno.test("Session (the server's): the ack of a client that sent frames since it
   assert.deepEqual(transport.sent.slice(before + 1), [
     `{"type":10,"sequence":2}`,
   ]);
-  assert.equal(session.buffered, 1);
+  assert.equal(session.pendingFrames().length, 1);
   assert.equal(heard.errors, 0);
   session.end("expired");
 });
@@ -180,7 +180,7 @@ Deno.test("SessionSocket: without the server's hooks (the client), an ack is not
   const before = transport.sent.length;
   transport.receive(`{"type":10,"sequence":3}`);
   assert.equal(transport.sent.length, before);
-  assert.equal(session.buffered, 2);
+  assert.equal(session.pendingFrames().length, 2);
   session.end("expired");
 });
 
