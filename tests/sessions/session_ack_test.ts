@@ -51,6 +51,26 @@ function sessionWithFive(server = false, limits = sessionLimits({})) {
   return { session, transport, heard };
 }
 
+/**
+ * A lone ack of `ack` frames whose answer waits: nothing leaves at once, and
+ * when the wait ends (no frame of ours left meanwhile) the answer carries
+ * `count`.
+ */
+function answeredAfterWait(
+  session: ServerSessionSocket,
+  transport: FakeTransport,
+  ack: number,
+  count: number,
+): void {
+  const before = transport.sent.length;
+  transport.receive(`{"type":10,"sequence":${ack}}`);
+  assert.equal(transport.sent.length, before);
+  session.answerLater();
+  assert.deepEqual(transport.sent.slice(before), [
+    `{"type":10,"sequence":${count}}`,
+  ]);
+}
+
 Deno.test("SessionSocket: plain acks trim the outbox, one with end is told to the owner", () => {
   const { session, transport, heard } = sessionWithFive();
   assert.equal(session.pendingFrames().length, 5);
@@ -81,12 +101,7 @@ Deno.test("Session (the server's): the ack of a client that only received is ans
     `{"sequence":0,"type":3,"message":6}`,
   ]);
   // None leaves within the wait: answered then, with the count unchanged.
-  transport.receive(`{"type":10,"sequence":4}`);
-  assert.equal(transport.sent.length, before + 1);
-  session.answerLater();
-  assert.deepEqual(transport.sent.slice(before + 1), [
-    `{"type":10,"sequence":0}`,
-  ]);
+  answeredAfterWait(session, transport, 4, 0);
   assert.equal(session.pendingFrames().length, 2);
   assert.equal(heard.errors, 0);
   session.end("expired");
@@ -163,12 +178,7 @@ Deno.test("Session (the server's): the ack of a client that sent frames since it
   assert.deepEqual(transport.sent.slice(before), [`{"type":10,"sequence":2}`]);
   // Its next ack, with nothing sent since: it only receives, so the answer
   // waits for a frame of ours (none leaves: answered when the wait ends).
-  transport.receive(`{"type":10,"sequence":4}`);
-  assert.equal(transport.sent.length, before + 1);
-  session.answerLater();
-  assert.deepEqual(transport.sent.slice(before + 1), [
-    `{"type":10,"sequence":2}`,
-  ]);
+  answeredAfterWait(session, transport, 4, 2);
   assert.equal(session.pendingFrames().length, 1);
   assert.equal(heard.errors, 0);
   session.end("expired");
