@@ -36,7 +36,7 @@ self.onmessage = async (event: MessageEvent) => {
       cluster = new Cluster(bus, {
         id: command.id as string,
         heartbeatInterval: 20,
-        presenceTtl: 60,
+        presenceTtl: 300, // 15 heartbeats: survivors must not expire under CI load
         node: {
           deliver: (push: Push) => post({ ev: "delivered", push }),
           request: (user, message) =>
