@@ -18,18 +18,20 @@
  *
  * `count` defaults to 20,000, `warm` to 100,000, `root` to this checkout
  * (another worktree is the "before" of a change), `modes` to
- * `client,lean` (also `nosession`: our `Client` with `session: false`);
+ * `client,lean` (also `nosession`: our `Client` with `session: false`;
+ * `leanbatch`: the lean client offering `duplex.batch`);
  * `BENCH_WINDOW` sets the requests in flight (default 1,000; 1 counts
  * sequential round trips).
  * V8 compiles and collects on the main thread with fixed seeds
  * (`--single-threaded`), so repeated runs agree closely. `BENCH_TOP=40`
  * also prints the 40 functions with the most self instructions per request
- * (V8's `--perf-basic-prof` map; its writes are counted too).
+ * (V8's `--perf-basic-prof` map; its writes are counted too), and with two
+ * modes the functions whose cost differs most between them.
  *
  * @module
  */
 
-import { countChild, counted } from "./_callgrind.ts";
+import { countChild, counted, printDifferences } from "./_callgrind.ts";
 import { checkoutModules, UNLIMITED } from "./_checkout.ts";
 import { closeAll, open, pipelinedRuns, wireFor } from "./lean_client.ts";
 
@@ -62,8 +64,8 @@ async function child(
   const url = `ws://127.0.0.1:${http.addr.port}/?user=bench`;
   let run: (total: number) => Promise<void>;
   let close: () => Promise<void>;
-  if (mode === "lean") {
-    const wire = wireFor("duplex.v1");
+  if (mode === "lean" || mode === "leanbatch") {
+    const wire = wireFor(mode === "lean" ? "duplex.v1" : "batch");
     const socket = await open(wire, "127.0.0.1", http.addr.port, "bench");
     run = pipelinedRuns(wire, socket, WINDOW);
     close = () => closeAll([socket]);
@@ -99,14 +101,17 @@ async function measure(
   count: number,
   warm: number,
   top = 0,
-): Promise<number> {
+): Promise<{ perRequest: number; byName: Map<string, number> }> {
   const { total, byName } = await countChild(
     new URL(import.meta.url).pathname,
     [mode, String(count), String(warm), root],
     top > 0,
   );
   if (top > 0) printTop(byName, count, top);
-  return total / count;
+  const perRequest = new Map(
+    [...byName].map(([name, cost]) => [name, cost / count]),
+  );
+  return { perRequest: total / count, byName: perRequest };
 }
 
 /** Prints the `top` functions by self instructions per request. */
@@ -136,13 +141,27 @@ if (import.meta.main) {
     // `BENCH_TOP=40`: the 40 costliest functions (self, per request) too.
     const top = Number(Deno.env.get("BENCH_TOP") ?? 0);
     const results: Record<string, number> = {};
+    const profiles: Map<string, number>[] = [];
     for (const mode of modes) {
-      results[mode] = await measure(root, mode, count, warm, top);
+      const { perRequest, byName } = await measure(
+        root,
+        mode,
+        count,
+        warm,
+        top,
+      );
+      results[mode] = perRequest;
+      profiles.push(byName);
       console.log(
         `${mode}: ${
           results[mode].toFixed(0)
         } instructions per request (${WINDOW} in flight, ${count} after ${warm})`,
       );
+    }
+    // Two modes: where the second spends more or less than the first.
+    if (top > 0 && modes.length === 2) {
+      console.log(`${modes[0]} → ${modes[1]}:`);
+      printDifferences(profiles[0], profiles[1], top);
     }
     if (results.client !== undefined && results.lean !== undefined) {
       console.log(

@@ -12,7 +12,11 @@
  * and once a connection's last burst was a single frame (a client waiting
  * for each answer), its next first frame is sent at once, without the hops,
  * as fast as without coalescing; frames that follow it in the same turn are
- * queued and batched as before.
+ * queued and batched as before. Such a burst ends after {@linkcode LONE_HOPS}
+ * idle hops rather than {@linkcode IDLE_HOPS} unless more frames come: the
+ * hops run before Deno writes the frame (its socket writes wait for the
+ * turn's microtasks). A `duplex.nagle` client's burst keeps the full wait,
+ * which gives an async handler time to answer before a pong would.
  *
  * The same end of a burst serves clients that offered `duplex.nagle`
  * (PROTOCOL.md "Nagle answers"): a burst in which such a client's frames
@@ -40,6 +44,17 @@ export const NAGLE_ANSWER = '{"sequence":0,"type":6}';
  */
 export const IDLE_HOPS = 4;
 
+/**
+ * The idle hops after which a burst that began with a frame sent at once
+ * (a lone frame: a client waiting for each answer) ends: the 2 that still
+ * catch Deno's dispatch of a buffered message (1 does not: pipelined
+ * requests after sequential ones then never batch). Each hop saved is
+ * ~1,200 instructions per round trip in Deno 2.9
+ * (bench/client_instructions.ts, modes `lean,leanbatch`); once a second
+ * frame comes, the burst gets the full {@linkcode IDLE_HOPS}.
+ */
+export const LONE_HOPS = 2;
+
 /** Flushes the queued sockets of one server when a burst of frames ends. */
 export class Coalescer {
   /** Frames queued so far (any socket): a change means the burst goes on. */
@@ -48,26 +63,36 @@ export class Coalescer {
   #scheduled = false;
   #seen = 0;
   #idle = 0;
+  /** Idle hops that end the current burst. */
+  #hops = IDLE_HOPS;
   readonly #hop = (): void => {
     if (this.frames !== this.#seen) {
       this.#seen = this.frames;
       this.#idle = 0;
-    } else if (++this.#idle >= IDLE_HOPS) {
+      this.#hops = IDLE_HOPS;
+    } else if (++this.#idle >= this.#hops) {
       this.#flush();
       return;
     }
     queueMicrotask(this.#hop);
   };
 
-  /** Flushes `socket` when the current burst ends. */
-  schedule(socket: CoalescingSocket): void {
+  /**
+   * Flushes `socket` when the current burst ends.
+   *
+   * @param socket The socket with frames queued, or in a burst.
+   * @param lone Its burst began with a frame sent at once: a shorter wait
+   *   ({@linkcode LONE_HOPS}) unless more frames come.
+   */
+  schedule(socket: CoalescingSocket, lone = false): void {
     this.#queued.push(socket);
     if (!this.#scheduled) {
       this.#scheduled = true;
       this.#seen = this.frames;
       this.#idle = 0;
+      this.#hops = lone ? LONE_HOPS : IDLE_HOPS;
       queueMicrotask(this.#hop);
-    }
+    } else if (!lone) this.#hops = IDLE_HOPS;
   }
 
   #flush(): void {
@@ -163,10 +188,10 @@ export class CoalescingSocket implements SocketLike {
     this.#reader!.handleEvent(event);
   }
 
-  #schedule(): void {
+  #schedule(lone = false): void {
     if (!this.#scheduled) {
       this.#scheduled = true;
-      this.#coalescer.schedule(this);
+      this.#coalescer.schedule(this, lone);
     }
   }
 
@@ -202,7 +227,7 @@ export class CoalescingSocket implements SocketLike {
     this.#coalescer.frames++;
     if (!this.#inBurst) {
       this.#inBurst = true;
-      this.#schedule();
+      this.#schedule(this.#lone);
       if (this.#lone) {
         // Most likely alone again: no wait.
         this.#sent = 1;

@@ -5,6 +5,8 @@ import { SessionSocket } from "../../src/peer/session_socket.ts";
 import {
   Coalescer,
   CoalescingSocket,
+  IDLE_HOPS,
+  LONE_HOPS,
 } from "../../src/server/coalescing_socket.ts";
 import { deadline, once } from "../_helpers.ts";
 import {
@@ -290,5 +292,38 @@ Deno.test("CoalescingSocket sends the first frame of a burst at once after a lon
   assert.deepEqual(
     JSON.parse(sent[4]).message.map((f: { sequence: number }) => f.sequence),
     [6, 7, 8],
+  );
+});
+
+Deno.test("Coalescer: after a lone frame the burst ends sooner (LONE_HOPS), unless frames keep coming one hop apart", async () => {
+  const sent: string[] = [];
+  const socket = new CoalescingSocket(recordingSocket(sent), new Coalescer());
+  const frame = (n: number) => `{"sequence":${n},"type":2,"message":"ok"}`;
+  socket.send(frame(1));
+  await afterBurst();
+  // Lone: sent at once, and its burst is over after LONE_HOPS idle hops,
+  // where a queued burst waits IDLE_HOPS.
+  socket.send(frame(2));
+  assert.equal(sent.length, 2);
+  // Each await of a resolved promise is one microtask hop (inline: an
+  // awaited helper would add two).
+  for (let i = 0; i <= LONE_HOPS; i++) await Promise.resolve();
+  assert.ok(LONE_HOPS + 1 < IDLE_HOPS);
+  socket.send(frame(3));
+  assert.equal(sent.length, 3, "a new burst: its first frame leaves at once");
+  // Frames one hop apart (Deno dispatches buffered messages so): one burst,
+  // the first at once, the rest batched once the full IDLE_HOPS pass.
+  await afterBurst();
+  socket.send(frame(4));
+  for (let n = 5; n <= 8; n++) {
+    await Promise.resolve();
+    socket.send(frame(n));
+  }
+  assert.equal(sent.length, 4);
+  await afterBurst();
+  assert.equal(sent.length, 5);
+  assert.deepEqual(
+    JSON.parse(sent[4]).message.map((f: { sequence: number }) => f.sequence),
+    [5, 6, 7, 8],
   );
 });
