@@ -1,0 +1,144 @@
+/**
+ * When Deno writes a WebSocket message: a raw Deno echo server (its own
+ * process) that, after `send`, queues a microtask doing `busy` µs of work
+ * (a spin on the clock), against the same echo doing none. If the message
+ * left at `send`, the round trip would not change; it grows by the work's
+ * length, because Deno writes the message only once the turn's microtasks
+ * are done (docs/performance.md "Sequential calls with batch frames: the
+ * hops before the write"). Sequential round trips of one byte from a raw
+ * Deno client, the two servers in turn (blocks of 1,000 after a warm-up),
+ * the server on CPU 1 and this client on CPU 0 when `taskset` exists.
+ *
+ *   deno run -A bench/write_after_microtasks.ts [busyMicroseconds] [rounds]
+ *
+ * Prints the p50 of each server and their difference, then one JSON line.
+ *
+ * @module
+ */
+
+import { median } from "./stats.ts";
+
+const [busyText = "30", roundsText = "10000"] = Deno.args;
+const busy = Number(busyText);
+const rounds = Number(roundsText);
+const BLOCK = 1_000;
+
+/** The echo: `--serve <busy>` prints its port, then echoes until killed. */
+function serve(busyUs: number): void {
+  const spin = () => {
+    const end = performance.now() + busyUs / 1_000;
+    while (performance.now() < end) {
+      // The work queued after the send.
+    }
+  };
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (request) => {
+      const { socket, response } = Deno.upgradeWebSocket(request);
+      socket.onmessage = (event) => {
+        socket.send(event.data);
+        if (busyUs > 0) queueMicrotask(spin);
+      };
+      return response;
+    },
+  );
+  console.log(JSON.stringify({ port: http.addr.port }));
+}
+
+async function pinnable(): Promise<boolean> {
+  try {
+    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
+    return (await probe.output()).success;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts an echo in its own process; resolves with its port and a stop. */
+async function start(busyUs: number, pin: boolean) {
+  const argv = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--serve",
+    String(busyUs),
+  ];
+  const command = pin ? ["taskset", "-c", "1", ...argv] : argv;
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("Cannot start the echo: it exited");
+    text += value;
+  }
+  const { port } = JSON.parse(text.slice(0, text.indexOf("\n")));
+  return {
+    port: port as number,
+    async stop(): Promise<void> {
+      child.kill("SIGTERM");
+      await child.status;
+      await reader.cancel();
+    },
+  };
+}
+
+async function open(port: number): Promise<WebSocket> {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+  await new Promise((resolve, reject) => {
+    socket.onopen = resolve;
+    socket.onerror = () => reject(new Error(`Cannot open port ${port}`));
+  });
+  return socket;
+}
+
+/** One round trip of one byte, in ms. */
+function roundTrip(socket: WebSocket): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    socket.onmessage = () => resolve(performance.now() - started);
+    socket.send("x");
+  });
+}
+
+if (Deno.args[0] === "--serve") {
+  serve(Number(Deno.args[1]));
+} else {
+  const pin = await pinnable();
+  if (pin) {
+    // This client on CPU 0 (the servers are started on CPU 1).
+    const self = new Deno.Command("taskset", {
+      args: ["-cp", "0", String(Deno.pid)],
+      stdout: "null",
+    });
+    await self.output();
+  }
+  const servers = [await start(0, pin), await start(busy, pin)];
+  const sockets = await Promise.all(servers.map(({ port }) => open(port)));
+  const times: number[][] = [[], []];
+  for (const socket of sockets) {
+    for (let i = 0; i < BLOCK; i++) await roundTrip(socket);
+  }
+  for (let block = 0; block * BLOCK < rounds; block++) {
+    for (let k = 0; k < 2; k++) {
+      const which = (block + k) % 2;
+      for (let i = 0; i < BLOCK; i++) {
+        times[which].push(await roundTrip(sockets[which]));
+      }
+    }
+  }
+  for (const socket of sockets) socket.close();
+  await Promise.all(servers.map((server) => server.stop()));
+  const p50 = times.map((list) => median(list) * 1_000);
+  console.log(`echo:                           p50 ${p50[0].toFixed(1)} µs`);
+  console.log(
+    `echo, then ${busy} µs in a microtask: p50 ${p50[1].toFixed(1)} µs`,
+  );
+  console.log(`difference: ${(p50[1] - p50[0]).toFixed(1)} µs`);
+  console.log(JSON.stringify({ busyUs: busy, p50Us: p50, pinned: pin }));
+}
