@@ -19,19 +19,10 @@
  */
 
 import { median } from "./stats.ts";
-import { spawnServer } from "./process.ts";
+import { onCpu1, pinToCpu0, spawnServer } from "./process.ts";
 
 const rounds = Number(Deno.args[0] ?? 40_000);
 const BLOCK = 1_000;
-
-async function pinnable(): Promise<boolean> {
-  try {
-    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
-    return (await probe.output()).success;
-  } catch {
-    return false;
-  }
-}
 
 async function open(port: number, protocols: string[]): Promise<WebSocket> {
   const socket = new WebSocket(`ws://127.0.0.1:${port}/?user=ab`, protocols);
@@ -65,20 +56,13 @@ function figures(times: number[]) {
   return { mean, p50: median(sorted) * 1e3, p90: at(0.9), p99: at(0.99) };
 }
 
-const pin = await pinnable();
-if (pin) {
-  await new Deno.Command("taskset", {
-    args: ["-cp", "0", String(Deno.pid)],
-    stdout: "null",
-  }).output();
-}
-const server = await spawnServer([
-  ...(pin ? ["taskset", "-c", "1"] : []),
+const pin = await pinToCpu0();
+const server = await spawnServer(onCpu1([
   Deno.execPath(),
   "run",
   "-A",
   new URL("duplex_server.ts", import.meta.url).pathname,
-]);
+], pin));
 const kinds = {
   plain: await open(server.port, ["duplex.v1"]),
   batch: await open(server.port, ["duplex.v1", "duplex.batch"]),

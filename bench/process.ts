@@ -134,3 +134,28 @@ export async function leanClient(
   const lines = new TextDecoder().decode(stdout).trim().split("\n");
   return JSON.parse(lines.at(-1)!);
 }
+
+/**
+ * Pins this process to CPU 0 when `taskset` works (util-linux), so that a
+ * server started under `taskset -c 1` gets the other CPU to itself.
+ *
+ * @returns Whether it pinned (then start servers with {@linkcode onCpu1}).
+ */
+export async function pinToCpu0(): Promise<boolean> {
+  try {
+    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
+    if (!(await probe.output()).success) return false;
+    const self = new Deno.Command("taskset", {
+      args: ["-cp", "0", String(Deno.pid)],
+      stdout: "null",
+    });
+    return (await self.output()).success;
+  } catch {
+    return false;
+  }
+}
+
+/** `argv` under `taskset -c 1` when `pinned`, else as it is. */
+export function onCpu1(argv: string[], pinned: boolean): string[] {
+  return pinned ? ["taskset", "-c", "1", ...argv] : argv;
+}

@@ -17,6 +17,7 @@
  */
 
 import { median } from "./stats.ts";
+import { onCpu1, pinToCpu0 } from "./process.ts";
 
 const [busyText = "30", roundsText = "10000"] = Deno.args;
 const busy = Number(busyText);
@@ -45,15 +46,6 @@ function serve(busyUs: number): void {
   console.log(JSON.stringify({ port: http.addr.port }));
 }
 
-async function pinnable(): Promise<boolean> {
-  try {
-    const probe = new Deno.Command("taskset", { args: ["-c", "0", "true"] });
-    return (await probe.output()).success;
-  } catch {
-    return false;
-  }
-}
-
 /** Starts an echo in its own process; resolves with its port and a stop. */
 async function start(busyUs: number, pin: boolean) {
   const argv = [
@@ -64,7 +56,7 @@ async function start(busyUs: number, pin: boolean) {
     "--serve",
     String(busyUs),
   ];
-  const command = pin ? ["taskset", "-c", "1", ...argv] : argv;
+  const command = onCpu1(argv, pin);
   const child = new Deno.Command(command[0], {
     args: command.slice(1),
     stdout: "piped",
@@ -109,15 +101,7 @@ function roundTrip(socket: WebSocket): Promise<number> {
 if (Deno.args[0] === "--serve") {
   serve(Number(Deno.args[1]));
 } else {
-  const pin = await pinnable();
-  if (pin) {
-    // This client on CPU 0 (the servers are started on CPU 1).
-    const self = new Deno.Command("taskset", {
-      args: ["-cp", "0", String(Deno.pid)],
-      stdout: "null",
-    });
-    await self.output();
-  }
+  const pin = await pinToCpu0();
   const servers = [await start(0, pin), await start(busy, pin)];
   const sockets = await Promise.all(servers.map(({ port }) => open(port)));
   const times: number[][] = [[], []];
