@@ -20,18 +20,10 @@
 
 import { median } from "./stats.ts";
 import { onCpu1, pinToCpu0, spawnServer } from "./process.ts";
+import { open, wireFor } from "./lean_client.ts";
 
 const rounds = Number(Deno.args[0] ?? 40_000);
 const BLOCK = 1_000;
-
-async function open(port: number, protocols: string[]): Promise<WebSocket> {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/?user=ab`, protocols);
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error(`Cannot open port ${port}`));
-  });
-  return socket;
-}
 
 let sequence = 0;
 
@@ -63,9 +55,10 @@ const server = await spawnServer(onCpu1([
   "-A",
   new URL("duplex_server.ts", import.meta.url).pathname,
 ], pin));
+// One user: the bench server's relay notifies the others, here nobody.
 const kinds = {
-  plain: await open(server.port, ["duplex.v1"]),
-  batch: await open(server.port, ["duplex.v1", "duplex.batch"]),
+  plain: await open(wireFor("duplex.v1"), "127.0.0.1", server.port, "ab"),
+  batch: await open(wireFor("batch"), "127.0.0.1", server.port, "ab"),
 };
 const names = ["plain", "batch"] as const;
 const times: Record<string, number[]> = { plain: [], batch: [] };

@@ -17,7 +17,13 @@
  */
 
 import { median } from "./stats.ts";
-import { onCpu1, pinToCpu0 } from "./process.ts";
+import { open, wireFor } from "./lean_client.ts";
+import {
+  onCpu1,
+  pinToCpu0,
+  type RunningServer,
+  spawnServer,
+} from "./process.ts";
 
 const [busyText = "30", roundsText = "10000"] = Deno.args;
 const busy = Number(busyText);
@@ -46,47 +52,16 @@ function serve(busyUs: number): void {
   console.log(JSON.stringify({ port: http.addr.port }));
 }
 
-/** Starts an echo in its own process; resolves with its port and a stop. */
-async function start(busyUs: number, pin: boolean) {
-  const argv = [
+/** Starts an echo in its own process (on CPU 1 when `pinned`). */
+function start(busyUs: number, pinned: boolean): Promise<RunningServer> {
+  return spawnServer(onCpu1([
     Deno.execPath(),
     "run",
     "-A",
     new URL(import.meta.url).pathname,
     "--serve",
     String(busyUs),
-  ];
-  const command = onCpu1(argv, pin);
-  const child = new Deno.Command(command[0], {
-    args: command.slice(1),
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!text.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("Cannot start the echo: it exited");
-    text += value;
-  }
-  const { port } = JSON.parse(text.slice(0, text.indexOf("\n")));
-  return {
-    port: port as number,
-    async stop(): Promise<void> {
-      child.kill("SIGTERM");
-      await child.status;
-      await reader.cancel();
-    },
-  };
-}
-
-async function open(port: number): Promise<WebSocket> {
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
-  await new Promise((resolve, reject) => {
-    socket.onopen = resolve;
-    socket.onerror = () => reject(new Error(`Cannot open port ${port}`));
-  });
-  return socket;
+  ], pinned));
 }
 
 /** One round trip of one byte, in ms. */
@@ -103,7 +78,11 @@ if (Deno.args[0] === "--serve") {
 } else {
   const pin = await pinToCpu0();
   const servers = [await start(0, pin), await start(busy, pin)];
-  const sockets = await Promise.all(servers.map(({ port }) => open(port)));
+  const sockets = await Promise.all(
+    servers.map(({ port }) =>
+      open(wireFor("original"), "127.0.0.1", port, "x")
+    ),
+  );
   const times: number[][] = [[], []];
   for (const socket of sockets) {
     for (let i = 0; i < BLOCK; i++) await roundTrip(socket);
