@@ -21,7 +21,7 @@ import { deadline, once } from "../_helpers.ts";
 import { redisTest } from "../_redis.ts";
 import { listen, wsUrl } from "../_server_helpers.ts";
 
-const FAST: ClusterOptions = { heartbeatInterval: 20, presenceTtl: 200 };
+const FAST: ClusterOptions = { heartbeatInterval: 20, presenceTtl: 300 };
 
 /** One instance: transport, cluster, server and HTTP. */
 interface Instance extends AsyncDisposable {

@@ -340,11 +340,13 @@ function clusterSuite(
     async (makeBus) => {
       await using instances = await startInstances(makeBus, 2);
       const [a, b] = instances;
+      const started = Promise.withResolvers<void>();
       const cancelled = Promise.withResolvers<unknown>();
       b.node.handlers.set(
         "slow",
         (_message, options) =>
           new Promise((_, reject) => {
+            started.resolve();
             options.signal?.addEventListener("abort", () => {
               cancelled.resolve(options.signal?.reason);
               reject(options.signal?.reason);
@@ -354,15 +356,21 @@ function clusterSuite(
       const joined = presence(a.cluster, "join", "slow");
       b.cluster.addLocalUser("slow");
       await joined;
-      await assert.rejects(
-        a.cluster.request("slow", 1, { timeout: 30 }),
+      // The timeout leaves the request ample time to reach B: one that
+      // arrives after its deadline is not run at all (and so is never
+      // cancelled; broker_boundary_test.ts covers that path). A 30 ms
+      // timeout once lost that race on a loaded CI machine.
+      const timedOut = assert.rejects(
+        a.cluster.request("slow", 1, { timeout: 400 }),
         (error: unknown) => {
           assert.ok(error instanceof RequestTimeoutError);
           assert.equal(error.code, "REQUEST_TIMEOUT");
-          assert.equal(error.timeout, 30);
+          assert.equal(error.timeout, 400);
           return true;
         },
       );
+      await deadline(started.promise, 3_000, "the request to reach B");
+      await timedOut;
       const reason = await deadline(cancelled.promise, 3_000, "cancel");
       assert.equal((reason as { code?: string }).code, "CANCELLED");
       // An abort signal works the same way.

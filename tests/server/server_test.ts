@@ -680,7 +680,7 @@ interface ServerApi extends Endpoint {
 }
 
 Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connection", async () => {
-  const server = new DuplexServer<ServerApi, ClientApi>({ timeout: 20 });
+  const server = new DuplexServer<ServerApi, ClientApi>();
   await using http = listen(server);
   await using _legacy = await legacyClient(server, http, "alice");
   await assert.rejects(
@@ -729,7 +729,7 @@ Deno.test("DuplexServer.request() asks the user's most recent duplex.v1 connecti
   const stuck = gate<boolean>();
   recent.peer.handle("confirm", () => stuck.promise);
   await assert.rejects(
-    server.call("confirm", "?", { to: "alice" }),
+    server.call("confirm", "?", { to: "alice", timeout: 20 }),
     RequestTimeoutError,
   );
   stuck.resolve(true);
