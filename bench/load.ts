@@ -3,19 +3,21 @@
  * figures as JSON on the last line. Runs in its own process, apart from the
  * server. Usage:
  *
- *   deno run -A bench/load.ts <raw|duplex> <workload> <port> [count]
+ *   deno run -A bench/load.ts <raw|duplex> <workload> <port> [count] [warmup]
  *
- * Workloads: sequential, pipelined, fanout, idle.
+ * Workloads: sequential (after `warmup` untimed round trips, default
+ * 1,000), pipelined, fanout, idle.
  */
 
 import { Client } from "../client.ts";
 
 type Impl = "raw" | "duplex";
 
-const [impl, workload, portText, countText] = Deno.args as [
+const [impl, workload, portText, countText, warmupText] = Deno.args as [
   Impl,
   string,
   string,
+  string?,
   string?,
 ];
 const port = Number(portText);
@@ -59,7 +61,7 @@ async function closeRaw(sockets: WebSocket[]): Promise<void> {
 /** Sequential round trips: one request in flight. */
 async function sequential(count: number): Promise<Record<string, number>> {
   const latencies = new Float64Array(count);
-  const warmup = Math.min(1000, count);
+  const warmup = Number(warmupText ?? 1000);
   let elapsed: number;
   if (impl === "raw") {
     const socket = await openRaw(`${base}/?user=bench`);

@@ -33,9 +33,10 @@
  *
  * Options (environment): BENCH_REPEATS (default 3), BENCH_BLOCKS (blocks
  * of an interleaved workload, default 20), BENCH_PIN=0 (no CPU pinning),
- * BENCH_QUICK=1 (small counts, for a smoke run), BENCH_ONLY=seq,pipe100,... (workload ids or
- * section ids: server, e2e, memory, coalescing, session-server, extras,
- * sessions, streams, presence). The opt-in workload
+ * BENCH_SEQ_WARMUP (untimed round trips before a sequential workload,
+ * default 20,000), BENCH_QUICK=1 (small counts, for a smoke run),
+ * BENCH_ONLY=seq,pipe100,... (workload ids or section ids: server, e2e,
+ * memory, coalescing, session-server, extras, sessions, streams, presence). The opt-in workload
  * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
  *
  * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
@@ -97,6 +98,20 @@ const PIN: { server: string; client: string } | undefined = (() => {
     return undefined;
   }
 })();
+/**
+ * Untimed round trips before a sequential workload is timed (its `size`),
+ * BENCH_SEQ_WARMUP to change: what a long-running server's steady state is.
+ * V8 compiles a server's hot path with its top tier (TurboFan) only after
+ * about 16,000 sequential round trips, the raw server's and Duplex's alike.
+ * With the 1,000 of earlier runs, the 10,000 timed round trips ran on the
+ * tier below (Maglev), where Duplex's longer path costs relatively more: the
+ * batch row read 0.89–0.92 and the plain wire 0.92–0.95 there, against
+ * 0.97–1.00 after 20,000 (docs/performance.md, "Sequential rows: timed past
+ * the optimizing compiler").
+ */
+const SEQUENTIAL_WARMUP = Number(
+  Deno.env.get("BENCH_SEQ_WARMUP") ?? (QUICK ? 1000 : 20_000),
+);
 /** The fewest sends of the one sender in a fan-out block. */
 const FANOUT_BLOCK = 200;
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",");
@@ -132,7 +147,10 @@ interface Workload {
   /** Wires the lean client speaks to raw and Duplex ("" for e2e). */
   wires: string[];
   driver: Driver;
-  /** Workload name of the driver, count and size (window, receivers). */
+  /**
+   * Workload name of the driver, count and size (window, receivers; for a
+   * sequential workload, its untimed warm-up round trips).
+   */
   workload: string;
   count: number;
   size?: number;
@@ -209,7 +227,7 @@ const WORKLOADS: Workload[] = [
     driver: "lean",
     workload: "sequential",
     count: QUICK ? 2000 : 10_000,
-    size: 1000,
+    size: SEQUENTIAL_WARMUP,
     peers: true,
     figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
   },
@@ -269,6 +287,7 @@ const WORKLOADS: Workload[] = [
     driver: "e2e",
     workload: "sequential",
     count: QUICK ? 2000 : 10_000,
+    size: SEQUENTIAL_WARMUP,
     peers: false,
     figures: [requests(at(">=", 0.9)), ...latency(at("<=", 1.1))],
   },
@@ -344,7 +363,7 @@ const WORKLOADS: Workload[] = [
     driver: "lean",
     workload: "sequential",
     count: QUICK ? 2000 : 10_000,
-    size: 1000,
+    size: SEQUENTIAL_WARMUP,
     peers: false,
     figures: [requests(at(">=", 0.95)), ...latency(at("<=", 1.05))],
     duplexWire: "batch",
@@ -355,7 +374,12 @@ const WORKLOADS: Workload[] = [
     ["session-fan1000", "fan-out to 1,000 receivers", "fanout", 1000],
     // A guard: an ack that nothing answers once cost ~40 ms every 64 round
     // trips (Nagle's algorithm in Deno's client; PROTOCOL.md "Sessions").
-    ["session-seq", "sequential round trips (guard)", "sequential", 1000],
+    [
+      "session-seq",
+      "sequential round trips (guard)",
+      "sequential",
+      SEQUENTIAL_WARMUP,
+    ],
   ].map(([id, label, workload, size]): Workload => ({
     id: id as string,
     section: "session-server",
@@ -534,6 +558,7 @@ async function runOnce(
         workload.workload,
         String(running.port),
         String(workload.count),
+        String(workload.size ?? 0),
       ];
     const { success, stdout } = await spawnDeno(args).output();
     if (!success) {
