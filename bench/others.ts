@@ -75,6 +75,9 @@ async function sessions(quick: boolean): Promise<Row[]> {
     [
       "--v8-flags=--expose-gc",
       new URL("sessions_bench.ts", here).pathname,
+      // Median of pairs of sides, as every other figure of the run.
+      "--repeats",
+      Deno.env.get("BENCH_REPEATS") ?? (quick ? "1" : "3"),
     ],
     quick ? { BENCH_QUICK: "1" } : {},
   );
