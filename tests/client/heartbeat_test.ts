@@ -56,13 +56,15 @@ Deno.test("Heartbeat sends a fresh ping instead of a dead verdict when its timer
     // Simulate a throttled or frozen tab: the event loop stalls for longer
     // than the timeout right after the first ping.
     setTimeout(() => {
-      const until = Date.now() + 60;
+      const until = Date.now() + 150;
       while (Date.now() < until) { /* stall */ }
     }, 0);
   };
+  // A 50 ms timeout: the second ping's timer would have to run 50 ms late
+  // too (a loaded machine) to be taken for another stall.
   using _heartbeat = new Heartbeat(peer, dead.resolve, {
     interval: 1,
-    timeout: 20,
+    timeout: 50,
   });
   await deadline(dead.promise);
   assert.equal(peer.pings, 2);
