@@ -36,8 +36,9 @@
  * BENCH_SEQ_WARMUP (untimed round trips before a sequential workload,
  * default 20,000), BENCH_QUICK=1 (small counts, for a smoke run),
  * BENCH_ONLY=seq,pipe100,... (workload ids or section ids: server, e2e,
- * memory, coalescing, session-server, extras, sessions, streams, presence). The opt-in workload
- * BENCH_ONLY=idle100k holds 100,000 idle connections (bench/idle_many.ts).
+ * memory, coalescing, session-server, extras, sessions, streams, presence).
+ * The opt-in workload BENCH_ONLY=idle100k holds 100,000 idle connections
+ * (bench/idle_many.ts).
  *
  * Full runs write bench/results/latest.{json,md,svg} (latest-peers.* with
  * `--peers`); quick and partial runs write bench/results/scratch.*.
@@ -106,7 +107,7 @@ const PIN: { server: string; client: string } | undefined = (() => {
  * With the 1,000 of earlier runs, the 10,000 timed round trips ran on the
  * tier below (Maglev), where Duplex's longer path costs relatively more: the
  * batch row read 0.89–0.92 and the plain wire 0.92–0.95 there, against
- * 0.97–1.00 after 20,000 (docs/performance.md, "Sequential rows: timed past
+ * 0.96–1.00 after 20,000 (docs/performance.md, "Sequential rows: timed past
  * the optimizing compiler").
  */
 const SEQUENTIAL_WARMUP = Number(

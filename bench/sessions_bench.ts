@@ -380,7 +380,7 @@ const repeats = Math.max(
     repeatsAt >= 0
       ? Deno.args[repeatsAt + 1]
       : Deno.env.get("BENCH_REPEATS") ?? (quick ? 1 : 3),
-  ),
+  ) || 1,
 );
 const workloads: { name: string; unit: string; count: number }[] = [
   { name: "pipelined", unit: "req/s", count: quick ? 5_000 : 20_000 },
