@@ -24,16 +24,17 @@ class Link {
   #midframe = false;
   #midframeTimer: ReturnType<typeof setTimeout> | undefined;
   readonly done: Promise<void>;
+  /** Settles when the server's side ends (even black-holed). */
+  readonly serverEnded: Promise<void>;
   /** The server port. */
   target = 0;
 
   constructor(client: Deno.TcpConn, server: Deno.TcpConn) {
     this.#client = client;
     this.#server = server;
-    this.done = Promise.all([
-      this.#pump(client, server),
-      this.#pump(server, client),
-    ]).then(() => this.#closeBoth());
+    this.serverEnded = this.#pump(server, client);
+    this.done = Promise.all([this.#pump(client, server), this.serverEnded])
+      .then(() => this.#closeBoth());
   }
 
   get closed(): boolean {
@@ -178,6 +179,15 @@ export class FaultProxy implements AsyncDisposable {
       n++;
     }
     return n;
+  }
+
+  /**
+   * Settles once the server has closed its side of every black-holed
+   * connection (the proxy keeps their client side open).
+   */
+  async blackholesEndedByServer(): Promise<void> {
+    const links = [...this.#links].filter((link) => link.blackholed);
+    await Promise.all(links.map((link) => link.serverEnded));
   }
 
   /** Closes every connection, black-holed ones included. */

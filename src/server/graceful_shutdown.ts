@@ -7,6 +7,7 @@
  */
 
 import type { Endpoint, RequestContext, RequestHandler } from "../peer/peer.ts";
+import { closeQuietly } from "../peer/socket_like.ts";
 import { RemoteError } from "../wire/errors.ts";
 import { ErrorCode } from "../wire/protocol.ts";
 import type { ServerConnection } from "./connection.ts";
@@ -161,6 +162,8 @@ export class GracefulShutdown {
         // Sockets still opening are closed when they open.
         if (connection.socket.readyState === OPEN) {
           connection.peer.close(1001, "Server shutting down");
+          // A socket a resume replaced is not its peer's any more.
+          closeQuietly(connection.socket, 1001, "Server shutting down");
         }
       }
       if (sockets.size > 0) {

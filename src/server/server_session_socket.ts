@@ -11,7 +11,7 @@
 import { SessionSocket } from "../peer/session_socket.ts";
 import type { SessionLimits } from "../peer/session_limits.ts";
 import type { SessionHooks } from "../peer/session_hooks.ts";
-import type { SocketLike } from "../peer/socket_like.ts";
+import { closeQuietly, type SocketLike } from "../peer/socket_like.ts";
 import type { HeldFrames } from "../peer/held_frames.ts";
 import type { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 
@@ -153,6 +153,28 @@ export class ServerSessionSocket extends SessionSocket {
     }
     this.#answerAt = -1;
     return super.detach();
+  }
+
+  /**
+   * Detaches the WebSocket that a resume replaced, as `drop` does, but
+   * leaves it open when the server pings idle sockets (`idleTimeout` > 0).
+   * The client that resumed found that connection dead, often behind a
+   * black hole (a phone that lost its network): a WebSocket that Deno has
+   * sent a close frame on waits for the answer until TCP gives up (many
+   * minutes), holding its connection slot, while an open one that stays
+   * silent is closed by Deno's idle timeout within `idleTimeout` seconds. A
+   * live old connection closes itself: its client left it. Without an
+   * idle timeout it is closed at once, as before.
+   *
+   * @param code The close code.
+   * @param reason The close reason.
+   * @param idleTimeout The socket's idle timeout, in seconds.
+   */
+  retire(code: number, reason: string, idleTimeout: number): void {
+    const transport = this.detach();
+    if (transport === undefined) return;
+    if (!(idleTimeout > 0)) closeQuietly(transport, code, reason);
+    this.#hooks.onDetach?.(code, reason);
   }
 
   /**

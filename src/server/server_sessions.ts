@@ -49,6 +49,7 @@ import { delay, randomToken, sameSecret, Session } from "./server_session.ts";
 import { JournalEntry, SessionJournal } from "./session_journal.ts";
 
 const MOVED_DELAY = 1_000; // ms a session taken over elsewhere stays here
+const RESUMED = "Session resumed on a new connection"; // the old socket's close
 
 /** An upgraded socket that asked for a session. */
 export type SessionUpgrade = Upgraded;
@@ -447,7 +448,7 @@ export class ServerSessions<Local extends Endpoint, Remote extends Endpoint> {
   ): void {
     const old = session.connection;
     // A client that found its connection dead before the server did.
-    session.socket.drop(4000, "Session resumed on a new connection");
+    session.socket.retire(4000, RESUMED, upgrade.idleTimeout);
     clearTimeout(session.timer);
     session.timer = undefined;
     if (session.detached) {

@@ -74,6 +74,8 @@ export interface Upgraded {
   codec?: Codec;
   /** The session hello asked for carried acks, granted: the codec's way. */
   carrier?: AckCarrier;
+  /** The socket's `idleTimeout`, in seconds (0: none). */
+  idleTimeout: number;
 }
 
 /** The checks before an upgrade, and the refusals they answer. */
@@ -291,6 +293,7 @@ export class UpgradePath {
         address,
         session,
         codec,
+        idleTimeout: options.idleTimeout,
       });
       return response;
     } catch (error) {

@@ -62,7 +62,7 @@ export async function chaos(options: ChaosOptions): Promise<ChaosResult> {
     rateLimit: false,
     maxInFlight: 10_000,
     sessions: { grace: 60_000 },
-    idleTimeout: 0,
+    idleTimeout: 2, // s: Deno closes the replaced black-holed sockets
   });
   const http = listen(server);
   const proxy = new FaultProxy(http.addr.port);

@@ -151,7 +151,12 @@ for (const [key, run] of scenarios) {
   if (only && !only.includes(key)) continue;
   console.log(`\n▶ ${key}`);
   const t0 = performance.now();
-  const result = await run();
+  // A scenario that throws fails alone; the others still run.
+  const result = await run().catch((error): ScenarioResult => ({
+    name: key,
+    failures: [`threw: ${error?.stack ?? error}`],
+    figures: {},
+  }));
   result.figures.seconds = Math.round((performance.now() - t0) / 1000);
   results.push(result);
   console.log(
