@@ -25,6 +25,16 @@ function report(value: Record<string, unknown>): void {
 
 const clients: Client[] = [];
 let disconnects = 0;
+/** Seconds from the start at which clients saw a disconnect (the first 20). */
+const disconnectedAt: number[] = [];
+// The event loop's worst lag: a process that stalls cannot answer pings.
+let maxLagMs = 0;
+let lagDue = performance.now() + 100;
+const lagProbe = setInterval(() => {
+  const now = performance.now();
+  maxLagMs = Math.max(maxLagMs, now - lagDue);
+  lagDue = now + 100;
+}, 100);
 const codes: Record<string, number> = {};
 let failedOpen = 0;
 const started = performance.now();
@@ -45,6 +55,9 @@ async function opener(): Promise<void> {
     );
     client.addEventListener("close", (event) => {
       disconnects++;
+      if (disconnectedAt.length < 20) {
+        disconnectedAt.push(Math.round(performance.now() - started) / 1000);
+      }
       const key = `${event.code} ${event.reason}`;
       codes[key] = (codes[key] ?? 0) + 1;
     });
@@ -98,11 +111,14 @@ for await (const chunk of lines) {
         failed,
         errors,
         disconnects,
+        disconnectedAt,
+        maxLagMs: Math.round(maxLagMs),
         codes,
         open: clients.filter((c) => c.state === "open").length,
         ms: Math.round(performance.now() - start),
       });
     } else if (command === "close") {
+      clearInterval(lagProbe);
       await Promise.all(clients.map((client) => client.close()));
       report({ type: "closed" });
       Deno.exit(0);

@@ -69,6 +69,8 @@ export interface StressStats {
   /** The highest RSS sampled (with `samplePeak`), else `rss`. */
   rssPeak: number;
   heapUsed: number;
+  /** The event loop's worst lag so far (ms): a stalled server reads no pong. */
+  maxLagMs: number;
 }
 
 const config: StressServerConfig = JSON.parse(Deno.args[0] ?? "{}");
@@ -82,6 +84,14 @@ if (config.samplePeak) {
   }, 20);
   Deno.unrefTimer(sampler);
 }
+let maxLagMs = 0;
+let lagDue = performance.now() + 100;
+const lagProbe = setInterval(() => {
+  const now = performance.now();
+  maxLagMs = Math.max(maxLagMs, now - lagDue);
+  lagDue = now + 100;
+}, 100);
+Deno.unrefTimer(lagProbe);
 const knownRooms = new Set<string>();
 let pendingAsks = 0;
 let slowRunning = 0;
@@ -139,6 +149,7 @@ async function stats(): Promise<StressStats> {
     rss: memory.rss,
     rssPeak: Math.max(rssPeak, memory.rss),
     heapUsed: memory.heapUsed,
+    maxLagMs: Math.round(maxLagMs),
   };
 }
 

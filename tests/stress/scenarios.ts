@@ -132,11 +132,17 @@ export async function connections(
           ok: number;
           failed: number;
           disconnects: number;
+          disconnectedAt: number[];
+          maxLagMs: number;
           errors: string[];
           codes: Record<string, number>;
         }
       >("requested", 300_000);
     }));
+    // Whether a client process stalled (it then cannot answer pings).
+    figures.clientMaxLagMs = Math.max(...replies.map((r) => r.maxLagMs));
+    figures.disconnectedAtSeconds = replies.flatMap((r) => r.disconnectedAt)
+      .join(" ");
     const ok = replies.reduce((s, r) => s + r.ok, 0);
     const disconnects = replies.reduce((s, r) => s + r.disconnects, 0);
     figures.requestsAnswered = ok;
@@ -180,6 +186,7 @@ export async function connections(
       }, {}),
     );
     figures.serverUnhandled = last.unhandled;
+    figures.serverMaxLagMs = last.maxLagMs;
     if (last.unhandled) {
       failures.push(`${last.unhandled} unhandled errors in the server`);
     }
