@@ -20,20 +20,9 @@
  * @module
  */
 
-const MODE = Deno.args[0];
+import { lagProbe } from "../tests/_lag_probe.ts";
 
-/** Worst lag of a 100 ms interval, in ms, from now on. */
-function lagProbe(): () => number {
-  let worst = 0;
-  let due = performance.now() + 100;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    worst = Math.max(worst, now - due);
-    due = now + 100;
-  }, 100);
-  Deno.unrefTimer(timer);
-  return () => Math.round(worst);
-}
+const MODE = Deno.args[0];
 
 /** `--server <idle> <seconds>`: prints its port, then its counts. */
 async function server(idle: number, seconds: number): Promise<void> {

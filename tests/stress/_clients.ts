@@ -9,6 +9,7 @@
  */
 
 import { Client } from "../../client.ts";
+import { lagProbe } from "../_lag_probe.ts";
 
 const config = JSON.parse(Deno.args[0]) as {
   port: number;
@@ -28,13 +29,7 @@ let disconnects = 0;
 /** Seconds from the start at which clients saw a disconnect (the first 20). */
 const disconnectedAt: number[] = [];
 // The event loop's worst lag: a process that stalls cannot answer pings.
-let maxLagMs = 0;
-let lagDue = performance.now() + 100;
-const lagProbe = setInterval(() => {
-  const now = performance.now();
-  maxLagMs = Math.max(maxLagMs, now - lagDue);
-  lagDue = now + 100;
-}, 100);
+const maxLagMs = lagProbe();
 const codes: Record<string, number> = {};
 let failedOpen = 0;
 const started = performance.now();
@@ -112,13 +107,12 @@ for await (const chunk of lines) {
         errors,
         disconnects,
         disconnectedAt,
-        maxLagMs: Math.round(maxLagMs),
+        maxLagMs: maxLagMs(),
         codes,
         open: clients.filter((c) => c.state === "open").length,
         ms: Math.round(performance.now() - start),
       });
     } else if (command === "close") {
-      clearInterval(lagProbe);
       await Promise.all(clients.map((client) => client.close()));
       report({ type: "closed" });
       Deno.exit(0);

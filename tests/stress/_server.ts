@@ -13,6 +13,7 @@
  */
 
 import { type BackpressurePolicy, chat, DuplexServer } from "../../server.ts";
+import { lagProbe } from "../_lag_probe.ts";
 
 /** The configuration, passed as JSON in the first argument. */
 export interface StressServerConfig {
@@ -84,14 +85,7 @@ if (config.samplePeak) {
   }, 20);
   Deno.unrefTimer(sampler);
 }
-let maxLagMs = 0;
-let lagDue = performance.now() + 100;
-const lagProbe = setInterval(() => {
-  const now = performance.now();
-  maxLagMs = Math.max(maxLagMs, now - lagDue);
-  lagDue = now + 100;
-}, 100);
-Deno.unrefTimer(lagProbe);
+const maxLagMs = lagProbe();
 const knownRooms = new Set<string>();
 let pendingAsks = 0;
 let slowRunning = 0;
@@ -149,7 +143,7 @@ async function stats(): Promise<StressStats> {
     rss: memory.rss,
     rssPeak: Math.max(rssPeak, memory.rss),
     heapUsed: memory.heapUsed,
-    maxLagMs: Math.round(maxLagMs),
+    maxLagMs: maxLagMs(),
   };
 }
 
