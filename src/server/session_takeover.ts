@@ -17,7 +17,8 @@ import {
   type SessionJournal,
 } from "./session_journal.ts";
 import type { StoredSession } from "./session_store.ts";
-import type { ServerSessions, SessionUpgrade } from "./server_sessions.ts";
+import type { ServerSessions } from "./server_sessions.ts";
+import type { SessionUpgrade } from "./session_host.ts";
 import { delay, Session, within } from "./server_session.ts";
 
 /** What the take-over and hand-over code uses of a server's sessions. */
