@@ -21,6 +21,7 @@
  */
 
 import { lagProbe } from "../tests/_lag_probe.ts";
+import { spawnDeno } from "./process.ts";
 
 const MODE = Deno.args[0];
 
@@ -68,14 +69,6 @@ async function clients(port: number, n: number): Promise<void> {
   Deno.exit(0);
 }
 
-function spawn(args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", import.meta.filename!, ...args],
-    stdin: "piped",
-    stdout: "piped",
-  }).spawn();
-}
-
 /** The lines a child prints, one by one. */
 function lines(child: Deno.ChildProcess): ReadableStreamDefaultReader<string> {
   let rest = "";
@@ -100,6 +93,8 @@ if (MODE === "--server") {
 } else if (import.meta.main) {
   const [total = 8_000, idle = 2, seconds = 45, processes = 4] = Deno.args
     .map(Number);
+  const spawn = (args: string[]) =>
+    spawnDeno([import.meta.filename!, ...args], { stdin: "piped" });
   const host = spawn(["--server", String(idle), String(seconds)]);
   const hostLines = lines(host);
   const port = Number((await hostLines.read()).value);

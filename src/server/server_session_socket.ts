@@ -11,7 +11,7 @@
 import { SessionSocket } from "../peer/session_socket.ts";
 import type { SessionLimits } from "../peer/session_limits.ts";
 import type { SessionHooks } from "../peer/session_hooks.ts";
-import { closeQuietly, type SocketLike } from "../peer/socket_like.ts";
+import type { SocketLike } from "../peer/socket_like.ts";
 import type { HeldFrames } from "../peer/held_frames.ts";
 import type { WriteAheadOutbox } from "../peer/write_ahead_outbox.ts";
 
@@ -171,10 +171,8 @@ export class ServerSessionSocket extends SessionSocket {
    * @param idleTimeout The socket's idle timeout, in seconds.
    */
   retire(code: number, reason: string, idleTimeout: number): void {
-    const transport = this.detach();
-    if (transport === undefined) return;
-    if (!(idleTimeout > 0)) closeQuietly(transport, code, reason);
-    this.#hooks.onDetach?.(code, reason);
+    if (!(idleTimeout > 0)) return this.drop(code, reason);
+    if (this.detach() !== undefined) this.#hooks.onDetach?.(code, reason);
   }
 
   /**
