@@ -8,7 +8,12 @@
  * Every process reports its event loop's worst lag, to tell a stalled
  * process from a lost pong.
  *
- *   deno run -A bench/idle_timeout_race.ts [clients] [idleTimeout] [seconds] [processes]
+ *   deno run -A bench/idle_timeout_race.ts [clients] [idleTimeout] [seconds] [processes] [--duplex]
+ *
+ * With `--duplex` the server is a `DuplexServer` with the same
+ * `idleTimeout`, and the clients offer `duplex.v1` and answer its type-5
+ * pings (its keep-alive, src/server/keep_alive.ts) with pongs, as every
+ * `duplex.v1` peer does; otherwise they still send nothing.
  *
  * On the 2-core machine of the docs (Deno 2.9.6), 8,000 clients in 4
  * processes, `idleTimeout` 2, 45 s: 43 and 321 such closes in two runs, no
@@ -22,8 +27,43 @@
 
 import { lagProbe } from "../tests/_lag_probe.ts";
 import { spawnDeno } from "./process.ts";
+import { DuplexServer } from "../server.ts";
 
 const MODE = Deno.args[0];
+const DUPLEX = Deno.args.includes("--duplex");
+const NO_RESPONSE = "No response from ping frame.";
+
+/** `--server <idle> <seconds> --duplex`: the same with a `DuplexServer`. */
+async function duplexServer(idle: number, seconds: number): Promise<void> {
+  const lag = lagProbe();
+  const duplex = new DuplexServer({
+    idleTimeout: idle,
+    maxConnections: 1e6,
+    maxConnectionsPerAddress: 1e6,
+    rateLimit: false,
+  });
+  let opened = 0, closed = 0, otherCloses = 0;
+  duplex.addEventListener("connect", () => opened++);
+  duplex.addEventListener("disconnect", ({ detail }) => {
+    if (detail.code === 1001 && detail.reason === NO_RESPONSE) closed++;
+    else otherCloses++;
+  });
+  const http = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => console.log(port),
+  }, duplex.fetch);
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const metrics = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
+  const appPings = /duplex_frames_sent_total\{type="ping"\} (\d+)/.exec(
+    await metrics.text(),
+  )?.[1];
+  console.log(
+    JSON.stringify({ opened, closed, otherCloses, appPings, lag: lag() }),
+  );
+  await http.shutdown();
+  Deno.exit(0);
+}
 
 /** `--server <idle> <seconds>`: prints its port, then its counts. */
 async function server(idle: number, seconds: number): Promise<void> {
@@ -50,13 +90,19 @@ async function server(idle: number, seconds: number): Promise<void> {
   Deno.exit(0);
 }
 
+const PONG = '{"sequence":0,"type":6}';
+
 /** `--clients <port> <n>`: opens `n` sockets, then reports its lag on stdin's end. */
 async function clients(port: number, n: number): Promise<void> {
   const lag = lagProbe();
   let next = 0;
   const opener = async () => {
     while (next++ < n) {
-      const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+      const socket = DUPLEX
+        ? new WebSocket(`ws://127.0.0.1:${port}/?user=u${next}`, "duplex.v1")
+        : new WebSocket(`ws://127.0.0.1:${port}/`);
+      // A duplex.v1 peer answers pings (sequence 0, type 5) with pongs.
+      if (DUPLEX) socket.onmessage = () => socket.send(PONG);
       await new Promise((resolve) => socket.onopen = resolve);
     }
   };
@@ -87,14 +133,16 @@ function lines(child: Deno.ChildProcess): ReadableStreamDefaultReader<string> {
 }
 
 if (MODE === "--server") {
-  await server(Number(Deno.args[1]), Number(Deno.args[2]));
+  const run = DUPLEX ? duplexServer : server;
+  await run(Number(Deno.args[1]), Number(Deno.args[2]));
 } else if (MODE === "--clients") {
   await clients(Number(Deno.args[1]), Number(Deno.args[2]));
 } else if (import.meta.main) {
   const [total = 8_000, idle = 2, seconds = 45, processes = 4] = Deno.args
-    .map(Number);
+    .filter((arg) => !arg.startsWith("--")).map(Number);
+  const flags = DUPLEX ? ["--duplex"] : [];
   const spawn = (args: string[]) =>
-    spawnDeno([import.meta.filename!, ...args], { stdin: "piped" });
+    spawnDeno([import.meta.filename!, ...args, ...flags], { stdin: "piped" });
   const host = spawn(["--server", String(idle), String(seconds)]);
   const hostLines = lines(host);
   const port = Number((await hostLines.read()).value);
@@ -113,7 +161,9 @@ if (MODE === "--server") {
   }
   await host.status;
   console.log(
-    `${result.opened} clients answering pings, idleTimeout ${idle} s, ${seconds} s: ` +
+    `${result.opened} clients answering pings, ${
+      DUPLEX ? "DuplexServer" : "raw Deno server"
+    }, idleTimeout ${idle} s, ${seconds} s: ` +
       `${result.closed} closed with 1001 "No response from ping frame."; ` +
       `worst lag: server ${result.lag} ms, clients ${Math.max(...lags)} ms`,
   );

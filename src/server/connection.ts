@@ -67,6 +67,9 @@ export class ServerConnection<Local extends Endpoint, Remote extends Endpoint>
   socketIsClosed = false;
   /** The id of the session this socket carries, if any. */
   sessionId: string | undefined = undefined;
+  /** The keep-alive's: frames received at its last sweep, quiet sweeps. */
+  heard = -1;
+  quiet = 0;
   #closed: PromiseWithResolvers<void> | undefined = undefined;
   readonly extended: boolean;
   constructor(

@@ -11,6 +11,7 @@ import { ForbiddenError } from "../peer/middleware.ts";
 import { listed } from "../cluster/broker.ts";
 import type { ServerConnection } from "./connection.ts";
 import type { MetricsSnapshot } from "./metrics.ts";
+import type { KeepAlive } from "./keep_alive.ts";
 
 /** A user's connections: the one, or a set once there were several. */
 export type Own<Local extends Endpoint, Remote extends Endpoint> =
@@ -26,6 +27,8 @@ export class ConnectionRegistry<
   readonly sockets: Set<ServerConnection<Local, Remote>> = new Set();
   /** Open, registered connections. */
   readonly connections: Set<ServerConnection<Local, Remote>> = new Set();
+  /** Pings quiet connections while there are any (set by the server). */
+  keepAlive: KeepAlive<Local, Remote> | undefined = undefined;
   /**
    * Each user's connections: the one, or a set of them (oldest first) once
    * there were several; most users have one, so an idle connection costs
@@ -62,6 +65,7 @@ export class ConnectionRegistry<
   add(connection: ServerConnection<Local, Remote>): boolean {
     connection.registered = true;
     this.connections.add(connection);
+    this.keepAlive?.start(this.connections);
     const { user } = connection;
     const own = this.#users.get(user);
     if (own === undefined) this.#users.set(user, connection);
@@ -95,6 +99,7 @@ export class ConnectionRegistry<
     connection.registered = false;
     const { user } = connection;
     this.connections.delete(connection);
+    if (this.connections.size === 0) this.keepAlive?.stop();
     this.#addStats(connection);
     const own = this.#users.get(user);
     if (own instanceof Set) own.delete(connection);

@@ -34,6 +34,7 @@ import { ConnectionSlots } from "./connection_slots.ts";
 import { ConnectionRegistry } from "./connection_registry.ts";
 import { FanOut, type NotifyOptions, type PushOptions } from "./fan_out.ts";
 import { GracefulShutdown } from "./graceful_shutdown.ts";
+import { KeepAlive } from "./keep_alive.ts";
 import { isUpgrade, text } from "./_http.ts";
 import { StatusRoutes } from "./status_routes.ts";
 import {
@@ -182,15 +183,15 @@ export class DuplexServer<
     const { sendBudget, totalSendBudget } = options; // defaults: SendBudget
     this.#sendBudget = new SendBudget(sendBudget, totalSendBudget);
     this.#logger = options.logger;
-    this.#graceful = new GracefulShutdown(
-      this.metrics,
-      options.shutdownTimeout ?? 5_000,
-    );
+    const { idleTimeout = 30 } = options; // s; the keep-alive pings before Deno
+    this.#registry.keepAlive = new KeepAlive(idleTimeout);
+    const { shutdownTimeout = 5_000 } = options;
+    this.#graceful = new GracefulShutdown(this.metrics, shutdownTimeout);
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
       origins: options.origins,
       hosts: options.hosts,
-      idleTimeout: options.idleTimeout ?? 30,
+      idleTimeout,
       slots: this.#slots,
       trustProxy: options.trustProxy ?? false,
       sessions: options.sessions !== false,
@@ -578,10 +579,9 @@ export class DuplexServer<
     disconnected = false,
   ): void {
     if (!connection?.registered) return;
-    const { user } = connection;
+    const { user } = connection, host = this.#sessions.host;
     const last = this.#registry.remove(connection);
-    const sessions = this.#sessions.host;
-    if (!disconnected) dispatchDisconnect(sessions, connection, code, reason);
+    if (!disconnected) dispatchDisconnect(host, connection, code, reason);
     if (last) {
       this.#cluster?.removeLocalUser(user);
       this.dispatchEvent(new CustomEvent("offline", { detail: { user } }));

@@ -227,9 +227,12 @@ export interface DuplexServerOptions {
     info?: Deno.ServeHandlerInfo,
   ) => Response | Promise<Response>;
   /**
-   * Seconds without any traffic after which the server pings a client, and
-   * drops it when the pong does not come (`Deno.upgradeWebSocket`'s
-   * `idleTimeout`); 0 disables it.
+   * Liveness of clients, in seconds: Deno pings a client that sent nothing
+   * for half of it and drops it when the pong does not come
+   * (`Deno.upgradeWebSocket`'s `idleTimeout`). `duplex.v1` clients quiet for
+   * a third of it are pinged by the server first, with a type-5 frame, so
+   * that Deno's pings, which can drop a client whose pong came, never reach
+   * them (docs/server.md). 0 disables both.
    *
    * @default {30}
    */

@@ -59,7 +59,11 @@ export interface StressStats {
   dropped: number;
   malformed: number;
   rateLimited: number;
-  pingsIn: number;
+  /**
+   * Pings and pongs received: the clients' heartbeats, and their answers to
+   * the server's keep-alive.
+   */
+  livenessIn: number;
   executed: number;
   closeCodes: Record<string, number>;
   /** The last close code of each user. */
@@ -134,7 +138,8 @@ async function stats(): Promise<StressStats> {
     dropped: metric(text, "duplex_notifications_dropped_total"),
     malformed: metric(text, "duplex_malformed_frames_total"),
     rateLimited: metric(text, "duplex_rate_limited_total"),
-    pingsIn: metric(text, 'duplex_frames_received_total\\{type="ping"\\}'),
+    livenessIn: metric(text, 'duplex_frames_received_total\\{type="ping"\\}') +
+      metric(text, 'duplex_frames_received_total\\{type="pong"\\}'),
     executed,
     closeCodes: { ...closeCodes },
     closeCodeOf: { ...closeCodeOf },

@@ -175,7 +175,7 @@ console.log(
     figure("connections", "minConnectionsDuringHold")
   } (requests answered ${
     figure("connections", "requestsAnswered")
-  }, heartbeat pings ${figure("connections", "heartbeatPingsDuringHold")})`,
+  }, pings and pongs ${figure("connections", "livenessFramesDuringHold")})`,
 );
 console.log(
   `server memory (hold)   rss ${

@@ -1,0 +1,121 @@
+/**
+ * Application-level pings to quiet `duplex.v1` connections, so that Deno's
+ * idle timer never has to ping them (see docs/server.md, "`idleTimeout` and
+ * Deno's pings").
+ *
+ * Deno pings a socket that has read nothing for `idleTimeout / 2` seconds
+ * and closes it when no pong follows. Its timer can also close a socket
+ * whose pong came: when the pong is read while the ping is still being
+ * written, the write's end arms the closing timer after the read re-armed
+ * the idle one, and nothing clears it. Thousands of quiet sockets lose a few
+ * live ones that way (`bench/idle_timeout_race.ts`). A socket that reads a
+ * frame more often than every `idleTimeout / 2` is never pinged by Deno, so
+ * the server asks its `duplex.v1` clients for that frame itself: a type-5
+ * ping, which every `duplex.v1` peer answers with a pong (PROTOCOL.md).
+ * Original-protocol clients never see one; Deno's pings stay their liveness
+ * check. A dead client answers neither, and Deno's timer, armed at its last
+ * frame, closes it as before.
+ *
+ * One interval timer per server, running while connections are registered:
+ * every `idleTimeout / 12` it reads each connection's received-frame counts
+ * (kept by its peer anyway: nothing is added to the per-frame path) and
+ * pings the connections that received nothing in three sweeps in a row.
+ * A quiet connection is pinged at most `idleTimeout / 3` after its last
+ * frame, so its pong comes `idleTimeout / 6` (5 s at the default 30 s)
+ * before Deno's ping would have gone out. A busy connection is never pinged.
+ *
+ * @module
+ */
+
+import type { Endpoint } from "../peer/peer.ts";
+import type { ServerConnection } from "./connection.ts";
+
+/** Sweeps per `idleTimeout`: a sweep every twelfth of it. */
+const SWEEPS_PER_IDLE_TIMEOUT = 12;
+/** Quiet sweeps in a row before a ping (then `idleTimeout / 3` passed). */
+const QUIET_SWEEPS = 3;
+
+/** What the keep-alive reads and keeps of a connection. */
+export interface KeptAlive {
+  /** `true` for `duplex.v1` (and what implies it): pings are understood. */
+  readonly extended: boolean;
+  /** The peer: its received-frame counts, and `ping()`. */
+  readonly peer: {
+    readonly closed: boolean;
+    readonly stats: { readonly framesIn: readonly number[] };
+    ping(): void;
+  };
+  /** Frames received at the last sweep (-1 before the first). */
+  heard: number;
+  /** Sweeps in a row that found no new frame. */
+  quiet: number;
+}
+
+/**
+ * Pings the quiet `duplex.v1` connections of one server before Deno's idle
+ * timer would.
+ *
+ * @example Usage
+ * ```ts ignore
+ * const keepAlive = new KeepAlive(30); // the server's idleTimeout
+ * keepAlive.start(registry.connections); // a connection registered
+ * keepAlive.stop(); // none left
+ * ```
+ */
+export class KeepAlive<Local extends Endpoint, Remote extends Endpoint> {
+  readonly #period: number;
+  #connections: ReadonlySet<ServerConnection<Local, Remote>> = new Set();
+  #timer: ReturnType<typeof setInterval> | undefined = undefined;
+
+  /**
+   * @param idleTimeout The server's `idleTimeout` in seconds; 0 disables
+   * the keep-alive, as it disables Deno's pings.
+   */
+  constructor(idleTimeout: number) {
+    this.#period = idleTimeout > 0
+      ? idleTimeout * 1000 / SWEEPS_PER_IDLE_TIMEOUT
+      : 0;
+  }
+
+  /**
+   * Starts sweeping, unless it already does (a connection registered).
+   *
+   * @param connections The server's registered connections, read at each
+   * sweep.
+   */
+  start(connections: ReadonlySet<ServerConnection<Local, Remote>>): void {
+    if (this.#timer !== undefined || this.#period === 0) return;
+    this.#connections = connections;
+    this.#timer = setInterval(this.#sweep, this.#period);
+  }
+
+  /** Stops sweeping (no connection left); `start` resumes it. */
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  readonly #sweep = (): void => {
+    for (const connection of this.#connections) sweep(connection);
+  };
+}
+
+/** One connection's turn in a sweep. */
+function sweep(connection: KeptAlive): void {
+  const { peer } = connection;
+  if (!connection.extended || peer.closed) return;
+  const counts = peer.stats.framesIn;
+  let heard = 0;
+  for (let type = 0; type < counts.length; type++) heard += counts[type];
+  if (heard !== connection.heard) {
+    connection.heard = heard;
+    connection.quiet = 0;
+  } else if (++connection.quiet >= QUIET_SWEEPS) {
+    connection.quiet = 0;
+    try {
+      peer.ping();
+    } catch {
+      // Closing: Deno's timer or the close itself ends it.
+    }
+  }
+}
