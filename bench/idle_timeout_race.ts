@@ -33,9 +33,14 @@ const MODE = Deno.args[0];
 const DUPLEX = Deno.args.includes("--duplex");
 const NO_RESPONSE = "No response from ping frame.";
 
-/** `--server <idle> <seconds> --duplex`: the same with a `DuplexServer`. */
-async function duplexServer(idle: number, seconds: number): Promise<void> {
+/** `--server <idle> <seconds> <clients> --duplex`: the same with a `DuplexServer`. */
+async function duplexServer(
+  idle: number,
+  seconds: number,
+  total: number,
+): Promise<void> {
   const lag = lagProbe();
+  let cpu = NaN; // CPU seconds when the last client opened
   const duplex = new DuplexServer({
     idleTimeout: idle,
     maxConnections: 1e6,
@@ -43,7 +48,9 @@ async function duplexServer(idle: number, seconds: number): Promise<void> {
     rateLimit: false,
   });
   let opened = 0, closed = 0, otherCloses = 0;
-  duplex.addEventListener("connect", () => opened++);
+  duplex.addEventListener("connect", () => {
+    if (++opened === total) cpu = cpuSeconds();
+  });
   duplex.addEventListener("disconnect", ({ detail }) => {
     if (detail.code === 1001 && detail.reason === NO_RESPONSE) closed++;
     else otherCloses++;
@@ -54,20 +61,36 @@ async function duplexServer(idle: number, seconds: number): Promise<void> {
     onListen: ({ port }) => console.log(port),
   }, duplex.fetch);
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const cpuSecondsUsed = cpuSeconds() - cpu;
   const metrics = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
   const appPings = /duplex_frames_sent_total\{type="ping"\} (\d+)/.exec(
     await metrics.text(),
   )?.[1];
   console.log(
-    JSON.stringify({ opened, closed, otherCloses, appPings, lag: lag() }),
+    JSON.stringify({
+      opened,
+      closed,
+      otherCloses,
+      appPings,
+      cpuSecondsUsed,
+      lag: lag(),
+    }),
   );
   await http.shutdown();
   Deno.exit(0);
 }
 
-/** `--server <idle> <seconds>`: prints its port, then its counts. */
-async function server(idle: number, seconds: number): Promise<void> {
+/**
+ * `--server <idle> <seconds> <clients>`: prints its port, then its counts and
+ * the CPU time it used after the last client opened.
+ */
+async function server(
+  idle: number,
+  seconds: number,
+  total: number,
+): Promise<void> {
   const lag = lagProbe();
+  let cpu = NaN; // CPU seconds when the last client opened
   let opened = 0;
   let closed = 0;
   const http = Deno.serve({
@@ -78,19 +101,29 @@ async function server(idle: number, seconds: number): Promise<void> {
     const { socket, response } = Deno.upgradeWebSocket(request, {
       idleTimeout: idle,
     });
-    socket.onopen = () => opened++;
+    socket.onopen = () => {
+      if (++opened === total) cpu = cpuSeconds();
+    };
     socket.onclose = (event) => {
       if (event.code === 1001) closed++;
     };
     return response;
   });
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  console.log(JSON.stringify({ opened, closed, lag: lag() }));
+  const cpuSecondsUsed = cpuSeconds() - cpu;
+  console.log(JSON.stringify({ opened, closed, cpuSecondsUsed, lag: lag() }));
   await http.shutdown();
   Deno.exit(0);
 }
 
 const PONG = '{"sequence":0,"type":6}';
+
+/** This process's CPU time (user + system) in seconds, from /proc. */
+function cpuSeconds(): number {
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime
+}
 
 /** `--clients <port> <n>`: opens `n` sockets, then reports its lag on stdin's end. */
 async function clients(port: number, n: number): Promise<void> {
@@ -134,7 +167,7 @@ function lines(child: Deno.ChildProcess): ReadableStreamDefaultReader<string> {
 
 if (MODE === "--server") {
   const run = DUPLEX ? duplexServer : server;
-  await run(Number(Deno.args[1]), Number(Deno.args[2]));
+  await run(Number(Deno.args[1]), Number(Deno.args[2]), Number(Deno.args[3]));
 } else if (MODE === "--clients") {
   await clients(Number(Deno.args[1]), Number(Deno.args[2]));
 } else if (import.meta.main) {
@@ -143,7 +176,12 @@ if (MODE === "--server") {
   const flags = DUPLEX ? ["--duplex"] : [];
   const spawn = (args: string[]) =>
     spawnDeno([import.meta.filename!, ...args, ...flags], { stdin: "piped" });
-  const host = spawn(["--server", String(idle), String(seconds)]);
+  const host = spawn([
+    "--server",
+    String(idle),
+    String(seconds),
+    String(total),
+  ]);
   const hostLines = lines(host);
   const port = Number((await hostLines.read()).value);
   const children = Array.from(

@@ -67,7 +67,8 @@ function duplexWire(protocols: string[]): Wire {
       case 3:
         return each(0);
       case 5:
-        // A duplex.v1 peer answers pings (none are sent in a short run).
+        // A duplex.v1 peer answers pings (the server keep-alive sends them
+        // to connections that sent nothing for idleTimeout / 3).
         socket.send(`{"sequence":${frame.sequence},"type":6}`);
         return;
       default:

@@ -19,10 +19,12 @@
  * One interval timer per server, running while connections are registered:
  * every `idleTimeout / 12` it reads each connection's received-frame counts
  * (kept by its peer anyway: nothing is added to the per-frame path) and
- * pings the connections that received nothing in three sweeps in a row.
+ * pings the connections that received nothing in three sweeps in a row
+ * (256 pings per turn of the event loop, so that a crowd that fell quiet
+ * together does not stall it).
  * A quiet connection is pinged at most `idleTimeout / 3` after its last
- * frame, so its pong comes `idleTimeout / 6` (5 s at the default 30 s)
- * before Deno's ping would have gone out. A busy connection is never pinged.
+ * frame, so its pong has `idleTimeout / 6` (5 s at the default 30 s) to
+ * come before Deno's ping would go out. A busy connection is never pinged.
  *
  * @module
  */
@@ -34,6 +36,8 @@ import type { ServerConnection } from "./connection.ts";
 const SWEEPS_PER_IDLE_TIMEOUT = 12;
 /** Quiet sweeps in a row before a ping (then `idleTimeout / 3` passed). */
 const QUIET_SWEEPS = 3;
+/** Pings sent per turn of the event loop (about 3 ms of work). */
+const PINGS_PER_TURN = 256;
 
 /** What the keep-alive reads and keeps of a connection. */
 export interface KeptAlive {
@@ -66,6 +70,10 @@ export class KeepAlive<Local extends Endpoint, Remote extends Endpoint> {
   readonly #period: number;
   #connections: ReadonlySet<ServerConnection<Local, Remote>> = new Set();
   #timer: ReturnType<typeof setInterval> | undefined = undefined;
+  /** Peers to ping, in order, and how many were pinged. */
+  #due: KeptAlive["peer"][] = [];
+  #pinged = 0;
+  #chunk: ReturnType<typeof setTimeout> | undefined = undefined;
 
   /**
    * @param idleTimeout The server's `idleTimeout` in seconds; 0 disables
@@ -92,30 +100,67 @@ export class KeepAlive<Local extends Endpoint, Remote extends Endpoint> {
   /** Stops sweeping (no connection left); `start` resumes it. */
   stop(): void {
     clearInterval(this.#timer);
-    this.#timer = undefined;
+    clearTimeout(this.#chunk);
+    this.#timer = this.#chunk = undefined;
+    this.#due = [];
+    this.#pinged = 0;
   }
 
+  /**
+   * Reads every connection's counts at once (cheap), but sends the pings
+   * `PINGS_PER_TURN` at a time, a macrotask apart: connections opened
+   * together fall quiet together, and 100,000 pings in one turn would
+   * stall the event loop for a second.
+   */
   readonly #sweep = (): void => {
-    for (const connection of this.#connections) sweep(connection);
+    for (const connection of this.#connections) {
+      if (isQuiet(connection)) this.#due.push(connection.peer);
+    }
+    if (this.#chunk === undefined && this.#pinged < this.#due.length) {
+      this.#ping();
+    }
+  };
+
+  readonly #ping = (): void => {
+    const due = this.#due;
+    const end = Math.min(this.#pinged + PINGS_PER_TURN, due.length);
+    for (; this.#pinged < end; this.#pinged++) ping(due[this.#pinged]);
+    if (end < due.length) {
+      this.#chunk = setTimeout(this.#ping, 0);
+      return;
+    }
+    this.#chunk = undefined;
+    this.#due = [];
+    this.#pinged = 0;
   };
 }
 
-/** One connection's turn in a sweep. */
-function sweep(connection: KeptAlive): void {
+/**
+ * One connection's turn in a sweep.
+ *
+ * @returns `true` when it is due a ping: quiet for `QUIET_SWEEPS` sweeps.
+ */
+function isQuiet(connection: KeptAlive): boolean {
   const { peer } = connection;
-  if (!connection.extended || peer.closed) return;
+  if (!connection.extended || peer.closed) return false;
   const counts = peer.stats.framesIn;
   let heard = 0;
   for (let type = 0; type < counts.length; type++) heard += counts[type];
   if (heard !== connection.heard) {
     connection.heard = heard;
     connection.quiet = 0;
-  } else if (++connection.quiet >= QUIET_SWEEPS) {
-    connection.quiet = 0;
-    try {
-      peer.ping();
-    } catch {
-      // Closing: Deno's timer or the close itself ends it.
-    }
+    return false;
+  }
+  if (++connection.quiet < QUIET_SWEEPS) return false;
+  connection.quiet = 0;
+  return true;
+}
+
+function ping(peer: KeptAlive["peer"]): void {
+  if (peer.closed) return;
+  try {
+    peer.ping();
+  } catch {
+    // Closing: Deno's timer or the close itself ends it.
   }
 }
