@@ -33,56 +33,61 @@ const MODE = Deno.args[0];
 const DUPLEX = Deno.args.includes("--duplex");
 const NO_RESPONSE = "No response from ping frame.";
 
-/** `--server <idle> <seconds> <clients> --duplex`: the same with a `DuplexServer`. */
-async function duplexServer(
+/** What a server process counts. */
+interface Counts {
+  opened: number;
+  /** Closed by Deno's idle timer ("No response from ping frame."). */
+  closed: number;
+  otherCloses: number;
+}
+
+/** A `DuplexServer`'s handler, reporting opens and closes. */
+function duplexHandler(
   idle: number,
-  seconds: number,
-  total: number,
-): Promise<void> {
-  const lag = lagProbe();
-  let cpu = NaN; // CPU seconds when the last client opened
+  opened: () => void,
+  ended: (code: number, reason: string) => void,
+): Deno.ServeHandler {
   const duplex = new DuplexServer({
     idleTimeout: idle,
     maxConnections: 1e6,
     maxConnectionsPerAddress: 1e6,
     rateLimit: false,
   });
-  let opened = 0, closed = 0, otherCloses = 0;
-  duplex.addEventListener("connect", () => {
-    if (++opened === total) cpu = cpuSeconds();
-  });
-  duplex.addEventListener("disconnect", ({ detail }) => {
-    if (detail.code === 1001 && detail.reason === NO_RESPONSE) closed++;
-    else otherCloses++;
-  });
-  const http = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: ({ port }) => console.log(port),
-  }, duplex.fetch);
-  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const cpuSecondsUsed = cpuSeconds() - cpu;
-  const metrics = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
-  const appPings = /duplex_frames_sent_total\{type="ping"\} (\d+)/.exec(
-    await metrics.text(),
-  )?.[1];
-  console.log(
-    JSON.stringify({
-      opened,
-      closed,
-      otherCloses,
-      appPings,
-      cpuSecondsUsed,
-      lag: lag(),
-    }),
+  duplex.addEventListener("connect", opened);
+  duplex.addEventListener(
+    "disconnect",
+    ({ detail }) => ended(detail.code, detail.reason),
   );
-  await http.shutdown();
-  Deno.exit(0);
+  return duplex.fetch;
+}
+
+/** A raw Deno handler: the upgrade with `idleTimeout`, nothing else. */
+function rawHandler(
+  idle: number,
+  opened: () => void,
+  ended: (code: number, reason: string) => void,
+): Deno.ServeHandler {
+  return (request) => {
+    const { socket, response } = Deno.upgradeWebSocket(request, {
+      idleTimeout: idle,
+    });
+    socket.onopen = opened;
+    // Deno dispatches a second close (1005) after its idle timer's.
+    socket.addEventListener(
+      "close",
+      (event) => ended(event.code, event.reason),
+      {
+        once: true,
+      },
+    );
+    return response;
+  };
 }
 
 /**
- * `--server <idle> <seconds> <clients>`: prints its port, then its counts and
- * the CPU time it used after the last client opened.
+ * `--server <idle> <seconds> <clients> [--duplex]`: prints its port, then
+ * its counts, the pings it sent (Duplex) and the CPU time it used after the
+ * last client opened.
  */
 async function server(
   idle: number,
@@ -90,28 +95,32 @@ async function server(
   total: number,
 ): Promise<void> {
   const lag = lagProbe();
+  const counts: Counts = { opened: 0, closed: 0, otherCloses: 0 };
   let cpu = NaN; // CPU seconds when the last client opened
-  let opened = 0;
-  let closed = 0;
+  const opened = () => {
+    if (++counts.opened === total) cpu = cpuSeconds();
+  };
+  const ended = (code: number, reason: string) => {
+    if (code === 1001 && reason === NO_RESPONSE) counts.closed++;
+    else counts.otherCloses++;
+  };
   const http = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
     onListen: ({ port }) => console.log(port),
-  }, (request) => {
-    const { socket, response } = Deno.upgradeWebSocket(request, {
-      idleTimeout: idle,
-    });
-    socket.onopen = () => {
-      if (++opened === total) cpu = cpuSeconds();
-    };
-    socket.onclose = (event) => {
-      if (event.code === 1001) closed++;
-    };
-    return response;
-  });
+  }, (DUPLEX ? duplexHandler : rawHandler)(idle, opened, ended));
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const cpuSecondsUsed = cpuSeconds() - cpu;
-  console.log(JSON.stringify({ opened, closed, cpuSecondsUsed, lag: lag() }));
+  let appPings: string | undefined;
+  if (DUPLEX) {
+    const metrics = await fetch(`http://127.0.0.1:${http.addr.port}/metrics`);
+    appPings = /duplex_frames_sent_total\{type="ping"\} (\d+)/.exec(
+      await metrics.text(),
+    )?.[1];
+  }
+  console.log(
+    JSON.stringify({ ...counts, appPings, cpuSecondsUsed, lag: lag() }),
+  );
   await http.shutdown();
   Deno.exit(0);
 }
@@ -166,8 +175,11 @@ function lines(child: Deno.ChildProcess): ReadableStreamDefaultReader<string> {
 }
 
 if (MODE === "--server") {
-  const run = DUPLEX ? duplexServer : server;
-  await run(Number(Deno.args[1]), Number(Deno.args[2]), Number(Deno.args[3]));
+  await server(
+    Number(Deno.args[1]),
+    Number(Deno.args[2]),
+    Number(Deno.args[3]),
+  );
 } else if (MODE === "--clients") {
   await clients(Number(Deno.args[1]), Number(Deno.args[2]));
 } else if (import.meta.main) {

@@ -64,13 +64,14 @@ Deno.test("keep-alive: a quiet duplex.v1 client that answers the server's pings 
 });
 
 Deno.test("keep-alive: a busy duplex.v1 client is never pinged", async () => {
-  await using server = new DuplexServer({ idleTimeout: 1 });
+  // Sweeps every 250 ms: a ping would follow 750 ms without a frame.
+  await using server = new DuplexServer({ idleTimeout: 3 });
   server.handle("tick", (n: number) => n);
   await using http = listen(server);
   const socket = await rawClient(server, http, "busy", "duplex.v1");
   const started = performance.now();
-  // A request every 100 ms for 1.5 s: four quiet sweeps never happen.
-  for (let sequence = 1; performance.now() - started < 1_500; sequence++) {
+  // A request every 100 ms for 2.5 s: never three quiet sweeps in a row.
+  for (let sequence = 1; performance.now() - started < 2_500; sequence++) {
     const frame = { sequence, type: 1, method: "tick", message: sequence };
     await socket.sendText(JSON.stringify(frame));
     const answer = await deadline(socket.readFrame(), 5_000, "the answer");
