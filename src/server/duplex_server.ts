@@ -183,9 +183,9 @@ export class DuplexServer<
     const { sendBudget, totalSendBudget } = options; // defaults: SendBudget
     this.#sendBudget = new SendBudget(sendBudget, totalSendBudget);
     this.#logger = options.logger;
-    const { idleTimeout = 30 } = options; // s; the keep-alive pings before Deno
+    const idleTimeout = options.idleTimeout ?? 30; // the keep-alive's too
     this.#registry.keepAlive = new KeepAlive(idleTimeout);
-    const { shutdownTimeout = 5_000 } = options;
+    const shutdownTimeout = options.shutdownTimeout ?? 5_000;
     this.#graceful = new GracefulShutdown(this.metrics, shutdownTimeout);
     this.#upgradePath = new UpgradePath({
       authenticate: options.authenticate ?? defaultAuthenticate,
