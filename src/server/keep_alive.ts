@@ -40,7 +40,7 @@ const QUIET_SWEEPS = 3;
 const PINGS_PER_TURN = 256;
 
 /** What the keep-alive reads and keeps of a connection. */
-export interface KeptAlive {
+interface KeptAlive {
   /** `true` for `duplex.v1` (and what implies it): pings are understood. */
   readonly extended: boolean;
   /** The peer: its received-frame counts, and `ping()`. */

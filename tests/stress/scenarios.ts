@@ -122,10 +122,10 @@ export async function connections(
     }
     // Every quiet client proves it lives: its heartbeat's ping, or its pong
     // to the server's keep-alive (which then spares it the heartbeat).
-    const pings = last.livenessIn - first.livenessIn;
-    figures.livenessFramesDuringHold = pings;
-    if (pings < options.clients) {
-      failures.push(`only ${pings} pings and pongs reached the server`);
+    const liveness = last.livenessIn - first.livenessIn;
+    figures.livenessFramesDuringHold = liveness;
+    if (liveness < options.clients) {
+      failures.push(`only ${liveness} pings and pongs reached the server`);
     }
     const replies = await Promise.all(workers.map(async (w) => {
       await w.send("request");
